@@ -1,0 +1,2 @@
+export * from './registry/registry.ts';
+export * from './registry/kinds.ts';

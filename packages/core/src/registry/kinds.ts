@@ -1,0 +1,133 @@
+import type * as tf from '@tensorflow/tfjs';
+import { Registry, type EntryBase } from './registry.ts';
+
+/* ------------------------------------------------------------------------------------------ *
+ * The kinds of entries Tessera knows. Each kind is a closed registry; packages/models,        *
+ * packages/data and core itself fill them through explicit `register...(registries)` calls    *
+ * made by the composition root. See docs/architecture.md.                                     *
+ * ------------------------------------------------------------------------------------------ */
+
+/** Where a config value came from, for located errors. */
+export interface SourceLocation {
+  file: string;
+  line: number; // 1-based
+  col: number; // 1-based
+}
+
+/** Everything a block factory may need besides its own params. */
+export interface BlockContext {
+  /** Scoped, unique layer name, e.g. "block_2/token_mixing/dense_1". Use it as the layer's name. */
+  name: string;
+  /** Deterministic seed for this layer's initializers (derived from the run seed and `name`). */
+  seed: number;
+}
+
+/**
+ * A model primitive: the YAML `{type: dense, units: 64, ...}` becomes `create(params, ctx)`,
+ * a tf.layers.Layer that the graph builder applies to symbolic tensors.
+ */
+export interface BlockEntry<P = any> extends EntryBase {
+  create(params: P, ctx: BlockContext): tf.layers.Layer;
+}
+
+export type Split = 'train' | 'validation' | 'test';
+
+export interface DatasetInfo {
+  name: string;
+  numClasses: number;
+  /** Shape of one example as the model sees it (after deterministic transforms), e.g. [64, 64, 3]. */
+  inputShape: number[];
+  labelNames?: string[];
+  /** Number of examples per split. */
+  counts: Record<Split, number>;
+  /** A stable hash of the source data, for caches. */
+  fingerprint: string;
+}
+
+export interface Batch {
+  /** float32 [batch, ...inputShape], transforms applied. The consumer disposes it. */
+  x: tf.Tensor;
+  /** int32 [batch] class indices. The consumer disposes it. */
+  y: tf.Tensor1D;
+}
+
+export interface BatchOptions {
+  batchSize: number;
+  /** Shuffle (seeded by `seed` and `epoch`) and apply the random transforms. */
+  training: boolean;
+  seed: number;
+  epoch: number;
+}
+
+/** A ready input pipeline: source + split + transforms + batching. */
+export interface Dataset {
+  info: DatasetInfo;
+  numBatches(split: Split, batchSize: number): number;
+  batches(split: Split, options: BatchOptions): AsyncIterable<Batch>;
+  /** State the model needs at inference time (e.g. normalization statistics), JSON-serialisable. */
+  state(): Record<string, unknown>;
+  /** Applies the deterministic (inference) transforms to raw uint8 images [n, h, w, c]. */
+  preprocess(images: tf.Tensor4D): tf.Tensor;
+}
+
+export interface DatasetContext {
+  /** Directory of the experiment file, for relative paths. */
+  configDir: string;
+  seed: number;
+  registries: Registries;
+  log: (message: string) => void;
+}
+
+/** A dataset source: `data: {type: cifar100, ...}`; its params include the `transforms` list. */
+export interface DatasetEntry<P = any> extends EntryBase {
+  create(params: P, ctx: DatasetContext): Promise<Dataset>;
+}
+
+/** Adapts a transform to training data before use (e.g. normalization statistics). */
+export interface TransformState {
+  [key: string]: unknown;
+}
+
+/** A preprocessing / augmentation step over a float32 batch [n, h, w, c]. */
+export interface Transform {
+  /** Random transforms only act when `training` is true. */
+  readonly random: boolean;
+  /** Output shape of one example given the input shape. */
+  outputShape(inputShape: number[]): number[];
+  apply(x: tf.Tensor4D, options: { training: boolean; seed: number }): tf.Tensor4D;
+}
+
+export interface TransformEntry<P = any> extends EntryBase {
+  create(params: P): Transform;
+}
+
+/** Optimizers, LR schedules and callbacks are registered by core's engine itself. */
+export interface OptimizerEntry<P = any> extends EntryBase {
+  create(params: P): unknown;
+}
+export interface ScheduleEntry<P = any> extends EntryBase {
+  create(params: P): unknown;
+}
+export interface CallbackEntry<P = any> extends EntryBase {
+  create(params: P): unknown;
+}
+
+export interface Registries {
+  blocks: Registry<BlockEntry>;
+  datasets: Registry<DatasetEntry>;
+  transforms: Registry<TransformEntry>;
+  optimizers: Registry<OptimizerEntry>;
+  schedules: Registry<ScheduleEntry>;
+  callbacks: Registry<CallbackEntry>;
+}
+
+export function createRegistries(): Registries {
+  return {
+    blocks: new Registry<BlockEntry>('block'),
+    datasets: new Registry<DatasetEntry>('dataset'),
+    transforms: new Registry<TransformEntry>('transform'),
+    optimizers: new Registry<OptimizerEntry>('optimizer'),
+    schedules: new Registry<ScheduleEntry>('schedule'),
+    callbacks: new Registry<CallbackEntry>('callback'),
+  };
+}
