@@ -8,6 +8,8 @@ export default defineConfig({
     hookTimeout: 180_000,
     pool: 'forks',
     maxWorkers: 2,
-    reporters: process.env.CI ? ['default'] : ['default'],
+    // .ci/run asks for a JSON report too, to print the closing "N passed, N failed" line.
+    reporters: process.env.TESSERA_TEST_REPORT ? ['default', 'json'] : ['default'],
+    outputFile: process.env.TESSERA_TEST_REPORT ? { json: process.env.TESSERA_TEST_REPORT } : {},
   },
 });
