@@ -1,0 +1,88 @@
+import * as tf from '@tensorflow/tfjs';
+import type { BlockEntry } from '@tessera/core';
+import { singleShape, singleTensor, snakeCase } from './common.ts';
+
+/** Activation functions, by their Keras names. */
+export const ACTIVATIONS = ['linear', 'relu', 'gelu', 'gelu_tanh', 'sigmoid', 'tanh', 'swish', 'softmax'] as const;
+export type ActivationName = (typeof ACTIVATIONS)[number];
+
+export function activationSchema(defaultName: ActivationName) {
+  return {
+    enum: [...ACTIVATIONS],
+    default: defaultName,
+    description: 'Activation: gelu is the exact erf form (Keras\' default), gelu_tanh the tanh approximation.',
+  };
+}
+
+/** Applies an activation by name (must be called inside a tidy by the caller's layer). */
+export function activate(name: string, x: tf.Tensor): tf.Tensor {
+  switch (snakeCase(name) as ActivationName) {
+    case 'linear':
+      return x;
+    case 'relu':
+      return tf.relu(x);
+    case 'gelu':
+      // 0.5 x (1 + erf(x / sqrt 2)): Keras' gelu(approximate=False), the reference's activation.
+      return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+    case 'gelu_tanh': {
+      const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
+      return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+    }
+    case 'sigmoid':
+      return tf.sigmoid(x);
+    case 'tanh':
+      return tf.tanh(x);
+    case 'swish':
+      return tf.mul(x, tf.sigmoid(x));
+    case 'softmax':
+      return tf.softmax(x);
+    default:
+      throw new Error(`unknown activation "${name}"; valid: ${ACTIVATIONS.join(', ')}`);
+  }
+}
+
+export interface ActivationArgs {
+  /** The activation function's name (see ACTIVATIONS). */
+  activation: ActivationName;
+  name?: string;
+}
+
+/** An element-wise activation as a layer of its own. */
+export class Activation extends tf.layers.Layer {
+  static className = 'TesseraActivation';
+  readonly activation: ActivationName;
+
+  constructor(args: ActivationArgs) {
+    super(args);
+    this.activation = snakeCase(args.activation) as ActivationName;
+    if (!ACTIVATIONS.includes(this.activation)) {
+      throw new Error(`activation: unknown activation "${args.activation}"; valid: ${ACTIVATIONS.join(', ')}`);
+    }
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => activate(this.activation, singleTensor(inputs)));
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    return singleShape(inputShape, 'activation');
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), activation: this.activation };
+  }
+}
+
+export const activationEntry: BlockEntry<{ activation: ActivationName }> = {
+  type: 'activation',
+  description: 'Element-wise activation (gelu exact erf form, gelu_tanh, relu, sigmoid, tanh, swish, softmax).',
+  params: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['activation'],
+    properties: { activation: activationSchema('linear') },
+  },
+  create: (params, ctx) => new Activation({ activation: params.activation, name: ctx.name }),
+};
+
+tf.serialization.registerClass(Activation);

@@ -1,0 +1,94 @@
+import * as tf from '@tensorflow/tfjs';
+
+/* Helpers shared by the primitives: initializers, axes and the names that survive serialization. */
+
+/** Initializers a YAML file may name; the Keras names, all explicit (no silent library default). */
+export const INITIALIZERS = [
+  'zeros',
+  'ones',
+  'glorot_uniform',
+  'glorot_normal',
+  'he_uniform',
+  'he_normal',
+  'lecun_uniform',
+  'lecun_normal',
+  'truncated_normal',
+] as const;
+export type InitializerName = (typeof INITIALIZERS)[number];
+
+export function initializerSchema(defaultName: InitializerName, what: string) {
+  return { enum: [...INITIALIZERS], default: defaultName, description: `Initializer of the ${what}.` };
+}
+
+/**
+ * tfjs-layers saves configs with snake_case strings and loads them back as camelCase
+ * ("glorot_uniform" comes back as "glorotUniform"), so every enum string a layer stores is
+ * brought back to its snake_case spelling before use.
+ */
+export function snakeCase(value: string): string {
+  return value.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+}
+
+/** A seeded initializer: the same name and seed give the same weights on every backend. */
+export function makeInitializer(name: string, seed: number): ReturnType<typeof tf.initializers.zeros> {
+  const canonical = snakeCase(name) as InitializerName;
+  switch (canonical) {
+    case 'zeros':
+      return tf.initializers.zeros();
+    case 'ones':
+      return tf.initializers.ones();
+    case 'glorot_uniform':
+      return tf.initializers.glorotUniform({ seed });
+    case 'glorot_normal':
+      return tf.initializers.glorotNormal({ seed });
+    case 'he_uniform':
+      return tf.initializers.heUniform({ seed });
+    case 'he_normal':
+      return tf.initializers.heNormal({ seed });
+    case 'lecun_uniform':
+      return tf.initializers.leCunUniform({ seed });
+    case 'lecun_normal':
+      return tf.initializers.leCunNormal({ seed });
+    case 'truncated_normal':
+      // Keras' TruncatedNormal defaults: mean 0, stddev 0.05.
+      return tf.initializers.truncatedNormal({ mean: 0, stddev: 0.05, seed });
+    default:
+      throw new Error(`unknown initializer "${name}"; valid: ${INITIALIZERS.join(', ')}`);
+  }
+}
+
+/** Derives a distinct, deterministic seed for the n-th weight of a layer. */
+export function subSeed(seed: number, n: number): number {
+  // A multiplicative hash keeps neighbouring seeds far apart; the result stays a 31-bit integer.
+  return (Math.imul(seed ^ (n * 0x9e3779b1), 0x85ebca6b) >>> 1) % 2147483647;
+}
+
+/** Resolves a possibly negative axis against a rank; refuses the batch axis unless allowed. */
+export function resolveAxis(axis: number, rank: number, what: string, allowBatch = false): number {
+  const resolved = axis < 0 ? rank + axis : axis;
+  if (!Number.isInteger(resolved) || resolved < (allowBatch ? 0 : 1) || resolved >= rank) {
+    throw new Error(`${what}: axis ${axis} is out of range for an input of rank ${rank} (axis 0 is the batch)`);
+  }
+  return resolved;
+}
+
+/** The shape of the (single) input a layer received; refuses lists of inputs. */
+export function singleShape(inputShape: tf.Shape | tf.Shape[], what: string): tf.Shape {
+  if (Array.isArray(inputShape[0])) {
+    if ((inputShape as tf.Shape[]).length !== 1) throw new Error(`${what} takes one input`);
+    return (inputShape as tf.Shape[])[0]!;
+  }
+  return inputShape as tf.Shape;
+}
+
+export function singleTensor(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+  return Array.isArray(inputs) ? inputs[0]! : inputs;
+}
+
+/** Multiplies the last two axes through a plain 2-D matMul (fast in wasm, unlike 3-D or transposed matMuls). */
+export function matMulLastAxis(x: tf.Tensor, kernel: tf.Tensor2D): tf.Tensor {
+  const inDim = x.shape[x.rank - 1]!;
+  const flat = x.reshape([-1, inDim]) as tf.Tensor2D;
+  const product = tf.matMul(flat, kernel);
+  return product.reshape([...x.shape.slice(0, -1), kernel.shape[1]]);
+}
