@@ -1,0 +1,122 @@
+import { ConfigError, describeValue, type ConfigPath } from '../errors.ts';
+import { ExpressionError, hasExpression, interpolate, type Scope } from './expression.ts';
+import type { LocationMap } from './locations.ts';
+import { isPlainObject, setOwn } from './plain.ts';
+
+/** True for `model.blocks.<name>.layers` and below: templates the graph builder instantiates. */
+export function isTemplatePath(path: ConfigPath): boolean {
+  return path.length >= 4 && path[0] === 'model' && path[1] === 'blocks' && path[3] === 'layers';
+}
+
+/**
+ * Variables of one level (`vars` or `model.vars`), resolved lazily on first use so they may
+ * refer to each other in any order; a variable that needs itself is a located cycle error.
+ */
+class VariableScope implements Scope {
+  private readonly resolved = new Map<string, unknown>();
+
+  constructor(
+    private readonly raw: Record<string, unknown>,
+    private readonly path: ConfigPath,
+    private readonly parent: VariableScope | undefined,
+    private readonly context: Resolver,
+  ) {}
+
+  has(name: string): boolean {
+    return Object.hasOwn(this.raw, name) || (this.parent?.has(name) ?? false);
+  }
+
+  names(): string[] {
+    return [...new Set([...Object.keys(this.raw), ...(this.parent?.names() ?? [])])];
+  }
+
+  get(name: string): unknown {
+    if (!Object.hasOwn(this.raw, name)) return this.parent?.get(name);
+    if (this.resolved.has(name)) return this.resolved.get(name);
+    const path = [...this.path, name];
+    const stack = this.context.resolving;
+    const index = stack.findIndex((entry) => entry.scope === this && entry.name === name);
+    if (index >= 0) {
+      const cycle = [...stack.slice(index).map((entry) => entry.name), name];
+      throw new ConfigError({
+        location: this.context.locations.value(path),
+        path,
+        message: cycle.length === 2 ? `variable "${name}" refers to itself` : `variable cycle: ${cycle.join(' -> ')}`,
+      });
+    }
+    stack.push({ scope: this, name });
+    try {
+      const value = this.context.resolve(this.raw[name], path, this);
+      this.resolved.set(name, value);
+      return value;
+    } finally {
+      stack.pop();
+    }
+  }
+
+  /** Every variable of this level, resolved (for the output config). */
+  all(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const name of Object.keys(this.raw)) setOwn(out, name, this.get(name));
+    return out;
+  }
+}
+
+class Resolver {
+  readonly resolving: { scope: VariableScope; name: string }[] = [];
+  constructor(readonly locations: LocationMap) {}
+
+  resolve(value: unknown, path: ConfigPath, scope: Scope): unknown {
+    if (typeof value === 'string') return value.includes('${') ? this.evaluate(value, path, scope) : value;
+    if (Array.isArray(value)) return value.map((item, index) => this.resolve(item, [...path, index], scope));
+    if (isPlainObject(value)) {
+      const out: Record<string, unknown> = {};
+      for (const [key, item] of Object.entries(value)) setOwn(out, key, this.resolve(item, [...path, key], scope));
+      return out;
+    }
+    return value;
+  }
+
+  private evaluate(text: string, path: ConfigPath, scope: Scope): unknown {
+    try {
+      return interpolate(text, scope);
+    } catch (error) {
+      if (!(error instanceof ExpressionError)) throw error;
+      throw new ConfigError({ location: this.locations.value(path), path, message: `${error.message} in ${JSON.stringify(text)}`, hint: error.hint });
+    }
+  }
+}
+
+function variables(config: Record<string, unknown>, path: ConfigPath, locations: LocationMap): Record<string, unknown> {
+  let value: unknown = config;
+  for (const part of path) value = isPlainObject(value) ? value[part as string] : undefined;
+  if (value === undefined || value === null) return {};
+  if (!isPlainObject(value)) {
+    throw new ConfigError({ location: locations.value(path), path, expected: 'a mapping of variable names to values', found: describeValue(value) });
+  }
+  return value;
+}
+
+/**
+ * Evaluates every `${...}` of a merged config. Top-level `vars` are visible everywhere;
+ * `model.vars` only inside `model` (nearest wins). Template layers are kept as written.
+ */
+export function resolveExpressions(config: Record<string, unknown>, locations: LocationMap): Record<string, unknown> {
+  const resolver = new Resolver(locations);
+  const top = new VariableScope(variables(config, ['vars'], locations), ['vars'], undefined, resolver);
+  const modelScope = new VariableScope(variables(config, ['model', 'vars'], locations), ['model', 'vars'], top, resolver);
+
+  const walk = (value: unknown, path: ConfigPath): unknown => {
+    if (isTemplatePath(path)) return value;
+    if (path.length === 1 && path[0] === 'vars') return top.all();
+    if (path.length === 2 && path[0] === 'model' && path[1] === 'vars') return modelScope.all();
+    if (isPlainObject(value)) {
+      const out: Record<string, unknown> = {};
+      for (const [key, item] of Object.entries(value)) setOwn(out, key, walk(item, [...path, key]));
+      return out;
+    }
+    if (Array.isArray(value)) return value.map((item, index) => walk(item, [...path, index]));
+    return resolver.resolve(value, path, path[0] === 'model' ? modelScope : top);
+  };
+  return walk(config, []) as Record<string, unknown>;
+}
