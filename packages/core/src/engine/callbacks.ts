@@ -1,0 +1,227 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** What a callback may see and change in the running trainer. */
+export interface TrainerControl {
+  /** The learning rate the next step will use. */
+  getLearningRate(): number;
+  setLearningRate(value: number): void;
+  /** Current model weights (the live tensors: clone what you keep). */
+  getWeights(): tf.Tensor[];
+  setWeights(weights: tf.Tensor[]): void;
+  stopTraining(): void;
+  log(message: string): void;
+}
+
+/** JSON state plus tensors, so a checkpoint can carry e.g. the best weights seen so far. */
+export interface CallbackState {
+  json: Record<string, unknown>;
+  tensors: tf.Tensor[];
+}
+
+export interface Callback {
+  readonly type: string;
+  /** `epoch` is 0-based, `logs` holds the epoch's Keras-named metrics (loss, val_loss, ...). */
+  onEpochEnd?(epoch: number, logs: Record<string, number>, control: TrainerControl): void;
+  onTrainEnd?(control: TrainerControl): void;
+  getState(): CallbackState;
+  /** Takes ownership of the given tensors. */
+  setState(state: CallbackState): void;
+  dispose(): void;
+}
+
+type Mode = 'auto' | 'min' | 'max';
+
+/** Keras' "auto" mode: metrics with "acc" in their name should grow, everything else shrink. */
+function wantsIncrease(monitor: string, mode: Mode): boolean {
+  return mode === 'max' || (mode === 'auto' && monitor.includes('acc'));
+}
+
+function monitored(type: string, monitor: string, logs: Record<string, number>, control: TrainerControl): number | undefined {
+  const value = logs[monitor];
+  if (value === undefined) {
+    control.log(`${type}: metric "${monitor}" is not available (have: ${Object.keys(logs).join(', ')}); skipping`);
+  }
+  return value;
+}
+
+export interface ReduceLrOnPlateauParams {
+  monitor?: string;
+  factor?: number;
+  patience?: number;
+  mode?: Mode;
+  min_delta?: number;
+  cooldown?: number;
+  min_lr?: number;
+}
+
+/** keras.callbacks.ReduceLROnPlateau, same defaults and the same order of checks. */
+export class ReduceLrOnPlateau implements Callback {
+  readonly type = 'reduce_lr_on_plateau';
+  private readonly monitor: string;
+  private readonly factor: number;
+  private readonly patience: number;
+  private readonly minDelta: number;
+  private readonly cooldown: number;
+  private readonly minLr: number;
+  private readonly increase: boolean;
+  private best: number;
+  private wait = 0;
+  private cooldownCounter = 0;
+
+  constructor(params: ReduceLrOnPlateauParams = {}) {
+    this.monitor = params.monitor ?? 'val_loss';
+    this.factor = params.factor ?? 0.1;
+    if (this.factor >= 1) throw new Error('reduce_lr_on_plateau: factor must be < 1');
+    this.patience = params.patience ?? 10;
+    this.minDelta = params.min_delta ?? 1e-4;
+    this.cooldown = params.cooldown ?? 0;
+    this.minLr = params.min_lr ?? 0;
+    this.increase = wantsIncrease(this.monitor, params.mode ?? 'auto');
+    this.best = this.increase ? -Infinity : Infinity;
+  }
+
+  private improved(current: number): boolean {
+    return this.increase ? current > this.best + this.minDelta : current < this.best - this.minDelta;
+  }
+
+  onEpochEnd(_epoch: number, logs: Record<string, number>, control: TrainerControl): void {
+    const current = monitored(this.type, this.monitor, logs, control);
+    if (current === undefined) return;
+    if (this.cooldownCounter > 0) {
+      this.cooldownCounter -= 1;
+      this.wait = 0;
+    }
+    if (this.improved(current)) {
+      this.best = current;
+      this.wait = 0;
+    } else if (this.cooldownCounter === 0) {
+      this.wait += 1;
+      if (this.wait >= this.patience) {
+        const oldLr = control.getLearningRate();
+        // Keras compares against min_lr in float32, so a rate already at min_lr stays put.
+        if (oldLr > Math.fround(this.minLr)) {
+          const newLr = Math.max(oldLr * this.factor, this.minLr);
+          control.setLearningRate(newLr);
+          control.log(`reduce_lr_on_plateau: ${this.monitor} did not improve for ${this.wait} epochs; learning rate ${oldLr} -> ${newLr}`);
+          this.cooldownCounter = this.cooldown;
+          this.wait = 0;
+        }
+      }
+    }
+  }
+
+  getState(): CallbackState {
+    // JSON has no Infinity: an unset best is stored as null.
+    const best = Number.isFinite(this.best) ? this.best : null;
+    return { json: { best, wait: this.wait, cooldownCounter: this.cooldownCounter }, tensors: [] };
+  }
+
+  setState({ json }: CallbackState): void {
+    this.best = typeof json.best === 'number' ? json.best : this.increase ? -Infinity : Infinity;
+    this.wait = json.wait as number;
+    this.cooldownCounter = json.cooldownCounter as number;
+  }
+
+  dispose(): void {}
+}
+
+export interface EarlyStoppingParams {
+  monitor?: string;
+  patience?: number;
+  mode?: Mode;
+  min_delta?: number;
+  baseline?: number;
+  restore_best_weights?: boolean;
+  start_from_epoch?: number;
+}
+
+/**
+ * keras.callbacks.EarlyStopping as in Keras 3: with restore_best_weights the best epoch's
+ * weights are put back when training ends, whether or not it stopped early.
+ */
+export class EarlyStopping implements Callback {
+  readonly type = 'early_stopping';
+  private readonly monitor: string;
+  private readonly patience: number;
+  private readonly minDelta: number;
+  private readonly baseline: number | undefined;
+  private readonly restoreBestWeights: boolean;
+  private readonly startFromEpoch: number;
+  private readonly increase: boolean;
+  private best: number;
+  private bestEpoch = 0;
+  private wait = 0;
+  private stoppedEpoch = 0;
+  private bestWeights: tf.Tensor[] | undefined;
+
+  constructor(params: EarlyStoppingParams = {}) {
+    this.monitor = params.monitor ?? 'val_loss';
+    this.patience = params.patience ?? 0;
+    this.minDelta = Math.abs(params.min_delta ?? 0);
+    this.baseline = params.baseline;
+    this.restoreBestWeights = params.restore_best_weights ?? false;
+    this.startFromEpoch = params.start_from_epoch ?? 0;
+    this.increase = wantsIncrease(this.monitor, params.mode ?? 'auto');
+    this.best = this.increase ? -Infinity : Infinity;
+  }
+
+  private isImprovement(value: number, reference: number): boolean {
+    return this.increase ? value - this.minDelta > reference : value + this.minDelta < reference;
+  }
+
+  private keepWeights(control: TrainerControl): void {
+    this.bestWeights?.forEach((w) => w.dispose());
+    this.bestWeights = control.getWeights().map((w) => tf.keep(w.clone()));
+  }
+
+  onEpochEnd(epoch: number, logs: Record<string, number>, control: TrainerControl): void {
+    const current = monitored(this.type, this.monitor, logs, control);
+    if (current === undefined || epoch < this.startFromEpoch) return;
+    if (this.restoreBestWeights && !this.bestWeights) {
+      this.keepWeights(control);
+      this.bestEpoch = epoch;
+    }
+    this.wait += 1;
+    if (this.isImprovement(current, this.best)) {
+      this.best = current;
+      this.bestEpoch = epoch;
+      if (this.restoreBestWeights) this.keepWeights(control);
+      if (this.baseline === undefined || this.isImprovement(current, this.baseline)) this.wait = 0;
+      return;
+    }
+    if (this.wait >= this.patience && epoch > 0) {
+      this.stoppedEpoch = epoch;
+      control.log(`early_stopping: ${this.monitor} did not improve for ${this.wait} epochs; stopping after epoch ${epoch + 1}`);
+      control.stopTraining();
+    }
+  }
+
+  onTrainEnd(control: TrainerControl): void {
+    if (this.restoreBestWeights && this.bestWeights) {
+      control.log(`early_stopping: restoring the weights of epoch ${this.bestEpoch + 1} (best ${this.monitor} = ${this.best})`);
+      control.setWeights(this.bestWeights);
+    }
+  }
+
+  getState(): CallbackState {
+    const best = Number.isFinite(this.best) ? this.best : null;
+    return {
+      json: { best, bestEpoch: this.bestEpoch, wait: this.wait, stoppedEpoch: this.stoppedEpoch, hasBestWeights: !!this.bestWeights },
+      tensors: this.bestWeights ?? [],
+    };
+  }
+
+  setState({ json, tensors }: CallbackState): void {
+    this.best = typeof json.best === 'number' ? json.best : this.increase ? -Infinity : Infinity;
+    this.bestEpoch = json.bestEpoch as number;
+    this.wait = json.wait as number;
+    this.stoppedEpoch = json.stoppedEpoch as number;
+    this.bestWeights?.forEach((w) => w.dispose());
+    this.bestWeights = json.hasBestWeights ? tensors : undefined;
+  }
+
+  dispose(): void {
+    this.bestWeights?.forEach((w) => w.dispose());
+    this.bestWeights = undefined;
+  }
+}
