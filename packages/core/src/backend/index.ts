@@ -1,0 +1,23 @@
+export {
+  selectBackend,
+  describeBackends,
+  BackendUnavailableError,
+  BACKEND_REQUESTS,
+  type BackendRequest,
+  type BackendSelection,
+  type BackendReport,
+  type SkippedBackend,
+  type SelectOptions,
+} from './select.ts';
+export {
+  defaultLoaders,
+  nativeLoader,
+  wasmLoader,
+  cpuLoader,
+  SETUP_HINT,
+  type BackendName,
+  type BackendLoader,
+  type BackendOptions,
+  type BackendDetail,
+  type LoadResult,
+} from './loaders.ts';
