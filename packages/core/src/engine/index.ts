@@ -1,0 +1,11 @@
+export * from './optimizers.ts';
+export * from './losses.ts';
+export * from './metrics.ts';
+export * from './schedules.ts';
+export * from './callbacks.ts';
+export * from './checkpoint.ts';
+export * from './progress.ts';
+export * from './rng.ts';
+export * from './train-schema.ts';
+export * from './trainer.ts';
+export { registerEngine } from './register.ts';

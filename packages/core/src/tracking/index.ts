@@ -1,0 +1,3 @@
+export * from './tracker.ts';
+export * from './local-store.ts';
+export * from './provenance.ts';

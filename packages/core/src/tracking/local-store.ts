@@ -1,0 +1,162 @@
+import { copyFile, mkdir, open, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { ArtifactContent, ParamValue, RunInfo, RunStatus, StartRunOptions, Tracker } from './tracker.ts';
+
+/**
+ * The embedded run store: one directory per run, `<root>/<experiment>/<run-id>/`, holding
+ * meta.json (status, times, error), params.json, tags.json, metrics.jsonl (append-only, one
+ * JSON object per line, fsync'd on every call), artifacts/ and the trainer's checkpoint/.
+ * Plain files on purpose: `cat` and `jq` are enough to read a run.
+ */
+export interface RunMeta {
+  runId: string;
+  experiment: string;
+  runName: string;
+  status: RunStatus;
+  startTime: string;
+  endTime?: string;
+  /** Set when the run was resumed; one entry per resume. */
+  resumedAt?: string[];
+  error?: string;
+}
+
+export interface MetricRecord {
+  step: number;
+  time: string;
+  [metric: string]: number | string;
+}
+
+/** Default root: $TESSERA_RUNS_DIR, else `runs/` in the current directory. */
+export function defaultRunsDir(): string {
+  return resolve(process.env.TESSERA_RUNS_DIR ?? 'runs');
+}
+
+/** A sortable, readable id: 20261129-031502-ab12cd. */
+export function newRunId(date = new Date()): string {
+  const stamp = date.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const handle = await open(tmp, 'w');
+  try {
+    await handle.writeFile(`${JSON.stringify(value, null, 2)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path);
+}
+
+async function readJson<T>(path: string, fallback: T): Promise<T> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * Finds a run directory from what a user typed after --resume: a path to the run directory,
+ * or a run id (searched under every experiment in `root`).
+ */
+export async function findRunDir(run: string, root = defaultRunsDir()): Promise<string> {
+  const direct = resolve(run);
+  if (await stat(join(direct, 'meta.json')).then(() => true, () => false)) return direct;
+  const experiments = await readdir(root, { withFileTypes: true }).catch(() => []);
+  for (const experiment of experiments) {
+    if (!experiment.isDirectory()) continue;
+    const candidate = join(root, experiment.name, run);
+    if (await stat(join(candidate, 'meta.json')).then(() => true, () => false)) return candidate;
+  }
+  throw new Error(`no run "${run}" found (looked for a run directory and for ${join(root, '*', run)})`);
+}
+
+export async function readRunMeta(dir: string): Promise<RunMeta> {
+  return JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as RunMeta;
+}
+
+/** Every metrics line of a run; a later line for the same step supersedes an earlier one. */
+export async function readMetrics(dir: string): Promise<MetricRecord[]> {
+  const text = await readFile(join(dir, 'metrics.jsonl'), 'utf8').catch(() => '');
+  const byStep = new Map<number, MetricRecord>();
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    const record = JSON.parse(line) as MetricRecord;
+    byStep.set(record.step, { ...byStep.get(record.step), ...record });
+  }
+  return [...byStep.values()].sort((a, b) => a.step - b.step);
+}
+
+export class LocalRunStore implements Tracker {
+  private dir: string | undefined;
+  private meta: RunMeta | undefined;
+
+  constructor(readonly root = defaultRunsDir()) {}
+
+  get runDir(): string {
+    if (!this.dir) throw new Error('LocalRunStore: no run started');
+    return this.dir;
+  }
+
+  async startRun(options: StartRunOptions): Promise<RunInfo> {
+    if (options.resumeRunId) {
+      this.dir = await findRunDir(options.resumeRunId, this.root);
+      const meta = await readRunMeta(this.dir);
+      this.meta = { ...meta, status: 'RUNNING', resumedAt: [...(meta.resumedAt ?? []), new Date().toISOString()] };
+      delete this.meta.endTime;
+      delete this.meta.error;
+    } else {
+      const runId = newRunId();
+      this.dir = join(this.root, options.experiment, runId);
+      await mkdir(join(this.dir, 'artifacts'), { recursive: true });
+      this.meta = {
+        runId,
+        experiment: options.experiment,
+        runName: options.runName ?? runId,
+        status: 'RUNNING',
+        startTime: new Date().toISOString(),
+      };
+    }
+    await writeJsonAtomic(join(this.dir, 'meta.json'), this.meta);
+    if (options.tags) await this.setTags(options.tags);
+    return { runId: this.meta.runId, experiment: this.meta.experiment, dir: this.dir };
+  }
+
+  async logParams(params: Record<string, ParamValue>): Promise<void> {
+    const path = join(this.runDir, 'params.json');
+    await writeJsonAtomic(path, { ...(await readJson(path, {})), ...params });
+  }
+
+  async logMetrics(metrics: Record<string, number>, step: number): Promise<void> {
+    const line = `${JSON.stringify({ step, time: new Date().toISOString(), ...metrics })}\n`;
+    const handle = await open(join(this.runDir, 'metrics.jsonl'), 'a');
+    try {
+      await handle.appendFile(line);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async setTags(tags: Record<string, string>): Promise<void> {
+    const path = join(this.runDir, 'tags.json');
+    await writeJsonAtomic(path, { ...(await readJson(path, {})), ...tags });
+  }
+
+  async logArtifact(path: string, content: ArtifactContent): Promise<void> {
+    if (path.split('/').some((part) => part === '..' || part === '')) throw new Error(`bad artifact path "${path}"`);
+    const target = join(this.runDir, 'artifacts', ...path.split('/'));
+    await mkdir(dirname(target), { recursive: true });
+    if ('file' in content) await copyFile(content.file, target);
+    else await writeFile(target, content.bytes);
+  }
+
+  async endRun(status: Exclude<RunStatus, 'RUNNING'>, error?: string): Promise<void> {
+    if (!this.meta) return;
+    this.meta = { ...this.meta, status, endTime: new Date().toISOString(), ...(error ? { error } : {}) };
+    await writeJsonAtomic(join(this.runDir, 'meta.json'), this.meta);
+  }
+}

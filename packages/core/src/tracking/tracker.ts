@@ -1,0 +1,77 @@
+/**
+ * Where runs are recorded. The engine talks only to this interface; the local run store is the
+ * embedded default and an MLflow tracker implements the same calls. All calls are async and
+ * must not lose what was already logged when the process dies afterwards.
+ */
+export type RunStatus = 'RUNNING' | 'FINISHED' | 'FAILED' | 'KILLED';
+
+export type ParamValue = string | number | boolean;
+
+export interface StartRunOptions {
+  experiment: string;
+  /** Human-readable run name (defaults to the run id). */
+  runName?: string;
+  /** Continue this run instead of creating one (exp run --resume). */
+  resumeRunId?: string;
+  tags?: Record<string, string>;
+}
+
+export interface RunInfo {
+  runId: string;
+  experiment: string;
+  /** Local directory of the run, when the tracker keeps one (checkpoints live there). */
+  dir?: string;
+}
+
+export type ArtifactContent = { file: string } | { bytes: Uint8Array | string };
+
+export interface Tracker {
+  startRun(options: StartRunOptions): Promise<RunInfo>;
+  logParams(params: Record<string, ParamValue>): Promise<void>;
+  /** `step` is the 1-based epoch for per-epoch metrics. */
+  logMetrics(metrics: Record<string, number>, step: number): Promise<void>;
+  setTags(tags: Record<string, string>): Promise<void>;
+  /** Stores an artifact under `path` (relative, '/'-separated) in the run. */
+  logArtifact(path: string, content: ArtifactContent): Promise<void>;
+  endRun(status: Exclude<RunStatus, 'RUNNING'>, error?: string): Promise<void>;
+}
+
+/** Sends every call to each tracker in turn (e.g. the local store and MLflow). */
+export function combineTrackers(primary: Tracker, ...others: Tracker[]): Tracker {
+  const all = [primary, ...others];
+  return {
+    async startRun(options) {
+      const info = await primary.startRun(options);
+      for (const other of others) await other.startRun({ ...options, runName: options.runName ?? info.runId });
+      return info;
+    },
+    async logParams(params) {
+      for (const t of all) await t.logParams(params);
+    },
+    async logMetrics(metrics, step) {
+      for (const t of all) await t.logMetrics(metrics, step);
+    },
+    async setTags(tags) {
+      for (const t of all) await t.setTags(tags);
+    },
+    async logArtifact(path, content) {
+      for (const t of all) await t.logArtifact(path, content);
+    },
+    async endRun(status, error) {
+      for (const t of all) await t.endRun(status, error);
+    },
+  };
+}
+
+/** Flattens nested config into MLflow-style dotted params: {train: {epochs: 3}} -> train.epochs. */
+export function flattenParams(value: unknown, prefix = '', out: Record<string, ParamValue> = {}): Record<string, ParamValue> {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flattenParams(v, prefix ? `${prefix}.${k}` : k, out);
+  } else if (Array.isArray(value)) {
+    if (value.every((v) => v === null || typeof v !== 'object')) out[prefix] = JSON.stringify(value);
+    else value.forEach((v, i) => flattenParams(v, `${prefix}.${i}`, out));
+  } else if (value !== undefined && value !== null && prefix) {
+    out[prefix] = value as ParamValue;
+  }
+  return out;
+}
