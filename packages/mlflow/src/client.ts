@@ -1,0 +1,501 @@
+/**
+ * A typed client for MLflow's REST API (tracking + proxied artifacts). It knows nothing about
+ * what is being tracked: callers pass experiments, runs, metrics, params, tags and files.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { inspect } from 'node:util';
+import { ARTIFACTS_API, artifactUrlPath, normalizeArtifactPath, resolveArtifactRoot, type ArtifactLocation } from './artifacts.ts';
+import { chunkLogBatch, toWireMetric, type MetricInput, type WireKeyValue } from './batching.ts';
+import { Credentials, mlflowConfigFromEnv, parseTrackingUri, type CredentialsInit } from './config.ts';
+import { MlflowError, isMlflowError } from './errors.ts';
+import { HttpTransport, type RetryEvent, type RetryPolicy } from './http.ts';
+import {
+  datasetInputToWire,
+  parseExperiment,
+  parseMetric,
+  parseRun,
+  parseRunInfo,
+  toKeyValues,
+  type DatasetInput,
+  type Experiment,
+  type FileInfo,
+  type Metric,
+  type Page,
+  type Run,
+  type RunInfo,
+  type RunStatus,
+  type ViewType,
+} from './types.ts';
+import { validateKey, validateMetric, validateValue } from './validation.ts';
+
+const API = '/api/2.0/mlflow';
+
+/**
+ * Every run this client creates carries this tag with a fresh id, so that after an ambiguous
+ * failure (timeout, dropped connection, 5xx) it can search for the run instead of creating a
+ * second one.
+ */
+export const CREATE_REQUEST_ID_TAG = 'client.create_request_id';
+
+export interface MlflowClientOptions {
+  /** `http(s)://host:port` of `mlflow server`; user info in the URI becomes basic auth. */
+  trackingUri: string;
+  auth?: Credentials | CredentialsInit;
+  /** Per-request timeout (each attempt), default 30 s. */
+  timeoutMs?: number;
+  retry?: Partial<RetryPolicy>;
+  /** Called before each retry (e.g. to log it); never receives credentials. */
+  onRetry?: (event: RetryEvent) => void;
+  fetch?: typeof fetch;
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+}
+
+export interface CreateRunOptions {
+  experimentId: string;
+  runName?: string;
+  /** Milliseconds since the epoch; defaults to now. */
+  startTime?: number;
+  tags?: Record<string, string>;
+}
+
+export interface UpdateRunOptions {
+  status?: RunStatus;
+  endTime?: number;
+  runName?: string;
+}
+
+export interface SearchRunsOptions {
+  experimentIds: string[];
+  /** MLflow's search syntax, e.g. `metrics.accuracy > 0.9 and tags.model = 'x'`. */
+  filter?: string;
+  orderBy?: string[];
+  maxResults?: number;
+  pageToken?: string;
+  runViewType?: ViewType;
+}
+
+export interface SearchExperimentsOptions {
+  filter?: string;
+  orderBy?: string[];
+  maxResults?: number;
+  pageToken?: string;
+  viewType?: ViewType;
+}
+
+export interface LogBatchInput {
+  metrics?: MetricInput[];
+  params?: Record<string, string | number | boolean>;
+  tags?: Record<string, string>;
+}
+
+export interface RequestOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+type Json = Record<string, unknown>;
+
+export class MlflowClient {
+  readonly #http: HttpTransport;
+  readonly #artifactRoots = new Map<string, ArtifactLocation>();
+
+  constructor(options: MlflowClientOptions) {
+    const auth = options.auth === undefined || options.auth instanceof Credentials ? options.auth : new Credentials(options.auth);
+    const target = parseTrackingUri(options.trackingUri, auth);
+    this.#http = new HttpTransport({
+      baseUrl: target.baseUrl,
+      credentials: target.credentials,
+      timeoutMs: options.timeoutMs,
+      retry: options.retry,
+      onRetry: options.onRetry,
+      fetch: options.fetch,
+      sleep: options.sleep,
+      random: options.random,
+    });
+  }
+
+  /**
+   * A client configured from MLFLOW_TRACKING_URI and MLFLOW_TRACKING_USERNAME/PASSWORD or
+   * MLFLOW_TRACKING_TOKEN; `overrides` win over the environment.
+   */
+  static fromEnv(env: NodeJS.ProcessEnv = process.env, overrides: Partial<MlflowClientOptions> = {}): MlflowClient {
+    const config = mlflowConfigFromEnv(env);
+    const trackingUri = overrides.trackingUri ?? config.trackingUri;
+    if (trackingUri === undefined) {
+      throw new MlflowError({
+        errorCode: 'INVALID_CONFIGURATION',
+        message: 'MLflow configuration: MLFLOW_TRACKING_URI is not set; expected http(s)://host:port of an MLflow server',
+      });
+    }
+    return new MlflowClient({ ...overrides, trackingUri, auth: overrides.auth ?? config.credentials });
+  }
+
+  /** The server's base URL, without credentials. */
+  get trackingUri(): string {
+    return this.#http.baseUrl;
+  }
+
+  toString(): string {
+    const auth = this.#http.credentials ? `, ${this.#http.credentials.describe()}` : '';
+    return `MlflowClient(${this.trackingUri}${auth})`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+
+  // ---- experiments -------------------------------------------------------------------------
+
+  /** The experiment, or undefined when none has this name. */
+  async getExperimentByName(name: string, options?: RequestOptions): Promise<Experiment | undefined> {
+    try {
+      const body = await this.#get<Json>('/experiments/get-by-name', { experiment_name: name }, options);
+      return parseExperiment(body.experiment as Json);
+    } catch (error) {
+      if (isMlflowError(error, 'RESOURCE_DOES_NOT_EXIST')) return undefined;
+      throw error;
+    }
+  }
+
+  async getExperiment(experimentId: string, options?: RequestOptions): Promise<Experiment> {
+    const body = await this.#get<Json>('/experiments/get', { experiment_id: experimentId }, options);
+    return parseExperiment(body.experiment as Json);
+  }
+
+  /** Creates an experiment and returns its id; RESOURCE_ALREADY_EXISTS if the name is taken. */
+  async createExperiment(
+    name: string,
+    options: { artifactLocation?: string; tags?: Record<string, string> } & RequestOptions = {},
+  ): Promise<string> {
+    for (const [key, value] of Object.entries(options.tags ?? {})) {
+      validateKey('tag', key);
+      validateValue('tag', key, value);
+    }
+    let ambiguous = false;
+    try {
+      const body = await this.#http.request<Json>({
+        method: 'POST',
+        path: `${API}/experiments/create`,
+        json: { name, artifact_location: options.artifactLocation, tags: toKeyValues(options.tags) },
+        retry: 'once',
+        // Experiment names are unique: if an ambiguous attempt went through, the name now exists.
+        recover: async () => {
+          ambiguous = true;
+          const existing = await this.getExperimentByName(name, options);
+          return existing ? { experiment_id: existing.experimentId } : undefined;
+        },
+        ...requestOptions(options),
+      });
+      return String(body.experiment_id);
+    } catch (error) {
+      // A retry after an ambiguous failure can collide with our own first attempt.
+      if (ambiguous && isMlflowError(error, 'RESOURCE_ALREADY_EXISTS')) {
+        const existing = await this.getExperimentByName(name, options);
+        if (existing) return existing.experimentId;
+      }
+      throw error;
+    }
+  }
+
+  /** The id of the experiment with this name, creating it if needed (safe against races). */
+  async getOrCreateExperiment(name: string, options?: RequestOptions): Promise<string> {
+    const existing = await this.getExperimentByName(name, options);
+    if (existing) {
+      if (existing.lifecycleStage === 'deleted') {
+        throw new MlflowError({
+          errorCode: 'INVALID_PARAMETER_VALUE',
+          message: `MLflow experiment "${name}" (id ${existing.experimentId}) is deleted; restore it in the UI or choose another name`,
+        });
+      }
+      return existing.experimentId;
+    }
+    try {
+      return await this.createExperiment(name, options);
+    } catch (error) {
+      if (!isMlflowError(error, 'RESOURCE_ALREADY_EXISTS')) throw error;
+      const raced = await this.getExperimentByName(name, options);
+      if (!raced) throw error;
+      return raced.experimentId;
+    }
+  }
+
+  async searchExperiments(options: SearchExperimentsOptions & RequestOptions = {}): Promise<Page<Experiment>> {
+    const body = await this.#post<Json>(
+      '/experiments/search',
+      {
+        filter: options.filter,
+        order_by: options.orderBy,
+        max_results: options.maxResults ?? 1000,
+        page_token: options.pageToken,
+        view_type: options.viewType,
+      },
+      options,
+    );
+    return {
+      items: ((body.experiments as Json[] | undefined) ?? []).map(parseExperiment),
+      nextPageToken: pageToken(body),
+    };
+  }
+
+  // ---- runs --------------------------------------------------------------------------------
+
+  /** Creates a run. A retried creation never produces a second run (see CREATE_REQUEST_ID_TAG). */
+  async createRun(options: CreateRunOptions & RequestOptions): Promise<Run> {
+    const requestId = randomUUID();
+    const tags = { ...options.tags, [CREATE_REQUEST_ID_TAG]: requestId };
+    for (const [key, value] of Object.entries(tags)) {
+      validateKey('tag', key);
+      validateValue('tag', key, value);
+    }
+    const body = await this.#http.request<Json>({
+      method: 'POST',
+      path: `${API}/runs/create`,
+      json: {
+        experiment_id: options.experimentId,
+        run_name: options.runName,
+        start_time: options.startTime ?? Date.now(),
+        tags: toKeyValues(tags),
+      },
+      retry: 'once',
+      recover: async () => {
+        const found = await this.#post<Json>(
+          '/runs/search',
+          {
+            experiment_ids: [options.experimentId],
+            filter: `tags.\`${CREATE_REQUEST_ID_TAG}\` = '${requestId}'`,
+            run_view_type: 'ALL',
+            max_results: 1,
+          },
+          options,
+        );
+        const run = (found.runs as Json[] | undefined)?.[0];
+        return run ? { run } : undefined;
+      },
+      ...requestOptions(options),
+    });
+    return parseRun(body.run as Json);
+  }
+
+  async getRun(runId: string, options?: RequestOptions): Promise<Run> {
+    const body = await this.#get<Json>('/runs/get', { run_id: runId }, options);
+    return parseRun(body.run as Json);
+  }
+
+  /** Sets status, end time and/or name; returns the updated run info. */
+  async updateRun(runId: string, update: UpdateRunOptions, options?: RequestOptions): Promise<RunInfo> {
+    const body = await this.#post<Json>(
+      '/runs/update',
+      { run_id: runId, status: update.status, end_time: update.endTime, run_name: update.runName },
+      options,
+    );
+    return parseRunInfo(body.run_info as Json);
+  }
+
+  /** Marks the run FINISHED (or another terminal status) with an end time of now. */
+  async terminateRun(runId: string, status: RunStatus = 'FINISHED', options?: RequestOptions): Promise<RunInfo> {
+    return this.updateRun(runId, { status, endTime: Date.now() }, options);
+  }
+
+  async searchRuns(options: SearchRunsOptions & RequestOptions): Promise<Page<Run>> {
+    const body = await this.#post<Json>(
+      '/runs/search',
+      {
+        experiment_ids: options.experimentIds,
+        filter: options.filter,
+        order_by: options.orderBy,
+        max_results: options.maxResults ?? 1000,
+        page_token: options.pageToken,
+        run_view_type: options.runViewType,
+      },
+      options,
+    );
+    return { items: ((body.runs as Json[] | undefined) ?? []).map(parseRun), nextPageToken: pageToken(body) };
+  }
+
+  /** Follows page tokens to the end. */
+  async searchAllRuns(options: Omit<SearchRunsOptions, 'pageToken'> & RequestOptions): Promise<Run[]> {
+    const runs: Run[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.searchRuns({ ...options, pageToken: token });
+      runs.push(...page.items);
+      token = page.nextPageToken;
+    } while (token !== undefined);
+    return runs;
+  }
+
+  async deleteRun(runId: string, options?: RequestOptions): Promise<void> {
+    await this.#post('/runs/delete', { run_id: runId }, options);
+  }
+
+  async restoreRun(runId: string, options?: RequestOptions): Promise<void> {
+    await this.#post('/runs/restore', { run_id: runId }, options);
+  }
+
+  // ---- logging -----------------------------------------------------------------------------
+
+  /**
+   * Logs any number of metrics, params and tags. Everything is validated first (nothing is sent
+   * if any key is bad), then split into as many requests as the server's limits require.
+   * Returns the number of requests sent.
+   */
+  async logBatch(runId: string, batch: LogBatchInput, options?: RequestOptions): Promise<number> {
+    const now = Date.now();
+    const metrics = (batch.metrics ?? []).map((metric, index) => {
+      const wire = toWireMetric(metric, now);
+      validateMetric({ ...wire, value: metric.value }, ` (metrics[${index}])`);
+      return wire;
+    });
+    const params: WireKeyValue[] = Object.entries(batch.params ?? {}).map(([key, value]) => {
+      validateKey('param', key);
+      const text = String(value);
+      validateValue('param', key, text);
+      return { key, value: text };
+    });
+    const tags: WireKeyValue[] = Object.entries(batch.tags ?? {}).map(([key, value]) => {
+      validateKey('tag', key);
+      validateValue('tag', key, value);
+      return { key, value };
+    });
+    const chunks = chunkLogBatch(runId, { metrics, params, tags });
+    for (const chunk of chunks) await this.#post('/runs/log-batch', chunk, options);
+    return chunks.length;
+  }
+
+  async logMetric(
+    runId: string,
+    key: string,
+    value: number,
+    at: { step?: number; timestamp?: number } = {},
+    options?: RequestOptions,
+  ): Promise<void> {
+    const wire = toWireMetric({ key, value, ...at }, Date.now());
+    validateMetric({ ...wire, value });
+    await this.#post('/runs/log-metric', { run_id: runId, ...wire }, options);
+  }
+
+  async logParam(runId: string, key: string, value: string | number | boolean, options?: RequestOptions): Promise<void> {
+    validateKey('param', key);
+    const text = String(value);
+    validateValue('param', key, text);
+    await this.#post('/runs/log-parameter', { run_id: runId, key, value: text }, options);
+  }
+
+  async setTag(runId: string, key: string, value: string, options?: RequestOptions): Promise<void> {
+    validateKey('tag', key);
+    validateValue('tag', key, value);
+    await this.#post('/runs/set-tag', { run_id: runId, key, value }, options);
+  }
+
+  /** Records the datasets a run used (shown in the UI's "Datasets used" column). */
+  async logInputs(runId: string, datasets: DatasetInput[], options?: RequestOptions): Promise<void> {
+    await this.#post('/runs/log-inputs', { run_id: runId, datasets: datasets.map(datasetInputToWire) }, options);
+  }
+
+  /** Every logged value of one metric, in the server's order, following pages to the end. */
+  async getMetricHistory(runId: string, key: string, options: { pageSize?: number } & RequestOptions = {}): Promise<Metric[]> {
+    const metrics: Metric[] = [];
+    let token: string | undefined;
+    do {
+      const body = await this.#get<Json>(
+        '/metrics/get-history',
+        { run_id: runId, metric_key: key, max_results: options.pageSize ?? 25_000, page_token: token },
+        options,
+      );
+      metrics.push(...((body.metrics as Json[] | undefined) ?? []).map(parseMetric));
+      token = pageToken(body);
+    } while (token !== undefined);
+    return metrics;
+  }
+
+  // ---- artifacts ---------------------------------------------------------------------------
+
+  /** Uploads bytes (or text, as UTF-8) to `path` under the run's artifact root. */
+  async uploadArtifact(runId: string, path: string, content: Uint8Array | string, options?: RequestOptions): Promise<void> {
+    const location = await this.#artifactLocation(runId, options);
+    const relative = normalizeArtifactPath(path, { allowRoot: false });
+    await this.#http.request({
+      method: 'PUT',
+      baseUrl: location.baseUrl,
+      path: artifactUrlPath(location, relative),
+      body: typeof content === 'string' ? new TextEncoder().encode(content) : content,
+      retry: 'idempotent',
+      ...requestOptions(options),
+    });
+  }
+
+  async uploadFile(runId: string, localPath: string, artifactPath: string, options?: RequestOptions): Promise<void> {
+    await this.uploadArtifact(runId, artifactPath, await readFile(localPath), options);
+  }
+
+  /** The entries directly under `path` ('' = the root); paths are relative to the run's root. */
+  async listArtifacts(runId: string, path = '', options?: RequestOptions): Promise<FileInfo[]> {
+    const location = await this.#artifactLocation(runId, options);
+    const relative = normalizeArtifactPath(path, { allowRoot: true });
+    const body = await this.#http.request<Json>({
+      method: 'GET',
+      baseUrl: location.baseUrl,
+      path: ARTIFACTS_API,
+      query: { path: [location.root, relative].filter((part) => part !== '').join('/') },
+      retry: 'idempotent',
+      ...requestOptions(options),
+    });
+    return ((body.files as Json[] | undefined) ?? []).map((file) => ({
+      path: [relative, String(file.path)].filter((part) => part !== '').join('/'),
+      isDir: file.is_dir === true,
+      fileSize: file.file_size === undefined ? undefined : Number(file.file_size),
+    }));
+  }
+
+  async downloadArtifact(runId: string, path: string, options?: RequestOptions): Promise<Uint8Array> {
+    const location = await this.#artifactLocation(runId, options);
+    const relative = normalizeArtifactPath(path, { allowRoot: false });
+    return this.#http.request<Uint8Array>({
+      method: 'GET',
+      baseUrl: location.baseUrl,
+      path: artifactUrlPath(location, relative),
+      retry: 'idempotent',
+      response: 'bytes',
+      ...requestOptions(options),
+    });
+  }
+
+  async downloadFile(runId: string, path: string, localPath: string, options?: RequestOptions): Promise<void> {
+    const bytes = await this.downloadArtifact(runId, path, options);
+    await mkdir(dirname(localPath), { recursive: true });
+    await writeFile(localPath, bytes);
+  }
+
+  async #artifactLocation(runId: string, options?: RequestOptions): Promise<ArtifactLocation> {
+    let location = this.#artifactRoots.get(runId);
+    if (!location) {
+      const run = await this.getRun(runId, options);
+      location = resolveArtifactRoot(run.info.artifactUri, this.#http.baseUrl, runId);
+      this.#artifactRoots.set(runId, location);
+    }
+    return location;
+  }
+
+  // ---- plumbing ----------------------------------------------------------------------------
+
+  #get<T>(endpoint: string, query: Record<string, string | number | undefined>, options?: RequestOptions): Promise<T> {
+    return this.#http.request<T>({ method: 'GET', path: `${API}${endpoint}`, query, retry: 'idempotent', ...requestOptions(options) });
+  }
+
+  /** POSTs here are all reads or idempotent writes; creations call the transport themselves. */
+  #post<T = Json>(endpoint: string, json: unknown, options?: RequestOptions): Promise<T> {
+    return this.#http.request<T>({ method: 'POST', path: `${API}${endpoint}`, json, retry: 'idempotent', ...requestOptions(options) });
+  }
+}
+
+function requestOptions(options: RequestOptions | undefined): RequestOptions {
+  return { timeoutMs: options?.timeoutMs, signal: options?.signal };
+}
+
+function pageToken(body: Json): string | undefined {
+  const token = body.next_page_token;
+  return typeof token === 'string' && token !== '' ? token : undefined;
+}
