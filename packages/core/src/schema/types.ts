@@ -1,0 +1,41 @@
+/** A registry entry as written in YAML: `{type: dense, units: 64}`. */
+export interface EntryConfig {
+  type: string;
+  [param: string]: unknown;
+}
+
+/** A reusable definition under `model.blocks`: its layers are templates over `params`. */
+export interface BlockTemplateConfig {
+  description?: string;
+  params?: Record<string, unknown>;
+  layers: EntryConfig[];
+}
+
+export interface ModelConfig {
+  vars?: Record<string, unknown>;
+  blocks?: Record<string, BlockTemplateConfig>;
+  layers: EntryConfig[];
+}
+
+export interface TrackingConfig {
+  uri?: string;
+  experiment?: string;
+  run_name?: string;
+  tags?: Record<string, string>;
+}
+
+/**
+ * A validated experiment (the shape `experimentSchema` checks). Sections owned by other modules
+ * stay loosely typed here; they narrow them where they read them (e.g. the engine's TrainConfig).
+ */
+export interface ExperimentConfig {
+  name?: string;
+  description?: string;
+  seed?: number;
+  backend?: string;
+  vars?: Record<string, unknown>;
+  data: EntryConfig;
+  model: ModelConfig;
+  train: Record<string, unknown>;
+  tracking?: TrackingConfig;
+}

@@ -1,0 +1,236 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { loadExperiment, type LoadedConfig, type LoadOptions } from '../config/load.ts';
+import { ConfigError, describeValue, throwIfAny, type ConfigPath } from '../errors.ts';
+import { didYouMean, type EntryBase, type Registry } from '../registry/registry.ts';
+import type { Registries } from '../registry/kinds.ts';
+import { ENTRY_KINDS, experimentSchema, schemaOrigin } from './experiment-schema.ts';
+import type { ExperimentConfig } from './types.ts';
+
+/* ------------------------------------------------------------------------------------------ *
+ * Validation: ajv checks the resolved config against the assembled schema; each error is      *
+ * mapped from its instancePath to the file:line:col the value came from, and small handlers   *
+ * turn ajv's wording into plain sentences with hints (did-you-mean, the YAML yes/no trap).    *
+ * ------------------------------------------------------------------------------------------ */
+
+const compiled = new WeakMap<Registries, { signature: string; validate: ValidateFunction }>();
+
+function signatureOf(registries: Registries): string {
+  return Object.values(ENTRY_KINDS)
+    .map(({ registry }) => registries[registry].types().join(','))
+    .join('|');
+}
+
+/** The compiled validator for these registries (recompiled when an entry is registered). */
+export function experimentValidator(registries: Registries): ValidateFunction {
+  const signature = signatureOf(registries);
+  const cached = compiled.get(registries);
+  if (cached?.signature === signature) return cached.validate;
+  const ajv = new Ajv({ allErrors: true, discriminator: true, strict: true, verbose: true, allowUnionTypes: true });
+  const validate = ajv.compile(experimentSchema(registries));
+  compiled.set(registries, { signature, validate });
+  return validate;
+}
+
+/**
+ * Checks a loaded experiment against the schema assembled from `registries`. Returns the config
+ * when it is valid; otherwise throws every problem at once (ConfigErrors), one per bad node,
+ * each located in the file (or `--set` argument) its value came from.
+ */
+export function validateExperiment(loaded: Pick<LoadedConfig, 'config' | 'locate' | 'locateKey'>, registries: Registries): ExperimentConfig {
+  const validate = experimentValidator(registries);
+  if (validate(loaded.config)) return loaded.config as unknown as ExperimentConfig;
+  throwIfAny(explainErrors(validate.errors ?? [], loaded, registries));
+  return loaded.config as unknown as ExperimentConfig;
+}
+
+type Locator = Pick<LoadedConfig, 'config' | 'locate' | 'locateKey'>;
+
+/** Turns ajv errors into ConfigErrors: one per bad node, located, in plain words. */
+export function explainErrors(errors: readonly ErrorObject[], loaded: Locator, registries: Registries): ConfigError[] {
+  const out = new Map<string, ConfigError>();
+  const missing = new Map<string, { path: ConfigPath; keys: string[]; kind: string }>();
+  const suppressed = suppressedByUnions(errors);
+  for (const error of errors) {
+    if (suppressed.has(error) || error.keyword === 'if' || error.keyword === 'propertyNames') continue;
+    const path = toPath(error.instancePath, loaded.config);
+    if (error.keyword === 'required') {
+      const key = JSON.stringify(path);
+      const entry = missing.get(key) ?? { path, keys: [], kind: entryLabel(error) };
+      entry.keys.push(String(error.params.missingProperty));
+      missing.set(key, entry);
+      continue;
+    }
+    const explained = explain(error, path, loaded, registries, errors);
+    const key = JSON.stringify(explained.path);
+    if (!out.has(key)) out.set(key, explained);
+  }
+  for (const [key, { path, keys, kind }] of missing) {
+    if (out.has(key)) continue; // e.g. an unknown block type already explains the missing keys
+    const list = keys.map((k) => `"${k}"`).join(', ');
+    out.set(key, new ConfigError({ location: loaded.locate(path), path, message: `missing required key${keys.length > 1 ? 's' : ''} ${list}${kind}` }));
+  }
+  return [...out.values()];
+}
+
+/** JSON pointer -> path; a segment is a number where the value there is a list. */
+function toPath(pointer: string, root: unknown): (string | number)[] {
+  if (pointer === '') return [];
+  const path: (string | number)[] = [];
+  let value = root;
+  for (const raw of pointer.slice(1).split('/')) {
+    const segment = raw.replaceAll('~1', '/').replaceAll('~0', '~');
+    const part = Array.isArray(value) && /^\d+$/.test(segment) ? Number(segment) : segment;
+    path.push(part);
+    value = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[segment] : undefined;
+  }
+  return path;
+}
+
+/** ` for block type "dense"` when the error comes from one registered entry's branch. */
+function entryLabel(error: ErrorObject): string {
+  const origin = schemaOrigin(error.parentSchema);
+  return origin?.type ? ` for ${origin.kind} type "${origin.type}"` : '';
+}
+
+/** Errors from inside an anyOf/oneOf's branches: the union's own error explains them. */
+function suppressedByUnions(errors: readonly ErrorObject[]): Set<ErrorObject> {
+  const suppressed = new Set<ErrorObject>();
+  for (const union of errors) {
+    if (union.keyword !== 'anyOf' && union.keyword !== 'oneOf') continue;
+    for (const error of errors) {
+      if (error !== union && error.schemaPath.startsWith(`${union.schemaPath}/`)) suppressed.add(error);
+    }
+  }
+  return suppressed;
+}
+
+const PLAIN_TYPES: Record<string, string> = {
+  object: 'a mapping',
+  array: 'a list',
+  integer: 'an integer',
+  number: 'a number',
+  string: 'a string',
+  boolean: 'true or false',
+  null: 'null',
+};
+
+const plainType = (type: unknown): string =>
+  String(type)
+    .split(',')
+    .map((t) => PLAIN_TYPES[t] ?? t)
+    .join(' or ');
+
+const YAML_BOOLEAN_TRAP = /^(y|n|yes|no|on|off)$/i;
+
+function explain(error: ErrorObject, path: ConfigPath, loaded: Locator, registries: Registries, all: readonly ErrorObject[]): ConfigError {
+  const location = loaded.locate(path);
+  const data: unknown = error.data;
+  const params = error.params as Record<string, unknown>;
+  const label = entryLabel(error);
+  switch (error.keyword) {
+    case 'additionalProperties': {
+      const key = String(params.additionalProperty);
+      const keyPath = [...path, key];
+      const allowed = Object.keys((error.parentSchema?.properties as object | undefined) ?? {});
+      const hint = didYouMean(key, allowed);
+      const valid = allowed.length > 0 ? `valid keys: ${allowed.join(', ')}` : 'no keys are allowed here';
+      return new ConfigError({
+        location: loaded.locateKey(keyPath),
+        path: keyPath,
+        message: `unknown key "${key}"${label}`,
+        hint: hint ? `did you mean "${hint}"? (${valid})` : valid,
+      });
+    }
+    case 'discriminator': {
+      const kind = schemaOrigin(error.parentSchema)?.kind ?? 'block';
+      const registry = registries[ENTRY_KINDS[kind].registry] as unknown as Registry<EntryBase>;
+      const types = registry.types();
+      const valid = `valid ${kind} types: ${types.join(', ')}`;
+      if (params.error === 'tag' && params.tagValue === undefined) {
+        return new ConfigError({ location, path, message: `missing required key "type" (which ${kind} this is)`, hint: valid });
+      }
+      const typePath = [...path, 'type'];
+      const tag = params.tagValue;
+      if (typeof tag !== 'string') {
+        return new ConfigError({ location: loaded.locate(typePath), path: typePath, expected: `a ${kind} type name`, found: describeValue(tag) });
+      }
+      const hint = didYouMean(tag, types);
+      return new ConfigError({
+        location: loaded.locate(typePath),
+        path: typePath,
+        message: `unknown ${kind} type "${tag}"`,
+        hint: hint ? `did you mean "${hint}"? (${valid})` : valid,
+      });
+    }
+    case 'not': {
+      const kind = schemaOrigin(error.parentSchema)?.kind;
+      if (kind) return new ConfigError({ location, path, message: `no ${kind} types are registered, so no ${kind} can be used here` });
+      break;
+    }
+    case 'type': {
+      const expected = plainType(params.type);
+      const trap = String(params.type).includes('boolean') && typeof data === 'string' && YAML_BOOLEAN_TRAP.test(data);
+      return new ConfigError({
+        location,
+        path,
+        expected,
+        found: describeValue(data),
+        hint: trap ? `YAML 1.2 reads ${data} as text; write true or false` : undefined,
+      });
+    }
+    case 'exclusiveMinimum':
+    case 'minimum':
+    case 'exclusiveMaximum':
+    case 'maximum': {
+      const op = { exclusiveMinimum: '>', minimum: '>=', exclusiveMaximum: '<', maximum: '<=' }[error.keyword];
+      return new ConfigError({ location, path, expected: `a value ${op} ${params.limit}`, found: describeValue(data) });
+    }
+    case 'enum': {
+      const allowed = (params.allowedValues as unknown[]).map((v) => JSON.stringify(v));
+      const hint = typeof data === 'string' ? didYouMean(data, (params.allowedValues as unknown[]).map(String)) : undefined;
+      const trap = typeof data === 'string' && YAML_BOOLEAN_TRAP.test(data) && allowed.includes('true');
+      return new ConfigError({
+        location,
+        path,
+        expected: `one of ${allowed.join(', ')}`,
+        found: describeValue(data),
+        hint: hint ? `did you mean "${hint}"?` : trap ? `YAML 1.2 reads ${data} as text; write true or false` : undefined,
+      });
+    }
+    case 'const':
+      return new ConfigError({ location, path, expected: JSON.stringify(params.allowedValue), found: describeValue(data) });
+    case 'minItems':
+    case 'maxItems': {
+      const bound = error.keyword === 'minItems' ? 'at least' : 'at most';
+      return new ConfigError({ location, path, expected: `a list of ${bound} ${params.limit} items`, found: describeValue(data) });
+    }
+    case 'pattern':
+      if (error.propertyName !== undefined) {
+        const keyPath = [...path, error.propertyName];
+        return new ConfigError({ location: loaded.locateKey(keyPath), path: keyPath, message: `invalid name "${error.propertyName}"`, hint: `names match ${params.pattern}` });
+      }
+      return new ConfigError({ location, path, expected: `a string matching ${params.pattern}`, found: describeValue(data) });
+    case 'uniqueItems':
+      return new ConfigError({ location, path, message: `items ${params.j} and ${params.i} are the same; each may appear once` });
+    case 'anyOf':
+    case 'oneOf': {
+      const branches = all.filter((e) => e.schemaPath.startsWith(`${error.schemaPath}/`) && e.keyword === 'type');
+      if (branches.length > 0) {
+        const expected = [...new Set(branches.map((e) => plainType(e.params.type)))].join(' or ');
+        return new ConfigError({ location, path, expected, found: describeValue(data) });
+      }
+      break;
+    }
+  }
+  return new ConfigError({ location, path, message: `${error.message ?? 'is invalid'}${label}` });
+}
+
+/** Loads (extends, --set, ${...}) and validates an experiment file: what `exp validate` and the engine do. */
+export function loadValidatedExperiment(
+  file: string,
+  registries: Registries,
+  options: LoadOptions = {},
+): Omit<LoadedConfig, 'config'> & { config: ExperimentConfig } {
+  const loaded = loadExperiment(file, options);
+  return { ...loaded, config: validateExperiment(loaded, registries) };
+}
