@@ -49,6 +49,12 @@ export interface Batch {
   x: tf.Tensor;
   /** int32 [batch] class indices. The consumer disposes it. */
   y: tf.Tensor1D;
+  /**
+   * float32 [batch, numClasses] soft targets, present only when a label-mixing transform
+   * (mixup, cutmix) ran; each row sums to 1. When present the loss must use it instead of `y`
+   * (`y` then holds the dominant class, for accuracy). The consumer disposes it.
+   */
+  yOneHot?: tf.Tensor2D;
 }
 
 export interface BatchOptions {
@@ -76,6 +82,11 @@ export interface DatasetContext {
   seed: number;
   registries: Registries;
   log: (message: string) => void;
+  /**
+   * Optional: maps a config path (e.g. ['data', 'dir']) to where it was written, so a dataset
+   * can throw a located ConfigError about its own params. The loader's `locate` fits.
+   */
+  locate?: (path: readonly (string | number)[]) => SourceLocation | undefined;
 }
 
 /** A dataset source: `data: {type: cifar100, ...}`; its params include the `transforms` list. */
@@ -95,6 +106,37 @@ export interface Transform {
   /** Output shape of one example given the input shape. */
   outputShape(inputShape: number[]): number[];
   apply(x: tf.Tensor4D, options: { training: boolean; seed: number }): tf.Tensor4D;
+  /**
+   * Optional: learns state from the raw uint8 training images before use (normalization
+   * statistics). The dataset calls it once per data fingerprint and caches the result.
+   */
+  adapt?(images: RawImages): TransformState;
+  /** Optional: puts back state returned by `adapt` (from a cache or a saved model). */
+  restore?(state: TransformState): void;
+  /**
+   * Optional, for transforms that mix examples and so their labels (mixup, cutmix): used instead
+   * of `apply` in training, with `yOneHot` float32 [n, numClasses].
+   */
+  applyWithLabels?(
+    x: tf.Tensor4D,
+    yOneHot: tf.Tensor2D,
+    options: { training: boolean; seed: number },
+  ): { x: tf.Tensor4D; yOneHot: tf.Tensor2D };
+}
+
+/**
+ * Raw uint8 images handed to `Transform.adapt`: `count` images of [height, width, channels],
+ * image i's channel c plane (height*width bytes, row-major) starts at
+ * `offset + i*stride + c*height*width` (the CIFAR binary record layout, no copy needed).
+ */
+export interface RawImages {
+  bytes: Uint8Array;
+  count: number;
+  height: number;
+  width: number;
+  channels: number;
+  offset: number;
+  stride: number;
 }
 
 export interface TransformEntry<P = any> extends EntryBase {

@@ -52,7 +52,7 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
     try {
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
         received += chunk.length;
-        if (!out.write(chunk)) await new Promise((resolve) => out.once('drain', resolve));
+        if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
         if (Number.isFinite(total) && received / total >= nextReport) {
           log(`downloading ${url}: ${Math.floor((100 * received) / total)}% of ${formatBytes(total)}`);
           while (received / total >= nextReport) nextReport += step;
@@ -61,7 +61,7 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
     } catch (cause) {
       throw new DataError(url, `download interrupted at byte ${received}; run again to resume: ${describeCause(cause)}`, { cause });
     } finally {
-      await new Promise((resolve) => out.end(resolve));
+      await new Promise<void>((resolve) => out.end(() => resolve()));
     }
   }
   const actual = await md5File(part);

@@ -1,0 +1,17 @@
+import type { TransformEntry } from '@tessera/core';
+import { cutmixEntry, mixupEntry } from './mix.ts';
+import { normalizeEntry } from './normalize.ts';
+import { randomCropEntry } from './random_crop.ts';
+import { randomFlipEntry } from './random_flip.ts';
+import { randomZoomEntry } from './random_zoom.ts';
+import { resizeEntry } from './resize.ts';
+
+export const transformEntries: TransformEntry[] = [
+  normalizeEntry,
+  resizeEntry,
+  randomFlipEntry,
+  randomZoomEntry,
+  randomCropEntry,
+  mixupEntry,
+  cutmixEntry,
+];

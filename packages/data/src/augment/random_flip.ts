@@ -1,0 +1,48 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Transform, TransformEntry } from '@tessera/core';
+import { Rng } from '../random.ts';
+
+export type FlipMode = 'horizontal' | 'vertical' | 'horizontal_and_vertical';
+
+export interface RandomFlipParams {
+  mode?: FlipMode;
+}
+
+/** Flips the images whose `flip` entry is true along `axis` (2: columns, 1: rows). */
+export function flipWhere(x: tf.Tensor4D, flip: boolean[], axis: 1 | 2): tf.Tensor4D {
+  if (!flip.some(Boolean)) return x.clone();
+  return tf.tidy(() => {
+    const mask = tf.tensor4d(flip.map(Number), [flip.length, 1, 1, 1], 'bool');
+    return tf.where(mask, tf.reverse(x, axis), x) as tf.Tensor4D;
+  });
+}
+
+/** Each image is flipped with probability 1/2 (per axis), like Keras' RandomFlip. */
+export function createRandomFlip(params: RandomFlipParams): Transform {
+  const mode = params.mode ?? 'horizontal';
+  return {
+    random: true,
+    outputShape: (inputShape) => inputShape,
+    apply(x, { training, seed }) {
+      if (!training) return x.clone();
+      const rng = new Rng(seed);
+      const draw = () => Array.from({ length: x.shape[0] }, () => rng.next() < 0.5);
+      return tf.tidy(() => {
+        let out = x;
+        if (mode !== 'vertical') out = flipWhere(out, draw(), 2);
+        if (mode !== 'horizontal') out = flipWhere(out, draw(), 1);
+        return out === x ? x.clone() : out;
+      });
+    },
+  };
+}
+
+export const randomFlipEntry: TransformEntry<RandomFlipParams> = {
+  type: 'random_flip',
+  description: 'Random horizontal and/or vertical flips (training only)',
+  params: {
+    properties: { mode: { enum: ['horizontal', 'vertical', 'horizontal_and_vertical'], default: 'horizontal' } },
+    additionalProperties: false,
+  },
+  create: createRandomFlip,
+};

@@ -1,0 +1,82 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { Transform, TransformEntry } from '@tessera/core';
+import { Rng } from '../random.ts';
+import { affineBatch, fillModeSchema, type AxisAffine, type FillMode, type Interpolation } from './affine.ts';
+
+type Factor = number | [number, number];
+
+export interface RandomZoomParams {
+  height_factor: Factor;
+  /** Defaults to the height's zoom, keeping the aspect ratio (as Keras). */
+  width_factor?: Factor;
+  fill_mode?: FillMode;
+  interpolation?: Interpolation;
+  fill_value?: number;
+}
+
+/** A factor f means [-f, f]; a pair is [lower, upper]. Positive values zoom out. */
+function bounds(factor: Factor): [number, number] {
+  return typeof factor === 'number' ? [-Math.abs(factor), Math.abs(factor)] : factor;
+}
+
+/**
+ * The Keras RandomZoom map for zoom factors (zx, zy) (1 = identity, > 1 zooms out) about the
+ * image centre: input = z * output + (size - 1) / 2 * (1 - z).
+ */
+export function zoomMap(zx: number, zy: number, height: number, width: number): AxisAffine {
+  return { scaleX: zx, scaleY: zy, shiftX: ((width - 1) / 2) * (1 - zx), shiftY: ((height - 1) / 2) * (1 - zy) };
+}
+
+/**
+ * Random zoom of each image, height and width independently, like Keras' RandomZoom:
+ * zoom = 1 + uniform(lower, upper) per image and axis, bilinear, reflect fill by default.
+ */
+export function createRandomZoom(params: RandomZoomParams): Transform {
+  const [heightLow, heightHigh] = bounds(params.height_factor);
+  const widthBounds = params.width_factor === undefined ? undefined : bounds(params.width_factor);
+  const options = {
+    interpolation: params.interpolation ?? 'bilinear',
+    fillMode: params.fill_mode ?? 'reflect',
+    fillValue: params.fill_value ?? 0,
+  } as const;
+  return {
+    random: true,
+    outputShape: (inputShape) => inputShape,
+    apply(x: tf.Tensor4D, { training, seed }) {
+      if (!training) return x.clone();
+      const rng = new Rng(seed);
+      const [, height, width] = x.shape;
+      const maps = Array.from({ length: x.shape[0] }, () => {
+        const zy = 1 + rng.uniform(heightLow, heightHigh);
+        const zx = widthBounds ? 1 + rng.uniform(widthBounds[0], widthBounds[1]) : zy;
+        return zoomMap(zx, zy, height, width);
+      });
+      return affineBatch(x, maps, options);
+    },
+  };
+}
+
+const factor = {
+  oneOf: [
+    { type: 'number', minimum: 0, maximum: 1 },
+    { type: 'array', items: { type: 'number', minimum: -1 }, minItems: 2, maxItems: 2 },
+  ],
+  description: 'f zooms by a random amount in [-f, +f] (positive: out); or [lower, upper]',
+};
+
+export const randomZoomEntry: TransformEntry<RandomZoomParams> = {
+  type: 'random_zoom',
+  description: 'Random zoom in/out per image and axis, like Keras RandomZoom (training only)',
+  params: {
+    properties: {
+      height_factor: factor,
+      width_factor: factor,
+      fill_mode: { ...fillModeSchema, default: 'reflect' },
+      interpolation: { enum: ['bilinear', 'nearest'], default: 'bilinear' },
+      fill_value: { type: 'number', default: 0 },
+    },
+    required: ['height_factor'],
+    additionalProperties: false,
+  },
+  create: createRandomZoom,
+};

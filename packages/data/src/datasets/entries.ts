@@ -1,0 +1,187 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { ConfigError, describeValue, type Dataset, type DatasetContext, type DatasetEntry, type JsonSchema } from '@tessera/core';
+import { createPipeline, type ConfiguredTransform } from '../pipeline.ts';
+import { Rng, deriveSeed } from '../random.ts';
+import { range, type ImageSet, type SplitView } from '../store.ts';
+import { CIFAR10, CIFAR100, defaultCacheDir, gunzipFile, loadCifar, parseRecords, type CifarFormat, type LabelMode } from './cifar.ts';
+import { syntheticFingerprint, syntheticImages } from './synthetic.ts';
+
+/** Parameters every dataset shares: how to split and what to apply. */
+interface CommonParams {
+  transforms?: ({ type: string } & Record<string, unknown>)[];
+  validation_split?: number;
+  validation_shuffle?: boolean;
+}
+
+const commonSchema: Record<string, JsonSchema> = {
+  transforms: {
+    type: 'array',
+    items: { $ref: '#/$defs/transform' },
+    default: [],
+    description: 'preprocessing and augmentation steps, applied in order (random ones in training only)',
+  },
+  validation_split: {
+    type: 'number',
+    minimum: 0,
+    exclusiveMaximum: 1,
+    default: 0,
+    description: 'fraction of the training examples held out for validation: the LAST ones, before any shuffle (Keras)',
+  },
+  validation_shuffle: {
+    type: 'boolean',
+    default: false,
+    description: 'hold out a random (seeded by the run seed) subset instead of the last examples',
+  },
+};
+
+type Context = DatasetContext;
+
+function paramError(ctx: Context, key: (string | number)[], init: { expected?: string; found?: string; message?: string; hint?: string }): ConfigError {
+  const path = ['data', ...key];
+  return new ConfigError({ ...init, path, location: ctx.locate?.(path) });
+}
+
+function buildTransforms(params: CommonParams, ctx: Context): ConfiguredTransform[] {
+  return (params.transforms ?? []).map((spec, i) => {
+    const { type, ...rest } = spec;
+    if (!ctx.registries.transforms.has(type)) {
+      try {
+        ctx.registries.transforms.get(type);
+      } catch (cause) {
+        throw new ConfigError(
+          { path: ['data', 'transforms', i, 'type'], location: ctx.locate?.(['data', 'transforms', i, 'type']), message: (cause as Error).message },
+          { cause },
+        );
+      }
+    }
+    return { type, params: rest, transform: ctx.registries.transforms.get(type).create(rest) };
+  });
+}
+
+/** Splits `train` into train/validation views: the last fraction (Keras) or a seeded random one. */
+function splitTraining(train: ImageSet, params: CommonParams, seed: number): { train: SplitView; validation: SplitView } {
+  const fraction = params.validation_split ?? 0;
+  // Keras: split_at = int(n * (1 - validation_split)).
+  const splitAt = Math.floor(train.count * (1 - fraction));
+  let indices = range(0, train.count);
+  if (params.validation_shuffle && fraction > 0) indices = new Rng(deriveSeed(seed, 0x5ab1e)).shuffle(indices);
+  return {
+    train: { set: train, indices: indices.slice(0, splitAt) },
+    validation: { set: train, indices: indices.slice(splitAt) },
+  };
+}
+
+interface CifarParams extends CommonParams {
+  dir?: string;
+  label_mode?: LabelMode;
+  validation_file?: string;
+  download?: boolean;
+  url?: string;
+  md5?: string;
+  cache_dir?: string;
+  cache_decoded?: boolean;
+}
+
+function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): DatasetEntry<CifarParams> {
+  return {
+    type,
+    description: `${format.name} from the official binary files (.bin, .bin.gz or ${format.archive.file}); downloaded when absent`,
+    params: {
+      properties: {
+        dir: { type: 'string', description: 'directory holding the binary files or the archive, relative to the experiment file; default: TESSERA_DATA_DIR, then the cache' },
+        ...(withLabelMode ? { label_mode: { enum: ['fine', 'coarse'], default: 'fine', description: '100 fine or 20 coarse classes' } } : {}),
+        ...commonSchema,
+        validation_file: { type: 'string', description: `a ${format.name} binary file (.bin or .bin.gz) used as the validation set instead of a split` },
+        download: { type: 'boolean', default: true, description: 'download the official archive into the cache when no local copy is found' },
+        url: { type: 'string', default: format.archive.url, description: 'where to download the archive from (a mirror)' },
+        md5: { type: 'string', pattern: '^[0-9a-f]{32}$', default: format.archive.md5, description: 'md5 of the archive' },
+        cache_dir: { type: 'string', description: 'download and decode cache; default: TESSERA_CACHE or ~/.cache/tessera' },
+        cache_decoded: { type: 'boolean', default: true, description: 'keep uncompressed copies of .gz files in the cache, so later runs skip gunzip' },
+      },
+      additionalProperties: false,
+    },
+    async create(params, ctx: Context): Promise<Dataset> {
+      const fromConfig = (p: string) => (isAbsolute(p) ? p : resolve(ctx.configDir, p));
+      const dir = params.dir !== undefined ? fromConfig(params.dir) : process.env.TESSERA_DATA_DIR || undefined;
+      if (params.dir !== undefined && !(existsSync(dir!) && statSync(dir!).isDirectory())) {
+        throw paramError(ctx, ['dir'], { expected: `a directory holding ${format.name}`, found: `${describeValue(params.dir)} (${dir} does not exist)` });
+      }
+      if (params.validation_file !== undefined && (params.validation_split ?? 0) > 0) {
+        throw paramError(ctx, ['validation_file'], { message: 'give either validation_file or validation_split, not both' });
+      }
+      const labelMode = params.label_mode ?? 'fine';
+      const cacheDir = params.cache_dir !== undefined ? fromConfig(params.cache_dir) : defaultCacheDir();
+      const data = await loadCifar(format, {
+        dir,
+        labelMode,
+        cacheDir,
+        url: params.url,
+        md5: params.md5,
+        download: params.download ?? true,
+        cacheDecoded: params.cache_decoded ?? true,
+        log: ctx.log,
+      });
+      ctx.log(`${format.name}: ${data.train.count} training and ${data.test.count} test images from ${data.source}`);
+      let splits = splitTraining(data.train, params, ctx.seed);
+      if (params.validation_file !== undefined) {
+        const file = fromConfig(params.validation_file);
+        if (!existsSync(file)) throw paramError(ctx, ['validation_file'], { expected: 'an existing file', found: `${describeValue(params.validation_file)} (${file} does not exist)` });
+        const bytes = readFileSync(file);
+        const set = parseRecords(file.endsWith('.gz') ? gunzipFile(bytes, file) : bytes, file, format, labelMode);
+        splits = { train: splits.train, validation: { set, indices: range(0, set.count) } };
+      }
+      return createPipeline({
+        info: { name: type, numClasses: format.classes[labelMode], labelNames: data.labelNames, fingerprint: data.fingerprint },
+        splits: { ...splits, test: { set: data.test, indices: range(0, data.test.count) } },
+        adaptOn: data.train,
+        transforms: buildTransforms(params, ctx),
+        cacheDir,
+        log: ctx.log,
+      });
+    },
+  };
+}
+
+export const cifar100Entry = cifarEntry('cifar100', CIFAR100, true);
+export const cifar10Entry = cifarEntry('cifar10', CIFAR10, false);
+
+interface SyntheticParams extends CommonParams {
+  image_shape?: [number, number, number];
+  num_classes?: number;
+  train_size?: number;
+  test_size?: number;
+  noise?: number;
+}
+
+export const syntheticEntry: DatasetEntry<SyntheticParams> = {
+  type: 'synthetic',
+  description: 'Generated images: a fixed mean pattern per class plus noise (learnable; for tests and smoke runs)',
+  params: {
+    properties: {
+      image_shape: { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 3, maxItems: 3, default: [32, 32, 3], description: '[height, width, channels]' },
+      num_classes: { type: 'integer', minimum: 1, maximum: 256, default: 10 },
+      train_size: { type: 'integer', minimum: 1, default: 1000, description: 'training examples, before the validation split' },
+      test_size: { type: 'integer', minimum: 1, default: 200 },
+      noise: { type: 'number', minimum: 0, default: 40, description: 'standard deviation of the pixel noise on the 0..255 scale' },
+      ...commonSchema,
+    },
+    additionalProperties: false,
+  },
+  async create(params, ctx: Context) {
+    const [height, width, channels] = params.image_shape ?? [32, 32, 3];
+    const base = { height, width, channels, classes: params.num_classes ?? 10, noise: params.noise ?? 40, seed: ctx.seed };
+    const trainSpec = { ...base, count: params.train_size ?? 1000 };
+    const train = syntheticImages(trainSpec, 1);
+    const test = syntheticImages({ ...base, count: params.test_size ?? 200 }, 2);
+    return createPipeline({
+      info: { name: 'synthetic', numClasses: base.classes, fingerprint: syntheticFingerprint(trainSpec) },
+      splits: { ...splitTraining(train, params, ctx.seed), test: { set: test, indices: range(0, test.count) } },
+      adaptOn: train,
+      transforms: buildTransforms(params, ctx),
+      log: ctx.log,
+    });
+  },
+};
+
+export const datasetEntries: DatasetEntry[] = [cifar100Entry, cifar10Entry, syntheticEntry];

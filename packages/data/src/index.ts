@@ -1,0 +1,20 @@
+import type { Registries } from '@tessera/core';
+import { transformEntries } from './augment/index.ts';
+import { datasetEntries } from './datasets/entries.ts';
+
+/** Registers the built-in datasets (cifar100, cifar10, synthetic) and transforms. */
+export function registerData(registries: Registries): Registries {
+  for (const entry of datasetEntries) registries.datasets.register(entry);
+  for (const entry of transformEntries) registries.transforms.register(entry);
+  return registries;
+}
+
+export { datasetEntries, cifar100Entry, cifar10Entry, syntheticEntry } from './datasets/entries.ts';
+export { transformEntries } from './augment/index.ts';
+export { CIFAR10, CIFAR100, loadCifar, defaultCacheDir, type CifarData, type CifarFormat, type LabelMode, type LoadOptions } from './datasets/cifar.ts';
+export { downloadFile, md5File } from './datasets/download.ts';
+export { DataError } from './datasets/errors.ts';
+export { createPipeline, type ConfiguredTransform, type PipelineSpec } from './pipeline.ts';
+export { Rng, deriveSeed } from './random.ts';
+export { channelMoments, gatherBatch, type ImageSet, type SplitView } from './store.ts';
+export { Normalize } from './augment/normalize.ts';
