@@ -1,0 +1,54 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Dense } from './dense.ts';
+import { activate } from './activation.ts';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('dense', () => {
+  it('along axis 1 equals transpose -> dense -> transpose (token mixing), bias ones', () => {
+    const x = tf.randomNormal([2, 4, 3], 0, 1, 'float32', 1);
+    const layer = new Dense({ units: 5, axis: 1, biasInitializer: 'ones', seed: 3 });
+    const y = layer.apply(x) as tf.Tensor;
+    const [kernel, bias] = layer.getWeights() as [tf.Tensor2D, tf.Tensor1D];
+    expect(Array.from(bias.dataSync())).toEqual([1, 1, 1, 1, 1]);
+    const xs = x.arraySync() as number[][][];
+    const k = kernel.arraySync();
+    const got = y.arraySync() as number[][][];
+    expect(y.shape).toEqual([2, 5, 3]);
+    for (let b = 0; b < 2; b++)
+      for (let u = 0; u < 5; u++)
+        for (let c = 0; c < 3; c++) {
+          let sum = 1;
+          for (let p = 0; p < 4; p++) sum += xs[b]![p]![c]! * k[p]![u]!;
+          expect(got[b]![u]![c]).toBeCloseTo(sum, 5);
+        }
+  });
+
+  it('uses a seeded glorot-uniform kernel: same seed, same weights; bounded by sqrt(6/(in+out))', () => {
+    const weights = (seed: number) => {
+      const layer = new Dense({ units: 8, seed });
+      layer.apply(tf.zeros([1, 16]));
+      return Array.from(layer.getWeights()[0]!.dataSync());
+    };
+    expect(weights(5)).toEqual(weights(5));
+    expect(weights(5)).not.toEqual(weights(6));
+    const limit = Math.sqrt(6 / (16 + 8));
+    expect(Math.max(...weights(5).map(Math.abs))).toBeLessThanOrEqual(limit);
+  });
+});
+
+describe('activations', () => {
+  it('gelu is the exact erf form, like Keras gelu(approximate=False)', () => {
+    // x * Phi(x): Phi(1) = 0.8413447460685429, Phi(-1) = 0.15865525393145707.
+    const y = Array.from(activate('gelu', tf.tensor1d([1, -1, 0, 3])).dataSync());
+    expect(y[0]).toBeCloseTo(0.8413447460685429, 6);
+    expect(y[1]).toBeCloseTo(-0.15865525393145707, 6);
+    expect(y[2]).toBe(0);
+    expect(y[3]).toBeCloseTo(3 * 0.9986501019683699, 5);
+    // The tanh approximation differs in the 4th decimal at x = 1.
+    expect(activate('gelu_tanh', tf.scalar(1)).dataSync()[0]).toBeCloseTo(0.8411919906082768, 6);
+  });
+});

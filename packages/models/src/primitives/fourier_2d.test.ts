@@ -1,0 +1,42 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Fourier2d } from './fourier_2d.ts';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+/** Re(FFT2(x)) of one [n, d] example the naive O(n^2 d^2) way, in float64. */
+function naiveRealDft2(x: number[][]): number[][] {
+  const n = x.length;
+  const d = x[0]!.length;
+  return x.map((_, p) =>
+    x[0]!.map((_, q) => {
+      let re = 0;
+      for (let m = 0; m < n; m++) for (let k = 0; k < d; k++) re += x[m]![k]! * Math.cos(2 * Math.PI * ((p * m) / n + (q * k) / d));
+      return re;
+    }),
+  );
+}
+
+describe('fourier_2d', () => {
+  it('equals the real part of a naive 2-D DFT over [tokens, channels], per example', () => {
+    const x = tf.randomNormal([3, 5, 6], 0, 1, 'float32', 11);
+    const y = new Fourier2d().apply(x) as tf.Tensor;
+    const examples = x.arraySync() as number[][][];
+    const got = y.arraySync() as number[][][];
+    examples.forEach((example, b) => {
+      const want = naiveRealDft2(example);
+      want.forEach((row, p) => row.forEach((value, q) => expect(got[b]![p]![q]).toBeCloseTo(value, 4)));
+    });
+  });
+
+  it('gives the DC term (sum of all values) at [0, 0] and has no weights', () => {
+    const layer = new Fourier2d();
+    const y = layer.apply(tf.ones([1, 4, 8])) as tf.Tensor;
+    const values = Array.from(y.dataSync());
+    expect(values[0]).toBeCloseTo(32, 4);
+    for (const v of values.slice(1)) expect(v).toBeCloseTo(0, 4);
+    expect(layer.countParams()).toBe(0);
+  });
+});
