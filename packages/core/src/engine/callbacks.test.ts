@@ -8,7 +8,7 @@ import { EarlyStopping, ReduceLrOnPlateau, type Callback, type TrainerControl } 
 /** A trainer stand-in whose only weight is a scalar equal to the epoch that produced it. */
 function fakeTrainer(learningRate = 1) {
   let lr = learningRate;
-  let weight = tf.scalar(-1);
+  let weight: tf.Tensor = tf.scalar(-1);
   const state = { stopped: false, messages: [] as string[] };
   const control: TrainerControl = {
     getLearningRate: () => lr,

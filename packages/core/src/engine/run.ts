@@ -1,0 +1,309 @@
+import * as tf from '@tensorflow/tfjs';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
+import type { ConfigPath } from '../errors.ts';
+import { ConfigError } from '../errors.ts';
+import type { Registries, SourceLocation } from '../registry/kinds.ts';
+import { loadValidatedExperiment, validateExperiment } from '../schema/validate.ts';
+import type { ExperimentConfig, TrackingConfig } from '../schema/types.ts';
+import { selectBackend, type BackendRequest } from '../backend/select.ts';
+import { buildModel } from '../graph/build.ts';
+import { LocalRunStore, findRunDir } from '../tracking/local-store.ts';
+import { combineTrackers, flattenParams, type RunStatus, type Tracker } from '../tracking/tracker.ts';
+import { collectProvenance } from '../tracking/provenance.ts';
+import { createProgress, formatDuration, type ProgressReporter } from './progress.ts';
+import { train, type TrainResult } from './trainer.ts';
+import type { TrainConfig } from './train-schema.ts';
+
+/**
+ * `exp run` as a function: load and validate the experiment, pick the backend, build the data
+ * pipeline and the model, open a run record, train, and print a summary. A program calls it
+ * exactly as the CLI does.
+ */
+export interface RunOptions {
+  /** Every registered entry (the composition root's builtinRegistries()). */
+  registries: Registries;
+  /** `--set a.b=value` arguments, applied after extends and before evaluation. */
+  overrides?: string[];
+  /** Shorthands for the overrides `backend=`, `seed=` and `train.epochs=`. */
+  backend?: string;
+  seed?: number;
+  epochs?: number;
+  /** Continue this run (a run id or its directory) from its last checkpoint. */
+  resume?: string;
+  /** Root of the local run store (default $TESSERA_RUNS_DIR, else runs/ at the repository root). */
+  runsDir?: string;
+  /** Builds the tracker for a non-empty `tracking:` section (e.g. MLflow); the local store is always kept. */
+  createTracker?: (tracking: TrackingConfig, experiment: string) => Tracker | undefined;
+  /** Where progress and messages go (default process.stdout). */
+  output?: { write(text: string): unknown; isTTY?: boolean };
+  /** 'auto': a redrawn bar on a terminal unless CI=true, plain lines otherwise. */
+  progress?: 'auto' | 'bar' | 'plain' | 'none';
+  /** Finish the current step, checkpoint and mark the run KILLED on SIGINT/SIGTERM (the CLI sets it). */
+  handleSignals?: boolean;
+  /** Programmatic equivalent of SIGINT. */
+  signal?: AbortSignal;
+}
+
+export interface RunSummary {
+  runId: string;
+  runDir: string;
+  experiment: string;
+  status: Exclude<RunStatus, 'RUNNING'>;
+  backend: string;
+  /** One entry per finished epoch. */
+  history: Record<string, number>[];
+  test?: Record<string, number>;
+  stoppedEarly: boolean;
+  seconds: number;
+}
+
+/** Files the run record keeps next to its metrics. */
+const CONFIG_ARTIFACT = 'config.json';
+const RUN_ARTIFACT = 'run.json';
+
+/** The repository root (nearest directory with pnpm-workspace.yaml or .git), else `start`. */
+function repositoryRoot(start: string): string {
+  for (let dir = resolve(start); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'pnpm-workspace.yaml')) || existsSync(join(dir, '.git'))) return dir;
+    if (dirname(dir) === dir) return resolve(start);
+  }
+}
+
+export function defaultRunsRoot(configDir: string): string {
+  return process.env.TESSERA_RUNS_DIR ? resolve(process.env.TESSERA_RUNS_DIR) : join(repositoryRoot(configDir), 'runs');
+}
+
+interface Prepared {
+  config: ExperimentConfig;
+  configDir: string;
+  overrides: string[];
+  locate?: (path: ConfigPath) => SourceLocation;
+  source: string;
+}
+
+function shorthandOverrides(options: RunOptions): string[] {
+  return [
+    ...(options.backend !== undefined ? [`backend=${options.backend}`] : []),
+    ...(options.seed !== undefined ? [`seed=${options.seed}`] : []),
+    ...(options.epochs !== undefined ? [`train.epochs=${options.epochs}`] : []),
+  ];
+}
+
+/** Loads, overrides and validates the experiment (a file path or an already-parsed config). */
+function prepare(fileOrConfig: string | Record<string, unknown>, options: RunOptions): Prepared {
+  const overrides = [...(options.overrides ?? []), ...shorthandOverrides(options)];
+  if (typeof fileOrConfig === 'string') {
+    const loaded = loadValidatedExperiment(fileOrConfig, options.registries, { overrides });
+    return { config: loaded.config, configDir: dirname(loaded.file), overrides, locate: loaded.locate, source: loaded.file };
+  }
+  if (overrides.length > 0) throw new Error('overrides apply to experiment files; edit the config object instead');
+  const start = { file: '<config object>', line: 1, col: 1 };
+  const config = validateExperiment({ config: fileOrConfig, locate: () => start, locateKey: () => start }, options.registries);
+  return { config, configDir: process.cwd(), overrides, source: '<config object>' };
+}
+
+/** A resumed run trains the config it saved, not whatever the YAML file says today. */
+async function prepareResume(runDir: string, options: RunOptions): Promise<Prepared> {
+  const saved = JSON.parse(await readFile(join(runDir, 'artifacts', RUN_ARTIFACT), 'utf8')) as {
+    configDir: string;
+    overrides: string[];
+    source: string;
+  };
+  const config = JSON.parse(await readFile(join(runDir, 'artifacts', CONFIG_ARTIFACT), 'utf8')) as Record<string, unknown>;
+  if (options.overrides?.length || options.seed !== undefined || options.backend !== undefined) {
+    throw new Error('--resume continues a run with its saved config; only --epochs may change');
+  }
+  if (options.epochs !== undefined) (config.train as Record<string, unknown>).epochs = options.epochs;
+  const start = { file: join(runDir, 'artifacts', CONFIG_ARTIFACT), line: 1, col: 1 };
+  const validated = validateExperiment({ config, locate: () => start, locateKey: () => start }, options.registries);
+  return { config: validated, configDir: saved.configDir, overrides: saved.overrides, source: saved.source };
+}
+
+function progressFor(options: RunOptions): ProgressReporter {
+  const output = options.output ?? process.stdout;
+  const write = (text: string) => void output.write(text);
+  const mode = options.progress ?? 'auto';
+  if (mode === 'none') return { epochStart() {}, step() {}, epochEnd() {}, message: (text) => write(`${text}\n`) };
+  const tty = mode === 'bar' || (mode === 'auto' && !!output.isTTY && !process.env.CI);
+  return createProgress({ write, tty });
+}
+
+/** Saves the trained model in the TF.js layers format (model.json + weights.bin). */
+async function saveModel(model: tf.LayersModel, tracker: Tracker, log: (m: string) => void): Promise<void> {
+  try {
+    await model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        const weights = artifacts.weightData ? new Uint8Array(tf.io.concatenateArrayBuffers(([] as ArrayBuffer[]).concat(artifacts.weightData as ArrayBuffer | ArrayBuffer[]))) : new Uint8Array();
+        const modelJson = {
+          format: 'layers-model',
+          generatedBy: `TensorFlow.js tfjs-layers v${tf.version.tfjs}`,
+          convertedBy: null,
+          modelTopology: artifacts.modelTopology,
+          weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+        };
+        await tracker.logArtifact('model/model.json', { bytes: JSON.stringify(modelJson) });
+        await tracker.logArtifact('model/weights.bin', { bytes: weights });
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+  } catch (error) {
+    // A layer without serialization support must not cost the run: the checkpoint has the weights.
+    log(`note: the model could not be saved in the TF.js format (${(error as Error).message}); its weights are in the run's checkpoint`);
+  }
+}
+
+/** The end-of-run table: loss and metrics for train (last epoch), validation and test. */
+export function formatSummaryTable(summary: RunSummary): string {
+  const last = summary.history[summary.history.length - 1] ?? {};
+  const rows: [string, Record<string, number>, string][] = [
+    ['train', last, ''],
+    ['validation', last, 'val_'],
+    ['test', summary.test ?? {}, 'test_'],
+  ];
+  const columns = ['loss', 'accuracy', 'top5_accuracy'];
+  const lines = [`${''.padEnd(12)}${columns.map((c) => c.padStart(15)).join('')}`];
+  for (const [label, logs, prefix] of rows) {
+    if (logs[`${prefix}loss`] === undefined) continue;
+    lines.push(`${label.padEnd(12)}${columns.map((c) => (logs[`${prefix}${c}`]?.toFixed(4) ?? '-').padStart(15)).join('')}`);
+  }
+  const status = `${summary.status}${summary.stoppedEarly ? ' (stopped early)' : ''}`;
+  return [
+    `Run ${summary.runId} ${status}: ${summary.history.length} epoch(s) in ${formatDuration(summary.seconds)} on ${summary.backend}`,
+    ...lines,
+    `Run record: ${relative(process.cwd(), summary.runDir) || summary.runDir}`,
+  ].join('\n');
+}
+
+export async function runExperiment(fileOrConfig: string | Record<string, unknown> | undefined, options: RunOptions): Promise<RunSummary> {
+  const started = performance.now();
+  const progress = progressFor(options);
+  const log = (message: string) => progress.message(message);
+
+  const resumeDir = options.resume ? await findRunDir(options.resume, options.runsDir ?? defaultRunsRoot(process.cwd())) : undefined;
+  if (!resumeDir && fileOrConfig === undefined) throw new Error('runExperiment needs an experiment file or config (or options.resume)');
+  const prepared = resumeDir ? await prepareResume(resumeDir, options) : prepare(fileOrConfig!, options);
+  const { config, configDir } = prepared;
+  const experiment = config.name ?? 'experiment';
+  const seed = config.seed ?? 0;
+  const trainConfig = config.train as unknown as TrainConfig;
+
+  const backend = await selectBackend((config.backend ?? 'auto') as BackendRequest, log);
+
+  const { type: dataType, ...dataParams } = config.data;
+  const dataset = await options.registries.datasets.get(dataType).create(dataParams, {
+    configDir,
+    seed,
+    registries: options.registries,
+    log,
+    ...(prepared.locate ? { locate: prepared.locate } : {}),
+  });
+  const model = buildModel(config.model, {
+    registries: options.registries,
+    inputShape: dataset.info.inputShape,
+    seed,
+    vars: config.vars ?? {},
+    name: experiment,
+    ...(prepared.locate ? { locate: prepared.locate } : {}),
+  });
+  const outputs = model.outputs[0]!.shape;
+  if (outputs.length !== 2 || outputs[1] !== dataset.info.numClasses) {
+    const lastLayer = config.model.layers.length - 1;
+    throw new ConfigError({
+      ...(prepared.locate ? { location: prepared.locate(['model', 'layers', lastLayer]) } : {}),
+      path: ['model', 'layers', lastLayer],
+      expected: `a model that outputs [batch, ${dataset.info.numClasses}] logits (${dataset.info.name} has ${dataset.info.numClasses} classes)`,
+      found: `output shape [${outputs.map((d) => d ?? 'batch').join(', ')}]`,
+    });
+  }
+
+  const local = new LocalRunStore(options.runsDir ?? defaultRunsRoot(configDir));
+  const extra = config.tracking && Object.keys(config.tracking).length > 0 ? options.createTracker?.(config.tracking, experiment) : undefined;
+  const tracker = extra ? combineTrackers(local, extra) : local;
+  const run = await tracker.startRun({
+    experiment,
+    ...(config.tracking?.run_name ? { runName: config.tracking.run_name } : {}),
+    ...(resumeDir ? { resumeRunId: resumeDir } : {}),
+  });
+  const runDir = run.dir!;
+
+  let stopRequested = false;
+  const requestStop = (why: string) => {
+    if (stopRequested) return;
+    stopRequested = true;
+    log(`\n${why}: finishing the current step, then writing a checkpoint (resume with: exp run --resume ${run.runId})`);
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    // A second signal means "now": the run record stays RUNNING-then-KILLED-less, the last checkpoint stands.
+    if (stopRequested) process.exit(130);
+    requestStop(signal);
+  };
+  if (options.handleSignals) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  options.signal?.addEventListener('abort', () => requestStop('aborted'));
+
+  let result: TrainResult;
+  try {
+    if (!resumeDir) {
+      const provenance = collectProvenance(configDir);
+      await tracker.logArtifact(CONFIG_ARTIFACT, { bytes: JSON.stringify(config, null, 2) });
+      await tracker.logArtifact(RUN_ARTIFACT, {
+        bytes: JSON.stringify({ source: prepared.source, configDir, overrides: prepared.overrides, seed, backend: backend.name, provenance }, null, 2),
+      });
+      await tracker.logParams({ ...flattenParams(config.train, 'train'), ...flattenParams(config.data, 'data'), seed, backend: backend.name });
+      await tracker.setTags({
+        'tessera.source': prepared.source,
+        'tessera.overrides': JSON.stringify(prepared.overrides),
+        'tessera.backend': backend.name,
+        'tessera.seed': String(seed),
+        'tessera.dataset': dataset.info.name,
+        'tessera.node': provenance.node,
+        'tessera.packages': JSON.stringify(provenance.packages),
+        ...(provenance.gitCommit ? { 'git.commit': provenance.gitCommit, 'git.dirty': String(provenance.gitDirty) } : {}),
+      });
+    }
+    log(`Run ${run.runId}: ${experiment}, ${model.countParams()} parameters, ${dataset.info.counts.train} training examples`);
+    result = await train({
+      model,
+      dataset,
+      train: trainConfig,
+      registries: options.registries,
+      seed,
+      progress,
+      checkpointDir: join(runDir, 'checkpoint'),
+      resume: !!resumeDir,
+      onEpochEnd: (epoch, logs) => tracker.logMetrics(logs, epoch),
+      shouldStop: () => stopRequested,
+    });
+    if (result.test) await tracker.logMetrics(result.test, result.history.length);
+    if (result.status === 'FINISHED') await saveModel(model, tracker, log);
+    await tracker.endRun(result.status);
+  } catch (error) {
+    await tracker.endRun('FAILED', error instanceof Error ? `${error.name}: ${error.message}` : String(error)).catch(() => undefined);
+    throw error;
+  } finally {
+    if (options.handleSignals) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    model.dispose();
+  }
+
+  const summary: RunSummary = {
+    runId: run.runId,
+    runDir,
+    experiment,
+    status: result.status,
+    backend: backend.name,
+    history: result.history,
+    ...(result.test ? { test: result.test } : {}),
+    stoppedEarly: result.stoppedEarly,
+    seconds: (performance.now() - started) / 1000,
+  };
+  log(formatSummaryTable(summary));
+  if (summary.status === 'KILLED') log(`Stopped. Resume with: exp run --resume ${run.runId}`);
+  return summary;
+}
