@@ -99,7 +99,7 @@ const isCombinator = (type: string): type is CombinatorType => (COMBINATOR_TYPES
 
 /** A 31-bit seed from the run seed and a layer name (FNV-1a), so adding a layer elsewhere changes no other layer's weights. */
 export function layerSeed(seed: number, name: string): number {
-  let hash = 0x811c9dc5 ^ (seed | 0);
+  let hash = 0x811c9dc5;
   for (const char of `${seed}:${name}`) {
     hash ^= char.codePointAt(0)!;
     hash = Math.imul(hash, 0x01000193);
@@ -218,8 +218,9 @@ class GraphBuilder {
   }
 
   private schemaError(errors: ErrorObject[], entry: BlockEntry, node: ModelNode, path: ConfigPath, frame: Frame): ConfigError {
-    // Report the first error, the way the experiment validator does for a single node.
-    const first = errors[0]!;
+    // One error per node: an unknown key first (often a typo of a required one), a missing key last.
+    const rank = (e: ErrorObject) => (e.keyword === 'additionalProperties' ? 0 : e.keyword === 'required' ? 2 : 1);
+    const first = [...errors].sort((a, b) => rank(a) - rank(b))[0]!;
     const where = [...path, ...first.instancePath.split('/').slice(1).map((part) => (/^\d+$/.test(part) ? Number(part) : part))];
     const properties = Object.keys((entry.params as { properties?: object }).properties ?? {});
     if (first.keyword === 'additionalProperties') {
