@@ -1,4 +1,4 @@
-import { stringify } from 'yaml';
+import { Document, isScalar, isSeq, visit } from 'yaml';
 
 export { evaluate, interpolate, parseExpression, splitTemplate, hasExpression, toScope, ExpressionError, EXPRESSION_FUNCTIONS } from './expression.ts';
 export type { Scope, ScopeLike, TemplatePart } from './expression.ts';
@@ -12,5 +12,17 @@ export { MAX_ALIAS_COUNT } from './source.ts';
 /** A resolved config as text: YAML (the default, as `exp config` prints it) or JSON. */
 export function formatConfig(config: unknown, format: 'yaml' | 'json' = 'yaml'): string {
   if (format === 'json') return `${JSON.stringify(config, null, 2)}\n`;
-  return stringify(config, { lineWidth: 0, aliasDuplicateObjects: false });
+  const doc = new Document(config, { aliasDuplicateObjects: false });
+  // Short lists of scalars and small entries inside lists read best inline, as people write them.
+  visit(doc, {
+    Seq(_, node) {
+      if (node.items.every((item) => isScalar(item))) node.flow = true;
+    },
+    Map(_, node, path) {
+      const parent = path[path.length - 1];
+      const inline = (value: unknown) => isScalar(value) || (isSeq(value) && value.items.every((item) => isScalar(item)));
+      if (isSeq(parent) && node.items.every((pair) => inline(pair.value))) node.flow = JSON.stringify(node.toJSON()).length <= 80;
+    },
+  });
+  return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
 }

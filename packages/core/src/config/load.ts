@@ -46,7 +46,7 @@ export function loadExperiment(file: string, options: LoadOptions = {}): LoadedC
   const merged = loadWithBases(absolute, [], files);
   const overrides = [...(options.overrides ?? [])];
   applyOverrides(merged.value, merged.locations, overrides);
-  const config = resolveExpressions(merged.value, merged.locations);
+  const config = canonicalOrder(resolveExpressions(merged.value, merged.locations));
   const start: SourceLocation = { file: absolute, line: 1, col: 1 };
   return {
     file: absolute,
@@ -83,6 +83,16 @@ function loadWithBases(file: string, chain: string[], files: string[], via?: { l
   mergeInto(merged, parsed);
   files.push(file);
   return merged;
+}
+
+// The order a reader expects, whatever order the bases and the file wrote the sections in.
+const SECTION_ORDER = ['name', 'description', 'seed', 'backend', 'vars', 'data', 'model', 'train', 'tracking'];
+
+function canonicalOrder(config: Record<string, unknown>): Record<string, unknown> {
+  const rank = (key: string) => (SECTION_ORDER.includes(key) ? SECTION_ORDER.indexOf(key) : SECTION_ORDER.length);
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(config).sort((a, b) => rank(a) - rank(b))) setOwn(out, key, config[key]);
+  return out;
 }
 
 function baseEntries(parsed: ParsedFile): { path: string; location: SourceLocation; yamlPath: ConfigPath }[] {

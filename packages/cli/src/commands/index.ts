@@ -1,0 +1,21 @@
+import type { Command } from '../command.ts';
+
+/**
+ * Every `exp` command, in the order `exp --help` lists them.
+ *
+ * To add a command: write `commands/<name>.ts` whose default export is `defineCommand({...})`
+ * (options, help text, examples, and a `run` that imports its real work lazily, e.g.
+ * `const { runExperiment } = await import('@tessera/core')`), then add ONE line here:
+ *     name: () => import('./name.ts'),
+ * Parsing, --help, exit codes and error printing come from the framework (main.ts).
+ */
+export const commands = {
+  validate: () => import('./validate.ts'),
+  config: () => import('./config.ts'),
+  schema: () => import('./schema.ts'),
+  blocks: () => import('./blocks.ts'),
+  run: () => import('./run.ts'),
+  doctor: () => import('./doctor.ts'),
+} satisfies Record<string, () => Promise<{ default: Command<any> }>>;
+
+export type CommandName = keyof typeof commands;

@@ -1,0 +1,200 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { Registries } from '@tessera/core';
+import { commandHelp, GLOBAL_OPTIONS, table, UsageError, type Command, type CommandContext, type Output } from './command.ts';
+import { commands, type CommandName } from './commands/index.ts';
+
+export interface MainOptions {
+  stdout?: Output;
+  stderr?: Output;
+  cwd?: string;
+  /** The registries commands see; the built-in ones by default (tests pass stand-ins). */
+  registries?: () => Registries | Promise<Registries>;
+}
+
+/** Exit codes: 0 ok, 1 an unexpected error, 2 bad input (a config error or a bad command line). */
+export const EXIT = { ok: 0, failure: 1, badInput: 2 } as const;
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Runs the `exp` command line and returns its exit code; never calls process.exit. */
+export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
+  const stdout = options.stdout ?? process.stdout;
+  const stderr = options.stderr ?? process.stderr;
+  const end = argv.indexOf('--') < 0 ? argv.length : argv.indexOf('--');
+  const isGlobal = (arg: string, index: number) => index < end && (arg === '--debug' || arg === '--help' || arg === '-h');
+  const debug = argv.slice(0, end).includes('--debug');
+  const help = argv.slice(0, end).some((arg) => arg === '--help' || arg === '-h');
+  const rest = argv.filter((arg, index) => !isGlobal(arg, index));
+  const name = rest[0];
+
+  if (name === undefined || name.startsWith('-')) {
+    if (name === '--version' || name === '-v') {
+      stdout.write(`${VERSION}\n`);
+      return EXIT.ok;
+    }
+    if (name !== undefined && !help) return usageFailure(stderr, undefined, `unknown option "${name}"`);
+    stdout.write(await mainHelp());
+    return help || name === undefined ? EXIT.ok : EXIT.badInput;
+  }
+
+  let command: Command;
+  try {
+    command = await loadCommand(name);
+  } catch (error) {
+    if (error instanceof UsageError) return usageFailure(stderr, undefined, error.message);
+    throw error;
+  }
+  if (help) {
+    stdout.write(commandHelp(command));
+    return EXIT.ok;
+  }
+
+  let registries: Promise<Registries> | undefined;
+  const context: CommandContext = {
+    stdout,
+    stderr,
+    cwd: options.cwd ?? process.cwd(),
+    debug,
+    registries: () => (registries ??= Promise.resolve(options.registries ? options.registries() : import('./registries.ts').then((m) => m.builtinRegistries()))),
+  };
+  try {
+    const args = parseCommandLine(command, rest.slice(1));
+    return (await command.run(args, context)) ?? EXIT.ok;
+  } catch (error) {
+    return reportError(error, command.name, context);
+  }
+}
+
+async function loadCommand(name: string): Promise<Command> {
+  if (!Object.hasOwn(commands, name)) {
+    const { didYouMean } = await import('@tessera/core');
+    const hint = didYouMean(name, Object.keys(commands));
+    throw new UsageError(`unknown command "${name}"${hint ? ` (did you mean "${hint}"?)` : ''}; commands: ${Object.keys(commands).join(', ')}`);
+  }
+  return (await commands[name as CommandName]()).default as unknown as Command;
+}
+
+async function mainHelp(): Promise<string> {
+  const loaded = await Promise.all(Object.keys(commands).map((name) => loadCommand(name)));
+  return [
+    `exp ${VERSION}: declarative deep-learning experiments (Tessera)`,
+    'Usage: exp <command> [arguments] [options]',
+    `Commands:\n${table(loaded.map((c) => [c.name, c.summary]))}`,
+    `Global options:\n${table([...GLOBAL_OPTIONS, ['-v, --version', 'Print the version']])}`,
+    [
+      'Examples:',
+      '  $ exp validate experiments/*.yaml',
+      '  $ exp config experiments/fnet.yaml --set train.epochs=1',
+      '  $ exp blocks --kind transform',
+    ].join('\n'),
+    'Run "exp <command> --help" for its arguments, options and examples.',
+  ].join('\n\n') + '\n';
+}
+
+/** util.parseArgs over the command's option table, with positionals checked against its spec. */
+function parseCommandLine(command: Command, args: string[]): { positionals: string[]; options: Record<string, never> } {
+  const optionConfig: NonNullable<ParseArgsConfig['options']> = {};
+  for (const [name, spec] of Object.entries(command.options)) {
+    optionConfig[name] = {
+      type: spec.type,
+      ...(spec.short ? { short: spec.short } : {}),
+      ...(spec.multiple ? { multiple: true } : {}),
+      ...(spec.default !== undefined ? { default: spec.default } : {}),
+    };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: optionConfig, allowPositionals: true, strict: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const message = (error as Error).message;
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const flag = /'([^']+)'/.exec(message)?.[1] ?? message;
+      const near = nearestOption(flag, Object.keys(command.options));
+      throw new UsageError(`unknown option "${flag}"${near ? ` (did you mean "--${near}"?)` : ''}`, command.name);
+    }
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      const flag = /--([\w-]+)/.exec(message)?.[1];
+      const spec = flag ? command.options[flag] : undefined;
+      throw new UsageError(spec?.type === 'boolean' ? `option "--${flag}" takes no value` : `option "--${flag}" needs a value${spec?.placeholder ? ` (${spec.placeholder})` : ''}`, command.name);
+    }
+    throw new UsageError(message, command.name);
+  }
+  const positionals = parsed.positionals;
+  const specs = command.positionals;
+  const variadic = specs.some((p) => p.variadic);
+  const required = specs.filter((p) => !p.optional);
+  if (positionals.length < required.length) {
+    throw new UsageError(`missing ${required[positionals.length]!.name}`, command.name);
+  }
+  if (!variadic && positionals.length > specs.length) {
+    throw new UsageError(`unexpected argument "${positionals[specs.length]}"`, command.name);
+  }
+  return { positionals, options: parsed.values as Record<string, never> };
+}
+
+function nearestOption(flag: string, names: string[]): string | undefined {
+  const bare = flag.replace(/^-+/, '');
+  return names.find((name) => name.startsWith(bare) || bare.startsWith(name)) ?? names.find((name) => levenshteinAtMost(bare, name, 2));
+}
+
+function levenshteinAtMost(a: string, b: string, limit: number): boolean {
+  if (Math.abs(a.length - b.length) > limit) return false;
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]! <= limit;
+}
+
+function usageFailure(stderr: Output, command: string | undefined, message: string): number {
+  const prefix = command ? `exp ${command}` : 'exp';
+  stderr.write(`${prefix}: ${message}\nRun "${prefix} --help" for usage.\n`);
+  return EXIT.badInput;
+}
+
+interface RenderableConfigError extends Error {
+  render(cwd?: string): string;
+  errors?: readonly unknown[];
+}
+
+// Checked by name, not instanceof, so this module need not load @tessera/core to recognise them.
+function isConfigError(error: unknown): error is RenderableConfigError {
+  return error instanceof Error && (error.name === 'ConfigError' || error.name === 'ConfigErrors') && typeof (error as RenderableConfigError).render === 'function';
+}
+
+/** Prints a failure the way users need it and returns the exit code. */
+export function reportError(error: unknown, command: string, context: Pick<CommandContext, 'stderr' | 'cwd' | 'debug'>): number {
+  const { stderr, cwd, debug } = context;
+  if (error instanceof UsageError) return usageFailure(stderr, error.command ?? command, error.message);
+  if (isConfigError(error)) {
+    const count = error.errors?.length ?? 1;
+    stderr.write(`${error.render(cwd)}\n`);
+    if (count > 1) stderr.write(`${count} errors\n`);
+    if (debug) stderr.write(`${describeStack(error)}\n`);
+    return EXIT.badInput;
+  }
+  if (debug) {
+    stderr.write(`exp ${command}: ${describeStack(error)}\n`);
+  } else {
+    const message = error instanceof Error ? error.message : String(error);
+    stderr.write(`exp ${command}: ${message.split('\n')[0]}\n(run with --debug for the stack)\n`);
+  }
+  return EXIT.failure;
+}
+
+function describeStack(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && depth < 8; depth++) {
+    parts.push(current instanceof Error ? (current.stack ?? `${current.name}: ${current.message}`) : String(current));
+    current = current instanceof Error ? current.cause : undefined;
+    if (current !== undefined) parts.push('caused by:');
+  }
+  return parts.join('\n');
+}
