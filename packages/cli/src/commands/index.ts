@@ -14,8 +14,6 @@ export const commands = {
   config: () => import('./config.ts'),
   schema: () => import('./schema.ts'),
   blocks: () => import('./blocks.ts'),
-  run: () => import('./run.ts'),
-  doctor: () => import('./doctor.ts'),
 } satisfies Record<string, () => Promise<{ default: Command<any> }>>;
 
 export type CommandName = keyof typeof commands;
