@@ -3,3 +3,5 @@ export type { BuildOptions, ModelSpec, ModelNode, BlockDefinition } from './buil
 export { registerCombinators, combinatorEntries, COMBINATOR_TYPES } from './combinators.ts';
 export { modelSummary, formatSummary } from './summary.ts';
 export type { ModelSummary, SummaryRow } from './summary.ts';
+export { exportModel, importModel, directoryHandler, MODEL_FILE, WEIGHTS_FILE } from './io.ts';
+export type { ExportMetadata } from './io.ts';
