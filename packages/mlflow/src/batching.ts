@@ -34,7 +34,10 @@ export interface LogBatchBody {
   tags: WireKeyValue[];
 }
 
-export type BatchLimits = typeof MLFLOW_LIMITS;
+export type BatchLimits = Pick<
+  Record<keyof typeof MLFLOW_LIMITS, number>,
+  'metricsPerBatch' | 'paramsPerBatch' | 'tagsPerBatch' | 'entitiesPerBatch' | 'batchBytes'
+>;
 
 const encoder = new TextEncoder();
 const bytesOf = (value: unknown): number => encoder.encode(JSON.stringify(value)).length;
