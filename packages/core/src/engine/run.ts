@@ -154,6 +154,12 @@ async function saveModel(model: tf.LayersModel, tracker: Tracker, log: (m: strin
   }
 }
 
+/** Relative to the current directory when inside it, absolute otherwise. */
+function shortPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') ? rel : path;
+}
+
 /** The end-of-run table: loss and metrics for train (last epoch), validation and test. */
 export function formatSummaryTable(summary: RunSummary): string {
   const last = summary.history[summary.history.length - 1] ?? {};
@@ -172,7 +178,7 @@ export function formatSummaryTable(summary: RunSummary): string {
   return [
     `Run ${summary.runId} ${status}: ${summary.history.length} epoch(s) in ${formatDuration(summary.seconds)} on ${summary.backend}`,
     ...lines,
-    `Run record: ${relative(process.cwd(), summary.runDir) || summary.runDir}`,
+    `Run record: ${shortPath(summary.runDir)}`,
   ].join('\n');
 }
 
