@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '@tessera/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cutmixEntry, mixupEntry } from './mix.ts';
 import { Normalize } from './normalize.ts';
@@ -91,6 +92,41 @@ describe('random_zoom', () => {
     expect(zoom.apply(x, train(3)).dataSync()).toEqual(a);
     expect(zoom.apply(x, train(4)).dataSync()).not.toEqual(a);
     expect(zoom.apply(x, { training: false, seed: 3 }).dataSync()).toEqual(x.dataSync());
+  });
+});
+
+describe('affine sampling on every backend', () => {
+  // tfjs-backend-wasm 4.22 reflects coordinates wrongly and tfjs-backend-cpu 4.22 transforms only
+  // the first image of a batch: affineBatch must still give TensorFlow's semantics, which the cpu
+  // kernel implements for a single image (a port of TF's ImageProjectiveTransform).
+  it('matches the single-image cpu kernel on cpu and wasm, for every fill mode', async () => {
+    const n = 6, h = 9, w = 7;
+    const data = Float32Array.from({ length: n * h * w * 2 }, (_, i) => (i * 37) % 251);
+    // Zooms from 0.53x to 1.68x; none puts a sample exactly halfway between two pixels, where
+    // nearest + reflect may round to the other mirrored neighbour (see affineBatch).
+    const maps = Array.from({ length: n }, (_, i) => zoomMap(0.53 + i * 0.23, 1.57 - i * 0.19, h, w));
+    const backends = ['cpu'];
+    try {
+      await selectBackend('wasm', () => {});
+      backends.push('wasm');
+    } catch {
+      // wasm unavailable here: cpu alone is checked.
+    }
+    for (const fillMode of ['reflect', 'constant', 'nearest', 'wrap'] as const) {
+      for (const interpolation of ['bilinear', 'nearest'] as const) {
+        await tf.setBackend('cpu');
+        const x = tf.tensor4d(data, [n, h, w, 2]);
+        const reference = maps.flatMap((m, i) => [
+          ...tf.image.transform(x.slice(i, 1), tf.tensor2d([[m.scaleX, 0, m.shiftX, 0, m.scaleY, m.shiftY, 0, 0]]), interpolation, fillMode).dataSync(),
+        ]);
+        for (const backend of backends) {
+          await tf.setBackend(backend);
+          const got = affineBatch(tf.tensor4d(data, [n, h, w, 2]), maps, { interpolation, fillMode, fillValue: 0 }).dataSync();
+          got.forEach((v, i) => expect(Math.abs(v - reference[i]!), `${backend} ${fillMode} ${interpolation} at ${i}`).toBeLessThan(1e-3));
+        }
+      }
+    }
+    await tf.setBackend('cpu');
   });
 });
 

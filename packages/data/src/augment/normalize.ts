@@ -78,7 +78,7 @@ export const normalizeEntry: TransformEntry<NormalizeParams> = {
       variance: { ...numbers, description: 'fixed per-channel variances; default: adapted' },
       epsilon: { type: 'number', exclusiveMinimum: 0, default: 1e-7, description: 'floor of the standard deviation' },
     },
-    dependentRequired: { mean: ['variance'], variance: ['mean'] },
+    dependencies: { mean: ['variance'], variance: ['mean'] },
     additionalProperties: false,
   },
   create: (params) => new Normalize(params),

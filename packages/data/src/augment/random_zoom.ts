@@ -59,7 +59,7 @@ export function createRandomZoom(params: RandomZoomParams): Transform {
 const factor = {
   oneOf: [
     { type: 'number', minimum: 0, maximum: 1 },
-    { type: 'array', items: { type: 'number', minimum: -1 }, minItems: 2, maxItems: 2 },
+    { type: 'array', items: { type: 'number', minimum: -1, maximum: 1 }, minItems: 2, maxItems: 2 },
   ],
   description: 'f zooms by a random amount in [-f, +f] (positive: out); or [lower, upper]',
 };
