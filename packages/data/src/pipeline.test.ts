@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { ConfigError, createRegistries, type Batch, type Dataset, type DatasetContext, type Registries } from '@tessera/core';
+import { ConfigError, createRegistries, experimentValidator, type Batch, type Dataset, type DatasetContext, type Registries } from '@tessera/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerData } from './index.ts';
 import { createPipeline } from './pipeline.ts';
@@ -71,6 +71,30 @@ describe('registerData', () => {
       expect(entry.params.additionalProperties).toBe(false);
       expect(entry.params.type).toBeUndefined();
     }
+  });
+});
+
+describe('the assembled experiment schema', () => {
+  it('accepts the reference data section and refuses bad transform params (strict ajv)', () => {
+    const validate = experimentValidator(registries);
+    const dataErrors = (data: unknown) => {
+      validate({ name: 'x', data });
+      return (validate.errors ?? []).filter((e) => e.instancePath.startsWith('/data')).map((e) => `${e.instancePath} ${e.message}`);
+    };
+    const reference = {
+      type: 'cifar100',
+      validation_split: 0.1,
+      transforms: [
+        { type: 'normalize' },
+        { type: 'resize', height: 64, width: 64 },
+        { type: 'random_flip', mode: 'horizontal' },
+        { type: 'random_zoom', height_factor: 0.2, width_factor: 0.2 },
+      ],
+    };
+    expect(dataErrors(reference)).toEqual([]);
+    expect(dataErrors({ ...reference, validation_split: 1 })).toContain('/data/validation_split must be < 1');
+    expect(dataErrors({ type: 'cifar100', transforms: [{ type: 'resize', height: 64 }] })).toContain("/data/transforms/0 must have required property 'width'");
+    expect(dataErrors({ type: 'cifar100', label_mode: 'medium' })).toContain('/data/label_mode must be equal to one of the allowed values');
   });
 });
 
@@ -192,6 +216,22 @@ describe('synthetic dataset', () => {
     expect(test!.yOneHot).toBeUndefined();
     dispose(train!);
     dispose(test!);
+  });
+});
+
+describe('paths', () => {
+  it('resolves data.dir relative to the file that wrote it (a base file), else the experiment dir', async () => {
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const base = join(cache, 'exp', 'base');
+    mkdirSync(join(base, 'data'), { recursive: true });
+    const record = (i: number) => Buffer.concat([Buffer.from([i % 20, i % 100]), Buffer.alloc(3072, i)]);
+    writeFileSync(join(base, 'data', 'train.bin'), Buffer.concat([0, 1, 2].map(record)));
+    writeFileSync(join(base, 'data', 'test.bin'), record(3));
+    const locate = () => ({ file: join(base, 'cifar100.yaml'), line: 3, col: 8 });
+    const ds = await registries.datasets.get('cifar100').create({ dir: 'data', cache_dir: join(cache, 'c2') }, ctx({ configDir: join(cache, 'exp'), locate }));
+    expect(ds.info.counts).toEqual({ train: 3, validation: 0, test: 1 });
+    const error = await registries.datasets.get('cifar100').create({ dir: 'data' }, ctx({ configDir: join(cache, 'exp') })).catch((e: unknown) => e);
+    expect((error as Error).message).toContain(`${join(cache, 'exp', 'data')} does not exist`);
   });
 });
 

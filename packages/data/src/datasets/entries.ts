@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, describeValue, type Dataset, type DatasetContext, type DatasetEntry, type JsonSchema } from '@tessera/core';
 import { createPipeline, type ConfiguredTransform } from '../pipeline.ts';
 import { Rng, deriveSeed } from '../random.ts';
@@ -102,8 +102,13 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
       additionalProperties: false,
     },
     async create(params, ctx: Context): Promise<Dataset> {
-      const fromConfig = (p: string) => (isAbsolute(p) ? p : resolve(ctx.configDir, p));
-      const dir = params.dir !== undefined ? fromConfig(params.dir) : process.env.TESSERA_DATA_DIR || undefined;
+      // A relative path is relative to the file that wrote it (a base file for `extends`).
+      const fromConfig = (key: string, p: string) => {
+        if (isAbsolute(p)) return p;
+        const written = ctx.locate?.(['data', key])?.file;
+        return resolve(written && !written.startsWith('--set ') ? dirname(resolve(written)) : ctx.configDir, p);
+      };
+      const dir = params.dir !== undefined ? fromConfig('dir', params.dir) : process.env.TESSERA_DATA_DIR || undefined;
       if (params.dir !== undefined && !(existsSync(dir!) && statSync(dir!).isDirectory())) {
         throw paramError(ctx, ['dir'], { expected: `a directory holding ${format.name}`, found: `${describeValue(params.dir)} (${dir} does not exist)` });
       }
@@ -111,7 +116,7 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
         throw paramError(ctx, ['validation_file'], { message: 'give either validation_file or validation_split, not both' });
       }
       const labelMode = params.label_mode ?? 'fine';
-      const cacheDir = params.cache_dir !== undefined ? fromConfig(params.cache_dir) : defaultCacheDir();
+      const cacheDir = params.cache_dir !== undefined ? fromConfig('cache_dir', params.cache_dir) : defaultCacheDir();
       const data = await loadCifar(format, {
         dir,
         labelMode,
@@ -125,7 +130,7 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
       ctx.log(`${format.name}: ${data.train.count} training and ${data.test.count} test images from ${data.source}`);
       let splits = splitTraining(data.train, params, ctx.seed);
       if (params.validation_file !== undefined) {
-        const file = fromConfig(params.validation_file);
+        const file = fromConfig('validation_file', params.validation_file);
         if (!existsSync(file)) throw paramError(ctx, ['validation_file'], { expected: 'an existing file', found: `${describeValue(params.validation_file)} (${file} does not exist)` });
         const bytes = readFileSync(file);
         const set = parseRecords(file.endsWith('.gz') ? gunzipFile(bytes, file) : bytes, file, format, labelMode);
