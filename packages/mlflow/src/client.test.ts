@@ -199,6 +199,17 @@ describe('retries', () => {
     expect(sleeps).toHaveLength(2);
   });
 
+  it('takes the retry count and timeout from MLFLOW_HTTP_REQUEST_MAX_RETRIES / _TIMEOUT', async () => {
+    fake = await startFakeMlflow({ [`GET ${API}/runs/get`]: { ...recorded.runCreated, delayMs: 1000 } });
+    const client = MlflowClient.fromEnv(
+      { MLFLOW_TRACKING_URI: fake.uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES: '1', MLFLOW_HTTP_REQUEST_TIMEOUT: '0.1' },
+      { sleep: async () => {} },
+    );
+    const error = await failure(client.getRun(RUN_ID));
+    expect([error.errorCode, error.attempts]).toEqual(['TIMEOUT', 2]);
+    expect(error.message).toContain('no answer within 100 ms');
+  });
+
   it('stops at once when the caller aborts', async () => {
     fake = await startFakeMlflow({ [`GET ${API}/runs/get`]: { ...recorded.runCreated, delayMs: 2000 } });
     const { client, sleeps } = clientFor(fake);
@@ -235,6 +246,17 @@ describe('creating runs and experiments is never duplicated', () => {
     expect(fake.requestsTo(searchRoute)).toHaveLength(1);
     expect(fake.requestsTo(searchRoute)[0]?.json).toMatchObject({ experiment_ids: ['1'], run_view_type: 'ALL', max_results: 1 });
     expect(created[0]).toMatchObject({ experiment_id: '1', run_name: 'r1', start_time: 1_700_000_000_000 });
+  });
+
+  it('searches for the run even when the last attempt was ambiguous', async () => {
+    fake = await startFakeMlflow({
+      [createRoute]: { status: 504, text: 'gateway timeout' },
+      [searchRoute]: [recorded.empty, { json: { runs: [recorded.runCreated.json.run] } }],
+    });
+    const { client } = clientFor(fake, { retry: { maxRetries: 1 } });
+    expect((await client.createRun({ experimentId: '1' })).info.runId).toBe(RUN_ID);
+    expect(fake.requestsTo(createRoute)).toHaveLength(2);
+    expect(fake.requestsTo(searchRoute)).toHaveLength(2);
   });
 
   it('after a dropped connection with no run created, creates it again with the same request id', async () => {

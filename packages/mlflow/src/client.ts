@@ -118,8 +118,9 @@ export class MlflowClient {
   }
 
   /**
-   * A client configured from MLFLOW_TRACKING_URI and MLFLOW_TRACKING_USERNAME/PASSWORD or
-   * MLFLOW_TRACKING_TOKEN; `overrides` win over the environment.
+   * A client configured from MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/PASSWORD or
+   * MLFLOW_TRACKING_TOKEN, MLFLOW_HTTP_REQUEST_TIMEOUT and MLFLOW_HTTP_REQUEST_MAX_RETRIES;
+   * `overrides` win over the environment.
    */
   static fromEnv(env: NodeJS.ProcessEnv = process.env, overrides: Partial<MlflowClientOptions> = {}): MlflowClient {
     const config = mlflowConfigFromEnv(env);
@@ -130,7 +131,13 @@ export class MlflowClient {
         message: 'MLflow configuration: MLFLOW_TRACKING_URI is not set; expected http(s)://host:port of an MLflow server',
       });
     }
-    return new MlflowClient({ ...overrides, trackingUri, auth: overrides.auth ?? config.credentials });
+    return new MlflowClient({
+      ...overrides,
+      trackingUri,
+      auth: overrides.auth ?? config.credentials,
+      timeoutMs: overrides.timeoutMs ?? config.timeoutMs,
+      retry: { ...(config.maxRetries === undefined ? {} : { maxRetries: config.maxRetries }), ...overrides.retry },
+    });
   }
 
   /** The server's base URL, without credentials. */
@@ -170,10 +177,8 @@ export class MlflowClient {
     name: string,
     options: { artifactLocation?: string; tags?: Record<string, string> } & RequestOptions = {},
   ): Promise<string> {
-    for (const [key, value] of Object.entries(options.tags ?? {})) {
-      validateKey('tag', key);
-      validateValue('tag', key, value);
-    }
+    // Experiment tag values may be longer than run tags (20,000): only the keys are checked.
+    for (const key of Object.keys(options.tags ?? {})) validateKey('tag', key);
     let ambiguous = false;
     try {
       const body = await this.#http.request<Json>({

@@ -29,6 +29,15 @@ describe('mlflowConfigFromEnv', () => {
     expect(mlflowConfigFromEnv({ MLFLOW_TRACKING_URI: '' }).trackingUri).toBeUndefined();
   });
 
+  it("reads MLflow's HTTP timeout (seconds) and retry count, and refuses nonsense", () => {
+    const config = mlflowConfigFromEnv({ MLFLOW_HTTP_REQUEST_TIMEOUT: '2.5', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' });
+    expect([config.timeoutMs, config.maxRetries]).toEqual([2500, 0]);
+    expect(() => mlflowConfigFromEnv({ MLFLOW_HTTP_REQUEST_TIMEOUT: '0' })).toThrow(
+      'MLFLOW_HTTP_REQUEST_TIMEOUT="0": expected a positive number of seconds',
+    );
+    expect(() => mlflowConfigFromEnv({ MLFLOW_HTTP_REQUEST_MAX_RETRIES: '2.5' })).toThrow('expected a non-negative integer');
+  });
+
   it('refuses half-configured basic auth without echoing the password', () => {
     expect(() => mlflowConfigFromEnv({ MLFLOW_TRACKING_PASSWORD: PASSWORD })).toThrow(
       'MLFLOW_TRACKING_PASSWORD is set but MLFLOW_TRACKING_USERNAME is not',

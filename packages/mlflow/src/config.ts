@@ -98,6 +98,10 @@ export interface MlflowEnvConfig {
   trackingUri: string | undefined;
   experimentName: string | undefined;
   credentials: Credentials | undefined;
+  /** From MLFLOW_HTTP_REQUEST_TIMEOUT (seconds, as in MLflow's Python client). */
+  timeoutMs: number | undefined;
+  /** From MLFLOW_HTTP_REQUEST_MAX_RETRIES. */
+  maxRetries: number | undefined;
 }
 
 /**
@@ -116,11 +120,25 @@ export function mlflowConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Mlflo
   } else if (token !== undefined) {
     credentials = new Credentials({ token });
   }
+  const timeoutSeconds = numberFrom(env, 'MLFLOW_HTTP_REQUEST_TIMEOUT', { min: Number.MIN_VALUE, integer: false });
   return {
     trackingUri: nonEmpty(env.MLFLOW_TRACKING_URI),
     experimentName: nonEmpty(env.MLFLOW_EXPERIMENT_NAME),
     credentials,
+    timeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000,
+    maxRetries: numberFrom(env, 'MLFLOW_HTTP_REQUEST_MAX_RETRIES', { min: 0, integer: true }),
   };
+}
+
+function numberFrom(env: NodeJS.ProcessEnv, name: string, rule: { min: number; integer: boolean }): number | undefined {
+  const text = nonEmpty(env[name]);
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < rule.min || (rule.integer && !Number.isInteger(value))) {
+    const expected = rule.integer ? 'a non-negative integer' : 'a positive number of seconds';
+    throw configError(`${name}=${JSON.stringify(text)}: expected ${expected}`);
+  }
+  return value;
 }
 
 export function redactUserInfo(uri: string): string {

@@ -97,12 +97,14 @@ export class HttpTransport {
         if (!(caught instanceof MlflowError)) throw caught;
         error = caught;
       }
-      if (!error.transient || attempt > this.#retry.maxRetries) throw error;
+      if (!error.transient) throw error;
       if (spec.retry === 'once' && error.ambiguous) {
         if (!spec.recover) throw error;
+        // Even after the last attempt: the call may have succeeded, and then it did not fail.
         const recovered = await spec.recover(error);
         if (recovered !== undefined) return recovered;
       }
+      if (attempt > this.#retry.maxRetries) throw error;
       const delayMs = this.#backoff(attempt, error);
       this.#onRetry?.({ endpoint, attempt, delayMs, error });
       await this.#sleep(delayMs);
