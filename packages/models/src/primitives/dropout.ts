@@ -5,7 +5,7 @@ import { singleShape, singleTensor, subSeed } from './common.ts';
 export interface DropoutArgs {
   /** Fraction of the units zeroed in training, in [0, 1). */
   rate: number;
-  /** Seed of the masks; each training call draws a fresh mask from it. */
+  /** Mixed with a draw from Math.random for each training call's mask (see `call`). */
   seed?: number;
   name?: string;
 }
@@ -15,7 +15,6 @@ export class Dropout extends tf.layers.Layer {
   static className = 'TesseraDropout';
   readonly rate: number;
   readonly seed: number;
-  private calls = 0;
 
   constructor(args: DropoutArgs) {
     super(args);
@@ -27,9 +26,11 @@ export class Dropout extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
     const x = singleTensor(inputs);
     if (!kwargs?.['training'] || this.rate === 0) return tf.clone(x);
-    // A fixed seed would draw the same mask every step; the call count keeps runs reproducible.
-    this.calls += 1;
-    return tf.tidy(() => tf.dropout(x, this.rate, undefined, subSeed(this.seed, this.calls)));
+    // A fixed seed would draw the same mask every step. Math.random is what the trainer seeds per
+    // (run seed, epoch, step), so masks are reproducible and a resumed run draws the same ones;
+    // mixing in the layer's own seed keeps two dropout layers from sharing a stream.
+    const draw = Math.floor(Math.random() * 2147483647);
+    return tf.tidy(() => tf.dropout(x, this.rate, undefined, subSeed(this.seed, draw)));
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {

@@ -1,0 +1,42 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Dropout } from './dropout.ts';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+/** Runs `fn` with Math.random replaced by a fixed sequence, as the trainer does per step. */
+function withRandom<T>(values: number[], fn: () => T): T {
+  const original = Math.random;
+  let i = 0;
+  Math.random = () => values[i++ % values.length]!;
+  try {
+    return fn();
+  } finally {
+    Math.random = original;
+  }
+}
+
+describe('dropout', () => {
+  const x = tf.ones([4, 256]);
+  const mask = (layer: Dropout) => Array.from((layer.apply(x, { training: true }) as tf.Tensor).dataSync());
+
+  it('is the identity at inference and scales kept units by 1/(1-rate) in training', () => {
+    const layer = new Dropout({ rate: 0.25, seed: 1 });
+    expect(Array.from((layer.apply(x) as tf.Tensor).dataSync())).toEqual(Array(1024).fill(1));
+    const values = mask(layer);
+    expect(new Set(values)).toEqual(new Set([0, 1 / 0.75]));
+    const dropped = values.filter((v) => v === 0).length / values.length;
+    expect(dropped).toBeGreaterThan(0.18);
+    expect(dropped).toBeLessThan(0.32);
+  });
+
+  it('draws each mask from Math.random (the trainer seeds it per step) mixed with its own seed', () => {
+    const a = new Dropout({ rate: 0.5, seed: 1 });
+    const b = new Dropout({ rate: 0.5, seed: 2 });
+    expect(withRandom([0.3], () => mask(a))).toEqual(withRandom([0.3], () => mask(a)));
+    expect(withRandom([0.3], () => mask(a))).not.toEqual(withRandom([0.7], () => mask(a)));
+    expect(withRandom([0.3], () => mask(a))).not.toEqual(withRandom([0.3], () => mask(b)));
+  });
+});
