@@ -3,6 +3,7 @@ export { sweepSchema } from './schema.ts';
 export type { SweepSpec } from './spec.ts';
 export { runSweep, bestTrial, sweepFingerprint, type RunSweepOptions, type SweepResult } from './runner.ts';
 export type { Executor, TrialLaunch, TrialSink } from './executor.ts';
+export { LocalProcessExecutor, type LocalExecutorOptions } from './local-executor.ts';
 export { createSearcher, type Searcher, type SearcherOptions, type SearchMethod, type Goal, type Observation } from './searcher.ts';
 export { gridPoint, gridSize } from './grid.ts';
 export { sample, sampleParams, toOverrides, type Distribution, type Parameter, type ParamValue as SweepParamValue, type Params } from './space.ts';

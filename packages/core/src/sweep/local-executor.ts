@@ -1,0 +1,222 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, openSync, closeSync } from 'node:fs';
+import { mkdir, readdir, readFile, open, rename } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { readMetrics, readRunMeta, type RunMeta } from '../tracking/local-store.ts';
+import type { Executor, TrialLaunch, TrialSink } from './executor.ts';
+import type { EpochMetrics } from './state.ts';
+
+export interface LocalExecutorOptions {
+  /**
+   * The `exp` command line before its subcommand, e.g.
+   * `[process.execPath, ...process.execArgv, 'packages/cli/src/bin.ts']`.
+   */
+  command: readonly string[];
+  /** Each attempt records its run under `<trialsDir>/<trial-id>/attempt-<n>/` (its own run store). */
+  trialsDir: string;
+  /** Extra arguments for every `exp run`, e.g. `['--backend', 'cpu']`. */
+  extraArgs?: readonly string[];
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** How often a running trial's metrics file is read. */
+  pollMs?: number;
+  /** After a stop request, how long a trial may take to checkpoint before it is killed outright. */
+  killAfterMs?: number;
+}
+
+interface Running {
+  child: ChildProcess;
+  launch: TrialLaunch;
+  sink: TrialSink;
+  /** The run store root of this attempt, and the run directory once the run exists. */
+  root: string;
+  runDir: string | null;
+  announced: boolean;
+  ended: boolean;
+  lastEpoch: number;
+  stopReason: string | null;
+  log: string;
+}
+
+/**
+ * Runs each trial as an `exp run` child process (a process pool whose size the sweep runner
+ * bounds with `parallel`). Progress is read from the run store the child writes: its
+ * meta.json and its append-only, fsync'd metrics.jsonl, so the protocol is the run record
+ * itself, the same one a queue worker on another machine would produce. A stop is SIGTERM:
+ * `exp run` finishes the step, checkpoints and ends the run KILLED; a rerun of an interrupted
+ * trial continues from that checkpoint with `exp run --resume`.
+ */
+export class LocalProcessExecutor implements Executor {
+  private readonly running = new Map<string, Running>();
+
+  constructor(private readonly options: LocalExecutorOptions) {}
+
+  async start(launch: TrialLaunch, sink: TrialSink): Promise<void> {
+    const attemptDir = join(this.options.trialsDir, launch.id, `attempt-${launch.attempt}`);
+    await mkdir(attemptDir, { recursive: true });
+    const resumable = launch.previousRunId ? await this.resumableRun(launch.id, launch.previousRunId) : null;
+    const args = resumable
+      ? ['run', '--resume', resumable, '--runs-dir', dirname(dirname(resumable))]
+      : ['run', launch.experiment, ...launch.overrides.flatMap((o) => ['--set', o]), '--runs-dir', attemptDir];
+    const log = join(attemptDir, 'output.log');
+    const fd = openSync(log, 'a');
+    const [program, ...prefix] = this.options.command;
+    const child = spawn(program!, [...prefix, ...args, ...(this.options.extraArgs ?? [])], {
+      cwd: this.options.cwd,
+      env: { ...process.env, ...this.options.env, CI: 'true' },
+      stdio: ['ignore', fd, fd],
+    });
+    closeSync(fd);
+    const run: Running = {
+      child,
+      launch,
+      sink,
+      root: resumable ? dirname(dirname(resumable)) : attemptDir,
+      runDir: resumable,
+      announced: false,
+      ended: false,
+      lastEpoch: 0,
+      stopReason: null,
+      log,
+    };
+    this.running.set(launch.id, run);
+
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      this.poll(run).finally(() => (busy = false));
+    }, this.options.pollMs ?? 500);
+    child.on('error', (error) => {
+      clearInterval(timer);
+      this.running.delete(launch.id);
+      if (run.ended) return;
+      run.ended = true;
+      sink.failed(`could not start exp run: ${error.message}`);
+    });
+    child.on('exit', (code, signal) => {
+      clearInterval(timer);
+      const wait = async () => {
+        while (busy) await new Promise((r) => setTimeout(r, 10));
+        await this.finish(run, code, signal);
+      };
+      void wait();
+    });
+  }
+
+  stop(trialId: string, reason: string): void {
+    const run = this.running.get(trialId);
+    if (!run || run.stopReason !== null) return;
+    run.stopReason = reason;
+    run.child.kill('SIGTERM');
+    const timer = setTimeout(() => run.child.kill('SIGKILL'), this.options.killAfterMs ?? 60_000);
+    run.child.once('exit', () => clearTimeout(timer));
+  }
+
+  async close(): Promise<void> {
+    for (const run of this.running.values()) run.child.kill('SIGTERM');
+  }
+
+  /** A run of an earlier attempt that stopped part-way and left a checkpoint. */
+  private async resumableRun(trialId: string, runId: string): Promise<string | null> {
+    const trialDir = join(this.options.trialsDir, trialId);
+    for (const attempt of await readdir(trialDir).catch(() => [] as string[])) {
+      for (const experiment of await readdir(join(trialDir, attempt)).catch(() => [] as string[])) {
+        const dir = join(trialDir, attempt, experiment, runId);
+        if (!existsSync(join(dir, 'meta.json')) || !existsSync(join(dir, 'checkpoint'))) continue;
+        const meta = await readRunMeta(dir).catch(() => null);
+        if (meta && (meta.status === 'KILLED' || meta.status === 'RUNNING')) return dir;
+      }
+    }
+    return null;
+  }
+
+  /** Reports the run once it exists and every epoch it has logged since the last poll. */
+  private async poll(run: Running): Promise<void> {
+    run.runDir ??= await findRun(run.root);
+    if (!run.runDir) return;
+    if (!run.announced) {
+      run.announced = true;
+      run.sink.started(basename(run.runDir));
+    }
+    let records;
+    try {
+      records = await readMetrics(run.runDir);
+    } catch {
+      return; // a line caught half-written; the next poll reads it whole
+    }
+    for (const record of records) {
+      if (record.step <= run.lastEpoch) continue;
+      run.lastEpoch = record.step;
+      // The run store merges the end-of-run test metrics into the last epoch's step; they are
+      // not an epoch's measurement (they arrive with `finished`).
+      const metrics = numbers(record);
+      for (const key of Object.keys(metrics)) if (key.startsWith('test_')) delete metrics[key];
+      run.sink.epoch(record.step, metrics);
+    }
+  }
+
+  private async finish(run: Running, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+    this.running.delete(run.launch.id);
+    if (run.ended) return;
+    run.ended = true;
+    await this.poll(run).catch(() => {});
+    const meta: RunMeta | null = run.runDir ? await readRunMeta(run.runDir).catch(() => null) : null;
+    const how = signal ? `signal ${signal}` : `exit code ${code}`;
+    if (run.runDir) {
+      const tags: Record<string, string> = { ...run.launch.tags };
+      if (run.stopReason) tags['sweep.stop_reason'] = run.stopReason;
+      await mergeTags(run.runDir, tags).catch(() => {});
+    }
+    if (meta?.status === 'FINISHED') {
+      const records = await readMetrics(run.runDir!).catch(() => []);
+      run.sink.finished(records.length > 0 ? numbers(records[records.length - 1]!) : {});
+    } else if (meta?.status === 'KILLED' || (run.stopReason !== null && meta?.status !== 'FAILED')) {
+      run.sink.killed();
+    } else {
+      const detail = meta?.error ?? (await lastLines(run.log, 5));
+      run.sink.failed(`exp run ended with ${how}${detail ? `: ${detail}` : ''} (log: ${run.log})`);
+    }
+  }
+}
+
+/** The one run directory (`<root>/<experiment>/<run-id>/meta.json`) in an attempt's run store. */
+async function findRun(root: string): Promise<string | null> {
+  for (const experiment of await readdir(root, { withFileTypes: true }).catch(() => [])) {
+    if (!experiment.isDirectory()) continue;
+    for (const run of await readdir(join(root, experiment.name)).catch(() => [] as string[])) {
+      const dir = join(root, experiment.name, run);
+      if (existsSync(join(dir, 'meta.json'))) return dir;
+    }
+  }
+  return null;
+}
+
+function numbers(record: Record<string, unknown>): EpochMetrics {
+  const out: EpochMetrics = {};
+  for (const [k, v] of Object.entries(record)) if (k !== 'step' && typeof v === 'number') out[k] = v;
+  return out;
+}
+
+async function lastLines(file: string, count: number): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.trim().split('\n').slice(-count).join(' | ');
+}
+
+/**
+ * Adds tags to a run that has ended (its process is gone, so nothing else writes tags.json).
+ * TODO(tracking): a `Tracker`-level "tag an ended run" call would also reach MLflow.
+ */
+async function mergeTags(runDir: string, tags: Record<string, string>): Promise<void> {
+  const path = join(runDir, 'tags.json');
+  const current = JSON.parse(await readFile(path, 'utf8').catch(() => '{}')) as Record<string, string>;
+  const temp = `${path}.sweep.tmp`;
+  const handle = await open(temp, 'w');
+  try {
+    await handle.writeFile(`${JSON.stringify({ ...current, ...tags }, null, 2)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, path);
+}
