@@ -49,7 +49,7 @@ function parameterRows(entry: EntryBase): [string, string][] {
     if (required.has(name)) facts.push('required');
     if (schema.default !== undefined) facts.push(`default ${JSON.stringify(schema.default)}`);
     const description = typeof schema.description === 'string' ? `: ${schema.description}` : '';
-    return [`  ${name}`, `${facts.join(', ')}${description}`];
+    return [`    ${name}`, `${facts.join(', ')}${description}`];
   });
 }
 
@@ -83,12 +83,16 @@ export default defineCommand({
     for (const kind of kinds) {
       const entries = registries[REGISTRY[kind]].list().filter((e) => only === undefined || e.type === only);
       if (entries.length === 0) continue;
-      const lines = entries.map((entry) => {
-        const head = table([[entry.type, entry.description]]);
-        const rows = options.brief ? [] : parameterRows(entry);
-        return rows.length > 0 ? `${head}\n${table(rows.map(([n, d]) => [`  ${n}`, d]))}` : head;
-      });
-      sections.push(`${kind} types (${entries.length}):\n${lines.join(options.brief ? '\n' : '\n\n')}`);
+      const body = options.brief
+        ? table(entries.map((entry) => [entry.type, entry.description]))
+        : entries
+            .map((entry) => {
+              const head = table([[entry.type, entry.description]]);
+              const rows = parameterRows(entry);
+              return rows.length > 0 ? `${head}\n${table(rows)}` : head;
+            })
+            .join('\n\n');
+      sections.push(`${kind} types (${entries.length}):\n${body}`);
     }
     if (sections.length === 0 && only !== undefined) {
       const { didYouMean } = await import('@tessera/core');

@@ -6,7 +6,7 @@ export { loadExperiment } from './load.ts';
 export type { LoadedConfig, LoadOptions } from './load.ts';
 export { parseOverride } from './overrides.ts';
 export type { Override } from './overrides.ts';
-export { isTemplatePath } from './resolve.ts';
+export { isTemplatePath, type ValueOrigin } from './resolve.ts';
 export { MAX_ALIAS_COUNT } from './source.ts';
 
 /** A resolved config as text: YAML (the default, as `exp config` prints it) or JSON. */

@@ -6,7 +6,7 @@ import type { SourceLocation } from '../registry/kinds.ts';
 import { LocationMap } from './locations.ts';
 import { applyOverrides } from './overrides.ts';
 import { isPlainObject, setOwn } from './plain.ts';
-import { resolveExpressions } from './resolve.ts';
+import { resolveExpressions, type ValueOrigin } from './resolve.ts';
 import { parseYamlFile, type ParsedFile } from './source.ts';
 
 /** A loaded experiment: the resolved config and where each of its values was written. */
@@ -19,6 +19,8 @@ export interface LoadedConfig {
   locate(path: ConfigPath): SourceLocation;
   /** Where the key that introduces `path` was written (for "unknown key" errors). */
   locateKey(path: ConfigPath): SourceLocation;
+  /** How the value at `path` was computed, when it came from a `${...}` expression. */
+  origin?(path: ConfigPath): ValueOrigin | undefined;
   /** Every file read, bases first, the experiment file last. */
   files: string[];
   /** The `--set` arguments, as given. */
@@ -46,13 +48,15 @@ export function loadExperiment(file: string, options: LoadOptions = {}): LoadedC
   const merged = loadWithBases(absolute, [], files);
   const overrides = [...(options.overrides ?? [])];
   applyOverrides(merged.value, merged.locations, overrides);
-  const config = canonicalOrder(resolveExpressions(merged.value, merged.locations));
+  const resolved = resolveExpressions(merged.value, merged.locations);
+  const config = canonicalOrder(resolved.config);
   const start: SourceLocation = { file: absolute, line: 1, col: 1 };
   return {
     file: absolute,
     config,
     locate: (path) => merged.locations.value(path) ?? start,
     locateKey: (path) => merged.locations.key(path) ?? start,
+    origin: resolved.origin,
     files,
     overrides,
   };

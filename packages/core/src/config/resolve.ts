@@ -1,5 +1,6 @@
 import { ConfigError, describeValue, type ConfigPath } from '../errors.ts';
-import { ExpressionError, hasExpression, interpolate, type Scope } from './expression.ts';
+import type { SourceLocation } from '../registry/kinds.ts';
+import { ExpressionError, interpolate, type Scope } from './expression.ts';
 import type { LocationMap } from './locations.ts';
 import { isPlainObject, setOwn } from './plain.ts';
 
@@ -54,6 +55,12 @@ class VariableScope implements Scope {
     }
   }
 
+  /** Where the variable `name` that this scope sees was defined. */
+  where(name: string): SourceLocation | undefined {
+    if (Object.hasOwn(this.raw, name)) return this.context.locations.value([...this.path, name]);
+    return this.parent?.where(name);
+  }
+
   /** Every variable of this level, resolved (for the output config). */
   all(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
@@ -62,11 +69,18 @@ class VariableScope implements Scope {
   }
 }
 
+/** How a value was computed: the expression and the variables it read, for error hints. */
+export interface ValueOrigin {
+  expression: string;
+  variables: { name: string; value: unknown; location: SourceLocation | undefined }[];
+}
+
 class Resolver {
   readonly resolving: { scope: VariableScope; name: string }[] = [];
+  readonly origins = new Map<string, ValueOrigin>();
   constructor(readonly locations: LocationMap) {}
 
-  resolve(value: unknown, path: ConfigPath, scope: Scope): unknown {
+  resolve(value: unknown, path: ConfigPath, scope: VariableScope): unknown {
     if (typeof value === 'string') return value.includes('${') ? this.evaluate(value, path, scope) : value;
     if (Array.isArray(value)) return value.map((item, index) => this.resolve(item, [...path, index], scope));
     if (isPlainObject(value)) {
@@ -77,9 +91,21 @@ class Resolver {
     return value;
   }
 
-  private evaluate(text: string, path: ConfigPath, scope: Scope): unknown {
+  private evaluate(text: string, path: ConfigPath, scope: VariableScope): unknown {
+    const variables: ValueOrigin['variables'] = [];
+    const recording: Scope = {
+      has: (name) => scope.has(name),
+      names: () => scope.names(),
+      get: (name) => {
+        const value = scope.get(name);
+        if (!variables.some((v) => v.name === name)) variables.push({ name, value, location: scope.where(name) });
+        return value;
+      },
+    };
     try {
-      return interpolate(text, scope);
+      const value = interpolate(text, recording);
+      this.origins.set(JSON.stringify(path), { expression: text, variables });
+      return value;
     } catch (error) {
       if (!(error instanceof ExpressionError)) throw error;
       throw new ConfigError({ location: this.locations.value(path), path, message: `${error.message} in ${JSON.stringify(text)}`, hint: error.hint });
@@ -101,7 +127,10 @@ function variables(config: Record<string, unknown>, path: ConfigPath, locations:
  * Evaluates every `${...}` of a merged config. Top-level `vars` are visible everywhere;
  * `model.vars` only inside `model` (nearest wins). Template layers are kept as written.
  */
-export function resolveExpressions(config: Record<string, unknown>, locations: LocationMap): Record<string, unknown> {
+export function resolveExpressions(
+  config: Record<string, unknown>,
+  locations: LocationMap,
+): { config: Record<string, unknown>; origin(path: ConfigPath): ValueOrigin | undefined } {
   const resolver = new Resolver(locations);
   const top = new VariableScope(variables(config, ['vars'], locations), ['vars'], undefined, resolver);
   const modelScope = new VariableScope(variables(config, ['model', 'vars'], locations), ['model', 'vars'], top, resolver);
@@ -118,5 +147,6 @@ export function resolveExpressions(config: Record<string, unknown>, locations: L
     if (Array.isArray(value)) return value.map((item, index) => walk(item, [...path, index]));
     return resolver.resolve(value, path, path[0] === 'model' ? modelScope : top);
   };
-  return walk(config, []) as Record<string, unknown>;
+  const resolved = walk(config, []) as Record<string, unknown>;
+  return { config: resolved, origin: (path) => resolver.origins.get(JSON.stringify(path)) };
 }

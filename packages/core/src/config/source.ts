@@ -59,6 +59,8 @@ function firstInvalidUtf8(bytes: Uint8Array): number {
   return i;
 }
 
+const INDENTATION_HINT = 'check the indentation of this line and the lines around it';
+
 const YAML_MESSAGES: Record<string, (text: string) => string> = {
   DUPLICATE_KEY: (key) => `duplicate key${key ? ` "${key}"` : ''}; each key may appear once in a mapping`,
   MULTIPLE_DOCS: () => 'more than one YAML document ("---"); an experiment file holds one mapping',
@@ -138,9 +140,10 @@ export function parseYamlDocument(source: string, file: string): { doc: Document
     const first = problems[0]!;
     const start = first.pos[0];
     const rewrite = YAML_MESSAGES[first.code];
-    const keyText = restore(text.slice(start, first.pos[1]).trim());
+    const keyText = restore(/^("[^"\n]*"|'[^'\n]*'|[^:\n]*)/.exec(text.slice(start))![1]!.trim());
     const message = rewrite ? rewrite(keyText) : `invalid YAML: ${restore(first.message).replace(/\s+/g, ' ').trim()}`;
-    throw new ConfigError({ location: at(start), message });
+    const hint = /indent|nested mappings|compact mapping/i.test(first.message) ? INDENTATION_HINT : undefined;
+    throw new ConfigError({ location: at(start), message, hint });
   }
   if (text !== source) {
     visit(doc, {

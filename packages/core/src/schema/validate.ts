@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { loadExperiment, type LoadedConfig, type LoadOptions } from '../config/load.ts';
-import { ConfigError, describeValue, throwIfAny, type ConfigPath } from '../errors.ts';
+import { ConfigError, describeValue, formatLocation, throwIfAny, type ConfigPath } from '../errors.ts';
 import { didYouMean, type EntryBase, type Registry } from '../registry/registry.ts';
 import type { Registries } from '../registry/kinds.ts';
 import { ENTRY_KINDS, experimentSchema, schemaOrigin } from './experiment-schema.ts';
@@ -36,14 +36,32 @@ export function experimentValidator(registries: Registries): ValidateFunction {
  * when it is valid; otherwise throws every problem at once (ConfigErrors), one per bad node,
  * each located in the file (or `--set` argument) its value came from.
  */
-export function validateExperiment(loaded: Pick<LoadedConfig, 'config' | 'locate' | 'locateKey'>, registries: Registries): ExperimentConfig {
+export function validateExperiment(loaded: Locator, registries: Registries): ExperimentConfig {
   const validate = experimentValidator(registries);
   if (validate(loaded.config)) return loaded.config as unknown as ExperimentConfig;
   throwIfAny(explainErrors(validate.errors ?? [], loaded, registries));
   return loaded.config as unknown as ExperimentConfig;
 }
 
-type Locator = Pick<LoadedConfig, 'config' | 'locate' | 'locateKey'>;
+type Locator = Pick<LoadedConfig, 'config' | 'locate' | 'locateKey' | 'origin'>;
+
+// Errors about a value (not about keys) get a note on the expression that computed it.
+const VALUE_KEYWORDS = new Set(['type', 'minimum', 'exclusiveMinimum', 'maximum', 'exclusiveMaximum', 'enum', 'const', 'pattern', 'multipleOf']);
+
+function withOrigin(error: ConfigError, keyword: string, loaded: Locator): ConfigError {
+  const origin = VALUE_KEYWORDS.has(keyword) ? loaded.origin?.(error.path) : undefined;
+  if (!origin) return error;
+  const variables = origin.variables.map(
+    (v) => `${v.name} = ${JSON.stringify(v.value)}${v.location ? ` (set at ${formatLocation(v.location)})` : ''}`,
+  );
+  const note = `computed by ${JSON.stringify(origin.expression)}${variables.length > 0 ? ` where ${variables.join(', ')}` : ''}`;
+  return new ConfigError({
+    location: error.location,
+    path: error.path,
+    message: error.detail,
+    hint: error.hint ? `${error.hint}; ${note}` : note,
+  });
+}
 
 /** Turns ajv errors into ConfigErrors: one per bad node, located, in plain words. */
 export function explainErrors(errors: readonly ErrorObject[], loaded: Locator, registries: Registries): ConfigError[] {
@@ -60,12 +78,24 @@ export function explainErrors(errors: readonly ErrorObject[], loaded: Locator, r
       missing.set(key, entry);
       continue;
     }
-    const explained = explain(error, path, loaded, registries, errors);
+    const explained = withOrigin(explain(error, path, loaded, registries, errors), error.keyword, loaded);
     const key = JSON.stringify(explained.path);
     if (!out.has(key)) out.set(key, explained);
   }
-  for (const [key, { path, keys, kind }] of missing) {
+  // `{type: dense, unit: 8}` is one mistake: "unknown key unit (did you mean units?)" says it all.
+  const misspelled = new Map<string, Set<string>>();
+  for (const error of out.values()) {
+    const suggestion = /^did you mean "([^"]+)"/.exec(error.hint ?? '')?.[1];
+    if (suggestion && error.detail.startsWith('unknown key')) {
+      const parent = JSON.stringify(error.path.slice(0, -1));
+      misspelled.set(parent, (misspelled.get(parent) ?? new Set()).add(suggestion));
+    }
+  }
+  for (const [key, entry] of missing) {
     if (out.has(key)) continue; // e.g. an unknown block type already explains the missing keys
+    const keys = entry.keys.filter((k) => !misspelled.get(key)?.has(k));
+    if (keys.length === 0) continue;
+    const { path, kind } = entry;
     const list = keys.map((k) => `"${k}"`).join(', ');
     out.set(key, new ConfigError({ location: loaded.locate(path), path, message: `missing required key${keys.length > 1 ? 's' : ''} ${list}${kind}` }));
   }
