@@ -1,8 +1,10 @@
 // The test helpers themselves: finding mlflow, failing loudly under CI, and stop() killing the
 // server's whole process group (checked with a stand-in "mlflow" that forks a child).
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { findMlflowBinary, locateMlflowForTests, startMlflowServer } from './testing.ts';
 
@@ -70,7 +72,7 @@ describe('startMlflowServer', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(await alive(grandchild)).toBe(false);
     await expect(fetch(`${server.uri}/health`)).rejects.toThrow();
-    await expect(readFile(join(server.dir, 'x'))).rejects.toThrow(/ENOENT/);
+    await expect(stat(server.dir)).rejects.toThrow(/ENOENT/);
   });
 
   it('reports a server that dies on startup with its output', async () => {
@@ -80,3 +82,44 @@ describe('startMlflowServer', () => {
     await expect(startMlflowServer({ binary: broken })).rejects.toThrow(/exited with code 3 before it was ready:\n.*ImportError: no module named flask/s);
   });
 });
+
+describe('startMlflowServer when the test process dies without stop()', () => {
+  it('has the guardian kill the server group within a few seconds', async () => {
+    const script = join(dir, 'dies.mts');
+    const uriFile = join(dir, 'uri.txt');
+    const testing = fileURLToPath(new URL('./testing.ts', import.meta.url));
+    await writeFile(
+      script,
+      [
+        `import { writeFileSync } from 'node:fs';`,
+        `import { startMlflowServer } from ${JSON.stringify(testing)};`,
+        `const server = await startMlflowServer({ binary: ${JSON.stringify(standIn)} });`,
+        // Synchronously: console output to a pipe could be lost to the SIGKILL below.
+        `writeFileSync(${JSON.stringify(uriFile)}, server.uri + '\\n' + server.dir);`,
+        // SIGKILL: no exit handlers, no afterAll; only the guardian can clean up.
+        `process.kill(process.pid, 'SIGKILL');`,
+      ].join('\n'),
+    );
+    const tsx = fileURLToPath(new URL('../../../node_modules/.bin/tsx', import.meta.url));
+    const { stderr } = await run(tsx, [script]);
+    const [uri, serverDir] = (await readFile(uriFile, 'utf8').catch(() => `no URI written; stderr: ${stderr}`)).split('\n');
+    expect(uri).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const grandchild = Number(await readFile(join(dir, 'grandchild.pid'), 'utf8'));
+    let dead = false;
+    for (let i = 0; i < 50 && !dead; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      dead = !(await alive(grandchild));
+    }
+    expect(dead).toBe(true);
+    await expect(fetch(`${uri}/health`)).rejects.toThrow();
+    expect(stderr).toBe('');
+    await expect(stat(serverDir!)).rejects.toThrow(/ENOENT/);
+    expect(serverDir).toMatch(/mlflow-test-/);
+  });
+});
+
+function run(command: string, args: string[]): Promise<{ stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(command, args, { timeout: 60_000 }, (_error, _stdout, stderr) => resolve({ stderr }));
+  });
+}

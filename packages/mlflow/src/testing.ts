@@ -137,8 +137,18 @@ async function launch(
     args.push('--app-name', 'basic-auth');
   }
 
-  // detached: the server gets its own process group, so stop() reaches its workers too.
-  const child = spawn(binary, args, { cwd: dir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  // detached: the server gets its own process group, so stop() reaches its workers too. A small
+  // node guardian leads the group and kills it if this process dies without calling stop().
+  const child = spawn(process.execPath, ['-e', GUARDIAN, binary, ...args], {
+    cwd: dir,
+    env: {
+      ...env,
+      MLFLOW_TEST_PARENT_PID: String(process.pid),
+      ...(options.keepFiles ? {} : { MLFLOW_TEST_REMOVE_DIR: dir }),
+    },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const output: string[] = [];
   const keep = (chunk: Buffer) => {
     output.push(chunk.toString());
@@ -191,6 +201,20 @@ async function launch(
   }
   return { uri, port, dir, artifactsDir, admin, log, stop };
 }
+
+const GUARDIAN = `
+const { spawn } = require('node:child_process');
+const server = spawn(process.argv[1], process.argv.slice(2), { stdio: 'inherit' });
+const parent = Number(process.env.MLFLOW_TEST_PARENT_PID);
+const killAll = () => {
+  const dir = process.env.MLFLOW_TEST_REMOVE_DIR;
+  if (dir) { try { require('node:fs').rmSync(dir, { recursive: true, force: true }); } catch {} }
+  try { process.kill(0, 'SIGKILL'); } catch {}
+};
+setInterval(() => { try { process.kill(parent, 0); } catch { killAll(); } }, 1000).unref();
+server.on('error', (error) => { console.error(String(error)); process.exit(127); });
+server.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+`;
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.pid === undefined) return;
