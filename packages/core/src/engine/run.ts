@@ -234,15 +234,19 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
   });
   const runDir = run.dir!;
 
-  let stopRequested = false;
+  let stopRequestedAt: number | undefined;
   const requestStop = (why: string) => {
-    if (stopRequested) return;
-    stopRequested = true;
+    if (stopRequestedAt !== undefined) return;
+    stopRequestedAt = Date.now();
     log(`\n${why}: finishing the current step, then writing a checkpoint (resume with: exp run --resume ${run.runId})`);
   };
   const onSignal = (signal: NodeJS.Signals) => {
-    // A second signal means "now": the run record stays RUNNING-then-KILLED-less, the last checkpoint stands.
-    if (stopRequested) process.exit(130);
+    // A second Ctrl-C a while after the first means "now" (the last epoch checkpoint stands).
+    // One within a second is the same keypress relayed by a wrapper (tsx, pnpm), not a second one.
+    if (stopRequestedAt !== undefined && Date.now() - stopRequestedAt > 1000) {
+      log(`${signal} again: exiting now; the run keeps its last checkpoint`);
+      process.exit(130);
+    }
     requestStop(signal);
   };
   if (options.handleSignals) {
@@ -282,7 +286,7 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       checkpointDir: join(runDir, 'checkpoint'),
       resume: !!resumeDir,
       onEpochEnd: (epoch, logs) => tracker.logMetrics(logs, epoch),
-      shouldStop: () => stopRequested,
+      shouldStop: () => stopRequestedAt !== undefined,
     });
     if (result.test) await tracker.logMetrics(result.test, result.history.length);
     if (result.status === 'FINISHED') await saveModel(model, tracker, log);

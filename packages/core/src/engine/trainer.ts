@@ -303,6 +303,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         globalStep += 1;
         const seconds = (performance.now() - started) / 1000;
         progress.step(stepInEpoch, means(trainSums, metrics), imagesThisSession / seconds);
+        // Let the event loop turn: signal handlers (Ctrl-C) only run between macrotasks, and a
+        // loop of resolved awaits would otherwise hold them off until the epoch ends.
+        await new Promise((done) => setImmediate(done));
         if (options.shouldStop?.()) {
           killed = true;
           break;

@@ -1,0 +1,122 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readMetrics, readRunMeta, runExperiment, type RunSummary } from '@tessera/core';
+import { builtinRegistries } from '../registries.ts';
+import { main } from '../main.ts';
+
+const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
+const SMOKE = join(ROOT, 'experiments', 'smoke.yaml');
+const runsDir = mkdtempSync(join(tmpdir(), 'tessera-run-test-'));
+afterAll(() => rmSync(runsDir, { recursive: true, force: true }));
+
+const silent = { write: () => true };
+const registries = builtinRegistries();
+// The interrupted runs need enough steps per epoch to be stopped in the middle of one.
+// Dropout off: the models package's dropout layer seeds its masks from a per-layer call counter
+// that a new process starts at 0, so a resumed run would draw other masks (see the engine's rng.ts
+// for the contract that makes dropout resumable: draw seeds from Math.random, which the trainer
+// seeds per step).
+const LONGER = ['train.epochs=4', 'train.batch_size=16', 'model.layers[2].rate=0'];
+
+function sameMetrics(actual: Record<string, number>[], expected: Record<string, number>[]) {
+  expect(actual).toHaveLength(expected.length);
+  expected.forEach((logs, epoch) => {
+    for (const key of ['loss', 'accuracy', 'val_loss', 'val_accuracy', 'learning_rate']) {
+      expect(actual[epoch]![key], `${key} at epoch ${epoch + 1}`).toBeCloseTo(logs[key]!, 5);
+    }
+  });
+}
+
+let reference: RunSummary | undefined;
+async function uninterrupted(): Promise<RunSummary> {
+  reference ??= await runExperiment(SMOKE, { registries, runsDir, overrides: LONGER, output: silent });
+  return reference;
+}
+
+describe('exp run', () => {
+  it('trains the smoke experiment well above chance in seconds, and records the run', async () => {
+    const started = Date.now();
+    const summary = await runExperiment(SMOKE, { registries, runsDir, output: silent });
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(summary.status).toBe('FINISHED');
+    expect(summary.test!.test_accuracy).toBeGreaterThan(0.9); // 4 classes: chance is 0.25
+    const meta = await readRunMeta(summary.runDir);
+    expect(meta.status).toBe('FINISHED');
+    const metrics = await readMetrics(summary.runDir);
+    expect(metrics.map((m) => m.step)).toEqual([1, 2, 3]);
+    expect(metrics[2]!.test_accuracy).toBe(summary.test!.test_accuracy);
+    const run = JSON.parse(readFileSync(join(summary.runDir, 'artifacts', 'run.json'), 'utf8'));
+    expect(run.seed).toBe(1);
+    expect(run.provenance.packages['@tensorflow/tfjs']).toBe('4.22.0');
+    expect(JSON.parse(readFileSync(join(summary.runDir, 'artifacts', 'config.json'), 'utf8')).train.epochs).toBe(3);
+  });
+
+  it('resumed after a stop in the middle of an epoch, matches the uninterrupted run', async () => {
+    const expected = await uninterrupted();
+    const stop = new AbortController();
+    const output = { write: (text: string) => (text.startsWith('Epoch 2/') && setTimeout(() => stop.abort(), 0), true) };
+    const stopped = await runExperiment(SMOKE, { registries, runsDir, overrides: LONGER, output, progress: 'plain', signal: stop.signal });
+    expect(stopped.status).toBe('KILLED');
+    expect((await readRunMeta(stopped.runDir)).status).toBe('KILLED');
+    const resumed = await runExperiment(undefined, { registries, runsDir, resume: stopped.runId, output: silent });
+    expect(resumed.status).toBe('FINISHED');
+    expect(resumed.runId).toBe(stopped.runId);
+    sameMetrics(resumed.history, expected.history);
+    expect(resumed.test!.test_loss).toBeCloseTo(expected.test!.test_loss!, 5);
+    sameMetrics((await readMetrics(resumed.runDir)) as never, expected.history);
+  });
+
+  it('on SIGINT finishes the step, checkpoints, exits 130 as KILLED; --resume then completes it', async () => {
+    const expected = await uninterrupted();
+    const bin = join(ROOT, 'packages', 'cli', 'src', 'bin.ts');
+    const args = ['run', SMOKE, '--runs-dir', runsDir, ...LONGER.flatMap((o) => ['--set', o])];
+    // `node --import tsx`, not the tsx CLI: the tsx CLI runs the program in a child process and
+    // SIGKILLs it when it has not acknowledged a relayed signal within 30 ms, which a busy
+    // training step cannot do on a loaded machine.
+    const child = spawn(process.execPath, ['--import', 'tsx', bin, ...args], { cwd: ROOT, env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let signalled = false;
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (!signalled && stdout.includes('Epoch 2/')) {
+        signalled = true;
+        child.kill('SIGINT');
+      }
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((done) => child.on('close', done));
+    expect(code, `${stdout}\n${stderr}`).toBe(130);
+    const runId = /Resume with: exp run --resume (\S+)/.exec(stdout)?.[1];
+    expect(runId, stdout).toBeDefined();
+    const runDir = join(runsDir, 'smoke', runId!);
+    const meta = await readRunMeta(runDir);
+    expect(meta.status).toBe('KILLED');
+    expect(JSON.parse(readFileSync(join(runDir, 'checkpoint', 'state.json'), 'utf8')).epoch).toBe(1);
+
+    const out: string[] = [];
+    const resumedCode = await main(['run', '--resume', runId!, '--runs-dir', runsDir], { stdout: { write: (t: string) => out.push(t) }, stderr: silent });
+    expect(resumedCode).toBe(0);
+    expect((await readRunMeta(runDir)).status).toBe('FINISHED');
+    const metrics = await readMetrics(runDir);
+    sameMetrics(metrics.slice(0, 4) as never, expected.history);
+  });
+
+  it('stops a diverging run as FAILED, naming the step, exit 1', async () => {
+    const err: string[] = [];
+    const code = await main(
+      ['run', SMOKE, '--runs-dir', runsDir, '--set', 'train.optimizer={type: sgd, learning_rate: 1.0e+30}', '--set', 'train.callbacks=[]'],
+      { stdout: silent, stderr: { write: (t: string) => err.push(t) } },
+    );
+    expect(code).toBe(1);
+    expect(err.join('')).toMatch(/training diverged: loss is (NaN|Infinity) at epoch 1, step \d+ \(optimizer step \d+\)/);
+    const metas = await Promise.all(readdirSync(join(runsDir, 'smoke')).map((id) => readRunMeta(join(runsDir, 'smoke', id))));
+    const failed = metas.filter((m) => m.status === 'FAILED');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.error).toMatch(/^NonFiniteLossError: loss is (NaN|Infinity) at epoch 1/);
+  });
+});
