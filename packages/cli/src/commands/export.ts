@@ -1,0 +1,67 @@
+import { resolve, relative } from 'node:path';
+import { defineCommand, setOption, UsageError } from '../command.ts';
+import { buildExperimentModel } from './summary.ts';
+
+/** How `exp predict` reads a binary file of images: CIFAR records, `labelBytes` then the planes. */
+export interface RecordFormat {
+  labelBytes: number;
+  /** Which label byte is the class the model predicts. */
+  labelIndex: number;
+}
+
+/** The record layout of the dataset's own binary files (CIFAR-100: coarse then fine label). */
+export function recordFormat(data: Record<string, unknown>): RecordFormat {
+  if (data.type === 'cifar100') return { labelBytes: 2, labelIndex: data.label_mode === 'coarse' ? 0 : 1 };
+  return { labelBytes: 1, labelIndex: 0 };
+}
+
+export default defineCommand({
+  name: 'export',
+  summary: 'Write an experiment\'s initialised model in the TF.js LayersModel format',
+  description:
+    'Builds the model of an experiment file with the run seed (or --seed) and writes DIR/model.json and ' +
+    'DIR/weights.bin, loadable by tf.loadLayersModel and by `exp predict`. The data section is instantiated ' +
+    'so the preprocessing state (normalization statistics, adapted once and cached by the dataset) is saved ' +
+    'in model.json\'s metadata with the resolved config; `exp predict` applies the same preprocessing.',
+  positionals: [{ name: 'FILE', description: 'Experiment YAML file' }],
+  options: {
+    out: { type: 'string', placeholder: 'DIR', description: 'Output directory (created; existing files are replaced)' },
+    seed: { type: 'string', placeholder: 'N', description: 'Initialisation seed (default: the experiment\'s seed)' },
+    set: setOption,
+  },
+  examples: [
+    ['exp export experiments/fnet.yaml --out models/fnet', 'FNet with the weights it starts training from'],
+    ['exp export experiments/gmlp.yaml --out /tmp/gmlp --seed 7', 'Another initialisation'],
+  ],
+  async run({ positionals, options }, context) {
+    if (!options.out) throw new UsageError('--out DIR is required', 'export');
+    const { exportModel, selectBackend } = await import('@tessera/core');
+    const registries = await context.registries();
+    const file = resolve(context.cwd, positionals[0]!);
+    const log = (message: string) => void context.stderr.write(`${message}\n`);
+    const built = await buildExperimentModel(file, { set: options.set, seed: options.seed }, 'export', registries);
+    const { model, config, seed } = built;
+    await selectBackend((config.backend ?? 'auto') as Parameters<typeof selectBackend>[0], () => {});
+    const { type, ...params } = config.data;
+    const dataset = await registries.datasets.get(type).create(params, { configDir: built.configDir, seed, registries, log, locate: built.locate });
+    const out = resolve(context.cwd, options.out);
+    await exportModel(model, out, {
+      experiment: config.name ?? 'model',
+      source: relative(context.cwd, file) || file,
+      seed,
+      inputShape: built.inputShape,
+      data: {
+        type,
+        transforms: config.data.transforms ?? [],
+        state: dataset.state(),
+        numClasses: dataset.info.numClasses,
+        ...(dataset.info.labelNames ? { labelNames: dataset.info.labelNames } : {}),
+        records: recordFormat(config.data),
+      },
+      config,
+    });
+    const count = model.countParams().toLocaleString('en-US');
+    context.stdout.write(`wrote ${relative(context.cwd, out) || out}/model.json and weights.bin (${count} parameters)\n`);
+    model.dispose();
+  },
+});

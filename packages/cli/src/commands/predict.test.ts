@@ -1,0 +1,115 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { importModel, predictImages } from '@tessera/core';
+import { builtinRegistries } from '../registries.ts';
+import { main } from '../main.ts';
+
+const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
+const work = mkdtempSync(join(tmpdir(), 'tessera-predict-test-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function capture() {
+  let text = '';
+  return { write: (chunk: string) => ((text += chunk), true), text: () => text };
+}
+
+async function exp(...argv: string[]) {
+  const stdout = capture();
+  const stderr = capture();
+  const code = await main(argv, { stdout, stderr, cwd: work, registries: builtinRegistries });
+  return { code, stdout: stdout.text(), stderr: stderr.text() };
+}
+
+const EXPERIMENT = `
+name: tiny
+seed: 3
+backend: cpu
+data:
+  type: synthetic
+  image_shape: [8, 8, 3]
+  num_classes: 4
+  train_size: 64
+  test_size: 16
+  transforms: [{type: normalize}, {type: random_flip, mode: horizontal}]
+model:
+  layers:
+    - {type: patches, size: 4}
+    - {type: dense, units: 8, activation: gelu}
+    - {type: layer_norm, epsilon: 1.0e-6}
+    - {type: global_average_pooling, axis: 1}
+    - {type: dense, units: 4, name: logits}
+train: {epochs: 1, batch_size: 8, optimizer: {type: adamw, learning_rate: 0.01}}
+`;
+
+/** n records: 1 label byte, then 64 red, 64 green, 64 blue bytes. */
+function records(n: number): Uint8Array {
+  const bytes = new Uint8Array(n * 193);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919 + 13) % 256;
+  for (let r = 0; r < n; r++) bytes[r * 193] = r % 4;
+  return bytes;
+}
+
+describe('exp summary', () => {
+  it('prints the Keras-style table and the exact parameter count of the reference Mixer', async () => {
+    const table = await exp('summary', join(ROOT, 'experiments/mixer.yaml'));
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/block_4\/norm \(LayerNorm\) x2 +\(None, 64, 256\) +512/);
+    expect(table.stdout).toMatch(/Trainable params: 242,788/);
+    const json = await exp('summary', join(ROOT, 'experiments/gmlp.yaml'), '--json');
+    expect(JSON.parse(json.stdout).trainableParams).toBe(885_348);
+  });
+
+  it('reports a bad override as a located config error, exit 2', async () => {
+    const result = await exp('summary', join(ROOT, 'experiments/fnet.yaml'), '--set', 'model.vars.patch_size=7');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/not divisible into 7x7 patches/);
+  });
+});
+
+describe('exp export + exp predict', () => {
+  it('writes a loadable model whose predictions on raw records match a hand-normalised forward pass', async () => {
+    const file = join(work, 'tiny.yaml');
+    writeFileSync(file, EXPERIMENT);
+    const exported = await exp('export', file, '--out', 'model');
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(exported.stdout).toMatch(/wrote model\/model.json and weights.bin/);
+
+    const bytes = records(5);
+    writeFileSync(join(work, 'images.bin'), bytes);
+    const predicted = await exp('predict', 'model', '--input', 'images.bin', '--out', 'logits.json', '--batch-size', '2');
+    expect(predicted.code, predicted.stderr).toBe(0);
+    const result = JSON.parse(readFileSync(join(work, 'logits.json'), 'utf8'));
+    expect(result.labels).toEqual([0, 1, 2, 3, 0]);
+
+    // Independently: planes -> NHWC by hand, (x - mean) / sqrt(variance) with the saved statistics.
+    const { model, metadata } = await importModel(join(work, 'model'));
+    const { mean, variance } = (metadata.data as { state: { normalize: { mean: number[]; variance: number[] } } }).state.normalize;
+    const pixels = new Float32Array(5 * 8 * 8 * 3);
+    for (let r = 0; r < 5; r++)
+      for (let p = 0; p < 64; p++)
+        for (let c = 0; c < 3; c++) pixels[(r * 64 + p) * 3 + c] = (bytes[r * 193 + 1 + c * 64 + p]! - mean[c]!) / Math.sqrt(variance[c]!);
+    const flat = await predictImages(model, { pixels, count: 5, shape: [8, 8, 3] }, []);
+    const want = Array.from({ length: 5 }, (_, i) => Array.from(flat.subarray(i * 4, i * 4 + 4)));
+    result.logits.forEach((row: number[], i: number) => row.forEach((v, j) => expect(v).toBeCloseTo(want[i]![j]!, 4)));
+    expect(result.predictions).toEqual(want.map((row) => row.indexOf(Math.max(...row))));
+
+    const npy = await exp('predict', 'model', '--input', 'images.bin', '--format', 'npy', '--out', 'logits.npy');
+    expect(npy.code, npy.stderr).toBe(0);
+    const raw = readFileSync(join(work, 'logits.npy'));
+    const headerLength = raw.readUInt16LE(8);
+    expect(raw.subarray(10, 10 + headerLength).toString('latin1')).toMatch(/'descr': '<f4', 'fortran_order': False, 'shape': \(5, 4\)/);
+    expect((10 + headerLength) % 64).toBe(0);
+    const values = new Float32Array(raw.buffer.slice(raw.byteOffset + 10 + headerLength, raw.byteOffset + raw.length));
+    expect(Array.from(values)).toEqual(result.logits.flat().map(Math.fround));
+  });
+
+  it('refuses a file that is not whole records, exit 2', async () => {
+    writeFileSync(join(work, 'broken.bin'), new Uint8Array(100));
+    const result = await exp('predict', 'model', '--input', 'broken.bin');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/100 bytes is not a whole number of 193-byte records/);
+  });
+});
