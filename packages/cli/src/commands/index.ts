@@ -14,6 +14,9 @@ export const commands = {
   config: () => import('./config.ts'),
   schema: () => import('./schema.ts'),
   blocks: () => import('./blocks.ts'),
+  summary: () => import('./summary.ts'),
+  export: () => import('./export.ts'),
+  predict: () => import('./predict.ts'),
 } satisfies Record<string, () => Promise<{ default: Command<any> }>>;
 
 export type CommandName = keyof typeof commands;
