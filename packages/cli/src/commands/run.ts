@@ -1,0 +1,62 @@
+import { resolve } from 'node:path';
+import { defineCommand, setOption, UsageError } from '../command.ts';
+
+function integerOption(name: string, value: string | undefined, minimum: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < minimum) throw new UsageError(`--${name} expects an integer >= ${minimum}, got "${value}"`, 'run');
+  return Number(value);
+}
+
+/** Exit codes beyond the framework's 0/1/2: a run stopped by SIGINT/SIGTERM exits like a shell's Ctrl-C. */
+export const EXIT_INTERRUPTED = 130;
+
+export default defineCommand({
+  name: 'run',
+  summary: 'Train an experiment (or resume a stopped run) and record it',
+  description:
+    'Loads and validates the experiment, picks the backend, builds the data pipeline and the model, and trains ' +
+    'with a progress bar, recording params, per-epoch metrics, the resolved config, seed, git commit and a ' +
+    'checkpoint per epoch in runs/<experiment>/<run-id>/ (or $TESSERA_RUNS_DIR). Ctrl-C finishes the current ' +
+    'step, writes a checkpoint, marks the run KILLED and exits 130; `--resume RUN` continues it exactly. ' +
+    'A NaN or infinite loss stops the run as FAILED (exit 1).',
+  positionals: [{ name: 'FILE', optional: true, description: 'Experiment YAML file (omit with --resume)' }],
+  options: {
+    set: setOption,
+    backend: { type: 'string', placeholder: 'NAME', description: 'auto, tensorflow-gpu, tensorflow, wasm or cpu (same as --set backend=NAME)' },
+    seed: { type: 'string', placeholder: 'N', description: 'Run seed (same as --set seed=N)' },
+    epochs: { type: 'string', placeholder: 'N', description: 'Number of epochs (same as --set train.epochs=N; with --resume, extends the run)' },
+    resume: { type: 'string', placeholder: 'RUN', description: 'Continue a run (its id or directory) from its last checkpoint, with its saved config' },
+    'runs-dir': { type: 'string', placeholder: 'DIR', description: 'Root of the local run store (default: $TESSERA_RUNS_DIR, else runs/ in the repository)' },
+  },
+  examples: [
+    ['exp run experiments/smoke.yaml', 'Train the smoke experiment (seconds)'],
+    ['exp run experiments/fnet.yaml --epochs 1 --set train.batch_size=256', 'One epoch of FNet with a bigger batch'],
+    ['exp run --resume 20261129-031502-ab12cd', 'Continue a stopped run from its last checkpoint'],
+  ],
+  async run({ positionals, options }, context) {
+    const file = positionals[0];
+    if (!file && !options.resume) throw new UsageError('an experiment FILE is required (or --resume RUN)', 'run');
+    if (file && options.resume) throw new UsageError('give FILE or --resume RUN, not both: a resumed run uses its saved config', 'run');
+    const seed = integerOption('seed', options.seed, 0);
+    const epochs = integerOption('epochs', options.epochs, 1);
+    const { runExperiment, NonFiniteLossError } = await import('@tessera/core');
+    try {
+      const summary = await runExperiment(file ? resolve(context.cwd, file) : undefined, {
+        registries: await context.registries(),
+        handleSignals: true,
+        output: context.stdout,
+        overrides: options.set ?? [],
+        ...(options.backend !== undefined ? { backend: options.backend } : {}),
+        ...(seed !== undefined ? { seed } : {}),
+        ...(epochs !== undefined ? { epochs } : {}),
+        ...(options.resume !== undefined ? { resume: options.resume } : {}),
+        ...(options['runs-dir'] !== undefined ? { runsDir: resolve(context.cwd, options['runs-dir']) } : {}),
+      });
+      return summary.status === 'KILLED' ? EXIT_INTERRUPTED : 0;
+    } catch (error) {
+      if (!(error instanceof NonFiniteLossError)) throw error;
+      context.stderr.write(`exp run: training diverged: ${error.message}\nThe run is marked FAILED; its metrics and last checkpoint are kept.\n`);
+      return 1;
+    }
+  },
+});
