@@ -22,8 +22,10 @@ export interface AxisAffine {
 
 /**
  * Applies `maps` with TensorFlow's ImageProjectiveTransform semantics (what Keras' RandomZoom
- * and friends run), identically on every backend. Two TF.js kernel bugs are worked around:
- * - tfjs-backend-wasm 4.22 maps 'reflect' coordinates wrongly, so reflect is done as a
+ * and friends run), identically on every backend.
+ * - Where the backend has no Transform kernel (tfjs-node 4.22), or when asked, the map is applied
+ *   as two interpolation-matrix products (`separableAffine`): exact TF semantics.
+ * - tfjs-backend-wasm 4.22 maps 'reflect' coordinates wrongly, so there reflect is done as a
  *   symmetric MirrorPad (d c b a | a b c d) followed by a clamped transform. TF reflects the
  *   continuous coordinate about -0.5 and len - 0.5 before interpolating; the symmetric pad holds
  *   exactly those mirrored pixels, so bilinear sampling of the padded image gives the same value.
@@ -32,11 +34,20 @@ export interface AxisAffine {
  * - tfjs-backend-cpu 4.22's Transform returns after the first image of a batch (its return sits
  *   inside the batch loop), so on cpu each image goes through on its own.
  */
+export interface AffineOptions {
+  interpolation: Interpolation;
+  fillMode: FillMode;
+  fillValue: number;
+  /** Force the matrix-product path (tests compare it with the kernel). */
+  method?: 'kernel' | 'matmul';
+}
+
 export function affineBatch(
   x: tf.Tensor4D,
   maps: AxisAffine[],
-  options: { interpolation: Interpolation; fillMode: FillMode; fillValue: number },
+  options: AffineOptions,
 ): tf.Tensor4D {
+  if (options.method === 'matmul' || !tf.getKernel('Transform', tf.getBackend())) return separableAffine(x, maps, options);
   return tf.tidy(() => {
     const [, height, width] = x.shape;
     let source = x;
@@ -70,4 +81,76 @@ export function affineBatch(
 function overshoot(scale: number, shift: number, size: number): number {
   const ends = [shift, scale * (size - 1) + shift];
   return Math.max(-Math.min(...ends), Math.max(...ends) - (size - 1));
+}
+
+/** TF's map_coord: where a sample at `coord` reads, for each fill mode (constant: as is). */
+export function mapCoordinate(coord: number, size: number, mode: FillMode): number {
+  if (mode === 'constant') return coord;
+  if (mode === 'nearest') return Math.min(Math.max(coord, 0), size - 1);
+  if (size <= 1) return 0;
+  let c = coord;
+  if (mode === 'reflect') {
+    // Reflect [abcd] to [dcba|abcd|dcba].
+    const period = 2 * size;
+    if (c < 0) {
+      c += period * Math.trunc(-c / period);
+      c = c < -size ? c + period : -c - 1;
+    } else if (c > size - 1) {
+      c -= period * Math.trunc(c / period);
+      if (c >= size) c = period - c - 1;
+    }
+  } else {
+    // Wrap [abcd] to [abcd|abcd|abcd].
+    if (c < 0) c += size * (Math.trunc(-c / (size - 1)) + 1);
+    else if (c > size - 1) c -= size * Math.trunc(c / (size - 1));
+  }
+  return Math.min(Math.max(c, 0), size - 1);
+}
+
+/**
+ * The [size, size] matrix R with out = R @ in along one axis: row o holds the interpolation
+ * weights of the sample at `scale * o + shift` (after TF's coordinate mapping); neighbours
+ * outside the image get no weight (constant fill).
+ */
+export function axisWeights(scale: number, shift: number, size: number, interpolation: Interpolation, mode: FillMode): Float32Array {
+  const weights = new Float32Array(size * size);
+  const put = (o: number, i: number, w: number) => {
+    if (i >= 0 && i < size && w !== 0) weights[o * size + i] = weights[o * size + i]! + w;
+  };
+  for (let o = 0; o < size; o++) {
+    const c = mapCoordinate(scale * o + shift, size, mode);
+    if (interpolation === 'nearest') {
+      put(o, Math.sign(c) * Math.round(Math.abs(c)), 1); // std::round: halves away from zero
+    } else {
+      const floor = Math.floor(c);
+      put(o, floor, floor + 1 - c);
+      put(o, floor + 1, c - floor);
+    }
+  }
+  return weights;
+}
+
+/**
+ * Axis-aligned maps are separable: out[n] = Ry[n] @ x[n] @ Rx[n]^T per channel. Two batched
+ * matrix products, cheap on native backends, and exactly TF's sampling in every fill mode.
+ */
+export function separableAffine(x: tf.Tensor4D, maps: AxisAffine[], options: AffineOptions): tf.Tensor4D {
+  const [n, height, width, channels] = x.shape;
+  const rows = new Float32Array(n * height * height);
+  const cols = new Float32Array(n * width * width);
+  maps.forEach((m, i) => {
+    rows.set(axisWeights(m.scaleY, m.shiftY, height, options.interpolation, options.fillMode), i * height * height);
+    cols.set(axisWeights(m.scaleX, m.shiftX, width, options.interpolation, options.fillMode), i * width * width);
+  });
+  return tf.tidy(() => {
+    const ry = tf.tensor3d(rows, [n, height, height]);
+    const rx = tf.tensor3d(cols, [n, width, width]);
+    const alongRows = tf.matMul(ry, tf.reshape(x, [n, height, width * channels]));
+    const columnsFirst = tf.reshape(tf.transpose(tf.reshape(alongRows, [n, height, width, channels]), [0, 2, 1, 3]), [n, width, height * channels]);
+    const out = tf.transpose(tf.reshape(tf.matMul(rx, columnsFirst), [n, width, height, channels]), [0, 2, 1, 3]) as tf.Tensor4D;
+    if (options.fillMode !== 'constant' || options.fillValue === 0) return out;
+    // Samples outside the image read the fill value: weight 1 - (row weight sum * column weight sum).
+    const inside = tf.mul(tf.reshape(tf.sum(ry, 2), [n, height, 1, 1]), tf.reshape(tf.sum(rx, 2), [n, 1, width, 1]));
+    return tf.add(out, tf.mul(tf.sub(1, inside), options.fillValue)) as tf.Tensor4D;
+  });
 }

@@ -99,18 +99,20 @@ describe('affine sampling on every backend', () => {
   // tfjs-backend-wasm 4.22 reflects coordinates wrongly and tfjs-backend-cpu 4.22 transforms only
   // the first image of a batch: affineBatch must still give TensorFlow's semantics, which the cpu
   // kernel implements for a single image (a port of TF's ImageProjectiveTransform).
-  it('matches the single-image cpu kernel on cpu and wasm, for every fill mode', async () => {
+  it('matches the single-image cpu kernel on cpu, wasm and native, kernel and matrix paths, every fill mode', async () => {
     const n = 6, h = 9, w = 7;
     const data = Float32Array.from({ length: n * h * w * 2 }, (_, i) => (i * 37) % 251);
     // Zooms from 0.53x to 1.68x; none puts a sample exactly halfway between two pixels, where
     // nearest + reflect may round to the other mirrored neighbour (see affineBatch).
     const maps = Array.from({ length: n }, (_, i) => zoomMap(0.53 + i * 0.23, 1.57 - i * 0.19, h, w));
     const backends = ['cpu'];
-    try {
-      await selectBackend('wasm', () => {});
-      backends.push('wasm');
-    } catch {
-      // wasm unavailable here: cpu alone is checked.
+    for (const candidate of ['wasm', 'tensorflow'] as const) {
+      try {
+        await selectBackend(candidate, () => {});
+        backends.push(tf.getBackend());
+      } catch {
+        // Not installed here (the native backend needs scripts/setup-tensorflow.sh): skipped.
+      }
     }
     for (const fillMode of ['reflect', 'constant', 'nearest', 'wrap'] as const) {
       for (const interpolation of ['bilinear', 'nearest'] as const) {
@@ -120,13 +122,36 @@ describe('affine sampling on every backend', () => {
           ...tf.image.transform(x.slice(i, 1), tf.tensor2d([[m.scaleX, 0, m.shiftX, 0, m.scaleY, m.shiftY, 0, 0]]), interpolation, fillMode).dataSync(),
         ]);
         for (const backend of backends) {
-          await tf.setBackend(backend);
-          const got = affineBatch(tf.tensor4d(data, [n, h, w, 2]), maps, { interpolation, fillMode, fillValue: 0 }).dataSync();
-          got.forEach((v, i) => expect(Math.abs(v - reference[i]!), `${backend} ${fillMode} ${interpolation} at ${i}`).toBeLessThan(1e-3));
+          // Without a Transform kernel (native) both requests take the matrix path.
+          for (const method of ['kernel', 'matmul'] as const) {
+            await tf.setBackend(backend);
+            const got = affineBatch(tf.tensor4d(data, [n, h, w, 2]), maps, { interpolation, fillMode, fillValue: 0, method }).dataSync();
+            got.forEach((v, i) => expect(Math.abs(v - reference[i]!), `${backend} ${method} ${fillMode} ${interpolation} at ${i}`).toBeLessThan(1e-3));
+          }
         }
       }
     }
     await tf.setBackend('cpu');
+  });
+});
+
+describe('the matrix path', () => {
+  it('reproduces TF exactly, halfway ties and a nonzero constant fill included', () => {
+    const x = tf.tensor4d(Float32Array.from({ length: 2 * 5 * 6 }, (_, i) => i + 1), [2, 5, 6, 1]);
+    // Zoom 1.5 about the centre samples exactly between pixels; shift 2.5 pushes samples outside.
+    const maps = [zoomMap(1.5, 1.5, 5, 6), { scaleX: 1, scaleY: 1, shiftX: 2.5, shiftY: -1 }];
+    for (const fillMode of ['reflect', 'constant', 'wrap', 'nearest'] as const) {
+      for (const interpolation of ['nearest', 'bilinear'] as const) {
+        const options = { interpolation, fillMode, fillValue: fillMode === 'constant' ? 7 : 0 };
+        const reference = maps.flatMap((m, i) => [
+          ...tf.image.transform(x.slice(i, 1), tf.tensor2d([[m.scaleX, 0, m.shiftX, 0, m.scaleY, m.shiftY, 0, 0]]), interpolation, fillMode, options.fillValue).dataSync(),
+        ]);
+        const got = affineBatch(x, maps, { ...options, method: 'matmul' }).dataSync();
+        // The cpu kernel rounds halves up (Math.round), TF away from zero (std::round): they
+        // agree here, as no sample falls on a negative half.
+        got.forEach((v, i) => expect(v, `${fillMode} ${interpolation} at ${i}`).toBeCloseTo(reference[i]!, 4));
+      }
+    }
   });
 });
 
