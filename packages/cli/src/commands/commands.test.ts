@@ -1,0 +1,83 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { experimentSchema } from '@tessera/core';
+import { builtinRegistries } from '../registries.ts';
+import { runCli } from '../test-helpers.ts';
+
+const ROOT = join(import.meta.dirname, '../../../..');
+const FIXTURES = join(import.meta.dirname, '__fixtures__');
+
+describe('exp config', () => {
+  it('prints the resolved config as JSON: variables evaluated, overrides applied', async () => {
+    const { code, stdout } = await runCli(['config', 'good.yaml', '--json', '--set', 'vars.patch_size=2', '--set', 'train.epochs=5'], { cwd: FIXTURES });
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toEqual({
+      name: 'good',
+      seed: 1,
+      vars: { num_classes: 4, patch_size: 2 },
+      data: { type: 'synthetic', image_shape: [8, 8, 3], num_classes: 4, train_size: 64, test_size: 16, transforms: [{ type: 'normalize' }] },
+      model: {
+        layers: [
+          { type: 'patches', size: 2 },
+          { type: 'dense', units: 32, activation: 'gelu' },
+          { type: 'global_average_pooling', axis: 1 },
+          { type: 'dense', units: 4 },
+        ],
+      },
+      train: { epochs: 5, batch_size: 16, optimizer: { type: 'adamw', learning_rate: 0.01 } },
+    });
+  });
+
+  it('prints YAML with a header naming the bases and the overrides', async () => {
+    const { code, stdout } = await runCli(['config', 'bad/../good.yaml', '--set', 'seed=7'], { cwd: FIXTURES });
+    expect(code).toBe(0);
+    expect(stdout.split('\n').slice(0, 4)).toEqual(['# resolved from good.yaml', '# overrides: --set seed=7', 'name: good', 'seed: 7']);
+    expect(stdout).toContain('  image_shape: [8, 8, 3]\n');
+    expect(stdout).toContain('    - {type: patches, size: 4}\n');
+  });
+
+  it('resolves every committed experiment', async () => {
+    for (const name of ['fnet', 'mixer', 'gmlp', 'smoke']) {
+      const { code, stderr } = await runCli(['config', `experiments/${name}.yaml`, '--json'], { cwd: ROOT });
+      expect([name, code, stderr]).toEqual([name, 0, '']);
+    }
+  });
+});
+
+describe('exp schema', () => {
+  it('the committed schema/experiment.schema.json is up to date (regenerate: pnpm exp schema --out schema/experiment.schema.json)', () => {
+    const committed = readFileSync(join(ROOT, 'schema/experiment.schema.json'), 'utf8');
+    expect(committed).toBe(`${JSON.stringify(experimentSchema(builtinRegistries()), null, 2)}\n`);
+  });
+
+  it('prints the schema to stdout', async () => {
+    const { code, stdout } = await runCli(['schema']);
+    expect(code).toBe(0);
+    const schema = JSON.parse(stdout);
+    expect(schema.$defs.block.discriminator).toEqual({ propertyName: 'type' });
+    expect(schema.$defs.block.oneOf.map((b: { properties: { type: { const: string } } }) => b.properties.type.const)).toEqual(builtinRegistries().blocks.types());
+  });
+});
+
+describe('exp blocks', () => {
+  it('lists one kind briefly, one type per line', async () => {
+    const { code, stdout } = await runCli(['blocks', '--kind', 'optimizers', '--brief']);
+    expect(code).toBe(0);
+    const registries = builtinRegistries();
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe(`optimizer types (${registries.optimizers.types().length}):`);
+    expect(lines.slice(1).map((l) => l.trim().split(/\s+/)[0])).toEqual(registries.optimizers.types());
+  });
+
+  it('shows one type with its parameters: type, bounds, required, default', async () => {
+    const { stdout } = await runCli(['blocks', 'dropout']);
+    expect(stdout).toMatch(/^block types \(1\):\n {2}dropout +\S.*\n +rate +number >= 0, < 1, required: /);
+  });
+
+  it('suggests a close type name', async () => {
+    const { code, stderr } = await runCli(['blocks', 'dropot']);
+    expect(code).toBe(2);
+    expect(stderr).toContain('no registered type "dropot" (did you mean "dropout"?)');
+  });
+});
