@@ -3,10 +3,9 @@
 import { inspect } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CREATE_REQUEST_ID_TAG, MlflowClient, type MlflowClientOptions } from './client.ts';
-import { MlflowError } from './errors.ts';
 import type { RetryEvent } from './http.ts';
 import { RUN_ID, recorded, runWithArtifactUri } from './recorded-responses.ts';
-import { startFakeMlflow, type FakeMlflow, type RecordedRequest } from './testing.ts';
+import { startFakeMlflow, type FakeMlflow, type RecordedRequest, mlflowErrorFrom } from './testing.ts';
 
 const API = '/api/2.0/mlflow';
 const PASSWORD = 'pw-Hunter2-secret';
@@ -38,16 +37,6 @@ function clientFor(server: FakeMlflow, options: Partial<MlflowClientOptions> = {
   return { client, sleeps, retries };
 }
 
-async function failure(promise: Promise<unknown>): Promise<MlflowError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(MlflowError);
-    return error as MlflowError;
-  }
-  throw new Error('expected the call to fail');
-}
-
 describe('MLflow errors become typed MlflowErrors', () => {
   it('returns undefined for an experiment name that does not exist (404 RESOURCE_DOES_NOT_EXIST)', async () => {
     fake = await startFakeMlflow({ [`GET ${API}/experiments/get-by-name`]: recorded.experimentNotFound });
@@ -59,7 +48,7 @@ describe('MLflow errors become typed MlflowErrors', () => {
   it('carries status, error_code, endpoint and message, and does not retry a 404', async () => {
     fake = await startFakeMlflow({ [`GET ${API}/runs/get`]: recorded.runNotFound });
     const { client, sleeps } = clientFor(fake);
-    const error = await failure(client.getRun('deadbeef'));
+    const error = await mlflowErrorFrom(client.getRun('deadbeef'));
     expect(error.status).toBe(404);
     expect(error.errorCode).toBe('RESOURCE_DOES_NOT_EXIST');
     expect(error.endpoint).toBe('GET /api/2.0/mlflow/runs/get');
@@ -71,7 +60,7 @@ describe('MLflow errors become typed MlflowErrors', () => {
   it('does not retry INVALID_PARAMETER_VALUE', async () => {
     fake = await startFakeMlflow({ [`POST ${API}/runs/log-parameter`]: recorded.paramChanged });
     const { client } = clientFor(fake);
-    const error = await failure(client.logParam(RUN_ID, 'p', 2));
+    const error = await mlflowErrorFrom(client.logParam(RUN_ID, 'p', 2));
     expect([error.status, error.errorCode]).toEqual([400, 'INVALID_PARAMETER_VALUE']);
     expect(error.message).toContain('Changing param values is not allowed');
     expect(fake.requests).toHaveLength(1);
@@ -81,7 +70,7 @@ describe('MLflow errors become typed MlflowErrors', () => {
   it('turns the HTML 401 of basic-auth into UNAUTHENTICATED with a hint, not retried', async () => {
     fake = await startFakeMlflow({ [`GET ${API}/runs/get`]: recorded.unauthenticated });
     const { client } = clientFor(fake);
-    const error = await failure(client.getRun(RUN_ID));
+    const error = await mlflowErrorFrom(client.getRun(RUN_ID));
     expect([error.status, error.errorCode, error.attempts]).toEqual([401, 'UNAUTHENTICATED', 1]);
     expect(error.message).toContain('You are not authenticated.');
     expect(error.message).toContain('no credentials were sent; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD');
@@ -95,7 +84,7 @@ describe('secrets', () => {
   it('sends basic auth but never shows the password (errors, retries, inspect, toString)', async () => {
     fake = await startFakeMlflow({ [`GET ${API}/runs/get`]: [{ status: 503, text: 'busy' }, recorded.unauthenticated] });
     const { client, retries } = clientFor(fake, { auth: { username: 'alice', password: PASSWORD } });
-    const error = await failure(client.getRun(RUN_ID));
+    const error = await mlflowErrorFrom(client.getRun(RUN_ID));
     expect(fake.requests.map((r) => r.headers.authorization)).toEqual([
       `Basic ${Buffer.from(`alice:${PASSWORD}`).toString('base64')}`,
       `Basic ${Buffer.from(`alice:${PASSWORD}`).toString('base64')}`,
@@ -118,7 +107,7 @@ describe('secrets', () => {
   it('sends a bearer token from MLFLOW_TRACKING_TOKEN and never shows it', async () => {
     fake = await startFakeMlflow({ [`GET ${API}/runs/get`]: recorded.unauthenticated });
     const client = MlflowClient.fromEnv({ MLFLOW_TRACKING_URI: fake.uri, MLFLOW_TRACKING_TOKEN: TOKEN });
-    const error = await failure(client.getRun(RUN_ID));
+    const error = await mlflowErrorFrom(client.getRun(RUN_ID));
     expect(fake.requests[0]?.headers.authorization).toBe(`Bearer ${TOKEN}`);
     expect(error.message).toContain('sent a bearer token');
     expect(leaks([error.message, inspect(error), inspect(client), String(client)].join('\n'))).toEqual([]);
@@ -157,12 +146,12 @@ describe('retries', () => {
   it('keeps the jitter between half and all of the exponential step, capped at maxDelayMs', async () => {
     fake = await startFakeMlflow({ [`GET ${API}/runs/get`]: { status: 502, text: 'bad gateway' } });
     const low = clientFor(fake, { random: () => 0, retry: { maxRetries: 6, baseDelayMs: 100, maxDelayMs: 1000 } });
-    const error = await failure(low.client.getRun(RUN_ID));
+    const error = await mlflowErrorFrom(low.client.getRun(RUN_ID));
     expect(error.attempts).toBe(7);
     expect(error.errorCode).toBe('INTERNAL_ERROR');
     expect(low.sleeps).toEqual([50, 100, 200, 400, 500, 500]);
     const high = clientFor(fake, { random: () => 0.999999, retry: { maxRetries: 3, baseDelayMs: 100, maxDelayMs: 1000 } });
-    await failure(high.client.getRun(RUN_ID));
+    await mlflowErrorFrom(high.client.getRun(RUN_ID));
     expect(high.sleeps).toEqual([100, 200, 400]);
   });
 
@@ -193,7 +182,7 @@ describe('retries', () => {
     const uri = fake.uri;
     await fake.close();
     const { client, sleeps } = clientFor({ ...fake, uri }, { retry: { maxRetries: 2 } });
-    const error = await failure(client.getRun(RUN_ID));
+    const error = await mlflowErrorFrom(client.getRun(RUN_ID));
     expect([error.errorCode, error.status, error.attempts]).toEqual(['NETWORK_ERROR', undefined, 3]);
     expect(error.message).toBe(`MLflow GET /api/2.0/mlflow/runs/get: cannot reach ${uri}: ECONNREFUSED`);
     expect(sleeps).toHaveLength(2);
@@ -205,7 +194,7 @@ describe('retries', () => {
       { MLFLOW_TRACKING_URI: fake.uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES: '1', MLFLOW_HTTP_REQUEST_TIMEOUT: '0.1' },
       { sleep: async () => {} },
     );
-    const error = await failure(client.getRun(RUN_ID));
+    const error = await mlflowErrorFrom(client.getRun(RUN_ID));
     expect([error.errorCode, error.attempts]).toEqual(['TIMEOUT', 2]);
     expect(error.message).toContain('no answer within 100 ms');
   });
@@ -213,7 +202,7 @@ describe('retries', () => {
   it('stops at once when the caller aborts', async () => {
     fake = await startFakeMlflow({ [`GET ${API}/runs/get`]: { ...recorded.runCreated, delayMs: 2000 } });
     const { client, sleeps } = clientFor(fake);
-    const error = await failure(client.getRun(RUN_ID, { signal: AbortSignal.timeout(100) }));
+    const error = await mlflowErrorFrom(client.getRun(RUN_ID, { signal: AbortSignal.timeout(100) }));
     expect(error.errorCode).toBe('ABORTED');
     expect(sleeps).toEqual([]);
   });
@@ -287,7 +276,7 @@ describe('creating runs and experiments is never duplicated', () => {
   it('does not retry a rejected create', async () => {
     fake = await startFakeMlflow({ [createRoute]: recorded.experimentNotFound });
     const { client } = clientFor(fake);
-    const error = await failure(client.createRun({ experimentId: '99' }));
+    const error = await mlflowErrorFrom(client.createRun({ experimentId: '99' }));
     expect(error.errorCode).toBe('RESOURCE_DOES_NOT_EXIST');
     expect(fake.requests).toHaveLength(1);
   });
@@ -354,11 +343,11 @@ describe('logging', () => {
     fake = await startFakeMlflow({ [`POST ${API}/runs/log-batch`]: recorded.empty });
     const { client } = clientFor(fake);
     const metrics = Array.from({ length: 1500 }, (_, i) => ({ key: i === 1200 ? 'val acc%' : 'acc', value: 1 }));
-    const error = await failure(client.logBatch(RUN_ID, { metrics }));
+    const error = await mlflowErrorFrom(client.logBatch(RUN_ID, { metrics }));
     expect(error.message).toContain('metric key (metrics[1200]) "val acc%" contains "%"');
     expect(fake.requests).toHaveLength(0);
-    await failure(client.setTag(RUN_ID, '../escape', 'x'));
-    await failure(client.logParam(RUN_ID, 'p', 'x'.repeat(6001)));
+    await mlflowErrorFrom(client.setTag(RUN_ID, '../escape', 'x'));
+    await mlflowErrorFrom(client.logParam(RUN_ID, 'p', 'x'.repeat(6001)));
     expect(fake.requests).toHaveLength(0);
   });
 
@@ -402,7 +391,7 @@ describe('artifacts', () => {
     async (uri) => {
       fake = await startFakeMlflow({ [`GET ${API}/runs/get`]: runWithArtifactUri(uri) });
       const { client } = clientFor(fake);
-      const error = await failure(client.uploadArtifact(RUN_ID, 'a.txt', 'x'));
+      const error = await mlflowErrorFrom(client.uploadArtifact(RUN_ID, 'a.txt', 'x'));
       expect(error.errorCode).toBe('UNSUPPORTED_ARTIFACT_URI');
       expect(error.message).toContain(`stores its artifacts at "${uri}"`);
       expect(error.message).toContain('--serve-artifacts');
@@ -413,7 +402,7 @@ describe('artifacts', () => {
   it('refuses artifact paths that climb out of the run', async () => {
     fake = await startFakeMlflow({ [`GET ${API}/runs/get`]: recorded.runCreated });
     const { client } = clientFor(fake);
-    expect((await failure(client.downloadArtifact(RUN_ID, 'a/../../x'))).message).toContain('".." segments');
-    expect((await failure(client.uploadArtifact(RUN_ID, '', 'x'))).message).toContain('needs a path');
+    expect((await mlflowErrorFrom(client.downloadArtifact(RUN_ID, 'a/../../x'))).message).toContain('".." segments');
+    expect((await mlflowErrorFrom(client.uploadArtifact(RUN_ID, '', 'x'))).message).toContain('needs a path');
   });
 });

@@ -5,6 +5,7 @@
  * - `locateMlflowForTests()`: finds the binary; under CI=true a missing one is an error.
  * - `startFakeMlflow()`: a node:http stand-in that replays scripted (recorded) answers and
  *   records every request, for errors, retries and chunking without a Python server.
+ * - `mlflowErrorFrom()`: the MlflowError a call fails with.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MlflowError } from './errors.ts';
 
 const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 
@@ -248,6 +250,17 @@ function isTruthy(value: string | undefined): boolean {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolveSleep) => setTimeout(resolveSleep, ms));
+}
+
+/** The MlflowError a call fails with; throws if it succeeds or fails with anything else. */
+export async function mlflowErrorFrom(promise: Promise<unknown>): Promise<MlflowError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof MlflowError) return error;
+    throw new Error(`expected an MlflowError, got: ${String(error)}`, { cause: error });
+  }
+  throw new Error('expected the call to fail with an MlflowError, but it succeeded');
 }
 
 // ---- the fake server -------------------------------------------------------------------------
