@@ -102,4 +102,19 @@ train: {epochs: 1, batch_size: 4, optimizer: {type: adamw}, epoch: 3}
       'exp.yaml:6:7 model.layers[0]: missing required key "type" (which block this is); valid block types: dense, dropout, repeat',
     ]);
   });
+
+  it('types an override by the schema: a number where a string is wanted becomes text', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-schema-'));
+    writeFileSync(join(dir, 'exp.yaml'), `name: 1\n${VALID}`);
+    const fromFile = (() => {
+      try {
+        validateExperiment(loadExperiment(join(dir, 'exp.yaml')), registries);
+      } catch (error) {
+        return (error as ConfigError).render(dir);
+      }
+    })();
+    expect(fromFile).toBe('exp.yaml:1:7 name: expected a string, got 1'); // files are never coerced
+    const loaded = loadExperiment(join(dir, 'exp.yaml'), { overrides: ['name=2024', 'train.epochs=3'] });
+    expect(validateExperiment(loaded, registries)).toMatchObject({ name: '2024', train: { epochs: 3 } });
+  });
 });

@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { loadExperiment, type LoadedConfig, type LoadOptions } from '../config/load.ts';
-import { ConfigError, describeValue, formatLocation, throwIfAny, type ConfigPath } from '../errors.ts';
+import { ConfigError, describeValue, formatLocation, OVERRIDE_PREFIX, throwIfAny, type ConfigPath } from '../errors.ts';
 import { didYouMean, type EntryBase, type Registry } from '../registry/registry.ts';
 import type { Registries } from '../registry/kinds.ts';
 import { ENTRY_KINDS, experimentSchema, schemaOrigin } from './experiment-schema.ts';
@@ -39,8 +39,25 @@ export function experimentValidator(registries: Registries): ValidateFunction {
 export function validateExperiment(loaded: Locator, registries: Registries): ExperimentConfig {
   const validate = experimentValidator(registries);
   if (validate(loaded.config)) return loaded.config as unknown as ExperimentConfig;
+  // `--set name=123` means the text "123" when the schema wants a string: an override's YAML value
+  // is typed by the schema. Values written in files are never coerced.
+  if (coerceOverrides(validate.errors ?? [], loaded) && validate(loaded.config)) return loaded.config as unknown as ExperimentConfig;
   throwIfAny(explainErrors(validate.errors ?? [], loaded, registries));
   return loaded.config as unknown as ExperimentConfig;
+}
+
+function coerceOverrides(errors: readonly ErrorObject[], loaded: Locator): boolean {
+  let changed = false;
+  for (const error of errors) {
+    const wantsString = error.keyword === 'type' && String(error.params.type).split(',').includes('string');
+    if (!wantsString || (typeof error.data !== 'number' && typeof error.data !== 'boolean')) continue;
+    const path = toPath(error.instancePath, loaded.config);
+    if (path.length === 0 || !loaded.locate(path).file.startsWith(OVERRIDE_PREFIX)) continue;
+    const parent = path.slice(0, -1).reduce<unknown>((value, key) => (value as Record<string | number, unknown>)[key], loaded.config);
+    (parent as Record<string | number, unknown>)[path[path.length - 1]!] = String(error.data);
+    changed = true;
+  }
+  return changed;
 }
 
 type Locator = Pick<LoadedConfig, 'config' | 'locate' | 'locateKey' | 'origin'>;
