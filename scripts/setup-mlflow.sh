@@ -23,7 +23,11 @@ fi
 
 if [[ ! -x "${VENV}/bin/python" ]]; then
   echo "setup-mlflow: creating ${VENV}"
-  "${PYTHON}" -m venv "${VENV}"
+  if ! "${PYTHON}" -m venv "${VENV}"; then
+    echo "setup-mlflow: '${PYTHON} -m venv' failed; install Python 3.10+ with venv (Debian: apt-get install python3-venv)" >&2
+    rm -rf "${VENV}"
+    exit 1
+  fi
 fi
 
 echo "setup-mlflow: installing mlflow==${MLFLOW_VERSION} into ${VENV}"
