@@ -22,3 +22,4 @@ export {
   type TrialState,
   type EpochMetrics,
 } from './state.ts';
+export { runSweepFile, planTrials, formatSweepTable, reproduceCommand, sweepDir, type SweepFileOptions } from './launch.ts';

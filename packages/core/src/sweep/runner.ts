@@ -238,7 +238,11 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
             trial.reason = null;
           }
           end(trial);
-          log(`${trial.id} ${trial.state.toLowerCase()}: ${spec.objective.metric} ${trial.finalMetric ?? '-'}`);
+          log(
+            trial.state === 'FINISHED'
+              ? `${trial.id} finished: ${spec.objective.metric} ${Number(trial.finalMetric!.toPrecision(4))}`
+              : `${trial.id} failed: ${trial.reason}`,
+          );
           break;
         }
         case 'failed':
@@ -257,6 +261,7 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
           const curve = curveOf(trial, spec.objective.metric);
           trial.finalMetric = pruned && curve.length > 0 ? curve[curve.length - 1]! : null;
           end(trial);
+          if (!pruned) log(`${trial.id} killed: ${reason}`);
           break;
         }
       }

@@ -1,0 +1,98 @@
+import { fileURLToPath } from 'node:url';
+import { relative, resolve } from 'node:path';
+import { defineCommand, UsageError } from '../command.ts';
+
+/** A sweep stopped by Ctrl-C exits like `exp run` does; `exp sweep FILE` again resumes it. */
+const EXIT_INTERRUPTED = 130;
+
+function integerOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} expects an integer >= 1, got "${value}"`, 'sweep');
+  return Number(value);
+}
+
+export default defineCommand({
+  name: 'sweep',
+  summary: 'Search hyperparameters: run (or resume) a sweep file',
+  description:
+    'Runs the trials of a sweep file (experiments/sweeps/*.yaml): grid, random or bayes (TPE) search over ' +
+    'dotted paths of a base experiment, each trial an `exp run` child process with --set overrides, at most ' +
+    '`parallel` at once, weak trials stopped early by the median rule, ASHA or hyperband. The trial table is ' +
+    'saved after every change in <runs>/sweeps/<name>/state.json, next to each trial\'s run records; running ' +
+    'the same command again resumes: finished and pruned trials are kept, interrupted ones continue from their ' +
+    'last checkpoint. Ctrl-C stops the running trials (they checkpoint) and exits 130.',
+  positionals: [{ name: 'FILE', description: 'Sweep YAML file' }],
+  options: {
+    'dry-run': { type: 'boolean', default: false, description: 'Check the sweep and print the planned trials; run nothing' },
+    parallel: { type: 'string', placeholder: 'N', description: 'Trials at once (overrides the file\'s parallel)' },
+    'max-trials': { type: 'string', placeholder: 'N', description: 'Trial budget (overrides max_trials; raise it to extend a sweep)' },
+    backend: { type: 'string', placeholder: 'NAME', description: 'Backend for every trial (passed to exp run --backend)' },
+    state: { type: 'string', placeholder: 'FILE', description: 'Trial table to use (default: <runs>/sweeps/<name>/state.json)' },
+    'runs-dir': { type: 'string', placeholder: 'DIR', description: 'Root of the local run store (default: $TESSERA_RUNS_DIR, else runs/ in the repository)' },
+  },
+  examples: [
+    ['exp sweep experiments/sweeps/smoke-grid.yaml', 'A 2 x 2 grid over the smoke experiment, two trials at a time'],
+    ['exp sweep experiments/sweeps/fnet-lr.yaml --dry-run', 'Check the FNet search and list its first (random) trials'],
+    ['exp sweep experiments/sweeps/fnet-lr.yaml --max-trials 60', 'Resume the FNet search with a larger budget'],
+  ],
+  async run({ positionals, options }, context) {
+    const core = await import('@tessera/core');
+    const file = resolve(context.cwd, positionals[0]!);
+    const registries = await context.registries();
+    const parallel = integerOption('parallel', options.parallel);
+    const maxTrials = integerOption('max-trials', options['max-trials']);
+    const show = (f: string) => relative(context.cwd, f) || f;
+
+    if (options['dry-run']) {
+      const { spec } = core.loadSweep(file, { registries });
+      const plan = core.planTrials({ ...spec, ...(maxTrials !== undefined ? { maxTrials } : {}) });
+      const budget = maxTrials ?? spec.maxTrials;
+      context.stdout.write(
+        `ok ${show(file)}: ${spec.method} search over ${spec.parameters.length} parameter(s) of ${show(spec.experiment)}, ` +
+          `${budget} trial(s), ${parallel ?? spec.parallel} at a time, ${spec.objective.goal} ${spec.objective.metric}` +
+          (spec.earlyTerminate ? `, early termination: ${spec.earlyTerminate.type}` : '') +
+          '\n',
+      );
+      plan.forEach((trial, i) => context.stdout.write(`  ${core.trialId(i)}  ${trial.overrides.join(' ')}\n`));
+      if (spec.method === 'bayes' && budget > plan.length) {
+        context.stdout.write(`  ... then ${budget - plan.length} trial(s) chosen by TPE from the results\n`);
+      }
+      return 0;
+    }
+
+    const controller = new AbortController();
+    const interrupt = () => {
+      context.stderr.write('\nexp sweep: stopping the running trials (they checkpoint); run the same command to resume\n');
+      controller.abort();
+    };
+    process.once('SIGINT', interrupt);
+    process.once('SIGTERM', interrupt);
+    try {
+      const result = await core.runSweepFile(file, {
+        registries,
+        // Each trial runs this same CLI under the same Node flags (e.g. tsx's loader).
+        command: [process.execPath, ...process.execArgv, fileURLToPath(new URL('../bin.ts', import.meta.url))],
+        ...(options['runs-dir'] !== undefined ? { runsDir: resolve(context.cwd, options['runs-dir']) } : {}),
+        ...(options.state !== undefined ? { statePath: resolve(context.cwd, options.state) } : {}),
+        ...(parallel !== undefined ? { parallel } : {}),
+        ...(maxTrials !== undefined ? { maxTrials } : {}),
+        ...(options.backend !== undefined ? { runArgs: ['--backend', options.backend] } : {}),
+        log: (line) => context.stdout.write(`${line}\n`),
+        signal: controller.signal,
+      });
+      context.stdout.write(`\n${core.formatSweepTable(result.state, result.spec)}\n`);
+      context.stdout.write(`Trial table: ${show(result.statePath)}\n`);
+      const again = core.reproduceCommand(result.state, result.spec, context.cwd);
+      if (again) context.stdout.write(`Best: ${core.bestTrial(result.state, result.spec)!.id}; rerun it with: ${again}\n`);
+      if (result.interrupted) return EXIT_INTERRUPTED;
+      const failed = result.state.trials.filter((t) => t.state === 'FAILED');
+      if (failed.length > 0) {
+        context.stderr.write(`${failed.length} trial(s) failed; see their reason in the table file and output.log in their run directory\n`);
+      }
+      return result.state.trials.length > 0 && failed.length === result.state.trials.length ? 1 : 0;
+    } finally {
+      process.off('SIGINT', interrupt);
+      process.off('SIGTERM', interrupt);
+    }
+  },
+});
