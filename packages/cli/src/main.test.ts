@@ -33,8 +33,9 @@ describe('exp', () => {
     expect(stdout).toMatch(/--set KEY=VALUE +Override a config value/);
     expect(stdout).toMatch(/--json +Print JSON instead of YAML/);
     expect(stdout).toMatch(/Examples:\n {2}\$ exp config experiments\/fnet.yaml\n/);
-    // -h anywhere on the line means help, even after arguments.
+    // -h anywhere on the line means help, even after arguments; `exp help config` too.
     expect((await runCli(['config', 'x.yaml', '-h'])).stdout).toBe(stdout);
+    expect((await runCli(['help', 'config'])).stdout).toBe(stdout);
   });
 
   it.each([

@@ -38,6 +38,9 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     return help || name === undefined ? EXIT.ok : EXIT.badInput;
   }
 
+  // `exp help` and `exp help <command>`, as in git and npm.
+  if (name === 'help') return main(rest[1] === undefined ? ['--help'] : [rest[1], '--help'], options);
+
   let command: Command;
   try {
     command = await loadCommand(name);
