@@ -14,7 +14,7 @@ export { transformEntries } from './augment/index.ts';
 export { CIFAR10, CIFAR100, loadCifar, defaultCacheDir, type CifarData, type CifarFormat, type LabelMode, type LoadOptions } from './datasets/cifar.ts';
 export { downloadFile, md5File } from './datasets/download.ts';
 export { DataError } from './datasets/errors.ts';
-export { createPipeline, type ConfiguredTransform, type PipelineSpec } from './pipeline.ts';
+export { createPipeline, restoreTransforms, transformStateKeys, type ConfiguredTransform, type PipelineSpec } from './pipeline.ts';
 export { Rng, deriveSeed } from './random.ts';
 export { channelMoments, gatherBatch, type ImageSet, type SplitView } from './store.ts';
 export { Normalize } from './augment/normalize.ts';

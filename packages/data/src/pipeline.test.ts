@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ConfigError, createRegistries, experimentValidator, type Batch, type Dataset, type DatasetContext, type Registries } from '@tessera/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerData } from './index.ts';
-import { createPipeline } from './pipeline.ts';
+import { createPipeline, restoreTransforms, transformStateKeys } from './pipeline.ts';
 import { channelMoments, range, type ImageSet } from './store.ts';
 
 const realDir = fileURLToPath(new URL('../../../../shared/data/cifar-100', import.meta.url));
@@ -207,6 +207,19 @@ describe('synthetic dataset', () => {
     dispose(batch!);
   });
 
+  it('rebuilds the same preprocessing from the saved state alone (for inference)', async () => {
+    const specs = [{ type: 'normalize' }, { type: 'resize', height: 6, width: 6 }, { type: 'random_flip' }];
+    const ds = await registries.datasets.get('synthetic').create({ train_size: 30, image_shape: [4, 4, 3], transforms: specs }, ctx());
+    const saved = JSON.parse(JSON.stringify(ds.state()));
+    const transforms = restoreTransforms(specs, saved, registries);
+    const raw = tf.randomUniform([3, 4, 4, 3], 0, 255, 'int32') as tf.Tensor4D;
+    const expected = ds.preprocess(raw);
+    const got = tf.tidy(() => transforms.reduce((x, t) => (t.random ? x : t.apply(x, { training: false, seed: 0 })), tf.cast(raw, 'float32') as tf.Tensor4D));
+    expect(got.dataSync()).toEqual(expected.dataSync());
+    expect(transformStateKeys(['normalize', 'resize', 'normalize'])).toEqual(['normalize_0', 'resize', 'normalize_2']);
+    tf.dispose([raw, expected, got]);
+  });
+
   it('gives soft labels when mixup is configured, in training only', async () => {
     const ds = await registries.datasets.get('synthetic').create({ train_size: 16, num_classes: 4, image_shape: [2, 2, 1], transforms: [{ type: 'mixup', alpha: 1 }] }, ctx());
     const [train] = await toArray(ds.batches('train', { batchSize: 16, training: true, seed: 3, epoch: 0 }));
@@ -216,6 +229,41 @@ describe('synthetic dataset', () => {
     expect(test!.yOneHot).toBeUndefined();
     dispose(train!);
     dispose(test!);
+  });
+});
+
+describe('validation options', () => {
+  it('holds out a seeded random subset with validation_shuffle', async () => {
+    const create = (seed: number) =>
+      registries.datasets.get('synthetic').create({ train_size: 40, num_classes: 40, image_shape: [2, 2, 1], validation_split: 0.25, validation_shuffle: true }, ctx({ seed }));
+    const labels = async (ds: Dataset) => {
+      const [batch] = await toArray(ds.batches('validation', { batchSize: 100, training: false, seed: 1, epoch: 0 }));
+      const out = [...batch!.y.dataSync()];
+      dispose(batch!);
+      return out;
+    };
+    const a = await labels(await create(5));
+    expect(a).toHaveLength(10);
+    expect(a).toEqual(await labels(await create(5)));
+    expect(a).not.toEqual([30, 31, 32, 33, 34, 35, 36, 37, 38, 39]);
+    expect(await labels(await create(6))).not.toEqual(a);
+  });
+
+  it('uses validation_file as the validation set, relative to the experiment', async () => {
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const dir = join(cache, 'vf');
+    mkdirSync(dir, { recursive: true });
+    const record = (fine: number) => Buffer.concat([Buffer.from([0, fine]), Buffer.alloc(3072, fine)]);
+    writeFileSync(join(dir, 'train.bin'), Buffer.concat([1, 2, 3, 4].map(record)));
+    writeFileSync(join(dir, 'test.bin'), record(5));
+    writeFileSync(join(dir, 'val.bin'), Buffer.concat([7, 8].map(record)));
+    const ds = await registries.datasets.get('cifar100').create({ dir: '.', validation_file: 'val.bin', cache_dir: join(cache, 'c3') }, ctx({ configDir: dir }));
+    expect(ds.info.counts).toEqual({ train: 4, validation: 2, test: 1 });
+    const [batch] = await toArray(ds.batches('validation', { batchSize: 10, training: false, seed: 1, epoch: 0 }));
+    expect([...batch!.y.dataSync()]).toEqual([7, 8]);
+    dispose(batch!);
+    const both = await registries.datasets.get('cifar100').create({ dir: '.', validation_file: 'val.bin', validation_split: 0.1 }, ctx({ configDir: dir })).catch((e: unknown) => e);
+    expect((both as Error).message).toContain('data.validation_file: give either validation_file or validation_split, not both');
   });
 });
 
@@ -272,6 +320,9 @@ describe.skipIf(!existsSync(realDir))('the real CIFAR-100 pipeline', () => {
     expect(ds.info.labelNames?.[0]).toBe('apple');
     const { mean } = ds.state().normalize as { mean: number[] };
     expect(mean.map((m) => Math.round(m * 10) / 10)).toEqual([129.3, 124.1, 112.4]);
+    // Adapted once, then cached by data fingerprint: a second dataset reads the same numbers back.
+    const { readdirSync } = await import('node:fs');
+    expect(readdirSync(join(cache, 'c', 'state')).filter((f) => f.startsWith('normalize-'))).toHaveLength(1);
     const iterator = ds.batches('train', { batchSize: 128, training: true, seed: 42, epoch: 0 })[Symbol.asyncIterator]();
     const first = (await iterator.next()).value as Batch;
     expect(first.x.shape).toEqual([128, 64, 64, 3]);

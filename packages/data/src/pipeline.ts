@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { Batch, BatchOptions, Dataset, DatasetInfo, RawImages, Split, Transform, TransformState } from '@tessera/core';
-import { writeAtomically } from './datasets/cifar.ts';
+import type { Batch, BatchOptions, Dataset, DatasetInfo, RawImages, Registries, Split, Transform, TransformState } from '@tessera/core';
 import { deriveSeed, Rng } from './random.ts';
 import { gatherBatch, type SplitView } from './store.ts';
 
@@ -34,9 +33,7 @@ const SHUFFLE = 0x5f3759df;
  * transforms applied as TF.js ops on the whole batch inside tidy.
  */
 export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
-  const stateKeys = spec.transforms.map(({ type }, i) =>
-    spec.transforms.filter((t) => t.type === type).length > 1 ? `${type}_${i}` : type,
-  );
+  const stateKeys = transformStateKeys(spec.transforms.map(({ type }) => type));
   const states: Record<string, TransformState> = {};
   spec.transforms.forEach(({ type, params, transform }, i) => {
     if (!transform.adapt) return;
@@ -91,6 +88,32 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
   };
 }
 
+/**
+ * The key of each transform's state in `Dataset.state()`: its type, or `type_<index>` when the
+ * type occurs more than once in the list.
+ */
+export function transformStateKeys(types: string[]): string[] {
+  return types.map((type, i) => (types.filter((t) => t === type).length > 1 ? `${type}_${i}` : type));
+}
+
+/**
+ * Rebuilds a transform list from its YAML specs and a saved `Dataset.state()`, without the data:
+ * what inference needs (`exp predict`) to preprocess exactly as training did.
+ */
+export function restoreTransforms(
+  specs: ({ type: string } & Record<string, unknown>)[],
+  state: Record<string, TransformState>,
+  registries: Registries,
+): Transform[] {
+  const keys = transformStateKeys(specs.map(({ type }) => type));
+  return specs.map(({ type, ...params }, i) => {
+    const transform = registries.transforms.get(type).create(params);
+    const saved = state[keys[i]!];
+    if (saved) transform.restore?.(saved);
+    return transform;
+  });
+}
+
 function adaptCached(spec: PipelineSpec, type: string, params: Record<string, unknown>, transform: Transform): TransformState {
   const key = createHash('sha1').update(JSON.stringify([spec.info.fingerprint, type, params])).digest('hex').slice(0, 16);
   const file = spec.cacheDir ? join(spec.cacheDir, 'state', `${type}-${key}.json`) : undefined;
@@ -104,7 +127,15 @@ function adaptCached(spec: PipelineSpec, type: string, params: Record<string, un
     }
   }
   const state = transform.adapt!(spec.adaptOn);
-  if (file) writeAtomically(file, JSON.stringify(state)).catch((e: Error) => spec.log(`could not cache ${file}: ${e.message}`));
+  if (file) {
+    try {
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(`${file}.${process.pid}.tmp`, JSON.stringify(state));
+      renameSync(`${file}.${process.pid}.tmp`, file);
+    } catch (e) {
+      spec.log(`could not cache ${file}: ${(e as Error).message}`);
+    }
+  }
   return state;
 }
 

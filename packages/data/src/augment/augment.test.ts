@@ -68,6 +68,41 @@ describe('resize', () => {
   });
 });
 
+describe('resize against an independent bilinear', () => {
+  /** TF's half-pixel bilinear, written out for one channel-last image. */
+  function bilinear(src: Float32Array, h: number, w: number, c: number, oh: number, ow: number): Float32Array {
+    const out = new Float32Array(oh * ow * c);
+    const sample = (o: number, scale: number, size: number) => {
+      const s = Math.max(0, (o + 0.5) * scale - 0.5);
+      const lo = Math.min(Math.floor(s), size - 1);
+      return { lo, hi: Math.min(lo + 1, size - 1), t: s - Math.floor(s) };
+    };
+    for (let y = 0; y < oh; y++) {
+      const sy = sample(y, h / oh, h);
+      for (let x = 0; x < ow; x++) {
+        const sx = sample(x, w / ow, w);
+        for (let k = 0; k < c; k++) {
+          const at = (yy: number, xx: number) => src[(yy * w + xx) * c + k]!;
+          const top = at(sy.lo, sx.lo) + (at(sy.lo, sx.hi) - at(sy.lo, sx.lo)) * sx.t;
+          const bottom = at(sy.hi, sx.lo) + (at(sy.hi, sx.hi) - at(sy.hi, sx.lo)) * sx.t;
+          out[(y * ow + x) * c + k] = top + (bottom - top) * sy.t;
+        }
+      }
+    }
+    return out;
+  }
+
+  it('matches it when upsampling 5x7 to 12x9 and downsampling to 3x4', () => {
+    const src = Float32Array.from({ length: 5 * 7 * 3 }, (_, i) => (i * 53) % 256);
+    const x = tf.tensor4d(src, [1, 5, 7, 3]);
+    for (const [oh, ow] of [[12, 9], [3, 4]] as const) {
+      const got = createResize({ height: oh, width: ow }).apply(x, train(0)).dataSync();
+      const expected = bilinear(src, 5, 7, 3, oh, ow);
+      got.forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 3));
+    }
+  });
+});
+
 describe('random_zoom', () => {
   it('is the identity for a zero factor', () => {
     const x = ramp(3, 5, 6, 3);

@@ -104,6 +104,17 @@ describe('CIFAR binary files', () => {
     expect(existsSync(join(opts.cacheDir, 'cifar-100-binary', 'train.bin'))).toBe(true);
   });
 
+  it('reads the official CIFAR-10 archive (cifar-10-batches-bin/)', async () => {
+    const entries: Record<string, Uint8Array | string> = { 'cifar-10-batches-bin/test_batch.bin': cifar10Records(4, 0), 'cifar-10-batches-bin/batches.meta.txt': 'airplane\n' };
+    for (let b = 1; b <= 5; b++) entries[`cifar-10-batches-bin/data_batch_${b}.bin`] = cifar10Records(2, b);
+    const archive = gzipSync(writeTar(entries));
+    const data = await loadCifar(CIFAR10, options({ dir: dirWith({ 'cifar-10-binary.tar.gz': archive }), md5: md5(archive) }));
+    expect(data.train.count).toBe(10);
+    expect(data.test.count).toBe(4);
+    expect([...data.train.labels.subarray(0, 4)]).toEqual([1, 2, 2, 3]);
+    expect(data.labelNames).toEqual(['airplane']);
+  });
+
   it('names the file and the problem for a truncated file', async () => {
     const dir = dirWith({ 'train.bin': cifar100Records(3).subarray(0, 3074 * 2 + 100), 'test.bin': cifar100Records(1) });
     await expect(loadCifar(CIFAR100, options({ dir }))).rejects.toThrow(
