@@ -18,7 +18,7 @@ describe('exp', () => {
     expect(stdout).toContain('Usage: exp <command> [arguments] [options]');
     expect(stdout).toMatch(/\n {2}validate +Check experiment files/);
     expect(stdout).toMatch(/\n {2}config +Print the resolved config/);
-    expect(stdout).toContain('Run "exp <command> --help"');
+    expect(stdout).toContain('Run "exp help <command>" (or "exp <command> --help")');
   });
 
   it('prints the version', async () => {

@@ -91,7 +91,7 @@ async function mainHelp(): Promise<string> {
       '  $ exp config experiments/fnet.yaml --set train.epochs=1',
       '  $ exp blocks --kind transform',
     ].join('\n'),
-    'Run "exp <command> --help" for its arguments, options and examples.',
+    'Run "exp help <command>" (or "exp <command> --help") for its arguments, options and examples.',
   ].join('\n\n') + '\n';
 }
 
