@@ -265,6 +265,7 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       });
       await tracker.logParams({ ...flattenParams(config.train, 'train'), ...flattenParams(config.data, 'data'), seed, backend: backend.name });
       await tracker.setTags({
+        'tessera.run_id': run.runId,
         'tessera.source': prepared.source,
         'tessera.overrides': JSON.stringify(prepared.overrides),
         'tessera.backend': backend.name,

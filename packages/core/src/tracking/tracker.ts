@@ -42,7 +42,17 @@ export function combineTrackers(primary: Tracker, ...others: Tracker[]): Tracker
   return {
     async startRun(options) {
       const info = await primary.startRun(options);
-      for (const other of others) await other.startRun({ ...options, runName: options.runName ?? info.runId });
+      // The others learn the primary's run id (also set as the tag tessera.run_id), so that on
+      // resume they can find their own run for it.
+      const { resumeRunId: _given, ...rest } = options;
+      for (const other of others) {
+        await other.startRun({
+          ...rest,
+          runName: options.runName ?? info.runId,
+          ...(options.resumeRunId ? { resumeRunId: info.runId } : {}),
+          tags: { ...options.tags, 'tessera.run_id': info.runId },
+        });
+      }
       return info;
     },
     async logParams(params) {
