@@ -24,7 +24,7 @@ describe('export -> load -> predict', () => {
     await exportModel(model, dir, { experiment: name, inputShape: [64, 64, 3] });
 
     // The weights file holds every float32 weight, nothing else.
-    const params = model.weights.reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1), 0);
+    const params = model.countParams();
     expect(statSync(join(dir, 'weights.bin')).size).toBe(4 * params);
     expect(JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')).format).toBe('layers-model');
 

@@ -85,10 +85,41 @@ export function singleTensor(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
   return Array.isArray(inputs) ? inputs[0]! : inputs;
 }
 
-/** Multiplies the last two axes through a plain 2-D matMul (fast in wasm, unlike 3-D or transposed matMuls). */
+/**
+ * a [m, k] x b [k, n] whose gradients are also plain 2-D matMuls over explicitly transposed
+ * operands. Autodiff of tf.matMul uses the transposeA/transposeB flags, which the wasm backend
+ * runs several times slower than a transpose followed by a plain matMul.
+ */
+export const matMul2d = tf.customGrad((...args: unknown[]) => {
+  const [a, b] = args as [tf.Tensor2D, tf.Tensor2D];
+  const save = args[2] as tf.GradSaveFunc;
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      const upstream = (Array.isArray(dy) ? dy[0] : dy) as tf.Tensor2D;
+      const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
+      return [tf.matMul(upstream, tf.transpose(sb)), tf.matMul(tf.transpose(sa), upstream)];
+    },
+  };
+}) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+
+/**
+ * a [m, k] x constant [k, n] with a gradient for `a` only (the constant's would be a whole
+ * wasted matMul); `constantT` is the constant already transposed, so the backward pass is one
+ * plain matMul too.
+ */
+export function matMulByConstant(a: tf.Tensor2D, constant: tf.Tensor2D, constantT: tf.Tensor2D): tf.Tensor2D {
+  const multiply = tf.customGrad((...args: unknown[]) => ({
+    value: tf.matMul(args[0] as tf.Tensor2D, constant),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[]) => [tf.matMul((Array.isArray(dy) ? dy[0] : dy) as tf.Tensor2D, constantT)],
+  })) as unknown as (a: tf.Tensor2D) => tf.Tensor2D;
+  return multiply(a);
+}
+
+/** Multiplies the last axis of x by a [in, out] matrix through one plain 2-D matMul. */
 export function matMulLastAxis(x: tf.Tensor, kernel: tf.Tensor2D): tf.Tensor {
   const inDim = x.shape[x.rank - 1]!;
   const flat = x.reshape([-1, inDim]) as tf.Tensor2D;
-  const product = tf.matMul(flat, kernel);
-  return product.reshape([...x.shape.slice(0, -1), kernel.shape[1]]);
+  return matMul2d(flat, kernel).reshape([...x.shape.slice(0, -1), kernel.shape[1]]);
 }

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Dense } from './dense.ts';
 import { activate } from './activation.ts';
+import { matMul2d, matMulByConstant } from './common.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -50,5 +51,23 @@ describe('activations', () => {
     expect(y[3]).toBeCloseTo(3 * 0.9986501019683699, 5);
     // The tanh approximation differs in the 4th decimal at x = 1.
     expect(activate('gelu_tanh', tf.scalar(1)).dataSync()[0]).toBeCloseTo(0.8411919906082768, 6);
+  });
+});
+
+describe('matMul2d and matMulByConstant (plain 2-D matMuls in the backward pass too)', () => {
+  it('give the same values and gradients as tf.matMul', () => {
+    const a = tf.randomNormal([5, 3], 0, 1, 'float32', 1) as tf.Tensor2D;
+    const b = tf.randomNormal([3, 4], 0, 1, 'float32', 2) as tf.Tensor2D;
+    const probe = tf.randomNormal([5, 4], 0, 1, 'float32', 3);
+    const loss = (f: (x: tf.Tensor2D, y: tf.Tensor2D) => tf.Tensor) => (x: tf.Tensor, y: tf.Tensor) =>
+      tf.sum(tf.mul(f(x as tf.Tensor2D, y as tf.Tensor2D), probe));
+    const close = (p: tf.Tensor, q: tf.Tensor) => expect(tf.max(tf.abs(tf.sub(p, q))).dataSync()[0]).toBeLessThan(1e-5);
+    close(matMul2d(a, b), tf.matMul(a, b));
+    const [da, db] = tf.grads(loss(matMul2d))([a, b]);
+    const [wantA, wantB] = tf.grads(loss((x, y) => tf.matMul(x, y)))([a, b]);
+    close(da!, wantA!);
+    close(db!, wantB!);
+    const byConstant = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(matMulByConstant(x as tf.Tensor2D, b, tf.transpose(b)), probe)))(a);
+    close(byConstant, wantA!);
   });
 });

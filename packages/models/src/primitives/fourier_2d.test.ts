@@ -39,4 +39,13 @@ describe('fourier_2d', () => {
     for (const v of values.slice(1)) expect(v).toBeCloseTo(0, 4);
     expect(layer.countParams()).toBe(0);
   });
+
+  it('has the right gradient: the map is linear and self-adjoint, so d sum(F(x) * p) / dx = F(p)', () => {
+    const layer = new Fourier2d();
+    const x = tf.randomNormal([2, 4, 6], 0, 1, 'float32', 12);
+    const probe = tf.randomNormal([2, 4, 6], 0, 1, 'float32', 13);
+    const grad = tf.grad((input: tf.Tensor) => tf.sum(tf.mul(layer.apply(input) as tf.Tensor, probe)))(x);
+    const want = layer.apply(probe) as tf.Tensor;
+    expect(tf.max(tf.abs(tf.sub(grad, want))).dataSync()[0]).toBeLessThan(1e-4);
+  });
 });

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BlockEntry } from '@tessera/core';
-import { singleShape, singleTensor } from './common.ts';
+import { matMulByConstant, singleShape, singleTensor } from './common.ts';
 
 export interface Fourier2dArgs {
   name?: string;
@@ -41,8 +41,10 @@ function cosMinusSinRows(n: number): Float32Array {
  */
 export class Fourier2d extends tf.layers.Layer {
   static className = 'TesseraFourier2d';
-  private channelMatrix?: tf.Tensor2D; // [d, 2d]
-  private tokenMatrix?: tf.Tensor2D; // [2n, n]
+  // Constants, not weights: rebuilt from the shape, never trained nor saved. Each is kept with
+  // its transpose, which the backward pass multiplies by.
+  private channelMatrix?: [tf.Tensor2D, tf.Tensor2D]; // [d, 2d] and [2d, d]
+  private tokenMatrix?: [tf.Tensor2D, tf.Tensor2D]; // [2n, n] and [n, 2n]
 
   constructor(args: Fourier2dArgs = {}) {
     super(args);
@@ -59,9 +61,9 @@ export class Fourier2d extends tf.layers.Layer {
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
     const [n, d] = this.lastTwo(singleShape(inputShape, 'fourier_2d'));
-    // Constants, not weights: they are rebuilt from the shape, never trained nor saved.
-    this.channelMatrix = tf.keep(tf.tensor2d(cosSinColumns(d), [d, 2 * d]));
-    this.tokenMatrix = tf.keep(tf.tensor2d(cosMinusSinRows(n), [2 * n, n]));
+    const withTranspose = (m: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D] => [tf.keep(m), tf.keep(tf.transpose(m))];
+    this.channelMatrix = withTranspose(tf.tensor2d(cosSinColumns(d), [d, 2 * d]));
+    this.tokenMatrix = withTranspose(tf.tensor2d(cosMinusSinRows(n), [2 * n, n]));
     this.built = true;
   }
 
@@ -70,10 +72,10 @@ export class Fourier2d extends tf.layers.Layer {
       const x = singleTensor(inputs);
       const [n, d] = this.lastTwo(x.shape);
       // [b*n, d] x [d, 2d] -> per example [n, 2, d] holding X C_d and X S_d.
-      const channelMixed = tf.matMul(x.reshape([-1, d]) as tf.Tensor2D, this.channelMatrix!).reshape([-1, n, 2, d]);
+      const channelMixed = matMulByConstant(x.reshape([-1, d]) as tf.Tensor2D, ...this.channelMatrix!).reshape([-1, n, 2, d]);
       // -> [b, d, 2, n] so each row is [(X C_d)^T | (X S_d)^T]; times [C_n ; -S_n] (symmetric) gives out^T.
       const rows = tf.transpose(channelMixed, [0, 3, 2, 1]).reshape([-1, 2 * n]) as tf.Tensor2D;
-      const outT = tf.matMul(rows, this.tokenMatrix!).reshape([-1, d, n]);
+      const outT = matMulByConstant(rows, ...this.tokenMatrix!).reshape([-1, d, n]);
       return tf.transpose(outT, [0, 2, 1]).reshape(x.shape);
     });
   }
@@ -85,8 +87,7 @@ export class Fourier2d extends tf.layers.Layer {
   }
 
   override dispose(): ReturnType<tf.layers.Layer['dispose']> {
-    this.channelMatrix?.dispose();
-    this.tokenMatrix?.dispose();
+    tf.dispose([...(this.channelMatrix ?? []), ...(this.tokenMatrix ?? [])]);
     return super.dispose();
   }
 
