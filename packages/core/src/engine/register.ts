@@ -10,8 +10,12 @@ const positive = (description: string, extra: JsonSchema = {}): JsonSchema => ({
 const nonNegative = (description: string, extra: JsonSchema = {}): JsonSchema => ({
   type: 'number', minimum: 0, description, ...extra,
 });
-const fraction = (description: string): JsonSchema => ({ type: 'number', minimum: 0, exclusiveMaximum: 1, description });
-const count = (description: string): JsonSchema => ({ type: 'integer', minimum: 0, description });
+const fraction = (description: string, defaultValue: number): JsonSchema => ({
+  type: 'number', minimum: 0, exclusiveMaximum: 1, default: defaultValue, description,
+});
+const count = (description: string, defaultValue?: number): JsonSchema => ({
+  type: 'integer', minimum: 0, description, ...(defaultValue !== undefined ? { default: defaultValue } : {}),
+});
 const object = (properties: Record<string, JsonSchema>): JsonSchema => ({ properties, additionalProperties: false });
 
 const clipping: Record<string, JsonSchema> = {
@@ -32,8 +36,8 @@ const decay = (defaultValue: number): Record<string, JsonSchema> => ({
 const adamParams = (weightDecay: number): JsonSchema =>
   object({
     learning_rate: positive('Base (peak) learning rate.', { default: 0.001 }),
-    beta_1: fraction('Decay rate of the first-moment estimate.'),
-    beta_2: fraction('Decay rate of the second-moment estimate.'),
+    beta_1: fraction('Decay rate of the first-moment estimate.', 0.9),
+    beta_2: fraction('Decay rate of the second-moment estimate.', 0.999),
     epsilon: positive('Added to sqrt(v), not bias-corrected (Keras).', { default: 1e-7 }),
     ...decay(weightDecay),
     ...clipping,
@@ -84,8 +88,8 @@ export function registerEngine(registries: Registries): void {
       type: 'cosine',
       description: 'Linear warmup to the base learning rate, then cosine decay (Keras CosineDecay).',
       params: object({
-        warmup_steps: count('Linear warmup length in optimizer steps.'),
-        warmup_epochs: nonNegative('Linear warmup length in epochs (the larger of the two wins).'),
+        warmup_steps: count('Linear warmup length in optimizer steps.', 0),
+        warmup_epochs: nonNegative('Linear warmup length in epochs (the larger of the two wins).', { default: 0 }),
         warmup_start: nonNegative('Learning rate at the start of the warmup.', { default: 0 }),
         alpha: { type: 'number', minimum: 0, maximum: 1, default: 0, description: 'Final rate as a fraction of the base rate.' },
         decay_steps: { type: 'integer', minimum: 1, description: 'Length of the cosine part; default: the rest of the run.' },
@@ -101,9 +105,9 @@ export function registerEngine(registries: Registries): void {
         monitor,
         mode,
         factor: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.1, description: 'new_lr = lr * factor.' },
-        patience: count('Epochs without improvement before reducing.'),
+        patience: count('Epochs without improvement before reducing.', 10),
         min_delta: nonNegative('Smallest change that counts as an improvement.', { default: 1e-4 }),
-        cooldown: count('Epochs to wait after a reduction before counting again.'),
+        cooldown: count('Epochs to wait after a reduction before counting again.', 0),
         min_lr: nonNegative('Lower bound on the learning rate.', { default: 0 }),
       }),
       create: (params): Callback => new ReduceLrOnPlateau(params),
@@ -114,11 +118,11 @@ export function registerEngine(registries: Registries): void {
       params: object({
         monitor,
         mode,
-        patience: count('Epochs without improvement before stopping.'),
+        patience: count('Epochs without improvement before stopping.', 0),
         min_delta: nonNegative('Smallest change that counts as an improvement.', { default: 0 }),
         baseline: { type: 'number', description: 'Stop unless the monitor beats this value.' },
         restore_best_weights: { type: 'boolean', default: false, description: 'Put back the best epoch\'s weights at the end.' },
-        start_from_epoch: count('Epochs to train before watching the monitor.'),
+        start_from_epoch: count('Epochs to train before watching the monitor.', 0),
       }),
       create: (params): Callback => new EarlyStopping(params),
     });
