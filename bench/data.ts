@@ -11,7 +11,7 @@
 // bench/results.md (replacing that section only).
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -115,12 +115,15 @@ for (const backend of String(values.backends).split(',').filter(Boolean)) {
 }
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
+// Shared machines make these numbers noisy: the load average says how busy it was.
+const load = loadavg()[0]!.toFixed(1);
 const section = [
   '## Data pipeline',
   '',
-  `\`pnpm bench data\` on ${new Date().toISOString().slice(0, 10)}, ${cpus().length} x ${cpu}, Node ${process.version}.`,
+  `\`pnpm bench data\` on ${new Date().toISOString().slice(0, 10)}, ${cpus().length} x ${cpu}, Node ${process.version}, load average ${load} at the end.`,
   `Real CIFAR-100 training split (45,000 images), batch ${batchSize}, normalize -> resize 64x64 -> random_flip -> random_zoom(0.2, 0.2),`,
-  `training mode (shuffled, augmented); median of ${timed} batches after ${warmup} warm-up batches.`,
+  `training mode (shuffled, augmented); median of ${timed} batches after ${warmup} warm-up batches. The pipeline runs on`,
+  `the training thread, so its time per batch adds to the step time (at best ~100-400 ms per step of 128 for the reference models here, REFERENCE.md).`,
   '',
   '| backend | median ms / batch | images/s | host gather ms / batch | dataset ready (s) |',
   '|---|---|---|---|---|',

@@ -35,27 +35,26 @@ const commonSchema: Record<string, JsonSchema> = {
   },
 };
 
-type Context = DatasetContext;
-
-function paramError(ctx: Context, key: (string | number)[], init: { expected?: string; found?: string; message?: string; hint?: string }): ConfigError {
+function paramError(
+  ctx: DatasetContext,
+  key: (string | number)[],
+  init: { expected?: string; found?: string; message?: string; hint?: string },
+  cause?: unknown,
+): ConfigError {
   const path = ['data', ...key];
-  return new ConfigError({ ...init, path, location: ctx.locate?.(path) });
+  return new ConfigError({ ...init, path, location: ctx.locate?.(path) }, cause === undefined ? undefined : { cause });
 }
 
-function buildTransforms(params: CommonParams, ctx: Context): ConfiguredTransform[] {
-  return (params.transforms ?? []).map((spec, i) => {
-    const { type, ...rest } = spec;
-    if (!ctx.registries.transforms.has(type)) {
-      try {
-        ctx.registries.transforms.get(type);
-      } catch (cause) {
-        throw new ConfigError(
-          { path: ['data', 'transforms', i, 'type'], location: ctx.locate?.(['data', 'transforms', i, 'type']), message: (cause as Error).message },
-          { cause },
-        );
-      }
+function buildTransforms(params: CommonParams, ctx: DatasetContext): ConfiguredTransform[] {
+  return (params.transforms ?? []).map(({ type, ...rest }, i) => {
+    let entry;
+    try {
+      entry = ctx.registries.transforms.get(type);
+    } catch (cause) {
+      // The registry's message already lists the valid types with a did-you-mean.
+      throw paramError(ctx, ['transforms', i, 'type'], { message: (cause as Error).message }, cause);
     }
-    return { type, params: rest, transform: ctx.registries.transforms.get(type).create(rest) };
+    return { type, params: rest, transform: entry.create(rest) };
   });
 }
 
@@ -101,7 +100,7 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
       },
       additionalProperties: false,
     },
-    async create(params, ctx: Context): Promise<Dataset> {
+    async create(params, ctx: DatasetContext): Promise<Dataset> {
       // A relative path is relative to the file that wrote it (a base file for `extends`).
       const fromConfig = (key: string, p: string) => {
         if (isAbsolute(p)) return p;
@@ -173,7 +172,7 @@ export const syntheticEntry: DatasetEntry<SyntheticParams> = {
     },
     additionalProperties: false,
   },
-  async create(params, ctx: Context) {
+  async create(params, ctx: DatasetContext) {
     const [height, width, channels] = params.image_shape ?? [32, 32, 3];
     const base = { height, width, channels, classes: params.num_classes ?? 10, noise: params.noise ?? 40, seed: ctx.seed };
     const trainSpec = { ...base, count: params.train_size ?? 1000 };
