@@ -67,7 +67,9 @@ describe('matMul2d and matMulByConstant (plain 2-D matMuls in the backward pass 
     const [wantA, wantB] = tf.grads(loss((x, y) => tf.matMul(x, y)))([a, b]);
     close(da!, wantA!);
     close(db!, wantB!);
-    const byConstant = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(matMulByConstant(x as tf.Tensor2D, b, tf.transpose(b)), probe)))(a);
+    // The constant and its transpose live outside the gradient's scope, as a layer keeps them.
+    const bT = tf.transpose(b) as tf.Tensor2D;
+    const byConstant = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(matMulByConstant(x as tf.Tensor2D, b, bT), probe)))(a);
     close(byConstant, wantA!);
   });
 });
