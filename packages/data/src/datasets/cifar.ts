@@ -96,7 +96,7 @@ export function parseRecords(bytes: Uint8Array, file: string, format: CifarForma
     throw new DataError(
       file,
       `${bytes.length} bytes is not a whole number of ${recordSize}-byte ${format.name} records ` +
-        `(${whole} records and ${bytes.length - whole * recordSize} bytes left over): the file is truncated or not ${format.name} binary`,
+        `(${whole} record${whole === 1 ? '' : 's'} and ${bytes.length - whole * recordSize} bytes left over): the file is truncated or not ${format.name} binary`,
     );
   }
   const count = bytes.length / recordSize;
