@@ -1,0 +1,77 @@
+import { Resvg } from '@resvg/resvg-js';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+
+/**
+ * Learning curves as PNG artifacts: a Vega-Lite line chart (train vs validation per epoch)
+ * rendered headless by Vega to SVG, then rasterised by resvg. No browser, no canvas package.
+ */
+export interface LearningCurve {
+  svg: string;
+  png: Uint8Array;
+}
+
+/** Width of every PNG in pixels; the height follows the chart's aspect ratio. */
+export const PLOT_WIDTH = 800;
+
+const SPLITS = [
+  ['train', ''],
+  ['validation', 'val_'],
+] as const;
+
+/** One point per epoch and split that has `metric` (`metric` for train, `val_<metric>` for validation). */
+export function curvePoints(history: Record<string, number>[], metric: string): { epoch: number; split: string; value: number }[] {
+  const points: { epoch: number; split: string; value: number }[] = [];
+  history.forEach((logs, index) => {
+    for (const [split, prefix] of SPLITS) {
+      const value = logs[`${prefix}${metric}`];
+      if (value !== undefined && Number.isFinite(value)) points.push({ epoch: index + 1, split, value });
+    }
+  });
+  return points;
+}
+
+export function learningCurveSpec(history: Record<string, number>[], metric: string, title = metric): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: 480,
+    height: 280,
+    background: 'white',
+    data: { values: curvePoints(history, metric) },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
+      y: { field: 'value', type: 'quantitative', title: metric, scale: { zero: false } },
+      color: { field: 'split', type: 'nominal', title: null, sort: SPLITS.map(([split]) => split) },
+    },
+  };
+}
+
+/** The chart of `metric` over epochs, or undefined when no epoch has it. */
+export async function renderLearningCurve(history: Record<string, number>[], metric: string): Promise<LearningCurve | undefined> {
+  if (curvePoints(history, metric).length === 0) return undefined;
+  const view = new vega.View(vega.parse(compile(learningCurveSpec(history, metric)).spec), { renderer: 'none' });
+  try {
+    const svg = await view.toSVG();
+    const png = new Resvg(svg, {
+      fitTo: { mode: 'width', value: PLOT_WIDTH },
+      font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' },
+    })
+      .render()
+      .asPng();
+    return { svg, png: new Uint8Array(png) };
+  } finally {
+    view.finalize();
+  }
+}
+
+/** The curves every run records: `plots/<metric>.png` for loss and accuracy. */
+export async function learningCurveArtifacts(history: Record<string, number>[]): Promise<Map<string, Uint8Array>> {
+  const artifacts = new Map<string, Uint8Array>();
+  for (const metric of ['loss', 'accuracy']) {
+    const curve = await renderLearningCurve(history, metric);
+    if (curve) artifacts.set(`plots/${metric}.png`, curve.png);
+  }
+  return artifacts;
+}
