@@ -37,6 +37,9 @@ export default defineCommand({
     const file = positionals[0];
     if (!file && !options.resume) throw new UsageError('an experiment FILE is required (or --resume RUN)', 'run');
     if (file && options.resume) throw new UsageError('give FILE or --resume RUN, not both: a resumed run uses its saved config', 'run');
+    if (options.resume && (options.set?.length || options.seed !== undefined)) {
+      throw new UsageError('--resume trains the run\'s saved config: only --epochs and --backend may be given with it', 'run');
+    }
     const seed = integerOption('seed', options.seed, 0);
     const epochs = integerOption('epochs', options.epochs, 1);
     const { runExperiment, NonFiniteLossError } = await import('@tessera/core');

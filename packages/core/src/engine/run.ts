@@ -112,10 +112,12 @@ async function prepareResume(runDir: string, options: RunOptions): Promise<Prepa
     source: string;
   };
   const config = JSON.parse(await readFile(join(runDir, 'artifacts', CONFIG_ARTIFACT), 'utf8')) as Record<string, unknown>;
-  if (options.overrides?.length || options.seed !== undefined || options.backend !== undefined) {
-    throw new Error('--resume continues a run with its saved config; only --epochs may change');
+  if (options.overrides?.length || options.seed !== undefined) {
+    throw new Error('--resume continues a run with its saved config; only --epochs and --backend may change');
   }
   if (options.epochs !== undefined) (config.train as Record<string, unknown>).epochs = options.epochs;
+  // Another machine may need another backend; the numbers then match to float tolerance only.
+  if (options.backend !== undefined) config.backend = options.backend;
   const start = { file: join(runDir, 'artifacts', CONFIG_ARTIFACT), line: 1, col: 1 };
   const validated = validateExperiment({ config, locate: () => start, locateKey: () => start }, options.registries);
   return { config: validated, configDir: saved.configDir, overrides: saved.overrides, source: saved.source };
