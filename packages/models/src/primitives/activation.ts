@@ -6,10 +6,11 @@ import { singleShape, singleTensor, snakeCase } from './common.ts';
 export const ACTIVATIONS = ['linear', 'relu', 'gelu', 'gelu_tanh', 'sigmoid', 'tanh', 'swish', 'softmax'] as const;
 export type ActivationName = (typeof ACTIVATIONS)[number];
 
-export function activationSchema(defaultName: ActivationName) {
+/** The schema of an activation name; `defaultName` undefined when the parameter is required. */
+export function activationSchema(defaultName?: ActivationName) {
   return {
     enum: [...ACTIVATIONS],
-    default: defaultName,
+    ...(defaultName ? { default: defaultName } : {}),
     description: 'Activation: gelu is the exact erf form (Keras\' default), gelu_tanh the tanh approximation.',
   };
 }
@@ -80,7 +81,7 @@ export const activationEntry: BlockEntry<{ activation: ActivationName }> = {
     type: 'object',
     additionalProperties: false,
     required: ['activation'],
-    properties: { activation: activationSchema('linear') },
+    properties: { activation: activationSchema() },
   },
   create: (params, ctx) => new Activation({ activation: params.activation, name: ctx.name }),
 };
