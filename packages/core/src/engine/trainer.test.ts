@@ -150,4 +150,28 @@ describe('train', () => {
     await expect(run).rejects.toThrow(/loss is NaN at epoch 2, step 3 \(optimizer step 9\)/);
     expect(Array.from(m.getWeights()[0]!.dataSync())).toEqual(Array.from(weightsBefore!));
   });
+
+  it('puts back the best epoch\'s weights at the end (early_stopping) and lowers the rate on plateaus', async () => {
+    const m = model();
+    const weightsByEpoch: number[][] = [];
+    const result = await train(options({
+      model: m,
+      train: {
+        ...baseConfig,
+        epochs: 4,
+        callbacks: [
+          // min_delta 10: no epoch improves on the first, so from the second on the rate halves
+          // after every epoch (the logs show the rate the epoch was trained with, as Keras logs it).
+          { type: 'reduce_lr_on_plateau', monitor: 'val_loss', factor: 0.5, patience: 1, min_delta: 10 },
+          { type: 'early_stopping', monitor: 'val_accuracy', patience: 10, restore_best_weights: true },
+        ],
+      },
+      onEpochEnd: async () => void weightsByEpoch.push(Array.from(m.getWeights()[0]!.dataSync())),
+    }));
+    expect(result.history.map((h) => h.learning_rate)).toEqual([0.01, 0.01, 0.005, 0.0025]);
+    // val_accuracy is watched upwards; ties keep the earlier epoch.
+    const accuracies = result.history.map((h) => h.val_accuracy!);
+    const best = accuracies.indexOf(Math.max(...accuracies));
+    expect(Array.from(m.getWeights()[0]!.dataSync())).toEqual(weightsByEpoch[best]);
+  });
 });
