@@ -7,7 +7,9 @@ export default defineCommand({
   summary: 'Write the experiment JSON Schema (for editors and CI)',
   description:
     'Assembles the JSON Schema of an experiment file from everything registered and prints it, or ' +
-    'writes it to --out. Point editors at it with a first line such as ' +
+    'writes it to --out. It describes files as written: numbers, booleans and enums may be ${...} ' +
+    'expressions and sections a base file provides may be left out (exp validate checks the merged, ' +
+    'evaluated result strictly). Point editors at it with a first line such as ' +
     '`# yaml-language-server: $schema=../schema/experiment.schema.json`. The copy committed at ' +
     'schema/experiment.schema.json is checked by a test; regenerate it after adding an entry.',
   positionals: [],
@@ -16,11 +18,11 @@ export default defineCommand({
   },
   examples: [
     ['exp schema --out schema/experiment.schema.json', 'Regenerate the committed schema'],
-    ['exp schema | jq \'.["$defs"].block.oneOf[].properties.type.const\'', 'List the block types'],
+    ['exp schema | jq \'.["$defs"].block.anyOf[].properties.type.const\'', 'List the block types'],
   ],
   async run({ options }, context) {
-    const { experimentSchema } = await import('@tessera/core');
-    const text = `${JSON.stringify(experimentSchema(await context.registries()), null, 2)}\n`;
+    const { editorSchema } = await import('@tessera/core');
+    const text = `${JSON.stringify(editorSchema(await context.registries()), null, 2)}\n`;
     if (options.out === undefined) {
       context.stdout.write(text);
       return;

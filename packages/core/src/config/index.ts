@@ -7,7 +7,7 @@ export type { LoadedConfig, LoadOptions } from './load.ts';
 export { parseOverride } from './overrides.ts';
 export type { Override } from './overrides.ts';
 export { isTemplatePath, type ValueOrigin } from './resolve.ts';
-export { MAX_ALIAS_COUNT } from './source.ts';
+export { MAX_ALIAS_COUNT, parseYamlFile, parseYamlText, type ParsedFile } from './source.ts';
 
 /** A resolved config as text: YAML (the default, as `exp config` prints it) or JSON. */
 export function formatConfig(config: unknown, format: 'yaml' | 'json' = 'yaml'): string {

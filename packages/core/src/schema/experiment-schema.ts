@@ -74,3 +74,59 @@ export function experimentSchema(registries: Registries): JsonSchema {
     $defs: defs,
   };
 }
+
+/** What an unevaluated `${...}` looks like to an editor. */
+const EXPRESSION: JsonSchema = { type: 'string', pattern: '\\$\\{.*\\}', description: 'A ${...} expression, evaluated when the file is loaded.' };
+
+function acceptsExpressions(node: JsonSchema): JsonSchema {
+  const out: JsonSchema = { ...node };
+  const nested = (value: unknown) => (value !== null && typeof value === 'object' && !Array.isArray(value) ? acceptsExpressions(value as JsonSchema) : value);
+  if (out.properties) {
+    const properties: Record<string, JsonSchema> = {};
+    for (const [key, value] of Object.entries(out.properties as Record<string, JsonSchema>)) {
+      // The `type` of an entry picks its schema: it must be written, never computed.
+      const tag = key === 'type' && ('const' in value || Array.isArray(value.enum));
+      properties[key] = tag ? value : acceptsExpressions(value);
+    }
+    out.properties = properties;
+  }
+  for (const key of ['items', 'additionalProperties', 'not']) if (key in out) out[key] = nested(out[key]);
+  for (const key of ['anyOf', 'oneOf', 'allOf']) {
+    if (Array.isArray(out[key])) out[key] = (out[key] as JsonSchema[]).map((branch) => acceptsExpressions(branch));
+  }
+  if (out.$defs) out.$defs = Object.fromEntries(Object.entries(out.$defs as Record<string, JsonSchema>).map(([k, v]) => [k, acceptsExpressions(v)]));
+  const types = [out.type].flat();
+  const scalar = types.some((t) => t === 'integer' || t === 'number' || t === 'boolean') || 'const' in out || Array.isArray(out.enum);
+  if (!scalar) return out;
+  const { description, default: fallback, ...rest } = out;
+  return { ...(description !== undefined ? { description } : {}), ...(fallback !== undefined ? { default: fallback } : {}), anyOf: [rest, EXPRESSION] };
+}
+
+/**
+ * The schema editors use (what `exp schema` writes): like `experimentSchema`, but every number,
+ * boolean or enum value may also be a `${...}` expression, since editors see the file before
+ * evaluation. Validation after loading uses the strict `experimentSchema`.
+ */
+export function editorSchema(registries: Registries): JsonSchema {
+  const schema = acceptsExpressions(experimentSchema(registries));
+  // A file that extends a base may leave out whole sections, or keys of a section, that the
+  // base provides; only the merged result must be complete.
+  const { required: _required, ...rest } = schema;
+  const properties = { ...(rest.properties as Record<string, JsonSchema>) };
+  for (const [key, section] of Object.entries(properties)) {
+    if (section.type === 'object' && !('$ref' in section)) {
+      const { required: _sectionRequired, ...open } = section;
+      properties[key] = open;
+    }
+  }
+  // For the same reason an entry may omit its `type` (`optimizer: {learning_rate: 0.01}` over a
+  // base's adamw): editors get a plain anyOf, without ajv's discriminator.
+  const defs = { ...(rest.$defs as Record<string, JsonSchema>) };
+  for (const kind of Object.keys(ENTRY_KINDS)) {
+    const { discriminator: _discriminator, oneOf, ...union } = defs[kind]!;
+    if (!Array.isArray(oneOf)) continue;
+    const branches = (oneOf as JsonSchema[]).map((branch) => ({ ...branch, required: (branch.required as string[]).filter((key) => key !== 'type') }));
+    defs[kind] = { ...union, anyOf: branches };
+  }
+  return { ...rest, properties, $defs: defs };
+}

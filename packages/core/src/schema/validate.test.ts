@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { loadExperiment } from '../config/load.ts';
 import { ConfigError, configErrorsOf, isConfigError } from '../errors.ts';
 import { createRegistries, type Registries } from '../registry/kinds.ts';
-import { experimentSchema } from './experiment-schema.ts';
+import { parse } from 'yaml';
+import { editorSchema, experimentSchema } from './experiment-schema.ts';
 import { validateExperiment } from './validate.ts';
 
 /** Stand-in entries with the same schema conventions as the real ones. */
@@ -62,6 +63,15 @@ describe('experimentSchema', () => {
     const block = (schema.$defs as Record<string, { oneOf?: { properties: { type: { const: string } } }[]; discriminator?: unknown }>).block!;
     expect(block.discriminator).toEqual({ propertyName: 'type' });
     expect(block.oneOf!.map((b) => b.properties.type.const)).toEqual(['dense', 'dropout', 'repeat']);
+  });
+
+  it('has an editor flavour where scalars may be ${...} expressions but entry types may not', () => {
+    const validate = new Ajv({ discriminator: true, strict: true, allowUnionTypes: true, allErrors: true }).compile(editorSchema(registries));
+    const raw = (text: string) => parse(text) as unknown;
+    expect(validate(raw(VALID.replace('units: 8', 'units: "${dim * 2}"').replace('times: 2', 'times: "${n}"')))).toBe(true);
+    expect(validate(raw(VALID.replace('units: 8', 'units: 8.5')))).toBe(false);
+    expect(validate(raw(VALID.replace('units: 8', 'units: "many"')))).toBe(false);
+    expect(validate(raw(VALID.replace('{type: dense,', '{type: "${kind}",')))).toBe(false);
   });
 
   it('accepts a valid experiment and returns it', () => {

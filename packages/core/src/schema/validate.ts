@@ -3,7 +3,7 @@ import { loadExperiment, type LoadedConfig, type LoadOptions } from '../config/l
 import { ConfigError, describeValue, formatLocation, OVERRIDE_PREFIX, throwIfAny, type ConfigPath } from '../errors.ts';
 import { didYouMean, type EntryBase, type Registry } from '../registry/registry.ts';
 import type { Registries } from '../registry/kinds.ts';
-import { ENTRY_KINDS, experimentSchema, schemaOrigin } from './experiment-schema.ts';
+import { editorSchema, ENTRY_KINDS, experimentSchema, schemaOrigin } from './experiment-schema.ts';
 import type { ExperimentConfig } from './types.ts';
 
 /* ------------------------------------------------------------------------------------------ *
@@ -29,6 +29,11 @@ export function experimentValidator(registries: Registries): ValidateFunction {
   const validate = ajv.compile(experimentSchema(registries));
   compiled.set(registries, { signature, validate });
   return validate;
+}
+
+/** Checks a file as written (before extends and evaluation) the way an editor would. */
+export function editorValidator(registries: Registries): ValidateFunction {
+  return new Ajv({ allErrors: true, discriminator: true, strict: true, allowUnionTypes: true }).compile(editorSchema(registries));
 }
 
 /**
