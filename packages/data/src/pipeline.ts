@@ -37,7 +37,6 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
   const states: Record<string, TransformState> = {};
   spec.transforms.forEach(({ type, params, transform }, i) => {
     if (!transform.adapt) return;
-    if ('adapted' in transform && transform.adapted === true) return; // fixed statistics given
     states[stateKeys[i]!] = adaptCached(spec, type, params, transform);
   });
 
@@ -75,7 +74,7 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
       const order = Int32Array.from({ length: view.indices.length }, (_, i) => i);
       if (options.training) new Rng(deriveSeed(options.seed, options.epoch, SHUFFLE)).shuffle(order);
       return batchStream(view, order, options, (host, batchIndex) => {
-        const x = tf.tensor4d(host.pixels, [host.labels.length, raw.height, raw.width, raw.channels]);
+        const x = tf.tensor4d(host.pixels, [host.labels.length, view.set.height, view.set.width, view.set.channels]);
         const y = tf.tensor1d(host.labels, 'int32');
         const out = applyTransforms(x, y, options.training, (i) => deriveSeed(options.seed, options.epoch, batchIndex, i));
         if (out.images !== x) x.dispose();

@@ -219,7 +219,9 @@ describe('normalize', () => {
     const { mean, variance } = tf.moments(out, [0, 1, 2]);
     for (const m of mean.dataSync()) expect(m).toBeCloseTo(0, 5);
     for (const v of variance.dataSync()) expect(v).toBeCloseTo(1, 4);
-    const fixed = new Normalize({ mean: state.mean, variance: state.variance });
+    const fixed = new Normalize({ mean: [1, 2, 3], variance: [4, 5, 6] });
+    expect(fixed.adapt({ bytes, count: 4, height: 2, width: 3, channels: 3, offset: 0, stride: 18 })).toEqual({ mean: [1, 2, 3], variance: [4, 5, 6] });
+    fixed.restore(state);
     expect(fixed.apply(tf.tensor4d(nhwc, [4, 2, 3, 3])).dataSync()).toEqual(out.dataSync());
   });
 });

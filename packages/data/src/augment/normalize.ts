@@ -23,24 +23,21 @@ export interface NormalizeState extends TransformState {
 export class Normalize implements Transform {
   readonly random = false;
   private stats: NormalizeState | undefined;
+  private readonly fixed: NormalizeState | undefined;
   private readonly epsilon: number;
 
   constructor(params: NormalizeParams = {}) {
     this.epsilon = params.epsilon ?? 1e-7;
-    if (params.mean && params.variance) this.stats = { mean: params.mean, variance: params.variance };
-  }
-
-  /** Whether fixed statistics were given, so no adaptation is needed. */
-  get adapted(): boolean {
-    return this.stats !== undefined;
+    if (params.mean && params.variance) this.fixed = this.stats = { mean: params.mean, variance: params.variance };
   }
 
   outputShape(inputShape: number[]): number[] {
     return inputShape;
   }
 
+  /** Fixed statistics, when given, win over the images (and are still reported as state). */
   adapt(images: RawImages): NormalizeState {
-    this.stats = channelMoments(images);
+    this.stats = this.fixed ?? channelMoments(images);
     return this.stats;
   }
 
