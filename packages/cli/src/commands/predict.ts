@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import type { TransformState } from '@tessera/core';
 import { defineCommand, UsageError } from '../command.ts';
 import type { RecordFormat } from './export.ts';
 
@@ -8,7 +9,7 @@ import type { RecordFormat } from './export.ts';
 interface ExportedData {
   type: string;
   transforms: ({ type: string } & Record<string, unknown>)[];
-  state: Record<string, Record<string, unknown>>;
+  state: Record<string, TransformState>;
   numClasses: number;
   labelNames?: string[];
   records: RecordFormat;
@@ -97,14 +98,9 @@ export default defineCommand({
     const rawShape = (data.type === 'cifar100' || data.type === 'cifar10' ? [32, 32, 3] : (metadata.config as { data: { image_shape?: number[] } }).data.image_shape) ?? [32, 32, 3];
     const { pixels, labels, count } = readRecords(bytes, rawShape, data.records, options.input);
 
-    // The deterministic transforms, in order, with the statistics saved at export (keys as the dataset names them).
-    const keys = data.transforms.map(({ type }, i) => (data.transforms.filter((t) => t.type === type).length > 1 ? `${type}_${i}` : type));
-    const transforms = data.transforms.map(({ type, ...params }, i) => {
-      const transform = registries.transforms.get(type).create(params);
-      const state = data.state[keys[i]!];
-      if (state) transform.restore?.(state);
-      return transform;
-    });
+    // The experiment's transforms with the statistics saved at export; predictImages applies the deterministic ones.
+    const { restoreTransforms } = await import('@tessera/data');
+    const transforms = restoreTransforms(data.transforms, data.state, registries);
     const logits = await predictImages(model, { pixels, count, shape: rawShape }, transforms, batchSize);
     const predictions = Array.from({ length: count }, (_, i) => {
       const row = logits.subarray(i * data.numClasses, (i + 1) * data.numClasses);
