@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -112,5 +112,69 @@ describe('LocalProcessExecutor', () => {
     expect(epochs).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     const tags = JSON.parse(readFileSync(join(dir, 'trials/trial-004/attempt-1/fake', runId, 'tags.json'), 'utf8'));
     expect(tags['fake.args']).toBe(`run --resume ${join(dir, 'trials/trial-004/attempt-1/fake', runId)} --runs-dir ${join(dir, 'trials/trial-004/attempt-1')}`);
+  });
+});
+
+describe('runSweep with LocalProcessExecutor', () => {
+  it('an interrupted sweep resumes: KILLED runs continue from their checkpoints, finished ones are kept', async () => {
+    const { runSweep } = await import('./runner.ts');
+    const { TPE_DEFAULTS } = await import('./tpe.ts');
+    const spec = {
+      name: 'fake',
+      file: join(dir, 'fake.yaml'),
+      experiment: '/experiments/fake.yaml',
+      method: 'grid' as const,
+      objective: { metric: 'val_loss', goal: 'minimize' as const, summary: 'last' as const },
+      parameters: [{ path: 'model.vars.width', distribution: { type: 'categorical' as const, values: [1, 2, 3] } }],
+      maxTrials: 3,
+      parallel: 2,
+      seed: 0,
+      maxAttempts: 1,
+      earlyTerminate: null,
+      bayes: { startupTrials: 10, ...TPE_DEFAULTS },
+    };
+    const statePath = join(dir, 'state.json');
+    const controller = new AbortController();
+    const slow = new LocalProcessExecutor({
+      command: [process.execPath, fakeExp],
+      trialsDir: join(dir, 'trials'),
+      pollMs: 20,
+      // Long enough that neither trial can finish before the interrupt.
+      env: { FAKE_EPOCHS: '120', FAKE_EPOCH_MS: '30' },
+    });
+    const first = await runSweep(spec, {
+      executor: slow,
+      statePath,
+      signal: controller.signal,
+      log: (line) => {
+        if (!line.startsWith('trial-001 started')) return;
+        // Interrupt once both runs have logged an epoch (so both have checkpoints).
+        const waiting = setInterval(() => {
+          const logged = ['trial-000', 'trial-001'].every((id) => {
+            const runs = join(dir, 'trials', id, 'attempt-1/fake');
+            return existsSync(runs) && readdirSync(runs).some((run) => existsSync(join(runs, run, 'metrics.jsonl')));
+          });
+          if (!logged) return;
+          clearInterval(waiting);
+          controller.abort();
+        }, 10);
+      },
+    });
+    expect(first.interrupted).toBe(true);
+    const killed = first.state.trials.filter((t) => t.state === 'KILLED');
+    expect(killed.map((t) => t.id)).toEqual(['trial-000', 'trial-001']);
+    const killedRuns = Object.fromEntries(killed.map((t) => [t.id, t.runId]));
+
+    const fast = new LocalProcessExecutor({ command: [process.execPath, fakeExp], trialsDir: join(dir, 'trials'), pollMs: 20, env: { FAKE_EPOCHS: '120', FAKE_EPOCH_MS: '1' } });
+    const second = await runSweep(spec, { executor: fast, statePath });
+    expect(second.interrupted).toBe(false);
+    expect(second.state.trials.map((t) => [t.id, t.state, t.epochs.length, t.attempts])).toEqual([
+      ['trial-000', 'FINISHED', 120, 2],
+      ['trial-001', 'FINISHED', 120, 2],
+      ['trial-002', 'FINISHED', 120, 1],
+    ]);
+    // The interrupted trials continued their own runs rather than starting new ones.
+    for (const [id, runId] of Object.entries(killedRuns)) expect(second.state.trials.find((t) => t.id === id)!.runId).toBe(runId);
+    expect(second.state.trials[0]!.finalMetric).toBeCloseTo(1 / 120, 12);
   });
 });
