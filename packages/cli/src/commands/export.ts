@@ -30,8 +30,8 @@ export default defineCommand({
     set: setOption,
   },
   examples: [
-    ['exp export experiments/fnet.yaml --out models/fnet', 'FNet with the weights it starts training from'],
-    ['exp export experiments/gmlp.yaml --out /tmp/gmlp --seed 7', 'Another initialisation'],
+    ['exp export experiments/smoke.yaml --out models/smoke', 'The model with the weights it starts training from'],
+    ['exp export experiments/smoke.yaml --out /tmp/smoke --seed 7', 'Another initialisation'],
   ],
   async run({ positionals, options }, context) {
     if (!options.out) throw new UsageError('--out DIR is required', 'export');

@@ -67,8 +67,8 @@ export default defineCommand({
     backend: { type: 'string', placeholder: 'NAME', default: 'auto', description: 'auto, tensorflow-gpu, tensorflow, wasm or cpu' },
   },
   examples: [
-    ['exp predict models/fnet --input test.bin --out logits.json', 'Logits, predictions and labels as JSON'],
-    ['exp predict models/fnet --input test.bin.gz --format npy --out logits.npy', 'Logits as a NumPy array'],
+    ['exp predict models/smoke --input test.bin --out logits.json', 'Logits, predictions and labels as JSON'],
+    ['exp predict models/smoke --input test.bin.gz --format npy --out logits.npy', 'Logits as a NumPy array'],
   ],
   async run({ positionals, options }, context) {
     if (!options.input) throw new UsageError('--input FILE is required', 'predict');

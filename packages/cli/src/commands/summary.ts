@@ -56,9 +56,9 @@ export default defineCommand({
     'input-shape': { type: 'string', placeholder: 'H,W,C', description: 'Input shape of one example (default: from the data section)' },
   },
   examples: [
-    ['exp summary experiments/gmlp.yaml', 'The gMLP model, layer by layer (885,348 parameters)'],
-    ['exp summary experiments/fnet.yaml --json', 'The same as JSON'],
-    ['exp summary experiments/mixer.yaml --set model.vars.patch_size=4', 'With 4x4 patches (256 of them)'],
+    ['exp summary experiments/smoke.yaml', 'The smoke experiment\'s model, layer by layer'],
+    ['exp summary experiments/smoke.yaml --json', 'The same as JSON'],
+    ['exp summary EXPERIMENT.yaml --set model.vars.patch_size=4', 'With another patch size'],
   ],
   async run({ positionals, options }, context) {
     const { modelSummary, formatSummary } = await import('@tessera/core');

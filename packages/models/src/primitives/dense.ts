@@ -24,7 +24,7 @@ export interface DenseArgs {
   useBias?: boolean;
   /** Kernel initializer (default glorot_uniform, as Keras). */
   kernelInitializer?: InitializerName;
-  /** Bias initializer (default zeros, as Keras; gMLP's spatial gate uses ones). */
+  /** Bias initializer (default zeros, as Keras; a spatial gate that starts open uses ones). */
   biasInitializer?: InitializerName;
   /** Seed of the initializers. */
   seed?: number;

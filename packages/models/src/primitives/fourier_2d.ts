@@ -34,7 +34,7 @@ function cosMinusSinRows(n: number): Float32Array {
 }
 
 /**
- * The real part of the 2-D DFT over the last two axes [n, d] (FNet's token mixing, no weights).
+ * The real part of the 2-D DFT over the last two axes [n, d] (Fourier token mixing, no weights).
  * TF.js has no gradient for FFT, so it is computed as Re(F_n X F_d) = C_n X C_d - S_n X S_d
  * with constant cosine/sine matrices: one matMul by [C_d | S_d], a transpose, one matMul by
  * [C_n ; -S_n], a transpose. Everything is a plain 2-D matMul, so it has gradients and is fast.
@@ -98,7 +98,7 @@ export class Fourier2d extends tf.layers.Layer {
 
 export const fourier2dEntry: BlockEntry<Record<string, never>> = {
   type: 'fourier_2d',
-  description: 'Real part of the 2-D DFT over [tokens, channels] via cos/sin matrix products (FNet mixing, no weights).',
+  description: 'Real part of the 2-D DFT over [tokens, channels] via cos/sin matrix products (Fourier token mixing, no weights).',
   params: { type: 'object', additionalProperties: false, properties: {} },
   create: (_params, ctx) => new Fourier2d({ name: ctx.name }),
 };

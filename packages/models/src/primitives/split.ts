@@ -64,7 +64,7 @@ export class Split extends tf.layers.Layer {
 
 export const splitEntry: BlockEntry<{ chunks: number; index: number; axis?: number }> = {
   type: 'split',
-  description: 'Keeps chunk `index` of `chunks` equal slices along an axis (gMLP-style u/v split).',
+  description: 'Keeps chunk `index` of `chunks` equal slices along an axis (a gating unit's u/v halves).',
   params: {
     type: 'object',
     additionalProperties: false,
