@@ -28,31 +28,6 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
   const rest = argv.filter((arg, index) => !isGlobal(arg, index));
   const name = rest[0];
 
-  if (name === undefined || name.startsWith('-')) {
-    if (name === '--version' || name === '-v') {
-      stdout.write(`${VERSION}\n`);
-      return EXIT.ok;
-    }
-    if (name !== undefined && !help) return usageFailure(stderr, undefined, `unknown option "${name}"`);
-    stdout.write(await mainHelp());
-    return help || name === undefined ? EXIT.ok : EXIT.badInput;
-  }
-
-  // `exp help` and `exp help <command>`, as in git and npm.
-  if (name === 'help') return main(rest[1] === undefined ? ['--help'] : [rest[1], '--help'], options);
-
-  let command: Command;
-  try {
-    command = await loadCommand(name);
-  } catch (error) {
-    if (error instanceof UsageError) return usageFailure(stderr, undefined, error.message);
-    throw error;
-  }
-  if (help) {
-    stdout.write(commandHelp(command));
-    return EXIT.ok;
-  }
-
   let registries: Promise<Registries> | undefined;
   const context: CommandContext = {
     stdout,
@@ -62,10 +37,27 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     registries: () => (registries ??= Promise.resolve(options.registries ? options.registries() : import('./registries.ts').then((m) => m.builtinRegistries()))),
   };
   try {
+    if (name === undefined || name.startsWith('-')) {
+      if (name === '--version' || name === '-v') {
+        stdout.write(`${VERSION}\n`);
+        return EXIT.ok;
+      }
+      if (name !== undefined && !help) throw new UsageError(`unknown option "${name}"`);
+      stdout.write(await mainHelp());
+      return EXIT.ok;
+    }
+    // `exp help` and `exp help <command>`, as in git and npm.
+    if (name === 'help') return await main(rest[1] === undefined ? ['--help'] : [rest[1], '--help'], options);
+    const command = await loadCommand(name);
+    if (help) {
+      stdout.write(commandHelp(command));
+      return EXIT.ok;
+    }
     const args = parseCommandLine(command, rest.slice(1));
     return (await command.run(args, context)) ?? EXIT.ok;
   } catch (error) {
-    return reportError(error, command.name, context);
+    // A usage error before a command is known is the whole line's, not a command's.
+    return reportError(error, error instanceof UsageError && !error.command ? '' : (name ?? ''), context);
   }
 }
 
@@ -75,15 +67,27 @@ async function loadCommand(name: string): Promise<Command> {
     const hint = didYouMean(name, Object.keys(commands));
     throw new UsageError(`unknown command "${name}"${hint ? ` (did you mean "${hint}"?)` : ''}; commands: ${Object.keys(commands).join(', ')}`);
   }
-  return (await commands[name as CommandName]()).default as unknown as Command;
+  try {
+    return (await commands[name as CommandName]()).default as unknown as Command;
+  } catch (error) {
+    throw new Error(`the "${name}" command failed to load: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 async function mainHelp(): Promise<string> {
-  const loaded = await Promise.all(Object.keys(commands).map((name) => loadCommand(name)));
+  const rows = await Promise.all(
+    Object.keys(commands).map(async (name): Promise<[string, string]> => {
+      try {
+        return [name, (await loadCommand(name)).summary];
+      } catch (error) {
+        return [name, `(unavailable: ${(error as Error).message.split('\n')[0]})`];
+      }
+    }),
+  );
   return [
     `exp ${VERSION}: declarative deep-learning experiments (Tessera)`,
     'Usage: exp <command> [arguments] [options]',
-    `Commands:\n${table(loaded.map((c) => [c.name, c.summary]))}`,
+    `Commands:\n${table(rows)}`,
     `Global options:\n${table([...GLOBAL_OPTIONS, ['-v, --version', 'Print the version']])}`,
     [
       'Examples:',
@@ -182,11 +186,12 @@ export function reportError(error: unknown, command: string, context: Pick<Comma
     if (debug) stderr.write(`${describeStack(error)}\n`);
     return EXIT.badInput;
   }
+  const prefix = command ? `exp ${command}` : 'exp';
   if (debug) {
-    stderr.write(`exp ${command}: ${describeStack(error)}\n`);
+    stderr.write(`${prefix}: ${describeStack(error)}\n`);
   } else {
     const message = error instanceof Error ? error.message : String(error);
-    stderr.write(`exp ${command}: ${message.split('\n')[0]}\n(run with --debug for the stack)\n`);
+    stderr.write(`${prefix}: ${message.split('\n')[0]}\n(run with --debug for the stack)\n`);
   }
   return EXIT.failure;
 }
