@@ -3,7 +3,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
 import type { ImageSet } from '../store.ts';
 import { downloadFile, md5File } from './download.ts';
 import { DataError } from './errors.ts';
@@ -114,9 +115,12 @@ export function parseRecords(bytes: Uint8Array, file: string, format: CifarForma
   return { bytes, count, height: HEIGHT, width: WIDTH, channels: CHANNELS, offset: format.labelBytes, stride: recordSize, labels };
 }
 
-export function gunzipFile(bytes: Uint8Array, file: string): Uint8Array {
+const gunzipAsync = promisify(gunzip);
+
+/** Gunzips on libuv's thread pool, so several files decompress at once. */
+export async function gunzipFile(bytes: Uint8Array, file: string): Promise<Uint8Array> {
   try {
-    return gunzipSync(bytes);
+    return await gunzipAsync(bytes);
   } catch (cause) {
     throw new DataError(file, `not a valid gzip file (${(cause as Error).message}); download it again`, { cause });
   }
@@ -179,13 +183,9 @@ async function readBinaries(
   testFiles: string[],
   options: LoadOptions,
 ): Promise<CifarData> {
-  const readSplit = async (files: string[]) => {
-    const sets = [];
-    for (const file of files) sets.push(parseRecords(await readDecoded(file, options), file, format, options.labelMode));
-    return concatSets(sets);
-  };
-  const train = await readSplit(trainFiles);
-  const test = await readSplit(testFiles);
+  const readSplit = async (files: string[]) =>
+    concatSets(await Promise.all(files.map(async (file) => parseRecords(await readDecoded(file, options), file, format, options.labelMode))));
+  const [train, test] = await Promise.all([readSplit(trainFiles), readSplit(testFiles)]);
   const namesFile = join(dir, format.labelNameFiles[options.labelMode]);
   const labelNames = readLabelNames(existsSync(namesFile) ? readFileSync(namesFile, 'utf8') : undefined);
   if (!labelNames) options.log(`no ${basename(namesFile)} in ${dir}: classes will be shown by index`);
@@ -203,7 +203,7 @@ async function readDecoded(file: string, options: LoadOptions): Promise<Uint8Arr
   const key = createHash('sha1').update(`${resolve(file)}\0${stats.size}\0${stats.mtimeMs}`).digest('hex').slice(0, 16);
   const cached = join(options.cacheDir, 'decoded', `${basename(file, '.gz')}.${key}`);
   if (options.cacheDecoded && existsSync(cached)) return readFileSync(cached);
-  const decoded = gunzipFile(bytes, file);
+  const decoded = await gunzipFile(bytes, file);
   if (options.cacheDecoded) await writeAtomically(cached, decoded).catch((e: Error) => options.log(`could not cache ${cached}: ${e.message}`));
   return decoded;
 }
@@ -220,7 +220,7 @@ async function readArchive(
     throw new DataError(file, `md5 is ${actual}, expected ${md5}: the archive is corrupt or incomplete; delete it and download it again`);
   }
   options.log(`extracting ${file}`);
-  const entries = readTar(gunzipFile(readFileSync(file), file), file);
+  const entries = readTar(await gunzipFile(readFileSync(file), file), file);
   const byName = new Map([...entries].map(([name, data]) => [basename(name), data] as const));
   const wanted = [...format.trainFiles, ...format.testFiles];
   const missing = wanted.filter((name) => !byName.has(name));

@@ -132,7 +132,7 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
         const file = fromConfig('validation_file', params.validation_file);
         if (!existsSync(file)) throw paramError(ctx, ['validation_file'], { expected: 'an existing file', found: `${describeValue(params.validation_file)} (${file} does not exist)` });
         const bytes = readFileSync(file);
-        const set = parseRecords(file.endsWith('.gz') ? gunzipFile(bytes, file) : bytes, file, format, labelMode);
+        const set = parseRecords(file.endsWith('.gz') ? await gunzipFile(bytes, file) : bytes, file, format, labelMode);
         splits = { train: splits.train, validation: { set, indices: range(0, set.count) } };
       }
       return createPipeline({
