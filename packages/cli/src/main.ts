@@ -91,6 +91,7 @@ async function mainHelp(): Promise<string> {
     `Global options:\n${table([...GLOBAL_OPTIONS, ['-v, --version', 'Print the version']])}`,
     [
       'Examples:',
+      '  $ exp run experiments/smoke.yaml',
       '  $ exp validate experiments/*.yaml',
       '  $ exp config experiments/fnet.yaml --set train.epochs=1',
       '  $ exp blocks --kind transform',

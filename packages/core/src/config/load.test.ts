@@ -167,3 +167,36 @@ describe('overrides', () => {
     expect(error.render()).toContain(message);
   });
 });
+
+describe('reading files', () => {
+  it('accepts a UTF-8 BOM and CRLF line ends, keeping exact positions', () => {
+    const dir = tree({ 'x.yaml': '\uFEFFseed: 1\r\nvars:\r\n  a: 2\r\n' });
+    const loaded = loadExperiment(join(dir, 'x.yaml'));
+    expect(loaded.config).toEqual({ seed: 1, vars: { a: 2 } });
+    expect(loaded.locate(['vars', 'a'])).toEqual({ file: join(dir, 'x.yaml'), line: 3, col: 6 });
+  });
+
+  it('refuses UTF-16 with a hint', () => {
+    const dir = tree({ 'x.yaml': new Uint8Array([0xff, 0xfe, 0x73, 0x00]) });
+    expect(loadError(join(dir, 'x.yaml')).render(dir)).toBe('x.yaml:1:1 the file is UTF-16; save it as UTF-8');
+  });
+
+  it('reads ${...} unquoted in flow collections, braces and quotes inside included, columns exact', () => {
+    const dir = tree({ 'x.yaml': "vars: {a: 3, s: '}'}\nm: {b: ${max(a, 2) * 2}, c: [${a}, x${a}y], d: ${s + '{'}}\n" });
+    const loaded = loadExperiment(join(dir, 'x.yaml'));
+    expect(loaded.config.m).toEqual({ b: 6, c: [3, 'x3y'], d: '}{' });
+    expect(loaded.locate(['m', 'c', 1])).toEqual({ file: join(dir, 'x.yaml'), line: 2, col: 36 });
+  });
+
+  it('supports YAML anchors and merge keys', () => {
+    const dir = tree({ 'x.yaml': 'common: &c {units: 8, activation: gelu}\nlayer: {<<: *c, units: 16}\n' });
+    expect(loadExperiment(join(dir, 'x.yaml')).config.layer).toEqual({ units: 16, activation: 'gelu' });
+  });
+
+  it('names a missing experiment file with a did-you-mean', () => {
+    const dir = tree({ 'fnet.yaml': 'seed: 1\n' });
+    const error = loadError(join(dir, 'fent.yaml'));
+    expect(error.detail).toMatch(/^experiment file ".*fent.yaml" not found$/);
+    expect(error.hint).toMatch(/did you mean ".*fnet.yaml"\?/);
+  });
+});
