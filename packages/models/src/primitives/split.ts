@@ -64,7 +64,7 @@ export class Split extends tf.layers.Layer {
 
 export const splitEntry: BlockEntry<{ chunks: number; index: number; axis?: number }> = {
   type: 'split',
-  description: 'Keeps chunk `index` of `chunks` equal slices along an axis (a gating unit's u/v halves).',
+  description: 'Keeps chunk `index` of `chunks` equal slices along an axis (e.g. the two halves of a gating unit).',
   params: {
     type: 'object',
     additionalProperties: false,
