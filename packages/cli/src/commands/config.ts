@@ -7,7 +7,8 @@ export default defineCommand({
   description:
     'Loads an experiment (extends merged, --set overrides applied, ${...} evaluated; the layers of ' +
     'model.blocks templates stay as written) and validates it, then prints the result as YAML ' +
-    '(or JSON with --json). Feed it back to `exp run` or diff two of them.',
+    '(or JSON with --json). Feed it back to `exp run` or diff two of them. Secrets (keys such as ' +
+    'token or password, passwords in URLs) are masked.',
   positionals: [{ name: 'FILE', description: 'Experiment YAML file' }],
   options: {
     set: setOption,
@@ -18,17 +19,18 @@ export default defineCommand({
     ['exp config experiments/mixer.yaml --set train.epochs=1 --json', 'As JSON, with an override'],
   ],
   async run({ positionals, options }, context) {
-    const { loadValidatedExperiment, formatConfig } = await import('@tessera/core');
+    const { loadValidatedExperiment, formatConfig, redactSecrets } = await import('@tessera/core');
     const file = resolve(context.cwd, positionals[0]!);
     const loaded = loadValidatedExperiment(file, await context.registries(), { overrides: options.set ?? [] });
+    const config = redactSecrets(loaded.config);
     if (options.json) {
-      context.stdout.write(formatConfig(loaded.config, 'json'));
+      context.stdout.write(formatConfig(config, 'json'));
       return;
     }
     const show = (f: string) => relative(context.cwd, f) || f;
     const bases = loaded.files.slice(0, -1).map(show);
     const header = [`# resolved from ${show(loaded.file)}${bases.length > 0 ? ` (extends ${bases.join(', ')})` : ''}`];
     if (loaded.overrides.length > 0) header.push(`# overrides: ${loaded.overrides.map((o) => `--set ${o}`).join(' ')}`);
-    context.stdout.write(`${header.join('\n')}\n${formatConfig(loaded.config, 'yaml')}`);
+    context.stdout.write(`${header.join('\n')}\n${formatConfig(config, 'yaml')}`);
   },
 });

@@ -324,7 +324,8 @@ class Evaluator {
         return node.value;
       case 'name': {
         if (this.scope.has(node.name)) return this.scope.get(node.name);
-        const hint = didYouMean(node.name, [...this.scope.names()]);
+        // One- and two-letter names are all "close" to each other; a suggestion would be noise.
+        const hint = node.name.length > 2 ? didYouMean(node.name, [...this.scope.names()]) : undefined;
         throw new ExpressionError(`unknown variable "${node.name}"`, node.offset, hint ? `did you mean "${hint}"?` : undefined);
       }
       case 'unary': {

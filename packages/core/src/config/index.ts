@@ -26,3 +26,24 @@ export function formatConfig(config: unknown, format: 'yaml' | 'json' = 'yaml'):
   });
   return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
 }
+
+const SECRET_KEY = /(password|passwd|secret|token|api_?key|credential)/i;
+
+/**
+ * A copy for display with secrets masked: values of keys that name a secret, and the password
+ * of a URL with credentials (`http://user:****@host`). Everything else is unchanged.
+ */
+export function redactSecrets<T>(value: T): T {
+  const walk = (item: unknown, key: string): unknown => {
+    if (typeof item === 'string') {
+      if (SECRET_KEY.test(key) && item !== '') return '****';
+      return item.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:)[^/\s@]+@/gi, '$1****@');
+    }
+    if (Array.isArray(item)) return item.map((x) => walk(x, key));
+    if (item !== null && typeof item === 'object') {
+      return Object.fromEntries(Object.entries(item).map(([k, v]) => [k, SECRET_KEY.test(k) && v !== null && typeof v !== 'object' ? '****' : walk(v, k)]));
+    }
+    return item;
+  };
+  return walk(value, '') as T;
+}
