@@ -28,6 +28,7 @@ describe('ConfigError', () => {
     expect([describeValue(null), describeValue(-3), describeValue(true), describeValue([1]), describeValue({}), describeValue('x'.repeat(80))]).toEqual([
       'null', '-3', 'true', 'a list of 1 item', 'a mapping', `string "${'x'.repeat(57)}..."`,
     ]);
+    expect(describeValue('https://bob:hunter2@mlflow:5000')).toBe('string "https://bob:****@mlflow:5000"');
   });
 
   it('carries several errors, sorted by file and position', () => {

@@ -42,7 +42,11 @@ export function formatLocation(location: SourceLocation, cwd = process.cwd()): s
 /** Names a value the way a user would: `string "256x"`, `-3`, `a list`, `null`. */
 export function describeValue(value: unknown): string {
   if (value === null || value === undefined) return 'null';
-  if (typeof value === 'string') return `string ${JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value)}`;
+  if (typeof value === 'string') {
+    // Error messages end up in logs: never print the password of a URL with credentials.
+    const shown = value.replace(/(:\/\/[^/\s:@]*:)[^/\s@]+@/g, '$1****@');
+    return `string ${JSON.stringify(shown.length > 60 ? `${shown.slice(0, 57)}...` : shown)}`;
+  }
   if (Array.isArray(value)) return `a list of ${value.length} item${value.length === 1 ? '' : 's'}`;
   if (typeof value === 'object') return 'a mapping';
   return String(value);
