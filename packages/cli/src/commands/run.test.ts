@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readMetrics, readRunMeta, runExperiment, type RunSummary } from '@tessera/core';
+import { loadExperiment, readMetrics, readRunMeta, runExperiment, type RunSummary } from '@tessera/core';
 import { builtinRegistries } from '../registries.ts';
 import { main } from '../main.ts';
 
@@ -53,6 +53,14 @@ describe('exp run', () => {
     expect(run.seed).toBe(1);
     expect(run.provenance.packages['@tensorflow/tfjs']).toBe('4.22.0');
     expect(JSON.parse(readFileSync(join(summary.runDir, 'artifacts', 'config.json'), 'utf8')).train.epochs).toBe(3);
+  });
+
+  it('takes an already-loaded config object, as a program would pass it', async () => {
+    const { config } = loadExperiment(SMOKE, { overrides: ['train.epochs=1'] });
+    const summary = await runExperiment(config, { registries, runsDir, output: silent });
+    expect(summary.status).toBe('FINISHED');
+    expect(summary.history).toHaveLength(1);
+    expect(JSON.parse(readFileSync(join(summary.runDir, 'artifacts', 'run.json'), 'utf8')).source).toBe('<config object>');
   });
 
   it('resumed after a stop in the middle of an epoch, matches the uninterrupted run', async () => {
