@@ -30,7 +30,7 @@ export default defineCommand({
   },
   examples: [
     ['exp run experiments/smoke.yaml', 'Train the smoke experiment (seconds)'],
-    ['exp run experiments/fnet.yaml --epochs 1 --set train.batch_size=256', 'One epoch of FNet with a bigger batch'],
+    ['exp run experiments/smoke.yaml --epochs 1 --set train.batch_size=64 --backend cpu', 'One epoch, a bigger batch, the plain JavaScript backend'],
     ['exp run --resume 20261129-031502-ab12cd', 'Continue a stopped run from its last checkpoint'],
   ],
   async run({ positionals, options }, context) {
