@@ -115,6 +115,21 @@ describe('LocalProcessExecutor', () => {
   });
 });
 
+describe('LocalProcessExecutor adopting a finished run', () => {
+  it('reports a run that finished after the sweep lost track of it, without running it again', async () => {
+    const first = recorder();
+    await executor().start(launch('trial-005'), first.sink);
+    await first.done;
+    // The sweep died before it heard the end: the trial comes back as attempt 2 of the same run.
+    const ex = new LocalProcessExecutor({ command: ['/nonexistent/exp'], trialsDir: join(dir, 'trials'), pollMs: 20 });
+    const again = recorder();
+    await ex.start(launch('trial-005', [], { attempt: 2, previousRunId: first.runId() }), again.sink);
+    expect(await again.done).toEqual({ kind: 'finished', detail: { val_loss: 1 / 3, test_loss: 0.5 } });
+    expect(again.runId()).toBe(first.runId());
+    expect(again.events).toEqual(['started', [1, { val_loss: 1 }], [2, { val_loss: 0.5 }], [3, { val_loss: 1 / 3 }]]);
+  });
+});
+
 describe('runSweep with LocalProcessExecutor', () => {
   it('an interrupted sweep resumes: KILLED runs continue from their checkpoints, finished ones are kept', async () => {
     const { runSweep } = await import('./runner.ts');

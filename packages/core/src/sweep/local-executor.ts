@@ -22,10 +22,15 @@ export interface LocalExecutorOptions {
   pollMs?: number;
   /** After a stop request, how long a trial may take to checkpoint before it is killed outright. */
   killAfterMs?: number;
+  /** Start each trial as the leader of its own process group and signal the whole group (queue workers). */
+  detached?: boolean;
+  /** The signal of a cooperative stop (default SIGTERM; `exp run` treats SIGINT the same way). */
+  stopSignal?: NodeJS.Signals;
 }
 
 interface Running {
-  child: ChildProcess;
+  /** null for a finished run that is only being reported (adopted). */
+  child: ChildProcess | null;
   launch: TrialLaunch;
   sink: TrialSink;
   /** The run store root of this attempt, and the run directory once the run exists. */
@@ -54,7 +59,14 @@ export class LocalProcessExecutor implements Executor {
   async start(launch: TrialLaunch, sink: TrialSink): Promise<void> {
     const attemptDir = join(this.options.trialsDir, launch.id, `attempt-${launch.attempt}`);
     await mkdir(attemptDir, { recursive: true });
-    const resumable = launch.previousRunId ? await this.resumableRun(launch.id, launch.previousRunId) : null;
+    const previous = launch.previousRunId ? await this.previousRun(launch.id, launch.previousRunId) : null;
+    if (previous?.status === 'FINISHED') {
+      // The run completed after the sweep lost track of it (the sweep process died first):
+      // report its record instead of training it again.
+      setImmediate(() => void this.adopt(launch, previous.dir, sink));
+      return;
+    }
+    const resumable = previous && (previous.status === 'KILLED' || previous.status === 'RUNNING') && previous.checkpoint ? previous.dir : null;
     const args = resumable
       ? ['run', '--resume', resumable, '--runs-dir', dirname(dirname(resumable))]
       : ['run', launch.experiment, ...launch.overrides.flatMap((o) => ['--set', o]), '--runs-dir', attemptDir];
@@ -65,6 +77,7 @@ export class LocalProcessExecutor implements Executor {
       cwd: this.options.cwd,
       env: { ...process.env, ...this.options.env, CI: 'true' },
       stdio: ['ignore', fd, fd],
+      detached: this.options.detached ?? false,
     });
     closeSync(fd);
     const run: Running = {
@@ -107,28 +120,65 @@ export class LocalProcessExecutor implements Executor {
   stop(trialId: string, reason: string): void {
     const run = this.running.get(trialId);
     if (!run || run.stopReason !== null) return;
+    const child = run.child;
+    if (!child) return;
     run.stopReason = reason;
-    run.child.kill('SIGTERM');
-    const timer = setTimeout(() => run.child.kill('SIGKILL'), this.options.killAfterMs ?? 60_000);
-    run.child.once('exit', () => clearTimeout(timer));
+    this.signal(child, this.options.stopSignal ?? 'SIGTERM');
+    const timer = setTimeout(() => this.signal(child, 'SIGKILL'), this.options.killAfterMs ?? 60_000);
+    child.once('exit', () => clearTimeout(timer));
   }
 
   async close(): Promise<void> {
-    for (const run of this.running.values()) run.child.kill('SIGTERM');
+    for (const run of this.running.values()) if (run.child) this.signal(run.child, 'SIGTERM');
   }
 
-  /** A run of an earlier attempt that stopped part-way and left a checkpoint. */
-  private async resumableRun(trialId: string, runId: string): Promise<string | null> {
+  /** Kills a trial at once, without a checkpoint (a queue worker that lost its lease on it). */
+  kill(trialId: string): void {
+    const child = this.running.get(trialId)?.child;
+    if (child) this.signal(child, 'SIGKILL');
+  }
+
+  /** Signals the child, or its whole process group when it leads one. */
+  private signal(child: ChildProcess, signal: NodeJS.Signals): void {
+    if (!this.options.detached || child.pid === undefined) {
+      child.kill(signal);
+      return;
+    }
+    try {
+      process.kill(-child.pid, signal);
+    } catch {
+      // the group has exited already
+    }
+  }
+
+  /** An earlier attempt's run: where it is, how it ended, whether it left a checkpoint. */
+  private async previousRun(trialId: string, runId: string): Promise<{ dir: string; status: RunMeta['status']; checkpoint: boolean } | null> {
     const trialDir = join(this.options.trialsDir, trialId);
     for (const attempt of await readdir(trialDir).catch(() => [] as string[])) {
       for (const experiment of await readdir(join(trialDir, attempt)).catch(() => [] as string[])) {
         const dir = join(trialDir, attempt, experiment, runId);
-        if (!existsSync(join(dir, 'meta.json')) || !existsSync(join(dir, 'checkpoint'))) continue;
         const meta = await readRunMeta(dir).catch(() => null);
-        if (meta && (meta.status === 'KILLED' || meta.status === 'RUNNING')) return dir;
+        if (meta) return { dir, status: meta.status, checkpoint: existsSync(join(dir, 'checkpoint')) };
       }
     }
     return null;
+  }
+
+  private async adopt(launch: TrialLaunch, dir: string, sink: TrialSink): Promise<void> {
+    const run: Running = {
+      child: null,
+      launch,
+      sink,
+      root: dirname(dirname(dir)),
+      runDir: dir,
+      announced: false,
+      ended: false,
+      lastEpoch: 0,
+      stopReason: null,
+      log: join(dirname(dirname(dir)), 'output.log'),
+    };
+    await this.poll(run);
+    await this.finish(run, 0, null);
   }
 
   /** Reports the run once it exists and every epoch it has logged since the last poll. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -30,7 +30,7 @@ class FakeExecutor implements Executor {
     private readonly epochs: number,
     private readonly onEpoch?: (id: string, epoch: number) => void,
     /** While true, running trials make no progress (a long epoch); they can still be stopped. */
-    private readonly frozen: (id: string) => boolean = () => false,
+    private readonly frozen: (id: string, epoch: number) => boolean = () => false,
   ) {}
 
   start(trial: TrialLaunch, sink: TrialSink): void {
@@ -40,7 +40,7 @@ class FakeExecutor implements Executor {
     sink.started(`run-${trial.id}-${trial.attempt}`);
     const step = (epoch: number): void => {
       if (run.stopped) return;
-      if (this.frozen(trial.id)) {
+      if (this.frozen(trial.id, epoch)) {
         setTimeout(() => step(epoch), 1);
         return;
       }
@@ -155,7 +155,17 @@ describe('runSweep', () => {
   });
 
   it('prunes with the early-termination rule: the executor is told why, the trial is PRUNED', async () => {
-    const executor = new FakeExecutor(9);
+    // Lockstep: a trial starts epoch e only once the table on disk holds its epoch e - 1, which the
+    // runner saves after deciding on it, so every decision lands before the next epoch.
+    const statePath = join(dir, 's.json');
+    const recorded = (id: string): number => {
+      try {
+        return (JSON.parse(readFileSync(statePath, 'utf8')) as SweepState).trials.find((t) => t.id === id)?.epochs.length ?? 0;
+      } catch {
+        return 0; // caught between the temp file and the rename
+      }
+    };
+    const executor = new FakeExecutor(9, undefined, (id, epoch) => recorded(id) < epoch - 1);
     const s = spec({
       parallel: 1,
       maxTrials: 4,
@@ -163,17 +173,15 @@ describe('runSweep', () => {
       parameters: [{ path: 'train.optimizer.learning_rate', distribution: { type: 'categorical', values: [1e-3, 1e-1, 1e-2, 1e-5] } }],
       earlyTerminate: { type: 'asha', gracePeriod: 1, reductionFactor: 3, maxEpochs: 9 },
     });
-    const { state, best } = await runSweep(s, { executor, statePath: join(dir, 's.json') });
+    const { state, best } = await runSweep(s, { executor, statePath });
     // One at a time: 1e-3 is best at every rung; 1e-1 (ceiling 0.7) loses at epoch 1 to it;
     // 1e-2 (0.8) is second of 3 at epoch 1 (top 1 continue) and stops; 1e-5 (0.7) stops too.
     expect(state.trials.map((t) => t.state)).toEqual(['FINISHED', 'PRUNED', 'PRUNED', 'PRUNED']);
     expect(executor.stops.map((s) => s.id)).toEqual(['trial-001', 'trial-002', 'trial-003']);
     expect(state.trials[1]!.reason).toBe('asha: val_accuracy 0.3500 at rung 0 (epoch 1) ranks 2 of 2, top 1 continue');
     expect(executor.stops[0]!.reason).toBe(state.trials[1]!.reason);
-    // Epochs that finish while the stop is on its way are still recorded; the last one counts.
-    const pruned = state.trials[1]!;
-    expect(pruned.epochs.length).toBeGreaterThanOrEqual(1);
-    expect(pruned.finalMetric).toBe(pruned.epochs[pruned.epochs.length - 1]!.val_accuracy);
+    expect(state.trials.map((t) => t.epochs.length)).toEqual([9, 1, 1, 1]);
+    expect(state.trials[1]!.finalMetric).toBeCloseTo(0.35, 12);
     expect(best?.id).toBe('trial-000');
   });
 
