@@ -61,6 +61,14 @@ describe('CIFAR binary files', () => {
     expect(data.labelNames?.[3]).toBe('class_3');
   });
 
+  it('takes the first search folder that holds the files, skipping missing ones', async () => {
+    const empty = dirWith({});
+    const found = dirWith({ 'train.bin': cifar100Records(3), 'test.bin': cifar100Records(1) });
+    const data = await loadCifar(CIFAR100, options({ searchDirs: [join(tmp, 'absent'), empty, found], download: false }));
+    expect(data.source).toBe(found);
+    expect(data.train.count).toBe(3);
+  });
+
   it('reads coarse labels from the first byte', async () => {
     const dir = dirWith({ 'train.bin': cifar100Records(4), 'test.bin': cifar100Records(2) });
     const data = await loadCifar(CIFAR100, options({ dir, labelMode: 'coarse' }));

@@ -72,6 +72,8 @@ export interface CifarData {
 export interface LoadOptions {
   /** Directory holding the binary files or the official archive; searched first. */
   dir?: string;
+  /** Further directories to try after `dir`, before the cache; missing ones are skipped. */
+  searchDirs?: string[];
   labelMode: LabelMode;
   /** Where archives are downloaded and decoded files are cached. */
   cacheDir: string;
@@ -148,7 +150,7 @@ export async function loadCifar(format: CifarFormat, options: LoadOptions): Prom
   const archive = { ...format.archive, url: options.url ?? format.archive.url, md5: options.md5 ?? format.archive.md5 };
   const extracted = join(options.cacheDir, archive.folder);
   const places = [
-    ...(options.dir ? [options.dir, join(options.dir, archive.folder)] : []),
+    ...[...(options.dir ? [options.dir] : []), ...(options.searchDirs ?? [])].flatMap((d) => [d, join(d, archive.folder)]),
     extracted,
   ];
   for (const dir of places) {

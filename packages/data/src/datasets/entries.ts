@@ -73,6 +73,7 @@ function splitTraining(train: ImageSet, params: CommonParams, seed: number): { t
 
 interface CifarParams extends CommonParams {
   dir?: string;
+  search?: string[];
   label_mode?: LabelMode;
   validation_file?: string;
   download?: boolean;
@@ -89,6 +90,11 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
     params: {
       properties: {
         dir: { type: 'string', description: 'directory holding the binary files or the archive, relative to the experiment file; default: TESSERA_DATA_DIR, then the cache' },
+        search: {
+          type: 'array',
+          items: { type: 'string' },
+          description: 'more directories to look in, in order, after dir/TESSERA_DATA_DIR and before the cache; missing ones are skipped',
+        },
         ...(withLabelMode ? { label_mode: { enum: ['fine', 'coarse'], default: 'fine', description: '100 fine or 20 coarse classes' } } : {}),
         ...commonSchema,
         validation_file: { type: 'string', description: `a ${format.name} binary file (.bin or .bin.gz) used as the validation set instead of a split` },
@@ -102,9 +108,9 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
     },
     async create(params, ctx: DatasetContext): Promise<Dataset> {
       // A relative path is relative to the file that wrote it (a base file for `extends`).
-      const fromConfig = (key: string, p: string) => {
+      const fromConfig = (key: string | [string, number], p: string) => {
         if (isAbsolute(p)) return p;
-        const written = ctx.locate?.(['data', key])?.file;
+        const written = ctx.locate?.(['data', ...(Array.isArray(key) ? key : [key])])?.file;
         return resolve(written && !written.startsWith('--set ') ? dirname(resolve(written)) : ctx.configDir, p);
       };
       const dir = params.dir !== undefined ? fromConfig('dir', params.dir) : process.env.TESSERA_DATA_DIR || undefined;
@@ -118,6 +124,7 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
       const cacheDir = params.cache_dir !== undefined ? fromConfig('cache_dir', params.cache_dir) : defaultCacheDir();
       const data = await loadCifar(format, {
         dir,
+        searchDirs: (params.search ?? []).map((p, i) => fromConfig(['search', i], p)),
         labelMode,
         cacheDir,
         url: params.url,
