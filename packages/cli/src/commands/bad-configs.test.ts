@@ -57,6 +57,8 @@ const CASES: Case[] = [
   { file: 'bad/negative-size.yaml', at: 'good.yaml:17:29', gist: /^model.layers\[0\].size: expected a value >= 1, got -4; computed by "\$\{patch_size\}" where patch_size = -4 \(set at .*bad\/negative-size.yaml:2:20\)$/ },
   { file: 'bad/nested-bad-rate.yaml', at: 'bad/nested-bad-rate.yaml:8:33', gist: /^model.layers\[1\].layers\[0\].rate: expected a value < 1, got 1.5$/ },
   { file: 'bad/yes-no-trap.yaml', at: 'bad/yes-no-trap.yaml:5:41', gist: /^model.layers\[1\].use_bias: expected true or false, got string "no"; YAML 1.2 reads no as text; write true or false$/ },
+  { file: 'bad/bad-layer-name.yaml', at: 'bad/bad-layer-name.yaml:5:37', gist: /^model.layers\[1\].name: expected a string matching .*, got string "my dense"$/ },
+  { file: 'bad/unknown-optimizer.yaml', at: 'bad/unknown-optimizer.yaml:3:21', gist: /^train.optimizer.type: unknown optimizer type "adamm"; did you mean "adam"\? \(valid optimizer types: adam, adamw, sgd\)$/ },
   { file: 'bad/enum-typo.yaml', at: 'bad/enum-typo.yaml:2:10', gist: /^backend: expected one of "auto", .*, got string "wsam"; did you mean "wasm"\?$/ },
   // overrides
   { file: 'good.yaml', args: ['--set', 'train.epoch=3'], at: '"--set train.epoch=3"', gist: /^train.epoch: no such key to override; did you mean "epochs"\?/ },

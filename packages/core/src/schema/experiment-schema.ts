@@ -1,10 +1,14 @@
+import { NAME_PATTERN } from '../graph/combinators.ts';
 import type { EntryBase, JsonSchema, Registry } from '../registry/registry.ts';
 import type { Registries } from '../registry/kinds.ts';
 import { REQUIRED_TOP_LEVEL, topLevelProperties } from './sections.ts';
 
 /** Each `$defs` union, the registry that fills it and the keys every entry of it accepts. */
 export const ENTRY_KINDS = {
-  block: { registry: 'blocks', common: { name: { type: 'string', description: 'Layer name (default: derived from the type and position).' } } },
+  block: {
+    registry: 'blocks',
+    common: { name: { type: 'string', pattern: NAME_PATTERN, description: 'Layer name (default: derived from the type and position).' } },
+  },
   dataset: { registry: 'datasets', common: {} },
   transform: { registry: 'transforms', common: {} },
   optimizer: { registry: 'optimizers', common: {} },
