@@ -300,6 +300,28 @@ describe('resume', () => {
     );
   });
 
+  it('does not judge again the epochs a continued run had already passed', async () => {
+    const statePath = join(dir, 'state.json');
+    const s = spec({
+      maxTrials: 2,
+      parallel: 1,
+      earlyTerminate: { type: 'asha', gracePeriod: 1, reductionFactor: 3, maxEpochs: 9 },
+    });
+    const state = newState(s.name, sweepFingerprint(s));
+    const strong = trial(0, 'FINISHED', 1, { 'train.optimizer.learning_rate': 1e-3 });
+    strong.epochs = Array.from({ length: 9 }, () => ({ val_accuracy: 0.99 }));
+    // Killed at epoch 3 after passing its rungs; its continued run reports epochs 1-3 again.
+    const weak = trial(1, 'KILLED', 1, { 'train.optimizer.learning_rate': 1e-5 });
+    weak.epochs = [1, 2, 3].map((e) => ({ val_accuracy: accuracyAt(weak.params, e) }));
+    state.trials = [strong, weak];
+    await saveState(statePath, state);
+    const { state: after } = await runSweep(s, { executor: new FakeExecutor(5), statePath });
+    expect(after.trials.map((t) => [t.id, t.state, t.epochs.length])).toEqual([
+      ['trial-000', 'FINISHED', 9],
+      ['trial-001', 'FINISHED', 5],
+    ]);
+  });
+
   it('bestTrial ignores pruned and failed trials', async () => {
     const s = spec();
     const state = await table(s, join(dir, 'x.json'));

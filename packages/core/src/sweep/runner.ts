@@ -92,6 +92,11 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
   const running = new Set<string>();
   /** Trials we asked to stop, and why; a stopped trial's `killed` means PRUNED unless aborting. */
   const stopping = new Map<string, string>();
+  /**
+   * Epochs each running attempt had already been judged on: an attempt that continues a run from
+   * its checkpoint reports its earlier epochs again, and they passed their rungs back then.
+   */
+  const judged = new Map<string, number>();
 
   const queue: Event[] = [];
   let wake: (() => void) | null = null;
@@ -144,6 +149,7 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
     trial.attempts += 1;
     trial.reason = null;
     running.add(trial.id);
+    judged.set(trial.id, trial.epochs.length);
     await saveState(statePath, state);
     const launch: TrialLaunch = {
       sweep: spec.name,
@@ -185,6 +191,7 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
 
   const end = (trial: Trial): void => {
     running.delete(trial.id);
+    judged.delete(trial.id);
     stopping.delete(trial.id);
   };
 
@@ -214,7 +221,7 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
           if (spec.earlyTerminate && !stopping.has(trial.id) && !aborted) {
             const curve = { index: trial.index, values: curveOf(trial, spec.objective.metric) };
             // Only decide on epochs that reported the objective (the curve grew to this epoch).
-            if (curve.values.length === event.epoch) {
+            if (curve.values.length === event.epoch && event.epoch > (judged.get(trial.id) ?? 0)) {
               const others = state.trials
                 .filter((t) => t !== trial)
                 .map((t) => ({ index: t.index, values: curveOf(t, spec.objective.metric) }));
