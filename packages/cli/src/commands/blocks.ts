@@ -1,16 +1,9 @@
-import type { EntryBase, JsonSchema, Registries } from '@tessera/core';
+import type { EntryBase, EntryKind, JsonSchema } from '@tessera/core';
 import { defineCommand, table, UsageError } from '../command.ts';
 
-const KINDS = ['block', 'dataset', 'transform', 'optimizer', 'schedule', 'callback'] as const;
+// The kinds of core's ENTRY_KINDS, spelled out so that `exp --help` need not load core.
+const KINDS = ['block', 'dataset', 'transform', 'optimizer', 'schedule', 'callback'] as const satisfies readonly EntryKind[];
 type Kind = (typeof KINDS)[number];
-const REGISTRY: Record<Kind, keyof Registries> = {
-  block: 'blocks',
-  dataset: 'datasets',
-  transform: 'transforms',
-  optimizer: 'optimizers',
-  schedule: 'schedules',
-  callback: 'callbacks',
-};
 
 const REFS: Record<string, string> = {
   '#/$defs/block': 'block',
@@ -76,12 +69,14 @@ export default defineCommand({
     ['exp blocks dense', 'The dense block and its parameters'],
   ],
   async run({ positionals, options }, context) {
+    const { ENTRY_KINDS, didYouMean } = await import('@tessera/core');
     const registries = await context.registries();
+    const registryOf = (kind: Kind) => registries[ENTRY_KINDS[kind].registry];
     const kinds = options.kind === undefined ? [...KINDS] : [kindOf(options.kind)];
     const only = positionals[0];
     const sections: string[] = [];
     for (const kind of kinds) {
-      const entries = registries[REGISTRY[kind]].list().filter((e) => only === undefined || e.type === only);
+      const entries = registryOf(kind).list().filter((e) => only === undefined || e.type === only);
       if (entries.length === 0) continue;
       const body = options.brief
         ? table(entries.map((entry) => [entry.type, entry.description]))
@@ -95,8 +90,7 @@ export default defineCommand({
       sections.push(`${kind} types (${entries.length}):\n${body}`);
     }
     if (sections.length === 0 && only !== undefined) {
-      const { didYouMean } = await import('@tessera/core');
-      const all = kinds.flatMap((kind) => registries[REGISTRY[kind]].types());
+      const all = kinds.flatMap((kind) => registryOf(kind).types());
       const hint = didYouMean(only, all);
       throw new UsageError(`no registered type "${only}"${hint ? ` (did you mean "${hint}"?)` : ''}`, 'blocks');
     }
