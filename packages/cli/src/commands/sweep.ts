@@ -41,7 +41,10 @@ export default defineCommand({
     const registries = await context.registries();
     const parallel = integerOption('parallel', options.parallel);
     const maxTrials = integerOption('max-trials', options['max-trials']);
-    const show = (f: string) => relative(context.cwd, f) || f;
+    const show = (f: string) => {
+      const shown = relative(context.cwd, f);
+      return shown && !shown.startsWith('..') ? shown : f;
+    };
 
     if (options['dry-run']) {
       const { spec } = core.loadSweep(file, { registries });
@@ -70,8 +73,13 @@ export default defineCommand({
     try {
       const result = await core.runSweepFile(file, {
         registries,
-        // Each trial runs this same CLI under the same Node flags (e.g. tsx's loader).
-        command: [process.execPath, ...process.execArgv, fileURLToPath(new URL('../bin.ts', import.meta.url))],
+        // Each trial runs this same CLI under the same Node flags (e.g. tsx's loader), minus a
+        // debugger's, whose port the children would fight over.
+        command: [
+          process.execPath,
+          ...process.execArgv.filter((flag) => !flag.startsWith('--inspect')),
+          fileURLToPath(new URL('../bin.ts', import.meta.url)),
+        ],
         ...(options['runs-dir'] !== undefined ? { runsDir: resolve(context.cwd, options['runs-dir']) } : {}),
         ...(options.state !== undefined ? { statePath: resolve(context.cwd, options.state) } : {}),
         ...(parallel !== undefined ? { parallel } : {}),
