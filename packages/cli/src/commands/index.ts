@@ -19,6 +19,7 @@ export const commands = {
   summary: () => import('./summary.ts'),
   export: () => import('./export.ts'),
   predict: () => import('./predict.ts'),
+  sweep: () => import('./sweep.ts'),
 } satisfies Record<string, () => Promise<{ default: Command<any> }>>;
 
 export type CommandName = keyof typeof commands;
