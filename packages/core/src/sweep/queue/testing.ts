@@ -6,7 +6,7 @@
  *   guard.mjs so it dies with the test process; `restart()` kills it (SIGKILL) and starts it again
  *   on the same port and data, `stop()` ends it and removes the folder.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -123,7 +123,3 @@ async function waitForPing(port: number, guard: ChildProcess): Promise<void> {
   }
 }
 
-/** `redis-cli`-free check used by the helper's own test. */
-export function redisServerVersion(binary: string): string {
-  return spawnSync(binary, ['--version'], { encoding: 'utf8' }).stdout.trim();
-}
