@@ -161,6 +161,7 @@ describe('overrides', () => {
     ['train..epochs=3', 'malformed key "train..epochs"; write keys like model.layers[2].units or model.layers.2.units'],
     ['train.epochs=[1, 2', 'invalid YAML'],
     ['__proto__.x=1', 'the key "__proto__" is not allowed'],
+    ['extends=[a.yaml]', 'extends cannot be overridden'],
   ])('locates a bad override %j to the argument', (argument, message) => {
     const error = loadError(file, [argument]);
     expect(error.location?.file).toBe(`--set ${argument}`);

@@ -38,6 +38,8 @@ export function parseOverride(argument: string): Override {
     for (const index of indices!.matchAll(/\[(\d+)\]/g)) path.push(Number(index[1]));
   }
   for (const part of path) if (typeof part === 'string' && FORBIDDEN_KEYS.has(part)) fail(`the key "${part}" is not allowed`);
+  // Bases are merged before overrides apply, so overriding them could only be silently ignored.
+  if (path[0] === 'extends') fail('extends cannot be overridden (bases are merged before --set applies)', 'write a small file that extends the ones you want');
   const { doc, at } = parseYamlDocument(argument.slice(equals + 1), location.file);
   const value = toPlain(doc, location.file, at);
   return { path, value, add, location };
