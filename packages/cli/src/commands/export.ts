@@ -61,7 +61,9 @@ export default defineCommand({
       config,
     });
     const count = model.countParams().toLocaleString('en-US');
-    context.stdout.write(`wrote ${relative(context.cwd, out) || out}/model.json and weights.bin (${count} parameters)\n`);
+    const shown = relative(context.cwd, out);
+    const where = shown && !shown.startsWith('..') ? shown : out;
+    context.stdout.write(`wrote ${where}/model.json and weights.bin (${count} parameters)\n`);
     model.dispose();
   },
 });
