@@ -32,8 +32,8 @@ export default defineCommand({
   },
   examples: [
     ['exp sweep experiments/sweeps/smoke-grid.yaml', 'A 2 x 2 grid over the smoke experiment, two trials at a time'],
-    ['exp sweep experiments/sweeps/fnet-lr.yaml --dry-run', 'Check the FNet search and list its first (random) trials'],
-    ['exp sweep experiments/sweeps/fnet-lr.yaml --max-trials 60', 'Resume the FNet search with a larger budget'],
+    ['exp sweep experiments/sweeps/smoke-grid.yaml --dry-run', 'Check the sweep and list its trials without running any'],
+    ['exp sweep experiments/sweeps/my-search.yaml --max-trials 60', 'Resume a random or bayes search with a larger budget'],
   ],
   async run({ positionals, options }, context) {
     const core = await import('@tessera/core');
