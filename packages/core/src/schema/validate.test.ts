@@ -127,4 +127,22 @@ train: {epochs: 1, batch_size: 4, optimizer: {type: adamw}, epoch: 3}
     const loaded = loadExperiment(join(dir, 'exp.yaml'), { overrides: ['name=2024', 'train.epochs=3'] });
     expect(validateExperiment(loaded, registries)).toMatchObject({ name: '2024', train: { epochs: 3 } });
   });
+
+  it('explains errors of a schema applied to one node, at that node\'s path', async () => {
+    const { Ajv } = await import('ajv');
+    const { explainErrors } = await import('./validate.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-schema-'));
+    writeFileSync(join(dir, 'exp.yaml'), 'model:\n  blocks:\n    b:\n      layers:\n        - {type: dense, units: -2, unit: 3}\n');
+    const loaded = loadExperiment(join(dir, 'exp.yaml'));
+    const node = { type: 'dense', units: -2, unit: 3 };
+    const check = new Ajv({ allErrors: true, verbose: true }).compile({
+      type: 'object', additionalProperties: false, properties: { type: {}, units: { type: 'integer', exclusiveMinimum: 0 } },
+    });
+    check(node);
+    const errors = explainErrors(check.errors!, loaded, registries, { root: node, at: ['model', 'blocks', 'b', 'layers', 0] });
+    expect(errors.map((e) => e.render(dir))).toEqual([
+      'exp.yaml:5:36 model.blocks.b.layers[0].unit: unknown key "unit"; did you mean "units"? (valid keys: type, units)',
+      'exp.yaml:5:32 model.blocks.b.layers[0].units: expected a value > 0, got -2',
+    ]);
+  });
 });

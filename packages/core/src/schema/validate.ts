@@ -85,14 +85,25 @@ function withOrigin(error: ConfigError, keyword: string, loaded: Locator): Confi
   });
 }
 
-/** Turns ajv errors into ConfigErrors: one per bad node, located, in plain words. */
-export function explainErrors(errors: readonly ErrorObject[], loaded: Locator, registries: Registries): ConfigError[] {
+/**
+ * Turns ajv errors into ConfigErrors: one per bad node, located, in plain words. By default the
+ * errors are about `loaded.config`; to explain errors of a schema applied to one node of it (say
+ * a template instance), pass that node as `root` and its path as `at`.
+ */
+export function explainErrors(
+  errors: readonly ErrorObject[],
+  loaded: Locator,
+  registries: Registries,
+  options: { root?: unknown; at?: ConfigPath } = {},
+): ConfigError[] {
+  const root = options.root ?? loaded.config;
+  const at = options.at ?? [];
   const out = new Map<string, ConfigError>();
   const missing = new Map<string, { path: ConfigPath; keys: string[]; kind: string }>();
   const suppressed = suppressedByUnions(errors);
   for (const error of errors) {
     if (suppressed.has(error) || error.keyword === 'if' || error.keyword === 'propertyNames') continue;
-    const path = toPath(error.instancePath, loaded.config);
+    const path = [...at, ...toPath(error.instancePath, root)];
     if (error.keyword === 'required') {
       const key = JSON.stringify(path);
       const entry = missing.get(key) ?? { path, keys: [], kind: entryLabel(error) };
