@@ -88,7 +88,8 @@ function withOrigin(error: ConfigError, keyword: string, loaded: Locator): Confi
 /**
  * Turns ajv errors into ConfigErrors: one per bad node, located, in plain words. By default the
  * errors are about `loaded.config`; to explain errors of a schema applied to one node of it (say
- * a template instance), pass that node as `root` and its path as `at`.
+ * a template instance), pass that node as `root` and its path as `at`. The errors must come from
+ * an Ajv created with `verbose: true` (the handlers read each error's schema and data).
  */
 export function explainErrors(
   errors: readonly ErrorObject[],
