@@ -1,0 +1,52 @@
+import { Redis, type RedisOptions } from 'ioredis';
+
+/** A `--queue` value that is not a Redis URL: a usage error the CLI prints without a stack. */
+export class QueueUrlError extends Error {
+  override name = 'QueueUrlError';
+}
+
+/**
+ * `redis://[user:password@]host[:port][/db]` (or `rediss://` for TLS) as ioredis options.
+ * The password never appears in errors or logs: see `describeQueue`.
+ */
+export function parseRedisUrl(url: string): RedisOptions {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new QueueUrlError(`--queue expects a Redis URL like redis://HOST:6379/0, got "${redact(url)}"`);
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new QueueUrlError(`--queue expects a redis:// or rediss:// URL, got "${parsed.protocol}//..."`);
+  }
+  const db = parsed.pathname.replace(/^\//, '');
+  if (db !== '' && !/^\d+$/.test(db)) throw new QueueUrlError(`--queue: the database in ${describeQueue(url)} must be a number, got "${db}"`);
+  return {
+    host: parsed.hostname || '127.0.0.1',
+    port: parsed.port ? Number(parsed.port) : 6379,
+    db: db === '' ? 0 : Number(db),
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}
+
+/** The URL without its credentials, for messages. */
+export function describeQueue(url: string): string {
+  return redact(url);
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+/**
+ * A connection for commands. `maxRetriesPerRequest: null` keeps commands queued while Redis
+ * restarts (BullMQ needs it for blocking calls; the controller and workers ride out a restart).
+ */
+export function connect(url: string, extra: RedisOptions = {}): Redis {
+  const client = new Redis({ ...parseRedisUrl(url), maxRetriesPerRequest: null, ...extra });
+  // Reconnects are automatic; a failed command rejects where it was issued.
+  client.on('error', () => {});
+  return client;
+}
