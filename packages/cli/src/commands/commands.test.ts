@@ -37,6 +37,18 @@ describe('exp config', () => {
     expect(stdout).toContain('    - {type: patches, size: 4}\n');
   });
 
+  it('--show-origin follows each value with where it was written: base, file or --set', async () => {
+    const { code, stdout } = await runCli(['config', 'bad/negative-size.yaml', '--show-origin', '--set', 'train.epochs=2'], { cwd: FIXTURES });
+    expect(code).toBe(2); // the fixture is invalid; a valid child shows the same thing:
+    const ok = await runCli(['config', 'bad/../good.yaml', '--show-origin', '--set', 'train.epochs=2'], { cwd: FIXTURES });
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('\n  patch_size: 4 # good.yaml:6:15\n');
+    expect(ok.stdout).toContain('\n  image_shape: [8, 8, 3] # good.yaml:9:16\n');
+    expect(ok.stdout).toContain('\n    - type: patches # good.yaml:17:14\n      size: 4 # good.yaml:17:29\n');
+    expect(ok.stdout).toContain('\n  epochs: 2 # "--set train.epochs=2"\n');
+    expect(stdout).toBe('');
+  });
+
   it('resolves every committed experiment', async () => {
     for (const name of ['fnet', 'mixer', 'gmlp', 'smoke']) {
       const { code, stderr } = await runCli(['config', `experiments/${name}.yaml`, '--json'], { cwd: ROOT });

@@ -1,4 +1,5 @@
 import { relative, resolve } from 'node:path';
+import type { ConfigPath } from '@tessera/core';
 import { defineCommand, setOption } from '../command.ts';
 
 export default defineCommand({
@@ -13,13 +14,15 @@ export default defineCommand({
   options: {
     set: setOption,
     json: { type: 'boolean', default: false, description: 'Print JSON instead of YAML' },
+    'show-origin': { type: 'boolean', default: false, description: 'Follow each value with the file:line:col (or --set) it came from' },
   },
   examples: [
     ['exp config experiments/fnet.yaml', 'The full config with its bases merged and variables evaluated'],
     ['exp config experiments/mixer.yaml --set train.epochs=1 --json', 'As JSON, with an override'],
+    ['exp config experiments/fnet.yaml --show-origin', 'Which file (base or child) or override set each value']
   ],
   async run({ positionals, options }, context) {
-    const { loadValidatedExperiment, formatConfig, redactSecrets } = await import('@tessera/core');
+    const { loadValidatedExperiment, formatConfig, formatLocation, redactSecrets } = await import('@tessera/core');
     const file = resolve(context.cwd, positionals[0]!);
     const loaded = loadValidatedExperiment(file, await context.registries(), { overrides: options.set ?? [] });
     const config = redactSecrets(loaded.config);
@@ -31,6 +34,7 @@ export default defineCommand({
     const bases = loaded.files.slice(0, -1).map(show);
     const header = [`# resolved from ${show(loaded.file)}${bases.length > 0 ? ` (extends ${bases.join(', ')})` : ''}`];
     if (loaded.overrides.length > 0) header.push(`# overrides: ${loaded.overrides.map((o) => `--set ${o}`).join(' ')}`);
-    context.stdout.write(`${header.join('\n')}\n${formatConfig(config, 'yaml')}`);
+    const origin = options['show-origin'] ? (path: ConfigPath) => formatLocation(loaded.locate(path), context.cwd) : undefined;
+    context.stdout.write(`${header.join('\n')}\n${formatConfig(config, 'yaml', { origin })}`);
   },
 });
