@@ -23,6 +23,12 @@ export default defineCommand({
     'last checkpoint. Ctrl-C stops the running trials (they checkpoint) and exits 130.',
   positionals: [{ name: 'FILE', description: 'Sweep YAML file' }],
   options: {
+    set: {
+      type: 'string',
+      multiple: true,
+      placeholder: 'KEY=VALUE',
+      description: 'Override a value of the base experiment in every trial, before the trial\'s own (repeatable; part of the sweep\'s identity, so resume with the same ones)',
+    },
     'dry-run': { type: 'boolean', default: false, description: 'Check the sweep and print the planned trials; run nothing' },
     parallel: { type: 'string', placeholder: 'N', description: 'Trials at once (overrides the file\'s parallel)' },
     'max-trials': { type: 'string', placeholder: 'N', description: 'Trial budget (overrides max_trials; raise it to extend a sweep)' },
@@ -34,6 +40,7 @@ export default defineCommand({
     ['exp sweep experiments/sweeps/smoke-grid.yaml', 'A 2 x 2 grid over the smoke experiment, two trials at a time'],
     ['exp sweep experiments/sweeps/smoke-grid.yaml --dry-run', 'Check the sweep and list its trials without running any'],
     ['exp sweep experiments/sweeps/my-search.yaml --max-trials 60', 'Resume a random or bayes search with a larger budget'],
+    ['exp sweep experiments/sweeps/my-search.yaml --set train.epochs=5', 'A cheaper search: every trial trains 5 epochs'],
   ],
   async run({ positionals, options }, context) {
     const core = await import('@tessera/core');
@@ -47,7 +54,7 @@ export default defineCommand({
     };
 
     if (options['dry-run']) {
-      const { spec } = core.loadSweep(file, { registries });
+      const { spec } = core.loadSweep(file, { registries, overrides: options.set ?? [] });
       const plan = core.planTrials({ ...spec, ...(maxTrials !== undefined ? { maxTrials } : {}) });
       const budget = maxTrials ?? spec.maxTrials;
       context.stdout.write(
@@ -73,6 +80,7 @@ export default defineCommand({
     try {
       const result = await core.runSweepFile(file, {
         registries,
+        overrides: options.set ?? [],
         // Each trial runs this same CLI under the same Node flags (e.g. tsx's loader), minus a
         // debugger's, whose port the children would fight over.
         command: [

@@ -17,6 +17,8 @@ export interface SweepFileOptions {
   runsDir?: string;
   /** The trial table (default `<runsDir>/sweeps/<name>/state.json`). */
   statePath?: string;
+  /** `--set` arguments for every trial, before the trial's own (part of the sweep's identity). */
+  overrides?: readonly string[];
   /** Override the file's `parallel` / `max_trials` (a larger max_trials extends a finished sweep). */
   parallel?: number;
   maxTrials?: number;
@@ -36,7 +38,7 @@ export function sweepDir(spec: Pick<SweepSpec, 'name' | 'experiment'>, runsDir?:
  * then run or resume it with a local process pool of `exp run` children.
  */
 export async function runSweepFile(file: string, options: SweepFileOptions): Promise<SweepResult & { spec: SweepSpec; statePath: string }> {
-  const { spec: loaded } = loadSweep(file, { registries: options.registries });
+  const { spec: loaded } = loadSweep(file, { registries: options.registries, overrides: options.overrides ?? [] });
   const spec: SweepSpec = {
     ...loaded,
     ...(options.parallel !== undefined ? { parallel: options.parallel } : {}),
@@ -67,7 +69,7 @@ export function planTrials(spec: SweepSpec): { params: Params; overrides: string
   const count = Math.min(spec.maxTrials, searcher.capacity, spec.method === 'bayes' ? spec.bayes.startupTrials : Infinity);
   return Array.from({ length: count }, (_, i) => {
     const params = searcher.suggest(i, [])!;
-    return { params, overrides: toOverrides(params) };
+    return { params, overrides: [...spec.baseOverrides, ...toOverrides(params)] };
   });
 }
 

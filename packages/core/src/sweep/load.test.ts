@@ -66,6 +66,15 @@ describe('loadSweep: the bundled sweeps', () => {
   });
 });
 
+describe('loadSweep: sweep-wide overrides', () => {
+  it('applies them to the base experiment first: a shorter sweep has earlier ASHA rungs to the end', () => {
+    const { spec, base } = loadSweep(join(repo, 'experiments/sweeps/fnet-lr.yaml'), { overrides: ['train.epochs=9'] });
+    expect(spec.baseOverrides).toEqual(['train.epochs=9']);
+    expect(spec.earlyTerminate).toMatchObject({ type: 'asha', maxEpochs: 9 });
+    expect((base.config.train as { epochs: number }).epochs).toBe(9);
+  });
+});
+
 describe('loadSweep: defaults', () => {
   it('fills name, seed, parallel and hyperband brackets', () => {
     const file = sweepFile('defaults', [

@@ -34,7 +34,7 @@ interface SweepFile {
 
 export interface LoadedSweep {
   spec: SweepSpec;
-  /** The base experiment as loaded (no overrides). */
+  /** The base experiment as loaded (with the sweep-wide overrides). */
   base: LoadedConfig;
   locate(path: ConfigPath): SourceLocation;
 }
@@ -46,6 +46,8 @@ export interface LoadSweepOptions {
    * a sweep that would build an invalid trial fails before any trial runs.
    */
   registries?: Registries;
+  /** `--set` arguments for every trial (applied before the trial's own). */
+  overrides?: readonly string[];
 }
 
 let validator: ValidateFunction | undefined;
@@ -93,11 +95,12 @@ export function loadSweep(file: string, options: LoadSweepOptions = {}): LoadedS
   }
   throwIfAny(errors);
 
-  const base = loadExperiment(experimentPath);
+  const baseOverrides = [...(options.overrides ?? [])];
+  const base = loadExperiment(experimentPath, { overrides: baseOverrides });
   if (options.registries) validateExperiment(base, options.registries);
   for (const p of parameters) checkPath(p.path, base, (init) => fail(['parameters', p.path], init, true));
   throwIfAny(errors);
-  if (options.registries) for (const p of parameters) checkValues(p, experimentPath, options.registries, fail);
+  if (options.registries) for (const p of parameters) checkValues(p, experimentPath, baseOverrides, options.registries, fail);
   throwIfAny(errors);
 
   const maxEpochs = raw.early_terminate?.max_epochs ?? (base.config.train as { epochs?: unknown } | undefined)?.epochs;
@@ -109,6 +112,7 @@ export function loadSweep(file: string, options: LoadSweepOptions = {}): LoadedS
     ...(raw.description !== undefined ? { description: raw.description } : {}),
     file: absolute,
     experiment: experimentPath,
+    baseOverrides,
     method: raw.method,
     objective: { metric: raw.objective.metric, goal: raw.objective.goal, summary: raw.objective.summary ?? 'last' },
     parameters,
@@ -186,13 +190,13 @@ function checkPath(path: string, base: LoadedConfig, fail: (init: { message: str
 }
 
 /** Builds the experiment with each extreme value of the parameter and validates it. */
-function checkValues(p: Parameter, experiment: string, registries: Registries, fail: Fail): void {
+function checkValues(p: Parameter, experiment: string, baseOverrides: readonly string[], registries: Registries, fail: Fail): void {
   const d = p.distribution;
   const probes: ParamValue[] = d.type === 'categorical' ? [...d.values] : [d.min, d.max];
   for (const value of probes) {
     const argument = `${p.path}=${typeof value === 'string' ? JSON.stringify(value) : String(value)}`;
     try {
-      validateExperiment(loadExperiment(experiment, { overrides: [argument] }), registries);
+      validateExperiment(loadExperiment(experiment, { overrides: [...baseOverrides, argument] }), registries);
     } catch (error) {
       if (!isConfigError(error)) throw error;
       const first = error instanceof ConfigErrors ? error.errors[0]! : error;

@@ -138,6 +138,7 @@ describe('runSweep with LocalProcessExecutor', () => {
       name: 'fake',
       file: join(dir, 'fake.yaml'),
       experiment: '/experiments/fake.yaml',
+      baseOverrides: [],
       method: 'grid' as const,
       objective: { metric: 'val_loss', goal: 'minimize' as const, summary: 'last' as const },
       parameters: [{ path: 'model.vars.width', distribution: { type: 'categorical' as const, values: [1, 2, 3] } }],

@@ -82,6 +82,7 @@ function spec(overrides: Partial<SweepSpec> = {}): SweepSpec {
     name: 'toy',
     file: '/sweeps/toy.yaml',
     experiment: '/experiments/toy.yaml',
+    baseOverrides: [],
     method: 'random',
     objective: { metric: 'val_accuracy', goal: 'maximize', summary: 'last' },
     parameters: [{ path: 'train.optimizer.learning_rate', distribution: { type: 'log_uniform', min: 1e-5, max: 1e-1 } }],
@@ -117,6 +118,19 @@ describe('runSweep', () => {
     expect(result.best?.id).toBe(best.id);
     // Only the state file remains: every temp file was renamed into place.
     expect(readdirSync(dir)).toEqual(['state.json']);
+  });
+
+  it('puts the sweep-wide overrides before each trial\'s own; they are part of the sweep\'s identity', async () => {
+    const statePath = join(dir, 's.json');
+    const s = spec({ maxTrials: 2, baseOverrides: ['train.epochs=3'] });
+    const executor = new FakeExecutor(1);
+    const launched: string[][] = [];
+    const start = executor.start.bind(executor);
+    executor.start = (t, sink) => (launched.push(t.overrides), start(t, sink));
+    const { state } = await runSweep(s, { executor, statePath });
+    expect(launched).toEqual(state.trials.map((t) => ['train.epochs=3', ...toOverrides(t.params)]));
+    expect(state.trials.map((t) => t.overrides)).toEqual(launched);
+    await expect(runSweep(spec({ maxTrials: 2 }), { executor: new FakeExecutor(1), statePath })).rejects.toThrow(/different sweep definition/);
   });
 
   it('never runs more than `parallel` trials at once', async () => {

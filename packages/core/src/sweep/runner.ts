@@ -49,6 +49,7 @@ type Event =
 export function sweepFingerprint(spec: SweepSpec): string {
   return fingerprintOf({
     experiment: spec.experiment,
+    baseOverrides: spec.baseOverrides,
     method: spec.method,
     seed: spec.seed,
     parameters: spec.parameters,
@@ -130,7 +131,7 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
       id: trialId(index),
       index,
       params,
-      overrides: toOverrides(params),
+      overrides: [...spec.baseOverrides, ...toOverrides(params)],
       state: 'PENDING',
       attempts: 0,
       runId: null,

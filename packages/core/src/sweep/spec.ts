@@ -11,6 +11,8 @@ export interface SweepSpec {
   file: string;
   /** Absolute path of the base experiment. */
   experiment: string;
+  /** `--set` arguments applied to every trial before its own (e.g. `train.epochs=3`). */
+  baseOverrides: string[];
   method: SearchMethod;
   objective: Objective & {
     /** Which epoch's value is a trial's result: the last one (default) or the best one. */
