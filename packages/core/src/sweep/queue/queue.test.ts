@@ -1,7 +1,7 @@
 // Sweeps on a queue against a real redis-server, with worker processes on this machine and a
 // stand-in for `exp run` (__fixtures__/fake-exp.mjs). Locally a missing redis-server skips these
 // tests with a message; under CI=true it fails them (scripts/setup-redis.sh installs it).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,6 +95,19 @@ function fakeRuns(): { pid: number; run: string; resumed: boolean; from: number;
 }
 const trialOf = (run: { args: string[] }) => run.args.find((a) => a.startsWith('a='));
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function processGroup(pid: number): number {
+  return Number(execFileSync('ps', ['-o', 'pgid=', '-p', String(pid)], { encoding: 'utf8' }).trim());
+}
+
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -128,6 +141,7 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
     db += 1; // each test its own database: its own queue, trial tables and workers
     url = `redis://127.0.0.1:${server.port}/${db}`;
     client = new Redis({ port: server.port, host: '127.0.0.1', db, maxRetriesPerRequest: null });
+    client.on('error', () => {}); // reconnects by itself while a test restarts the server
   });
   afterEach(async () => {
     for (const w of workers.splice(0)) {
@@ -171,5 +185,133 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
     const text = formatSweepStatus(status);
     expect(text).toContain('trials: 12 (12 FINISHED)');
     expect(text).toMatch(/trial-011\s+FINISHED\s+1\s+3\s+4\s+w[123]/);
+  });
+
+  it('a worker killed mid-trial (kill -9 of its process group): redelivered after its lease expires, resumed from its checkpoint', async () => {
+    const a = startWorker('wa', { epochs: 6, epochMs: 300 });
+    const one = spec('crash', { parameters: [{ path: 'a', distribution: { type: 'categorical', values: [0] } }], maxTrials: 1, parallel: 1 });
+    const sweep = runQueueSweep(one, { url, statePath: join(dir, 'state.json') });
+    await waitFor('two epochs', async () => (await client.hlen(sweepKeys('crash').epochs('trial-000'))) >= 2);
+    const [first] = fakeRuns();
+    killGroup(a, 'SIGKILL');
+    // The trial ran in its own process group; its guard saw the worker die and killed it.
+    await waitFor('the orphaned run to be killed', () => !alive(first!.pid), 5000);
+    const checkpointed = Number(await client.hlen(sweepKeys('crash').epochs('trial-000')));
+    startWorker('wb', { epochs: 6, epochMs: 100 });
+    const result = await sweep;
+
+    expect(result.state.trials[0]).toMatchObject({ state: 'FINISHED', finalMetric: 1 / 6 });
+    expect(result.state.trials[0]!.epochs.map((e) => e.val_loss)).toEqual([1, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 6]);
+    const runs = fakeRuns();
+    expect(runs).toHaveLength(2);
+    // The second attempt continued the same run from the epoch its checkpoint holds.
+    expect(runs[1]).toMatchObject({ run: first!.run, resumed: true, from: checkpointed });
+    expect(await finalEvents(client, 'crash')).toEqual(new Map([['trial-000', ['finished@2']]]));
+    const status = (await sweepStatus(url, 'crash'))!;
+    expect(status.trials[0]).toMatchObject({ state: 'FINISHED', attempts: 2, worker: 'wb' });
+  });
+
+  it('a frozen worker (SIGSTOP past its lease) cannot complete the trial a second time', async () => {
+    const a = startWorker('wa', { epochs: 8, epochMs: 250, lockDurationMs: 1500 });
+    const one = spec('frozen', { parameters: [{ path: 'a', distribution: { type: 'categorical', values: [0] } }], maxTrials: 1, parallel: 1 });
+    const sweep = runQueueSweep(one, { url, statePath: join(dir, 'state.json') });
+    await waitFor('two epochs', async () => (await client.hlen(sweepKeys('frozen').epochs('trial-000'))) >= 2);
+    const [first] = fakeRuns();
+    const trialGroup = processGroup(first!.pid);
+    // Freeze the worker and its trial (a paused VM): no lock renewal, no progress.
+    process.kill(a.pid!, 'SIGSTOP');
+    process.kill(-trialGroup, 'SIGSTOP');
+    startWorker('wb', { epochs: 8, epochMs: 50 });
+    const result = await sweep;
+    expect(result.state.trials[0]).toMatchObject({ state: 'FINISHED', finalMetric: 1 / 8 });
+    expect(await finalEvents(client, 'frozen')).toEqual(new Map([['trial-000', ['finished@2']]]));
+
+    // Thaw the old trial and let it run to its end, then the old worker: it must not record it.
+    process.kill(-trialGroup, 'SIGCONT');
+    await waitFor('the old run to end', () => !alive(first!.pid), 10_000);
+    process.kill(a.pid!, 'SIGCONT');
+    await waitFor('the old worker to give up', () => /attempt 1: (lost the trial|finished but rejected)/.test(readFileSync(join(dir, 'wa.log'), 'utf8')), 10_000);
+    await sleep(500);
+    expect(await finalEvents(client, 'frozen')).toEqual(new Map([['trial-000', ['finished@2']]]));
+    const trial = (await sweepStatus(url, 'frozen'))!.trials[0]!;
+    expect(trial).toMatchObject({ state: 'FINISHED', attempts: 2, worker: 'wb', result: { val_loss: 1 / 8 } });
+  });
+
+  it('a controller killed and resumed adds no duplicate jobs; a second controller is refused while one holds the lease', async () => {
+    startWorker('w1', { concurrency: 2, epochs: 3, epochMs: 150 });
+    startWorker('w2', { concurrency: 2, epochs: 3, epochMs: 150 });
+    const grid = spec('ctl');
+    const statePath = join(dir, 'state.json');
+    const out = openSync(join(dir, 'controller.log'), 'a');
+    const controller = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'controller-main.ts')], {
+      cwd: ROOT,
+      env: { ...process.env, TEST_CONTROLLER: JSON.stringify({ spec: grid, url, statePath, leaseMs: 1500 }) },
+      stdio: ['ignore', out, out],
+      detached: true,
+    });
+    closeSync(out);
+    workers.push(controller);
+    const finished = async () => (await sweepStatus(url, 'ctl'))?.trials.filter((t) => t.state === 'FINISHED').length ?? 0;
+    await waitFor('four finished trials', async () => (await finished()) >= 4);
+
+    const second = runQueueSweep(grid, { url, statePath: join(dir, 'other.json'), leaseMs: 1500 });
+    await expect(second).rejects.toBeInstanceOf(SweepLeaseError);
+    await expect(second).rejects.toThrow(/sweep "ctl" on redis:\/\/127\.0\.0\.1:\d+\/\d+ is already controlled by pid \d+ on .* its lease expires in \d+ s/);
+
+    killGroup(controller, 'SIGKILL');
+    await waitFor('its lease to expire', async () => (await client.exists(sweepKeys('ctl').lease)) === 0, 5000);
+    const result = await runQueueSweep(grid, { url, statePath, leaseMs: 1500 });
+
+    expect(result.state.trials.map((t) => [t.state, t.finalMetric])).toEqual(Array.from({ length: 12 }, (_, a) => ['FINISHED', (1 + a) / 3]));
+    const jobs = (await client.keys('bull:tessera-trials:ctl.trial-*')).filter((k) => /\.\d+$/.test(k));
+    expect(jobs.sort()).toEqual(Array.from({ length: 12 }, (_, i) => `bull:tessera-trials:ctl.trial-${String(i).padStart(3, '0')}.1`));
+    const runs = fakeRuns();
+    expect(runs.map(trialOf).sort()).toEqual(Array.from({ length: 12 }, (_, a) => `a=${a}`).sort());
+    expect(runs.every((r) => !r.resumed)).toBe(true);
+    expect([...(await finalEvents(client, 'ctl')).values()]).toEqual(Array(12).fill(['finished@1']));
+  });
+
+  it('Redis restarted (append-only file) mid-sweep loses no sweep state', async () => {
+    startWorker('w1', { concurrency: 2, epochs: 3, epochMs: 150 });
+    startWorker('w2', { concurrency: 2, epochs: 3, epochMs: 150 });
+    const sweep = runQueueSweep(spec('aof'), { url, statePath: join(dir, 'state.json'), leaseMs: 10_000 });
+    const table = async () => (await sweepStatus(url, 'aof'))?.trials ?? [];
+    await waitFor('three finished trials', async () => (await table()).filter((t) => t.state === 'FINISHED').length >= 3);
+    const before = await table();
+    await server.restart();
+    const after = await table();
+    expect(after).toEqual(before);
+    const result = await sweep;
+    expect(result.state.trials.map((t) => [t.state, t.finalMetric])).toEqual(Array.from({ length: 12 }, (_, a) => ['FINISHED', (1 + a) / 3]));
+    expect([...(await finalEvents(client, 'aof')).values()].map((ends) => ends.filter((e) => e.startsWith('finished')).length)).toEqual(Array(12).fill(1));
+  });
+
+  it('a pruned trial stops within one epoch on its worker and is never retried', async () => {
+    startWorker('w1', { concurrency: 2, epochs: 8, epochMs: 200 });
+    const pruning = spec('prune', {
+      parameters: [{ path: 'a', distribution: { type: 'categorical', values: [0, 10] } }],
+      maxTrials: 2,
+      parallel: 1, // trial-000's curve is complete when trial-001 is judged
+      earlyTerminate: { type: 'median', minEpochs: 2, minTrials: 1 },
+    });
+    const statePath = join(dir, 'state.json');
+    const result = await runQueueSweep(pruning, { url, statePath });
+    const [good, bad] = result.state.trials;
+    expect(good).toMatchObject({ state: 'FINISHED', finalMetric: 1 / 8 });
+    expect(bad!.state).toBe('PRUNED');
+    expect(bad!.reason).toMatch(/^median/);
+    // Decided at epoch 2 (min_epochs); the worker saw the stop at the next epoch event at the latest.
+    expect(bad!.epochs.length).toBeGreaterThanOrEqual(2);
+    expect(bad!.epochs.length).toBeLessThanOrEqual(3);
+    const stored = (await sweepStatus(url, 'prune'))!.trials[1]!;
+    expect(stored).toMatchObject({ state: 'PRUNED', attempts: 1 });
+    expect(stored.reason).toBe(bad!.reason);
+
+    // Resuming the sweep (state file or not) runs nothing again.
+    const again = await runQueueSweep(pruning, { url, statePath: join(dir, 'fresh-state.json') });
+    expect(again.state.trials.map((t) => t.state)).toEqual(['FINISHED', 'PRUNED']);
+    expect(again.state.trials[1]!.finalMetric).toBe(bad!.finalMetric);
+    expect(fakeRuns().map(trialOf)).toEqual(['a=0', 'a=10']);
+    expect(await finalEvents(client, 'prune')).toEqual(new Map([['trial-000', ['finished@1']], ['trial-001', ['killed@1']]]));
   });
 });

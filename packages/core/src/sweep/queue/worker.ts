@@ -176,7 +176,12 @@ export async function runQueueWorker(options: QueueWorkerOptions): Promise<void>
     active.delete(job.id!);
     if (gpu !== null) gpuInUse.set(gpu, (gpuInUse.get(gpu) ?? 1) - 1);
 
-    if (shuttingDown && outcome.kind === 'killed' && !stopRequested && !entry.lost) {
+    if (entry.lost) {
+      // Write nothing: the trial is (or will be, once the stalled check sees the expired lock)
+      // another attempt's, and a KILLED written now would end it for good.
+      throw new Error(`${label}: lost the trial to another attempt`);
+    }
+    if (shuttingDown && outcome.kind === 'killed' && !stopRequested) {
       // Not the sweep's decision: give the trial back for another worker to continue.
       await table.finish(data.trial, token, 'released', '');
       log(`${label}: checkpointed and released to the queue (worker shutting down)`);
