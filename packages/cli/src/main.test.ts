@@ -102,7 +102,14 @@ describe('exp', () => {
 describe('the exp binary', () => {
   const tsx = join(ROOT, 'node_modules/.bin/tsx');
   const bin = join(ROOT, 'packages/cli/src/bin.ts');
-  const exp = (...argv: string[]) => spawnSync(tsx, [bin, ...argv], { cwd: FIXTURES, encoding: 'utf8', timeout: 120_000 });
+  const { FORCE_COLOR: _force, ...env } = process.env;
+  const exp = (...argv: string[]) => spawnSync(tsx, [bin, ...argv], { cwd: FIXTURES, encoding: 'utf8', timeout: 120_000, env: { ...env, NO_COLOR: '1' } });
+
+  it('colours a terminal only: FORCE_COLOR styles the location, path and verdict', () => {
+    const result = spawnSync(tsx, [bin, 'validate', 'bad/zero-size.yaml', 'good.yaml'], { cwd: FIXTURES, encoding: 'utf8', timeout: 120_000, env: { ...env, FORCE_COLOR: '1' } });
+    expect(result.stdout).toBe('\x1b[32mok\x1b[39m good.yaml\n');
+    expect(result.stderr).toMatch(/^\x1b\[36mbad\/zero-size.yaml:5:28\x1b\[39m \x1b\[1mmodel.layers\[1\].units\x1b\[22m: expected /);
+  });
 
   it('exits 0 and prints ok for a valid file', () => {
     const result = exp('validate', 'good.yaml');

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { Registries } from '@tessera/core';
+import type { ConfigError, Registries } from '@tessera/core';
 import { commandHelp, GLOBAL_OPTIONS, table, UsageError, type Command, type CommandContext, type Output } from './command.ts';
 import { commands, type CommandName } from './commands/index.ts';
+import { renderConfigError, styleFor } from './style.ts';
 
 export interface MainOptions {
   stdout?: Output;
@@ -166,24 +167,24 @@ function usageFailure(stderr: Output, command: string | undefined, message: stri
   return EXIT.badInput;
 }
 
-interface RenderableConfigError extends Error {
-  render(cwd?: string): string;
-  errors?: readonly unknown[];
-}
+type ConfigErrorLike = Error & Pick<ConfigError, 'parts'> & { errors?: readonly (Pick<ConfigError, 'parts'> & { location?: unknown })[] };
 
 // Checked by name, not instanceof, so this module need not load @tessera/core to recognise them.
-function isConfigError(error: unknown): error is RenderableConfigError {
-  return error instanceof Error && (error.name === 'ConfigError' || error.name === 'ConfigErrors') && typeof (error as RenderableConfigError).render === 'function';
+function isConfigError(error: unknown): error is ConfigErrorLike {
+  if (!(error instanceof Error)) return false;
+  if (error.name === 'ConfigErrors') return Array.isArray((error as ConfigErrorLike).errors);
+  return error.name === 'ConfigError' && typeof (error as ConfigErrorLike).parts === 'function';
 }
 
 /** Prints a failure the way users need it and returns the exit code. */
 export function reportError(error: unknown, command: string, context: Pick<CommandContext, 'stderr' | 'cwd' | 'debug'>): number {
   const { stderr, cwd, debug } = context;
+  const style = styleFor(stderr);
   if (error instanceof UsageError) return usageFailure(stderr, error.command ?? command, error.message);
   if (isConfigError(error)) {
-    const count = error.errors?.length ?? 1;
-    stderr.write(`${error.render(cwd)}\n`);
-    if (count > 1) stderr.write(`${count} errors\n`);
+    const errors = error.name === 'ConfigErrors' ? error.errors! : [error];
+    stderr.write(`${errors.map((e) => renderConfigError(e, cwd, style)).join('\n')}\n`);
+    if (errors.length > 1) stderr.write(`${errors.length} errors\n`);
     if (debug) stderr.write(`${describeStack(error)}\n`);
     return EXIT.badInput;
   }
@@ -192,7 +193,7 @@ export function reportError(error: unknown, command: string, context: Pick<Comma
     stderr.write(`${prefix}: ${describeStack(error)}\n`);
   } else {
     const message = error instanceof Error ? error.message : String(error);
-    stderr.write(`${prefix}: ${message.split('\n')[0]}\n(run with --debug for the stack)\n`);
+    stderr.write(`${style.red(`${prefix}: ${message.split('\n')[0]}`)}\n${style.dim('(run with --debug for the stack)')}\n`);
   }
   return EXIT.failure;
 }

@@ -86,6 +86,11 @@ export class ConfigError extends Error {
     return ConfigError.compose(this.location, this.path, this.detail, this.hint, cwd);
   }
 
+  /** The pieces of `render()`, for a terminal that styles them. */
+  parts(cwd = process.cwd()): { location: string | undefined; path: string; detail: string; hint: string | undefined } {
+    return { location: this.location && formatLocation(this.location, cwd), path: formatPath(this.path), detail: this.detail, hint: this.hint };
+  }
+
   private static compose(
     location: SourceLocation | undefined,
     path: ConfigPath,

@@ -1,5 +1,6 @@
 import { relative, resolve } from 'node:path';
 import { defineCommand, setOption } from '../command.ts';
+import { renderConfigError, styleFor } from '../style.ts';
 
 export default defineCommand({
   name: 'validate',
@@ -18,18 +19,20 @@ export default defineCommand({
   async run({ positionals, options }, context) {
     const { loadValidatedExperiment, isConfigError, configErrorsOf } = await import('@tessera/core');
     const registries = await context.registries();
+    const out = styleFor(context.stdout);
+    const err = styleFor(context.stderr);
     let failed = 0;
     for (const file of positionals) {
       const shown = relative(context.cwd, resolve(context.cwd, file)) || file;
       try {
         loadValidatedExperiment(resolve(context.cwd, file), registries, { overrides: options.set ?? [] });
-        context.stdout.write(`ok ${shown}\n`);
+        context.stdout.write(`${out.green('ok')} ${shown}\n`);
       } catch (error) {
         if (!isConfigError(error)) throw error;
         failed++;
         const errors = configErrorsOf(error);
-        context.stderr.write(`${errors.map((e) => e.render(context.cwd)).join('\n')}\n`);
-        context.stderr.write(`FAIL ${shown} (${errors.length} error${errors.length === 1 ? '' : 's'})\n`);
+        context.stderr.write(`${errors.map((e) => renderConfigError(e, context.cwd, err)).join('\n')}\n`);
+        context.stderr.write(`${err.red('FAIL')} ${shown} (${errors.length} error${errors.length === 1 ? '' : 's'})\n`);
       }
     }
     if (positionals.length > 1 && failed > 0) context.stderr.write(`${failed} of ${positionals.length} files failed\n`);
