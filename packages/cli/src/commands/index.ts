@@ -20,6 +20,7 @@ export const commands = {
   export: () => import('./export.ts'),
   predict: () => import('./predict.ts'),
   sweep: () => import('./sweep.ts'),
+  worker: () => import('./worker.ts'),
 } satisfies Record<string, () => Promise<{ default: Command<any> }>>;
 
 export type CommandName = keyof typeof commands;

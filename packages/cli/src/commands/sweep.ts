@@ -21,7 +21,10 @@ export default defineCommand({
     'saved after every change in <runs>/sweeps/<name>/state.json, next to each trial\'s run records; running ' +
     'the same command again resumes: finished and pruned trials are kept, interrupted ones continue from their ' +
     'last checkpoint. Ctrl-C stops the running trials (they checkpoint) and exits 130.',
-  positionals: [{ name: 'FILE', description: 'Sweep YAML file' }],
+  positionals: [
+    { name: 'FILE', description: 'Sweep YAML file (or `status` to show a sweep on a queue)' },
+    { name: 'ID', optional: true, description: 'With `status`: the sweep\'s name (needs --queue)' },
+  ],
   options: {
     set: {
       type: 'string',
@@ -35,6 +38,8 @@ export default defineCommand({
     backend: { type: 'string', placeholder: 'NAME', description: 'Backend for every trial (passed to exp run --backend)' },
     state: { type: 'string', placeholder: 'FILE', description: 'Trial table to use (default: <runs>/sweeps/<name>/state.json)' },
     'runs-dir': { type: 'string', placeholder: 'DIR', description: 'Root of the local run store (default: $TESSERA_RUNS_DIR, else runs/ in the repository)' },
+    executor: { type: 'string', placeholder: 'local|queue', default: 'local', description: 'local: exp run children here; queue: trials go to `exp worker`s through Redis (docs/distributed.md)' },
+    queue: { type: 'string', placeholder: 'URL', description: 'With --executor queue or status: redis://HOST:PORT/DB (default: $TESSERA_QUEUE)' },
   },
   examples: [
     ['exp sweep experiments/sweeps/smoke-grid.yaml', 'A 2 x 2 grid over the smoke experiment, two trials at a time'],
@@ -43,6 +48,9 @@ export default defineCommand({
     ['exp sweep experiments/sweeps/my-search.yaml --set train.epochs=5', 'A cheaper search: every trial trains 5 epochs'],
   ],
   async run({ positionals, options }, context) {
+    if (positionals[0] === 'status' && positionals.length > 1) return (await import('./worker.ts')).printSweepStatus(positionals[1], options.queue, context);
+    if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}" (only \`exp sweep status NAME\` takes two)`, 'sweep');
+    if (options.executor !== 'local' && options.executor !== 'queue') throw new UsageError(`--executor expects local or queue, got "${options.executor}"`, 'sweep');
     const core = await import('@tessera/core');
     const file = resolve(context.cwd, positionals[0]!);
     const registries = await context.registries();
@@ -78,24 +86,30 @@ export default defineCommand({
     process.once('SIGINT', interrupt);
     process.once('SIGTERM', interrupt);
     try {
-      const result = await core.runSweepFile(file, {
+      const common = {
         registries,
         overrides: options.set ?? [],
-        // Each trial runs this same CLI under the same Node flags (e.g. tsx's loader), minus a
-        // debugger's, whose port the children would fight over.
-        command: [
-          process.execPath,
-          ...process.execArgv.filter((flag) => !flag.startsWith('--inspect')),
-          fileURLToPath(new URL('../bin.ts', import.meta.url)),
-        ],
         ...(options['runs-dir'] !== undefined ? { runsDir: resolve(context.cwd, options['runs-dir']) } : {}),
         ...(options.state !== undefined ? { statePath: resolve(context.cwd, options.state) } : {}),
         ...(parallel !== undefined ? { parallel } : {}),
         ...(maxTrials !== undefined ? { maxTrials } : {}),
         ...(options.backend !== undefined ? { runArgs: ['--backend', options.backend] } : {}),
-        log: (line) => context.stdout.write(`${line}\n`),
+        log: (line: string) => context.stdout.write(`${line}\n`),
         signal: controller.signal,
-      });
+      };
+      const queue = options.executor === 'queue' ? await import('./worker.ts') : null;
+      const result = queue
+        ? await (await import('@tessera/core/queue')).runQueueSweepFile(file, { ...common, url: await queue.queueUrl(options.queue, 'sweep') })
+        : await core.runSweepFile(file, {
+            ...common,
+            // Each trial runs this same CLI under the same Node flags (e.g. tsx's loader), minus a
+            // debugger's, whose port the children would fight over.
+            command: [
+              process.execPath,
+              ...process.execArgv.filter((flag) => !flag.startsWith('--inspect')),
+              fileURLToPath(new URL('../bin.ts', import.meta.url)),
+            ],
+          });
       context.stdout.write(`\n${core.formatSweepTable(result.state, result.spec)}\n`);
       context.stdout.write(`Trial table: ${show(result.statePath)}\n`);
       const again = core.reproduceCommand(result.state, result.spec, context.cwd);

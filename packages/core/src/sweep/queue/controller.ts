@@ -21,6 +21,8 @@ export interface QueueSweepOptions {
   registries: Registries;
   /** `redis://HOST:PORT/DB`. */
   url: string;
+  /** `--set` arguments for every trial (part of the sweep's identity, see SweepFileOptions). */
+  overrides?: readonly string[];
   runsDir?: string;
   statePath?: string;
   parallel?: number;
@@ -68,7 +70,7 @@ export async function runQueueSweepFile(
   file: string,
   options: QueueSweepOptions,
 ): Promise<SweepResult & { spec: SweepSpec; statePath: string }> {
-  const { spec: loaded } = loadSweep(file, { registries: options.registries });
+  const { spec: loaded } = loadSweep(file, { registries: options.registries, overrides: options.overrides ?? [] });
   const spec: SweepSpec = {
     ...loaded,
     ...(options.parallel !== undefined ? { parallel: options.parallel } : {}),
@@ -81,7 +83,7 @@ export async function runQueueSweepFile(
 /** The same for a spec in hand (programs, tests). */
 export async function runQueueSweep(
   spec: SweepSpec,
-  options: Omit<QueueSweepOptions, 'registries' | 'statePath' | 'parallel' | 'maxTrials'> & { statePath: string },
+  options: Omit<QueueSweepOptions, 'registries' | 'overrides' | 'statePath' | 'parallel' | 'maxTrials'> & { statePath: string },
 ): Promise<SweepResult> {
   const log = options.log ?? (() => {});
   const ttl = options.leaseMs ?? 15_000;
