@@ -115,6 +115,12 @@ describe('variables', () => {
     expect(locate(['model', 'blocks', 'mixer_block', 'layers', 0, 'units'])).toEqual({ file: join(dir, 'exp.yaml'), line: 14, col: 37 });
   });
 
+  it('lets a model variable use the top-level variable it shadows', () => {
+    const dir = tree({ 'x.yaml': 'vars: {dim: 64}\nmodel:\n  vars: {dim: ${dim * 2}}\n  layers: [{units: ${dim}}]\ntrain: {units: ${dim}}\n' });
+    const { config } = loadExperiment(join(dir, 'x.yaml'));
+    expect([config.model, config.train]).toEqual([{ vars: { dim: 128 }, layers: [{ units: 128 }] }, { units: 64 }]);
+  });
+
   it('reports a cycle between variables', () => {
     const cyclic = tree({ 'x.yaml': 'vars:\n  a: ${b + 1}\n  b: ${c}\n  c: ${a}\nseed: ${a}\n' });
     const error = loadError(join(cyclic, 'x.yaml'));

@@ -9,11 +9,17 @@ export function isTemplatePath(path: ConfigPath): boolean {
   return path.length >= 4 && path[0] === 'model' && path[1] === 'blocks' && path[3] === 'layers';
 }
 
+/** What expressions see: names, their values, and where each was defined (for hints). */
+interface ResolvingScope extends Scope {
+  where(name: string): SourceLocation | undefined;
+}
+
 /**
  * Variables of one level (`vars` or `model.vars`), resolved lazily on first use so they may
  * refer to each other in any order; a variable that needs itself is a located cycle error.
+ * A `model.vars` entry may use the top-level variable it shadows (`dim: ${dim * 2}`).
  */
-class VariableScope implements Scope {
+class VariableScope implements ResolvingScope {
   private readonly resolved = new Map<string, unknown>();
 
   constructor(
@@ -47,12 +53,24 @@ class VariableScope implements Scope {
     }
     stack.push({ scope: this, name });
     try {
-      const value = this.context.resolve(this.raw[name], path, this);
+      const value = this.context.resolve(this.raw[name], path, this.shadowing(name));
       this.resolved.set(name, value);
       return value;
     } finally {
       stack.pop();
     }
+  }
+
+  /** This scope, except that `name` itself means the outer variable of that name, if any. */
+  private shadowing(name: string): ResolvingScope {
+    const outer = this.parent;
+    if (!outer?.has(name)) return this;
+    return {
+      has: (n) => this.has(n),
+      names: () => this.names(),
+      get: (n) => (n === name ? outer.get(n) : this.get(n)),
+      where: (n) => (n === name ? outer.where(n) : this.where(n)),
+    };
   }
 
   /** Where the variable `name` that this scope sees was defined. */
@@ -80,7 +98,7 @@ class Resolver {
   readonly origins = new Map<string, ValueOrigin>();
   constructor(readonly locations: LocationMap) {}
 
-  resolve(value: unknown, path: ConfigPath, scope: VariableScope): unknown {
+  resolve(value: unknown, path: ConfigPath, scope: ResolvingScope): unknown {
     if (typeof value === 'string') return value.includes('${') ? this.evaluate(value, path, scope) : value;
     if (Array.isArray(value)) return value.map((item, index) => this.resolve(item, [...path, index], scope));
     if (isPlainObject(value)) {
@@ -91,7 +109,7 @@ class Resolver {
     return value;
   }
 
-  private evaluate(text: string, path: ConfigPath, scope: VariableScope): unknown {
+  private evaluate(text: string, path: ConfigPath, scope: ResolvingScope): unknown {
     const variables: ValueOrigin['variables'] = [];
     const recording: Scope = {
       has: (name) => scope.has(name),
