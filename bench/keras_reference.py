@@ -184,6 +184,8 @@ def build(name):
 
 
 def sgemm_gflops(n=2048, repeats=7):
+    """The best of `repeats` float32 matmuls: the machine's attainable rate, which on a shared
+    machine the median would understate."""
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
     a @ b  # warm-up: thread pool start, page faults
@@ -192,7 +194,7 @@ def sgemm_gflops(n=2048, repeats=7):
         start = time.perf_counter()
         a @ b
         times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times) / 1e9
+    return 2 * n**3 / min(times) / 1e9
 
 
 def main():
@@ -206,7 +208,8 @@ def main():
     import keras
     import tensorflow as tf
 
-    # Before the models, so that TensorFlow's thread pools do not compete with it.
+    # Before the models, so that TensorFlow's thread pools do not compete with it, and again
+    # after them; the better of the two counts.
     gflops = sgemm_gflops()
     rng = np.random.default_rng(42)
     x = rng.standard_normal((args.batch, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.float32)
@@ -240,6 +243,7 @@ def main():
             ),
             flush=True,
         )
+    gflops = max(gflops, sgemm_gflops())
     print(
         "RESULT "
         + json.dumps(
