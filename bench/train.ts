@@ -73,13 +73,17 @@ interface KernelRow {
   worstShapes: string;
 }
 
+const CUSTOM_GRAD_SCOPE = 'unnamed scope';
+
 /** Per-kernel totals of one profiled step, costliest first. */
 function kernelTable(kernels: ProfiledKernel[]): KernelRow[] {
   const byName = new Map<string, { calls: number; ms: number; worst: number; shapes: string }>();
   let total = 0;
   for (const k of kernels) {
     const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    total += ms;
+    // A tf.customGrad op is profiled as "unnamed scope" around kernels that are profiled too:
+    // list it, but do not count its time twice.
+    if (k.name !== CUSTOM_GRAD_SCOPE) total += ms;
     const row = byName.get(k.name) ?? { calls: 0, ms: 0, worst: -1, shapes: '' };
     row.calls++;
     row.ms += ms;
@@ -90,7 +94,13 @@ function kernelTable(kernels: ProfiledKernel[]): KernelRow[] {
     byName.set(k.name, row);
   }
   return [...byName.entries()]
-    .map(([kernel, r]) => ({ kernel, calls: r.calls, ms: r.ms, share: total > 0 ? r.ms / total : 0, worstShapes: r.shapes }))
+    .map(([kernel, r]) => ({
+      kernel: kernel === CUSTOM_GRAD_SCOPE ? '(customGrad ops: their kernels are listed separately)' : kernel,
+      calls: r.calls,
+      ms: r.ms,
+      share: total > 0 && kernel !== CUSTOM_GRAD_SCOPE ? r.ms / total : 0,
+      worstShapes: r.shapes,
+    }))
     .sort((a, b) => b.ms - a.ms);
 }
 
@@ -238,9 +248,9 @@ function runKeras(models: ModelKey[], batch: number, warmup: number, steps: numb
 /** The costliest kernels of one profiled step, as a markdown table. */
 function formatKernels(m: Measurement, top = 12): string {
   const rows = (m.kernels ?? []).slice(0, top).map(
-    (k) => `| ${k.kernel} | ${k.calls} | ${k.ms.toFixed(0)} | ${(100 * k.share).toFixed(1)}% | ${k.worstShapes} |`,
+    (k) => `| ${k.kernel} | ${k.calls} | ${k.ms.toFixed(0)} | ${k.share > 0 ? `${(100 * k.share).toFixed(1)}%` : '-'} | ${k.worstShapes} |`,
   );
-  const total = (m.kernels ?? []).reduce((sum, k) => sum + k.ms, 0);
+  const total = (m.kernels ?? []).reduce((sum, k) => sum + (k.share > 0 ? k.ms : 0), 0);
   return [
     `#### ${m.model} on ${m.backend} (kernels sum to ${total.toFixed(0)} ms; the step took ${m.medianStepMs.toFixed(0)} ms)`,
     '',
