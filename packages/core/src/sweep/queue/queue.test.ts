@@ -314,4 +314,55 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
     expect(fakeRuns().map(trialOf)).toEqual(['a=0', 'a=10']);
     expect(await finalEvents(client, 'prune')).toEqual(new Map([['trial-000', ['finished@1']], ['trial-001', ['killed@1']]]));
   });
+
+  it('an interrupted controller stops its trials at a checkpoint; resumed, they continue where they stopped', async () => {
+    startWorker('w1', { concurrency: 2, epochs: 6, epochMs: 250 });
+    const two = spec('interrupt', { parameters: [{ path: 'a', distribution: { type: 'categorical', values: [0, 1] } }], maxTrials: 2, parallel: 2 });
+    const statePath = join(dir, 'state.json');
+    const keys = sweepKeys('interrupt');
+    const abort = new AbortController();
+    const first = runQueueSweep(two, { url, statePath, signal: abort.signal });
+    await waitFor('two epochs of each trial', async () => (await client.hlen(keys.epochs('trial-000'))) >= 2 && (await client.hlen(keys.epochs('trial-001'))) >= 2);
+    abort.abort();
+    const stopped = await first;
+    expect(stopped.interrupted).toBe(true);
+    expect(stopped.state.trials.map((t) => t.state)).toEqual(['KILLED', 'KILLED']);
+    expect((await sweepStatus(url, 'interrupt'))!.trials.map((t) => t.state)).toEqual(['KILLED', 'KILLED']);
+
+    const resumed = await runQueueSweep(two, { url, statePath });
+    expect(resumed.state.trials.map((t) => [t.state, t.finalMetric, t.epochs.length])).toEqual([
+      ['FINISHED', 1 / 6, 6],
+      ['FINISHED', 2 / 6, 6],
+    ]);
+    const runs = fakeRuns();
+    expect(runs).toHaveLength(4);
+    // Each trial started once afresh and once resuming its own run from a checkpoint of epoch >= 2.
+    const fresh = runs.filter((r) => !r.resumed);
+    expect(fresh.map(trialOf).sort()).toEqual(['a=0', 'a=1']);
+    for (const run of fresh) expect(runs.find((r) => r.resumed && r.run === run.run)?.from).toBeGreaterThanOrEqual(2);
+    expect(await finalEvents(client, 'interrupt')).toEqual(
+      new Map([
+        ['trial-000', ['killed@1', 'finished@2']],
+        ['trial-001', ['killed@1', 'finished@2']],
+      ]),
+    );
+  });
+
+  it('a worker stopped with Ctrl-C checkpoints its trial and hands it back; another worker continues it', async () => {
+    const a = startWorker('wa', { epochs: 6, epochMs: 250 });
+    const one = spec('handback', { parameters: [{ path: 'a', distribution: { type: 'categorical', values: [0] } }], maxTrials: 1, parallel: 1 });
+    const sweep = runQueueSweep(one, { url, statePath: join(dir, 'state.json') });
+    await waitFor('two epochs', async () => (await client.hlen(sweepKeys('handback').epochs('trial-000'))) >= 2);
+    const exited = new Promise<number | null>((resolve) => a.once('exit', resolve));
+    process.kill(a.pid!, 'SIGINT');
+    expect(await exited).toBe(0);
+    expect(readFileSync(join(dir, 'wa.log'), 'utf8')).toContain('handback/trial-000 attempt 1: checkpointed and released to the queue (worker shutting down)');
+    startWorker('wb', { epochs: 6, epochMs: 50 });
+    const result = await sweep;
+    expect(result.state.trials[0]).toMatchObject({ state: 'FINISHED', finalMetric: 1 / 6 });
+    const runs = fakeRuns();
+    expect(runs).toHaveLength(2);
+    expect(runs[1]).toMatchObject({ run: runs[0]!.run, resumed: true });
+    expect(await finalEvents(client, 'handback')).toEqual(new Map([['trial-000', ['finished@2']]]));
+  });
 });
