@@ -21,6 +21,8 @@ export const commands = {
   predict: () => import('./predict.ts'),
   sweep: () => import('./sweep.ts'),
   worker: () => import('./worker.ts'),
+  sync: () => import('./sync.ts'),
+  runs: () => import('./runs.ts'),
 } satisfies Record<string, () => Promise<{ default: Command<any> }>>;
 
 export type CommandName = keyof typeof commands;

@@ -9,9 +9,11 @@ import { loadValidatedExperiment, validateExperiment } from '../schema/validate.
 import type { ExperimentConfig, TrackingConfig } from '../schema/types.ts';
 import { selectBackend, type BackendRequest } from '../backend/select.ts';
 import { buildModel } from '../graph/build.ts';
-import { LocalRunStore, findRunDir } from '../tracking/local-store.ts';
+import { LocalRunStore, findRunDir, readMetrics } from '../tracking/local-store.ts';
 import { combineTrackers, flattenParams, type RunStatus, type Tracker } from '../tracking/tracker.ts';
 import { collectProvenance } from '../tracking/provenance.ts';
+import { createMlflowTracker, type TrackerContext } from '../tracking/mlflow-tracker.ts';
+import { EpochRecorder, logModel, recordRunEnd, recordRunStart } from '../tracking/run-record.ts';
 import { createProgress, formatDuration, type ProgressReporter } from './progress.ts';
 import { train, type TrainResult } from './trainer.ts';
 import type { TrainConfig } from './train-schema.ts';
@@ -34,8 +36,13 @@ export interface RunOptions {
   resume?: string;
   /** Root of the local run store (default $TESSERA_RUNS_DIR, else runs/ at the repository root). */
   runsDir?: string;
-  /** Builds the tracker for a non-empty `tracking:` section (e.g. MLflow); the local store is always kept. */
-  createTracker?: (tracking: TrackingConfig, experiment: string) => Tracker | undefined;
+  /**
+   * Builds the tracker that records the run besides the local store (which always comes first);
+   * default: MLflow when `tracking.uri` or MLFLOW_TRACKING_URI is set, else none.
+   */
+  createTracker?: (tracking: TrackingConfig, experiment: string, context: TrackerContext) => Tracker | undefined;
+  /** The local run id of the run this one belongs to (a sweep); MLflow shows it as the parent. */
+  parentRunId?: string;
   /** Where progress and messages go (default process.stdout). */
   output?: { write(text: string): unknown; isTTY?: boolean };
   /** 'auto': a redrawn bar on a terminal unless CI=true, plain lines otherwise. */
@@ -135,21 +142,7 @@ function progressFor(options: RunOptions): ProgressReporter {
 /** Saves the trained model in the TF.js layers format (model.json + weights.bin). */
 async function saveModel(model: tf.LayersModel, tracker: Tracker, log: (m: string) => void): Promise<void> {
   try {
-    await model.save(
-      tf.io.withSaveHandler(async (artifacts) => {
-        const weights = artifacts.weightData ? new Uint8Array(tf.io.concatenateArrayBuffers(([] as ArrayBuffer[]).concat(artifacts.weightData as ArrayBuffer | ArrayBuffer[]))) : new Uint8Array();
-        const modelJson = {
-          format: 'layers-model',
-          generatedBy: `TensorFlow.js tfjs-layers v${tf.version.tfjs}`,
-          convertedBy: null,
-          modelTopology: artifacts.modelTopology,
-          weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
-        };
-        await tracker.logArtifact('model/model.json', { bytes: JSON.stringify(modelJson) });
-        await tracker.logArtifact('model/weights.bin', { bytes: weights });
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
-    );
+    await logModel(tracker, 'model', model);
   } catch (error) {
     // A layer without serialization support must not cost the run: the checkpoint has the weights.
     log(`note: the model could not be saved in the TF.js format (${(error as Error).message}); its weights are in the run's checkpoint`);
@@ -227,12 +220,17 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
   }
 
   const local = new LocalRunStore(options.runsDir ?? defaultRunsRoot(configDir));
-  const extra = config.tracking && Object.keys(config.tracking).length > 0 ? options.createTracker?.(config.tracking, experiment) : undefined;
+  const extra = (options.createTracker ?? createMlflowTracker)(config.tracking ?? {}, experiment, {
+    local,
+    log,
+    ...(prepared.locate ? { locate: prepared.locate } : {}),
+  });
   const tracker = extra ? combineTrackers(local, extra) : local;
   const run = await tracker.startRun({
     experiment,
     ...(config.tracking?.run_name ? { runName: config.tracking.run_name } : {}),
     ...(resumeDir ? { resumeRunId: resumeDir } : {}),
+    ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
   });
   const runDir = run.dir!;
 
@@ -277,8 +275,20 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
         'tessera.packages': JSON.stringify(provenance.packages),
         ...(provenance.gitCommit ? { 'git.commit': provenance.gitCommit, 'git.dirty': String(provenance.gitDirty) } : {}),
       });
+      await recordRunStart(tracker, {
+        config,
+        source: prepared.source,
+        overrides: prepared.overrides,
+        model,
+        dataset: dataset.info,
+        backend: backend.name,
+        provenance,
+        runName: config.tracking?.run_name ?? run.runId,
+        ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
+      });
     }
     log(`Run ${run.runId}: ${experiment}, ${model.countParams()} parameters, ${dataset.info.counts.train} training examples`);
+    const epochs = new EpochRecorder(tracker, model, { history: resumeDir ? await readMetrics(runDir) : [] });
     result = await train({
       model,
       dataset,
@@ -288,11 +298,12 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       progress,
       checkpointDir: join(runDir, 'checkpoint'),
       resume: !!resumeDir,
-      onEpochEnd: (epoch, logs) => tracker.logMetrics(logs, epoch),
+      onEpochEnd: (epoch, logs) => epochs.epochEnd(epoch, logs),
       shouldStop: () => stopRequestedAt !== undefined,
     });
     if (result.test) await tracker.logMetrics(result.test, result.history.length);
     if (result.status === 'FINISHED') await saveModel(model, tracker, log);
+    await recordRunEnd(tracker, result.history);
     await tracker.endRun(result.status);
   } catch (error) {
     await tracker.endRun('FAILED', error instanceof Error ? `${error.name}: ${error.message}` : String(error)).catch(() => undefined);

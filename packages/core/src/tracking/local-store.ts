@@ -1,7 +1,7 @@
 import { copyFile, mkdir, open, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { ArtifactContent, ParamValue, RunInfo, RunStatus, StartRunOptions, Tracker } from './tracker.ts';
+import type { ArtifactContent, DatasetInput, ParamValue, RunInfo, RunStatus, StartRunOptions, Tracker } from './tracker.ts';
 
 /**
  * The embedded run store: one directory per run, `<root>/<experiment>/<run-id>/`, holding
@@ -19,6 +19,8 @@ export interface RunMeta {
   /** Set when the run was resumed; one entry per resume. */
   resumedAt?: string[];
   error?: string;
+  /** The run this one belongs to (StartRunOptions.parentRunId). */
+  parentRunId?: string;
 }
 
 export interface MetricRecord {
@@ -38,7 +40,7 @@ export function newRunId(date = new Date()): string {
   return `${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
-async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   const tmp = `${path}.tmp`;
   const handle = await open(tmp, 'w');
   try {
@@ -118,6 +120,7 @@ export class LocalRunStore implements Tracker {
         runName: options.runName ?? runId,
         status: 'RUNNING',
         startTime: new Date().toISOString(),
+        ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
       };
     }
     await writeJsonAtomic(join(this.dir, 'meta.json'), this.meta);
@@ -152,6 +155,14 @@ export class LocalRunStore implements Tracker {
     await mkdir(dirname(target), { recursive: true });
     if ('file' in content) await copyFile(content.file, target);
     else await writeFile(target, content.bytes);
+  }
+
+  /** inputs.json: every dataset logged, once per (name, digest, context). */
+  async logInputs(datasets: DatasetInput[]): Promise<void> {
+    const path = join(this.runDir, 'inputs.json');
+    const all = [...(await readJson<DatasetInput[]>(path, [])), ...datasets];
+    const unique = new Map(all.map((d) => [`${d.name}\u0000${d.digest}\u0000${d.context ?? ''}`, d]));
+    await writeJsonAtomic(path, [...unique.values()]);
   }
 
   async endRun(status: Exclude<RunStatus, 'RUNNING'>, error?: string): Promise<void> {

@@ -14,6 +14,21 @@ export interface StartRunOptions {
   /** Continue this run instead of creating one (exp run --resume). */
   resumeRunId?: string;
   tags?: Record<string, string>;
+  /** The run this one belongs to (a sweep's trial under its sweep run): a run id of the same tracker. */
+  parentRunId?: string;
+}
+
+/** A dataset a run used (MLflow's log-inputs). */
+export interface DatasetInput {
+  name: string;
+  /** Short content hash (the data fingerprint). */
+  digest: string;
+  /** Where the data came from (a path or a description). */
+  source: string;
+  /** 'train', 'validation', 'test', ... */
+  context?: string;
+  /** Sizes and shapes, e.g. {"train": 45000}. */
+  profile?: Record<string, unknown>;
 }
 
 export interface RunInfo {
@@ -33,6 +48,8 @@ export interface Tracker {
   setTags(tags: Record<string, string>): Promise<void>;
   /** Stores an artifact under `path` (relative, '/'-separated) in the run. */
   logArtifact(path: string, content: ArtifactContent): Promise<void>;
+  /** Records the datasets the run used (optional: trackers without it skip the call). */
+  logInputs?(datasets: DatasetInput[]): Promise<void>;
   endRun(status: Exclude<RunStatus, 'RUNNING'>, error?: string): Promise<void>;
 }
 
@@ -66,6 +83,9 @@ export function combineTrackers(primary: Tracker, ...others: Tracker[]): Tracker
     },
     async logArtifact(path, content) {
       for (const t of all) await t.logArtifact(path, content);
+    },
+    async logInputs(datasets) {
+      for (const t of all) await t.logInputs?.(datasets);
     },
     async endRun(status, error) {
       for (const t of all) await t.endRun(status, error);

@@ -1,0 +1,213 @@
+import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { stringify } from 'yaml';
+import { formatSummary, modelSummary } from '../graph/summary.ts';
+import type { DatasetInfo } from '../registry/kinds.ts';
+import type { ExperimentConfig } from '../schema/types.ts';
+import { learningCurveArtifacts } from './plots.ts';
+import type { Provenance } from './provenance.ts';
+import { LOCAL_PARENT_TAG } from './sync.ts';
+import { SystemMetricsSampler } from './system-metrics.ts';
+import { flattenParams, type ParamValue, type Tracker } from './tracker.ts';
+
+/**
+ * What every run records besides the engine's own metrics, in whichever stores the tracker
+ * writes to: params (the flattened resolved config plus the usual short names), MLflow's
+ * standard tags, the config and overrides as YAML, the model summary, the dataset, system
+ * metrics per epoch, the best model so far, and learning-curve PNGs at the end.
+ */
+
+/** MLflow's rules for keys: letters, digits, `_ - . : /` and spaces, at most 250 characters. */
+function safeKey(key: string): string {
+  return key.replace(/[^/\p{L}\p{N}_.\- :]/gu, '_').slice(0, 250);
+}
+
+/** MLflow keeps at most 6000 characters of a param value. */
+function safeValue(value: ParamValue): ParamValue {
+  return typeof value === 'string' && value.length > 6000 ? `${value.slice(0, 5997)}...` : value;
+}
+
+/** The config without anything secret: user info in a URI (the tracker refuses it anyway). */
+export function redactConfig(config: ExperimentConfig): ExperimentConfig {
+  const uri = config.tracking?.uri;
+  if (!uri || !/^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(uri)) return config;
+  return { ...config, tracking: { ...config.tracking, uri: uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, '$1') } };
+}
+
+/**
+ * Params of a run: every leaf of the resolved config by its dotted path (`train.optimizer.type`),
+ * plus `epochs`, `batch_size`, `optimizer_name` and `optimizer_<param>`, `model_params`; the
+ * config's `backend` is `backend_request` (`backend` is the one the run got).
+ */
+export function runParams(config: ExperimentConfig, model: { countParams(): number }): Record<string, ParamValue> {
+  const train = config.train as { epochs?: number; batch_size?: number; optimizer?: { type: string; [key: string]: unknown } };
+  const { backend: requestedBackend, ...rest } = redactConfig(config);
+  // `backend` is the backend the run got (the engine's param); the config only asked for one.
+  const params: Record<string, ParamValue> = { ...flattenParams(rest), ...(requestedBackend ? { backend_request: requestedBackend } : {}) };
+  if (train.epochs !== undefined) params.epochs = train.epochs;
+  if (train.batch_size !== undefined) params.batch_size = train.batch_size;
+  if (train.optimizer) {
+    const { type, ...optimizer } = train.optimizer;
+    params.optimizer_name = type;
+    for (const [key, value] of Object.entries(flattenParams(optimizer))) params[`optimizer_${key}`] = value;
+  }
+  params.model_params = model.countParams();
+  return Object.fromEntries(Object.entries(params).map(([key, value]) => [safeKey(key), safeValue(value)]));
+}
+
+/**
+ * The comment block at the top of an experiment file (without the `yaml-language-server`
+ * directive and the `# `), which says what the experiment is: MLflow shows it as the run's note.
+ */
+export function headerComment(text: string): string {
+  const lines: string[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    if (!line.startsWith('#')) break;
+    if (/^#\s*yaml-language-server:/.test(line)) continue;
+    lines.push(line.replace(/^# ?/, ''));
+  }
+  return lines.join('\n').trim();
+}
+
+function currentUser(): string | undefined {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.USER ?? process.env.USERNAME;
+  }
+}
+
+export interface RunStartRecord {
+  config: ExperimentConfig;
+  /** The experiment file, or a description such as `<config object>`. */
+  source: string;
+  overrides: string[];
+  model: tf.LayersModel;
+  dataset: DatasetInfo;
+  backend: string;
+  provenance: Provenance;
+  runName: string;
+  /** A local run id this run belongs to (a sweep). */
+  parentRunId?: string;
+}
+
+/** The tags a run starts with (MLflow's standard ones, the backend, the version, the config's own). */
+export function runTags(record: RunStartRecord): Record<string, string> {
+  let note = '';
+  try {
+    note = headerComment(readFileSync(record.source, 'utf8'));
+  } catch {
+    // A config object has no file, hence no header.
+  }
+  const user = currentUser();
+  const version = record.provenance.packages['@tessera/core'];
+  return {
+    'mlflow.runName': record.runName,
+    'mlflow.source.name': record.source,
+    'mlflow.source.type': 'LOCAL',
+    ...(record.provenance.gitCommit ? { 'mlflow.source.git.commit': record.provenance.gitCommit } : {}),
+    ...(user ? { 'mlflow.user': user } : {}),
+    ...(note ? { 'mlflow.note.content': note } : {}),
+    'tessera.backend': record.backend,
+    ...(version ? { 'tessera.version': version } : {}),
+    ...(record.parentRunId ? { [LOCAL_PARENT_TAG]: record.parentRunId } : {}),
+    ...record.config.tracking?.tags,
+  };
+}
+
+/** Params, tags, the dataset and the descriptive artifacts of a new run. */
+export async function recordRunStart(tracker: Tracker, record: RunStartRecord): Promise<void> {
+  const config = redactConfig(record.config);
+  await tracker.logParams(runParams(config, record.model));
+  await tracker.setTags(runTags(record));
+  const dataDir = config.data.dir;
+  await tracker.logInputs?.([
+    {
+      name: record.dataset.name,
+      digest: record.dataset.fingerprint,
+      source: typeof dataDir === 'string' ? dataDir : record.dataset.name,
+      context: 'train',
+      profile: { counts: record.dataset.counts, input_shape: record.dataset.inputShape, num_classes: record.dataset.numClasses },
+    },
+  ]);
+  await tracker.logArtifact('config.yaml', { bytes: stringify(config) });
+  await tracker.logArtifact('overrides.yaml', { bytes: stringify(record.overrides) });
+  await tracker.logArtifact('model_summary.txt', { bytes: `${formatSummary(modelSummary(record.model))}\n` });
+}
+
+/** The model in the TF.js layers format: `<prefix>/model.json` and `<prefix>/weights.bin`. */
+export async function logModel(tracker: Tracker, prefix: string, model: tf.LayersModel): Promise<void> {
+  let files: { json: string; weights: Uint8Array } | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const buffers = ([] as ArrayBuffer[]).concat((artifacts.weightData ?? []) as ArrayBuffer | ArrayBuffer[]);
+      files = {
+        json: JSON.stringify({
+          format: 'layers-model',
+          generatedBy: `TensorFlow.js tfjs-layers v${tf.version.tfjs}`,
+          convertedBy: null,
+          modelTopology: artifacts.modelTopology,
+          weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+        }),
+        weights: new Uint8Array(tf.io.concatenateArrayBuffers(buffers)),
+      };
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  await tracker.logArtifact(`${prefix}/model.json`, { bytes: files!.json });
+  await tracker.logArtifact(`${prefix}/weights.bin`, { bytes: files!.weights });
+}
+
+export interface EpochRecorderOptions {
+  /** Epochs already recorded (a resumed run), so that "best" continues from them. */
+  history?: readonly Record<string, unknown>[];
+  sampler?: SystemMetricsSampler;
+  /** Lower is better; default val_loss when the epoch has it, else loss. */
+  monitor?: string;
+}
+
+/**
+ * The engine's per-epoch hook: the epoch's metrics with system metrics (step = epoch), and the
+ * model as `best_model/` whenever the monitored loss improves (tags `tessera.best_epoch`,
+ * `tessera.best_value`).
+ */
+export class EpochRecorder {
+  #best: number | undefined;
+  readonly #sampler: SystemMetricsSampler;
+
+  constructor(
+    readonly tracker: Tracker,
+    readonly model: tf.LayersModel,
+    readonly options: EpochRecorderOptions = {},
+  ) {
+    this.#sampler = options.sampler ?? new SystemMetricsSampler();
+    for (const logs of options.history ?? []) this.#improves(logs);
+  }
+
+  #monitored(logs: Record<string, unknown>): number | undefined {
+    const key = this.options.monitor ?? ('val_loss' in logs ? 'val_loss' : 'loss');
+    const value = logs[key];
+    return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+  }
+
+  #improves(logs: Record<string, unknown>): boolean {
+    const value = this.#monitored(logs);
+    if (value === undefined || (this.#best !== undefined && value >= this.#best)) return false;
+    this.#best = value;
+    return true;
+  }
+
+  async epochEnd(epoch: number, logs: Record<string, number>): Promise<void> {
+    await this.tracker.logMetrics({ ...logs, ...this.#sampler.sample() }, epoch);
+    if (this.#improves(logs)) {
+      await logModel(this.tracker, 'best_model', this.model);
+      await this.tracker.setTags({ 'tessera.best_epoch': String(epoch), 'tessera.best_value': String(this.#best) });
+    }
+  }
+}
+
+/** Learning curves of the whole run (`plots/loss.png`, `plots/accuracy.png`). */
+export async function recordRunEnd(tracker: Tracker, history: Record<string, number>[]): Promise<void> {
+  for (const [path, png] of await learningCurveArtifacts(history)) await tracker.logArtifact(path, { bytes: png });
+}

@@ -1,0 +1,316 @@
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isMlflowError, type DatasetInput as MlflowDatasetInput, type MetricInput, type MlflowClient, type Run } from '@tessera/mlflow';
+import { defaultRunsDir, findRunDir, readMetrics, readRunMeta, writeJsonAtomic, type RunMeta } from './local-store.ts';
+import type { DatasetInput } from './tracker.ts';
+
+/**
+ * Local run -> MLflow replication. The local run store is the record; MLflow is a copy that
+ * `syncRun` brings up to date by comparing the two, so replaying is idempotent: whatever MLflow
+ * already has (a param, a metric at a step, an artifact of the same size, the status) is not
+ * sent again, and the run is found again by id rather than created twice.
+ *
+ * Per run, `mlflow.json` in the run directory remembers, per tracking server, the MLflow run id
+ * and whether MLflow is missing anything (`pending`), with the calls that did not get through
+ * (`outbox`, for people: the comparison decides what is sent).
+ */
+export const SYNC_STATE_FILE = 'mlflow.json';
+
+/** Tag that ties an MLflow run to its local run (also how a lost run id is found again). */
+export const LOCAL_RUN_ID_TAG = 'tessera.run_id';
+/** Where the local run id of a parent run is kept; MLflow's own tag needs the parent's MLflow id. */
+export const LOCAL_PARENT_TAG = 'tessera.parent_run_id';
+export const MLFLOW_PARENT_TAG = 'mlflow.parentRunId';
+
+export interface OutboxEntry {
+  time: string;
+  /** The tracker call that did not reach MLflow, e.g. "logMetrics step 3". */
+  call: string;
+}
+
+export interface SyncState {
+  trackingUri: string;
+  experimentName: string;
+  experimentId?: string;
+  /** The MLflow run id, once the run exists there. */
+  runId?: string;
+  /** True while MLflow lacks something the local store has. */
+  pending: boolean;
+  outbox: OutboxEntry[];
+  lastError?: string;
+  lastSync?: string;
+}
+
+/** Every server a run was sent to, keyed by tracking URI (without credentials). */
+export type SyncStates = Record<string, SyncState>;
+
+export async function readSyncStates(runDir: string): Promise<SyncStates> {
+  try {
+    return JSON.parse(await readFile(join(runDir, SYNC_STATE_FILE), 'utf8')) as SyncStates;
+  } catch {
+    return {};
+  }
+}
+
+/** Read-modify-write of one server's entry (one process writes a run's state at a time). */
+export async function updateSyncState(runDir: string, trackingUri: string, update: (state: SyncState | undefined) => SyncState): Promise<SyncState> {
+  const states = await readSyncStates(runDir);
+  const next = update(states[trackingUri]);
+  await writeJsonAtomic(join(runDir, SYNC_STATE_FILE), { ...states, [trackingUri]: next });
+  return next;
+}
+
+/** The MLflow experiment of a run: tracking.experiment, else MLFLOW_EXPERIMENT_NAME, else the experiment's name. */
+export function mlflowExperimentName(tracking: { experiment?: string } | undefined, experiment: string, env: NodeJS.ProcessEnv = process.env): string {
+  return tracking?.experiment || env.MLFLOW_EXPERIMENT_NAME || experiment;
+}
+
+/** A local dataset record as MLflow's log-inputs entity (its digest is capped at 36 characters). */
+export function toMlflowDataset(input: DatasetInput): MlflowDatasetInput {
+  return {
+    dataset: {
+      name: input.name,
+      digest: input.digest.slice(0, 36),
+      sourceType: 'local',
+      source: JSON.stringify({ uri: input.source }),
+      ...(input.profile ? { profile: JSON.stringify(input.profile) } : {}),
+    },
+    ...(input.context ? { tags: { 'mlflow.data.context': input.context } } : {}),
+  };
+}
+
+export interface SyncOptions {
+  client: MlflowClient;
+  /** Experiment for a run never sent to this server (default: see mlflowExperimentName). */
+  experiment?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface SyncResult {
+  localRunId: string;
+  runDir: string;
+  mlflowRunId: string;
+  experimentId: string;
+  /** The MLflow run was created by this sync (false: found by id or by its tessera.run_id tag). */
+  created: boolean;
+  sent: { params: number; metrics: number; tags: number; inputs: number; artifacts: number; status: boolean };
+  /** Params whose value in MLflow differs from the local one (MLflow params cannot change). */
+  conflicts: string[];
+}
+
+async function readJsonFile<T>(path: string, fallback: T): Promise<T> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch {
+    return fallback;
+  }
+}
+
+/** Relative '/'-separated paths and sizes of every file under `dir`. */
+async function localFiles(dir: string, prefix = ''): Promise<Map<string, number>> {
+  const files = new Map<string, number>();
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    const path = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) for (const [p, size] of await localFiles(join(dir, entry.name), path)) files.set(p, size);
+    else if (entry.isFile()) files.set(path, (await stat(join(dir, entry.name))).size);
+  }
+  return files;
+}
+
+async function remoteFiles(client: MlflowClient, runId: string, path = ''): Promise<Map<string, number | undefined>> {
+  const files = new Map<string, number | undefined>();
+  for (const info of await client.listArtifacts(runId, path)) {
+    if (info.isDir) for (const [p, size] of await remoteFiles(client, runId, info.path)) files.set(p, size);
+    else files.set(info.path, info.fileSize);
+  }
+  return files;
+}
+
+async function getRunIfExists(client: MlflowClient, runId: string): Promise<Run | undefined> {
+  try {
+    return await client.getRun(runId);
+  } catch (error) {
+    if (isMlflowError(error, 'RESOURCE_DOES_NOT_EXIST')) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * The MLflow run id of a parent given by its local run id (looked up in the local store under
+ * `root`); undefined when that run was never sent to this server.
+ */
+export async function mlflowParentRunId(parentRunId: string, root: string, trackingUri: string): Promise<string | undefined> {
+  const dir = await findRunDir(parentRunId, root).catch(() => undefined);
+  return dir ? (await readSyncStates(dir))[trackingUri]?.runId : undefined;
+}
+
+/** The experiment name stored with the run's resolved config (artifacts/config.json). */
+async function configuredExperiment(runDir: string, meta: RunMeta, env: NodeJS.ProcessEnv): Promise<string> {
+  const config = await readJsonFile<{ tracking?: { experiment?: string } }>(join(runDir, 'artifacts', 'config.json'), {});
+  return mlflowExperimentName(config.tracking, meta.experiment, env);
+}
+
+/**
+ * Brings the MLflow copy of the local run in `runDir` up to date: creates (or finds) the run,
+ * then sends the params, tags, metric values (per key and step), datasets and artifacts it
+ * lacks, and its status and end time.
+ */
+export async function syncRun(runDir: string, options: SyncOptions): Promise<SyncResult> {
+  const { client } = options;
+  const env = options.env ?? process.env;
+  const trackingUri = client.trackingUri;
+  const meta = await readRunMeta(runDir);
+  const state = (await readSyncStates(runDir))[trackingUri];
+  // Runs live in <root>/<experiment>/<id>; the parent may be under another experiment.
+  const parentId = meta.parentRunId ? await mlflowParentRunId(meta.parentRunId, join(runDir, '..', '..'), trackingUri) : undefined;
+
+  let run = state?.runId ? await getRunIfExists(client, state.runId) : undefined;
+  let created = false;
+  const experimentName = state?.experimentName ?? options.experiment ?? (await configuredExperiment(runDir, meta, env));
+  if (!run) {
+    const experimentId = await client.getOrCreateExperiment(experimentName);
+    // A create whose answer was lost (or whose state was never written) left a run behind.
+    const found = await client.searchRuns({
+      experimentIds: [experimentId],
+      filter: `tags.\`${LOCAL_RUN_ID_TAG}\` = '${meta.runId}'`,
+      runViewType: 'ACTIVE_ONLY',
+      maxResults: 1,
+    });
+    run = found.items[0];
+    if (!run) {
+      run = await client.createRun({
+        experimentId,
+        runName: meta.runName,
+        startTime: Date.parse(meta.startTime),
+        tags: { [LOCAL_RUN_ID_TAG]: meta.runId, ...(parentId ? { [MLFLOW_PARENT_TAG]: parentId } : {}) },
+      });
+      created = true;
+    }
+    const mlflowRun = run;
+    await updateSyncState(runDir, trackingUri, (old) => ({
+      outbox: [],
+      ...old,
+      trackingUri,
+      experimentName,
+      experimentId,
+      runId: mlflowRun.info.runId,
+      pending: true,
+    }));
+  }
+  const runId = run.info.runId;
+
+  // Params: only the missing ones (MLflow refuses to change a param).
+  const params = await readJsonFile<Record<string, string | number | boolean>>(join(runDir, 'params.json'), {});
+  const missingParams: Record<string, string | number | boolean> = {};
+  const conflicts: string[] = [];
+  for (const [key, value] of Object.entries(params)) {
+    const remote = run.data.params[key];
+    if (remote === undefined) missingParams[key] = value;
+    else if (remote !== String(value)) conflicts.push(key);
+  }
+
+  // Tags: any that differ. mlflow.parentRunId is derived: a local tag holds a local id.
+  const tags = await readJsonFile<Record<string, string>>(join(runDir, 'tags.json'), {});
+  delete tags[MLFLOW_PARENT_TAG];
+  const wantedTags: Record<string, string> = {
+    ...tags,
+    [LOCAL_RUN_ID_TAG]: meta.runId,
+    ...(meta.error ? { 'tessera.error': meta.error } : {}),
+    ...(parentId ? { [MLFLOW_PARENT_TAG]: parentId } : {}),
+  };
+  const changedTags = Object.fromEntries(Object.entries(wantedTags).filter(([key, value]) => run!.data.tags[key] !== value));
+
+  // Metrics: every (key, step) MLflow has no value for; the local line's time is the timestamp.
+  const records = await readMetrics(runDir);
+  const remoteKeys = new Set(run.data.metrics.map((m) => m.key));
+  const localKeys = new Set(records.flatMap((r) => Object.keys(r).filter((k) => k !== 'step' && k !== 'time')));
+  const metrics: MetricInput[] = [];
+  for (const key of localKeys) {
+    const have = remoteKeys.has(key) ? new Set((await client.getMetricHistory(runId, key)).map((m) => m.step)) : new Set<number>();
+    for (const record of records) {
+      if (!(key in record) || have.has(record.step)) continue;
+      const value = record[key];
+      // JSON has no NaN: the local store wrote it as null.
+      metrics.push({ key, value: typeof value === 'number' ? value : NaN, step: record.step, timestamp: Date.parse(record.time) });
+    }
+  }
+  if (Object.keys(missingParams).length + Object.keys(changedTags).length + metrics.length > 0) {
+    await client.logBatch(runId, { params: missingParams, tags: changedTags, metrics });
+  }
+
+  // Datasets.
+  const inputs = await readJsonFile<DatasetInput[]>(join(runDir, 'inputs.json'), []);
+  const key = (d: MlflowDatasetInput) => `${d.dataset.name}\u0000${d.dataset.digest}\u0000${d.tags?.['mlflow.data.context'] ?? ''}`;
+  const remoteInputs = new Set(run.inputs.datasetInputs.map(key));
+  const missingInputs = inputs.map(toMlflowDataset).filter((d) => !remoteInputs.has(key(d)));
+  if (missingInputs.length > 0) await client.logInputs(runId, missingInputs);
+
+  // Artifacts: missing or of another size.
+  const artifactsDir = join(runDir, 'artifacts');
+  const local = await localFiles(artifactsDir);
+  const remote = local.size > 0 ? await remoteFiles(client, runId) : new Map<string, number | undefined>();
+  let artifacts = 0;
+  for (const [path, size] of local) {
+    if (remote.get(path) === size) continue;
+    await client.uploadFile(runId, join(artifactsDir, ...path.split('/')), path);
+    artifacts++;
+  }
+
+  // Status and end time, last: a FINISHED run in MLflow has everything.
+  const endTime = meta.endTime ? Date.parse(meta.endTime) : undefined;
+  const statusChanged = run.info.status !== meta.status || (endTime !== undefined && run.info.endTime !== endTime);
+  if (statusChanged) await client.updateRun(runId, { status: meta.status, ...(endTime !== undefined ? { endTime } : {}) });
+
+  await updateSyncState(runDir, trackingUri, ({ lastError: _fixed, ...old } = { trackingUri, experimentName, pending: false, outbox: [] }) => ({
+    ...old,
+    runId,
+    pending: false,
+    outbox: [],
+    lastSync: new Date().toISOString(),
+  }));
+  return {
+    localRunId: meta.runId,
+    runDir,
+    mlflowRunId: runId,
+    experimentId: run.info.experimentId,
+    created,
+    sent: {
+      params: Object.keys(missingParams).length,
+      metrics: metrics.length,
+      tags: Object.keys(changedTags).length,
+      inputs: missingInputs.length,
+      artifacts,
+      status: statusChanged,
+    },
+    conflicts,
+  };
+}
+
+/**
+ * Run directories under `root` that this server is missing something of: never sent there, or
+ * pending (an outage during the run). `experiment` narrows to one experiment folder.
+ */
+export async function runsToSync(trackingUri: string, options: { root?: string; experiment?: string } = {}): Promise<string[]> {
+  const dirs: string[] = [];
+  for (const dir of await listRunDirs(options)) {
+    const state = (await readSyncStates(dir))[trackingUri];
+    if (!state || state.pending || !state.runId) dirs.push(dir);
+  }
+  return dirs;
+}
+
+/** Every local run directory (one with meta.json), oldest first. */
+export async function listRunDirs(options: { root?: string; experiment?: string } = {}): Promise<string[]> {
+  const root = options.root ?? defaultRunsDir();
+  const experiments = options.experiment ? [options.experiment] : (await readdir(root, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory()).map((e) => e.name);
+  const dirs: string[] = [];
+  for (const experiment of experiments) {
+    for (const entry of await readdir(join(root, experiment), { withFileTypes: true }).catch(() => [])) {
+      const dir = join(root, experiment, entry.name);
+      if (entry.isDirectory() && (await stat(join(dir, 'meta.json')).then(() => true, () => false))) dirs.push(dir);
+    }
+  }
+  // Run ids start with a UTC timestamp.
+  return dirs.sort((a, b) => (a.split('/').pop()! < b.split('/').pop()! ? -1 : 1));
+}
