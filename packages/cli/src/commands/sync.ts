@@ -64,7 +64,7 @@ export default defineCommand({
         context.stderr.write(`exp sync: ${dir}: ${error instanceof Error ? error.message : String(error)}\n`);
       }
     }
-    if (failed > 0) context.stderr.write(`${failed} of ${dirs.length} run(s) not synced; run exp sync again when the server is reachable\n`);
+    if (failed > 0) context.stderr.write(`${failed} of ${dirs.length} run(s) not synced (see above); what was sent stays sent, and exp sync again sends the rest\n`);
     return failed > 0 ? 1 : 0;
   },
 });
