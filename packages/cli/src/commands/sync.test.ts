@@ -247,6 +247,24 @@ describe.skipIf(!mlflow.binary)('runs in a real mlflow server', () => {
     expect(found.map((r) => r.info.runId).sort()).toEqual(children.map((c) => c.mlflowTracker.mlflowRunId).sort());
   });
 
+  it('a stopped run resumed: the same MLflow run goes KILLED -> RUNNING -> FINISHED, each epoch once', async () => {
+    const experimentName = unique('resume');
+    const stop = new AbortController();
+    const tracking = [`tracking.uri=${server.uri}`, `tracking.experiment=${experimentName}`];
+    const output = { write: (text: string) => (text.startsWith('Epoch 2/') && setTimeout(() => stop.abort(), 0), true) };
+    const stopped = await runExperiment(SMOKE, { registries, runsDir, output, progress: 'plain', signal: stop.signal, overrides: [...TINY, 'train.epochs=3', ...tracking] });
+    expect(stopped.status).toBe('KILLED');
+    const [first] = await runByLocalId(client, experimentName, stopped.runId);
+    expect(first!.info.status).toBe('KILLED');
+
+    const resumed = await runExperiment(undefined, { registries, runsDir, resume: stopped.runId, output: silent });
+    expect(resumed.status).toBe('FINISHED');
+    const runs = await runByLocalId(client, experimentName, stopped.runId);
+    expect(runs.map((r) => [r.info.runId, r.info.status])).toEqual([[first!.info.runId, 'FINISHED']]);
+    expect((await client.getMetricHistory(first!.info.runId, 'loss')).map((m) => m.step).sort((a, b) => a - b)).toEqual([1, 2, 3]);
+    expect((await readSyncStates(resumed.runDir))[server.uri]).toMatchObject({ runId: first!.info.runId, pending: false });
+  });
+
   it('exp sync sends a run recorded offline, >1000 metric values in chunks, and `exp runs` shows its state', async () => {
     const { LocalRunStore } = await import('@tessera/core');
     const local = new LocalRunStore(runsDir);
