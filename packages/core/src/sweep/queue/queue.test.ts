@@ -365,4 +365,22 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
     expect(runs[1]).toMatchObject({ run: runs[0]!.run, resumed: true });
     expect(await finalEvents(client, 'handback')).toEqual(new Map([['trial-000', ['finished@2']]]));
   });
+
+  it('a controller that loses its lease to another stops without touching the trials', async () => {
+    startWorker('w1', { concurrency: 1, epochs: 20, epochMs: 200 });
+    const one = spec('deposed', { parameters: [{ path: 'a', distribution: { type: 'categorical', values: [0] } }], maxTrials: 1, parallel: 1 });
+    const keys = sweepKeys('deposed');
+    const sweep = runQueueSweep(one, { url, statePath: join(dir, 'state.json'), leaseMs: 600 });
+    const outcome = sweep.then(() => null, (error: unknown) => error as Error);
+    await waitFor('an epoch', async () => (await client.hlen(keys.epochs('trial-000'))) >= 1);
+    // Another controller took the sweep over (as if this one had been frozen past its lease).
+    await client.set(keys.lease, JSON.stringify({ token: 'other', host: 'elsewhere', pid: 1, since: 'now' }), 'PX', 60_000);
+    const error = await outcome;
+    expect(error).toBeInstanceOf(SweepLeaseError);
+    expect(error!.message).toContain('sweep "deposed": this controller lost its lease');
+    // The trial runs on, undisturbed, and the other controller's lease is left alone.
+    const trial = (await sweepStatus(url, 'deposed'))!.trials[0]!;
+    expect([trial.state, trial.stop]).toEqual(['RUNNING', null]);
+    expect(JSON.parse((await client.get(keys.lease))!).token).toBe('other');
+  });
 });
