@@ -46,6 +46,8 @@ export default defineCommand({
     ['exp sweep experiments/sweeps/smoke-grid.yaml --dry-run', 'Check the sweep and list its trials without running any'],
     ['exp sweep experiments/sweeps/my-search.yaml --max-trials 60', 'Resume a random or bayes search with a larger budget'],
     ['exp sweep experiments/sweeps/my-search.yaml --set train.epochs=5', 'A cheaper search: every trial trains 5 epochs'],
+    ['exp sweep experiments/sweeps/my-search.yaml --executor queue --queue redis://queue.lan:6379/0', 'Trials run on `exp worker`s on other machines (docs/distributed.md)'],
+    ['exp sweep status my-search --queue redis://queue.lan:6379/0', 'Trials, attempts and workers of a sweep on a queue'],
   ],
   async run({ positionals, options }, context) {
     if (positionals[0] === 'status' && positionals.length > 1) return (await import('./worker.ts')).printSweepStatus(positionals[1], options.queue, context);

@@ -170,7 +170,10 @@ export async function runQueueWorker(options: QueueWorkerOptions): Promise<void>
         })
         .catch(() => {}); // Redis unreachable: BullMQ's lock renewal decides
     }, options.checkMs ?? 1000);
-    executor.start(launch, sink).catch((error: unknown) => end({ kind: 'failed', data: `could not start exp run: ${(error as Error).message}` }));
+    executor.start(launch, sink).then(
+      () => entry.lost && executor.kill(data.trial), // lost while the run was being spawned
+      (error: unknown) => end({ kind: 'failed', data: `could not start exp run: ${(error as Error).message}` }),
+    );
     const outcome = await ended;
     clearInterval(check);
     active.delete(job.id!);
