@@ -288,7 +288,7 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       });
     }
     log(`Run ${run.runId}: ${experiment}, ${model.countParams()} parameters, ${dataset.info.counts.train} training examples`);
-    const epochs = new EpochRecorder(tracker, model, { history: resumeDir ? await readMetrics(runDir) : [] });
+    const epochs = new EpochRecorder(tracker, model, { history: resumeDir ? await readMetrics(runDir) : [], log });
     result = await train({
       model,
       dataset,

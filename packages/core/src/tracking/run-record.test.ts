@@ -1,6 +1,29 @@
+import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import type { ExperimentConfig } from '../schema/types.ts';
-import { headerComment, redactConfig, runParams } from './run-record.ts';
+import { EpochRecorder, headerComment, redactConfig, runParams } from './run-record.ts';
+import { SystemMetricsSampler } from './system-metrics.ts';
+import type { Tracker } from './tracker.ts';
+
+/** A tracker that remembers every call. */
+function recordingTracker() {
+  const calls: [string, ...unknown[]][] = [];
+  const tracker: Tracker = {
+    startRun: async () => ({ runId: 'r', experiment: 'e' }),
+    logParams: async (params) => void calls.push(['logParams', params]),
+    logMetrics: async (metrics, step) => void calls.push(['logMetrics', step, metrics]),
+    setTags: async (tags) => void calls.push(['setTags', tags]),
+    logArtifact: async (path, content) => void calls.push(['logArtifact', path, 'bytes' in content ? content.bytes : content.file]),
+    endRun: async () => undefined,
+  };
+  return { tracker, calls };
+}
+
+const sampler = new SystemMetricsSampler({
+  nvidiaSmi: false,
+  readCpu: () => ({ idle: 0, total: 0 }),
+  readMemory: () => ({ rssBytes: 1024 * 1024, freeBytes: 1, totalBytes: 2 }),
+});
 
 const config: ExperimentConfig = {
   name: 'tiny',
@@ -54,5 +77,40 @@ describe('what a run records', () => {
     const text = ['# yaml-language-server: $schema=../schema/experiment.schema.json', '# FNet on CIFAR-100.', '#', '#   Run: exp run x.yaml', 'name: x', '# not this'].join('\n');
     expect(headerComment(text)).toBe('FNet on CIFAR-100.\n\n  Run: exp run x.yaml');
     expect(headerComment('name: x\n')).toBe('');
+  });
+});
+
+describe('EpochRecorder', () => {
+  it('logs each epoch with system metrics, and best_model/ whenever val_loss improves (continuing a resumed history)', async () => {
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3] })] });
+    const { tracker, calls } = recordingTracker();
+    const recorder = new EpochRecorder(tracker, model, { sampler, history: [{ step: 1, val_loss: 1.6, time: 'x' }] });
+    for (const [epoch, val_loss] of [[2, 2], [3, 1.5], [4, 1.7], [5, 1.2]] as const) await recorder.epochEnd(epoch, { loss: 1, val_loss });
+    expect(calls.filter(([kind]) => kind === 'logMetrics')[0]).toEqual([
+      'logMetrics',
+      2,
+      { loss: 1, val_loss: 2, 'system/cpu_percent': 0, 'system/memory_rss_mb': 1, 'system/memory_used_percent': 50 },
+    ]);
+    expect(calls.filter(([kind]) => kind === 'setTags').map(([, tags]) => tags)).toEqual([
+      { 'tessera.best_epoch': '3', 'tessera.best_value': '1.5' },
+      { 'tessera.best_epoch': '5', 'tessera.best_value': '1.2' },
+    ]);
+    const artifacts = calls.filter(([kind]) => kind === 'logArtifact');
+    expect(artifacts.map(([, path]) => path)).toEqual(['best_model/model.json', 'best_model/weights.bin', 'best_model/model.json', 'best_model/weights.bin']);
+    // 3x2 kernel + 2 biases as float32.
+    expect((artifacts[1]![2] as Uint8Array).byteLength).toBe(8 * 4);
+    expect(JSON.parse(artifacts[0]![2] as string).weightsManifest[0].paths).toEqual(['weights.bin']);
+    model.dispose();
+  });
+
+  it('a model that cannot be saved: one note, no best_model/, training records go on', async () => {
+    const unsavable = { save: async () => Promise.reject(new Error('layer X has no getConfig')) } as unknown as tf.LayersModel;
+    const { tracker, calls } = recordingTracker();
+    const notes: string[] = [];
+    const recorder = new EpochRecorder(tracker, unsavable, { sampler, log: (m) => notes.push(m) });
+    await recorder.epochEnd(1, { loss: 2 });
+    await recorder.epochEnd(2, { loss: 1 });
+    expect(notes).toEqual(['note: no best_model/ artifact: the model cannot be saved in the TF.js format (layer X has no getConfig)']);
+    expect(calls.map(([kind]) => kind)).toEqual(['logMetrics', 'logMetrics']);
   });
 });

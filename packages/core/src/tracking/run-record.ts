@@ -136,8 +136,8 @@ export async function recordRunStart(tracker: Tracker, record: RunStartRecord): 
   await tracker.logArtifact('model_summary.txt', { bytes: `${formatSummary(modelSummary(record.model))}\n` });
 }
 
-/** The model in the TF.js layers format: `<prefix>/model.json` and `<prefix>/weights.bin`. */
-export async function logModel(tracker: Tracker, prefix: string, model: tf.LayersModel): Promise<void> {
+/** The model in the TF.js layers format: model.json (topology + manifest) and weights.bin. */
+export async function serializeModel(model: tf.LayersModel): Promise<{ json: string; weights: Uint8Array }> {
   let files: { json: string; weights: Uint8Array } | undefined;
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
@@ -155,8 +155,14 @@ export async function logModel(tracker: Tracker, prefix: string, model: tf.Layer
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
     }),
   );
-  await tracker.logArtifact(`${prefix}/model.json`, { bytes: files!.json });
-  await tracker.logArtifact(`${prefix}/weights.bin`, { bytes: files!.weights });
+  return files!;
+}
+
+/** Stores the model as `<prefix>/model.json` and `<prefix>/weights.bin`. */
+export async function logModel(tracker: Tracker, prefix: string, model: tf.LayersModel): Promise<void> {
+  const files = await serializeModel(model);
+  await tracker.logArtifact(`${prefix}/model.json`, { bytes: files.json });
+  await tracker.logArtifact(`${prefix}/weights.bin`, { bytes: files.weights });
 }
 
 export interface EpochRecorderOptions {
@@ -165,6 +171,8 @@ export interface EpochRecorderOptions {
   sampler?: SystemMetricsSampler;
   /** Lower is better; default val_loss when the epoch has it, else loss. */
   monitor?: string;
+  /** Where a note goes when the model cannot be serialized (best_model/ is then skipped). */
+  log?: (message: string) => void;
 }
 
 /**
@@ -174,6 +182,7 @@ export interface EpochRecorderOptions {
  */
 export class EpochRecorder {
   #best: number | undefined;
+  #unserializable = false;
   readonly #sampler: SystemMetricsSampler;
 
   constructor(
@@ -200,10 +209,19 @@ export class EpochRecorder {
 
   async epochEnd(epoch: number, logs: Record<string, number>): Promise<void> {
     await this.tracker.logMetrics({ ...logs, ...this.#sampler.sample() }, epoch);
-    if (this.#improves(logs)) {
-      await logModel(this.tracker, 'best_model', this.model);
-      await this.tracker.setTags({ 'tessera.best_epoch': String(epoch), 'tessera.best_value': String(this.#best) });
+    if (!this.#improves(logs) || this.#unserializable) return;
+    let files;
+    try {
+      files = await serializeModel(this.model);
+    } catch (error) {
+      // A layer without serialization support must not cost the run: the checkpoint has the weights.
+      this.#unserializable = true;
+      this.options.log?.(`note: no best_model/ artifact: the model cannot be saved in the TF.js format (${(error as Error).message})`);
+      return;
     }
+    await this.tracker.logArtifact('best_model/model.json', { bytes: files.json });
+    await this.tracker.logArtifact('best_model/weights.bin', { bytes: files.weights });
+    await this.tracker.setTags({ 'tessera.best_epoch': String(epoch), 'tessera.best_value': String(this.#best) });
   }
 }
 
