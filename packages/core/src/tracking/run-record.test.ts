@@ -85,7 +85,9 @@ describe('EpochRecorder', () => {
     const model = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3] })] });
     const { tracker, calls } = recordingTracker();
     const recorder = new EpochRecorder(tracker, model, { sampler, history: [{ step: 1, val_loss: 1.6, time: 'x' }] });
+    const tensors = tf.memory().numTensors;
     for (const [epoch, val_loss] of [[2, 2], [3, 1.5], [4, 1.7], [5, 1.2]] as const) await recorder.epochEnd(epoch, { loss: 1, val_loss });
+    expect(tf.memory().numTensors).toBe(tensors);
     expect(calls.filter(([kind]) => kind === 'logMetrics')[0]).toEqual([
       'logMetrics',
       2,
