@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeQueue, parseRedisUrl, QueueUrlError } from './connection.ts';
+import { connect, describeQueue, parseRedisUrl, QueueUnreachableError, QueueUrlError, reachable } from './connection.ts';
 
 describe('parseRedisUrl', () => {
   it('reads host, port, database, credentials and TLS', () => {
@@ -30,5 +30,19 @@ describe('parseRedisUrl', () => {
     expect(error?.message).not.toContain('hunter2');
     expect(describeQueue('redis://me:hunter2@queue.lan:6379/0')).toBe('redis://***@queue.lan:6379/0');
     expect(describeQueue('redis://queue.lan:6379/0')).toBe('redis://queue.lan:6379/0');
+  });
+});
+
+describe('reachable', () => {
+  it('fails with the URL (credentials hidden) and the cause when nothing answers', async () => {
+    const url = 'redis://me:hunter2@127.0.0.1:1/0';
+    const client = connect(url);
+    try {
+      const error = await reachable(client, url, 500).then(() => null, (e: unknown) => e as Error);
+      expect(error).toBeInstanceOf(QueueUnreachableError);
+      expect(error!.message).toMatch(/^cannot reach Redis at redis:\/\/\*\*\*@127\.0\.0\.1:1\/0 within 0\.5 s \(connect ECONNREFUSED 127\.0\.0\.1:1\)$/);
+    } finally {
+      client.disconnect();
+    }
   });
 });

@@ -40,6 +40,36 @@ function redact(url: string): string {
   return url.replace(/\/\/[^@/]*@/, '//***@');
 }
 
+/** Redis did not answer: a wrong host or port, a firewall, a stopped server. */
+export class QueueUnreachableError extends Error {
+  override name = 'QueueUnreachableError';
+}
+
+/**
+ * Waits for PING, so that a wrong URL fails at once with a clear message instead of commands
+ * waiting forever for a server that never comes (connections retry without limit, by design).
+ */
+export async function reachable(client: Redis, url: string, timeoutMs = 10_000): Promise<void> {
+  let last = '';
+  const remember = (error: Error) => (last = error.message);
+  client.on('error', remember);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      client.ping(),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new QueueUnreachableError(`cannot reach Redis at ${describeQueue(url)} within ${timeoutMs / 1000} s${last ? ` (${last})` : ''}`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    client.off('error', remember);
+  }
+}
+
 /**
  * A connection for commands. `maxRetriesPerRequest: null` keeps commands queued while Redis
  * restarts (BullMQ needs it for blocking calls; the controller and workers ride out a restart).

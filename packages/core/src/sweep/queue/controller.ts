@@ -8,7 +8,7 @@ import { loadSweep } from '../load.ts';
 import { runSweep, sweepFingerprint, type SweepResult } from '../runner.ts';
 import type { SweepSpec } from '../spec.ts';
 import { curveOf, loadState, saveState, type SweepState, type Trial } from '../state.ts';
-import { connect, describeQueue } from './connection.ts';
+import { connect, describeQueue, reachable } from './connection.ts';
 import { QueueExecutor } from './queue-executor.ts';
 import { TrialTable, WORKERS_KEY, workerKey, type QueueTrial } from './table.ts';
 
@@ -92,10 +92,12 @@ export async function runQueueSweep(
   let executor: QueueExecutor | null = null;
   let renew: NodeJS.Timeout | null = null;
   let lost = false;
-  const lease = await acquireLease(table, ttl, options.url).catch(async (error: unknown) => {
-    await redis.quit().catch(() => {});
-    throw error;
-  });
+  const lease = await reachable(redis, options.url)
+    .then(() => acquireLease(table, ttl, options.url))
+    .catch(async (error: unknown) => {
+      redis.disconnect();
+      throw error;
+    });
   try {
     renew = setInterval(() => {
       table
@@ -141,7 +143,7 @@ async function checkFingerprint(redis: Redis, table: TrialTable, spec: SweepSpec
   await redis.hsetnx(table.keys.meta, 'fingerprint', fingerprint);
   const stored = await redis.hget(table.keys.meta, 'fingerprint');
   if (stored !== fingerprint) {
-    throw new SweepLeaseError(
+    throw new Error(
       `sweep "${spec.name}" in Redis was started from a different definition (method, seed, parameters, objective or experiment changed); ` +
         'rename the sweep (its `name:`) to start afresh',
     );
@@ -218,6 +220,7 @@ export interface SweepStatus {
 export async function sweepStatus(url: string, sweep: string): Promise<SweepStatus | null> {
   const redis = connect(url);
   try {
+    await reachable(redis, url);
     const table = new TrialTable(redis, sweep);
     const meta = await redis.hgetall(table.keys.meta);
     if (!meta.fingerprint) return null;
@@ -245,7 +248,7 @@ export async function sweepStatus(url: string, sweep: string): Promise<SweepStat
       events: { length: await redis.xlen(table.keys.events), pending },
     };
   } finally {
-    await redis.quit().catch(() => {});
+    redis.disconnect();
   }
 }
 

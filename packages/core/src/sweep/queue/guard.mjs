@@ -30,7 +30,7 @@ const killAll = () => {
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => {});
 const watch = setInterval(() => {
   if (process.ppid !== parent) killAll();
-}, 200);
+}, 100);
 child.on('error', (error) => {
   clearInterval(watch);
   console.error(`guard.mjs: cannot start ${command}: ${error.message}`);

@@ -13,5 +13,5 @@ export {
   type QueueSweepOptions,
   type SweepStatus,
 } from './controller.ts';
-export { parseRedisUrl, describeQueue, QueueUrlError } from './connection.ts';
+export { parseRedisUrl, describeQueue, QueueUrlError, QueueUnreachableError } from './connection.ts';
 export { TrialTable, sweepKeys, QUEUE_NAME, type QueueTrial, type QueueTrialState, type TrialJob } from './table.ts';

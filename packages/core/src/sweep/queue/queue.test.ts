@@ -204,8 +204,10 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
     expect(result.state.trials[0]!.epochs.map((e) => e.val_loss)).toEqual([1, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 6]);
     const runs = fakeRuns();
     expect(runs).toHaveLength(2);
-    // The second attempt continued the same run from the epoch its checkpoint holds.
-    expect(runs[1]).toMatchObject({ run: first!.run, resumed: true, from: checkpointed });
+    // The second attempt continued the same run from its checkpoint: at least the epochs reported
+    // (the orphan may have finished one more in the moments before its guard killed it).
+    expect(runs[1]).toMatchObject({ run: first!.run, resumed: true });
+    expect(runs[1]!.from).toBeGreaterThanOrEqual(checkpointed);
     expect(await finalEvents(client, 'crash')).toEqual(new Map([['trial-000', ['finished@2']]]));
     const status = (await sweepStatus(url, 'crash'))!;
     expect(status.trials[0]).toMatchObject({ state: 'FINISHED', attempts: 2, worker: 'wb' });
@@ -280,7 +282,12 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
     const before = await table();
     await server.restart();
     const after = await table();
-    expect(after).toEqual(before);
+    // Every acknowledged write survived: finished trials are unchanged, running ones kept their epochs.
+    expect(after.slice(0, before.length).map((t) => t.id)).toEqual(before.map((t) => t.id));
+    for (const [i, trial] of before.entries()) {
+      if (trial.state === 'FINISHED') expect(after[i]).toEqual(trial);
+      else expect(after[i]!.epochs.slice(0, trial.epochs.length)).toEqual(trial.epochs);
+    }
     const result = await sweep;
     expect(result.state.trials.map((t) => [t.state, t.finalMetric])).toEqual(Array.from({ length: 12 }, (_, a) => ['FINISHED', (1 + a) / 3]));
     expect([...(await finalEvents(client, 'aof')).values()].map((ends) => ends.filter((e) => e.startsWith('finished')).length)).toEqual(Array(12).fill(1));

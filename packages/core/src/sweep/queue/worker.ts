@@ -5,7 +5,7 @@ import { Worker, type Job } from 'bullmq';
 import type { TrialLaunch, TrialSink } from '../executor.ts';
 import { sweepDir } from '../launch.ts';
 import { LocalProcessExecutor } from '../local-executor.ts';
-import { connect, describeQueue } from './connection.ts';
+import { connect, describeQueue, reachable } from './connection.ts';
 import { QUEUE_NAME, TrialTable, WORKERS_KEY, workerKey, type TrialJob } from './table.ts';
 
 const GUARD = join(import.meta.dirname, 'guard.mjs');
@@ -63,6 +63,10 @@ export async function runQueueWorker(options: QueueWorkerOptions): Promise<void>
   const gpus = options.gpus ?? [];
   const lockDuration = options.lockDurationMs ?? 30_000;
   const redis = connect(options.url);
+  await reachable(redis, options.url).catch((error: unknown) => {
+    redis.disconnect();
+    throw error;
+  });
   const tables = new Map<string, TrialTable>();
   const tableOf = (sweep: string): TrialTable => {
     let table = tables.get(sweep);
@@ -151,6 +155,8 @@ export async function runQueueWorker(options: QueueWorkerOptions): Promise<void>
         }),
       epoch: (epoch, metrics) =>
         then(async () => {
+          // For queue dashboards (BullMQ's job progress); the sweep itself reads the stream.
+          void job.updateProgress({ epoch, ...metrics }).catch(() => {});
           const r = await table.report(data.trial, token, 'epoch', epoch, JSON.stringify(metrics));
           if (r.stale) entry.lose('another attempt holds it');
           else onStop(r.stop);
