@@ -171,8 +171,12 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
     const runs = fakeRuns();
     expect(runs).toHaveLength(12);
     expect(new Set(runs.map(trialOf)).size).toBe(12);
-    // w1 handed out its GPUs; the others set none.
-    expect(new Set(runs.filter((r) => r.gpu !== null).map((r) => r.gpu))).toEqual(new Set(['0', '1']));
+    // w1 hands out its GPUs (CUDA_VISIBLE_DEVICES); the others set none.
+    const workerOf = new Map((await sweepStatus(url, 'grid12'))!.trials.map((t) => [`a=${t.index}`, t.worker]));
+    for (const run of runs) {
+      if (workerOf.get(trialOf(run)!) === 'w1') expect(['0', '1']).toContain(run.gpu);
+      else expect(run.gpu).toBeNull();
+    }
     // Exactly 12 jobs were ever added, and the stream was read to the end.
     expect((await client.keys('bull:tessera-trials:grid12.trial-*')).filter((k) => /\.\d+$/.test(k)).sort()).toEqual(
       Array.from({ length: 12 }, (_, i) => `bull:tessera-trials:grid12.trial-${String(i).padStart(3, '0')}.1`),
@@ -294,7 +298,7 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
   });
 
   it('a pruned trial stops within one epoch on its worker and is never retried', async () => {
-    startWorker('w1', { concurrency: 2, epochs: 8, epochMs: 200 });
+    startWorker('w1', { concurrency: 2, epochs: 8, epochMs: 400 });
     const pruning = spec('prune', {
       parameters: [{ path: 'a', distribution: { type: 'categorical', values: [0, 10] } }],
       maxTrials: 2,
@@ -389,5 +393,13 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
     const trial = (await sweepStatus(url, 'deposed'))!.trials[0]!;
     expect([trial.state, trial.stop]).toEqual(['RUNNING', null]);
     expect(JSON.parse((await client.get(keys.lease))!).token).toBe('other');
+  });
+
+  it('--gpus: trials running at once on a worker get different CUDA_VISIBLE_DEVICES', async () => {
+    startWorker('w1', { concurrency: 2, gpus: ['2', '5'], epochs: 3, epochMs: 300 });
+    const two = spec('gpus', { parameters: [{ path: 'a', distribution: { type: 'categorical', values: [0, 1] } }], maxTrials: 2, parallel: 2 });
+    const result = await runQueueSweep(two, { url, statePath: join(dir, 'state.json') });
+    expect(result.state.trials.map((t) => t.state)).toEqual(['FINISHED', 'FINISHED']);
+    expect(fakeRuns().map((r) => r.gpu).sort()).toEqual(['2', '5']);
   });
 });
