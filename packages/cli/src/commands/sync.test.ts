@@ -320,6 +320,8 @@ describe.skipIf(!mlflow.binary)('runs in a real mlflow server', () => {
     expect(summary.status).toBe('FINISHED');
     const output = messages.join('');
     expect(output.match(/warning: MLflow/g)).toHaveLength(1);
+    const state0 = (await readSyncStates(summary.runDir))[server.uri]!;
+    expect(output).toContain(`MLflow run: ${server.uri}/#/experiments/${state0.experimentId}/runs/${state0.runId}\n`);
     expect(output).toContain(`exp sync ${summary.runId}`);
     const state = (await readSyncStates(summary.runDir))[server.uri]!;
     expect(state.pending).toBe(true);

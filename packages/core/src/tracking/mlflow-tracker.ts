@@ -30,8 +30,8 @@ export interface MlflowTrackerOptions {
   experiment: string;
   /** The local store this tracker follows: its run directory holds the MLflow run id and the outbox. */
   local: LocalRunStore;
-  /** Where the one warning about an outage goes (default stderr). */
-  warn?: (message: string) => void;
+  /** Where the run's MLflow address and the one warning about an outage go (default stderr). */
+  log?: (message: string) => void;
 }
 
 /** An MLflow error that retrying later may cure; anything else is a configuration problem. */
@@ -47,7 +47,7 @@ export class MlflowTracker implements Tracker {
   readonly client: MlflowClient;
   readonly experiment: string;
   readonly #local: LocalRunStore;
-  readonly #warn: (message: string) => void;
+  readonly #log: (message: string) => void;
   #runId: string | undefined;
   #localRunId = '';
   /** Set once MLflow failed: the rest of the run goes to the outbox. */
@@ -57,7 +57,7 @@ export class MlflowTracker implements Tracker {
     this.client = options.client;
     this.experiment = options.experiment;
     this.#local = options.local;
-    this.#warn = options.warn ?? ((message) => void process.stderr.write(`${message}\n`));
+    this.#log = options.log ?? ((message) => void process.stderr.write(`${message}\n`));
   }
 
   /** The MLflow run id (undefined before startRun, or when MLflow could not be reached). */
@@ -86,6 +86,7 @@ export class MlflowTracker implements Tracker {
           tags: { ...options.tags, [LOCAL_RUN_ID_TAG]: meta.runId, ...(parent ? { [MLFLOW_PARENT_TAG]: parent } : {}) },
         });
         this.#runId = run.info.runId;
+        this.#log(`MLflow run: ${trackingUri}/#/experiments/${experimentId}/runs/${run.info.runId}`);
         await updateSyncState(dir, trackingUri, () => ({
           trackingUri,
           experimentName: this.experiment,
@@ -137,9 +138,9 @@ export class MlflowTracker implements Tracker {
       // The server may be back: one catch-up attempt now saves the user an `exp sync`.
       try {
         await syncRun(dir, { client: this.client, experiment: this.experiment });
-        this.#warn(`MLflow (${this.client.trackingUri}) is reachable again: run ${this.#localRunId} is complete there.`);
+        this.#log(`MLflow (${this.client.trackingUri}) is reachable again: run ${this.#localRunId} is complete there.`);
       } catch {
-        this.#warn(`MLflow is still missing part of run ${this.#localRunId}; send it later with: exp sync ${this.#localRunId}`);
+        this.#log(`MLflow is still missing part of run ${this.#localRunId}; send it later with: exp sync ${this.#localRunId}`);
       }
       return;
     }
@@ -165,7 +166,7 @@ export class MlflowTracker implements Tracker {
 
   async #goOffline(call: string, error: unknown): Promise<void> {
     this.#offline = describe(error);
-    this.#warn(
+    this.#log(
       `warning: MLflow (${this.client.trackingUri}) failed on ${call}: ${this.#offline}\n` +
         `Training goes on; the local run store keeps everything, and \`exp sync ${this.#localRunId}\` sends MLflow what it is missing.`,
     );
@@ -230,6 +231,6 @@ export function createMlflowTracker(tracking: TrackingConfig, experiment: string
     client,
     experiment: mlflowExperimentName(tracking, experiment, env),
     local: context.local,
-    ...(context.log ? { warn: context.log } : {}),
+    ...(context.log ? { log: context.log } : {}),
   });
 }
