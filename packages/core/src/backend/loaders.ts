@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { useSharingIdentityOnWasm } from './wasm-kernels.ts';
+import { useFasterWasmKernels } from './wasm-kernels.ts';
 
 /* ------------------------------------------------------------------------------------------ *
  * How each TF.js backend is found and switched on in Node. Every loader either activates its  *
@@ -164,7 +164,7 @@ export const wasmLoader: BackendLoader = {
     try {
       if (tf.findBackend('wasm') === null) wasm.setThreadsCount(options.threads ?? availableParallelism());
       if (!(await tf.setBackend('wasm'))) return { ok: false, why: "failed to load: the 'wasm' backend did not initialise" };
-      useSharingIdentityOnWasm();
+      useFasterWasmKernels();
       const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
       const threads = wasm.getThreadsCount();
       return {
