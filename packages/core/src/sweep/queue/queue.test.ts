@@ -243,7 +243,7 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
     expect(trial).toMatchObject({ state: 'FINISHED', attempts: 2, worker: 'wb', result: { val_loss: 1 / 8 } });
   });
 
-  it('a controller killed and resumed adds no duplicate jobs; a second controller is refused while one holds the lease', async () => {
+  it('a controller killed and resumed elsewhere (from Redis alone) adds no duplicate jobs; a second controller is refused while one holds the lease', async () => {
     startWorker('w1', { concurrency: 2, epochs: 3, epochMs: 150 });
     startWorker('w2', { concurrency: 2, epochs: 3, epochMs: 150 });
     const grid = spec('ctl');
@@ -266,7 +266,8 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
 
     killGroup(controller, 'SIGKILL');
     await waitFor('its lease to expire', async () => (await client.exists(sweepKeys('ctl').lease)) === 0, 5000);
-    const result = await runQueueSweep(grid, { url, statePath, leaseMs: 1500 });
+    // Resumed on "another machine": without the first controller's state file, from Redis alone.
+    const result = await runQueueSweep(grid, { url, statePath: join(dir, 'moved', 'state.json'), leaseMs: 1500 });
 
     expect(result.state.trials.map((t) => [t.state, t.finalMetric])).toEqual(Array.from({ length: 12 }, (_, a) => ['FINISHED', (1 + a) / 3]));
     const jobs = (await client.keys('bull:tessera-trials:ctl.trial-*')).filter((k) => /\.\d+$/.test(k));
