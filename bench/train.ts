@@ -12,7 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, homedir } from 'node:os';
+import { availableParallelism, cpus, homedir, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -374,7 +374,8 @@ async function main(): Promise<void> {
     if (sgemm) console.log(`  sgemm: ${sgemm.toFixed(1)} GFLOP/s`);
   }
   notes.push(
-    `${steps} measured steps after ${warmup} warm-up steps per model: short runs on a shared machine, so expect noise of 10-30%; rerun on an idle machine for numbers to quote.`,
+    `${steps} measured steps after ${warmup} warm-up steps per model; load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores at the end: ` +
+      'on a shared machine expect noise of 10-30% or more; rerun on an idle machine for numbers to quote.',
   );
   const command = `pnpm bench train -- --models ${models.join(',')} --backends ${values.backends} --batch ${batch} --warmup ${warmup} --steps ${steps}${values.keras && !values['no-keras'] ? '' : ' --no-keras'}`;
   const profileSection = profiles.length > 0 ? `\n### Where a training step's time goes (one profiled step)\n\n${profiles.join('\n')}` : '';
