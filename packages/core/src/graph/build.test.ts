@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadExperiment } from '../config/index.ts';
 import { ConfigError } from '../errors.ts';
 import { createRegistries, type BlockEntry } from '../registry/kinds.ts';
-import { buildModel, layerSeed, type ModelSpec } from './build.ts';
+import { buildModel, disposeModel, layerSeed, type ModelSpec } from './build.ts';
 import { registerCombinators } from './combinators.ts';
 import { modelSummary, formatSummary } from './summary.ts';
 
@@ -222,5 +222,30 @@ describe('buildModel errors', () => {
   it('reports a shape mismatch with the shapes involved', () => {
     const error = errorOf(() => build({ layers: [{ type: 'residual', layers: [{ type: 'dense', units: 2 }] }] }));
     expect(error.message).toMatch(/model\.layers\[0\]: cannot apply "residual_1\/add_1" to an input of shape \[batch, 3\] and \[batch, 2\]/);
+  });
+});
+
+describe('disposal', () => {
+  const sharedNorm: ModelSpec = {
+    layers: [
+      { type: 'residual', layers: [{ type: 'shared', name: 'norm', layer: { type: 'layer_norm' } }, { type: 'dense', units: 3 }] },
+      { type: 'residual', layers: [{ type: 'shared', name: 'norm' }, { type: 'dense', units: 3 }] },
+    ],
+  };
+
+  it('disposeModel frees every weight, those of a shared module applied twice too (model.dispose() keeps them)', () => {
+    const before = tf.memory().numTensors;
+    const model = build(sharedNorm);
+    expect(tf.memory().numTensors - before).toBe(2 + 2 * 2); // gamma, beta; kernel and bias twice
+    disposeModel(model);
+    expect(tf.memory().numTensors).toBe(before);
+    build(sharedNorm).dispose();
+    expect(tf.memory().numTensors - before).toBe(2); // the shared norm's gamma and beta
+  });
+
+  it('a build that fails half way frees the weights it made', () => {
+    const before = tf.memory().numTensors;
+    errorOf(() => build({ layers: [{ type: 'dense', units: 4 }, { type: 'residual', layers: [{ type: 'dense', units: 2 }] }] }));
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

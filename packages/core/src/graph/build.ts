@@ -115,9 +115,32 @@ export function buildModel(spec: ModelSpec, options: BuildOptions): tf.LayersMod
   return new GraphBuilder(spec, options).build();
 }
 
+/**
+ * Frees a built model's weights (and whatever else its layers hold). `model.dispose()` is not
+ * enough for these graphs: tfjs-layers counts every application of a layer as a reference and
+ * frees its weights only at zero, so a `shared` module applied twice would keep them.
+ * The model cannot be used afterwards.
+ */
+export function disposeModel(model: tf.LayersModel): void {
+  disposeLayers(model.layers);
+}
+
+/** Releases every reference to each layer, so that each one frees its weights. */
+function disposeLayers(layers: Iterable<tf.layers.Layer>): void {
+  const references = (layer: tf.layers.Layer) => (layer as unknown as { _refCount: number | null })._refCount;
+  for (const layer of layers) {
+    if (!layer.built) continue; // it made no weights
+    // Built but never applied (its call failed): dispose() refuses such a layer.
+    if (references(layer) === null) for (const weight of layer.weights) weight.dispose();
+    while ((references(layer) ?? 0) > 0) layer.dispose();
+  }
+}
+
 class GraphBuilder {
   private readonly validators = new Map<string, ValidateFunction>();
   private readonly ajv = new Ajv({ allErrors: true, strict: false });
+  /** Every layer applied so far, to free their weights when the build fails half way. */
+  private readonly layers = new Set<tf.layers.Layer>();
 
   constructor(
     private readonly spec: ModelSpec,
@@ -125,6 +148,16 @@ class GraphBuilder {
   ) {}
 
   build(): tf.LayersModel {
+    try {
+      return this.buildGraph();
+    } catch (error) {
+      // No model is returned, so nothing else could dispose the weights of the layers built so far.
+      disposeLayers(this.layers);
+      throw error;
+    }
+  }
+
+  private buildGraph(): tf.LayersModel {
     const spec = this.spec;
     if (spec === null || typeof spec !== 'object' || !Array.isArray(spec.layers)) {
       throw this.error(['model', 'layers'], { expected: 'a list of layer nodes', found: describeValue(spec?.layers) });
@@ -260,6 +293,7 @@ class GraphBuilder {
   }
 
   private applyLayer(layer: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[], path: ConfigPath, frame: Frame): tf.SymbolicTensor {
+    this.layers.add(layer);
     try {
       return layer.apply(x) as tf.SymbolicTensor;
     } catch (error) {
