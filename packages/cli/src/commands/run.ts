@@ -7,6 +7,21 @@ function integerOption(name: string, value: string | undefined, minimum: number)
   return Number(value);
 }
 
+/** `--tag KEY=VALUE` arguments as tags; keys follow MLflow's rules, so a bad one fails here, not mid-run. */
+function tagOptions(values: readonly string[] | undefined): Record<string, string> | undefined {
+  if (!values?.length) return undefined;
+  const tags: Record<string, string> = {};
+  for (const value of values) {
+    const equals = value.indexOf('=');
+    const key = equals < 0 ? value : value.slice(0, equals);
+    if (equals < 0 || !/^[\p{L}\p{N}_.\-:/ ]{1,250}$/u.test(key)) {
+      throw new UsageError(`--tag expects KEY=VALUE with a key of letters, digits, _ - . : / or spaces, got "${value}"`, 'run');
+    }
+    tags[key] = value.slice(equals + 1);
+  }
+  return tags;
+}
+
 /** Exit codes beyond the framework's 0/1/2: a run stopped by SIGINT/SIGTERM exits like a shell's Ctrl-C. */
 export const EXIT_INTERRUPTED = 130;
 
@@ -27,6 +42,12 @@ export default defineCommand({
     epochs: { type: 'string', placeholder: 'N', description: 'Number of epochs (same as --set train.epochs=N; with --resume, extends the run)' },
     resume: { type: 'string', placeholder: 'RUN', description: 'Continue a run (its id or directory) from its last checkpoint, with its saved config' },
     'runs-dir': { type: 'string', placeholder: 'DIR', description: 'Root of the local run store (default: $TESSERA_RUNS_DIR, else runs/ in the repository)' },
+    'parent-run': {
+      type: 'string',
+      placeholder: 'RUN',
+      description: 'Local run id of the run this one belongs to (a sweep\'s run); MLflow nests this run under it',
+    },
+    tag: { type: 'string', multiple: true, placeholder: 'KEY=VALUE', description: 'Tag the run from its start (repeatable; wins over tracking.tags)' },
   },
   examples: [
     ['exp run experiments/smoke.yaml', 'Train the smoke experiment (seconds)'],
@@ -42,6 +63,7 @@ export default defineCommand({
     }
     const seed = integerOption('seed', options.seed, 0);
     const epochs = integerOption('epochs', options.epochs, 1);
+    const tags = tagOptions(options.tag);
     const { runExperiment, NonFiniteLossError } = await import('@tessera/core');
     try {
       const summary = await runExperiment(file ? resolve(context.cwd, file) : undefined, {
@@ -54,6 +76,8 @@ export default defineCommand({
         ...(epochs !== undefined ? { epochs } : {}),
         ...(options.resume !== undefined ? { resume: options.resume } : {}),
         ...(options['runs-dir'] !== undefined ? { runsDir: resolve(context.cwd, options['runs-dir']) } : {}),
+        ...(options['parent-run'] !== undefined ? { parentRunId: options['parent-run'] } : {}),
+        ...(tags ? { tags } : {}),
       });
       return summary.status === 'KILLED' ? EXIT_INTERRUPTED : 0;
     } catch (error) {

@@ -43,6 +43,11 @@ export interface RunOptions {
   createTracker?: (tracking: TrackingConfig, experiment: string, context: TrackerContext) => Tracker | undefined;
   /** The local run id of the run this one belongs to (a sweep); MLflow shows it as the parent. */
   parentRunId?: string;
+  /**
+   * Tags the run carries from its start (so MLflow has them from the first moment, e.g. a sweep
+   * trial's `sweep.name`); they win over the config's `tracking.tags`. A resumed run gets them too.
+   */
+  tags?: Record<string, string>;
   /** Where progress and messages go (default process.stdout). */
   output?: { write(text: string): unknown; isTTY?: boolean };
   /** 'auto': a redrawn bar on a terminal unless CI=true, plain lines otherwise. */
@@ -231,6 +236,7 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
     ...(config.tracking?.run_name ? { runName: config.tracking.run_name } : {}),
     ...(resumeDir ? { resumeRunId: resumeDir } : {}),
     ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
+    ...(options.tags ? { tags: options.tags } : {}),
   });
   const runDir = run.dir!;
 
@@ -286,6 +292,8 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
         runName: config.tracking?.run_name ?? run.runId,
         ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
       });
+      // recordRunStart set the config's tracking.tags; the caller's tags win over them.
+      if (options.tags) await tracker.setTags(options.tags);
     }
     log(`Run ${run.runId}: ${experiment}, ${model.countParams()} parameters, ${dataset.info.counts.train} training examples`);
     const epochs = new EpochRecorder(tracker, model, { history: resumeDir ? await readMetrics(runDir) : [], log });

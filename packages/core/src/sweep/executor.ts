@@ -37,8 +37,13 @@ export interface TrialLaunch {
   attempt: number;
   /** The run of an earlier attempt, which an executor may continue from its checkpoint. */
   previousRunId: string | null;
-  /** Tags the run should carry: `sweep.name`, `sweep.trial`, `sweep.attempt`. */
+  /** Tags the run should carry from its start: `sweep.name`, `sweep.trial`, `sweep.attempt`. */
   tags: Record<string, string>;
+  /**
+   * The local run id of the sweep's own run, when the sweep is tracked: the trial's run is its
+   * child (`exp run --parent-run`; MLflow finds the parent by its `tessera.run_id` tag).
+   */
+  parentRunId?: string;
 }
 
 export interface TrialSink {

@@ -22,4 +22,6 @@ export {
   type TrialState,
   type EpochMetrics,
 } from './state.ts';
-export { runSweepFile, planTrials, formatSweepTable, reproduceCommand, sweepDir, type SweepFileOptions } from './launch.ts';
+export { runSweepFile, planTrials, formatSweepTable, reproduceCommand, sweepDir, sweepTracking, type SweepFileOptions } from './launch.ts';
+export { SweepRun, SWEEP_TAG, sweepParams, sweepTags, sweepRunStatus, describeDistribution, type SweepTrackingOptions } from './sweep-run.ts';
+export { tagEndedRun, type TagEndedRunOptions } from './run-tags.ts';

@@ -1,13 +1,15 @@
 import { join, relative } from 'node:path';
-import { defaultRunsRoot } from '../engine/run.ts';
+import { defaultRunsRoot, type RunOptions } from '../engine/run.ts';
+import type { TrackingConfig } from '../schema/types.ts';
 import type { Registries } from '../registry/kinds.ts';
 import { LocalProcessExecutor } from './local-executor.ts';
-import { loadSweep } from './load.ts';
+import { loadSweep, type LoadedSweep } from './load.ts';
 import { bestTrial, runSweep, type SweepResult } from './runner.ts';
 import { createSearcher } from './searcher.ts';
 import { toOverrides, type Params } from './space.ts';
 import type { SweepSpec } from './spec.ts';
 import type { SweepState } from './state.ts';
+import type { SweepTrackingOptions } from './sweep-run.ts';
 
 export interface SweepFileOptions {
   registries: Registries;
@@ -24,6 +26,11 @@ export interface SweepFileOptions {
   maxTrials?: number;
   /** Extra `exp run` arguments for every trial, e.g. `['--backend', 'cpu']`. */
   runArgs?: readonly string[];
+  /**
+   * The tracker besides the local store for the sweep's own run, as RunOptions.createTracker
+   * (default: MLflow when the base experiment's tracking section or MLFLOW_TRACKING_URI names one).
+   */
+  createTracker?: RunOptions['createTracker'];
   log?: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -38,7 +45,7 @@ export function sweepDir(spec: Pick<SweepSpec, 'name' | 'experiment'>, runsDir?:
  * then run or resume it with a local process pool of `exp run` children.
  */
 export async function runSweepFile(file: string, options: SweepFileOptions): Promise<SweepResult & { spec: SweepSpec; statePath: string }> {
-  const { spec: loaded } = loadSweep(file, { registries: options.registries, overrides: options.overrides ?? [] });
+  const { spec: loaded, base } = loadSweep(file, { registries: options.registries, overrides: options.overrides ?? [] });
   const spec: SweepSpec = {
     ...loaded,
     ...(options.parallel !== undefined ? { parallel: options.parallel } : {}),
@@ -51,6 +58,7 @@ export async function runSweepFile(file: string, options: SweepFileOptions): Pro
     const result = await runSweep(spec, {
       executor,
       statePath,
+      tracking: sweepTracking(spec, base, options),
       ...(options.log ? { log: options.log } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
@@ -58,6 +66,26 @@ export async function runSweepFile(file: string, options: SweepFileOptions): Pro
   } finally {
     await executor.close();
   }
+}
+
+/**
+ * The sweep's run goes where a run of its base experiment goes: the same local store root and,
+ * from the experiment's `tracking` section (or MLFLOW_TRACKING_URI), the same MLflow experiment,
+ * so MLflow shows the trials nested under it.
+ */
+export function sweepTracking(
+  spec: SweepSpec,
+  base: LoadedSweep['base'],
+  options: Pick<SweepFileOptions, 'runsDir' | 'createTracker'> = {},
+): SweepTrackingOptions {
+  const config = base.config as { name?: string; tracking?: TrackingConfig };
+  return {
+    runsDir: options.runsDir ?? defaultRunsRoot(spec.experiment),
+    experiment: config.name ?? 'experiment',
+    tracking: config.tracking ?? {},
+    locate: base.locate,
+    ...(options.createTracker ? { createTracker: options.createTracker } : {}),
+  };
 }
 
 /**

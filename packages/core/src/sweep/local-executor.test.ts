@@ -63,7 +63,8 @@ describe('LocalProcessExecutor', () => {
     expect(tags).toMatchObject({ 'sweep.name': 'toy', 'sweep.trial': 'trial-000', 'tessera.seed': '1' });
     // The child got the experiment, the overrides and its own run store.
     expect(tags['fake.args']).toBe(
-      `run /experiments/toy.yaml --set train.optimizer.learning_rate=0.01 --runs-dir ${join(dir, 'trials/trial-000/attempt-1')}`,
+      `run /experiments/toy.yaml --set train.optimizer.learning_rate=0.01 --runs-dir ${join(dir, 'trials/trial-000/attempt-1')} ` +
+        '--tag sweep.name=toy --tag sweep.trial=trial-000 --tag sweep.attempt=1',
     );
   });
 
@@ -104,14 +105,18 @@ describe('LocalProcessExecutor', () => {
 
     const second = executor({ FAKE_EPOCHS: '10', FAKE_EPOCH_MS: '5' });
     const r2 = recorder();
-    await second.start(launch('trial-004', [], { attempt: 2, previousRunId: runId }), r2.sink);
+    const tags = { 'sweep.name': 'toy', 'sweep.trial': 'trial-004', 'sweep.attempt': '2' };
+    await second.start(launch('trial-004', [], { attempt: 2, previousRunId: runId, tags }), r2.sink);
     expect((await r2.done).kind).toBe('finished');
     expect(r2.runId()).toBe(runId);
     const epochs = r2.events.filter((e) => Array.isArray(e)).map((e) => (e as [number, EpochMetrics])[0]);
     // The same run, every epoch once: those before the interruption, then the continued ones.
     expect(epochs).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    const tags = JSON.parse(readFileSync(join(dir, 'trials/trial-004/attempt-1/fake', runId, 'tags.json'), 'utf8'));
-    expect(tags['fake.args']).toBe(`run --resume ${join(dir, 'trials/trial-004/attempt-1/fake', runId)} --runs-dir ${join(dir, 'trials/trial-004/attempt-1')}`);
+    const recorded = JSON.parse(readFileSync(join(dir, 'trials/trial-004/attempt-1/fake', runId, 'tags.json'), 'utf8'));
+    expect(recorded['fake.args']).toBe(
+      `run --resume ${join(dir, 'trials/trial-004/attempt-1/fake', runId)} --runs-dir ${join(dir, 'trials/trial-004/attempt-1')} ` +
+        '--tag sweep.name=toy --tag sweep.trial=trial-004 --tag sweep.attempt=2',
+    );
   });
 });
 

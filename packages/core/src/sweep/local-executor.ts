@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
-import { mkdir, readdir, readFile, open, rename } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { readMetrics, readRunMeta, type RunMeta } from '../tracking/local-store.ts';
 import type { Executor, TrialLaunch, TrialSink } from './executor.ts';
+import { tagEndedRun } from './run-tags.ts';
 import type { EpochMetrics } from './state.ts';
 
 export interface LocalExecutorOptions {
@@ -67,9 +68,19 @@ export class LocalProcessExecutor implements Executor {
       return;
     }
     const resumable = previous && (previous.status === 'KILLED' || previous.status === 'RUNNING') && previous.checkpoint ? previous.dir : null;
+    // Tags from the start, so MLflow has them as soon as the run exists (and a continued run its new attempt).
+    const tags = Object.entries(launch.tags).flatMap(([key, value]) => ['--tag', `${key}=${value}`]);
     const args = resumable
-      ? ['run', '--resume', resumable, '--runs-dir', dirname(dirname(resumable))]
-      : ['run', launch.experiment, ...launch.overrides.flatMap((o) => ['--set', o]), '--runs-dir', attemptDir];
+      ? ['run', '--resume', resumable, '--runs-dir', dirname(dirname(resumable)), ...tags]
+      : [
+          'run',
+          launch.experiment,
+          ...launch.overrides.flatMap((o) => ['--set', o]),
+          '--runs-dir',
+          attemptDir,
+          ...(launch.parentRunId ? ['--parent-run', launch.parentRunId] : []),
+          ...tags,
+        ];
     const log = join(attemptDir, 'output.log');
     const fd = openSync(log, 'a');
     const [program, ...prefix] = this.options.command;
@@ -213,10 +224,9 @@ export class LocalProcessExecutor implements Executor {
     await this.poll(run).catch(() => {});
     const meta: RunMeta | null = run.runDir ? await readRunMeta(run.runDir).catch(() => null) : null;
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
-    if (run.runDir) {
-      const tags: Record<string, string> = { ...run.launch.tags };
-      if (run.stopReason) tags['sweep.stop_reason'] = run.stopReason;
-      await mergeTags(run.runDir, tags).catch(() => {});
+    if (run.runDir && run.stopReason) {
+      // The run has ended, so the reason reaches the local store and MLflow from here.
+      await tagEndedRun(run.runDir, { 'sweep.stop_reason': run.stopReason }, { env: { ...process.env, ...this.options.env } }).catch(() => {});
     }
     if (meta?.status === 'FINISHED') {
       const records = await readMetrics(run.runDir!).catch(() => []);
@@ -251,22 +261,4 @@ function numbers(record: Record<string, unknown>): EpochMetrics {
 async function lastLines(file: string, count: number): Promise<string> {
   const text = await readFile(file, 'utf8').catch(() => '');
   return text.trim().split('\n').slice(-count).join(' | ');
-}
-
-/**
- * Adds tags to a run that has ended (its process is gone, so nothing else writes tags.json).
- * TODO(tracking): a `Tracker`-level "tag an ended run" call would also reach MLflow.
- */
-async function mergeTags(runDir: string, tags: Record<string, string>): Promise<void> {
-  const path = join(runDir, 'tags.json');
-  const current = JSON.parse(await readFile(path, 'utf8').catch(() => '{}')) as Record<string, string>;
-  const temp = `${path}.sweep.tmp`;
-  const handle = await open(temp, 'w');
-  try {
-    await handle.writeFile(`${JSON.stringify({ ...current, ...tags }, null, 2)}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, path);
 }

@@ -3,6 +3,7 @@ import type { Executor, TrialLaunch } from './executor.ts';
 import { createSearcher, type Observation } from './searcher.ts';
 import type { SweepSpec } from './spec.ts';
 import { toOverrides } from './space.ts';
+import { SweepRun, sweepRunStatus, type SweepTrackingOptions } from './sweep-run.ts';
 import {
   curveOf,
   fingerprintOf,
@@ -25,6 +26,11 @@ export interface RunSweepOptions {
   log?: (line: string) => void;
   /** Aborting stops the running trials (they become KILLED, rerun on resume) and returns. */
   signal?: AbortSignal;
+  /**
+   * Record the sweep as a run (the parent of every trial's run) in these trackers; without it
+   * the sweep keeps only its trial table.
+   */
+  tracking?: SweepTrackingOptions;
 }
 
 export interface SweepResult {
@@ -78,6 +84,8 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
   if (state.trials.length > 0) {
     log(`resuming ${spec.name}: ${state.trials.length - rerun.length} trial(s) done, ${rerun.length} to (re)run`);
   }
+  const sweepRun = options.tracking ? await SweepRun.open(spec, state, { log, ...options.tracking }) : null;
+  if (sweepRun) state.runId = sweepRun.runId;
   await saveState(statePath, state);
 
   const searcher = createSearcher({
@@ -162,6 +170,7 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
       attempt: trial.attempts,
       previousRunId,
       tags: { 'sweep.name': spec.name, 'sweep.trial': trial.id, 'sweep.attempt': String(trial.attempts) },
+      ...(sweepRun ? { parentRunId: sweepRun.runId } : {}),
     };
     log(`${trial.id} started: ${trial.overrides.join(' ')}`);
     const id = trial.id;
@@ -190,11 +199,14 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
     return curve.length > 0 ? curve[curve.length - 1]! : null;
   };
 
-  const end = (trial: Trial): void => {
+  const end = async (trial: Trial): Promise<void> => {
     running.delete(trial.id);
     judged.delete(trial.id);
     stopping.delete(trial.id);
+    await sweepRun?.progress(state, bestTrial(state, spec));
   };
+
+  let failure: unknown;
 
   try {
     for (;;) {
@@ -245,7 +257,7 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
             trial.finalMetric = value;
             trial.reason = null;
           }
-          end(trial);
+          await end(trial);
           log(
             trial.state === 'FINISHED'
               ? `${trial.id} finished: ${spec.objective.metric} ${Number(trial.finalMetric!.toPrecision(4))}`
@@ -256,7 +268,7 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
         case 'failed':
           trial.state = 'FAILED';
           trial.reason = event.error;
-          end(trial);
+          await end(trial);
           log(`${trial.id} failed: ${event.error}`);
           break;
         case 'killed': {
@@ -268,16 +280,26 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
           trial.reason = reason;
           const curve = curveOf(trial, spec.objective.metric);
           trial.finalMetric = pruned && curve.length > 0 ? curve[curve.length - 1]! : null;
-          end(trial);
+          await end(trial);
           if (!pruned) log(`${trial.id} killed: ${reason}`);
           break;
         }
       }
       await saveState(statePath, state);
     }
+  } catch (error) {
+    failure = error;
+    throw error;
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
     await saveState(statePath, state);
+    if (sweepRun) {
+      const outcome = failure === undefined ? sweepRunStatus(state, aborted) : { status: 'FAILED' as const, error: String(failure) };
+      // A tracking failure here must not hide the sweep's own error.
+      const ended = sweepRun.end(state, bestTrial(state, spec), outcome.status, outcome.error);
+      if (failure === undefined) await ended;
+      else await ended.catch((error: unknown) => log(`the sweep's run could not be ended: ${String(error)}`));
+    }
   }
   return { state, best: bestTrial(state, spec), interrupted: aborted };
 }

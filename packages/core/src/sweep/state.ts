@@ -37,6 +37,8 @@ export interface SweepState {
   name: string;
   /** A hash of everything that decides the trials' params; resume refuses a different one. */
   fingerprint: string;
+  /** The sweep's own tracked run (every trial's run is its child), found again on resume. */
+  runId?: string;
   trials: Trial[];
 }
 

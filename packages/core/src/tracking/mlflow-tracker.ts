@@ -77,7 +77,7 @@ export class MlflowTracker implements Tracker {
       } else {
         const experimentId = await this.client.getOrCreateExperiment(this.experiment);
         const parent = options.parentRunId
-          ? ((await mlflowParentRunId(options.parentRunId, this.#local.root, trackingUri)) ?? options.parentRunId)
+          ? ((await mlflowParentRunId(options.parentRunId, this.#local.root, trackingUri, { client: this.client, experimentId })) ?? options.parentRunId)
           : undefined;
         const run = await this.client.createRun({
           experimentId,

@@ -137,12 +137,27 @@ async function getRunIfExists(client: MlflowClient, runId: string): Promise<Run 
 }
 
 /**
- * The MLflow run id of a parent given by its local run id (looked up in the local store under
- * `root`); undefined when that run was never sent to this server.
+ * The MLflow run id of a parent given by its local run id: looked up in the local store under
+ * `root`, else (with `search`) in the MLflow experiment by the parent's `tessera.run_id` tag, for
+ * a parent recorded in another store (a sweep's run, whose trials keep their own stores or run on
+ * other machines). Undefined when that run was never sent to this server.
  */
-export async function mlflowParentRunId(parentRunId: string, root: string, trackingUri: string): Promise<string | undefined> {
+export async function mlflowParentRunId(
+  parentRunId: string,
+  root: string,
+  trackingUri: string,
+  search?: { client: MlflowClient; experimentId: string },
+): Promise<string | undefined> {
   const dir = await findRunDir(parentRunId, root).catch(() => undefined);
-  return dir ? (await readSyncStates(dir))[trackingUri]?.runId : undefined;
+  const known = dir ? (await readSyncStates(dir))[trackingUri]?.runId : undefined;
+  if (known || !search || !/^[\w.-]+$/.test(parentRunId)) return known;
+  const found = await search.client.searchRuns({
+    experimentIds: [search.experimentId],
+    filter: `tags.\`${LOCAL_RUN_ID_TAG}\` = '${parentRunId}'`,
+    runViewType: 'ACTIVE_ONLY',
+    maxResults: 1,
+  });
+  return found.items[0]?.info.runId;
 }
 
 /** The experiment name stored with the run's resolved config (artifacts/config.json). */
@@ -162,12 +177,16 @@ export async function syncRun(runDir: string, options: SyncOptions): Promise<Syn
   const trackingUri = client.trackingUri;
   const meta = await readRunMeta(runDir);
   const state = (await readSyncStates(runDir))[trackingUri];
-  // Runs live in <root>/<experiment>/<id>; the parent may be under another experiment.
-  const parentId = meta.parentRunId ? await mlflowParentRunId(meta.parentRunId, join(runDir, '..', '..'), trackingUri) : undefined;
-
   let run = state?.runId ? await getRunIfExists(client, state.runId) : undefined;
   let created = false;
   const experimentName = state?.experimentName ?? options.experiment ?? (await configuredExperiment(runDir, meta, env));
+  // Runs live in <root>/<experiment>/<id>; the parent may be under another experiment, or in another store.
+  const parentId = meta.parentRunId
+    ? await mlflowParentRunId(meta.parentRunId, join(runDir, '..', '..'), trackingUri, {
+        client,
+        experimentId: run?.info.experimentId ?? (await client.getOrCreateExperiment(experimentName)),
+      })
+    : undefined;
   if (!run) {
     const experimentId = await client.getOrCreateExperiment(experimentName);
     // A create whose answer was lost (or whose state was never written) left a run behind.
