@@ -1,0 +1,171 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readRunMeta, runExperiment, type StartRunOptions, type SweepState, type Tracker } from '@tessera/core';
+import { MlflowClient, type Run } from '@tessera/mlflow';
+import { locateMlflowForTests, startMlflowServer, type MlflowServerHandle } from '@tessera/mlflow/testing';
+import { main } from '../main.ts';
+import { builtinRegistries } from '../registries.ts';
+
+const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
+const tmp = mkdtempSync(join(tmpdir(), 'tessera-sweep-tracking-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+async function exp(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(argv, {
+    cwd: ROOT,
+    stdout: { write: (t: string) => (stdout += t) },
+    stderr: { write: (t: string) => (stderr += t) },
+    registries: builtinRegistries,
+  });
+  return { code, stdout, stderr };
+}
+
+describe('exp run --tag / --parent-run', () => {
+  it('rejects a tag without a value or with a key MLflow refuses, exit 2', async () => {
+    for (const bad of ['novalue', 'a*b=1']) {
+      const result = await exp('run', 'experiments/smoke.yaml', '--tag', bad);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(`--tag expects KEY=VALUE with a key of letters, digits, _ - . : / or spaces, got "${bad}"`);
+    }
+  });
+
+  it('hands the tags and the parent to the trackers at the start of the run; they win over tracking.tags', async () => {
+    const calls: { call: string; args: unknown }[] = [];
+    const recorder: Tracker = {
+      startRun: async (options: StartRunOptions) => (calls.push({ call: 'startRun', args: options }), { runId: 'x', experiment: options.experiment }),
+      logParams: async () => {},
+      logMetrics: async () => {},
+      setTags: async (tags) => void calls.push({ call: 'setTags', args: tags }),
+      logArtifact: async () => {},
+      endRun: async () => {},
+    };
+    const summary = await runExperiment(join(ROOT, 'experiments/smoke.yaml'), {
+      registries: builtinRegistries(),
+      epochs: 1,
+      backend: 'cpu',
+      overrides: ['tracking.tags={team: file, sweep.trial: from-file}'],
+      runsDir: join(tmp, 'tagged'),
+      tags: { 'sweep.trial': 'trial-007' },
+      parentRunId: '20261129-000000-abcdef',
+      createTracker: () => recorder,
+      progress: 'none',
+      output: { write: () => true },
+    });
+    // The second tracker's first call is startRun, with the tags and the parent (MLflow creates the run with them).
+    expect(calls[0]).toEqual({
+      call: 'startRun',
+      args: expect.objectContaining({ tags: expect.objectContaining({ 'sweep.trial': 'trial-007' }), parentRunId: '20261129-000000-abcdef' }),
+    });
+    const tags = Object.assign({}, ...calls.filter((c) => c.call === 'setTags').map((c) => c.args)) as Record<string, string>;
+    expect(tags).toMatchObject({ team: 'file', 'sweep.trial': 'trial-007', 'tessera.parent_run_id': '20261129-000000-abcdef' });
+    const meta = await readRunMeta(summary.runDir);
+    expect(meta.parentRunId).toBe('20261129-000000-abcdef');
+    expect(JSON.parse(readFileSync(join(summary.runDir, 'tags.json'), 'utf8'))['sweep.trial']).toBe('trial-007');
+  }, 60_000);
+});
+
+const mlflow = locateMlflowForTests();
+
+describe.skipIf(!mlflow.binary)('exp sweep tracked in MLflow (a real server)', () => {
+  let server: MlflowServerHandle;
+  beforeAll(async () => {
+    server = await startMlflowServer({ binary: mlflow.binary! });
+  }, 120_000);
+  afterAll(() => server?.stop());
+
+  it(
+    'one sweep run with the spec and the best trial, four trial runs nested under it; a resumed sweep adds nothing',
+    async () => {
+      const runsDir = join(tmp, 'runs');
+      const sweepFile = join(ROOT, 'experiments/sweeps/smoke-grid.yaml');
+      const args = ['packages/cli/src/bin.ts', 'sweep', 'experiments/sweeps/smoke-grid.yaml', '--set', 'train.epochs=1', '--backend', 'cpu', '--runs-dir', runsDir];
+      const env = { ...process.env, MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: 'smoke-sweep' };
+      const first = spawnSync(join(ROOT, 'node_modules/.bin/tsx'), args, { cwd: ROOT, env, encoding: 'utf8', timeout: 240_000 });
+      expect(first.stderr).toBe('');
+      expect(first.status).toBe(0);
+      const state = JSON.parse(readFileSync(join(runsDir, 'sweeps/smoke-grid/state.json'), 'utf8')) as SweepState;
+      expect(state.trials.map((t) => t.state)).toEqual(['FINISHED', 'FINISHED', 'FINISHED', 'FINISHED']);
+      expect(first.stdout).toContain(`sweep run ${state.runId}: `);
+
+      const client = new MlflowClient({ trackingUri: server.uri });
+      const experiment = await client.getExperimentByName('smoke-sweep');
+      const runs = await client.searchAllRuns({ experimentIds: [experiment!.experimentId] });
+      const parents = runs.filter((r) => r.data.tags['tessera.sweep'] === 'smoke-grid');
+      expect(parents).toHaveLength(1);
+      const parent = parents[0]!;
+      const children = runs.filter((r) => r !== parent);
+      expect(children).toHaveLength(4);
+
+      // The sweep's run: tags, the search space as params, the file as sweep.yaml, its status.
+      expect(parent.info.status).toBe('FINISHED');
+      expect(parent.info.runName).toBe('smoke-grid');
+      expect(parent.data.tags).toMatchObject({
+        'tessera.run_id': state.runId,
+        'tessera.sweep.method': 'grid',
+        'tessera.sweep.metric': 'val_loss',
+        'tessera.sweep.goal': 'minimize',
+      });
+      expect(parent.data.params).toMatchObject({
+        'space.train.optimizer.learning_rate': '[0.01,0.003]',
+        'space.model.layers.1.units': '[16,32]',
+        'sweep.method': 'grid',
+        'sweep.overrides': '["train.epochs=1"]',
+      });
+      expect(new TextDecoder().decode(await client.downloadArtifact(parent.info.runId, 'sweep.yaml'))).toBe(readFileSync(sweepFile, 'utf8'));
+
+      // Each trial's run: nested under the sweep's run, its sweep tags, its params (for parallel coordinates).
+      const byTrial = new Map<string, Run>(children.map((c) => [c.data.tags['sweep.trial']!, c]));
+      expect([...byTrial.keys()].sort()).toEqual(['trial-000', 'trial-001', 'trial-002', 'trial-003']);
+      for (const trial of state.trials) {
+        const child = byTrial.get(trial.id)!;
+        expect(child.info.status).toBe('FINISHED');
+        expect(child.data.tags).toMatchObject({
+          'mlflow.parentRunId': parent.info.runId,
+          'tessera.parent_run_id': state.runId,
+          'tessera.run_id': trial.runId,
+          'sweep.name': 'smoke-grid',
+          'sweep.attempt': '1',
+        });
+        expect(child.data.params['train.optimizer.learning_rate']).toBe(String(trial.params['train.optimizer.learning_rate']));
+        expect(child.data.params['model.layers.1.units']).toBe(String(trial.params['model.layers.1.units']));
+        expect(child.data.params['train.epochs']).toBe('1');
+        // The local store: the same parent, by its local id.
+        const local = join(runsDir, 'sweeps/smoke-grid/trials', trial.id, 'attempt-1/smoke', trial.runId!);
+        expect((await readRunMeta(local)).parentRunId).toBe(state.runId);
+      }
+
+      // The best trial, computed here from what MLflow holds for the children (last val_loss).
+      const valLoss = (r: Run) => r.data.metrics.find((m) => m.key === 'val_loss')!.value;
+      const best = [...children].sort((a, b) => valLoss(a) - valLoss(b))[0]!;
+      expect(parent.data.metrics.find((m) => m.key === 'best_val_loss')!.value).toBeCloseTo(valLoss(best), 6);
+      expect(parent.data.tags.best_trial).toBe(best.data.tags['sweep.trial']);
+      expect(parent.data.tags['best.train.optimizer.learning_rate']).toBe(best.data.params['train.optimizer.learning_rate']);
+      expect(parent.data.tags['best.model.layers.1.units']).toBe(best.data.params['model.layers.1.units']);
+      expect((await client.getMetricHistory(parent.info.runId, 'trials_finished')).map((m) => [m.step, m.value])).toEqual([
+        [1, 1],
+        [2, 2],
+        [3, 3],
+        [4, 4],
+      ]);
+
+      // Resumed: the same sweep run (local and MLflow), no new trial runs.
+      const again = spawnSync(join(ROOT, 'node_modules/.bin/tsx'), args, { cwd: ROOT, env, encoding: 'utf8', timeout: 120_000 });
+      expect(again.status).toBe(0);
+      expect(again.stdout).toContain('resuming smoke-grid: 4 trial(s) done, 0 to (re)run');
+      expect(again.stdout).toContain(`sweep run ${state.runId} (continued)`);
+      const after = await client.searchAllRuns({ experimentIds: [experiment!.experimentId] });
+      expect(after.map((r) => r.info.runId).sort()).toEqual(runs.map((r) => r.info.runId).sort());
+      expect((await client.getRun(parent.info.runId)).info.status).toBe('FINISHED');
+      const parentMeta = await readRunMeta(join(runsDir, 'smoke', state.runId!));
+      expect(parentMeta).toMatchObject({ status: 'FINISHED', runName: 'smoke-grid' });
+      expect(parentMeta.resumedAt).toHaveLength(1);
+    },
+    400_000,
+  );
+});
