@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readRunMeta, runExperiment, type StartRunOptions, type SweepState, type Tracker } from '@tessera/core';
+import { LocalProcessExecutor, readRunMeta, runExperiment, type StartRunOptions, type SweepState, type Tracker } from '@tessera/core';
 import { MlflowClient, type Run } from '@tessera/mlflow';
 import { locateMlflowForTests, startMlflowServer, type MlflowServerHandle } from '@tessera/mlflow/testing';
 import { main } from '../main.ts';
@@ -168,4 +168,50 @@ describe.skipIf(!mlflow.binary)('exp sweep tracked in MLflow (a real server)', (
     },
     400_000,
   );
+
+  it('a trial stopped by the sweep (a real exp run) ends KILLED with its stop reason in the local store and in MLflow', async () => {
+    const trialsDir = join(tmp, 'pruned');
+    const executor = new LocalProcessExecutor({
+      command: [join(ROOT, 'node_modules/.bin/tsx'), join(ROOT, 'packages/cli/src/bin.ts')],
+      trialsDir,
+      cwd: ROOT,
+      env: { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: 'smoke-pruned' },
+      pollMs: 100,
+    });
+    const reason = 'median: val_loss 1.3 at epoch 1 is worse than the median 1.1 of 3 trials';
+    let runId = '';
+    const outcome = await new Promise<string>((resolve, reject) => {
+      void executor
+        .start(
+          {
+            sweep: 'pruned',
+            id: 'trial-000',
+            index: 0,
+            experiment: join(ROOT, 'experiments/smoke.yaml'),
+            params: {},
+            overrides: ['train.epochs=200', 'backend=cpu'],
+            attempt: 1,
+            previousRunId: null,
+            tags: { 'sweep.name': 'pruned', 'sweep.trial': 'trial-000', 'sweep.attempt': '1' },
+          },
+          {
+            started: (id) => (runId = id),
+            epoch: (epoch) => epoch === 1 && void executor.stop('trial-000', reason),
+            finished: () => resolve('finished'),
+            failed: (error) => reject(new Error(error)),
+            killed: () => resolve('killed'),
+          },
+        )
+        .catch(reject);
+    });
+    expect(outcome).toBe('killed');
+    const runDir = join(trialsDir, 'trial-000/attempt-1/smoke', runId);
+    expect((await readRunMeta(runDir)).status).toBe('KILLED');
+    expect(JSON.parse(readFileSync(join(runDir, 'tags.json'), 'utf8'))['sweep.stop_reason']).toBe(reason);
+    const client = new MlflowClient({ trackingUri: server.uri });
+    const experiment = await client.getExperimentByName('smoke-pruned');
+    const [run] = await client.searchAllRuns({ experimentIds: [experiment!.experimentId] });
+    expect(run!.info.status).toBe('KILLED');
+    expect(run!.data.tags).toMatchObject({ 'sweep.stop_reason': reason, 'sweep.trial': 'trial-000', 'tessera.run_id': runId });
+  }, 120_000);
 });
