@@ -214,4 +214,26 @@ describe.skipIf(!mlflow.binary)('exp sweep tracked in MLflow (a real server)', (
     expect(run!.info.status).toBe('KILLED');
     expect(run!.data.tags).toMatchObject({ 'sweep.stop_reason': reason, 'sweep.trial': 'trial-000', 'tessera.run_id': runId });
   }, 120_000);
+
+  it('a sweep recorded without a server, sent later with exp sync (the sweep run first): the trials nest under it', async () => {
+    const runsDir = join(tmp, 'offline');
+    const args = ['packages/cli/src/bin.ts', 'sweep', 'experiments/sweeps/smoke-grid.yaml', '--set', 'train.epochs=1', '--max-trials', '2', '--backend', 'cpu', '--runs-dir', runsDir];
+    const { MLFLOW_TRACKING_URI: _none, ...env } = process.env;
+    const sweep = spawnSync(join(ROOT, 'node_modules/.bin/tsx'), args, { cwd: ROOT, env, encoding: 'utf8', timeout: 180_000 });
+    expect(sweep.status).toBe(0);
+    const state = JSON.parse(readFileSync(join(runsDir, 'sweeps/smoke-grid/state.json'), 'utf8')) as SweepState;
+    const trialDirs = state.trials.map((t) => join(runsDir, 'sweeps/smoke-grid/trials', t.id, 'attempt-1/smoke', t.runId!));
+
+    const sync = await exp('sync', state.runId!, ...trialDirs, '--uri', server.uri, '--runs-dir', runsDir, '--mlflow-experiment', 'smoke-offline');
+    expect(sync.stderr).toBe('');
+    expect(sync.code).toBe(0);
+    const client = new MlflowClient({ trackingUri: server.uri });
+    const experiment = await client.getExperimentByName('smoke-offline');
+    const runs = await client.searchAllRuns({ experimentIds: [experiment!.experimentId] });
+    const parent = runs.find((r) => r.data.tags['tessera.run_id'] === state.runId)!;
+    expect(parent.data.tags['tessera.sweep']).toBe('smoke-grid');
+    const children = runs.filter((r) => r !== parent);
+    expect(children.map((c) => c.data.tags['sweep.trial']).sort()).toEqual(['trial-000', 'trial-001']);
+    for (const child of children) expect(child.data.tags['mlflow.parentRunId']).toBe(parent.info.runId);
+  }, 240_000);
 });
