@@ -9,9 +9,9 @@ export function registerData(registries: Registries): Registries {
   return registries;
 }
 
-export { datasetEntries, cifar100Entry, cifar10Entry, syntheticEntry } from './datasets/entries.ts';
+export { datasetEntries, cifar100Entry, cifar10Entry, syntheticEntry, cifarPlaces } from './datasets/entries.ts';
 export { transformEntries } from './augment/index.ts';
-export { CIFAR10, CIFAR100, loadCifar, defaultCacheDir, type CifarData, type CifarFormat, type LabelMode, type LoadOptions } from './datasets/cifar.ts';
+export { CIFAR10, CIFAR100, loadCifar, findCifar, defaultCacheDir, type CifarData, type CifarSource, type CifarFormat, type LabelMode, type LoadOptions } from './datasets/cifar.ts';
 export { downloadFile, md5File } from './datasets/download.ts';
 export { DataError } from './datasets/errors.ts';
 export { createPipeline, restoreTransforms, transformStateKeys, type ConfiguredTransform, type PipelineSpec } from './pipeline.ts';

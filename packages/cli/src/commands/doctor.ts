@@ -1,5 +1,5 @@
 import { existsSync, accessSync, constants, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendReport } from '@tessera/core';
 import type { CifarFormat } from '@tessera/data';
@@ -7,7 +7,8 @@ import { defineCommand } from '../command.ts';
 
 /**
  * `exp doctor`: what this machine can run and how to fix what is missing: the Node version, each
- * TF.js backend, where CIFAR-100 would be read from, and where runs are recorded.
+ * TF.js backend, where the CIFAR-100 experiments will read their data from, where runs are
+ * recorded, and whether the MLflow server that MLFLOW_TRACKING_URI selects answers.
  */
 export interface Check {
   name: string;
@@ -45,38 +46,65 @@ export function checkBackends(reports: BackendReport[], setupHint: string): Chec
   return checks;
 }
 
+/** The places a CIFAR dataset looks in (`cifarPlaces` of @tessera/data), and what named `dir`. */
+export interface CifarPlaces {
+  dir: string | undefined;
+  searchDirs: string[];
+  cacheDir: string;
+  /** `TESSERA_DATA_DIR` or `data.dir`: where `dir` came from. */
+  dirFrom: string;
+}
+
 /**
- * Where `data: {type: cifar100}` without `dir` reads from ($TESSERA_DATA_DIR, then the cache),
- * and, when it finds nothing there, whether a copy sits in a usual shared folder nearby.
+ * Where the bundled CIFAR-100 experiments read their files from: the `data` section of their
+ * shared base file, resolved the way the dataset resolves it (data.dir or TESSERA_DATA_DIR, then
+ * data.search relative to the base file, then the cache).
  */
-export function checkCifar100(format: CifarFormat, cacheDir: string, repoRoot: string, env = process.env): Check {
-  const { archive, trainFiles, testFiles } = format;
-  const has = (dir: string, name: string) => existsSync(join(dir, name)) || existsSync(join(dir, `${name}.gz`));
-  const find = (dir: string) => {
-    for (const candidate of [dir, join(dir, archive.folder)]) {
-      if ([...trainFiles, ...testFiles].every((f) => has(candidate, f))) return `binaries in ${candidate}`;
-      if (existsSync(join(candidate, archive.file))) return `archive ${join(candidate, archive.file)} (extracted on first use)`;
-    }
-    return undefined;
-  };
-  const used = [...(env.TESSERA_DATA_DIR ? [env.TESSERA_DATA_DIR] : []), cacheDir];
-  for (const dir of used) {
-    const found = find(dir);
-    if (found) return { name: 'data cifar100', ok: true, optional: true, detail: `CIFAR-100 ${found}` };
+export async function bundledCifarPlaces(baseFile: string, env = process.env): Promise<CifarPlaces> {
+  const { loadExperiment } = await import('@tessera/core');
+  const { cifarPlaces } = await import('@tessera/data');
+  let data: { dir?: string; search?: string[]; cache_dir?: string } = {};
+  let locate: ((path: readonly (string | number)[]) => { file: string; line: number; col: number }) | undefined;
+  if (existsSync(baseFile)) {
+    const loaded = loadExperiment(baseFile);
+    data = (loaded.config.data ?? {}) as typeof data;
+    locate = loaded.locate;
   }
-  const nearby = [join(repoRoot, 'shared', 'data', 'cifar-100'), join(repoRoot, '..', 'shared', 'data', 'cifar-100')].find((dir) => find(dir));
+  const places = cifarPlaces(data, { configDir: dirname(baseFile), ...(locate ? { locate } : {}) }, env);
+  return { ...places, dirFrom: data.dir !== undefined ? 'data.dir' : 'TESSERA_DATA_DIR' };
+}
+
+/** Where the bundled CIFAR-100 experiments will find the data (`searchedBy` names their base file). */
+export async function checkCifar100(format: CifarFormat, places: CifarPlaces, searchedBy: string): Promise<Check> {
+  const { findCifar } = await import('@tessera/data');
+  const { archive } = format;
+  const found = findCifar(format, places);
+  const within = (path: string, dir: string) => path === dir || path.startsWith(`${dir}${sep}`);
+  if (found) {
+    const where = found.kind === 'binaries' ? found.dir : found.file;
+    const via =
+      places.dir !== undefined && within(where, places.dir)
+        ? places.dirFrom
+        : places.searchDirs.some((dir) => within(where, dir))
+          ? `data.search of ${searchedBy}`
+          : 'the cache';
+    const detail = found.kind === 'binaries' ? `CIFAR-100 binaries in ${where} (found through ${via})` : `CIFAR-100 archive ${where} (found through ${via}; extracted on first use)`;
+    return { name: 'data cifar100', ok: true, optional: true, detail };
+  }
+  const tried = [...(places.dir ? [`${places.dir} (${places.dirFrom})`] : [`${places.dirFrom} (unset)`]), ...places.searchDirs, `${places.cacheDir} (the cache)`];
   return {
     name: 'data cifar100',
     ok: false,
     optional: true,
-    detail: `CIFAR-100 not found in ${used.join(', ')}${nearby ? `; a copy is in ${resolve(nearby)}` : ''}`,
-    fix: nearby
-      ? `export TESSERA_DATA_DIR=${resolve(nearby)} (or set data.dir in the experiment)`
-      : `set data.dir or TESSERA_DATA_DIR to a directory with train.bin and test.bin (or .gz), or let the first run download ${archive.url} (md5 ${archive.md5}); experiments/smoke.yaml needs no files`,
+    detail: `CIFAR-100 not found; looked in ${tried.join(', ')}`,
+    fix:
+      `put train.bin and test.bin (or .gz) into ${places.searchDirs[0] ?? 'a directory'} or a directory named by TESSERA_DATA_DIR, ` +
+      `or let the first run download ${archive.url} (md5 ${archive.md5}) into the cache; experiments/smoke.yaml needs no files`,
   };
 }
 
-export function checkTracking(runsRoot: string, env = process.env): Check[] {
+/** The local run store, and MLflow when MLFLOW_TRACKING_URI selects it (with whether the server answers). */
+export async function checkTracking(runsRoot: string, env = process.env, options: { timeoutMs?: number } = {}): Promise<Check[]> {
   const checks: Check[] = [];
   try {
     mkdirSync(runsRoot, { recursive: true });
@@ -90,10 +118,51 @@ export function checkTracking(runsRoot: string, env = process.env): Check[] {
       fix: 'set TESSERA_RUNS_DIR or pass --runs-dir to a writable directory',
     });
   }
-  if (env.MLFLOW_TRACKING_URI) {
-    checks.push({ name: 'tracking mlflow', ok: true, detail: `MLFLOW_TRACKING_URI is set (${env.MLFLOW_TRACKING_URI}); experiments with a tracking: section log there too` });
-  }
+  checks.push(await checkMlflow(env, options.timeoutMs ?? MLFLOW_TIMEOUT_MS));
   return checks;
+}
+
+const MLFLOW_TIMEOUT_MS = 3000;
+
+/**
+ * MLFLOW_TRACKING_URI alone sends every run to MLflow too (createMlflowTracker), so the server
+ * is asked for one experiment with the run's own credentials. A server that does not answer only
+ * delays the MLflow copy (runs keep an outbox for `exp sync`); refused credentials or a bad URI
+ * make `exp run` fail before training, so those are failures.
+ */
+export async function checkMlflow(env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Check> {
+  const name = 'tracking mlflow';
+  if (!env.MLFLOW_TRACKING_URI) {
+    return { name, ok: true, optional: true, detail: 'off: MLFLOW_TRACKING_URI is not set (an experiment\'s tracking.uri can still name a server)' };
+  }
+  const { MlflowClient, mlflowConfigFromEnv } = await import('@tessera/mlflow');
+  const { redactSecrets } = await import('@tessera/core');
+  const safe = (text: string) => redactSecrets(text);
+  let client;
+  try {
+    client = MlflowClient.fromEnv(env, { timeoutMs, retry: { maxRetries: 0 } });
+  } catch (error) {
+    return { name, ok: false, detail: safe((error as Error).message), fix: 'fix or unset the MLFLOW_* variables (docs/tracking.md)' };
+  }
+  const credentials = mlflowConfigFromEnv(env).credentials;
+  const server = `${client.trackingUri}${credentials ? ` (${credentials.describe()})` : ''}`;
+  try {
+    await client.searchExperiments({ maxResults: 1 });
+    return { name, ok: true, detail: `MLFLOW_TRACKING_URI selects MLflow: every run is logged to ${server} as well; the server answers` };
+  } catch (error) {
+    const status = (error as { status?: number }).status;
+    const message = safe((error as Error).message);
+    if (status === 401 || status === 403) {
+      return { name, ok: false, detail: `MLFLOW_TRACKING_URI selects ${server}, which refuses the credentials: ${message}`, fix: 'set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN, to an account of that server' };
+    }
+    return {
+      name,
+      ok: false,
+      optional: true,
+      detail: `MLFLOW_TRACKING_URI selects ${server}, which does not answer: ${message}`,
+      fix: 'start the server (scripts/setup-mlflow.sh), or unset MLFLOW_TRACKING_URI to record runs locally only; runs meanwhile keep an outbox that `exp sync` uploads',
+    };
+  }
 }
 
 export function formatChecks(checks: Check[]): string {
@@ -109,24 +178,30 @@ export default defineCommand({
   name: 'doctor',
   summary: 'Check this machine: Node, TF.js backends, data, where runs are recorded',
   description:
-    'Reports the Node version, which TF.js backends load (and how to install the missing ones), where CIFAR-100 ' +
-    'would be read from, and where runs are recorded. Exits 1 when something every run needs is missing; ' +
-    'a missing optional backend or dataset is only reported with its fix.',
+    'Reports the Node version, which TF.js backends load (and how to install the missing ones), where the ' +
+    'CIFAR-100 experiments will read their data from (data.dir or TESSERA_DATA_DIR, the data.search folders of ' +
+    'experiments/base/cifar100.yaml, the cache), where runs are recorded and, when MLFLOW_TRACKING_URI is set, ' +
+    'whether that MLflow server answers (within 3 s, with the MLFLOW_TRACKING_* credentials). Exits 1 when ' +
+    'something every run needs is missing (or the MLflow server refuses the credentials); a missing optional ' +
+    'backend or dataset, or an MLflow server that does not answer, is only reported with its fix.',
   positionals: [],
   options: {},
-  examples: [['exp doctor', 'Check the installation']],
+  examples: [
+    ['exp doctor', 'Check the installation'],
+    ['MLFLOW_TRACKING_URI=http://127.0.0.1:5000 exp doctor', 'Also check the MLflow server runs will log to'],
+  ],
   async run(_args, context) {
     const { defaultRunsRoot, describeBackends, SETUP_HINT } = await import('@tessera/core');
-    const { CIFAR100, defaultCacheDir } = await import('@tessera/data');
+    const { CIFAR100 } = await import('@tessera/data');
+    const baseFile = join(REPO_ROOT, 'experiments', 'base', 'cifar100.yaml');
     const checks = [
       checkNode(),
       ...checkBackends(await describeBackends(), SETUP_HINT),
-      checkCifar100(CIFAR100, defaultCacheDir(), REPO_ROOT),
-      ...checkTracking(defaultRunsRoot(context.cwd)),
+      await checkCifar100(CIFAR100, await bundledCifarPlaces(baseFile), relative(context.cwd, baseFile) || baseFile),
+      ...(await checkTracking(defaultRunsRoot(context.cwd))),
     ];
     context.stdout.write(`${formatChecks(checks)}\n`);
     // Missing optional backends or data are advice, not failure: smoke runs work without them.
-    const essential = checks.filter((c) => c.name === 'node' || c.name === 'backend auto' || c.name === 'tracking local');
-    return essential.every((c) => c.ok) ? 0 : 1;
+    return checks.every((c) => c.ok || c.optional) ? 0 : 1;
   },
 });

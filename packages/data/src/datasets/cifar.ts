@@ -87,8 +87,8 @@ export interface LoadOptions {
   log: (message: string) => void;
 }
 
-export function defaultCacheDir(): string {
-  return process.env.TESSERA_CACHE || join(homedir(), '.cache', 'tessera');
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.TESSERA_CACHE || join(homedir(), '.cache', 'tessera');
 }
 
 /** Decodes one binary file's records into an ImageSet, checking size and label ranges. */
@@ -141,26 +141,40 @@ function readLabelNames(text: string | undefined): string[] | undefined {
   return names && names.length > 0 ? names : undefined;
 }
 
+/** Where CIFAR would be read from: binary files in a directory, or an official archive. */
+export type CifarSource = { kind: 'binaries'; dir: string; train: string[]; test: string[] } | { kind: 'archive'; file: string };
+
 /**
- * Loads CIFAR from the first place that has it: `dir` (binary files, gzipped or not, or the
- * official archive), then the cache (files extracted earlier, or a downloaded archive), then a
- * download of the official archive into the cache.
+ * The first place that has CIFAR, in the order `loadCifar` tries them: binary files (gzipped or
+ * not) in `dir`, each search directory (or their archive folder) and the cache's extracted copy;
+ * then the official archive in `dir` or the cache. Undefined when only a download would help.
  */
-export async function loadCifar(format: CifarFormat, options: LoadOptions): Promise<CifarData> {
-  const archive = { ...format.archive, url: options.url ?? format.archive.url, md5: options.md5 ?? format.archive.md5 };
-  const extracted = join(options.cacheDir, archive.folder);
+export function findCifar(format: CifarFormat, options: Pick<LoadOptions, 'dir' | 'searchDirs' | 'cacheDir'>): CifarSource | undefined {
+  const { archive } = format;
   const places = [
     ...[...(options.dir ? [options.dir] : []), ...(options.searchDirs ?? [])].flatMap((d) => [d, join(d, archive.folder)]),
-    extracted,
+    join(options.cacheDir, archive.folder),
   ];
   for (const dir of places) {
     const train = locateFiles(dir, format.trainFiles);
     const test = locateFiles(dir, format.testFiles);
-    if (train && test) return readBinaries(format, dir, train, test, options);
+    if (train && test) return { kind: 'binaries', dir, train, test };
   }
-  const archives = [...(options.dir ? [join(options.dir, archive.file)] : []), join(options.cacheDir, archive.file)];
-  const local = archives.find((f) => existsSync(f));
-  if (local) return readArchive(format, local, archive.md5, extracted, options);
+  const file = [...(options.dir ? [join(options.dir, archive.file)] : []), join(options.cacheDir, archive.file)].find((f) => existsSync(f));
+  return file ? { kind: 'archive', file } : undefined;
+}
+
+/**
+ * Loads CIFAR from the first place that has it (`findCifar`): `dir`, the search directories,
+ * the cache (files extracted earlier, or a downloaded archive), else a download of the official
+ * archive into the cache.
+ */
+export async function loadCifar(format: CifarFormat, options: LoadOptions): Promise<CifarData> {
+  const archive = { ...format.archive, url: options.url ?? format.archive.url, md5: options.md5 ?? format.archive.md5 };
+  const extracted = join(options.cacheDir, archive.folder);
+  const found = findCifar(format, options);
+  if (found?.kind === 'binaries') return readBinaries(format, found.dir, found.train, found.test, options);
+  if (found) return readArchive(format, found.file, archive.md5, extracted, options);
 
   const cached = join(options.cacheDir, archive.file);
   const whereToPut =

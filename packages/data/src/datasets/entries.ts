@@ -83,6 +83,29 @@ interface CifarParams extends CommonParams {
   cache_decoded?: boolean;
 }
 
+/** A path written in the config, absolute; a relative one is relative to the file that wrote it (a base file for `extends`). */
+function configRelativePath(path: (string | number)[], p: string, ctx: Pick<DatasetContext, 'configDir' | 'locate'>): string {
+  if (isAbsolute(p)) return p;
+  const written = ctx.locate?.(path)?.file;
+  return resolve(written && !written.startsWith('--set ') ? dirname(resolve(written)) : ctx.configDir, p);
+}
+
+/**
+ * Where a CIFAR entry looks for its files (see `findCifar` for the order): `dir`, else
+ * $TESSERA_DATA_DIR; then the `search` directories; then the cache (`cache_dir`, else the default).
+ */
+export function cifarPlaces(
+  params: { dir?: string; search?: string[]; cache_dir?: string },
+  ctx: Pick<DatasetContext, 'configDir' | 'locate'>,
+  env: NodeJS.ProcessEnv = process.env,
+): { dir: string | undefined; searchDirs: string[]; cacheDir: string } {
+  return {
+    dir: params.dir !== undefined ? configRelativePath(['data', 'dir'], params.dir, ctx) : env.TESSERA_DATA_DIR || undefined,
+    searchDirs: (params.search ?? []).map((p, i) => configRelativePath(['data', 'search', i], p, ctx)),
+    cacheDir: params.cache_dir !== undefined ? configRelativePath(['data', 'cache_dir'], params.cache_dir, ctx) : defaultCacheDir(env),
+  };
+}
+
 function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): DatasetEntry<CifarParams> {
   return {
     type,
@@ -107,13 +130,7 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
       additionalProperties: false,
     },
     async create(params, ctx: DatasetContext): Promise<Dataset> {
-      // A relative path is relative to the file that wrote it (a base file for `extends`).
-      const fromConfig = (key: string | [string, number], p: string) => {
-        if (isAbsolute(p)) return p;
-        const written = ctx.locate?.(['data', ...(Array.isArray(key) ? key : [key])])?.file;
-        return resolve(written && !written.startsWith('--set ') ? dirname(resolve(written)) : ctx.configDir, p);
-      };
-      const dir = params.dir !== undefined ? fromConfig('dir', params.dir) : process.env.TESSERA_DATA_DIR || undefined;
+      const { dir, searchDirs, cacheDir } = cifarPlaces(params, ctx);
       if (params.dir !== undefined && !(existsSync(dir!) && statSync(dir!).isDirectory())) {
         throw paramError(ctx, ['dir'], { expected: `a directory holding ${format.name}`, found: `${describeValue(params.dir)} (${dir} does not exist)` });
       }
@@ -121,10 +138,9 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
         throw paramError(ctx, ['validation_file'], { message: 'give either validation_file or validation_split, not both' });
       }
       const labelMode = params.label_mode ?? 'fine';
-      const cacheDir = params.cache_dir !== undefined ? fromConfig('cache_dir', params.cache_dir) : defaultCacheDir();
       const data = await loadCifar(format, {
         dir,
-        searchDirs: (params.search ?? []).map((p, i) => fromConfig(['search', i], p)),
+        searchDirs,
         labelMode,
         cacheDir,
         url: params.url,
@@ -136,7 +152,7 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
       ctx.log(`${format.name}: ${data.train.count} training and ${data.test.count} test images from ${data.source}`);
       let splits = splitTraining(data.train, params, ctx.seed);
       if (params.validation_file !== undefined) {
-        const file = fromConfig('validation_file', params.validation_file);
+        const file = configRelativePath(['data', 'validation_file'], params.validation_file, ctx);
         if (!existsSync(file)) throw paramError(ctx, ['validation_file'], { expected: 'an existing file', found: `${describeValue(params.validation_file)} (${file} does not exist)` });
         const bytes = readFileSync(file);
         const set = parseRecords(file.endsWith('.gz') ? await gunzipFile(bytes, file) : bytes, file, format, labelMode);
