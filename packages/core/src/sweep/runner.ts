@@ -84,8 +84,6 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
   if (state.trials.length > 0) {
     log(`resuming ${spec.name}: ${state.trials.length - rerun.length} trial(s) done, ${rerun.length} to (re)run`);
   }
-  const sweepRun = options.tracking ? await SweepRun.open(spec, state, { log, ...options.tracking }) : null;
-  if (sweepRun) state.runId = sweepRun.runId;
   await saveState(statePath, state);
 
   const searcher = createSearcher({
@@ -208,6 +206,12 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
 
   let failure: unknown;
 
+  // Last before the loop, so that whatever starts the sweep's run also ends it.
+  const sweepRun = options.tracking ? await SweepRun.open(spec, state, { log, ...options.tracking }) : null;
+  if (sweepRun) {
+    state.runId = sweepRun.runId;
+    await saveState(statePath, state);
+  }
   try {
     for (;;) {
       while (!aborted && running.size < spec.parallel) {
