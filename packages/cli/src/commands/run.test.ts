@@ -1,10 +1,10 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadExperiment, readMetrics, readRunMeta, runExperiment, type RunSummary } from '@tessera/core';
+import { loadExperiment, readMetrics, readRunMeta, runExperiment, SYNC_STATE_FILE, type RunSummary } from '@tessera/core';
 import { builtinRegistries } from '../registries.ts';
 import { main } from '../main.ts';
 
@@ -12,6 +12,13 @@ const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
 const SMOKE = join(ROOT, 'experiments', 'smoke.yaml');
 const runsDir = mkdtempSync(join(tmpdir(), 'tessera-run-test-'));
 afterAll(() => rmSync(runsDir, { recursive: true, force: true }));
+
+// MLFLOW_TRACKING_URI alone sends a run to MLflow: a developer's server must not receive these
+// runs, in-process or spawned (the child's environment is built from process.env).
+beforeAll(() => {
+  for (const name of Object.keys(process.env).filter((key) => key.startsWith('MLFLOW_'))) vi.stubEnv(name, undefined);
+});
+afterAll(() => vi.unstubAllEnvs());
 
 const silent = { write: () => true };
 const registries = builtinRegistries();
@@ -123,5 +130,12 @@ describe('exp run', () => {
     const failed = metas.filter((m) => m.status === 'FAILED');
     expect(failed).toHaveLength(1);
     expect(failed[0]!.error).toMatch(/^NonFiniteLossError: loss is (NaN|Infinity) at epoch 1/);
+  });
+
+  it('logged none of these runs to MLflow, whatever MLFLOW_* the developer has set', () => {
+    expect(Object.keys(process.env).filter((key) => key.startsWith('MLFLOW_'))).toEqual([]);
+    const runDirs = readdirSync(join(runsDir, 'smoke')).map((id) => join(runsDir, 'smoke', id));
+    expect(runDirs.length).toBeGreaterThanOrEqual(5);
+    expect(runDirs.filter((dir) => existsSync(join(dir, SYNC_STATE_FILE)))).toEqual([]);
   });
 });
