@@ -1,6 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { writeJsonAtomic } from '../tracking/local-store.ts';
 import type { Params } from './space.ts';
 
 /**
@@ -97,21 +97,7 @@ export function curveOf(trial: Trial, metric: string): number[] {
 
 /** Writes the state atomically: a crash leaves the old file or the new one, never half of one. */
 export async function saveState(file: string, state: SweepState): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    const handle = await open(temp, 'w');
-    try {
-      await handle.writeFile(`${JSON.stringify(state, null, 2)}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-  } catch (error) {
-    await unlink(temp).catch(() => {});
-    throw error;
-  }
+  await writeJsonAtomic(file, state);
 }
 
 /** The saved state, or null when there is none yet. */
