@@ -1,6 +1,4 @@
-import { Resvg } from '@resvg/resvg-js';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 
 /**
  * Learning curves as PNG artifacts: a Vega-Lite line chart (train vs validation per epoch)
@@ -51,6 +49,8 @@ export function learningCurveSpec(history: Record<string, number>[], metric: str
 /** The chart of `metric` over epochs, or undefined when no epoch has it. */
 export async function renderLearningCurve(history: Record<string, number>[], metric: string): Promise<LearningCurve | undefined> {
   if (curvePoints(history, metric).length === 0) return undefined;
+  // Loaded on first use: Vega alone takes ~0.7 s to import, which every `exp` command would pay.
+  const [vega, { compile }, { Resvg }] = await Promise.all([import('vega'), import('vega-lite'), import('@resvg/resvg-js')]);
   const view = new vega.View(vega.parse(compile(learningCurveSpec(history, metric)).spec), { renderer: 'none' });
   try {
     const svg = await view.toSVG();
