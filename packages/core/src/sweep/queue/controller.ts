@@ -3,10 +3,11 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Registries } from '../../registry/kinds.ts';
-import { sweepDir } from '../launch.ts';
+import { sweepDir, sweepTracking, type SweepFileOptions } from '../launch.ts';
 import { loadSweep } from '../load.ts';
 import { runSweep, sweepFingerprint, type SweepResult } from '../runner.ts';
 import type { SweepSpec } from '../spec.ts';
+import type { SweepTrackingOptions } from '../sweep-run.ts';
 import { curveOf, loadState, saveState, type SweepState, type Trial } from '../state.ts';
 import { connect, describeQueue, reachable } from './connection.ts';
 import { QueueExecutor } from './queue-executor.ts';
@@ -30,6 +31,8 @@ export interface QueueSweepOptions {
   runArgs?: readonly string[];
   /** The controller lease's time to live (default 15 s); it is renewed every third of it. */
   leaseMs?: number;
+  /** As SweepFileOptions.createTracker: the tracker besides the local store for the sweep's own run. */
+  createTracker?: SweepFileOptions['createTracker'];
   log?: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -70,20 +73,29 @@ export async function runQueueSweepFile(
   file: string,
   options: QueueSweepOptions,
 ): Promise<SweepResult & { spec: SweepSpec; statePath: string }> {
-  const { spec: loaded } = loadSweep(file, { registries: options.registries, overrides: options.overrides ?? [] });
+  const { spec: loaded, base } = loadSweep(file, { registries: options.registries, overrides: options.overrides ?? [] });
   const spec: SweepSpec = {
     ...loaded,
     ...(options.parallel !== undefined ? { parallel: options.parallel } : {}),
     ...(options.maxTrials !== undefined ? { maxTrials: options.maxTrials } : {}),
   };
   const statePath = options.statePath ?? join(sweepDir(spec, options.runsDir), 'state.json');
-  return { ...(await runQueueSweep(spec, { ...options, statePath })), spec, statePath };
+  const tracking = sweepTracking(spec, base, options);
+  return { ...(await runQueueSweep(spec, { ...options, statePath, tracking })), spec, statePath };
 }
 
-/** The same for a spec in hand (programs, tests). */
+/**
+ * The same for a spec in hand (programs, tests). With `tracking`, the sweep is recorded as a run
+ * that every trial's run names as its parent (as with the local executor); its id is kept in the
+ * sweep's Redis meta, so a controller resumed on another machine continues the same run, provided
+ * it sees the same run store (`runsDir`, shared like the workers'); otherwise it records a new one.
+ */
 export async function runQueueSweep(
   spec: SweepSpec,
-  options: Omit<QueueSweepOptions, 'registries' | 'overrides' | 'statePath' | 'parallel' | 'maxTrials'> & { statePath: string },
+  options: Omit<QueueSweepOptions, 'registries' | 'overrides' | 'statePath' | 'parallel' | 'maxTrials' | 'createTracker'> & {
+    statePath: string;
+    tracking?: SweepTrackingOptions;
+  },
 ): Promise<SweepResult> {
   const log = options.log ?? (() => {});
   const ttl = options.leaseMs ?? 15_000;
@@ -125,6 +137,7 @@ export async function runQueueSweep(
       executor,
       statePath: options.statePath,
       log,
+      ...(options.tracking ? { tracking: options.tracking } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
     if (lost) throw new SweepLeaseError(`sweep "${spec.name}": this controller lost its lease (it was silent past ${ttl} ms) and stopped`);
@@ -163,11 +176,15 @@ async function checkFingerprint(redis: Redis, table: TrialTable, spec: SweepSpec
  * (PRUNED, FAILED, KILLED) are copied; a trial FINISHED in Redis but not in the file, and every
  * trial in flight, becomes RUNNING, so the runner restarts it and the executor attaches to it and
  * replays its record (the runner computes the objective value itself, from the same metrics).
+ * The sweep's own run id (stored by the executor when it first enqueues) is copied too.
  */
 export async function syncState(table: TrialTable, spec: SweepSpec, statePath: string): Promise<void> {
   const remote = await table.trials();
-  if (remote.length === 0) return;
+  const runId = await table.redis.hget(table.keys.meta, 'runId');
+  if (remote.length === 0 && !runId) return;
   const state: SweepState = (await loadState(statePath)) ?? { version: 1, name: spec.name, fingerprint: sweepFingerprint(spec), trials: [] };
+  // The sweep's run, as the first controller recorded it: the runner continues it.
+  if (runId) state.runId = runId;
   const byId = new Map(state.trials.map((t) => [t.id, t]));
   for (const r of remote) {
     let local = byId.get(r.id);

@@ -32,6 +32,7 @@ export class QueueExecutor implements Executor {
   private readonly sinks = new Map<string, TrialSink>();
   private closed = false;
   private detached = false;
+  private recordedRunId: string | null = null;
   private readonly loop: Promise<void>;
 
   private constructor(
@@ -59,6 +60,12 @@ export class QueueExecutor implements Executor {
 
   async start(launch: TrialLaunch, sink: TrialSink): Promise<void> {
     this.sinks.set(launch.id, sink);
+    if (launch.parentRunId && launch.parentRunId !== this.recordedRunId) {
+      // Kept beside the trial table, so that a controller resumed elsewhere (from Redis alone)
+      // continues the same sweep run instead of starting a second parent.
+      await this.redis.hset(this.table.keys.meta, 'runId', launch.parentRunId);
+      this.recordedRunId = launch.parentRunId;
+    }
     const decision = await this.table.enqueue(this.options.leaseToken, launch);
     if (decision.action !== 'done') {
       const job: TrialJob = {
@@ -69,6 +76,7 @@ export class QueueExecutor implements Executor {
         overrides: launch.overrides,
         tags: launch.tags,
         runArgs: [...(this.options.runArgs ?? [])],
+        ...(launch.parentRunId ? { parentRunId: launch.parentRunId } : {}),
       };
       // Re-adding an existing job id is ignored by BullMQ: a resumed controller adds no duplicate.
       // Many attempts: a job is retried only when its worker gives it back on shutdown.

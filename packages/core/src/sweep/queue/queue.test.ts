@@ -2,11 +2,12 @@
 // stand-in for `exp run` (__fixtures__/fake-exp.mjs). Locally a missing redis-server skips these
 // tests with a message; under CI=true it fails them (scripts/setup-redis.sh installs it).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { readRunMeta } from '../../tracking/local-store.ts';
 import type { SweepSpec } from '../spec.ts';
 import { TPE_DEFAULTS } from '../tpe.ts';
 import { formatSweepStatus, runQueueSweep, SweepLeaseError, sweepStatus } from './controller.ts';
@@ -243,15 +244,18 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
     expect(trial).toMatchObject({ state: 'FINISHED', attempts: 2, worker: 'wb', result: { val_loss: 1 / 8 } });
   });
 
-  it('a controller killed and resumed elsewhere (from Redis alone) adds no duplicate jobs; a second controller is refused while one holds the lease', async () => {
+  it('a controller killed and resumed elsewhere (from Redis alone) adds no duplicate jobs and continues the same sweep run; a second controller is refused while one holds the lease', async () => {
     startWorker('w1', { concurrency: 2, epochs: 3, epochMs: 150 });
     startWorker('w2', { concurrency: 2, epochs: 3, epochMs: 150 });
     const grid = spec('ctl');
+    writeFileSync(grid.file, 'experiment: fake.yaml\nmethod: grid\n'); // the sweep run keeps it as sweep.yaml
     const statePath = join(dir, 'state.json');
+    // The sweep's own run, in a local store both "machines" see (as a shared runs dir would be).
+    const runsDir = join(dir, 'sweep-runs');
     const out = openSync(join(dir, 'controller.log'), 'a');
     const controller = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'controller-main.ts')], {
       cwd: ROOT,
-      env: { ...process.env, TEST_CONTROLLER: JSON.stringify({ spec: grid, url, statePath, leaseMs: 1500 }) },
+      env: { ...process.env, TEST_CONTROLLER: JSON.stringify({ spec: grid, url, statePath, leaseMs: 1500, runsDir }) },
       stdio: ['ignore', out, out],
       detached: true,
     });
@@ -265,9 +269,19 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
     await expect(second).rejects.toThrow(/sweep "ctl" on redis:\/\/127\.0\.0\.1:\d+\/\d+ is already controlled by pid \d+ on .* its lease expires in \d+ s/);
 
     killGroup(controller, 'SIGKILL');
+    // The first controller opened the sweep's run and kept its id beside the trial table.
+    const parent = (await client.hget(sweepKeys('ctl').meta, 'runId'))!;
+    expect(parent).toMatch(/\S/);
+    expect((await readRunMeta(join(runsDir, 'fake', parent))).status).toBe('RUNNING');
     await waitFor('its lease to expire', async () => (await client.exists(sweepKeys('ctl').lease)) === 0, 5000);
     // Resumed on "another machine": without the first controller's state file, from Redis alone.
-    const result = await runQueueSweep(grid, { url, statePath: join(dir, 'moved', 'state.json'), leaseMs: 1500 });
+    const tracking = { runsDir, experiment: 'fake', tracking: {}, createTracker: () => undefined };
+    const result = await runQueueSweep(grid, { url, statePath: join(dir, 'moved', 'state.json'), leaseMs: 1500, tracking });
+    expect(result.state.runId).toBe(parent);
+    const parentMeta = await readRunMeta(join(runsDir, 'fake', parent));
+    expect(parentMeta.status).toBe('FINISHED');
+    expect(parentMeta.resumedAt).toHaveLength(1);
+    expect(readdirSync(join(runsDir, 'fake'))).toEqual([parent]);
 
     expect(result.state.trials.map((t) => [t.state, t.finalMetric])).toEqual(Array.from({ length: 12 }, (_, a) => ['FINISHED', (1 + a) / 3]));
     const jobs = (await client.keys('bull:tessera-trials:ctl.trial-*')).filter((k) => /\.\d+$/.test(k));
@@ -275,6 +289,11 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
     const runs = fakeRuns();
     expect(runs.map(trialOf).sort()).toEqual(Array.from({ length: 12 }, (_, a) => `a=${a}`).sort());
     expect(runs.every((r) => !r.resumed)).toBe(true);
+    // Every trial, whichever controller queued it, ran as a child of that one run, with its sweep tags.
+    for (const run of runs) {
+      const trial = `trial-${trialOf(run)!.slice(2).padStart(3, '0')}`;
+      expect(run.args.join(' ')).toContain(`--parent-run ${parent} --tag sweep.name=ctl --tag sweep.trial=${trial} --tag sweep.attempt=1`);
+    }
     expect([...(await finalEvents(client, 'ctl')).values()]).toEqual(Array(12).fill(['finished@1']));
   });
 

@@ -30,7 +30,7 @@ export type StopKind = 'prune' | 'interrupt';
 export function sweepKeys(sweep: string) {
   const base = `tessera:sweep:${sweep}`;
   return {
-    /** Hash: name, fingerprint, experiment, objective, parameters, parallel, created. */
+    /** Hash: name, fingerprint, experiment, objective, parameters, parallel, created, runId (the sweep's own run, when tracked). */
     meta: `${base}:meta`,
     /** The controller's lease: JSON {token, host, pid, since}, with a TTL its holder renews. */
     lease: `${base}:lease`,
@@ -57,6 +57,8 @@ export interface TrialJob {
   tags: Record<string, string>;
   /** Extra `exp run` arguments chosen by the controller, e.g. `--backend cpu`. */
   runArgs: string[];
+  /** The sweep's own run (TrialLaunch.parentRunId): the trial's run is its child. */
+  parentRunId?: string;
 }
 
 export interface QueueTrial {

@@ -115,6 +115,7 @@ export async function runQueueWorker(options: QueueWorkerOptions): Promise<void>
       attempt: claim.attempt,
       previousRunId: claim.runId,
       tags: { ...data.tags, 'sweep.attempt': String(claim.attempt), 'sweep.worker': name },
+      ...(data.parentRunId ? { parentRunId: data.parentRunId } : {}),
     };
     const label = `${data.sweep}/${data.trial} attempt ${claim.attempt}`;
     log(`${label}: started${claim.runId ? ` (continuing run ${claim.runId})` : ''}${gpu !== null ? ` on GPU ${gpus[gpu]}` : ''}`);
