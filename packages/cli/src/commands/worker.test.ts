@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sweepStatus } from '@tessera/core/queue';
+import { MlflowClient, type Run } from '@tessera/mlflow';
+import { locateMlflowForTests, startMlflowServer } from '@tessera/mlflow/testing';
 import { locateRedisForTests, startRedis, type RedisServer } from '@tessera/core/queue/testing';
 import { runCli } from '../test-helpers.ts';
 
@@ -14,6 +16,7 @@ const ROOT = join(import.meta.dirname, '../../../..');
 const BIN = join(ROOT, 'packages/cli/src/bin.ts');
 const SMOKE_GRID = join(ROOT, 'experiments/sweeps/smoke-grid.yaml');
 const redis = locateRedisForTests();
+const mlflow = locateMlflowForTests();
 
 describe('exp worker / exp sweep --executor queue: usage', () => {
   it('needs a Redis URL and says what is wrong with one, without echoing its password', async () => {
@@ -68,9 +71,9 @@ describe.skipIf(!redis.binary)('exp worker and exp sweep --executor queue (real 
   });
 
   /** `exp ...args` as a process leading its own group, output to `<dir>/<name>.log`. */
-  const exp = (name: string, args: string[]): ChildProcess => {
+  const exp = (name: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess => {
     const out = openSync(join(dir, `${name}.log`), 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...args], { cwd: ROOT, env: { ...process.env, CI: 'true' }, stdio: ['ignore', out, out], detached: true });
+    const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env, CI: 'true' }, stdio: ['ignore', out, out], detached: true });
     closeSync(out);
     children.push(child);
     return child;
@@ -111,4 +114,66 @@ describe.skipIf(!redis.binary)('exp worker and exp sweep --executor queue (real 
       expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringContaining('no sweep "nope" on redis://127.0.0.1:')]);
     }
   });
+
+  it.skipIf(!mlflow.binary)('a tracked queue sweep in MLflow: one sweep run, each trial run nested under it, matching the Redis trial table', async () => {
+    const tracking = await startMlflowServer({ binary: mlflow.binary! });
+    const url = `${server.url.slice(0, -2)}/6`;
+    try {
+      const runsDir = join(dir, 'runs-tracked');
+      const env = { MLFLOW_TRACKING_URI: tracking.uri, MLFLOW_EXPERIMENT_NAME: 'queue-sweep' };
+      const worker = exp('worker-tracked', ['worker', '--queue', url, '--runs-dir', runsDir, '--name', 'tracked', '--concurrency', '2'], env);
+      const sweep = exp(
+        'sweep-tracked',
+        ['sweep', SMOKE_GRID, '--executor', 'queue', '--queue', url, '--runs-dir', runsDir, '--max-trials', '2', '--set', 'train.epochs=1', '--backend', 'cpu'],
+        env,
+      );
+      expect(await exited(sweep), `${log('sweep-tracked')}\n${log('worker-tracked')}`).toBe(0);
+      process.kill(-worker.pid!, 'SIGINT');
+      await exited(worker);
+
+      const status = (await sweepStatus(url, 'smoke-grid'))!;
+      const table = status.trials;
+      expect(table.map((t) => [t.id, t.state, t.worker])).toEqual([
+        ['trial-000', 'FINISHED', 'tracked'],
+        ['trial-001', 'FINISHED', 'tracked'],
+      ]);
+      const parentLocalId = status.meta.runId;
+      expect(log('sweep-tracked')).toContain(`sweep run ${parentLocalId}: `);
+
+      const mlflowClient = new MlflowClient({ trackingUri: tracking.uri });
+      const experiment = await mlflowClient.getExperimentByName('queue-sweep');
+      const runs = await mlflowClient.searchAllRuns({ experimentIds: [experiment!.experimentId] });
+      const parents = runs.filter((r) => r.data.tags['tessera.sweep'] === 'smoke-grid');
+      expect(parents).toHaveLength(1);
+      const parent = parents[0]!;
+      expect(parent.info.status).toBe('FINISHED');
+      expect(parent.data.tags['tessera.run_id']).toBe(parentLocalId);
+      const children = runs.filter((r) => r !== parent);
+      // One MLflow run per trial of the Redis table: same run id, nested under the sweep's run.
+      const byTrial = new Map<string, Run>(children.map((c) => [c.data.tags['sweep.trial']!, c]));
+      expect(children).toHaveLength(2);
+      expect([...byTrial.keys()].sort()).toEqual(['trial-000', 'trial-001']);
+      for (const trial of table) {
+        const child = byTrial.get(trial.id)!;
+        expect(child.info.status).toBe('FINISHED');
+        expect(child.data.tags).toMatchObject({
+          'mlflow.parentRunId': parent.info.runId,
+          'tessera.parent_run_id': parentLocalId,
+          'tessera.run_id': trial.runId,
+          'sweep.name': 'smoke-grid',
+          'sweep.attempt': '1',
+          'sweep.worker': 'tracked',
+        });
+        const valLoss = child.data.metrics.find((m) => m.key === 'val_loss')!.value;
+        expect(valLoss).toBeCloseTo(trial.result!.val_loss!, 6);
+      }
+      // The best trial the sweep's run names is the child with the lowest val_loss in MLflow.
+      const valLoss = (r: Run) => r.data.metrics.find((m) => m.key === 'val_loss')!.value;
+      const best = [...children].sort((a, b) => valLoss(a) - valLoss(b))[0]!;
+      expect(parent.data.tags.best_trial).toBe(best.data.tags['sweep.trial']);
+      expect(parent.data.metrics.find((m) => m.key === 'best_val_loss')!.value).toBeCloseTo(valLoss(best), 6);
+    } finally {
+      await tracking.stop();
+    }
+  }, 300_000);
 });
