@@ -62,7 +62,7 @@ const CASES: Case[] = [
   { file: 'bad/enum-typo.yaml', at: 'bad/enum-typo.yaml:2:10', gist: /^backend: expected one of "auto", .*, got string "wsam"; did you mean "wasm"\?$/ },
   // model.blocks templates: evaluated and checked per instance when validate builds the model
   { file: 'bad/template-unknown-type.yaml', at: 'bad/template-unknown-type.yaml:7:18', gist: /^model.blocks.mixing.layers\[0\].type: unknown block type "dens" \(in mix, an instance of block "mixing"\); did you mean "dense"\?$/ },
-  { file: 'bad/template-non-integer.yaml', at: 'bad/template-non-integer.yaml:7:32', gist: /^model.blocks.mixing.layers\[0\].units: expected integer, got 10.666666666666666 \(in block_1, an instance of block "mixing"\)$/ },
+  { file: 'bad/template-non-integer.yaml', at: 'bad/template-non-integer.yaml:7:32', gist: /^model.blocks.mixing.layers\[0\].units: expected an integer, got 10.666666666666666 \(in block_1, an instance of block "mixing"\); computed by "\$\{dim \/ 3\}" where dim = 32$/ },
   { file: 'bad/template-unknown-block.yaml', at: 'bad/template-unknown-block.yaml:9:27', gist: /^model.layers\[1\].block: no block definition "mixng" under model.blocks; did you mean "mixing"\?$/ },
   { file: 'bad/template-unknown-variable.yaml', at: 'bad/template-unknown-variable.yaml:8:32', gist: /^model.blocks.mixing.layers\[1\].units: in "\$\{hiden\}": unknown variable "hiden" \(in mix, an instance of block "mixing"\); did you mean "hidden"\?$/ },
   { file: 'bad/template-call-bad-arg.yaml', at: 'bad/template-call-bad-arg.yaml:10:57', gist: /^model.blocks.mixing.layers\[0\].args.widht: block "projection" has no parameter "widht" \(in mix, an instance of block "mixing"\); did you mean "width"\?$/ },

@@ -7,7 +7,7 @@ export { loadExperiment } from './load.ts';
 export type { LoadedConfig, LoadOptions } from './load.ts';
 export { parseOverride } from './overrides.ts';
 export type { Override } from './overrides.ts';
-export { isTemplatePath, type ValueOrigin } from './resolve.ts';
+export { describeOrigin, isTemplatePath, type ValueOrigin } from './resolve.ts';
 export { MAX_ALIAS_COUNT, parseYamlFile, parseYamlText, type ParsedFile } from './source.ts';
 
 export interface FormatOptions {

@@ -1,4 +1,4 @@
-import { ConfigError, describeValue, type ConfigPath } from '../errors.ts';
+import { ConfigError, describeValue, formatLocation, type ConfigPath } from '../errors.ts';
 import type { SourceLocation } from '../registry/kinds.ts';
 import { ExpressionError, interpolate, type Scope } from './expression.ts';
 import type { LocationMap } from './locations.ts';
@@ -91,6 +91,14 @@ class VariableScope implements ResolvingScope {
 export interface ValueOrigin {
   expression: string;
   variables: { name: string; value: unknown; location: SourceLocation | undefined }[];
+}
+
+/** `computed by "${width / 3}" where width = 100 (set at base.yaml:3:10)`: the hint under a value error. */
+export function describeOrigin(origin: ValueOrigin): string {
+  const variables = origin.variables.map(
+    (v) => `${v.name} = ${JSON.stringify(v.value)}${v.location ? ` (set at ${formatLocation(v.location)})` : ''}`,
+  );
+  return `computed by ${JSON.stringify(origin.expression)}${variables.length > 0 ? ` where ${variables.join(', ')}` : ''}`;
 }
 
 class Resolver {

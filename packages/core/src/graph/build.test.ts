@@ -190,7 +190,9 @@ describe('buildModel errors', () => {
       ].join('\n'),
     );
     const error = errorOf(run);
-    expect(error.render()).toMatch(/exp\.yaml:6:\d+ model\.blocks\.blk\.layers\[0\]\.units: expected integer, got string "4x" \(in block_1, an instance of block "blk"\)/);
+    expect(error.render()).toMatch(
+      /exp\.yaml:6:32 model\.blocks\.blk\.layers\[0\]\.units: expected an integer, got string "4x" \(in block_1, an instance of block "blk"\); computed by "\$\{width\}x" where width = 4$/,
+    );
   });
 
   it('suggests the closest type, parameter, block or argument', () => {

@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { ExpressionError, interpolate } from '../config/index.ts';
+import { describeOrigin, ExpressionError, hasExpression, interpolate, toScope, type ValueOrigin } from '../config/index.ts';
 import { ConfigError, describeValue, type ConfigPath } from '../errors.ts';
 import type { BlockEntry, Registries, SourceLocation } from '../registry/kinds.ts';
 import { didYouMean, RegistryError } from '../registry/registry.ts';
+import { plainType, VALUE_KEYWORDS } from '../schema/validate.ts';
 import { COMBINATOR_TYPES, NAME_PATTERN, type CombinatorType } from './combinators.ts';
 
 /* ------------------------------------------------------------------------------------------ *
@@ -139,6 +140,8 @@ function disposeLayers(layers: Iterable<tf.layers.Layer>): void {
 class GraphBuilder {
   private readonly validators = new Map<string, ValidateFunction>();
   private readonly ajv = new Ajv({ allErrors: true, strict: false });
+  /** How the last instance's template values were computed (by path), for error hints. */
+  private readonly origins = new Map<string, ValueOrigin>();
   /** Every layer applied so far, to free their weights when the build fails half way. */
   private readonly layers = new Set<tf.layers.Layer>();
 
@@ -207,8 +210,21 @@ class GraphBuilder {
 
   private interpolateValue(value: unknown, path: ConfigPath, frame: Frame): unknown {
     if (typeof value === 'string') {
+      const scope = toScope(frame.vars!);
+      const variables: ValueOrigin['variables'] = [];
+      const recording = {
+        has: (name: string) => scope.has(name),
+        names: () => scope.names(),
+        get: (name: string) => {
+          const read = scope.get(name);
+          if (!variables.some((v) => v.name === name)) variables.push({ name, value: read, location: undefined });
+          return read;
+        },
+      };
       try {
-        return interpolate(value, frame.vars!);
+        const result = interpolate(value, recording);
+        if (hasExpression(value)) this.origins.set(JSON.stringify(path), { expression: value, variables });
+        return result;
       } catch (error) {
         if (!(error instanceof ExpressionError)) throw error;
         throw this.error(path, { message: `in "${value}": ${error.message}`, hint: error.hint }, frame, error);
@@ -269,7 +285,8 @@ class GraphBuilder {
       return this.error(where, { message: `${entry.type} needs "${key}"` }, frame);
     }
     const value = where.slice(path.length).reduce<unknown>((v, k) => (v as Record<string | number, unknown>)?.[k], node);
-    return this.error(where, { expected: schemaExpectation(first), found: describeValue(value) }, frame);
+    const origin = frame.vars && VALUE_KEYWORDS.has(first.keyword) ? this.origins.get(JSON.stringify(where)) : undefined;
+    return this.error(where, { expected: schemaExpectation(first), found: describeValue(value), hint: origin && describeOrigin(origin) }, frame);
   }
 
   private leafName(node: ModelNode, path: ConfigPath, frame: Frame): string {
@@ -469,7 +486,7 @@ function schemaExpectation(error: ErrorObject): string {
   const p = error.params as Record<string, unknown>;
   switch (error.keyword) {
     case 'type':
-      return String(p.type);
+      return plainType(p.type);
     case 'enum':
       return `one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
     case 'const':
@@ -478,7 +495,7 @@ function schemaExpectation(error: ErrorObject): string {
     case 'maximum':
     case 'exclusiveMinimum':
     case 'exclusiveMaximum':
-      return `a number ${p.comparison} ${p.limit}`;
+      return `a value ${p.comparison} ${p.limit}`;
     case 'pattern':
       return `a name matching ${p.pattern}`;
     default:

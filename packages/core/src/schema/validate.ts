@@ -1,6 +1,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { loadExperiment, type LoadedConfig, type LoadOptions } from '../config/load.ts';
-import { ConfigError, describeValue, formatLocation, OVERRIDE_PREFIX, throwIfAny, type ConfigPath } from '../errors.ts';
+import { describeOrigin } from '../config/resolve.ts';
+import { ConfigError, describeValue, OVERRIDE_PREFIX, throwIfAny, type ConfigPath } from '../errors.ts';
 import { didYouMean, type EntryBase, type Registry } from '../registry/registry.ts';
 import type { Registries } from '../registry/kinds.ts';
 import { editorSchema, ENTRY_KINDS, experimentSchema, schemaOrigin } from './experiment-schema.ts';
@@ -68,15 +69,12 @@ function coerceOverrides(errors: readonly ErrorObject[], loaded: Locator): boole
 type Locator = Pick<LoadedConfig, 'config' | 'locate' | 'locateKey' | 'origin'>;
 
 // Errors about a value (not about keys) get a note on the expression that computed it.
-const VALUE_KEYWORDS = new Set(['type', 'minimum', 'exclusiveMinimum', 'maximum', 'exclusiveMaximum', 'enum', 'const', 'pattern', 'multipleOf']);
+export const VALUE_KEYWORDS = new Set(['type', 'minimum', 'exclusiveMinimum', 'maximum', 'exclusiveMaximum', 'enum', 'const', 'pattern', 'multipleOf']);
 
 function withOrigin(error: ConfigError, keyword: string, loaded: Locator): ConfigError {
   const origin = VALUE_KEYWORDS.has(keyword) ? loaded.origin?.(error.path) : undefined;
   if (!origin) return error;
-  const variables = origin.variables.map(
-    (v) => `${v.name} = ${JSON.stringify(v.value)}${v.location ? ` (set at ${formatLocation(v.location)})` : ''}`,
-  );
-  const note = `computed by ${JSON.stringify(origin.expression)}${variables.length > 0 ? ` where ${variables.join(', ')}` : ''}`;
+  const note = describeOrigin(origin);
   return new ConfigError({
     location: error.location,
     path: error.path,
@@ -178,7 +176,8 @@ const PLAIN_TYPES: Record<string, string> = {
   null: 'null',
 };
 
-const plainType = (type: unknown): string =>
+/** `an integer`, `a mapping or a list`: a JSON Schema type in words. */
+export const plainType = (type: unknown): string =>
   String(type)
     .split(',')
     .map((t) => PLAIN_TYPES[t] ?? t)
