@@ -293,6 +293,44 @@ describe.skipIf(!mlflow.binary)('runs in a real mlflow server', () => {
     });
   });
 
+  it('exp sync without RUN finds a sweep recorded offline (its run, and its trials under runs/sweeps/) and nests the trials; exp runs lists them all', async () => {
+    const { LocalRunStore } = await import('@tessera/core');
+    const root = join(runsDir, 'sweep-offline');
+    // The layout exp sweep leaves: the sweep's run beside the experiment's runs, each trial's
+    // attempt a run store of its own under sweeps/<sweep>/trials/<trial>/attempt-<n>/.
+    const sweepStore = new LocalRunStore(root);
+    const sweep = await sweepStore.startRun({ experiment: 'fake', runName: 'grid', tags: { 'tessera.sweep': 'grid' } });
+    await sweepStore.endRun('FINISHED');
+    const trialIds: string[] = [];
+    for (const [trial, loss] of [['trial-000', 0.5], ['trial-001', 0.25]] as const) {
+      const store = new LocalRunStore(join(root, 'sweeps/grid/trials', trial, 'attempt-1'));
+      const info = await store.startRun({ experiment: 'fake', runName: trial, parentRunId: sweep.runId, tags: { 'sweep.trial': trial } });
+      await store.logMetrics({ val_loss: loss }, 1);
+      await store.endRun('FINISHED');
+      trialIds.push(info.runId);
+    }
+    const listed = await cli(['runs', '--runs-dir', root]);
+    for (const id of [sweep.runId, ...trialIds]) expect(listed.out).toMatch(new RegExp(`^${id} +fake +FINISHED`, 'm'));
+
+    const experimentName = unique('sweep-offline');
+    const synced = await cli(['sync', '--uri', server.uri, '--runs-dir', root, '--mlflow-experiment', experimentName]);
+    expect(synced.code, synced.err).toBe(0);
+    // The sweep's run first, so the trials find it in MLflow.
+    expect(synced.out.trim().split('\n').map((line) => line.split(' ')[0])).toEqual([sweep.runId, ...[...trialIds].sort()]);
+    const [parent] = await runByLocalId(client, experimentName, sweep.runId);
+    for (const id of trialIds) {
+      const [child] = await runByLocalId(client, experimentName, id);
+      expect(child!.data.tags['mlflow.parentRunId']).toBe(parent!.info.runId);
+      expect(child!.data.metrics.find((m) => m.key === 'val_loss')).toBeDefined();
+    }
+    const again = await cli(['sync', '--uri', server.uri, '--runs-dir', root]);
+    expect(again.out).toBe(`Nothing to sync: ${server.uri} has every local run under ${root}\n`);
+    // A trial's run by its id alone.
+    const one = await cli(['sync', trialIds[1]!, '--uri', server.uri, '--runs-dir', root]);
+    expect(one.code, one.err).toBe(0);
+    expect(one.out).toMatch(new RegExp(`^${trialIds[1]} -> MLflow run [0-9a-f]{32}: already up to date\n$`));
+  });
+
   it('a server killed mid-run and restarted loses nothing: one warning, the run goes on, exp sync completes MLflow exactly once', async () => {
     // Last: it kills the shared server (the restarted one serves until afterAll).
     const experimentName = unique('outage');

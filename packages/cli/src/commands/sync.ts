@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { defineCommand, UsageError } from '../command.ts';
 
 export default defineCommand({
@@ -9,7 +9,8 @@ export default defineCommand({
     'missing params, every metric value (per key and step) it has no value for, tags that differ, datasets, ' +
     'artifacts that are missing or of another size, then the status and end time. A run is created in MLflow ' +
     'once and found again by id afterwards, so syncing twice changes nothing. Without RUN, every local run that ' +
-    'this server is missing something of: runs recorded while it was down (their outbox is not empty) or never ' +
+    'this server is missing something of (sweep runs and their trials under runs/sweeps/ included, each sweep run ' +
+    'before its trials so they nest under it): runs recorded while it was down (their outbox is not empty) or never ' +
     'sent to it. Credentials come from MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN.',
   positionals: [{ name: 'RUN', variadic: true, optional: true, description: 'Run ids or run directories (default: every run MLflow is missing something of)' }],
   options: {
@@ -30,12 +31,19 @@ export default defineCommand({
     const uri = options.uri ?? process.env.MLFLOW_TRACKING_URI;
     if (!uri) throw new UsageError('no MLflow server: give --uri URI or set MLFLOW_TRACKING_URI', 'sync');
     const { MlflowClient } = await import('@tessera/mlflow');
-    const { defaultRunsRoot, findRunDir, runsToSync, syncRun } = await import('@tessera/core');
+    const { defaultRunsRoot, findRunDir, listRunDirs, runsToSync, syncRun } = await import('@tessera/core');
     const client = MlflowClient.fromEnv(process.env, { trackingUri: uri });
     const root = options['runs-dir'] ? resolve(context.cwd, options['runs-dir']) : defaultRunsRoot(context.cwd);
     const dirs =
       positionals.length > 0
-        ? await Promise.all(positionals.map((run) => findRunDir(resolve(context.cwd, run), root).catch(() => findRunDir(run, root))))
+        ? await Promise.all(
+            positionals.map((run) =>
+              findRunDir(resolve(context.cwd, run), root)
+                .catch(() => findRunDir(run, root))
+                // A sweep trial's run, in its attempt's own store under <root>/sweeps/.
+                .catch(async (error: unknown) => (await listRunDirs({ root })).find((dir) => basename(dir) === run) ?? Promise.reject(error)),
+            ),
+          )
         : await runsToSync(client.trackingUri, { root, ...(options.experiment ? { experiment: options.experiment } : {}) });
     if (dirs.length === 0) {
       context.stdout.write(`Nothing to sync: ${client.trackingUri} has every local run under ${root}\n`);

@@ -1,5 +1,5 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { isMlflowError, type DatasetInput as MlflowDatasetInput, type MetricInput, type MlflowClient, type Run } from '@tessera/mlflow';
 import { defaultRunsDir, findRunDir, readMetrics, readRunMeta, writeJsonAtomic, type RunMeta } from './local-store.ts';
 import type { DatasetInput } from './tracker.ts';
@@ -308,28 +308,57 @@ export async function syncRun(runDir: string, options: SyncOptions): Promise<Syn
 
 /**
  * Run directories under `root` that this server is missing something of: never sent there, or
- * pending (an outage during the run). `experiment` narrows to one experiment folder.
+ * pending (an outage during the run). `experiment` narrows to one experiment folder. Runs that
+ * name no parent come first, so a sweep's run reaches MLflow before its trials, which find it
+ * there by its local id and nest under it (sweeps nest one level deep).
  */
 export async function runsToSync(trackingUri: string, options: { root?: string; experiment?: string } = {}): Promise<string[]> {
-  const dirs: string[] = [];
+  const parents: string[] = [];
+  const children: string[] = [];
   for (const dir of await listRunDirs(options)) {
     const state = (await readSyncStates(dir))[trackingUri];
-    if (!state || state.pending || !state.runId) dirs.push(dir);
+    if (state && !state.pending && state.runId) continue;
+    const meta = await readRunMeta(dir).catch(() => undefined);
+    (meta?.parentRunId ? children : parents).push(dir);
+  }
+  return [...parents, ...children];
+}
+
+/**
+ * Where a sweep keeps its trials' runs under a run store root (see sweepDir and the executors):
+ * each attempt of each trial is a run store of its own, `sweeps/<sweep>/trials/<trial>/attempt-<n>/`.
+ */
+const SWEEP_ATTEMPT_STORES = ['sweeps', '*', 'trials', '*', 'attempt-*'];
+
+/**
+ * Every local run directory (one with meta.json), oldest first: the runs of `<root>/<experiment>/`
+ * (sweep runs included) and the trial runs in the sweeps' attempt stores under `<root>/sweeps/`.
+ */
+export async function listRunDirs(options: { root?: string; experiment?: string } = {}): Promise<string[]> {
+  const root = options.root ?? defaultRunsDir();
+  const stores = [root, ...(await matchDirs(root, SWEEP_ATTEMPT_STORES))];
+  const dirs: string[] = [];
+  for (const store of stores) dirs.push(...(await storeRunDirs(store, options.experiment)));
+  // Run ids start with a UTC timestamp.
+  return dirs.sort((a, b) => (basename(a) < basename(b) ? -1 : basename(a) > basename(b) ? 1 : 0));
+}
+
+/** The run directories `<store>/<experiment>/<run>/` of one run store root. */
+async function storeRunDirs(store: string, experiment?: string): Promise<string[]> {
+  const dirs: string[] = [];
+  for (const folder of await matchDirs(store, [experiment ?? '*', '*'])) {
+    if (await stat(join(folder, 'meta.json')).then(() => true, () => false)) dirs.push(folder);
   }
   return dirs;
 }
 
-/** Every local run directory (one with meta.json), oldest first. */
-export async function listRunDirs(options: { root?: string; experiment?: string } = {}): Promise<string[]> {
-  const root = options.root ?? defaultRunsDir();
-  const experiments = options.experiment ? [options.experiment] : (await readdir(root, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory()).map((e) => e.name);
-  const dirs: string[] = [];
-  for (const experiment of experiments) {
-    for (const entry of await readdir(join(root, experiment), { withFileTypes: true }).catch(() => [])) {
-      const dir = join(root, experiment, entry.name);
-      if (entry.isDirectory() && (await stat(join(dir, 'meta.json')).then(() => true, () => false))) dirs.push(dir);
-    }
-  }
-  // Run ids start with a UTC timestamp.
-  return dirs.sort((a, b) => (a.split('/').pop()! < b.split('/').pop()! ? -1 : 1));
+/** The directories below `dir` that match `pattern`, one segment per level (`*` and a `prefix*`). */
+async function matchDirs(dir: string, pattern: readonly string[]): Promise<string[]> {
+  if (pattern.length === 0) return [dir];
+  const [segment, ...rest] = pattern as [string, ...string[]];
+  const entries = (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
+  const matches = segment.endsWith('*') ? entries.filter((e) => e.name.startsWith(segment.slice(0, -1))) : entries.filter((e) => e.name === segment);
+  const found: string[] = [];
+  for (const entry of matches) found.push(...(await matchDirs(join(dir, entry.name), rest)));
+  return found;
 }
