@@ -65,7 +65,7 @@ const CASES: Case[] = [
   { file: 'bad/template-non-integer.yaml', at: 'bad/template-non-integer.yaml:7:32', gist: /^model.blocks.mixing.layers\[0\].units: expected an integer, got 10.666666666666666 \(in block_1, an instance of block "mixing"\); computed by "\$\{dim \/ 3\}" where dim = 32$/ },
   { file: 'bad/template-unknown-block.yaml', at: 'bad/template-unknown-block.yaml:9:27', gist: /^model.layers\[1\].block: no block definition "mixng" under model.blocks; did you mean "mixing"\?$/ },
   { file: 'bad/template-unknown-variable.yaml', at: 'bad/template-unknown-variable.yaml:8:32', gist: /^model.blocks.mixing.layers\[1\].units: in "\$\{hiden\}": unknown variable "hiden" \(in mix, an instance of block "mixing"\); did you mean "hidden"\?$/ },
-  { file: 'bad/template-call-bad-arg.yaml', at: 'bad/template-call-bad-arg.yaml:10:57', gist: /^model.blocks.mixing.layers\[0\].args.widht: block "projection" has no parameter "widht" \(in mix, an instance of block "mixing"\); did you mean "width"\?$/ },
+  { file: 'bad/template-call-bad-arg.yaml', at: 'bad/template-call-bad-arg.yaml:10:50', gist: /^model.blocks.mixing.layers\[0\].args.widht: block "projection" has no parameter "widht" \(in mix, an instance of block "mixing"\); did you mean "width"\?$/ },
   // overrides
   { file: 'good.yaml', args: ['--set', 'train.epoch=3'], at: '"--set train.epoch=3"', gist: /^train.epoch: no such key to override; did you mean "epochs"\?/ },
   { file: 'good.yaml', args: ['--set', 'train.batch_size=big'], at: '"--set train.batch_size=big"', gist: /^train.batch_size: expected an integer, got string "big"$/ },

@@ -36,6 +36,7 @@ export async function buildExperimentModel(file: string, options: { set?: string
     seed,
     vars: config.vars ?? {},
     locate: loaded.locate,
+    locateKey: loaded.locateKey,
     name: config.name ?? 'model',
   });
   return { model, config, seed, inputShape, configDir: dirname(resolve(file)), locate: loaded.locate };

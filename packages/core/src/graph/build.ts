@@ -37,6 +37,8 @@ export interface BuildOptions {
   seed: number;
   /** Maps a YAML path to where it was written (the loader's `locate`), for located errors. */
   locate?: (path: ConfigPath) => SourceLocation;
+  /** Where the key that introduces a path was written (the loader's `locateKey`), for unknown keys; default `locate`. */
+  locateKey?: (path: ConfigPath) => SourceLocation;
   /** The experiment's top-level `vars` (the lowest level of a template's scope). */
   vars?: Record<string, unknown>;
   /** Name of the LayersModel (default "model"). */
@@ -276,6 +278,7 @@ class GraphBuilder {
       const key = (first.params as { additionalProperty: string }).additionalProperty;
       const hint = didYouMean(key, [...properties, 'name', 'type']);
       return this.error([...where, key], {
+        atKey: true,
         message: `unknown parameter "${key}" for ${entry.type}`,
         hint: hint ? `did you mean "${hint}"?` : `valid parameters: ${[...properties, 'name'].join(', ')}`,
       }, frame);
@@ -402,6 +405,7 @@ class GraphBuilder {
       if (!Object.hasOwn(defaults, key)) {
         const hint = didYouMean(key, Object.keys(defaults));
         throw this.error([...path, 'args', key], {
+          atKey: true,
           message: `block "${blockName}" has no parameter "${key}"`,
           hint: hint ? `did you mean "${hint}"?` : `its params: ${Object.keys(defaults).join(', ') || '(none)'}`,
         }, frame);
@@ -456,7 +460,7 @@ class GraphBuilder {
 
   private error(
     path: ConfigPath,
-    init: { expected?: string; found?: string; message?: string; hint?: string | undefined },
+    init: { expected?: string; found?: string; message?: string; hint?: string | undefined; atKey?: boolean },
     frame?: Frame,
     cause?: unknown,
   ): ConfigError {
@@ -466,7 +470,7 @@ class GraphBuilder {
     const expected = init.expected !== undefined && message === undefined ? `${init.expected}` : undefined;
     return new ConfigError(
       {
-        location: this.options.locate?.(path),
+        location: ((init.atKey && this.options.locateKey) || this.options.locate)?.(path),
         path,
         ...(message !== undefined ? { message } : {}),
         ...(expected !== undefined ? { expected, found: init.found !== undefined ? `${init.found}${within}` : undefined } : {}),
