@@ -16,7 +16,7 @@ export default defineCommand({
   options: { set: setOption },
   examples: [
     ['exp validate experiments/*.yaml', 'Check every experiment'],
-    ['exp validate experiments/fnet.yaml --set model.vars.dropout=0.5', 'Check an experiment with an override applied'],
+    ['exp validate EXPERIMENT.yaml --set model.vars.dropout=0.5', 'Check an experiment with an override applied'],
   ],
   async run({ positionals, options }, context) {
     const { isConfigError, configErrorsOf, cpuLoader, disposeModel } = await import('@tessera/core');
