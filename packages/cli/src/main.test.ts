@@ -32,7 +32,7 @@ describe('exp', () => {
     expect(stdout).toMatch(/Arguments:\n {2}FILE +Experiment YAML file/);
     expect(stdout).toMatch(/--set KEY=VALUE +Override a config value/);
     expect(stdout).toMatch(/--json +Print JSON instead of YAML/);
-    expect(stdout).toMatch(/Examples:\n {2}\$ exp config experiments\/fnet.yaml\n/);
+    expect(stdout).toMatch(/Examples:\n {2}\$ exp config experiments\/smoke.yaml\n/);
     // -h anywhere on the line means help, even after arguments; `exp help config` too.
     expect((await runCli(['config', 'x.yaml', '-h'])).stdout).toBe(stdout);
     expect((await runCli(['help', 'config'])).stdout).toBe(stdout);

@@ -94,7 +94,7 @@ async function mainHelp(): Promise<string> {
       'Examples:',
       '  $ exp run experiments/smoke.yaml',
       '  $ exp validate experiments/*.yaml',
-      '  $ exp config experiments/fnet.yaml --set train.epochs=1',
+      '  $ exp config experiments/smoke.yaml --set train.epochs=1',
       '  $ exp blocks --kind transform',
     ].join('\n'),
     'Run "exp help <command>" (or "exp <command> --help") for its arguments, options and examples.',

@@ -32,7 +32,7 @@ export function formatPath(path: ConfigPath): string {
   return out;
 }
 
-/** `experiments/fnet.yaml:14:9` relative to `cwd`, or the override argument itself in quotes. */
+/** `experiments/x.yaml:14:9` relative to `cwd`, or the override argument itself in quotes. */
 export function formatLocation(location: SourceLocation, cwd = process.cwd()): string {
   if (location.file.startsWith(OVERRIDE_PREFIX)) return `"${location.file}"`;
   const file = isAbsolute(location.file) ? relative(cwd, location.file) || location.file : location.file;
@@ -81,7 +81,7 @@ export class ConfigError extends Error {
     this.detail = detail;
   }
 
-  /** `experiments/fnet.yaml:14:9 model.layers[3].units: expected integer, got string "256x"`. */
+  /** `experiments/x.yaml:14:9 model.layers[3].units: expected integer, got string "256x"`. */
   render(cwd = process.cwd()): string {
     return ConfigError.compose(this.location, this.path, this.detail, this.hint, cwd);
   }

@@ -17,9 +17,9 @@ export default defineCommand({
     'show-origin': { type: 'boolean', default: false, description: 'Follow each value with the file:line:col (or --set) it came from' },
   },
   examples: [
-    ['exp config experiments/fnet.yaml', 'The full config with its bases merged and variables evaluated'],
-    ['exp config experiments/mixer.yaml --set train.epochs=1 --json', 'As JSON, with an override'],
-    ['exp config experiments/fnet.yaml --show-origin', 'Which file (base or child) or override set each value']
+    ['exp config experiments/smoke.yaml', 'The full config with its bases merged and variables evaluated'],
+    ['exp config EXPERIMENT.yaml --set train.epochs=1 --json', 'As JSON, with an override'],
+    ['exp config EXPERIMENT.yaml --show-origin', 'Which file (base or child) or override set each value']
   ],
   async run({ positionals, options }, context) {
     const { loadValidatedExperiment, formatConfig, formatLocation, redactSecrets } = await import('@tessera/core');
