@@ -15,6 +15,30 @@ export function activationSchema(defaultName?: ActivationName) {
   };
 }
 
+const INV_SQRT_PI = 1 / Math.sqrt(Math.PI);
+
+/**
+ * x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)): Keras' gelu(approximate=False), the reference's
+ * activation, with its derivative written out, Phi(x) + x * phi(x), from the saved u = x / sqrt 2
+ * and Phi(x): x * phi(x) = x exp(-x^2 / 2) / sqrt(2 pi) = u exp(-u^2) / sqrt(pi).
+ * Autodiff through the formula runs ~10 kernels back and keeps more of the forward pass alive.
+ */
+export const geluExact = tf.customGrad((...args: unknown[]) => {
+  const x = args[0] as tf.Tensor;
+  const save = args[1] as tf.GradSaveFunc;
+  const u = tf.mul(x, Math.SQRT1_2);
+  const cdf = tf.add(tf.mul(tf.erf(u), 0.5), 0.5);
+  save([u, cdf]);
+  return {
+    value: tf.mul(x, cdf),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      const [su, sCdf] = saved as [tf.Tensor, tf.Tensor];
+      const xPdf = tf.mul(tf.mul(su, tf.exp(tf.neg(tf.square(su)))), INV_SQRT_PI);
+      return [tf.mul(Array.isArray(dy) ? dy[0]! : dy, tf.add(sCdf, xPdf))];
+    },
+  };
+}) as unknown as (x: tf.Tensor) => tf.Tensor;
+
 /** Applies an activation by name (must be called inside a tidy by the caller's layer). */
 export function activate(name: string, x: tf.Tensor): tf.Tensor {
   switch (snakeCase(name) as ActivationName) {
@@ -23,8 +47,7 @@ export function activate(name: string, x: tf.Tensor): tf.Tensor {
     case 'relu':
       return tf.relu(x);
     case 'gelu':
-      // 0.5 x (1 + erf(x / sqrt 2)): Keras' gelu(approximate=False), the reference's activation.
-      return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+      return geluExact(x);
     case 'gelu_tanh': {
       const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
       return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));

@@ -86,9 +86,19 @@ export function singleTensor(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
 }
 
 /**
+ * Whether the backend multiplies with transposeA/transposeB flags as fast as without: the native
+ * TensorFlow backends do (the flags go to the BLAS call), so an explicit Transpose kernel there
+ * is a wasted pass over the operand; wasm and plain JS do not.
+ */
+export function transposeFlagsAreFast(): boolean {
+  return tf.getBackend().startsWith('tensorflow');
+}
+
+/**
  * a [m, k] x b [k, n] whose gradients are also plain 2-D matMuls over explicitly transposed
- * operands. Autodiff of tf.matMul uses the transposeA/transposeB flags, which the wasm backend
- * runs several times slower than a transpose followed by a plain matMul.
+ * operands where the backend needs it. Autodiff of tf.matMul uses the transposeA/transposeB
+ * flags, which the wasm backend runs several times slower than a transpose followed by a plain
+ * matMul.
  */
 export const matMul2d = tf.customGrad((...args: unknown[]) => {
   const [a, b] = args as [tf.Tensor2D, tf.Tensor2D];
@@ -99,6 +109,7 @@ export const matMul2d = tf.customGrad((...args: unknown[]) => {
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
       const upstream = (Array.isArray(dy) ? dy[0] : dy) as tf.Tensor2D;
       const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
+      if (transposeFlagsAreFast()) return [tf.matMul(upstream, sb, false, true), tf.matMul(sa, upstream, true, false)];
       return [tf.matMul(upstream, tf.transpose(sb)), tf.matMul(tf.transpose(sa), upstream)];
     },
   };

@@ -52,6 +52,20 @@ describe('activations', () => {
     // The tanh approximation differs in the 4th decimal at x = 1.
     expect(activate('gelu_tanh', tf.scalar(1)).dataSync()[0]).toBeCloseTo(0.8411919906082768, 6);
   });
+
+  it("gelu's hand-written gradient is Phi(x) + x phi(x), as autodiff of the formula gives", () => {
+    // Golden values from Python's math.erf: 0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi).
+    const x = tf.tensor1d([1, -1, 0, 3, -2, 0.5]);
+    const golden = [1.0833154705876864, -0.08331547058768629, 0.5, 1.011945647204184, -0.08523180107819692, 0.8674951246561629];
+    const upstream = tf.tensor1d([1, 1, 1, 1, 1, 1]);
+    const grad = tf.grad((t: tf.Tensor) => activate('gelu', t))(x, upstream);
+    Array.from(grad.dataSync()).forEach((g, i) => expect(g).toBeCloseTo(golden[i]!, 6));
+    // An upstream gradient scales it; autodiff through the erf formula agrees element by element.
+    const dy = tf.tensor1d([0.3, -2, 1.5, 0.7, 4, -1]);
+    const formula = (t: tf.Tensor) => tf.mul(tf.mul(t, 0.5), tf.add(tf.erf(tf.mul(t, Math.SQRT1_2)), 1));
+    const expected = Array.from(tf.grad(formula)(x, dy).dataSync());
+    Array.from(tf.grad((t: tf.Tensor) => activate('gelu', t))(x, dy).dataSync()).forEach((g, i) => expect(g).toBeCloseTo(expected[i]!, 5));
+  });
 });
 
 describe('matMul2d and matMulByConstant (plain 2-D matMuls in the backward pass too)', () => {

@@ -39,4 +39,15 @@ describe('dropout', () => {
     expect(withRandom([0.3], () => mask(a))).not.toEqual(withRandom([0.7], () => mask(a)));
     expect(withRandom([0.3], () => mask(a))).not.toEqual(withRandom([0.3], () => mask(b)));
   });
+
+  it('passes the gradient through the same mask it applied', () => {
+    const layer = new Dropout({ rate: 0.4, seed: 3 });
+    const input = tf.randomNormal([8, 64], 0, 1, 'float32', 5);
+    const run = (t: tf.Tensor) => layer.apply(t, { training: true }) as tf.Tensor;
+    const out = withRandom([0.6], () => run(input));
+    const grad = withRandom([0.6], () => tf.grad(run)(input, tf.onesLike(input)));
+    const ratio = Array.from(tf.div(out, input).dataSync());
+    Array.from(grad.dataSync()).forEach((g, i) => expect(g).toBeCloseTo(ratio[i]!, 5));
+    expect(new Set(Array.from(grad.dataSync()))).toEqual(new Set([0, Math.fround(1 / 0.6)]));
+  });
 });

@@ -10,6 +10,29 @@ export interface DropoutArgs {
   name?: string;
 }
 
+/**
+ * The scaled keep mask of inverted dropout: each value is 1/(1-rate) with probability 1-rate,
+ * else 0, drawn from a mulberry32 stream seeded with `seed`.
+ * Made in one pass in JavaScript and uploaded once, because tf.dropout draws each value through
+ * seedrandom's alea (several times slower) and then runs Add, Floor and RealDiv over the whole
+ * tensor; the gradient of the single Multiply that applies this mask is one Multiply by it.
+ */
+export function dropoutMask(shape: number[], rate: number, seed: number): tf.Tensor {
+  const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  const keptValue = 1 / (1 - rate);
+  const threshold = rate * 4294967296;
+  // mulberry32, the generator of core's rng.ts, written inline: calling its closure per value
+  // takes twice as long over the millions of values of one mask.
+  let state = seed | 0;
+  for (let i = 0; i < values.length; i++) {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    values[i] = (t ^ (t >>> 14)) >>> 0 >= threshold ? keptValue : 0;
+  }
+  return tf.tensor(values, shape, 'float32');
+}
+
 /** Inverted dropout: in training zeroes `rate` of the values and scales the rest by 1/(1-rate). */
 export class Dropout extends tf.layers.Layer {
   static className = 'TesseraDropout';
@@ -30,7 +53,7 @@ export class Dropout extends tf.layers.Layer {
     // (run seed, epoch, step), so masks are reproducible and a resumed run draws the same ones;
     // mixing in the layer's own seed keeps two dropout layers from sharing a stream.
     const draw = Math.floor(Math.random() * 2147483647);
-    return tf.tidy(() => tf.dropout(x, this.rate, undefined, subSeed(this.seed, draw)));
+    return tf.tidy(() => tf.mul(x, dropoutMask(x.shape, this.rate, subSeed(this.seed, draw))));
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
