@@ -35,7 +35,7 @@ export default defineCommand({
   ],
   async run({ positionals, options }, context) {
     if (!options.out) throw new UsageError('--out DIR is required', 'export');
-    const { exportModel, selectBackend } = await import('@tessera/core');
+    const { exportModel, selectBackend, disposeModel } = await import('@tessera/core');
     const registries = await context.registries();
     const file = resolve(context.cwd, positionals[0]!);
     const log = (message: string) => void context.stderr.write(`${message}\n`);
@@ -64,6 +64,6 @@ export default defineCommand({
     const shown = relative(context.cwd, out);
     const where = shown && !shown.startsWith('..') ? shown : out;
     context.stdout.write(`wrote ${where}/model.json and weights.bin (${count} parameters)\n`);
-    model.dispose();
+    disposeModel(model);
   },
 });

@@ -78,7 +78,7 @@ export default defineCommand({
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError(`--batch-size expects a positive integer, got "${options['batch-size']}"`, 'predict');
 
     const registries = await context.registries(); // registers the primitives' layer classes too
-    const { importModel, predictImages, selectBackend, MODEL_FILE } = await import('@tessera/core');
+    const { importModel, predictImages, selectBackend, disposeModel, MODEL_FILE } = await import('@tessera/core');
     await selectBackend(options.backend as Parameters<typeof selectBackend>[0], () => {});
     const dir = resolve(context.cwd, positionals[0]!);
     let loaded: Awaited<ReturnType<typeof importModel>>;
@@ -117,6 +117,6 @@ export default defineCommand({
       if (options.out) writeFileSync(resolve(context.cwd, options.out), json);
       else context.stdout.write(json);
     }
-    model.dispose();
+    disposeModel(model);
   },
 });

@@ -62,12 +62,12 @@ export default defineCommand({
     ['exp summary EXPERIMENT.yaml --set model.vars.patch_size=4', 'With another patch size'],
   ],
   async run({ positionals, options }, context) {
-    const { modelSummary, formatSummary } = await import('@tessera/core');
+    const { modelSummary, formatSummary, disposeModel } = await import('@tessera/core');
     const registries = await context.registries();
     const file = resolve(context.cwd, positionals[0]!);
     const { model } = await buildExperimentModel(file, { set: options.set, inputShape: options['input-shape'] }, 'summary', registries);
     const summary = modelSummary(model);
     context.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary));
-    model.dispose();
+    disposeModel(model);
   },
 });

@@ -28,7 +28,7 @@ function identitySharingData({ inputs, backend }: { inputs: tf.NamedTensorInfoMa
  * Sum over leading axes ([8192, 256] -> [256]) as one sequential pass. The wasm Sum kernel
  * reduces innermost axes only, so for leading ones it first transposes the whole input, and its
  * transpose is slow: ~20 ms for that shape, against ~7 ms for this loop over the same memory.
- * Every bias gradient and LayerNorm's gamma/beta gradients are such sums (13% of a Mixer step
+ * Every bias gradient and LayerNorm's gamma/beta gradients are such sums (13% of a token-mixing model's step
  * on wasm). Accumulates in float64, then rounds once. Anything else goes to the original kernel.
  */
 function sumOverLeadingAxes(originalSum: tf.KernelFunc): tf.KernelFunc {

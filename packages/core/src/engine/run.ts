@@ -8,7 +8,7 @@ import type { Registries, SourceLocation } from '../registry/kinds.ts';
 import { loadValidatedExperiment, validateExperiment } from '../schema/validate.ts';
 import type { ExperimentConfig, TrackingConfig } from '../schema/types.ts';
 import { selectBackend, type BackendRequest } from '../backend/select.ts';
-import { buildModel } from '../graph/build.ts';
+import { buildModel, disposeModel } from '../graph/build.ts';
 import { LocalRunStore, findRunDir, readMetrics } from '../tracking/local-store.ts';
 import { combineTrackers, flattenParams, type RunStatus, type Tracker } from '../tracking/tracker.ts';
 import { collectProvenance } from '../tracking/provenance.ts';
@@ -321,7 +321,7 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
-    model.dispose();
+    disposeModel(model);
   }
 
   const summary: RunSummary = {
