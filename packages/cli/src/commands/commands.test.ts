@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { editorSchema, editorValidator, parseYamlFile } from '@tessera/core';
+import { editorSchema, editorValidator, parseYamlFile, sweepSchema } from '@tessera/core';
 import { builtinRegistries } from '../registries.ts';
 import { runCli } from '../test-helpers.ts';
 
@@ -72,6 +72,24 @@ describe('exp schema', () => {
     for (const file of files) {
       validate(parseYamlFile(join(ROOT, file)).value);
       expect([file, validate.errors ?? []]).toEqual([file, []]);
+    }
+  });
+
+  it('the committed schema/sweep.schema.json is up to date (regenerate: pnpm exp schema --sweep --out schema/sweep.schema.json)', () => {
+    const committed = readFileSync(join(ROOT, 'schema/sweep.schema.json'), 'utf8');
+    expect(committed).toBe(`${JSON.stringify(sweepSchema(), null, 2)}\n`);
+  });
+
+  it('every file in experiments/ starts with a yaml-language-server modeline naming the right schema', () => {
+    const files = ['', 'base/', 'sweeps/'].flatMap((dir) =>
+      readdirSync(join(ROOT, 'experiments', dir)).filter((f) => f.endsWith('.yaml')).map((f) => `experiments/${dir}${f}`),
+    );
+    expect(files.length).toBeGreaterThan(7);
+    for (const file of files) {
+      const first = readFileSync(join(ROOT, file), 'utf8').split('\n')[0]!;
+      const target = first.match(/^# yaml-language-server: \$schema=(\S+)$/)?.[1];
+      const schema = file.startsWith('experiments/sweeps/') ? 'schema/sweep.schema.json' : 'schema/experiment.schema.json';
+      expect([file, target && relative(ROOT, resolve(ROOT, dirname(file), target))]).toEqual([file, schema]);
     }
   });
 

@@ -15,14 +15,17 @@ export default defineCommand({
   positionals: [],
   options: {
     out: { type: 'string', short: 'o', placeholder: 'FILE', description: 'Write to FILE instead of standard output' },
+    sweep: { type: 'boolean', description: 'The schema of sweep files (experiments/sweeps/*.yaml) instead' },
   },
   examples: [
     ['exp schema --out schema/experiment.schema.json', 'Regenerate the committed schema'],
+    ['exp schema --sweep --out schema/sweep.schema.json', 'Regenerate the committed sweep-file schema'],
     ['exp schema | jq \'.["$defs"].block.anyOf[].properties.type.const\'', 'List the block types'],
   ],
   async run({ options }, context) {
-    const { editorSchema } = await import('@tessera/core');
-    const text = `${JSON.stringify(editorSchema(await context.registries()), null, 2)}\n`;
+    const { editorSchema, sweepSchema } = await import('@tessera/core');
+    const schema = options.sweep ? sweepSchema() : editorSchema(await context.registries());
+    const text = `${JSON.stringify(schema, null, 2)}\n`;
     if (options.out === undefined) {
       context.stdout.write(text);
       return;
