@@ -85,7 +85,10 @@ describe.skipIf(!redis.binary)('exp worker and exp sweep --executor queue (real 
     const url = `${server.url.slice(0, -2)}/5`;
     const runsDir = join(dir, 'runs');
     {
-      const first = exp('worker-a', ['worker', '--queue', url, '--runs-dir', runsDir, '--name', 'a', '--lease', '2']);
+      // worker-a's lock is what the test waits out after killing it: short, yet longer than a
+      // 5 s stall of a worker on a busy machine (renewed every second); worker-b's stalled-job
+      // check runs every --lease seconds (at most 5).
+      const first = exp('worker-a', ['worker', '--queue', url, '--runs-dir', runsDir, '--name', 'a', '--lease', '7']);
       const sweep = exp('sweep', ['sweep', SMOKE_GRID, '--executor', 'queue', '--queue', url, '--runs-dir', runsDir, '--max-trials', '1', '--backend', 'cpu']);
       const trial = async () => (await sweepStatus(url, 'smoke-grid'))?.trials[0];
       const deadline = Date.now() + 120_000;
@@ -95,7 +98,7 @@ describe.skipIf(!redis.binary)('exp worker and exp sweep --executor queue (real 
       }
       const runId = (await trial())!.runId;
       process.kill(-first.pid!, 'SIGKILL');
-      exp('worker-b', ['worker', '--queue', url, '--runs-dir', runsDir, '--name', 'b', '--lease', '2']);
+      exp('worker-b', ['worker', '--queue', url, '--runs-dir', runsDir, '--name', 'b', '--lease', '7']);
 
       expect(await exited(sweep), log('sweep')).toBe(0);
       expect(log('sweep')).toMatch(/trial-000\s+FINISHED/);

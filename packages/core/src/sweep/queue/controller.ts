@@ -29,7 +29,10 @@ export interface QueueSweepOptions {
   parallel?: number;
   maxTrials?: number;
   runArgs?: readonly string[];
-  /** The controller lease's time to live (default 15 s); it is renewed every third of it. */
+  /**
+   * The controller lease's time to live (default 15 s); it is renewed every second (a third of it
+   * when shorter), so only a controller silent for nearly all of it loses the sweep.
+   */
   leaseMs?: number;
   /** As SweepFileOptions.createTracker: the tracker besides the local store for the sweep's own run. */
   createTracker?: SweepFileOptions['createTracker'];
@@ -121,7 +124,7 @@ export async function runQueueSweep(
           executor?.detach();
         })
         .catch(() => {}); // Redis restarting: the next renewal decides
-    }, Math.max(100, Math.floor(ttl / 3)));
+    }, Math.max(100, Math.min(1000, Math.floor(ttl / 3))));
 
     await checkFingerprint(redis, table, spec);
     await syncState(table, spec, options.statePath);

@@ -44,6 +44,13 @@ function spec(name: string, extra: Partial<SweepSpec> = {}): SweepSpec {
   };
 }
 
+// Leases and locks: a test process or worker on a busy machine can be held up for seconds (another
+// process starting on 2 cores), so none may lapse by accident. Workers and controllers nobody waits
+// on keep the long production defaults (a 30 s lock; a 15 s lease), renewed every second. Only a
+// worker or controller that a test kills or freezes has a shorter one, long enough to outlast a 5 s
+// stall (LOST_AFTER_MS): its expiry is what the test waits for.
+const LOST_AFTER_MS = 7000;
+
 interface WorkerConfig {
   concurrency?: number;
   gpus?: string[];
@@ -62,7 +69,7 @@ function startWorker(name: string, config: WorkerConfig = {}): ChildProcess {
     concurrency: config.concurrency ?? 1,
     gpus: config.gpus ?? [],
     runsDir: join(dir, 'runs'),
-    lockDurationMs: config.lockDurationMs ?? 2000,
+    lockDurationMs: config.lockDurationMs ?? 30_000,
     stalledIntervalMs: config.stalledIntervalMs ?? 500,
     checkMs: 200,
     graceMs: 5000,
@@ -193,14 +200,14 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
   });
 
   it('a worker killed mid-trial (kill -9 of its process group): redelivered after its lease expires, resumed from its checkpoint', async () => {
-    const a = startWorker('wa', { epochs: 6, epochMs: 300 });
+    const a = startWorker('wa', { epochs: 6, epochMs: 300, lockDurationMs: LOST_AFTER_MS });
     const one = spec('crash', { parameters: [{ path: 'a', distribution: { type: 'categorical', values: [0] } }], maxTrials: 1, parallel: 1 });
     const sweep = runQueueSweep(one, { url, statePath: join(dir, 'state.json') });
     await waitFor('two epochs', async () => (await client.hlen(sweepKeys('crash').epochs('trial-000'))) >= 2);
     const [first] = fakeRuns();
     killGroup(a, 'SIGKILL');
     // The trial ran in its own process group; its guard saw the worker die and killed it.
-    await waitFor('the orphaned run to be killed', () => !alive(first!.pid), 5000);
+    await waitFor('the orphaned run to be killed', () => !alive(first!.pid));
     const checkpointed = Number(await client.hlen(sweepKeys('crash').epochs('trial-000')));
     startWorker('wb', { epochs: 6, epochMs: 100 });
     const result = await sweep;
@@ -219,7 +226,7 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
   });
 
   it('a frozen worker (SIGSTOP past its lease) cannot complete the trial a second time', async () => {
-    const a = startWorker('wa', { epochs: 8, epochMs: 250, lockDurationMs: 1500 });
+    const a = startWorker('wa', { epochs: 8, epochMs: 250, lockDurationMs: LOST_AFTER_MS });
     const one = spec('frozen', { parameters: [{ path: 'a', distribution: { type: 'categorical', values: [0] } }], maxTrials: 1, parallel: 1 });
     const sweep = runQueueSweep(one, { url, statePath: join(dir, 'state.json') });
     await waitFor('two epochs', async () => (await client.hlen(sweepKeys('frozen').epochs('trial-000'))) >= 2);
@@ -235,13 +242,32 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
 
     // Thaw the old trial and let it run to its end, then the old worker: it must not record it.
     process.kill(-trialGroup, 'SIGCONT');
-    await waitFor('the old run to end', () => !alive(first!.pid), 10_000);
+    await waitFor('the old run to end', () => !alive(first!.pid));
     process.kill(a.pid!, 'SIGCONT');
-    await waitFor('the old worker to give up', () => /attempt 1: (lost the trial|finished but rejected)/.test(readFileSync(join(dir, 'wa.log'), 'utf8')), 10_000);
+    await waitFor('the old worker to give up', () => /attempt 1: (lost the trial|finished but rejected)/.test(readFileSync(join(dir, 'wa.log'), 'utf8')));
     await sleep(500);
     expect(await finalEvents(client, 'frozen')).toEqual(new Map([['trial-000', ['finished@2']]]));
     const trial = (await sweepStatus(url, 'frozen'))!.trials[0]!;
     expect(trial).toMatchObject({ state: 'FINISHED', attempts: 2, worker: 'wb', result: { val_loss: 1 / 8 } });
+  });
+
+  it('a worker held up for 5 s (a busy machine) keeps its trial, though another worker checks for stalled trials every 0.5 s', async () => {
+    const a = startWorker('wa', { epochs: 12, epochMs: 250, lockDurationMs: LOST_AFTER_MS });
+    const one = spec('held', { parameters: [{ path: 'a', distribution: { type: 'categorical', values: [0] } }], maxTrials: 1, parallel: 1 });
+    const sweep = runQueueSweep(one, { url, statePath: join(dir, 'state.json') });
+    await waitFor('an epoch', async () => (await client.hlen(sweepKeys('held').epochs('trial-000'))) >= 1);
+    startWorker('wb');
+    await waitFor('the other worker', async () => ((await sweepStatus(url, 'held'))?.workers.length ?? 0) === 2);
+    // Only the worker's own process: its event loop stops (no lock renewal), its trial runs on.
+    process.kill(a.pid!, 'SIGSTOP');
+    await sleep(5000);
+    process.kill(a.pid!, 'SIGCONT');
+    const result = await sweep;
+    expect(result.state.trials[0]).toMatchObject({ state: 'FINISHED', finalMetric: 1 / 12 });
+    expect(fakeRuns()).toHaveLength(1);
+    expect(await finalEvents(client, 'held')).toEqual(new Map([['trial-000', ['finished@1']]]));
+    expect((await sweepStatus(url, 'held'))!.trials[0]).toMatchObject({ attempts: 1, worker: 'wa' });
+    expect(readFileSync(join(dir, 'wa.log'), 'utf8')).not.toMatch(/lost the trial|stalled/);
   });
 
   it('a controller killed and resumed elsewhere (from Redis alone) adds no duplicate jobs and continues the same sweep run; a second controller is refused while one holds the lease', async () => {
@@ -255,7 +281,7 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
     const out = openSync(join(dir, 'controller.log'), 'a');
     const controller = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'controller-main.ts')], {
       cwd: ROOT,
-      env: { ...process.env, TEST_CONTROLLER: JSON.stringify({ spec: grid, url, statePath, leaseMs: 1500, runsDir }) },
+      env: { ...process.env, TEST_CONTROLLER: JSON.stringify({ spec: grid, url, statePath, leaseMs: LOST_AFTER_MS, runsDir }) },
       stdio: ['ignore', out, out],
       detached: true,
     });
@@ -264,7 +290,7 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
     const finished = async () => (await sweepStatus(url, 'ctl'))?.trials.filter((t) => t.state === 'FINISHED').length ?? 0;
     await waitFor('four finished trials', async () => (await finished()) >= 4);
 
-    const second = runQueueSweep(grid, { url, statePath: join(dir, 'other.json'), leaseMs: 1500 });
+    const second = runQueueSweep(grid, { url, statePath: join(dir, 'other.json') });
     await expect(second).rejects.toBeInstanceOf(SweepLeaseError);
     await expect(second).rejects.toThrow(/sweep "ctl" on redis:\/\/127\.0\.0\.1:\d+\/\d+ is already controlled by pid \d+ on .* its lease expires in \d+ s/);
 
@@ -273,10 +299,10 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
     const parent = (await client.hget(sweepKeys('ctl').meta, 'runId'))!;
     expect(parent).toMatch(/\S/);
     expect((await readRunMeta(join(runsDir, 'fake', parent))).status).toBe('RUNNING');
-    await waitFor('its lease to expire', async () => (await client.exists(sweepKeys('ctl').lease)) === 0, 5000);
+    await waitFor('its lease to expire', async () => (await client.exists(sweepKeys('ctl').lease)) === 0);
     // Resumed on "another machine": without the first controller's state file, from Redis alone.
     const tracking = { runsDir, experiment: 'fake', tracking: {}, createTracker: () => undefined };
-    const result = await runQueueSweep(grid, { url, statePath: join(dir, 'moved', 'state.json'), leaseMs: 1500, tracking });
+    const result = await runQueueSweep(grid, { url, statePath: join(dir, 'moved', 'state.json'), tracking });
     expect(result.state.runId).toBe(parent);
     const parentMeta = await readRunMeta(join(runsDir, 'fake', parent));
     expect(parentMeta.status).toBe('FINISHED');
@@ -398,10 +424,12 @@ describe.skipIf(!redisForTests.binary)('sweeps on a Redis queue (real redis-serv
   });
 
   it('a controller that loses its lease to another stops without touching the trials', async () => {
-    startWorker('w1', { concurrency: 1, epochs: 20, epochMs: 200 });
+    // Far longer than the test: the trial must still be running when the controller gives up.
+    startWorker('w1', { concurrency: 1, epochs: 100, epochMs: 200 });
     const one = spec('deposed', { parameters: [{ path: 'a', distribution: { type: 'categorical', values: [0] } }], maxTrials: 1, parallel: 1 });
     const keys = sweepKeys('deposed');
-    const sweep = runQueueSweep(one, { url, statePath: join(dir, 'state.json'), leaseMs: 600 });
+    // Renewed every second: the takeover is noticed within one.
+    const sweep = runQueueSweep(one, { url, statePath: join(dir, 'state.json'), leaseMs: LOST_AFTER_MS });
     const outcome = sweep.then(() => null, (error: unknown) => error as Error);
     await waitFor('an epoch', async () => (await client.hlen(keys.epochs('trial-000'))) >= 1);
     // Another controller took the sweep over (as if this one had been frozen past its lease).

@@ -27,9 +27,13 @@ export interface QueueWorkerOptions {
   runsDir?: string;
   /** Shown in `exp sweep status` and stored on each attempt (default `<host>-<pid>`). */
   name?: string;
-  /** The BullMQ lock on a running trial (default 30 s): a worker silent this long loses the trial. */
+  /**
+   * The BullMQ lock on a running trial (default 30 s): a worker silent this long loses the trial.
+   * It is renewed every second (a quarter of it when shorter), so a worker whose event loop is
+   * held up (a busy machine) keeps its trials unless it stalls for nearly the whole lock.
+   */
   lockDurationMs?: number;
-  /** How often this worker looks for trials whose worker vanished (default: lockDurationMs). */
+  /** How often this worker looks for trials whose worker vanished (default: lockDurationMs, at most 5 s). */
   stalledIntervalMs?: number;
   /** How often a running trial's lease and stop request are checked between epochs (default 1 s). */
   checkMs?: number;
@@ -211,7 +215,9 @@ export async function runQueueWorker(options: QueueWorkerOptions): Promise<void>
     concurrency,
     name,
     lockDuration,
-    stalledInterval: options.stalledIntervalMs ?? lockDuration,
+    // BullMQ renews at half the lock by default: a stall of half the lock would lose the trial.
+    lockRenewTime: Math.min(1000, lockDuration / 4),
+    stalledInterval: options.stalledIntervalMs ?? Math.min(lockDuration, 5000),
     // A worker that dies mid-trial is not the trial's fault: redeliver it however often that happens.
     maxStalledCount: 1_000,
     autorun: false,
