@@ -134,3 +134,27 @@ export function matMulLastAxis(x: tf.Tensor, kernel: tf.Tensor2D): tf.Tensor {
   const flat = x.reshape([-1, inDim]) as tf.Tensor2D;
   return matMul2d(flat, kernel).reshape([...x.shape.slice(0, -1), kernel.shape[1]]);
 }
+
+/**
+ * Multiplies the middle axis of x [n, in, m] by a [in, out] matrix: y[i] = kernel^T x[i], shape
+ * [n, out, m], as ONE batched matMul that broadcasts the kernel and reads it transposed, with no
+ * Transpose of x either way: the gradient of x is kernel x dy[i], that of the kernel the sum over
+ * i of x[i] dy[i]^T (a small [n, in, out] product summed). Only for backends whose transpose
+ * flags are fast (transposeFlagsAreFast); the others move the axis last and use matMul2d.
+ */
+export const matMulMiddleAxis = tf.customGrad((...args: unknown[]) => {
+  const [x, kernel] = args as [tf.Tensor3D, tf.Tensor2D];
+  const save = args[2] as tf.GradSaveFunc;
+  save([x, kernel]);
+  const kernel3d = kernel.reshape([1, ...kernel.shape]) as tf.Tensor3D;
+  return {
+    value: tf.matMul(kernel3d, x, true, false),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      const upstream = (Array.isArray(dy) ? dy[0] : dy) as tf.Tensor3D;
+      const [sx, sk] = saved as [tf.Tensor3D, tf.Tensor2D];
+      const dx = tf.matMul(sk.reshape([1, ...sk.shape]) as tf.Tensor3D, upstream);
+      const dKernel = tf.sum(tf.matMul(sx, upstream, false, true), 0);
+      return [dx, dKernel];
+    },
+  };
+}) as unknown as (x: tf.Tensor3D, kernel: tf.Tensor2D) => tf.Tensor3D;

@@ -5,11 +5,13 @@ import {
   initializerSchema,
   makeInitializer,
   matMulLastAxis,
+  matMulMiddleAxis,
   resolveAxis,
   singleShape,
   singleTensor,
   snakeCase,
   subSeed,
+  transposeFlagsAreFast,
   type InitializerName,
 } from './common.ts';
 
@@ -34,7 +36,8 @@ export interface DenseArgs {
 /**
  * A fully connected layer along one axis: y = activation(x ·axis kernel + bias).
  * A non-last axis is moved last with an explicit transpose and the product is a plain 2-D matMul,
- * because wasm runs batched or transposed matMuls several times slower.
+ * because wasm runs batched or transposed matMuls several times slower; the native backends
+ * multiply along the axis in place instead (matMulMiddleAxis), with no Transpose kernels.
  */
 export class Dense extends tf.layers.Layer {
   static className = 'TesseraDense';
@@ -89,6 +92,7 @@ export class Dense extends tf.layers.Layer {
       const x = singleTensor(inputs);
       const axis = resolveAxis(this.axis, x.rank, 'dense');
       const last = x.rank - 1;
+      if (axis !== last && transposeFlagsAreFast()) return this.callAlongMiddleAxis(x, axis);
       // Swapping `axis` with the last axis is its own inverse, so one permutation serves both ways.
       const perm = [...Array(x.rank).keys()];
       perm[axis] = last;
@@ -99,6 +103,19 @@ export class Dense extends tf.layers.Layer {
       y = activate(this.activation, y);
       return axis === last ? y : tf.transpose(y, perm);
     });
+  }
+
+  /** The same product with `axis` kept in place: x seen as [before, axis, after], no Transpose. */
+  private callAlongMiddleAxis(x: tf.Tensor, axis: number): tf.Tensor {
+    const before = x.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+    const after = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+    const x3d = x.reshape([before, x.shape[axis]!, after]) as tf.Tensor3D;
+    let y: tf.Tensor = matMulMiddleAxis(x3d, this.kernel!.read() as tf.Tensor2D);
+    if (this.bias) y = tf.add(y, this.bias.read().reshape([this.units, 1]));
+    y = activate(this.activation, y);
+    const shape = [...x.shape];
+    shape[axis] = this.units;
+    return y.reshape(shape);
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
