@@ -21,14 +21,18 @@ function naiveRealDft2(x: number[][]): number[][] {
 
 describe('fourier_2d', () => {
   it('equals the real part of a naive 2-D DFT over [tokens, channels], per example', () => {
-    const x = tf.randomNormal([3, 5, 6], 0, 1, 'float32', 11);
-    const y = new Fourier2d().apply(x) as tf.Tensor;
-    const examples = x.arraySync() as number[][][];
-    const got = y.arraySync() as number[][][];
-    examples.forEach((example, b) => {
-      const want = naiveRealDft2(example);
-      want.forEach((row, p) => row.forEach((value, q) => expect(got[b]![p]![q]).toBeCloseTo(value, 4)));
-    });
+    // Even and odd channel counts (the layer computes floor(d/2) + 1 channel frequencies and
+    // mirrors the rest), and a single channel.
+    for (const [seed, shape] of [[11, [3, 5, 6]], [14, [2, 4, 7]], [15, [2, 3, 1]], [16, [2, 6, 2]]] as const) {
+      const x = tf.randomNormal([...shape], 0, 1, 'float32', seed);
+      const y = new Fourier2d().apply(x) as tf.Tensor;
+      const examples = x.arraySync() as number[][][];
+      const got = y.arraySync() as number[][][];
+      examples.forEach((example, b) => {
+        const want = naiveRealDft2(example);
+        want.forEach((row, p) => row.forEach((value, q) => expect(got[b]![p]![q]).toBeCloseTo(value, 4)));
+      });
+    }
   });
 
   it('gives the DC term (sum of all values) at [0, 0] and has no weights', () => {
@@ -41,11 +45,13 @@ describe('fourier_2d', () => {
   });
 
   it('has the right gradient: the map is linear and self-adjoint, so d sum(F(x) * p) / dx = F(p)', () => {
-    const layer = new Fourier2d();
-    const x = tf.randomNormal([2, 4, 6], 0, 1, 'float32', 12);
-    const probe = tf.randomNormal([2, 4, 6], 0, 1, 'float32', 13);
-    const grad = tf.grad((input: tf.Tensor) => tf.sum(tf.mul(layer.apply(input) as tf.Tensor, probe)))(x);
-    const want = layer.apply(probe) as tf.Tensor;
-    expect(tf.max(tf.abs(tf.sub(grad, want))).dataSync()[0]).toBeLessThan(1e-4);
+    for (const shape of [[2, 4, 6], [2, 3, 5]]) {
+      const layer = new Fourier2d();
+      const x = tf.randomNormal(shape, 0, 1, 'float32', 12);
+      const probe = tf.randomNormal(shape, 0, 1, 'float32', 13);
+      const grad = tf.grad((input: tf.Tensor) => tf.sum(tf.mul(layer.apply(input) as tf.Tensor, probe)))(x);
+      const want = new Fourier2d().apply(probe) as tf.Tensor;
+      expect(tf.max(tf.abs(tf.sub(grad, want))).dataSync()[0]).toBeLessThan(1e-4);
+    }
   });
 });

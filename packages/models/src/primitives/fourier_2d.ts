@@ -6,28 +6,36 @@ export interface Fourier2dArgs {
   name?: string;
 }
 
-/** [cos | sin] of the n x n DFT angles 2*pi*j*k/n, side by side: an [n, 2n] float32 array. */
-function cosSinColumns(n: number): Float32Array {
-  const out = new Float32Array(n * 2 * n);
-  for (let j = 0; j < n; j++) {
-    for (let k = 0; k < n; k++) {
-      // j*k mod n keeps the angle small, so float64 cos/sin stay exact for large n.
-      const angle = (2 * Math.PI * ((j * k) % n)) / n;
-      out[j * 2 * n + k] = Math.cos(angle);
-      out[j * 2 * n + n + k] = Math.sin(angle);
+/** The DFT angle 2*pi*j*k/n; j*k mod n keeps it small, so float64 cos/sin stay exact for large n. */
+const angle = (j: number, k: number, n: number) => (2 * Math.PI * ((j * k) % n)) / n;
+
+/**
+ * [cos | sin] of the d-point DFT angles, only the first h output columns of each: [d, 2h].
+ * Columns k and d - k of the cosine matrix are equal and of the sine matrix opposite, so the
+ * first floor(d/2) + 1 columns carry everything.
+ */
+function cosSinColumns(d: number, h: number): Float32Array {
+  const out = new Float32Array(d * 2 * h);
+  for (let j = 0; j < d; j++) {
+    for (let k = 0; k < h; k++) {
+      out[j * 2 * h + k] = Math.cos(angle(j, k, d));
+      out[j * 2 * h + h + k] = Math.sin(angle(j, k, d));
     }
   }
   return out;
 }
 
-/** [cos ; -sin] of the n x n DFT angles, stacked: a [2n, n] float32 array. */
-function cosMinusSinRows(n: number): Float32Array {
-  const out = new Float32Array(2 * n * n);
+/** [[C, C], [-S, S]] of the n-point DFT: [2n, 2n]. */
+function tokenMatrix(n: number): Float32Array {
+  const out = new Float32Array(4 * n * n);
   for (let j = 0; j < n; j++) {
     for (let k = 0; k < n; k++) {
-      const angle = (2 * Math.PI * ((j * k) % n)) / n;
-      out[j * n + k] = Math.cos(angle);
-      out[(n + j) * n + k] = -Math.sin(angle);
+      const c = Math.cos(angle(j, k, n));
+      const s = Math.sin(angle(j, k, n));
+      out[j * 2 * n + k] = c;
+      out[j * 2 * n + n + k] = c;
+      out[(n + j) * 2 * n + k] = -s;
+      out[(n + j) * 2 * n + n + k] = s;
     }
   }
   return out;
@@ -36,15 +44,19 @@ function cosMinusSinRows(n: number): Float32Array {
 /**
  * The real part of the 2-D DFT over the last two axes [n, d] (Fourier token mixing, no weights).
  * TF.js has no gradient for FFT, so it is computed as Re(F_n X F_d) = C_n X C_d - S_n X S_d
- * with constant cosine/sine matrices: one matMul by [C_d | S_d], a transpose, one matMul by
- * [C_n ; -S_n], a transpose. Everything is a plain 2-D matMul, so it has gradients and is fast.
+ * with constant cosine/sine matrices, all plain 2-D matMuls (gradients, fast).
+ * X is real, so only the first h = floor(d/2) + 1 channel frequencies are computed:
+ * A = X C_h and B = X S_h (one matMul by [C_h | S_h]); per channel frequency k the token
+ * matMul by [[C_n, C_n], [-S_n, S_n]] gives both C_n A - S_n B, the output column k, and
+ * C_n A + S_n B, the output column d - k (cos even, sin odd in k). That is ~40% fewer
+ * multiply-adds than the full [C_d | S_d] product for n = 64, d = 256.
  */
 export class Fourier2d extends tf.layers.Layer {
   static className = 'TesseraFourier2d';
   // Constants, not weights: rebuilt from the shape, never trained nor saved. Each is kept with
   // its transpose, which the backward pass multiplies by.
-  private channelMatrix?: [tf.Tensor2D, tf.Tensor2D]; // [d, 2d] and [2d, d]
-  private tokenMatrix?: [tf.Tensor2D, tf.Tensor2D]; // [2n, n] and [n, 2n]
+  private channelMatrix?: [tf.Tensor2D, tf.Tensor2D]; // [d, 2h] and [2h, d]
+  private tokenMatrix?: [tf.Tensor2D, tf.Tensor2D]; // [2n, 2n] and its transpose
 
   constructor(args: Fourier2dArgs = {}) {
     super(args);
@@ -62,8 +74,9 @@ export class Fourier2d extends tf.layers.Layer {
   override build(inputShape: tf.Shape | tf.Shape[]): void {
     const [n, d] = this.lastTwo(singleShape(inputShape, 'fourier_2d'));
     const withTranspose = (m: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D] => [tf.keep(m), tf.keep(tf.transpose(m))];
-    this.channelMatrix = withTranspose(tf.tensor2d(cosSinColumns(d), [d, 2 * d]));
-    this.tokenMatrix = withTranspose(tf.tensor2d(cosMinusSinRows(n), [2 * n, n]));
+    const h = Math.floor(d / 2) + 1;
+    this.channelMatrix = withTranspose(tf.tensor2d(cosSinColumns(d, h), [d, 2 * h]));
+    this.tokenMatrix = withTranspose(tf.tensor2d(tokenMatrix(n), [2 * n, 2 * n]));
     this.built = true;
   }
 
@@ -71,12 +84,18 @@ export class Fourier2d extends tf.layers.Layer {
     return tf.tidy(() => {
       const x = singleTensor(inputs);
       const [n, d] = this.lastTwo(x.shape);
-      // [b*n, d] x [d, 2d] -> per example [n, 2, d] holding X C_d and X S_d.
-      const channelMixed = matMulByConstant(x.reshape([-1, d]) as tf.Tensor2D, ...this.channelMatrix!).reshape([-1, n, 2, d]);
-      // -> [b, d, 2, n] so each row is [(X C_d)^T | (X S_d)^T]; times [C_n ; -S_n] (symmetric) gives out^T.
+      const h = Math.floor(d / 2) + 1;
+      // [b*n, d] x [d, 2h] -> per example [n, 2, h] holding A = X C_h and B = X S_h.
+      const channelMixed = matMulByConstant(x.reshape([-1, d]) as tf.Tensor2D, ...this.channelMatrix!).reshape([-1, n, 2, h]);
+      // -> rows [A[:, k]^T | B[:, k]^T] of length 2n; times [[C, C], [-S, S]] -> [(C A - S B)[:, k]^T | (C A + S B)[:, k]^T].
       const rows = tf.transpose(channelMixed, [0, 3, 2, 1]).reshape([-1, 2 * n]) as tf.Tensor2D;
-      const outT = matMulByConstant(rows, ...this.tokenMatrix!).reshape([-1, d, n]);
-      return tf.transpose(outT, [0, 2, 1]).reshape(x.shape);
+      const mixed = tf.transpose(matMulByConstant(rows, ...this.tokenMatrix!).reshape([-1, h, 2, n]), [0, 3, 2, 1]);
+      // Output columns 0..h-1 are C A - S B; columns h..d-1 are C A + S B at d - h .. 1.
+      const batch = mixed.shape[0]!;
+      const low = tf.slice(mixed, [0, 0, 0, 0], [batch, n, 1, h]).reshape([batch, n, h]);
+      if (d === h) return low.reshape(x.shape);
+      const high = tf.reverse(tf.slice(mixed, [0, 0, 1, 1], [batch, n, 1, d - h]).reshape([batch, n, d - h]), 2);
+      return tf.concat([low, high], 2).reshape(x.shape);
     });
   }
 
