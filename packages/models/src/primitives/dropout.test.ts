@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Dropout } from './dropout.ts';
+import { Dropout, dropoutMask } from './dropout.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -49,5 +49,20 @@ describe('dropout', () => {
     const ratio = Array.from(tf.div(out, input).dataSync());
     Array.from(grad.dataSync()).forEach((g, i) => expect(g).toBeCloseTo(ratio[i]!, 5));
     expect(new Set(Array.from(grad.dataSync()))).toEqual(new Set([0, Math.fround(1 / 0.6)]));
+  });
+
+  it('makes masks of any size (odd too) whose drop fraction is the rate', () => {
+    for (const rate of [0.2, 0.5, 0.9]) {
+      const mask = dropoutMask([3, 100001], rate, 17);
+      expect(mask.shape).toEqual([3, 100001]);
+      const values = mask.dataSync();
+      let dropped = 0;
+      for (const v of values) if (v === 0) dropped++;
+      else expect(v).toBe(Math.fround(1 / (1 - rate)));
+      // 300,003 units: the binomial's standard deviation is below 0.001.
+      expect(Math.abs(dropped / values.length - rate)).toBeLessThan(0.004);
+    }
+    expect(Array.from(dropoutMask([5], 0.5, 3).dataSync())).toEqual(Array.from(dropoutMask([5], 0.5, 3).dataSync()));
+    expect(Array.from(dropoutMask([64], 0.5, 3).dataSync())).not.toEqual(Array.from(dropoutMask([64], 0.5, 4).dataSync()));
   });
 });
