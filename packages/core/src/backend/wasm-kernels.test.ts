@@ -81,6 +81,12 @@ describe('Sum over leading axes on wasm', () => {
     expect(tf.tidy(() => tf.sum(x, -3).shape)).toEqual([3, 5]);
     // The same tensor reduced again under another shape, and a large one (heap views stay valid).
     expect(tf.tidy(() => tf.sum(x.reshape([12, 5]), 0).arraySync())).toEqual(overTwo);
+    // Rows not a multiple of the four summed per pass: 1, 2, 3 left over.
+    for (const rows of [5, 6, 7, 1, 2, 3]) {
+      const head = values.slice(0, rows * 5);
+      const want = range(5).map((k) => range(rows).reduce((s, r) => s + head[r * 5 + k]!, 0));
+      expect(tf.tidy(() => tf.sum(tf.tensor2d(head, [rows, 5]), 0).arraySync())).toEqual(want);
+    }
     const big = tf.tidy(() => tf.sum(tf.fill([8192, 256], 0.5), 0).arraySync() as number[]);
     expect(big.length).toBe(256);
     expect(big.every((v) => v === 4096)).toBe(true);

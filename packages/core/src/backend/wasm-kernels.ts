@@ -27,7 +27,7 @@ function identitySharingData({ inputs, backend }: { inputs: tf.NamedTensorInfoMa
 /**
  * Sum over leading axes ([8192, 256] -> [256]) as one sequential pass. The wasm Sum kernel
  * reduces innermost axes only, so for leading ones it first transposes the whole input, and its
- * transpose is slow: ~20 ms for that shape, against ~7 ms for this loop over the same memory.
+ * transpose is slow: ~20 ms for that shape, against ~1.5-3 ms for this loop over the same memory.
  * Every bias gradient and LayerNorm's gamma/beta gradients are such sums (13% of a token-mixing model's step
  * on wasm). Accumulates in float64, then rounds once. Anything else goes to the original kernel.
  */
@@ -47,7 +47,19 @@ function sumOverLeadingAxes(originalSum: tf.KernelFunc): tf.KernelFunc {
     // Views on the wasm heap: taken after the allocation above, which may grow (and so detach) it.
     const input = backend.typedArrayFromHeap(x);
     const totals = new Float64Array(columns);
-    for (let row = 0; row < rows; row++) {
+    // Four rows per pass over `totals`: half the time of one row per pass (fewer loads and
+    // stores of the accumulators); the four are added in float64, so nothing is lost.
+    let row = 0;
+    for (; row + 4 <= rows; row += 4) {
+      const o0 = row * columns;
+      const o1 = o0 + columns;
+      const o2 = o1 + columns;
+      const o3 = o2 + columns;
+      for (let column = 0; column < columns; column++) {
+        totals[column]! += input[o0 + column]! + input[o1 + column]! + (input[o2 + column]! + input[o3 + column]!);
+      }
+    }
+    for (; row < rows; row++) {
       const offset = row * columns;
       for (let column = 0; column < columns; column++) totals[column]! += input[offset + column]!;
     }
