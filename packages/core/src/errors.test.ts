@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, ConfigErrors, configErrorsOf, describeValue, formatPath, isConfigError, throwIfAny } from './errors.ts';
+import { ConfigError, ConfigErrors, configErrorsOf, describeValue, formatLocation, formatPath, isConfigError, throwIfAny } from './errors.ts';
 
 describe('ConfigError', () => {
   it('renders location, path, expected/found and hint on one line, paths relative to cwd', () => {
@@ -39,5 +39,13 @@ describe('ConfigError', () => {
     expect(() => throwIfAny([])).not.toThrow();
     expect(() => throwIfAny([at(1, 1)])).toThrow(ConfigError);
     expect(() => throwIfAny([at(1, 1), at(1, 2)])).toThrow(ConfigErrors);
+  });
+});
+
+describe('formatLocation', () => {
+  it('shows a file under the working directory relative to it, and one outside it absolute', () => {
+    expect(formatLocation({ file: '/work/repo/experiments/x.yaml', line: 3, col: 5 }, '/work/repo')).toBe('experiments/x.yaml:3:5');
+    expect(formatLocation({ file: '/tmp/t/x.yaml', line: 1, col: 2 }, '/tmp/ci/main')).toBe('/tmp/t/x.yaml:1:2');
+    expect(formatLocation({ file: '--set train.epochs=x', line: 1, col: 14 }, '/')).toBe('"--set train.epochs=x"');
   });
 });

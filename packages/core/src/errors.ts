@@ -32,10 +32,14 @@ export function formatPath(path: ConfigPath): string {
   return out;
 }
 
-/** `experiments/x.yaml:14:9` relative to `cwd`, or the override argument itself in quotes. */
+/**
+ * `experiments/x.yaml:14:9` relative to `cwd` (absolute when the file lies outside it, so the
+ * same file reads the same from any working directory), or the override argument in quotes.
+ */
 export function formatLocation(location: SourceLocation, cwd = process.cwd()): string {
   if (location.file.startsWith(OVERRIDE_PREFIX)) return `"${location.file}"`;
-  const file = isAbsolute(location.file) ? relative(cwd, location.file) || location.file : location.file;
+  const shown = isAbsolute(location.file) ? relative(cwd, location.file) : location.file;
+  const file = !shown || shown.startsWith('..') ? location.file : shown;
   return `${file}:${location.line}:${location.col}`;
 }
 
