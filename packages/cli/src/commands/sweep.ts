@@ -1,6 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { relative, resolve } from 'node:path';
+import type { SweepSpec, SweepState } from '@tessera/core';
 import { defineCommand, UsageError } from '../command.ts';
+import { LiveBlock } from '../live.ts';
 
 /** A sweep stopped by Ctrl-C exits like `exp run` does; `exp sweep FILE` again resumes it. */
 const EXIT_INTERRUPTED = 130;
@@ -87,6 +89,7 @@ export default defineCommand({
     };
     process.once('SIGINT', interrupt);
     process.once('SIGTERM', interrupt);
+    const live = LiveBlock.forOutput(context.stdout);
     try {
       const common = {
         registries,
@@ -96,7 +99,9 @@ export default defineCommand({
         ...(parallel !== undefined ? { parallel } : {}),
         ...(maxTrials !== undefined ? { maxTrials } : {}),
         ...(options.backend !== undefined ? { runArgs: ['--backend', options.backend] } : {}),
-        log: (line: string) => context.stdout.write(`${line}\n`),
+        // On a terminal the trial table stays live at the bottom; elsewhere, plain progress lines.
+        log: live ? (line: string) => live.log(line) : (line: string) => context.stdout.write(`${line}\n`),
+        ...(live ? { onUpdate: (state: SweepState, spec: SweepSpec) => live.update(core.formatSweepTable(state, spec)) } : {}),
         signal: controller.signal,
       };
       const queue = options.executor === 'queue' ? await import('./worker.ts') : null;
@@ -112,6 +117,7 @@ export default defineCommand({
               fileURLToPath(new URL('../bin.ts', import.meta.url)),
             ],
           });
+      live?.close();
       context.stdout.write(`\n${core.formatSweepTable(result.state, result.spec)}\n`);
       context.stdout.write(`Trial table: ${show(result.statePath)}\n`);
       const again = core.reproduceCommand(result.state, result.spec, context.cwd);
@@ -123,6 +129,7 @@ export default defineCommand({
       }
       return result.state.trials.length > 0 && failed.length === result.state.trials.length ? 1 : 0;
     } finally {
+      live?.close();
       process.off('SIGINT', interrupt);
       process.off('SIGTERM', interrupt);
     }

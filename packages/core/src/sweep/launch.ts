@@ -4,7 +4,7 @@ import type { TrackingConfig } from '../schema/types.ts';
 import type { Registries } from '../registry/kinds.ts';
 import { LocalProcessExecutor } from './local-executor.ts';
 import { loadSweep, type LoadedSweep } from './load.ts';
-import { bestTrial, runSweep, type SweepResult } from './runner.ts';
+import { bestTrial, runSweep, type RunSweepOptions, type SweepResult } from './runner.ts';
 import { createSearcher } from './searcher.ts';
 import { toOverrides, type Params } from './space.ts';
 import type { SweepSpec } from './spec.ts';
@@ -33,6 +33,8 @@ export interface SweepFileOptions {
   createTracker?: RunOptions['createTracker'];
   log?: (line: string) => void;
   signal?: AbortSignal;
+  /** See RunSweepOptions.onUpdate. */
+  onUpdate?: RunSweepOptions['onUpdate'];
 }
 
 /** Where a sweep keeps its trial table and its trials' run records. */
@@ -61,6 +63,7 @@ export async function runSweepFile(file: string, options: SweepFileOptions): Pro
       tracking: sweepTracking(spec, base, options),
       ...(options.log ? { log: options.log } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onUpdate ? { onUpdate: options.onUpdate } : {}),
     });
     return { ...result, spec, statePath };
   } finally {

@@ -101,7 +101,19 @@ describe('runSweep', () => {
     const statePath = join(dir, 'state.json');
     const executor = new FakeExecutor(3);
     const s = spec();
-    const result = await runSweep(s, { executor, statePath });
+    // onUpdate sees the table as it changes (a live display), ending with the saved one.
+    const finished: number[] = [];
+    const result = await runSweep(s, {
+      executor,
+      statePath,
+      onUpdate: (state, seen) => {
+        expect(seen).toBe(s);
+        finished.push(state.trials.filter((t) => t.state === 'FINISHED').length);
+      },
+    });
+    expect(finished.at(-1)).toBe(6);
+    expect(finished).toEqual([...finished].sort((a, b) => a - b));
+    expect(new Set(finished).size).toBe(7); // 0 .. 6 finished trials, each seen
     expect(executor.started).toEqual(['trial-000', 'trial-001', 'trial-002', 'trial-003', 'trial-004', 'trial-005']);
     const saved = (await loadState(statePath))!;
     expect(saved).toEqual(result.state);

@@ -26,6 +26,8 @@ export interface RunSweepOptions {
   log?: (line: string) => void;
   /** Aborting stops the running trials (they become KILLED, rerun on resume) and returns. */
   signal?: AbortSignal;
+  /** Called with the trial table each time it changes (and is saved), e.g. to redraw a live table. */
+  onUpdate?: (state: SweepState, spec: SweepSpec) => void;
   /**
    * Record the sweep as a run (the parent of every trial's run) in these trackers; without it
    * the sweep keeps only its trial table.
@@ -80,11 +82,15 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
         `experiment changed); move it away to start afresh`,
     );
   }
+  const save = async () => {
+    await saveState(statePath, state);
+    options.onUpdate?.(state, spec);
+  };
   const rerun = prepareResume(state, spec.maxAttempts);
   if (state.trials.length > 0) {
     log(`resuming ${spec.name}: ${state.trials.length - rerun.length} trial(s) done, ${rerun.length} to (re)run`);
   }
-  await saveState(statePath, state);
+  await save();
 
   const searcher = createSearcher({
     method: spec.method,
@@ -157,7 +163,7 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
     trial.reason = null;
     running.add(trial.id);
     judged.set(trial.id, trial.epochs.length);
-    await saveState(statePath, state);
+    await save();
     const launch: TrialLaunch = {
       sweep: spec.name,
       id: trial.id,
@@ -210,7 +216,7 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
   const sweepRun = options.tracking ? await SweepRun.open(spec, state, { log, ...options.tracking }) : null;
   if (sweepRun) {
     state.runId = sweepRun.runId;
-    await saveState(statePath, state);
+    await save();
   }
   try {
     for (;;) {
@@ -289,14 +295,14 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
           break;
         }
       }
-      await saveState(statePath, state);
+      await save();
     }
   } catch (error) {
     failure = error;
     throw error;
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
-    await saveState(statePath, state);
+    await save();
     if (sweepRun) {
       const outcome = failure === undefined ? sweepRunStatus(state, aborted) : { status: 'FAILED' as const, error: String(failure) };
       // A tracking failure here must not hide the sweep's own error.

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Registries } from '../../registry/kinds.ts';
 import { sweepDir, sweepTracking, type SweepFileOptions } from '../launch.ts';
 import { loadSweep } from '../load.ts';
-import { runSweep, sweepFingerprint, type SweepResult } from '../runner.ts';
+import { runSweep, sweepFingerprint, type RunSweepOptions, type SweepResult } from '../runner.ts';
 import type { SweepSpec } from '../spec.ts';
 import type { SweepTrackingOptions } from '../sweep-run.ts';
 import { curveOf, loadState, saveState, type SweepState, type Trial } from '../state.ts';
@@ -38,6 +38,8 @@ export interface QueueSweepOptions {
   createTracker?: SweepFileOptions['createTracker'];
   log?: (line: string) => void;
   signal?: AbortSignal;
+  /** See RunSweepOptions.onUpdate. */
+  onUpdate?: RunSweepOptions['onUpdate'];
 }
 
 interface LeaseHolder {
@@ -142,6 +144,7 @@ export async function runQueueSweep(
       log,
       ...(options.tracking ? { tracking: options.tracking } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onUpdate ? { onUpdate: options.onUpdate } : {}),
     });
     if (lost) throw new SweepLeaseError(`sweep "${spec.name}": this controller lost its lease (it was silent past ${ttl} ms) and stopped`);
     return result;
