@@ -5,23 +5,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { importModel, predictImages } from '@tessera/core';
 import { builtinRegistries } from '../registries.ts';
-import { main } from '../main.ts';
+import { runCli } from '../test-helpers.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
 const work = mkdtempSync(join(tmpdir(), 'tessera-predict-test-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function capture() {
-  let text = '';
-  return { write: (chunk: string) => ((text += chunk), true), text: () => text };
-}
-
-async function exp(...argv: string[]) {
-  const stdout = capture();
-  const stderr = capture();
-  const code = await main(argv, { stdout, stderr, cwd: work, registries: builtinRegistries });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
-}
+const exp = (...argv: string[]) => runCli(argv, { cwd: work, registries: builtinRegistries });
 
 const EXPERIMENT = `
 name: tiny

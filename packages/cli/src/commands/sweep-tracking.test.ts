@@ -7,24 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalProcessExecutor, readRunMeta, runExperiment, type StartRunOptions, type SweepState, type Tracker } from '@tessera/core';
 import { MlflowClient, type Run } from '@tessera/mlflow';
 import { locateMlflowForTests, startMlflowServer, type MlflowServerHandle } from '@tessera/mlflow/testing';
-import { main } from '../main.ts';
+import { runCli } from '../test-helpers.ts';
 import { builtinRegistries } from '../registries.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
 const tmp = mkdtempSync(join(tmpdir(), 'tessera-sweep-tracking-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function exp(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    cwd: ROOT,
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-    registries: builtinRegistries,
-  });
-  return { code, stdout, stderr };
-}
+const exp = (...argv: string[]) => runCli(argv, { cwd: ROOT, registries: builtinRegistries });
 
 describe('exp run --tag / --parent-run', () => {
   it('rejects a tag without a value or with a key MLflow refuses, exit 2', async () => {

@@ -5,24 +5,14 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SweepState } from '@tessera/core';
-import { main } from '../main.ts';
+import { runCli } from '../test-helpers.ts';
 import { builtinRegistries } from '../registries.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
 const tmp = mkdtempSync(join(tmpdir(), 'tessera-sweep-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function exp(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    cwd: ROOT,
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-    registries: builtinRegistries,
-  });
-  return { code, stdout, stderr };
-}
+const exp = (...argv: string[]) => runCli(argv, { cwd: ROOT, registries: builtinRegistries });
 
 describe('exp sweep', () => {
   it('validates both bundled sweeps against the full experiment schema (--dry-run)', async () => {
