@@ -2,6 +2,24 @@ import { afterEach, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { AdamW, Sgd, clipByGlobalNorm, clipByNorm, type NamedVariable } from './optimizers.ts';
 
+/** Keras 3 AdamW for one array, in float64: the independent reference for the flat update. */
+function kerasAdamW(values: number[], grads: number[][], lr: number, wd: number, b1 = 0.9, b2 = 0.999, eps = 1e-7) {
+  const w = values.slice();
+  const m = w.map(() => 0);
+  const v = w.map(() => 0);
+  grads.forEach((g, step) => {
+    const t = step + 1;
+    const alpha = (lr * Math.sqrt(1 - b2 ** t)) / (1 - b1 ** t);
+    for (let i = 0; i < w.length; i++) {
+      w[i] = w[i]! - w[i]! * lr * wd;
+      m[i] = m[i]! + (g[i]! - m[i]!) * (1 - b1);
+      v[i] = v[i]! + (g[i]! ** 2 - v[i]!) * (1 - b2);
+      w[i] = w[i]! - (m[i]! * alpha) / (Math.sqrt(v[i]!) + eps);
+    }
+  });
+  return { w, m, v };
+}
+
 // Golden values: the Keras 3 update rules evaluated in float64 by a separate Python script
 // (decay var -= lr*wd*var, then m += (g-m)(1-b1), v += (g^2-v)(1-b2),
 // var -= m * lr*sqrt(1-b2^t)/(1-b1^t) / (sqrt(v)+eps)).
@@ -72,6 +90,86 @@ describe('AdamW', () => {
     const before = tf.memory().numTensors;
     for (let i = 0; i < 5; i++) step(opt, v, [1, 1, 1], 0.01);
     expect(tf.memory().numTensors).toBe(before);
+    opt.dispose();
+  });
+});
+
+describe('AdamW over many variables at once', () => {
+  // Three variables of different shapes, one excluded from decay, stepped together.
+  const shapes = [[2, 3], [3], [2, 2, 2]];
+  const names = ['dense/kernel', 'dense/bias', 'layer_norm/gamma'];
+  const init = shapes.map((shape, k) => Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(k * 10 + i + 1)));
+  const grads = [0, 1, 2].map((step) => init.map((values, k) => values.map((_, i) => Math.cos(step * 7 + k * 3 + i) / 4)));
+  const make = () => names.map((name, k) => ({ name, variable: tf.variable(tf.tensor(init[k]!, shapes[k]!)) }));
+  const stepAll = (opt: AdamW, vars: NamedVariable[], step: number) => {
+    const g = grads[step]!.map((values, k) => tf.tensor(values, shapes[k]!));
+    opt.applyGradients(vars, g, 0.05);
+    g.forEach((t) => t.dispose());
+  };
+
+  it('updates every variable as Keras would update it alone, slots keyed per variable', () => {
+    const opt = new AdamW({ learning_rate: 0.05, weight_decay: 0.1, exclude_from_weight_decay: ['norm'] });
+    const vars = make();
+    for (let step = 0; step < 3; step++) stepAll(opt, vars, step);
+    const state = opt.getState();
+    vars.forEach(({ name, variable }, k) => {
+      const expected = kerasAdamW(init[k]!, grads.map((g) => g[k]!), 0.05, name.includes('norm') ? 0 : 0.1);
+      expect(variable.shape).toEqual(shapes[k]);
+      expect(Array.from(variable.dataSync())).toEqual(expected.w.map((x) => expect.closeTo(x, 6)));
+      expect(state.slots.get(`${name}/m`)!.shape).toEqual(shapes[k]);
+      expect(Array.from(state.slots.get(`${name}/m`)!.dataSync())).toEqual(expected.m.map((x) => expect.closeTo(x, 7)));
+      expect(Array.from(state.slots.get(`${name}/v`)!.dataSync())).toEqual(expected.v.map((x) => expect.closeTo(x, 9)));
+    });
+    opt.dispose();
+  });
+
+  it('runs a fixed number of kernels per step, however many variables there are', async () => {
+    const countKernels = async (count: number) => {
+      const opt = new AdamW({ learning_rate: 0.01 });
+      const vars = Array.from({ length: count }, (_, i) => named([1, 2, 3], `v${i}/bias`));
+      const g = vars.map(() => tf.ones([3]));
+      opt.applyGradients(vars, g, 0.01);
+      const profile = await tf.profile(() => opt.applyGradients(vars, g, 0.01));
+      g.forEach((t) => t.dispose());
+      opt.dispose();
+      return profile.kernels.length;
+    };
+    const few = await countKernels(2);
+    // Per variable the update would take 14 kernels; flat, it is 2 concats + 14 element-wise + 1 split.
+    expect(few).toBe(17);
+    expect(await countKernels(40)).toBe(few);
+  });
+
+  it('resumes into an optimizer that meets the variables in another order, then repacks', () => {
+    const a = new AdamW({ learning_rate: 0.05, weight_decay: 0.1 });
+    const va = make();
+    stepAll(a, va, 0);
+    const b = new AdamW({ learning_rate: 0.05, weight_decay: 0.1 });
+    const vb = make();
+    vb.forEach((v, k) => v.variable.assign(va[k]!.variable));
+    b.setState(a.getState());
+    // b packs its slots for the reversed order, then again for the original one.
+    stepAll(a, va, 1);
+    const g = grads[1]!.map((values, k) => tf.tensor(values, shapes[k]!));
+    b.applyGradients([...vb].reverse(), [...g].reverse(), 0.05);
+    g.forEach((t) => t.dispose());
+    stepAll(a, va, 2);
+    stepAll(b, vb, 2);
+    const sa = a.getState();
+    const sb = b.getState();
+    expect(sb.iterations).toBe(3);
+    expect([...sb.slots.keys()].sort()).toEqual([...sa.slots.keys()].sort());
+    for (const [key, slot] of sa.slots) expect(Array.from(sb.slots.get(key)!.dataSync())).toEqual(Array.from(slot.dataSync()));
+    vb.forEach((v, k) => expect(Array.from(v.variable.dataSync())).toEqual(Array.from(va[k]!.variable.dataSync())));
+    a.dispose();
+    b.dispose();
+  });
+
+  it('says which slot does not fit its variable', () => {
+    const opt = new AdamW({});
+    opt.setState({ iterations: 1, slots: new Map([['dense/kernel/m', tf.zeros([5])]]) });
+    const v = named([1, 2]);
+    expect(() => step(opt, v, [1, 1], 0.1)).toThrow('optimizer slot dense/kernel/m has shape [5], the variable [2]');
     opt.dispose();
   });
 });

@@ -77,11 +77,52 @@ export interface WeightDecayParams {
   exclude_from_weight_decay?: string[];
 }
 
-/** What every optimizer shares: slots, iterations, clipping and decoupled weight decay. */
+/** Some of the variables, concatenated into one flat buffer per slot. */
+interface FlatGroup {
+  /** Positions of the group's variables in the list the trainer passes. */
+  indices: number[];
+  names: string[];
+  shapes: number[][];
+  sizes: number[];
+  /** Whether weight decay applies to any variable of the group. */
+  decays: boolean;
+  /** 1 where weight decay applies, 0 where excluded; null when it applies to the whole group. */
+  decayMask: tf.Tensor | null;
+  /** One flat buffer per slot name. */
+  slots: tf.Variable[];
+}
+
+/**
+ * Whether to update all variables as one flat buffer. Measured on a reference model's 44 variables:
+ * on native TensorFlow the flat update takes 616 -> 71 kernels and ~10 -> ~5 ms; on wasm,
+ * where a kernel call is cheap, its SplitV alone costs 4-30 ms (more than the whole
+ * per-variable update, 4-7 ms), so there each variable stays its own group.
+ */
+const groupsAllVariables = () => tf.getBackend() !== 'wasm';
+
+/**
+ * What every optimizer shares: slots, iterations, clipping and decoupled weight decay.
+ *
+ * The update runs on flat buffers: the gradients and variables are concatenated once per step,
+ * the rule runs as a handful of element-wise kernels over all parameters at once, and the result
+ * is split back. Per variable that would be ~14 small kernels (~600 per step for ~44 variables),
+ * whose dispatch cost dominated the update. Slots live flat too and are split into the
+ * per-variable `<name>/<slot>` form only for getState, so the checkpoint format is unchanged.
+ * The element-wise ops are the same ones, in the same order, as the per-variable rule, and
+ * concat/split only copy, so the numbers are bit-identical to updating each variable alone.
+ */
 abstract class BaseOptimizer implements Optimizer {
   abstract readonly type: string;
-  protected slots = new Map<string, tf.Variable>();
+  /** Slot names the rule needs, e.g. ['m', 'v']; each is a zero-initialised flat buffer. */
+  protected abstract readonly slotNames: readonly string[];
   private step = 0;
+  /** Names of the variables the groups were built for, in order. */
+  private packedNames: string[] = [];
+  private groups: FlatGroup[] = [];
+  /** Per-variable slots not (yet) in the flat buffers: restored by setState, or of variables not in the groups. */
+  private looseSlots = new Map<string, tf.Tensor>();
+  /** Tensors handed out by the last getState; kept alive until the next getState/setState/dispose. */
+  private stateViews: tf.Tensor[] = [];
 
   constructor(
     readonly learningRate: number,
@@ -93,57 +134,160 @@ abstract class BaseOptimizer implements Optimizer {
     return this.step;
   }
 
-  /** The update rule for one variable at 1-based step `t`; runs inside tf.tidy. */
-  protected abstract update(variable: NamedVariable, grad: tf.Tensor, lr: number, t: number): void;
-
-  protected slot({ name, variable }: NamedVariable, slotName: string): tf.Variable {
-    const key = `${name}/${slotName}`;
-    let slot = this.slots.get(key);
-    if (!slot) {
-      slot = tf.variable(tf.zerosLike(variable), false, uniqueSlotName(key));
-      this.slots.set(key, slot);
-    }
-    return slot;
-  }
+  /**
+   * The update rule at 1-based step `t` over flat buffers: `variable` is already decayed,
+   * `slots` follow slotNames. Assigns the slots and returns the new variable; runs inside tf.tidy.
+   */
+  protected abstract update(variable: tf.Tensor, grad: tf.Tensor, slots: tf.Variable[], lr: number, t: number): tf.Tensor;
 
   applyGradients(variables: NamedVariable[], grads: tf.Tensor[], learningRate: number): void {
     if (variables.length !== grads.length) {
       throw new Error(`${variables.length} variables but ${grads.length} gradients`);
     }
     const t = this.step + 1;
+    this.ensureGroups(variables);
     tf.tidy(() => {
       let clipped = grads;
       if (this.clip.global_clipnorm != null) clipped = clipByGlobalNorm(clipped, this.clip.global_clipnorm);
       if (this.clip.clipnorm != null) clipped = clipped.map((g) => clipByNorm(g, this.clip.clipnorm!));
       const wd = this.decay.weight_decay ?? 0;
-      const excluded = this.decay.exclude_from_weight_decay ?? [];
-      variables.forEach((named, i) => {
-        const v = named.variable;
-        if (wd > 0 && !excluded.some((part) => named.name.includes(part))) {
-          v.assign(tf.sub(v, tf.mul(v, wd * learningRate)));
+      for (const group of this.groups) {
+        const grad = concatFlat(group.indices.map((i) => clipped[i]!));
+        let variable = concatFlat(group.indices.map((i) => variables[i]!.variable));
+        if (wd > 0 && group.decays) {
+          // f32(wd*lr) times a 0/1 mask is exact, so masked and unmasked decay agree bit for bit.
+          const rate = group.decayMask ? tf.mul(group.decayMask, wd * learningRate) : wd * learningRate;
+          variable = tf.sub(variable, tf.mul(variable, rate));
         }
-        this.update(named, clipped[i]!, learningRate, t);
-      });
+        const updated = this.update(variable, grad, group.slots, learningRate, t);
+        splitFlat(updated, group).forEach((part, k) => variables[group.indices[k]!]!.variable.assign(part));
+      }
     });
     this.step = t;
   }
 
+  /** Packs the slots for this list of variables, unless they are packed for it already. */
+  private ensureGroups(variables: NamedVariable[]): void {
+    const names = variables.map((v) => v.name);
+    if (names.length === this.packedNames.length && names.every((name, i) => name === this.packedNames[i])) return;
+    this.unpackSlots();
+    const excluded = this.decay.exclude_from_weight_decay ?? [];
+    const decays = variables.map(({ name }) => !excluded.some((part) => name.includes(part)));
+    const all = variables.map((_, i) => i);
+    const partition = groupsAllVariables() ? (all.length > 0 ? [all] : []) : all.map((i) => [i]);
+    this.groups = partition.map((indices) => {
+      const members = indices.map((i) => variables[i]!);
+      const slots = this.slotNames.map((slotName) => {
+        const packed = tf.tidy(() =>
+          concatFlat(
+            members.map(({ name, variable }) => {
+              const key = `${name}/${slotName}`;
+              const saved = this.looseSlots.get(key);
+              if (!saved) return tf.zeros(variable.shape);
+              if (saved.size !== variable.size) {
+                throw new Error(`optimizer slot ${key} has shape [${saved.shape}], the variable [${variable.shape}]`);
+              }
+              return tf.reshape(saved, variable.shape);
+            }),
+          ),
+        );
+        const slot = tf.variable(packed, false, uniqueSlotName(`${slotName}_flat`));
+        packed.dispose();
+        return slot;
+      });
+      return {
+        indices,
+        names: members.map((v) => v.name),
+        shapes: members.map((v) => v.variable.shape.slice()),
+        sizes: members.map((v) => v.variable.size),
+        decays: indices.some((i) => decays[i]),
+        decayMask:
+          indices.every((i) => decays[i]) || !indices.some((i) => decays[i])
+            ? null
+            : tf.tidy(() => concatFlat(members.map((v, k) => tf.fill([v.variable.size], decays[indices[k]!] ? 1 : 0)))),
+        slots,
+      };
+    });
+    for (const name of names) {
+      for (const slotName of this.slotNames) {
+        this.looseSlots.get(`${name}/${slotName}`)?.dispose();
+        this.looseSlots.delete(`${name}/${slotName}`);
+      }
+    }
+    this.packedNames = names;
+  }
+
+  /** Moves the flat slots back into per-variable loose slots (the variable list is changing). */
+  private unpackSlots(): void {
+    for (const group of this.groups) {
+      this.slotNames.forEach((slotName, s) => {
+        splitSlot(group.slots[s]!, group).forEach((part, k) => this.looseSlots.set(`${group.names[k]}/${slotName}`, part));
+      });
+    }
+    this.disposeGroups();
+  }
+
+  private disposeGroups(): void {
+    for (const group of this.groups) {
+      group.slots.forEach((slot) => slot.dispose());
+      group.decayMask?.dispose();
+    }
+    this.groups = [];
+    this.packedNames = [];
+  }
+
+  private disposeStateViews(): void {
+    this.stateViews.forEach((view) => view.dispose());
+    this.stateViews = [];
+  }
+
   getState(): OptimizerState {
-    return { iterations: this.step, slots: new Map(this.slots) };
+    this.disposeStateViews();
+    const slots = new Map(this.looseSlots);
+    for (const group of this.groups) {
+      this.slotNames.forEach((slotName, s) => {
+        splitSlot(group.slots[s]!, group).forEach((part, k) => {
+          slots.set(`${group.names[k]}/${slotName}`, part);
+          this.stateViews.push(part);
+        });
+      });
+    }
+    return { iterations: this.step, slots };
   }
 
   setState(state: OptimizerState): void {
     this.dispose();
     this.step = state.iterations;
-    for (const [key, value] of state.slots) {
-      this.slots.set(key, tf.variable(value, false, uniqueSlotName(key)));
-    }
+    for (const [key, value] of state.slots) this.looseSlots.set(key, tf.clone(value));
   }
 
   dispose(): void {
-    for (const slot of this.slots.values()) slot.dispose();
-    this.slots.clear();
+    this.disposeStateViews();
+    this.disposeGroups();
+    this.looseSlots.forEach((slot) => slot.dispose());
+    this.looseSlots.clear();
   }
+}
+
+// Every reshape, concat and split is a kernel call, and avoiding calls is the point: a group
+// of one keeps its variable's shape (element-wise ops need no flattening), rank-1 tensors skip
+// the reshape.
+function concatFlat(tensors: tf.Tensor[]): tf.Tensor {
+  if (tensors.length === 1) return tensors[0]!;
+  return tf.tidy(() => tf.concat(tensors.map((t) => (t.rank === 1 ? t : tf.reshape(t, [-1])))));
+}
+
+/** The inverse of concatFlat: one tensor per variable of the group, in its own shape (may be `flat` itself). */
+function splitFlat(flat: tf.Tensor, group: Pick<FlatGroup, 'sizes' | 'shapes'>): tf.Tensor[] {
+  return tf.tidy(() => {
+    if (group.sizes.length === 1) return [flat];
+    return tf.split(flat, group.sizes).map((part, k) => (group.shapes[k]!.length === 1 ? part : tf.reshape(part, group.shapes[k]!)));
+  });
+}
+
+/** A slot buffer split per variable, as tensors that outlive the buffer. */
+function splitSlot(slot: tf.Variable, group: FlatGroup): tf.Tensor[] {
+  return splitFlat(slot, group).map((part) => (part === slot ? tf.clone(part) : part));
 }
 
 // TF.js variable names are process-global; slot keys stay stable, the tensor names need not.
@@ -163,6 +307,7 @@ export interface AdamParams extends ClipParams, WeightDecayParams {
  */
 export class Adam extends BaseOptimizer {
   readonly type: string = 'adam';
+  protected readonly slotNames = ['m', 'v'];
   private readonly beta1: number;
   private readonly beta2: number;
   private readonly epsilon: number;
@@ -174,14 +319,11 @@ export class Adam extends BaseOptimizer {
     this.epsilon = params.epsilon ?? 1e-7;
   }
 
-  protected update(named: NamedVariable, grad: tf.Tensor, lr: number, t: number): void {
-    const variable = named.variable;
-    const m = this.slot(named, 'm');
-    const v = this.slot(named, 'v');
+  protected update(variable: tf.Tensor, grad: tf.Tensor, [m, v]: tf.Variable[], lr: number, t: number): tf.Tensor {
     const alpha = (lr * Math.sqrt(1 - this.beta2 ** t)) / (1 - this.beta1 ** t);
-    m.assign(tf.add(m, tf.mul(tf.sub(grad, m), 1 - this.beta1)));
-    v.assign(tf.add(v, tf.mul(tf.sub(tf.square(grad), v), 1 - this.beta2)));
-    variable.assign(tf.sub(variable, tf.div(tf.mul(m, alpha), tf.add(tf.sqrt(v), this.epsilon))));
+    m!.assign(tf.add(m!, tf.mul(tf.sub(grad, m!), 1 - this.beta1)));
+    v!.assign(tf.add(v!, tf.mul(tf.sub(tf.square(grad), v!), 1 - this.beta2)));
+    return tf.sub(variable, tf.div(tf.mul(m!, alpha), tf.add(tf.sqrt(v!), this.epsilon)));
   }
 }
 
@@ -202,6 +344,7 @@ export interface SgdParams extends ClipParams, WeightDecayParams {
 /** Keras 3 SGD: m = momentum*m - lr*g; var += m (nesterov: var += momentum*m - lr*g). */
 export class Sgd extends BaseOptimizer {
   readonly type = 'sgd';
+  protected readonly slotNames: readonly string[];
   private readonly momentum: number;
   private readonly nesterov: boolean;
 
@@ -209,17 +352,13 @@ export class Sgd extends BaseOptimizer {
     super(params.learning_rate ?? 0.01, params, params);
     this.momentum = params.momentum ?? 0;
     this.nesterov = params.nesterov ?? false;
+    this.slotNames = this.momentum === 0 ? [] : ['momentum'];
   }
 
-  protected update(named: NamedVariable, grad: tf.Tensor, lr: number): void {
-    const variable = named.variable;
-    if (this.momentum === 0) {
-      variable.assign(tf.sub(variable, tf.mul(grad, lr)));
-      return;
-    }
-    const m = this.slot(named, 'momentum');
+  protected update(variable: tf.Tensor, grad: tf.Tensor, [m]: tf.Variable[], lr: number): tf.Tensor {
+    if (!m) return tf.sub(variable, tf.mul(grad, lr));
     m.assign(tf.sub(tf.mul(m, this.momentum), tf.mul(grad, lr)));
     const step = this.nesterov ? tf.sub(tf.mul(m, this.momentum), tf.mul(grad, lr)) : m;
-    variable.assign(tf.add(variable, step));
+    return tf.add(variable, step);
   }
 }
