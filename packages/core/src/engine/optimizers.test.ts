@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { wasmLoader } from '../backend/loaders.ts';
 import * as tf from '@tensorflow/tfjs';
 import { AdamW, Sgd, clipByGlobalNorm, clipByNorm, type NamedVariable } from './optimizers.ts';
 
@@ -107,7 +108,7 @@ describe('AdamW over many variables at once', () => {
     g.forEach((t) => t.dispose());
   };
 
-  it('updates every variable as Keras would update it alone, slots keyed per variable', () => {
+  const expectKerasUpdate = () => {
     const opt = new AdamW({ learning_rate: 0.05, weight_decay: 0.1, exclude_from_weight_decay: ['norm'] });
     const vars = make();
     for (let step = 0; step < 3; step++) stepAll(opt, vars, step);
@@ -121,6 +122,21 @@ describe('AdamW over many variables at once', () => {
       expect(Array.from(state.slots.get(`${name}/v`)!.dataSync())).toEqual(expected.v.map((x) => expect.closeTo(x, 9)));
     });
     opt.dispose();
+  };
+
+  it('updates every variable as Keras would update it alone, slots keyed per variable', expectKerasUpdate);
+
+  it('does the same on wasm, where each variable is updated on its own', async () => {
+    const previous = tf.getBackend(); // the loader makes wasm current
+    const loaded = await wasmLoader.load({});
+    if (!loaded.ok) throw new Error(loaded.why);
+    await tf.setBackend('wasm');
+    try {
+      expectKerasUpdate();
+    } finally {
+      tf.disposeVariables();
+      await tf.setBackend(previous);
+    }
   });
 
   it('runs a fixed number of kernels per step, however many variables there are', async () => {
