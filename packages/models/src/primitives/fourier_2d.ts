@@ -42,9 +42,58 @@ function tokenMatrix(n: number): Float32Array {
 }
 
 /**
+ * Whether the backend runs FFT as a native kernel: the native TensorFlow backends do; wasm has
+ * no FFT kernel and the cpu backend's is plain JavaScript, slower than the matMuls.
+ */
+function fftKernelsAreFast(): boolean {
+  return tf.getBackend().startsWith('tensorflow');
+}
+
+/** The part of tfjs-node's backend that runs any TensorFlow op by name (not in TF.js's types). */
+interface NativeOpRunner {
+  binding: { TF_ATTR_TYPE: number; TF_COMPLEX64: number };
+  executeSingleOutput(name: string, attrs: { name: string; type: number; value: number }[], inputs: tf.Tensor[]): tf.Tensor;
+}
+
+function nativeOpRunner(): NativeOpRunner | undefined {
+  const backend = tf.backend() as unknown as Partial<NativeOpRunner>;
+  return typeof backend.executeSingleOutput === 'function' && backend.binding ? (backend as NativeOpRunner) : undefined;
+}
+
+/**
+ * Re(FFT2(x)) over the last two axes with FFT kernels. On native, TensorFlow's FFT2D does both
+ * axes in one kernel: the one-axis FFTs TF.js offers need complex transposes in between, and
+ * measured no faster than the matMul path (docs/performance.md). Elsewhere (the cpu backend,
+ * in tests) it is FFT along channels, then along tokens.
+ */
+function realFft2(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const complex = tf.complex(x, tf.zerosLike(x));
+    const native = nativeOpRunner();
+    if (native) {
+      const { TF_ATTR_TYPE, TF_COMPLEX64 } = native.binding;
+      return tf.real(native.executeSingleOutput('FFT2D', [{ name: 'Tcomplex', type: TF_ATTR_TYPE, value: TF_COMPLEX64 }], [complex]));
+    }
+    const swapLastTwo = [...Array(x.rank - 2).keys(), x.rank - 1, x.rank - 2];
+    const tokenMixed = tf.spectral.fft(tf.transpose(tf.spectral.fft(complex), swapLastTwo));
+    return tf.transpose(tf.real(tokenMixed), swapLastTwo);
+  });
+}
+
+/**
+ * realFft2 with a gradient (TF.js has none for FFT). X -> Re(F_n X F_d) is linear and
+ * self-adjoint on real X (C and S are symmetric, and Re(F_n X F_d) = C_n X C_d - S_n X S_d), so
+ * its gradient is the same map applied to dY: both passes use the FFT kernels.
+ */
+export const realFft2WithGradient = tf.customGrad((...args: unknown[]) => ({
+  value: realFft2(args[0] as tf.Tensor),
+  gradFunc: (dy: tf.Tensor | tf.Tensor[]) => [realFft2(Array.isArray(dy) ? dy[0]! : dy)],
+})) as unknown as (x: tf.Tensor) => tf.Tensor;
+
+/**
  * The real part of the 2-D DFT over the last two axes [n, d] (Fourier token mixing, no weights).
- * TF.js has no gradient for FFT, so it is computed as Re(F_n X F_d) = C_n X C_d - S_n X S_d
- * with constant cosine/sine matrices, all plain 2-D matMuls (gradients, fast).
+ * Where the backend has fast FFT kernels it is realFft2WithGradient. Elsewhere it is computed
+ * as Re(F_n X F_d) = C_n X C_d - S_n X S_d with constant cosine/sine matrices, all plain 2-D matMuls (gradients, fast).
  * X is real, so only the first h = floor(d/2) + 1 channel frequencies are computed:
  * A = X C_h and B = X S_h (one matMul by [C_h | S_h]); per channel frequency k the token
  * matMul by [[C_n, C_n], [-S_n, S_n]] gives both C_n A - S_n B, the output column k, and
@@ -81,8 +130,13 @@ export class Fourier2d extends tf.layers.Layer {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    if (fftKernelsAreFast()) return realFft2WithGradient(singleTensor(inputs));
+    return this.viaMatMuls(singleTensor(inputs));
+  }
+
+  /** The cos/sin matMul path: exact gradients from plain 2-D matMuls, fast without FFT kernels. */
+  viaMatMuls(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
-      const x = singleTensor(inputs);
       const [n, d] = this.lastTwo(x.shape);
       const h = Math.floor(d / 2) + 1;
       // [b*n, d] x [d, 2h] -> per example [n, 2, h] holding A = X C_h and B = X S_h.
@@ -117,7 +171,7 @@ export class Fourier2d extends tf.layers.Layer {
 
 export const fourier2dEntry: BlockEntry<Record<string, never>> = {
   type: 'fourier_2d',
-  description: 'Real part of the 2-D DFT over [tokens, channels] via cos/sin matrix products (Fourier token mixing, no weights).',
+  description: 'Real part of the 2-D DFT over [tokens, channels]: FFT kernels on the native backends, cos/sin matrix products elsewhere (Fourier token mixing, no weights).',
   params: { type: 'object', additionalProperties: false, properties: {} },
   create: (_params, ctx) => new Fourier2d({ name: ctx.name }),
 };
