@@ -12,8 +12,12 @@ try {
   process.exit(1);
 }
 const passed = report.numPassedTests ?? 0;
-// Suites that failed to load count as failures too: their tests never ran.
-const failed = (report.numFailedTests ?? 0) + (report.numFailedTestSuites ?? 0) + Number(typecheckFailed);
+// A file that failed without a failing test (it did not load, or a hook threw) counts as one
+// failure too: its tests never ran. Files with failing tests are already counted by those.
+const brokenFiles = (report.testResults ?? []).filter(
+  (file) => file.status === 'failed' && !(file.assertionResults ?? []).some((test) => test.status === 'failed'),
+).length;
+const failed = (report.numFailedTests ?? 0) + brokenFiles + Number(typecheckFailed);
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 if (typecheckFailed !== '0') console.log('typecheck failed (counted as 1 failure)');
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
