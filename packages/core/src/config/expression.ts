@@ -449,22 +449,8 @@ export function splitTemplate(value: string): TemplatePart[] {
       continue;
     }
     const start = i + 2;
-    let j = start;
-    let depth = 0;
-    let quote: string | undefined;
-    for (; j < value.length; j++) {
-      const c = value[j]!;
-      if (quote) {
-        if (c === '\\') j++;
-        else if (c === quote) quote = undefined;
-      } else if (c === '"' || c === "'") quote = c;
-      else if (c === '{') depth++;
-      else if (c === '}') {
-        if (depth === 0) break;
-        depth--;
-      }
-    }
-    if (j >= value.length) throw new ExpressionError('"${" without a closing "}"', i);
+    const j = closingBrace(value, start);
+    if (j < 0) throw new ExpressionError('"${" without a closing "}"', i);
     if (text) parts.push({ text });
     text = '';
     parts.push({ expr: value.slice(start, j), offset: start });
@@ -472,6 +458,29 @@ export function splitTemplate(value: string): TemplatePart[] {
   }
   if (text || parts.length === 0) parts.push({ text });
   return parts;
+}
+
+/**
+ * Index of the `}` that closes an expression starting at `from` (nested braces counted, quoted
+ * strings skipped), or -1. With `singleLine`, a newline ends the search too (YAML scanning).
+ */
+export function closingBrace(text: string, from: number, singleLine = false): number {
+  let depth = 0;
+  let quote: string | undefined;
+  for (let j = from; j < text.length; j++) {
+    const c = text[j]!;
+    if (singleLine && c === '\n') return -1;
+    if (quote) {
+      if (c === '\\') j++;
+      else if (c === quote) quote = undefined;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '{') depth++;
+    else if (c === '}') {
+      if (depth === 0) return j;
+      depth--;
+    }
+  }
+  return -1;
 }
 
 /** True when the string holds at least one `${...}` (an escaped `$${` does not count). */

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
 import { ConfigError, type ConfigPath } from '../errors.ts';
 import type { SourceLocation } from '../registry/kinds.ts';
+import { closingBrace } from './expression.ts';
 import { LocationMap } from './locations.ts';
 
 /** How many alias expansions one file may cause; a "billion laughs" bomb needs far more. */
@@ -90,7 +91,7 @@ function protectExpressions(text: string): { text: string; restore: (value: stri
       i = stop;
       continue;
     }
-    const end = closingBrace(text, start + 2);
+    const end = closingBrace(text, start + 2, true);
     const span = end < 0 ? '' : text.slice(start, end + 1);
     const placeholder = `${MARK}${spans.length}`;
     if (end < 0 || span.includes('\n') || placeholder.length > span.length) {
@@ -104,26 +105,6 @@ function protectExpressions(text: string): { text: string; restore: (value: stri
   }
   if (spans.length === 0) return identity;
   return { text: out, restore: (value) => value.replace(PLACEHOLDER, (_, index: string) => spans[Number(index)]!) };
-}
-
-/** Index of the `}` closing an expression that starts at `from`, skipping quoted strings. */
-function closingBrace(text: string, from: number): number {
-  let depth = 0;
-  let quote: string | undefined;
-  for (let j = from; j < text.length; j++) {
-    const c = text[j]!;
-    if (c === '\n') return -1;
-    if (quote) {
-      if (c === '\\') j++;
-      else if (c === quote) quote = undefined;
-    } else if (c === '"' || c === "'") quote = c;
-    else if (c === '{') depth++;
-    else if (c === '}') {
-      if (depth === 0) return j;
-      depth--;
-    }
-  }
-  return -1;
 }
 
 /** Parses one YAML document keeping positions; syntax problems are located ConfigErrors. */
