@@ -21,3 +21,16 @@ export {
   type BackendDetail,
   type LoadResult,
 } from './loaders.ts';
+export {
+  FUSED_KERNELS,
+  hasFusedKernel,
+  dropoutKeeps,
+  dropoutKey,
+  dropoutPairBits,
+  dropoutThreshold,
+  fmix32,
+  referenceGeluExact,
+  referenceLayerNorm,
+  referenceLayerNormGrad,
+  referenceDropout,
+} from './fused.ts';
