@@ -22,7 +22,8 @@ import * as tf from '@tensorflow/tfjs';
  *   `[dx [rows, C], dgamma [C], dbeta [C]]`: with xhat = (x - mean) rstd and g = dy gamma,
  *   dx = rstd (g - mean_C(g) - xhat mean_C(g xhat)), dgamma = sum_rows(dy xhat), dbeta = sum_rows(dy).
  * - `TesseraDropout`: inputs `{x}`, attrs `rate` in [0, 1) and `seed` (int32); output
- *   y = x * keep(i) / (1 - rate), keep(i) from `dropoutKeeps` below. Its gradient is the same
+ *   y = x * (keep(i) ? s : 0) with s = float32(1 / (1 - rate)) and a float32 product (so every
+ *   backend rounds alike, and a dropped negative x gives -0), keep(i) from `dropoutKeeps` below. Its gradient is the same
  *   kernel applied to dy with the same attrs: the mask is recomputed, never stored.
  */
 export const FUSED_KERNELS = {
@@ -85,7 +86,7 @@ export function dropoutKeeps(size: number, rate: number, seed: number): Uint8Arr
 const INV_SQRT2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
-/** erf to ~1e-15 (W. J. Cody's rational approximations are overkill here: a series and a continued fraction do). */
+/** erf to ~1e-15: a Maclaurin series below 2.5, a continued fraction for erfc above (float64 throughout). */
 export function erf(x: number): number {
   const a = Math.abs(x);
   let r: number;
@@ -198,9 +199,10 @@ export function referenceLayerNormGrad(
 /** TesseraDropout on plain arrays. */
 export function referenceDropout(x: ArrayLike<number>, rate: number, seed: number): Float32Array {
   const keeps = dropoutKeeps(x.length, rate, seed);
-  const scale = 1 / (1 - rate);
+  const scale = Math.fround(1 / (1 - rate));
   const y = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) y[i] = keeps[i] ? x[i]! * scale : 0;
+  // A product even for dropped units: -x * 0 is -0, as in the composite x * mask.
+  for (let i = 0; i < x.length; i++) y[i] = x[i]! * (keeps[i] ? scale : 0);
   return y;
 }
 

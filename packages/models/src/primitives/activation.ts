@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core';
+import { FUSED_KERNELS, hasFusedKernel, type BlockEntry } from '@tessera/core';
 import { singleShape, singleTensor, snakeCase } from './common.ts';
 
 /** Activation functions, by their Keras names. */
@@ -22,8 +22,9 @@ const INV_SQRT_PI = 1 / Math.sqrt(Math.PI);
  * activation, with its derivative written out, Phi(x) + x * phi(x), from the saved u = x / sqrt 2
  * and Phi(x): x * phi(x) = x exp(-x^2 / 2) / sqrt(2 pi) = u exp(-u^2) / sqrt(pi).
  * Autodiff through the formula runs ~10 kernels back and keeps more of the forward pass alive.
+ * The fallback of `geluExact` where the backend has no fused kernel.
  */
-export const geluExact = tf.customGrad((...args: unknown[]) => {
+const geluExactComposite = tf.customGrad((...args: unknown[]) => {
   const x = args[0] as tf.Tensor;
   const save = args[1] as tf.GradSaveFunc;
   const u = tf.mul(x, Math.SQRT1_2);
@@ -38,6 +39,26 @@ export const geluExact = tf.customGrad((...args: unknown[]) => {
     },
   };
 }) as unknown as (x: tf.Tensor) => tf.Tensor;
+
+/**
+ * The same through the fused kernel (backend/fused.ts), which returns the value and the
+ * derivative in one pass: the backward pass is one Multiply, and one tensor is saved, not two.
+ */
+const geluExactFused = tf.customGrad((...args: unknown[]) => {
+  const x = args[0] as tf.Tensor;
+  const save = args[1] as tf.GradSaveFunc;
+  const [y, dydx] = tf.engine().runKernel(FUSED_KERNELS.geluExact, { x }) as tf.Tensor[];
+  save([dydx!]);
+  return {
+    value: y!,
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [tf.mul(Array.isArray(dy) ? dy[0]! : dy, saved[0]!)],
+  };
+}) as unknown as (x: tf.Tensor) => tf.Tensor;
+
+/** Exact GELU with its hand-written gradient: the fused kernel where the backend has one. */
+export function geluExact(x: tf.Tensor): tf.Tensor {
+  return x.dtype === 'float32' && hasFusedKernel(FUSED_KERNELS.geluExact) ? geluExactFused(x) : geluExactComposite(x);
+}
 
 /** Applies an activation by name (must be called inside a tidy by the caller's layer). */
 export function activate(name: string, x: tf.Tensor): tf.Tensor {

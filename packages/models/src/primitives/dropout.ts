@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core';
+import { FUSED_KERNELS, dropoutKey, dropoutPairBits, dropoutThreshold, hasFusedKernel, type BlockEntry } from '@tessera/core';
 import { singleShape, singleTensor, subSeed } from './common.ts';
 
 export interface DropoutArgs {
@@ -11,34 +11,40 @@ export interface DropoutArgs {
 }
 
 /**
- * The scaled keep mask of inverted dropout: each value is 1/(1-rate) with probability 1-rate,
- * else 0, drawn from a mulberry32 stream seeded with `seed`.
- * Made in one pass in JavaScript and uploaded once, because tf.dropout draws each value through
- * seedrandom's alea (several times slower) and then runs Add, Floor and RealDiv over the whole
- * tensor; the gradient of the single Multiply that applies this mask is one Multiply by it.
- * Each 32-bit draw decides two units with 16 bits each, without a branch (a random branch
- * mispredicts): a unit drops when its 16 bits are below ceil(rate * 65536), so the drop
- * probability is the rate rounded up to a multiple of 1/65536 (exact for 0.5, 0.25, ...).
- * Together that is 3-4x faster than one float draw per unit over a [128, 64, 256] mask.
+ * The scaled keep mask of inverted dropout: each value is 1/(1-rate) where unit i is kept, else 0,
+ * decided by the counter-based hash of backend/fused.ts (`dropoutKeeps`' rule: the 16 bits of unit
+ * i below ceil(rate * 65536) drop it), so every backend, fused kernel or not, draws the same mask
+ * for the same seed. The fallback where the backend has no fused dropout kernel.
  */
 export function dropoutMask(shape: number[], rate: number, seed: number): tf.Tensor {
   const size = shape.reduce((a, b) => a * b, 1);
-  // One spare slot when the size is odd, cut off by the subarray below.
-  const values = new Float32Array(size + (size & 1));
+  const values = new Float32Array(size);
   const keptValue = 1 / (1 - rate);
-  const threshold = Math.ceil(rate * 65536);
-  // mulberry32, the generator of core's rng.ts, written inline (a closure call per draw doubles the time).
-  let state = seed | 0;
-  for (let i = 0; i < values.length; i += 2) {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    t ^= t >>> 14;
-    // (bits - threshold) >>> 31 is 1 exactly when bits < threshold: dropped.
-    values[i] = keptValue * ((((t & 0xffff) - threshold) >>> 31) ^ 1);
-    values[i + 1] = keptValue * ((((t >>> 16) - threshold) >>> 31) ^ 1);
+  const threshold = dropoutThreshold(rate);
+  const key = dropoutKey(seed);
+  for (let i = 0; i < size; i += 2) {
+    const bits = dropoutPairBits(key, i >>> 1);
+    // (bits - threshold) >>> 31 is 1 exactly when bits < threshold: dropped. No branch (a random one mispredicts).
+    values[i] = keptValue * ((((bits & 0xffff) - threshold) >>> 31) ^ 1);
+    if (i + 1 < size) values[i + 1] = keptValue * ((((bits >>> 16) - threshold) >>> 31) ^ 1);
   }
-  return tf.tensor(size === values.length ? values : values.subarray(0, size), shape, 'float32');
+  return tf.tensor(values, shape, 'float32');
+}
+
+/**
+ * x times the mask of (rate, seed). With the fused kernel nothing is uploaded or stored: the
+ * backward pass runs the same kernel on dy, which recomputes the same mask from the seed.
+ */
+function applyDropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
+  if (x.dtype !== 'float32' || !hasFusedKernel(FUSED_KERNELS.dropout)) return tf.mul(x, dropoutMask(x.shape, rate, seed));
+  const attrs = { rate, seed };
+  const dropout = tf.customGrad((...args: unknown[]) => ({
+    value: tf.engine().runKernel(FUSED_KERNELS.dropout, { x: args[0] as tf.Tensor }, attrs) as tf.Tensor,
+    gradFunc: (dy: tf.Tensor | tf.Tensor[]) => [
+      tf.engine().runKernel(FUSED_KERNELS.dropout, { x: Array.isArray(dy) ? dy[0]! : dy }, attrs) as tf.Tensor,
+    ],
+  })) as unknown as (x: tf.Tensor) => tf.Tensor;
+  return dropout(x);
 }
 
 /** Inverted dropout: in training zeroes `rate` of the values and scales the rest by 1/(1-rate). */
@@ -61,7 +67,7 @@ export class Dropout extends tf.layers.Layer {
     // (run seed, epoch, step), so masks are reproducible and a resumed run draws the same ones;
     // mixing in the layer's own seed keeps two dropout layers from sharing a stream.
     const draw = Math.floor(Math.random() * 2147483647);
-    return tf.tidy(() => tf.mul(x, dropoutMask(x.shape, this.rate, subSeed(this.seed, draw))));
+    return tf.tidy(() => applyDropout(x, this.rate, subSeed(this.seed, draw)));
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {

@@ -1,0 +1,82 @@
+import * as tf from '@tensorflow/tfjs';
+import { FUSED_KERNELS, dropoutKeeps, hasFusedKernel } from '@tessera/core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { geluExact } from './activation.ts';
+import { Dropout } from './dropout.ts';
+import { layerNorm } from './layer_norm.ts';
+
+/*
+ * The primitives that have fused kernels (backend/fused.ts) take them where the backend has them
+ * and fall back to composite TF.js ops elsewhere: both paths must give the same values and
+ * gradients. The cpu backend has the fused kernels (the reference implementations), so the
+ * composite path is reached by unregistering them for the duration of a call.
+ */
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+function composite<T>(fn: () => T): T {
+  const saved = Object.values(FUSED_KERNELS).map((name) => tf.getKernel(name, 'cpu')!);
+  saved.forEach((config) => tf.unregisterKernel(config.kernelName, 'cpu'));
+  try {
+    expect(hasFusedKernel(FUSED_KERNELS.geluExact)).toBe(false);
+    return fn();
+  } finally {
+    saved.forEach((config) => tf.registerKernel(config));
+  }
+}
+
+/** The value and the gradients (w.r.t. every argument) of sum(f(args) * w). */
+function valueAndGrads(f: (...args: tf.Tensor[]) => tf.Tensor, args: tf.Tensor[], w: tf.Tensor): number[][] {
+  return tf.tidy(() => {
+    const g = tf.grads((...xs: tf.Tensor[]) => tf.mul(f(...xs), w))(args);
+    return [Array.from(f(...args).dataSync()), ...g.map((t) => Array.from(t.dataSync()))];
+  });
+}
+
+function expectClose(a: number[][], b: number[][], tolerance: number): void {
+  expect(a.length).toBe(b.length);
+  a.forEach((values, i) => values.forEach((v, j) => expect(Math.abs(v - b[i]![j]!)).toBeLessThan(tolerance * (1 + Math.abs(b[i]![j]!)))));
+}
+
+describe('fused and composite paths agree', () => {
+  it('exact GELU: values and gradient, tails included', () => {
+    const x = tf.tensor1d([-9, -5, -3, -1.2, -0.3, 0, 0.4, 1, 2.5, 6, 11]);
+    const w = tf.randomNormal([11], 0, 1, 'float32', 3);
+    expect(hasFusedKernel(FUSED_KERNELS.geluExact)).toBe(true);
+    expectClose(valueAndGrads(geluExact, [x], w), composite(() => valueAndGrads(geluExact, [x], w)), 2e-6);
+  });
+
+  it('layer norm over the last axis: values and the gradients of x, gamma and beta', () => {
+    const x = tf.randomNormal([2, 3, 16], 0.5, 2, 'float32', 1);
+    const gamma = tf.randomNormal([16], 1, 0.3, 'float32', 2);
+    const beta = tf.randomNormal([16], 0, 0.3, 'float32', 3);
+    const w = tf.randomNormal([2, 3, 16], 0, 1, 'float32', 4);
+    const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => layerNorm(a, g, b, 2, 1e-6);
+    expectClose(valueAndGrads(f, [x, gamma, beta], w), composite(() => valueAndGrads(f, [x, gamma, beta], w)), 1e-5);
+  });
+
+  it('dropout: the same mask from the same seed, applied forward and backward', () => {
+    const layer = new Dropout({ rate: 0.3, seed: 5 });
+    const x = tf.randomNormal([4, 33], 0, 1, 'float32', 6);
+    const run = () => {
+      const original = Math.random;
+      Math.random = () => 0.25;
+      try {
+        const y = layer.apply(x, { training: true }) as tf.Tensor;
+        const g = tf.grad((t: tf.Tensor) => layer.apply(t, { training: true }) as tf.Tensor)(x);
+        return [Array.from(y.dataSync()), Array.from(g.dataSync())];
+      } finally {
+        Math.random = original;
+      }
+    };
+    const fused = run();
+    expect(composite(run)).toEqual(fused);
+    const kept = fused[1]!.map((g) => (g === 0 ? 0 : 1));
+    expect(kept.reduce((a, b) => a + b, 0)).toBeGreaterThan(70);
+    expect(fused[1]!.filter((g) => g !== 0).every((g) => g === Math.fround(1 / 0.7))).toBe(true);
+    // The keep pattern is dropoutKeeps' for the seed the layer derived; same length, same rule.
+    expect(kept.length).toBe(dropoutKeeps(132, 0.3, 1).length);
+  });
+});
