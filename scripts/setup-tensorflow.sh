@@ -9,8 +9,9 @@
 #   2. extract the two shared libraries and the headers (cached under $TESSERA_CACHE/tf-<version>),
 #   3. check the library exports every TF_/TFE_ symbol the binding calls,
 #   4. link them into tfjs-node's deps/ and compile the addon with node-gyp (no network),
-#   5. load it in Node and check TF_Version, a matMul, a gradient and a tiny fit.
-# Idempotent: with everything cached it only recompiles the addon (~15 s).
+#   5. compile Tessera's fused kernels (TensorFlow custom ops, packages/core/src/backend/native-ops),
+#   6. load it in Node and check TF_Version, a matMul, a gradient, a tiny fit and the fused ops.
+# Idempotent: with everything cached it only recompiles the addon and the ops (~25 s).
 #
 # Usage: pnpm setup:tensorflow           (= bash scripts/setup-tensorflow.sh)
 #   TESSERA_TF_VERSION=2.12.1   which tensorflow-cpu wheel to use (see docs/performance.md)
@@ -77,7 +78,8 @@ if [[ ! -f "${TF_DIR}/.complete" ]]; then
   unzip -l "${wheel}" tensorflow/libtensorflow_cc.so.2 tensorflow/libtensorflow_framework.so.2 >/dev/null 2>&1 ||
     fail "the wheel has no tensorflow/libtensorflow_cc.so.2 (TensorFlow < 2.12 keeps the C API inside the Python extension)"
   unzip -q -o "${wheel}" 'tensorflow/libtensorflow_cc.so.2' 'tensorflow/libtensorflow_framework.so.2' \
-    'tensorflow/include/*' -d "${CACHE}/tf-${TF_VERSION}"  chmod +x "${TF_DIR}"/lib*.so.2
+    'tensorflow/include/*' -d "${CACHE}/tf-${TF_VERSION}"
+  chmod +x "${TF_DIR}"/lib*.so.2
   touch "${TF_DIR}/.complete"
 fi
 [[ -f "${TF_DIR}/include/tensorflow/c/c_api.h" && -f "${TF_DIR}/include/tensorflow/c/eager/c_api.h" ]] ||
@@ -122,9 +124,29 @@ say "compiling the addon with node-gyp ${nodedir_flag[*]:-}"
   { tail -n 30 "${CACHE}/node-gyp.log" >&2; fail "node-gyp failed (full log: ${CACHE}/node-gyp.log)"; }
 [[ -f "${BINDING}" ]] || fail "node-gyp finished but ${BINDING} is missing"
 
-# --- 5. verify ----------------------------------------------------------------------------------------
+# --- 5. the fused kernels ----------------------------------------------------------------------------
+# One library that is both TensorFlow custom ops and a Node addon: require() dlopens it into the
+# TensorFlow tfjs-node loaded, which registers the ops (packages/core/src/backend/native-kernels.ts).
+# -march=native: it is compiled where it runs. The ABI and Eigen alignment flags are the wheel's
+# (tf.sysconfig.get_compile_flags()); a mismatch corrupts memory rather than failing to link.
+OPS_DIR="${REPO_ROOT}/packages/core/src/backend/native-ops"
+OPS_LIBRARY="${OPS_DIR}/build/tessera_ops.node"
+node_include=""
+for candidate in "${node_prefix}/include/node" "${HOME}/.cache/node-gyp/$(node -p 'process.versions.node')/include/node"; do
+  [[ -f "${candidate}/node_api.h" ]] && { node_include="${candidate}"; break; }
+done
+[[ -n "${node_include}" ]] || fail "Node's headers (node_api.h) are in neither ${node_prefix}/include/node nor node-gyp's cache"
+say "compiling the fused kernels (${OPS_DIR#"${REPO_ROOT}/"}/tessera_ops.cc)"
+mkdir -p "${OPS_DIR}/build"
+g++ -std=c++17 -shared -fPIC -O3 -march=native -w -D_GLIBCXX_USE_CXX11_ABI=1 -DEIGEN_MAX_ALIGN_BYTES=64 \
+  -I"${TF_DIR}/include" -I"${node_include}" "${OPS_DIR}/tessera_ops.cc" -o "${OPS_LIBRARY}.tmp" \
+  -L"${TF_DIR}" -l:libtensorflow_framework.so.2 -Wl,-rpath,"${TFJS_NODE}/deps/lib" >"${CACHE}/tessera-ops.log" 2>&1 ||
+  { tail -n 30 "${CACHE}/tessera-ops.log" >&2; fail "compiling the fused kernels failed (full log: ${CACHE}/tessera-ops.log)"; }
+mv -f "${OPS_LIBRARY}.tmp" "${OPS_LIBRARY}"
+
+# --- 6. verify ----------------------------------------------------------------------------------------
 say "verifying the backend"
-(cd "${REPO_ROOT}/packages/core" && TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}" node - "${TF_VERSION}" <<'JS'
+(cd "${REPO_ROOT}/packages/core" && TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}" node - "${TF_VERSION}" "${OPS_LIBRARY}" <<'JS'
 const expected = process.argv[2];
 const tf = require('@tensorflow/tfjs-node');
 const check = (ok, what) => { if (!ok) { console.error(`verify: ${what}`); process.exit(1); } };
@@ -142,7 +164,17 @@ const x = tf.linspace(-1, 1, 32).reshape([32, 1]);
 model.fit(x, x.mul(2).sub(1), { epochs: 100, verbose: 0 }).then((history) => {
   const loss = history.history.loss;
   check(loss.at(-1) < 1e-3 && loss.at(-1) < loss[0], `fit loss ${loss[0]} -> ${loss.at(-1)}`);
-  console.log(`verify: backend tensorflow, TF_Version ${libVersion}, matMul, gradient and fit OK`);
+  // The fused ops, on values worked out by hand (gelu(1) = Phi(1), gelu'(0) = 1/2; a row [1, 3]
+  // has mean 2, rstd 1/sqrt(1 + eps)); native-kernels.native.test.ts checks them thoroughly.
+  require(process.argv[3]);
+  const backend = tf.backend();
+  const [gelu, slope] = backend.executeMultipleOutputs('TesseraGeluExact', [], [tf.tensor1d([1, 0])], 2);
+  const close = (a, b) => a.every((v, i) => Math.abs(v - b[i]) < 1e-5);
+  check(close(gelu.dataSync(), [0.8413447, 0]) && close(slope.dataSync(), [1.0833155, 0.5]), `TesseraGeluExact gave ${gelu.dataSync()}, ${slope.dataSync()}`);
+  const epsilon = { name: 'epsilon', type: backend.binding.TF_ATTR_FLOAT, value: 1e-6 };
+  const [normed, mean] = backend.executeMultipleOutputs('TesseraLayerNorm', [epsilon], [tf.tensor2d([[1, 3]]), tf.tensor1d([1, 1]), tf.tensor1d([0, 0])], 3);
+  check(close(normed.dataSync(), [-1, 1]) && close(mean.dataSync(), [2]), `TesseraLayerNorm gave ${normed.dataSync()}`);
+  console.log(`verify: backend tensorflow, TF_Version ${libVersion}, matMul, gradient, fit and fused ops OK`);
 });
 JS
 ) || fail "the addon was built but does not work (see above)"

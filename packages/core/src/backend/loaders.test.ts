@@ -67,7 +67,7 @@ describe('backend loaders', () => {
     if (!result.ok) throw new Error(result.why);
     const version = readFileSync(marker!, 'utf8').trim();
     expect(result.detail.libraryVersion).toBe(version);
-    expect(result.detail.summary).toMatch(new RegExp(`^TensorFlow ${version.replace(/\./g, '\\.')} \\(native, CPU, \\d+ threads\\)$`));
+    expect(result.detail.summary).toMatch(new RegExp(`^TensorFlow ${version.replace(/\./g, '\\.')} \\(native, CPU, \\d+ threads(, fused kernels\\)|\\); fused kernels .+)$`));
     // The ESM tfjs this package imports and the CJS one tfjs-node registered into share one engine.
     expect(tf.getBackend()).toBe('tensorflow');
     expect(multiply()).toEqual(product);

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { registerNativeFusedKernels } from './native-kernels.ts';
 import { useFasterWasmKernels } from './wasm-kernels.ts';
 
 /* ------------------------------------------------------------------------------------------ *
@@ -110,10 +111,14 @@ export function nativeLoader(name: 'tensorflow' | 'tensorflow-gpu'): BackendLoad
       }
       const libraryVersion = backend.binding?.TF_Version ?? builtVersion(packageJson) ?? 'unknown';
       const threads = Number(process.env.TF_NUM_INTRAOP_THREADS);
+      // The fused kernels are TensorFlow CPU ops: tfjs-node-gpu (also 'tensorflow') runs without them.
+      const fused = name === 'tensorflow' ? registerNativeFusedKernels() : undefined;
       return {
         ok: true,
         detail: {
-          summary: `TensorFlow ${libraryVersion} (native, ${name === 'tensorflow-gpu' ? 'GPU' : 'CPU'}, ${threads} threads)`,
+          summary:
+            `TensorFlow ${libraryVersion} (native, ${name === 'tensorflow-gpu' ? 'GPU' : 'CPU'}, ${threads} threads` +
+            (fused === undefined ? ')' : fused.registered ? ', fused kernels)' : `); fused kernels ${fused.why}: ${SETUP_HINT}`),
           tfjsBackend: 'tensorflow',
           threads,
           libraryVersion,

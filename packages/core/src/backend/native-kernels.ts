@@ -1,0 +1,94 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { FUSED_KERNELS, dropoutThreshold } from './fused.ts';
+
+/* ------------------------------------------------------------------------------------------- *
+ * The native backend's fused kernels: TensorFlow custom ops of the same names (compiled from   *
+ * native-ops/tessera_ops.cc by `pnpm setup:tensorflow`), each registered as the TF.js kernel   *
+ * of backend 'tensorflow' that runs the op in one call through tfjs-node's binding.            *
+ * ------------------------------------------------------------------------------------------- */
+
+/** Where scripts/setup-tensorflow.sh puts the compiled op library (a Node addon). */
+export const NATIVE_OPS_LIBRARY = join(dirname(fileURLToPath(import.meta.url)), 'native-ops', 'build', 'tessera_ops.node');
+
+export type NativeFusedKernels = { registered: true } | { registered: false; why: string };
+
+/** An attribute as tfjs-node's binding takes it (type is one of the binding's TF_ATTR_* codes). */
+interface OpAttr {
+  name: string;
+  type: number;
+  value: number;
+}
+
+/** The part of tfjs-node's backend the kernels call. */
+interface NativeOpBackend {
+  binding: { TF_ATTR_FLOAT: number; TF_ATTR_INT: number };
+  executeSingleOutput(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[]): tf.TensorInfo;
+  executeMultipleOutputs(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[], numOutputs: number): tf.TensorInfo[];
+}
+
+const require = createRequire(import.meta.url);
+
+/**
+ * Loads the op library into the process's TensorFlow and registers the fused kernels for backend
+ * 'tensorflow'. Only for tfjs-node's CPU build: the ops have no GPU kernels, and tfjs-node-gpu
+ * registers a backend of the same name. Never throws: without the library (not built, or built
+ * against another TensorFlow) nothing is registered, and the primitives use their composite ops.
+ */
+export function registerNativeFusedKernels(library = NATIVE_OPS_LIBRARY): NativeFusedKernels {
+  if (tf.getKernel(FUSED_KERNELS.geluExact, 'tensorflow') !== undefined) return { registered: true };
+  if (!existsSync(library)) return { registered: false, why: 'not built' };
+  try {
+    // Loading runs the library's REGISTER_OP/REGISTER_KERNEL_BUILDER in the TensorFlow tfjs-node loaded.
+    require(library);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return { registered: false, why: `failed to load (${message.split('\n')[0]})` };
+  }
+  const register = (kernelName: string, run: (backend: NativeOpBackend, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap) => tf.TensorInfo | tf.TensorInfo[]) =>
+    tf.registerKernel({
+      kernelName,
+      backendName: 'tensorflow',
+      kernelFunc: ({ inputs, backend, attrs }) => run(backend as unknown as NativeOpBackend, inputs, attrs as tf.NamedAttrMap),
+    });
+  const input = (inputs: tf.NamedTensorInfoMap, name: string) => inputs[name] as tf.TensorInfo;
+  register(FUSED_KERNELS.geluExact, (backend, inputs) =>
+    backend.executeMultipleOutputs(FUSED_KERNELS.geluExact, [], [input(inputs, 'x')], 2),
+  );
+  register(FUSED_KERNELS.layerNorm, (backend, inputs, attrs) =>
+    backend.executeMultipleOutputs(
+      FUSED_KERNELS.layerNorm,
+      [{ name: 'epsilon', type: backend.binding.TF_ATTR_FLOAT, value: attrs.epsilon as number }],
+      ['x', 'gamma', 'beta'].map((name) => input(inputs, name)),
+      3,
+    ),
+  );
+  register(FUSED_KERNELS.layerNormGrad, (backend, inputs) =>
+    backend.executeMultipleOutputs(
+      FUSED_KERNELS.layerNormGrad,
+      [],
+      ['dy', 'x', 'mean', 'rstd', 'gamma'].map((name) => input(inputs, name)),
+      3,
+    ),
+  );
+  register(FUSED_KERNELS.dropout, (backend, inputs, attrs) => {
+    const rate = attrs.rate as number;
+    const { TF_ATTR_FLOAT, TF_ATTR_INT } = backend.binding;
+    return backend.executeSingleOutput(
+      FUSED_KERNELS.dropout,
+      [
+        { name: 'rate', type: TF_ATTR_FLOAT, value: rate },
+        { name: 'seed', type: TF_ATTR_INT, value: attrs.seed as number },
+        // The op's rate attr is float32; the threshold and scale the contract derives from the
+        // float64 rate go along, so the mask and the products are bit-identical to the reference.
+        { name: 'threshold', type: TF_ATTR_INT, value: dropoutThreshold(rate) },
+        { name: 'scale', type: TF_ATTR_FLOAT, value: Math.fround(1 / (1 - rate)) },
+      ],
+      [input(inputs, 'x')],
+    );
+  });
+  return { registered: true };
+}
