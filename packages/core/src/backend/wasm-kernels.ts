@@ -72,11 +72,265 @@ function sumOverLeadingAxes(originalSum: tf.KernelFunc): tf.KernelFunc {
 /* ----------------------------------- fused kernels -------------------------------------- *
  * The kernels of fused.ts (which states the exact math) as JavaScript loops over views of the  *
  * wasm heap: one pass where the composite path runs a chain of element-wise kernels, each     *
- * reading and writing the whole tensor. Arithmetic is float64, rounded once on the store.     *
+ * reading and writing the whole tensor. The bulk runs in the SIMD module above (float32), the *
+ * JavaScript loops (float64, rounded once on the store) do the remainder and the fallback.    *
  * ---------------------------------------------------------------------------------------- */
 
-/** The backend's heap allocator and views; every output is allocated before any view is taken. */
-type HeapBackend = RefCountingBackend;
+/**
+ * The backend's heap allocator and views (every output is allocated before any view is taken),
+ * and its Emscripten module, whose memory the SIMD kernels import.
+ */
+interface HeapBackend extends RefCountingBackend {
+  wasm?: { asm?: { memory?: object } };
+}
+
+/* --------------------------- the SIMD kernels, in WebAssembly ---------------------------- *
+ * V8 runs the JavaScript loops one float64 at a time; WebAssembly SIMD does four float32 lanes *
+ * per instruction. The kernels are a small module that imports the wasm backend's own memory, *
+ * so they read and write the tensors where they lie. It is assembled below from a few dozen   *
+ * instructions (no toolchain needed); every function is tested against fused.ts's references. *
+ * ---------------------------------------------------------------------------------------- */
+
+/** Unsigned LEB128, as the binary format writes sizes, indices and opcodes. */
+function unsignedLeb(value: number): number[] {
+  const bytes: number[] = [];
+  do {
+    const low = value & 0x7f;
+    value >>>= 7;
+    bytes.push(value ? low | 0x80 : low);
+  } while (value);
+  return bytes;
+}
+
+/** Signed LEB128 of an int32, as i32.const writes its immediate. */
+function signedLeb(value: number): number[] {
+  const bytes: number[] = [];
+  value |= 0;
+  for (;;) {
+    const low = value & 0x7f;
+    value >>= 7;
+    if ((value === 0 && !(low & 0x40)) || (value === -1 && low & 0x40)) return [...bytes, low];
+    bytes.push(low | 0x80);
+  }
+}
+
+const littleEndian = (array: Float32Array | Int32Array): number[] => [...new Uint8Array(array.buffer)];
+const simdOp = (code: number): number[] => [0xfd, ...unsignedLeb(code)];
+/** Memory access immediates: alignment 2^2 (float data; wasm allows any alignment), then the offset. */
+const memarg = (offset: number): number[] => [2, ...unsignedLeb(offset)];
+
+/** The instructions the kernels use, by their text-format names (WebAssembly core spec 2.0, SIMD included). */
+const wasm = {
+  get: (index: number) => [0x20, ...unsignedLeb(index)],
+  set: (index: number) => [0x21, ...unsignedLeb(index)],
+  tee: (index: number) => [0x22, ...unsignedLeb(index)],
+  block: [0x02, 0x40],
+  loop: [0x03, 0x40],
+  end: [0x0b],
+  brIf: (depth: number) => [0x0d, ...unsignedLeb(depth)],
+  i32Const: (value: number) => [0x41, ...signedLeb(value)],
+  i32Add: [0x6a],
+  i32LtU: [0x49],
+  i32GeU: [0x4f],
+  v128Load: (offset: number) => [...simdOp(0x00), ...memarg(offset)],
+  v128Store: (offset: number) => [...simdOp(0x0b), ...memarg(offset)],
+  f32x4Const: (value: number) => [...simdOp(0x0c), ...littleEndian(new Float32Array([value, value, value, value]))],
+  i32x4Const: (lanes: number[]) => [...simdOp(0x0c), ...littleEndian(Int32Array.from(lanes))],
+  i8x16Shuffle: (lanes: number[]) => [...simdOp(0x0d), ...lanes],
+  i32x4Splat: simdOp(0x11),
+  f32x4Splat: simdOp(0x13),
+  i32x4GeS: simdOp(0x3f),
+  v128And: simdOp(0x4e),
+  v128Xor: simdOp(0x51),
+  f32x4Nearest: simdOp(0x6a),
+  i32x4Shl: simdOp(0xab),
+  i32x4ShrU: simdOp(0xad),
+  i32x4Add: simdOp(0xae),
+  i32x4Mul: simdOp(0xb5),
+  f32x4Add: simdOp(0xe4),
+  f32x4Sub: simdOp(0xe5),
+  f32x4Mul: simdOp(0xe6),
+  f32x4Div: simdOp(0xe7),
+  f32x4Pmin: simdOp(0xea),
+  f32x4Pmax: simdOp(0xeb),
+  i32x4TruncSatF32x4S: simdOp(0xf8),
+};
+
+const I32 = 0x7f;
+const F32 = 0x7d;
+const V128 = 0x7b;
+
+/** A function of the module: its name, parameter types, the types of its extra locals, its code. */
+interface WasmFunction {
+  name: string;
+  params: number[];
+  locals: number[];
+  code: number[][];
+}
+
+/** Horner's rule over the four lanes of local `x`: c[0] x^(n-1) + ... + c[n-1]. */
+function horner(x: number, coefficients: readonly number[]): number[][] {
+  return [wasm.f32x4Const(coefficients[0]!), ...coefficients.slice(1).flatMap((c) => [wasm.get(x), wasm.f32x4Mul, wasm.f32x4Const(c), wasm.f32x4Add])];
+}
+
+/** `pointer += step` for an i32 local. */
+const advance = (pointer: number, step: number): number[][] => [wasm.get(pointer), wasm.i32Const(step), wasm.i32Add, wasm.set(pointer)];
+
+/** A loop over [x, end) by `step` bytes that runs `body` at least once unless x >= end already. */
+function loopUntil(x: number, end: number, step: number, body: number[][]): number[][] {
+  return [
+    wasm.block, wasm.get(x), wasm.get(end), wasm.i32GeU, wasm.brIf(0),
+    wasm.loop, ...body,
+    wasm.get(x), wasm.i32Const(step), wasm.i32Add, wasm.tee(x), wasm.get(end), wasm.i32LtU, wasm.brIf(0),
+    wasm.end, wasm.end,
+  ];
+}
+
+/** Cephes' expf: exp(r) = 1 + r + r^2 p(r) on [-ln2/2, ln2/2], ln2 split in two for the reduction. */
+const EXP_P = [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1] as const;
+const LN2_HIGH = 0.693359375;
+const LN2_LOW = -2.12194440e-4;
+
+/**
+ * gelu(x, y, slope, end): the float32 twin of geluExactRange, four units per iteration, from byte
+ * address x to end (a multiple of 16 bytes further). 2^n is built in the exponent bits, n >= -126
+ * after the clamp of t at -87, so it is always a normal float.
+ */
+function geluFunction(): WasmFunction {
+  const [x, y, slope, end, v, u, u2, cdf, t, n, r] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  return {
+    name: 'gelu',
+    params: [I32, I32, I32, I32],
+    locals: [V128, V128, V128, V128, V128, V128, V128],
+    code: loopUntil(x, end, 16, [
+      wasm.get(x), wasm.v128Load(0), wasm.set(v),
+      wasm.get(v), wasm.f32x4Const(Math.SQRT1_2), wasm.f32x4Mul, wasm.f32x4Const(4), wasm.f32x4Pmin, wasm.f32x4Const(-4), wasm.f32x4Pmax, wasm.set(u),
+      wasm.get(u), wasm.get(u), wasm.f32x4Mul, wasm.set(u2),
+      // cdf = 0.5 + 0.5 p(u) / q(u)
+      wasm.f32x4Const(0.5),
+      ...horner(u2, [...ERF_P].reverse()), wasm.get(u), wasm.f32x4Mul, wasm.f32x4Const(0.5), wasm.f32x4Mul,
+      ...horner(u2, [...ERF_Q].reverse()), wasm.f32x4Div,
+      wasm.f32x4Add, wasm.set(cdf),
+      wasm.get(y), wasm.get(v), wasm.get(cdf), wasm.f32x4Mul, wasm.v128Store(0),
+      // t = max(-v^2 / 2, -87) = n ln2 + r
+      wasm.get(v), wasm.get(v), wasm.f32x4Mul, wasm.f32x4Const(-0.5), wasm.f32x4Mul, wasm.f32x4Const(-87), wasm.f32x4Pmax, wasm.set(t),
+      wasm.get(t), wasm.f32x4Const(Math.LOG2E), wasm.f32x4Mul, wasm.f32x4Nearest, wasm.set(n),
+      wasm.get(t), wasm.get(n), wasm.f32x4Const(LN2_HIGH), wasm.f32x4Mul, wasm.f32x4Sub, wasm.get(n), wasm.f32x4Const(LN2_LOW), wasm.f32x4Mul, wasm.f32x4Sub, wasm.set(r),
+      // slope = cdf + v exp(r) 2^n / sqrt(2 pi)
+      wasm.get(slope), wasm.get(cdf), wasm.get(v),
+      ...horner(r, EXP_P), wasm.get(r), wasm.get(r), wasm.f32x4Mul, wasm.f32x4Mul, wasm.get(r), wasm.f32x4Add, wasm.f32x4Const(1), wasm.f32x4Add,
+      wasm.get(n), wasm.i32x4TruncSatF32x4S, wasm.i32x4Const([127, 127, 127, 127]), wasm.i32x4Add, wasm.i32Const(23), wasm.i32x4Shl, wasm.f32x4Mul,
+      wasm.f32x4Const(INV_SQRT_2PI), wasm.f32x4Mul, wasm.f32x4Mul, wasm.f32x4Add, wasm.v128Store(0),
+      ...advance(y, 16), ...advance(slope, 16),
+    ]),
+  };
+}
+
+/** fused.ts's dropoutPairBits counter step (the golden ratio's Weyl sequence). */
+const DROPOUT_WEYL_STEP = 0x9e3779b1;
+
+/**
+ * dropout(x, y, end, key, threshold, scale): the twin of dropoutRange, eight units (four pairs,
+ * four hashes) per iteration. A unit's keep mask (all ones or zeros from the comparison) ANDed
+ * with the scale gives scale or +0, so y = x * (keep ? scale : 0) exactly as the contract says.
+ */
+function dropoutFunction(): WasmFunction {
+  const [x, y, end, key, threshold, scale, counter, h, keepLow, keepHigh, scales, thresholds] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const xorShiftRight = (bits: number): number[][] => [wasm.get(h), wasm.get(h), wasm.i32Const(bits), wasm.i32x4ShrU, wasm.v128Xor, wasm.set(h)];
+  const times = (factor: number): number[][] => [wasm.get(h), wasm.i32x4Const([factor, factor, factor, factor]), wasm.i32x4Mul, wasm.set(h)];
+  // Units 2p, 2p+1 of pairs p..p+3 are [low p, high p, low p+1, high p+1], [low p+2, ...]: lanes of keepLow (bytes 0-15) and keepHigh (16-31) interleaved.
+  const lanes = (first: number, second: number) => [first, second].flatMap((lane) => [lane, lane + 4]).flatMap((lane) => [0, 1, 2, 3].map((b) => (lane < 4 ? lane * 4 : 16 + (lane - 4) * 4) + b));
+  const apply = (offset: number, pairs: [number, number]): number[][] => [
+    wasm.get(y), wasm.get(x), wasm.v128Load(offset), wasm.get(keepLow), wasm.get(keepHigh), wasm.i8x16Shuffle(lanes(...pairs)), wasm.get(scales), wasm.v128And, wasm.f32x4Mul, wasm.v128Store(offset),
+  ];
+  const step = DROPOUT_WEYL_STEP;
+  return {
+    name: 'dropout',
+    params: [I32, I32, I32, I32, I32, F32],
+    locals: [V128, V128, V128, V128, V128, V128],
+    code: [
+      wasm.get(key), wasm.i32x4Splat, wasm.i32x4Const([0, step, 2 * step, 3 * step]), wasm.i32x4Add, wasm.set(counter),
+      wasm.get(scale), wasm.f32x4Splat, wasm.set(scales),
+      wasm.get(threshold), wasm.i32x4Splat, wasm.set(thresholds),
+      ...loopUntil(x, end, 32, [
+        // h = fmix32(counter), lane by lane
+        wasm.get(counter), wasm.set(h),
+        ...xorShiftRight(16), ...times(0x85ebca6b), ...xorShiftRight(13), ...times(0xc2b2ae35), ...xorShiftRight(16),
+        wasm.get(h), wasm.i32x4Const([0xffff, 0xffff, 0xffff, 0xffff]), wasm.v128And, wasm.get(thresholds), wasm.i32x4GeS, wasm.set(keepLow),
+        wasm.get(h), wasm.i32Const(16), wasm.i32x4ShrU, wasm.get(thresholds), wasm.i32x4GeS, wasm.set(keepHigh),
+        ...apply(0, [0, 1]),
+        ...apply(16, [2, 3]),
+        wasm.get(counter), wasm.i32x4Const([4 * step, 4 * step, 4 * step, 4 * step]), wasm.i32x4Add, wasm.set(counter),
+        ...advance(y, 32),
+      ]),
+    ],
+  };
+}
+
+/** A module of `functions`, importing its memory as env.memory, exporting each function by name. */
+function assembleModule(functions: WasmFunction[]): Uint8Array {
+  const vector = (items: number[][]): number[] => [...unsignedLeb(items.length), ...items.flat()];
+  const section = (id: number, content: number[]): number[] => [id, ...unsignedLeb(content.length), ...content];
+  const name = (text: string): number[] => vector([...text].map((c) => [c.charCodeAt(0)]));
+  const types = functions.map((f) => [0x60, ...vector(f.params.map((p) => [p])), 0]);
+  const imports = [[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]];
+  const exports = functions.map((f, index) => [...name(f.name), 0x00, ...unsignedLeb(index)]);
+  const bodies = functions.map((f) => {
+    const body = [...vector(f.locals.map((type) => [1, type])), ...f.code.flat(), ...wasm.end];
+    return [...unsignedLeb(body.length), ...body];
+  });
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vector(types)),
+    ...section(2, vector(imports)),
+    ...section(3, vector(functions.map((_, index) => unsignedLeb(index)))),
+    ...section(7, vector(exports)),
+    ...section(10, vector(bodies)),
+  ]);
+}
+
+/** The SIMD kernels' exports: byte addresses in the backend's heap, counts as ends. */
+interface SimdKernels {
+  gelu(x: number, y: number, slope: number, end: number): void;
+  dropout(x: number, y: number, end: number, key: number, threshold: number, scale: number): void;
+}
+
+/** The part of the WebAssembly JavaScript API used here (this package compiles without the DOM library, which declares it). */
+interface WebAssemblyApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: object };
+}
+const webAssembly = (globalThis as { WebAssembly?: WebAssemblyApi }).WebAssembly;
+
+let simdModule: object | null | undefined;
+/** The kernels instantiated over each backend memory (a WebAssembly.Memory), once. */
+const simdInstances = new WeakMap<object, SimdKernels>();
+
+/** Whether the fused kernels run in WebAssembly SIMD on the active backend (else in JavaScript only). */
+export function usesSimdKernels(): boolean {
+  return simdKernels(tf.backend() as unknown as HeapBackend) !== undefined;
+}
+
+/**
+ * The SIMD kernels bound to this backend's memory, or undefined where they cannot run (no
+ * WebAssembly SIMD, or a backend build that does not expose its memory): the JavaScript loops then do everything.
+ */
+function simdKernels(heap: HeapBackend): SimdKernels | undefined {
+  const memory = heap.wasm?.asm?.memory;
+  if (!memory || !webAssembly) return undefined;
+  if (simdModule === undefined) {
+    const bytes = assembleModule([geluFunction(), dropoutFunction()]);
+    simdModule = webAssembly.validate(bytes) ? new webAssembly.Module(bytes) : null;
+  }
+  if (simdModule === null) return undefined;
+  let kernels = simdInstances.get(memory);
+  if (!kernels) {
+    kernels = new webAssembly.Instance(simdModule, { env: { memory } }).exports as SimdKernels;
+    simdInstances.set(memory, kernels);
+  }
+  return kernels;
+}
 
 /** The coefficients of Eigen's float erf (generic_fast_erf_float): odd over even polynomial on [-4, 4]. */
 const ERF_P = [-1.60960333262415e-2, -2.95459980854025e-3, -7.34990630326855e-4, -5.69250639462346e-5, -2.10102402082508e-6, 2.77068142495902e-8, -2.72614225801306e-10] as const;
@@ -89,22 +343,16 @@ const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 const NEGATIVE_POWERS_OF_TWO = Float64Array.from({ length: 128 }, (_, k) => 2 ** -k);
 
 /**
- * TesseraGeluExact: y = x Phi(x), dydx = Phi(x) + x phi(x) in one pass. erf is Eigen's float
- * rational approximation (TensorFlow's own erf for float32; error ~1e-7, and it is +-1 in float32
- * beyond |u| = 4, hence the clamp), so no exp is spent on erf. phi's exp(-x^2/2) is a range
- * reduction to r in [-ln2/2, ln2/2], exp(r) by its degree-7 Taylor polynomial (relative error
- * < 6e-9) and 2^-n from a table: about twice as fast as Math.exp, which V8 calls out of line.
- * Below t = -87 phi is under float32's smallest normal and x phi is taken as 0.
+ * TesseraGeluExact on units [start, end) in JavaScript: the tail the SIMD loop leaves (fewer than
+ * four units), or everything where WebAssembly SIMD is missing. The same math as the SIMD kernel
+ * below, in float64: erf is Eigen's float rational approximation (TensorFlow's own erf for
+ * float32; error ~1e-7, and +-1 in float32 beyond |u| = 4, hence the clamp); phi's exp(-x^2/2)
+ * a range reduction to r in [-ln2/2, ln2/2], exp(r) by its degree-7 Taylor polynomial (relative
+ * error < 6e-9) and 2^-n from a table. Below t = -87 phi is under float32's smallest normal and
+ * x phi is taken as 0.
  */
-function geluExact({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo[] {
-  const x = inputs.x as tf.TensorInfo;
-  const heap = backend as HeapBackend;
-  const yInfo = heap.makeOutput(x.shape, 'float32');
-  const slopeInfo = heap.makeOutput(x.shape, 'float32');
-  const input = heap.typedArrayFromHeap(x);
-  const y = heap.typedArrayFromHeap(yInfo);
-  const slope = heap.typedArrayFromHeap(slopeInfo);
-  for (let i = 0; i < input.length; i++) {
+function geluExactRange(input: Float32Array, y: Float32Array, slope: Float32Array, start: number): void {
+  for (let i = start; i < input.length; i++) {
     const v = input[i]!;
     let u = v * Math.SQRT1_2;
     u = u > 4 ? 4 : u < -4 ? -4 : u;
@@ -124,6 +372,25 @@ function geluExact({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend
     y[i] = v * cdf;
     slope[i] = cdf + v * density;
   }
+}
+
+/**
+ * TesseraGeluExact: y = x Phi(x) and dydx = Phi(x) + x phi(x) in one pass, four units at a time
+ * in WebAssembly SIMD (float32, the composite path's precision: ~1.2e-7 max(1, |x|)), the
+ * remainder in JavaScript.
+ */
+function geluExact({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo[] {
+  const x = inputs.x as tf.TensorInfo;
+  const heap = backend as HeapBackend;
+  const yInfo = heap.makeOutput(x.shape, 'float32');
+  const slopeInfo = heap.makeOutput(x.shape, 'float32');
+  const input = heap.typedArrayFromHeap(x);
+  const y = heap.typedArrayFromHeap(yInfo);
+  const slope = heap.typedArrayFromHeap(slopeInfo);
+  const simd = simdKernels(heap);
+  const vectorised = simd ? input.length - (input.length % 4) : 0;
+  if (simd && vectorised > 0) simd.gelu(input.byteOffset, y.byteOffset, slope.byteOffset, input.byteOffset + 4 * vectorised);
+  geluExactRange(input, y, slope, vectorised);
   return [yInfo, slopeInfo];
 }
 
@@ -137,10 +404,32 @@ function fmix32Signed(h: number): number {
 }
 
 /**
- * TesseraDropout without a mask tensor: each pair of units hashes its counter (fused.ts's
- * dropoutPairBits, fmix32 written inline, the counter advanced by the Weyl step instead of a
- * multiply) and keeps or drops both from the two halves of the hash.
+ * TesseraDropout on units [start, size) in JavaScript (start even): the tail the SIMD loop leaves
+ * (fewer than eight units), or everything where WebAssembly SIMD is missing. Each pair of units
+ * hashes its counter (fused.ts's dropoutPairBits, the counter advanced by the Weyl step instead
+ * of a multiply) and keeps or drops both from the two halves of the hash.
  */
+function dropoutRange(input: Float32Array, out: Float32Array, start: number, rate: number, seed: number): void {
+  const threshold = dropoutThreshold(rate);
+  // The contract's float32 scale: the float64 product of two float32 values is exact, so the
+  // store rounds it as a float32 product would.
+  const keptScale = new Float64Array([Math.fround(1 / (1 - rate)), 0]);
+  const size = input.length;
+  let counter = (dropoutKey(seed) + Math.imul(start >>> 1, DROPOUT_WEYL_STEP)) | 0;
+  let i = start;
+  for (; i + 1 < size; i += 2) {
+    const h = fmix32Signed(counter);
+    // (bits - threshold) >>> 31 is 1 exactly when bits < threshold (dropped): an index, not a
+    // branch, which would mispredict at random. A dropped negative value becomes -0, as the contract says.
+    out[i] = input[i]! * keptScale[((h & 0xffff) - threshold) >>> 31]!;
+    out[i + 1] = input[i + 1]! * keptScale[((h >>> 16) - threshold) >>> 31]!;
+    counter = (counter + DROPOUT_WEYL_STEP) | 0;
+  }
+  // An odd size: the last unit is decided by the low half of its pair's hash.
+  if (i < size) out[i] = input[i]! * keptScale[((fmix32Signed(counter) & 0xffff) - threshold) >>> 31]!;
+}
+
+/** TesseraDropout without a mask tensor: eight units (four hashes) at a time in WebAssembly SIMD, the rest in JavaScript. */
 function dropout({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
   const x = inputs.x as tf.TensorInfo;
   const { rate, seed } = attrs as unknown as { rate: number; seed: number };
@@ -148,23 +437,12 @@ function dropout({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; ba
   const outInfo = heap.makeOutput(x.shape, 'float32');
   const input = heap.typedArrayFromHeap(x);
   const out = heap.typedArrayFromHeap(outInfo);
-  const threshold = dropoutThreshold(rate);
-  // The contract's float32 scale: the float64 product of two float32 values is exact, so the
-  // store rounds it as a float32 product would.
-  const keptScale = new Float64Array([Math.fround(1 / (1 - rate)), 0]);
-  const size = input.length;
-  let counter = dropoutKey(seed) | 0;
-  let i = 0;
-  for (; i + 1 < size; i += 2) {
-    const h = fmix32Signed(counter);
-    // (bits - threshold) >>> 31 is 1 exactly when bits < threshold (dropped): an index, not a
-    // branch, which would mispredict at random. A dropped negative value becomes -0, as the contract says.
-    out[i] = input[i]! * keptScale[((h & 0xffff) - threshold) >>> 31]!;
-    out[i + 1] = input[i + 1]! * keptScale[((h >>> 16) - threshold) >>> 31]!;
-    counter = (counter + 0x9e3779b1) | 0;
+  const simd = simdKernels(heap);
+  const vectorised = simd ? input.length - (input.length % 8) : 0;
+  if (simd && vectorised > 0) {
+    simd.dropout(input.byteOffset, out.byteOffset, input.byteOffset + 4 * vectorised, dropoutKey(seed), dropoutThreshold(rate), Math.fround(1 / (1 - rate)));
   }
-  // An odd size: the last unit is decided by the low half of its pair's hash.
-  if (i < size) out[i] = input[i]! * keptScale[((fmix32Signed(counter) & 0xffff) - threshold) >>> 31]!;
+  dropoutRange(input, out, vectorised, rate, seed);
   return outInfo;
 }
 
@@ -259,7 +537,7 @@ function layerNormGrad({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; bac
  * The fused kernels registered for wasm: those measured faster than the composite path they
  * replace, forward and backward, at [128, 64, 256] and [128, 256, 64] (see WASM_FUSED_KERNELS).
  */
-export const REGISTERED_FUSED_KERNELS: readonly string[] = [FUSED_KERNELS.geluExact];
+export const REGISTERED_FUSED_KERNELS: readonly string[] = [FUSED_KERNELS.geluExact, FUSED_KERNELS.dropout];
 
 /** The fused kernels this file implements for wasm, registered or not (see REGISTERED_FUSED_KERNELS). */
 export const WASM_FUSED_KERNELS: Record<string, tf.KernelFunc> = {
