@@ -1,0 +1,25 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import { FUSED_KERNELS } from './fused.ts';
+import { registerNativeFusedKernels } from './native-kernels.ts';
+
+/* Without a usable op library the native backend runs without fused kernels: no throw, a reason. */
+
+describe('registerNativeFusedKernels without the op library', () => {
+  it('registers nothing and says the library is not built', () => {
+    expect(registerNativeFusedKernels(join(tmpdir(), 'no-such-dir', 'tessera_ops.node'))).toEqual({ registered: false, why: 'not built' });
+    for (const name of Object.values(FUSED_KERNELS)) expect(tf.getKernel(name, 'tensorflow')).toBeUndefined();
+  });
+
+  it('reports a file that is not a loadable library in one line, and registers nothing', () => {
+    const broken = join(mkdtempSync(join(tmpdir(), 'tessera-ops-')), 'tessera_ops.node');
+    writeFileSync(broken, 'not an ELF file');
+    const result = registerNativeFusedKernels(broken);
+    expect(result.registered).toBe(false);
+    if (!result.registered) expect(result.why).toMatch(/^failed to load \([^\n]+\)$/);
+    for (const name of Object.values(FUSED_KERNELS)) expect(tf.getKernel(name, 'tensorflow')).toBeUndefined();
+  });
+});
