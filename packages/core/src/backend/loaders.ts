@@ -118,7 +118,7 @@ export function nativeLoader(name: 'tensorflow' | 'tensorflow-gpu'): BackendLoad
         detail: {
           summary:
             `TensorFlow ${libraryVersion} (native, ${name === 'tensorflow-gpu' ? 'GPU' : 'CPU'}, ${threads} threads` +
-            (fused === undefined ? ')' : fused.registered ? ', fused kernels)' : `); fused kernels ${fused.why}: ${SETUP_HINT}`),
+            (fused === undefined ? ')' : fused.registered ? ', fused kernels)' : `); fused kernels ${fused.why}`),
           tfjsBackend: 'tensorflow',
           threads,
           libraryVersion,

@@ -14,7 +14,13 @@ import { FUSED_KERNELS, dropoutThreshold } from './fused.ts';
 /** Where scripts/setup-tensorflow.sh puts the compiled op library (a Node addon). */
 export const NATIVE_OPS_LIBRARY = join(dirname(fileURLToPath(import.meta.url)), 'native-ops', 'build', 'tessera_ops.node');
 
+/** Set to 0 to run the native backend without its fused kernels (to compare, or to rule them out). */
+export const NATIVE_FUSED_KERNELS_SWITCH = 'TESSERA_NATIVE_FUSED_KERNELS';
+
+/** Whether the kernels are registered; if not, why, with what to do about it. */
 export type NativeFusedKernels = { registered: true } | { registered: false; why: string };
+
+const REBUILD_HINT = 'run `pnpm setup:tensorflow`';
 
 /** An attribute as tfjs-node's binding takes it (type is one of the binding's TF_ATTR_* codes). */
 interface OpAttr {
@@ -36,17 +42,24 @@ const require = createRequire(import.meta.url);
  * Loads the op library into the process's TensorFlow and registers the fused kernels for backend
  * 'tensorflow'. Only for tfjs-node's CPU build: the ops have no GPU kernels, and tfjs-node-gpu
  * registers a backend of the same name. Never throws: without the library (not built, or built
- * against another TensorFlow) nothing is registered, and the primitives use their composite ops.
+ * against another TensorFlow), or with TESSERA_NATIVE_FUSED_KERNELS=0, no kernel is registered,
+ * and the primitives use their composite ops.
  */
 export function registerNativeFusedKernels(library = NATIVE_OPS_LIBRARY): NativeFusedKernels {
+  if (process.env[NATIVE_FUSED_KERNELS_SWITCH] === '0') {
+    for (const name of Object.values(FUSED_KERNELS)) {
+      if (tf.getKernel(name, 'tensorflow') !== undefined) tf.unregisterKernel(name, 'tensorflow');
+    }
+    return { registered: false, why: `turned off (${NATIVE_FUSED_KERNELS_SWITCH}=0)` };
+  }
   if (tf.getKernel(FUSED_KERNELS.geluExact, 'tensorflow') !== undefined) return { registered: true };
-  if (!existsSync(library)) return { registered: false, why: 'not built' };
+  if (!existsSync(library)) return { registered: false, why: `not built: ${REBUILD_HINT}` };
   try {
     // Loading runs the library's REGISTER_OP/REGISTER_KERNEL_BUILDER in the TensorFlow tfjs-node loaded.
     require(library);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    return { registered: false, why: `failed to load (${message.split('\n')[0]})` };
+    return { registered: false, why: `failed to load (${message.split('\n')[0]}): ${REBUILD_HINT}` };
   }
   const register = (kernelName: string, run: (backend: NativeOpBackend, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap) => tf.TensorInfo | tf.TensorInfo[]) =>
     tf.registerKernel({
