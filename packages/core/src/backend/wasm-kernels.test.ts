@@ -256,10 +256,13 @@ describe('fused kernels on wasm (vs fused.ts reference implementations)', () => 
     expect(new Set(first)).toEqual(new Set([0, 2]));
   });
 
-  // Tolerance: y, dx (float32 outputs of float64 arithmetic on the same float32 inputs) within a
-  // few float32 ulps of the reference; the sums dgamma, dbeta over rows likewise.
-  it('LayerNorm and LayerNormGrad match the reference, odd sizes, an offset mean, two epsilons', () => {
-    for (const [rows, columns, epsilon] of [[1, 1, 1e-3], [11, 37, 1e-6], [130, 64, 1e-6], [64, 256, 1e-3]] as const) {
+  // Tolerance: float32 arithmetic (the SIMD kernels; the JavaScript loops, for rows whose length
+  // is not a multiple of 4, are float64): every value within 4e-7 of the largest |value| of its
+  // output, ~3 float32 ulps of it. Measured: <= 2e-7 for y, mean, rstd, dx, dgamma, dbeta.
+  it('LayerNorm and LayerNormGrad match the reference: SIMD and JavaScript paths, several row blocks, an offset mean, two epsilons', () => {
+    const largest = (values: ArrayLike<number>) => Array.from(values).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const close = (got: ArrayLike<number>, want: ArrayLike<number>) => expect(worstError(got, want, 4e-7 * largest(want) + 1e-30, 0)).toBeLessThanOrEqual(1);
+    for (const [rows, columns, epsilon] of [[1, 1, 1e-3], [11, 37, 1e-6], [130, 64, 1e-6], [300, 256, 1e-3], [3, 4, 1e-6]] as const) {
       const xv = randomValues(rows * columns, rows + columns, 2, 3);
       const dyv = randomValues(rows * columns, 5 * rows);
       const gv = randomValues(columns, 11, 0.5, 1);
@@ -268,15 +271,15 @@ describe('fused kernels on wasm (vs fused.ts reference implementations)', () => 
       const before = tf.memory().numTensors;
       const [y, mean, rstd] = runFused(FUSED_KERNELS.layerNorm, { x, gamma, beta }, { epsilon });
       const want = referenceLayerNorm(xv, gv, bv, epsilon);
-      expect(worstError(y!, want.y, 1e-6, 1e-6)).toBeLessThanOrEqual(1);
-      expect(worstError(mean!, want.mean, 0, 1e-7)).toBeLessThanOrEqual(1);
-      expect(worstError(rstd!, want.rstd, 0, 1e-7)).toBeLessThanOrEqual(1);
+      close(y!, want.y);
+      close(mean!, want.mean);
+      close(rstd!, want.rstd);
       const [meanT, rstdT] = [tf.tensor1d(mean!), tf.tensor1d(rstd!)];
       const [dx, dgamma, dbeta] = runFused(FUSED_KERNELS.layerNormGrad, { dy, x, mean: meanT, rstd: rstdT, gamma });
       const wantGrad = referenceLayerNormGrad(dyv, xv, mean!, rstd!, gv);
-      expect(worstError(dx!, wantGrad.dx, 1e-6, 1e-6)).toBeLessThanOrEqual(1);
-      expect(worstError(dgamma!, wantGrad.dgamma, 1e-6 * Math.sqrt(rows), 1e-6)).toBeLessThanOrEqual(1);
-      expect(worstError(dbeta!, wantGrad.dbeta, 1e-6 * Math.sqrt(rows), 1e-6)).toBeLessThanOrEqual(1);
+      close(dx!, wantGrad.dx);
+      close(dgamma!, wantGrad.dgamma);
+      close(dbeta!, wantGrad.dbeta);
       tf.dispose([meanT, rstdT]);
       expect(tf.memory().numTensors).toBe(before);
       tf.dispose([x, dy, gamma, beta]);

@@ -130,7 +130,16 @@ const wasm = {
   brIf: (depth: number) => [0x0d, ...unsignedLeb(depth)],
   i32Const: (value: number) => [0x41, ...signedLeb(value)],
   i32Add: [0x6a],
+  i32Mul: [0x6c],
   i32LtU: [0x49],
+  f32Load: (offset: number) => [0x2a, ...memarg(offset)],
+  f32Store: (offset: number) => [0x38, ...memarg(offset)],
+  f32Const: (value: number) => [0x43, ...littleEndian(new Float32Array([value]))],
+  f32Add: [0x92],
+  f32Div: [0x95],
+  f32Sqrt: [0x91],
+  f32ConvertI32U: [0xb3],
+  f32x4ExtractLane: (lane: number) => [...simdOp(0x1f), lane],
   i32GeU: [0x4f],
   v128Load: (offset: number) => [...simdOp(0x00), ...memarg(offset)],
   v128Store: (offset: number) => [...simdOp(0x0b), ...memarg(offset)],
@@ -173,18 +182,32 @@ function horner(x: number, coefficients: readonly number[]): number[][] {
   return [wasm.f32x4Const(coefficients[0]!), ...coefficients.slice(1).flatMap((c) => [wasm.get(x), wasm.f32x4Mul, wasm.f32x4Const(c), wasm.f32x4Add])];
 }
 
+/** A step in bytes: a constant, or an i32 local's value. */
+type Step = number | { local: number };
+const stepCode = (step: Step): number[] => (typeof step === 'number' ? wasm.i32Const(step) : wasm.get(step.local));
+
 /** `pointer += step` for an i32 local. */
-const advance = (pointer: number, step: number): number[][] => [wasm.get(pointer), wasm.i32Const(step), wasm.i32Add, wasm.set(pointer)];
+const advance = (pointer: number, step: Step): number[][] => [wasm.get(pointer), stepCode(step), wasm.i32Add, wasm.set(pointer)];
 
 /** A loop over [x, end) by `step` bytes that runs `body` at least once unless x >= end already. */
-function loopUntil(x: number, end: number, step: number, body: number[][]): number[][] {
+function loopUntil(x: number, end: number, step: Step, body: number[][]): number[][] {
   return [
     wasm.block, wasm.get(x), wasm.get(end), wasm.i32GeU, wasm.brIf(0),
     wasm.loop, ...body,
-    wasm.get(x), wasm.i32Const(step), wasm.i32Add, wasm.tee(x), wasm.get(end), wasm.i32LtU, wasm.brIf(0),
+    wasm.get(x), stepCode(step), wasm.i32Add, wasm.tee(x), wasm.get(end), wasm.i32LtU, wasm.brIf(0),
     wasm.end, wasm.end,
   ];
 }
+
+/** The four lanes of local `v` added into one f32: (v0 + v1) + (v2 + v3). */
+const horizontalSum = (v: number): number[][] => [
+  wasm.get(v), wasm.f32x4ExtractLane(0), wasm.get(v), wasm.f32x4ExtractLane(1), wasm.f32Add,
+  wasm.get(v), wasm.f32x4ExtractLane(2), wasm.get(v), wasm.f32x4ExtractLane(3), wasm.f32Add, wasm.f32Add,
+];
+
+/** The address base + c (two i32 locals), for a load or a store. */
+const at = (base: number, c: number): number[][] => [wasm.get(base), wasm.get(c), wasm.i32Add];
+const ZERO = () => wasm.f32x4Const(0);
 
 /** Cephes' expf: exp(r) = 1 + r + r^2 p(r) on [-ln2/2, ln2/2], ln2 split in two for the reduction. */
 const EXP_P = [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1] as const;
@@ -267,6 +290,92 @@ function dropoutFunction(): WasmFunction {
   };
 }
 
+/**
+ * layerNorm(x, y, means, rstds, gamma, beta, rows, columns, epsilon): the float32 twin of the
+ * JavaScript layerNorm for columns a multiple of 4, row by row: the mean (four partial sums),
+ * the variance about it, then y.
+ */
+function layerNormFunction(): WasmFunction {
+  const [x, y, means, rstds, gamma, beta, rows, columns, epsilon] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [c, rowBytes, xEnd, sum, meanV, rstdV, centred, mean, rstd] = [9, 10, 11, 12, 13, 14, 15, 16, 17];
+  const overColumns = [wasm.get(columns), wasm.f32ConvertI32U, wasm.f32Div];
+  return {
+    name: 'layerNorm',
+    params: [I32, I32, I32, I32, I32, I32, I32, I32, F32],
+    locals: [I32, I32, I32, V128, V128, V128, V128, F32, F32],
+    code: [
+      wasm.get(columns), wasm.i32Const(4), wasm.i32Mul, wasm.set(rowBytes),
+      wasm.get(x), wasm.get(rows), wasm.get(rowBytes), wasm.i32Mul, wasm.i32Add, wasm.set(xEnd),
+      ...loopUntil(x, xEnd, { local: rowBytes }, [
+        ZERO(), wasm.set(sum), wasm.i32Const(0), wasm.set(c),
+        ...loopUntil(c, rowBytes, 16, [wasm.get(sum), ...at(x, c), wasm.v128Load(0), wasm.f32x4Add, wasm.set(sum)]),
+        ...horizontalSum(sum), ...overColumns, wasm.tee(mean), wasm.f32x4Splat, wasm.set(meanV),
+        ZERO(), wasm.set(sum), wasm.i32Const(0), wasm.set(c),
+        ...loopUntil(c, rowBytes, 16, [
+          ...at(x, c), wasm.v128Load(0), wasm.get(meanV), wasm.f32x4Sub, wasm.set(centred),
+          wasm.get(sum), wasm.get(centred), wasm.get(centred), wasm.f32x4Mul, wasm.f32x4Add, wasm.set(sum),
+        ]),
+        // rstd = 1 / sqrt(variance + epsilon)
+        wasm.f32Const(1), ...horizontalSum(sum), ...overColumns, wasm.get(epsilon), wasm.f32Add, wasm.f32Sqrt, wasm.f32Div, wasm.tee(rstd), wasm.f32x4Splat, wasm.set(rstdV),
+        wasm.i32Const(0), wasm.set(c),
+        ...loopUntil(c, rowBytes, 16, [
+          ...at(y, c),
+          ...at(x, c), wasm.v128Load(0), wasm.get(meanV), wasm.f32x4Sub, wasm.get(rstdV), wasm.f32x4Mul,
+          ...at(gamma, c), wasm.v128Load(0), wasm.f32x4Mul, ...at(beta, c), wasm.v128Load(0), wasm.f32x4Add,
+          wasm.v128Store(0),
+        ]),
+        wasm.get(means), wasm.get(mean), wasm.f32Store(0), wasm.get(rstds), wasm.get(rstd), wasm.f32Store(0),
+        ...advance(means, 4), ...advance(rstds, 4), ...advance(y, { local: rowBytes }),
+      ]),
+    ],
+  };
+}
+
+/**
+ * layerNormGrad(dy, x, means, rstds, gamma, dx, dgamma, dbeta, rows, columns): the float32 twin
+ * of the JavaScript layerNormGrad for columns a multiple of 4, one pass for a row's two means
+ * and the dgamma, dbeta sums (ADDED to what those arrays hold), one for dx.
+ */
+function layerNormGradFunction(): WasmFunction {
+  const [dy, x, means, rstds, gamma, dx, dgamma, dbeta, rows, columns] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const [c, rowBytes, xEnd, sumG, sumGXhat, meanV, rstdV, xhat, g, upstream, meanG, meanGXhat] = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21];
+  const meanOver = (sum: number, into: number): number[][] => [...horizontalSum(sum), wasm.get(columns), wasm.f32ConvertI32U, wasm.f32Div, wasm.f32x4Splat, wasm.set(into)];
+  const normalised = [...at(x, c), wasm.v128Load(0), wasm.get(meanV), wasm.f32x4Sub, wasm.get(rstdV), wasm.f32x4Mul];
+  return {
+    name: 'layerNormGrad',
+    params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32],
+    locals: [I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128],
+    code: [
+      wasm.get(columns), wasm.i32Const(4), wasm.i32Mul, wasm.set(rowBytes),
+      wasm.get(x), wasm.get(rows), wasm.get(rowBytes), wasm.i32Mul, wasm.i32Add, wasm.set(xEnd),
+      ...loopUntil(x, xEnd, { local: rowBytes }, [
+        wasm.get(means), wasm.f32Load(0), wasm.f32x4Splat, wasm.set(meanV),
+        wasm.get(rstds), wasm.f32Load(0), wasm.f32x4Splat, wasm.set(rstdV),
+        ZERO(), wasm.set(sumG), ZERO(), wasm.set(sumGXhat), wasm.i32Const(0), wasm.set(c),
+        ...loopUntil(c, rowBytes, 16, [
+          ...at(dy, c), wasm.v128Load(0), wasm.set(upstream),
+          ...normalised, wasm.set(xhat),
+          wasm.get(upstream), ...at(gamma, c), wasm.v128Load(0), wasm.f32x4Mul, wasm.set(g),
+          wasm.get(sumG), wasm.get(g), wasm.f32x4Add, wasm.set(sumG),
+          wasm.get(sumGXhat), wasm.get(g), wasm.get(xhat), wasm.f32x4Mul, wasm.f32x4Add, wasm.set(sumGXhat),
+          ...at(dgamma, c), ...at(dgamma, c), wasm.v128Load(0), wasm.get(upstream), wasm.get(xhat), wasm.f32x4Mul, wasm.f32x4Add, wasm.v128Store(0),
+          ...at(dbeta, c), ...at(dbeta, c), wasm.v128Load(0), wasm.get(upstream), wasm.f32x4Add, wasm.v128Store(0),
+        ]),
+        ...meanOver(sumG, meanG), ...meanOver(sumGXhat, meanGXhat),
+        wasm.i32Const(0), wasm.set(c),
+        // dx = rstd (dy gamma - mean(g) - xhat mean(g xhat))
+        ...loopUntil(c, rowBytes, 16, [
+          ...at(dx, c),
+          ...at(dy, c), wasm.v128Load(0), ...at(gamma, c), wasm.v128Load(0), wasm.f32x4Mul, wasm.get(meanG), wasm.f32x4Sub,
+          ...normalised, wasm.get(meanGXhat), wasm.f32x4Mul, wasm.f32x4Sub,
+          wasm.get(rstdV), wasm.f32x4Mul, wasm.v128Store(0),
+        ]),
+        ...advance(means, 4), ...advance(rstds, 4), ...advance(dy, { local: rowBytes }), ...advance(dx, { local: rowBytes }),
+      ]),
+    ],
+  };
+}
+
 /** A module of `functions`, importing its memory as env.memory, exporting each function by name. */
 function assembleModule(functions: WasmFunction[]): Uint8Array {
   const vector = (items: number[][]): number[] => [...unsignedLeb(items.length), ...items.flat()];
@@ -293,6 +402,8 @@ function assembleModule(functions: WasmFunction[]): Uint8Array {
 interface SimdKernels {
   gelu(x: number, y: number, slope: number, end: number): void;
   dropout(x: number, y: number, end: number, key: number, threshold: number, scale: number): void;
+  layerNorm(x: number, y: number, means: number, rstds: number, gamma: number, beta: number, rows: number, columns: number, epsilon: number): void;
+  layerNormGrad(dy: number, x: number, means: number, rstds: number, gamma: number, dx: number, dgamma: number, dbeta: number, rows: number, columns: number): void;
 }
 
 /** The part of the WebAssembly JavaScript API used here (this package compiles without the DOM library, which declares it). */
@@ -320,7 +431,7 @@ function simdKernels(heap: HeapBackend): SimdKernels | undefined {
   const memory = heap.wasm?.asm?.memory;
   if (!memory || !webAssembly) return undefined;
   if (simdModule === undefined) {
-    const bytes = assembleModule([geluFunction(), dropoutFunction()]);
+    const bytes = assembleModule([geluFunction(), dropoutFunction(), layerNormFunction(), layerNormGradFunction()]);
     simdModule = webAssembly.validate(bytes) ? new webAssembly.Module(bytes) : null;
   }
   if (simdModule === null) return undefined;
@@ -452,22 +563,14 @@ function rowsOf(x: tf.TensorInfo, gamma: tf.TensorInfo): { rows: number; columns
   return { rows: tf.util.sizeFromShape(x.shape) / columns, columns };
 }
 
-/** TesseraLayerNorm, row by row: the mean, the variance about it (two passes over a row in cache), then y. */
-function layerNorm({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo[] {
-  const x = inputs.x as tf.TensorInfo;
-  const gammaInfo = inputs.gamma as tf.TensorInfo;
-  const epsilon = (attrs as unknown as { epsilon: number }).epsilon;
-  const { rows, columns } = rowsOf(x, gammaInfo);
-  const heap = backend as HeapBackend;
-  const yInfo = heap.makeOutput(x.shape, 'float32');
-  const meanInfo = heap.makeOutput([rows], 'float32');
-  const rstdInfo = heap.makeOutput([rows], 'float32');
-  const input = heap.typedArrayFromHeap(x);
-  const gamma = heap.typedArrayFromHeap(gammaInfo);
-  const beta = heap.typedArrayFromHeap(inputs.beta as tf.TensorInfo);
-  const y = heap.typedArrayFromHeap(yInfo);
-  const means = heap.typedArrayFromHeap(meanInfo);
-  const rstds = heap.typedArrayFromHeap(rstdInfo);
+/** A LayerNorm input's layout: `rows` rows of `columns` values. */
+interface Rows {
+  rows: number;
+  columns: number;
+}
+
+/** TesseraLayerNorm in JavaScript (float64), where the SIMD kernel cannot run: the mean, the variance about it (two passes over a row in cache), then y. */
+function layerNormRows(input: Float32Array, gamma: Float32Array, beta: Float32Array, epsilon: number, y: Float32Array, means: Float32Array, rstds: Float32Array, { rows, columns }: Rows): void {
   for (let row = 0; row < rows; row++) {
     const offset = row * columns;
     let sum = 0;
@@ -483,29 +586,43 @@ function layerNorm({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; 
     means[row] = mean;
     rstds[row] = rstd;
   }
+}
+
+/** TesseraLayerNorm: in WebAssembly SIMD where the rows are a multiple of four values long (every model here), else in JavaScript. */
+function layerNorm({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo[] {
+  const x = inputs.x as tf.TensorInfo;
+  const gammaInfo = inputs.gamma as tf.TensorInfo;
+  const epsilon = (attrs as unknown as { epsilon: number }).epsilon;
+  const shape = rowsOf(x, gammaInfo);
+  const heap = backend as HeapBackend;
+  const yInfo = heap.makeOutput(x.shape, 'float32');
+  const meanInfo = heap.makeOutput([shape.rows], 'float32');
+  const rstdInfo = heap.makeOutput([shape.rows], 'float32');
+  const [input, gamma, beta, y, means, rstds] = [x, gammaInfo, inputs.beta as tf.TensorInfo, yInfo, meanInfo, rstdInfo].map((info) => heap.typedArrayFromHeap(info)) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+  const simd = simdKernels(heap);
+  if (simd && shape.columns % 4 === 0) {
+    simd.layerNorm(input.byteOffset, y.byteOffset, means.byteOffset, rstds.byteOffset, gamma.byteOffset, beta.byteOffset, shape.rows, shape.columns, epsilon);
+  } else {
+    layerNormRows(input, gamma, beta, epsilon, y, means, rstds, shape);
+  }
   return [yInfo, meanInfo, rstdInfo];
 }
 
+/** The views TesseraLayerNormGrad reads and writes. */
+interface LayerNormGradViews {
+  dy: Float32Array;
+  input: Float32Array;
+  means: Float32Array;
+  rstds: Float32Array;
+  gamma: Float32Array;
+  dx: Float32Array;
+}
+
 /**
- * TesseraLayerNormGrad, row by row: one pass for the row's two means and the dgamma, dbeta
- * accumulators (float64), one for dx.
+ * TesseraLayerNormGrad in JavaScript (float64), where the SIMD kernel cannot run: one pass for a
+ * row's two means and the dgamma, dbeta sums, one for dx.
  */
-function layerNormGrad({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo[] {
-  const x = inputs.x as tf.TensorInfo;
-  const gammaInfo = inputs.gamma as tf.TensorInfo;
-  const { rows, columns } = rowsOf(x, gammaInfo);
-  const heap = backend as HeapBackend;
-  const dxInfo = heap.makeOutput(x.shape, 'float32');
-  const dgammaInfo = heap.makeOutput(gammaInfo.shape, 'float32');
-  const dbetaInfo = heap.makeOutput(gammaInfo.shape, 'float32');
-  const dy = heap.typedArrayFromHeap(inputs.dy as tf.TensorInfo);
-  const input = heap.typedArrayFromHeap(x);
-  const means = heap.typedArrayFromHeap(inputs.mean as tf.TensorInfo);
-  const rstds = heap.typedArrayFromHeap(inputs.rstd as tf.TensorInfo);
-  const gamma = heap.typedArrayFromHeap(gammaInfo);
-  const dx = heap.typedArrayFromHeap(dxInfo);
-  const dgamma = new Float64Array(columns);
-  const dbeta = new Float64Array(columns);
+function layerNormGradRows({ dy, input, means, rstds, gamma, dx }: LayerNormGradViews, dgamma: Float64Array, dbeta: Float64Array, { rows, columns }: Rows): void {
   for (let row = 0; row < rows; row++) {
     const offset = row * columns;
     const mean = means[row]!;
@@ -528,8 +645,53 @@ function layerNormGrad({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; bac
       dx[offset + c] = rstd * (dy[offset + c]! * gamma[c]! - meanG - xhat * meanGXhat);
     }
   }
-  heap.typedArrayFromHeap(dgammaInfo).set(dgamma);
-  heap.typedArrayFromHeap(dbetaInfo).set(dbeta);
+}
+
+/** Rows per call of the SIMD layerNormGrad: its float32 dgamma, dbeta partial sums are added into float64 totals after each block. */
+const LAYER_NORM_GRAD_BLOCK = 32;
+
+/** TesseraLayerNormGrad: in WebAssembly SIMD where the rows are a multiple of four values long, else in JavaScript; dgamma and dbeta summed in float64. */
+function layerNormGrad({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo[] {
+  const x = inputs.x as tf.TensorInfo;
+  const gammaInfo = inputs.gamma as tf.TensorInfo;
+  const shape = rowsOf(x, gammaInfo);
+  const { rows, columns } = shape;
+  const heap = backend as HeapBackend;
+  const dxInfo = heap.makeOutput(x.shape, 'float32');
+  const dgammaInfo = heap.makeOutput(gammaInfo.shape, 'float32');
+  const dbetaInfo = heap.makeOutput(gammaInfo.shape, 'float32');
+  const view = (info: tf.TensorInfo) => heap.typedArrayFromHeap(info);
+  const views: LayerNormGradViews = {
+    dy: view(inputs.dy as tf.TensorInfo),
+    input: view(x),
+    means: view(inputs.mean as tf.TensorInfo),
+    rstds: view(inputs.rstd as tf.TensorInfo),
+    gamma: view(gammaInfo),
+    dx: view(dxInfo),
+  };
+  const [dgammaOut, dbetaOut] = [view(dgammaInfo), view(dbetaInfo)];
+  const dgamma = new Float64Array(columns);
+  const dbeta = new Float64Array(columns);
+  const simd = simdKernels(heap);
+  if (simd && columns % 4 === 0) {
+    const { dy, input, means, rstds, gamma, dx } = views;
+    // The outputs serve as each block's float32 accumulators until the float64 totals are written.
+    for (let row = 0; row < rows; row += LAYER_NORM_GRAD_BLOCK) {
+      const count = Math.min(LAYER_NORM_GRAD_BLOCK, rows - row);
+      const skip = 4 * row * columns;
+      dgammaOut.fill(0);
+      dbetaOut.fill(0);
+      simd.layerNormGrad(dy.byteOffset + skip, input.byteOffset + skip, means.byteOffset + 4 * row, rstds.byteOffset + 4 * row, gamma.byteOffset, dx.byteOffset + skip, dgammaOut.byteOffset, dbetaOut.byteOffset, count, columns);
+      for (let c = 0; c < columns; c++) {
+        dgamma[c]! += dgammaOut[c]!;
+        dbeta[c]! += dbetaOut[c]!;
+      }
+    }
+  } else {
+    layerNormGradRows(views, dgamma, dbeta, shape);
+  }
+  dgammaOut.set(dgamma);
+  dbetaOut.set(dbeta);
   return [dxInfo, dgammaInfo, dbetaInfo];
 }
 
@@ -537,7 +699,7 @@ function layerNormGrad({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; bac
  * The fused kernels registered for wasm: those measured faster than the composite path they
  * replace, forward and backward, at [128, 64, 256] and [128, 256, 64] (see WASM_FUSED_KERNELS).
  */
-export const REGISTERED_FUSED_KERNELS: readonly string[] = [FUSED_KERNELS.geluExact, FUSED_KERNELS.dropout];
+export const REGISTERED_FUSED_KERNELS: readonly string[] = Object.values(FUSED_KERNELS);
 
 /** The fused kernels this file implements for wasm, registered or not (see REGISTERED_FUSED_KERNELS). */
 export const WASM_FUSED_KERNELS: Record<string, tf.KernelFunc> = {
