@@ -186,6 +186,21 @@ describe('native fused kernels (TensorFlow custom ops)', () => {
     }
   });
 
+  it('TesseraDropout with a new seed every call holds no memory per seed', (context) => {
+    requireNative(context);
+    // Eager TensorFlow caches a kernel instance per distinct attr set, forever: a seed attr cost
+    // ~2 KB per new seed (~76 MiB here). The op takes its seed as a tensor instead.
+    const x = tf.ones([16]);
+    const calls = (first: number) => {
+      for (let i = 0; i < 40000; i++) tf.tidy(() => void tf.engine().runKernel(FUSED_KERNELS.dropout, { x }, { rate: 0.2, seed: first + i }));
+    };
+    calls(0);
+    const before = process.memoryUsage().rss;
+    calls(1e6);
+    expect((process.memoryUsage().rss - before) / 2 ** 20).toBeLessThan(24);
+    x.dispose();
+  });
+
   it('leaks no tensors, and reports bad inputs as errors, not crashes', (context) => {
     requireNative(context);
     const x = tf.ones([4, 8]);

@@ -32,6 +32,8 @@ interface OpAttr {
 /** The part of tfjs-node's backend the kernels call. */
 interface NativeOpBackend {
   binding: { TF_ATTR_FLOAT: number; TF_ATTR_INT: number };
+  write(values: Int32Array, shape: number[], dtype: 'int32'): object;
+  disposeData(dataId: object): void;
   executeSingleOutput(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[]): tf.TensorInfo;
   executeMultipleOutputs(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[], numOutputs: number): tf.TensorInfo[];
 }
@@ -90,18 +92,23 @@ export function registerNativeFusedKernels(library = NATIVE_OPS_LIBRARY): Native
   register(FUSED_KERNELS.dropout, (backend, inputs, attrs) => {
     const rate = attrs.rate as number;
     const { TF_ATTR_FLOAT, TF_ATTR_INT } = backend.binding;
-    return backend.executeSingleOutput(
-      FUSED_KERNELS.dropout,
-      [
-        { name: 'rate', type: TF_ATTR_FLOAT, value: rate },
-        { name: 'seed', type: TF_ATTR_INT, value: attrs.seed as number },
-        // The op's rate attr is float32; the threshold and scale the contract derives from the
-        // float64 rate go along, so the mask and the products are bit-identical to the reference.
-        { name: 'threshold', type: TF_ATTR_INT, value: dropoutThreshold(rate) },
-        { name: 'scale', type: TF_ATTR_FLOAT, value: Math.fround(1 / (1 - rate)) },
-      ],
-      [input(inputs, 'x')],
-    );
+    // The op takes the seed as a tensor (see tessera_ops.cc): a backend-only scalar, freed here.
+    const seed: tf.TensorInfo = { dataId: backend.write(Int32Array.of(attrs.seed as number), [], 'int32'), shape: [], dtype: 'int32' };
+    try {
+      return backend.executeSingleOutput(
+        FUSED_KERNELS.dropout,
+        [
+          { name: 'rate', type: TF_ATTR_FLOAT, value: rate },
+          // The op's rate attr is float32; the threshold and scale the contract derives from the
+          // float64 rate go along, so the mask and the products are bit-identical to the reference.
+          { name: 'threshold', type: TF_ATTR_INT, value: dropoutThreshold(rate) },
+          { name: 'scale', type: TF_ATTR_FLOAT, value: Math.fround(1 / (1 - rate)) },
+        ],
+        [input(inputs, 'x'), seed],
+      );
+    } finally {
+      backend.disposeData(seed.dataId);
+    }
   });
   return { registered: true };
 }
