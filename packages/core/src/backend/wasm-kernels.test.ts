@@ -11,7 +11,7 @@ import {
   referenceLayerNormGrad,
 } from './fused.ts';
 import { wasmLoader } from './loaders.ts';
-import { REGISTERED_FUSED_KERNELS, usesSimdKernels, WASM_FUSED_KERNELS } from './wasm-kernels.ts';
+import { asBatchedMatrixTranspose, REGISTERED_FUSED_KERNELS, usesSimdKernels, WASM_FUSED_KERNELS } from './wasm-kernels.ts';
 
 // The wasm loader installs the replacement kernels; these tests check they are invisible (same
 // values as an independent computation and as the cpu backend, no leaks, safe disposal).
@@ -297,5 +297,56 @@ describe('fused kernels on wasm (vs fused.ts reference implementations)', () => 
     expect(rstd![1]).toBeCloseTo(1 / Math.sqrt(3), 6);
     const row2 = Array.from(y!.subarray(4));
     [-1, -1, -1, 3].forEach((d, i) => expect(row2[i]).toBeCloseTo(d / Math.sqrt(3), 6));
+  });
+});
+
+describe('Transpose in SIMD blocks on wasm', () => {
+  beforeAll(async () => {
+    const result = await wasmLoader.load({});
+    if (!result.ok) throw new Error(result.why);
+  });
+
+  it('sees which permutations are batches of matrix transposes', () => {
+    expect(asBatchedMatrixTranspose([8192, 256], [1, 0])).toEqual({ batch: 1, rows: 8192, columns: 256 });
+    expect(asBatchedMatrixTranspose([128, 64, 256], [0, 2, 1])).toEqual({ batch: 128, rows: 64, columns: 256 });
+    // Adjacent axes merge: [2, 3, 4] -> [4, 2, 3] is the transpose of a [6, 4] matrix.
+    expect(asBatchedMatrixTranspose([2, 3, 4], [2, 0, 1])).toEqual({ batch: 1, rows: 6, columns: 4 });
+    expect(asBatchedMatrixTranspose([2, 3, 4, 5], [0, 1, 3, 2])).toEqual({ batch: 6, rows: 4, columns: 5 });
+    // Blocks of more than one value moved (image patches), a reversal, the identity: not matrix transposes.
+    expect(asBatchedMatrixTranspose([128, 8, 8, 8, 8, 3], [0, 1, 3, 2, 4, 5])).toBeUndefined();
+    expect(asBatchedMatrixTranspose([2, 3, 4], [2, 1, 0])).toBeUndefined();
+    expect(asBatchedMatrixTranspose([2, 3], [0, 1])).toBeUndefined();
+  });
+
+  it('moves every value exactly where the cpu backend does, in SIMD blocks or through the original kernel', async () => {
+    const cases: [number[], number[], 'float32' | 'int32'][] = [
+      [[8, 12], [1, 0], 'float32'],
+      [[4, 4], [1, 0], 'float32'],
+      [[3, 8, 4], [0, 2, 1], 'float32'],
+      [[2, 4, 8, 4], [0, 1, 3, 2], 'float32'],
+      [[2, 4, 4], [2, 0, 1], 'float32'],
+      [[256, 36], [1, 0], 'float32'],
+      // The original kernel: sides not a multiple of 4, int32, value blocks, a reversal.
+      [[6, 5], [1, 0], 'float32'],
+      [[8, 12], [1, 0], 'int32'],
+      [[2, 4, 4, 4, 4, 3], [0, 1, 3, 2, 4, 5], 'float32'],
+      [[4, 8, 4], [2, 1, 0], 'float32'],
+    ];
+    const transposed = async (backend: string) => {
+      await tf.setBackend(backend);
+      return cases.map(([shape, perm, dtype]) =>
+        tf.tidy(() => {
+          const size = shape.reduce((a, b) => a * b, 1);
+          const x = tf.tensor(Array.from({ length: size }, (_, i) => (dtype === 'int32' ? i : i + 0.5)), shape, dtype);
+          const y = tf.transpose(x, perm);
+          return { shape: y.shape, values: Array.from(y.dataSync()) };
+        }),
+      );
+    };
+    const want = await transposed('cpu');
+    const before = (await tf.setBackend('wasm'), tf.memory().numTensors);
+    const got = await transposed('wasm');
+    expect(tf.memory().numTensors).toBe(before);
+    got.forEach((result, i) => expect(result, `case ${cases[i]![0]} perm ${cases[i]![1]}`).toEqual(want[i]));
   });
 });
