@@ -105,6 +105,19 @@ describe('Sum over leading axes on wasm', () => {
     x.dispose();
   });
 
+  it('sums rows a multiple of 4 long in SIMD blocks: exactly for integers, to float32 accuracy otherwise', async () => {
+    await tf.setBackend('wasm');
+    // 7 x 10 = 70 rows: two full blocks of 32 and a partial one.
+    const integers = Array.from({ length: 7 * 10 * 12 }, (_, n) => ((n * 37) % 11) - 5);
+    const want = range(12).map((k) => range(70).reduce((s, r) => s + integers[r * 12 + k]!, 0));
+    expect(tf.tidy(() => tf.sum(tf.tensor3d(integers, [7, 10, 12]), [0, 1]).arraySync())).toEqual(want);
+    const values = randomValues(300 * 64, 9, 1, 0.5);
+    const exact = range(64).map((k) => range(300).reduce((s, r) => s + values[r * 64 + k]!, 0));
+    const got = tf.tidy(() => tf.sum(tf.tensor2d(values, [300, 64]), 0).dataSync());
+    // float32 rounding within 32-row blocks: far below 1e-5 of the sum of |values| (~300 x 0.9).
+    got.forEach((v, k) => expect(Math.abs(v - exact[k]!)).toBeLessThan(1e-5 * 300));
+  });
+
   it('leaves inner-axis, whole-tensor and integer sums to the original kernel', async () => {
     await tf.setBackend('wasm');
     const x = tf.tensor3d(values, shape);
@@ -307,13 +320,15 @@ describe('Transpose in SIMD blocks on wasm', () => {
   });
 
   it('sees which permutations are batches of matrix transposes', () => {
-    expect(asBatchedMatrixTranspose([8192, 256], [1, 0])).toEqual({ batch: 1, rows: 8192, columns: 256 });
-    expect(asBatchedMatrixTranspose([128, 64, 256], [0, 2, 1])).toEqual({ batch: 128, rows: 64, columns: 256 });
+    expect(asBatchedMatrixTranspose([8192, 256], [1, 0])).toEqual({ batch: 1, rows: 8192, columns: 256, block: 1 });
+    expect(asBatchedMatrixTranspose([128, 64, 256], [0, 2, 1])).toEqual({ batch: 128, rows: 64, columns: 256, block: 1 });
     // Adjacent axes merge: [2, 3, 4] -> [4, 2, 3] is the transpose of a [6, 4] matrix.
-    expect(asBatchedMatrixTranspose([2, 3, 4], [2, 0, 1])).toEqual({ batch: 1, rows: 6, columns: 4 });
-    expect(asBatchedMatrixTranspose([2, 3, 4, 5], [0, 1, 3, 2])).toEqual({ batch: 6, rows: 4, columns: 5 });
-    // Blocks of more than one value moved (image patches), a reversal, the identity: not matrix transposes.
-    expect(asBatchedMatrixTranspose([128, 8, 8, 8, 8, 3], [0, 1, 3, 2, 4, 5])).toBeUndefined();
+    expect(asBatchedMatrixTranspose([2, 3, 4], [2, 0, 1])).toEqual({ batch: 1, rows: 6, columns: 4, block: 1 });
+    expect(asBatchedMatrixTranspose([2, 3, 4, 5], [0, 1, 3, 2])).toEqual({ batch: 6, rows: 4, columns: 5, block: 1 });
+    // Image patches: blocks of 8 x 3 values moved whole.
+    expect(asBatchedMatrixTranspose([128, 8, 8, 8, 8, 3], [0, 1, 3, 2, 4, 5])).toEqual({ batch: 1024, rows: 8, columns: 8, block: 24 });
+    expect(asBatchedMatrixTranspose([3, 5, 8], [1, 0, 2])).toEqual({ batch: 1, rows: 3, columns: 5, block: 8 });
+    // A reversal, the identity: not matrix transposes.
     expect(asBatchedMatrixTranspose([2, 3, 4], [2, 1, 0])).toBeUndefined();
     expect(asBatchedMatrixTranspose([2, 3], [0, 1])).toBeUndefined();
   });
@@ -326,10 +341,13 @@ describe('Transpose in SIMD blocks on wasm', () => {
       [[2, 4, 8, 4], [0, 1, 3, 2], 'float32'],
       [[2, 4, 4], [2, 0, 1], 'float32'],
       [[256, 36], [1, 0], 'float32'],
-      // The original kernel: sides not a multiple of 4, int32, value blocks, a reversal.
+      // Blocks of values moved whole (image patches), any rows and columns.
+      [[2, 3, 5, 4, 4, 3], [0, 1, 3, 2, 4, 5], 'float32'],
+      [[3, 5, 8], [1, 0, 2], 'float32'],
+      // The original kernel: sides not a multiple of 4, int32, blocks not a multiple of 4, a reversal.
       [[6, 5], [1, 0], 'float32'],
       [[8, 12], [1, 0], 'int32'],
-      [[2, 4, 4, 4, 4, 3], [0, 1, 3, 2, 4, 5], 'float32'],
+      [[2, 4, 4, 4, 2, 3], [0, 1, 3, 2, 4, 5], 'float32'],
       [[4, 8, 4], [2, 1, 0], 'float32'],
     ];
     const transposed = async (backend: string) => {

@@ -28,9 +28,10 @@ function identitySharingData({ inputs, backend }: { inputs: tf.NamedTensorInfoMa
 /**
  * Sum over leading axes ([8192, 256] -> [256]) as one sequential pass. The wasm Sum kernel
  * reduces innermost axes only, so for leading ones it first transposes the whole input, and its
- * transpose is slow: ~20 ms for that shape, against ~1.5-3 ms for this loop over the same memory.
- * Every bias gradient and LayerNorm's gamma/beta gradients are such sums (13% of a token-mixing model's step
- * on wasm). Accumulates in float64, then rounds once. Anything else goes to the original kernel.
+ * transpose is slow: ~20 ms for that shape, against ~1.5-3 ms for a JavaScript loop over the same
+ * memory and ~0.5-1 for the SIMD one (rows a multiple of 4 long). Every bias gradient is such a
+ * sum. Float32 within blocks of SUM_BLOCK_ROWS rows, float64 across them (the JavaScript loop:
+ * float64 throughout), then rounded once. Anything else goes to the original kernel.
  */
 function sumOverLeadingAxes(originalSum: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
@@ -40,14 +41,21 @@ function sumOverLeadingAxes(originalSum: tf.KernelFunc): tf.KernelFunc {
     const axes = tf.util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
     const leading = axes.length > 0 && axes.length < rank && axes.every((a, i) => a === i);
     if (!leading || x.dtype !== 'float32') return originalSum(args);
-    const backend = args.backend as RefCountingBackend;
+    const backend = args.backend as HeapBackend;
     const kept = x.shape.slice(axes.length);
     const rows = x.shape.slice(0, axes.length).reduce((a, b) => a * b, 1);
     const columns = kept.reduce((a, b) => a * b, 1);
     const out = backend.makeOutput(keepDims ? [...axes.map(() => 1), ...kept] : kept, 'float32');
     // Views on the wasm heap: taken after the allocation above, which may grow (and so detach) it.
     const input = backend.typedArrayFromHeap(x);
+    const output = backend.typedArrayFromHeap(out);
     const totals = new Float64Array(columns);
+    const simd = simdKernels(backend);
+    if (simd && columns % 4 === 0) {
+      sumInBlocks(rows, [output], [totals], (row, count) => simd.columnSums(input.byteOffset + 4 * row * columns, output.byteOffset, count, columns));
+      output.set(totals);
+      return out;
+    }
     // Four rows per pass over `totals`: half the time of one row per pass (fewer loads and
     // stores of the accumulators); the four are added in float64, so nothing is lost.
     let row = 0;
@@ -64,7 +72,7 @@ function sumOverLeadingAxes(originalSum: tf.KernelFunc): tf.KernelFunc {
       const offset = row * columns;
       for (let column = 0; column < columns; column++) totals[column]! += input[offset + column]!;
     }
-    backend.typedArrayFromHeap(out).set(totals);
+    output.set(totals);
     return out;
   };
 }
@@ -418,6 +426,51 @@ function transposeFunction(): WasmFunction {
   };
 }
 
+/** columnSums(x, sums, rows, columns): ADDS the column sums of a row-major [rows, columns] block (columns a multiple of 4) into `sums`. */
+function columnSumsFunction(): WasmFunction {
+  const [x, sums, rows, columns, c, rowBytes, xEnd] = [0, 1, 2, 3, 4, 5, 6];
+  return {
+    name: 'columnSums',
+    params: [I32, I32, I32, I32],
+    locals: [I32, I32, I32],
+    code: [
+      wasm.get(columns), wasm.i32Const(4), wasm.i32Mul, wasm.set(rowBytes),
+      wasm.get(x), wasm.get(rows), wasm.get(rowBytes), wasm.i32Mul, wasm.i32Add, wasm.set(xEnd),
+      ...loopUntil(x, xEnd, { local: rowBytes }, [
+        wasm.i32Const(0), wasm.set(c),
+        ...loopUntil(c, rowBytes, 16, [...at(sums, c), ...at(sums, c), wasm.v128Load(0), ...at(x, c), wasm.v128Load(0), wasm.f32x4Add, wasm.v128Store(0)]),
+      ]),
+    ],
+  };
+}
+
+/**
+ * blockTranspose(x, y, rows, columns, blockBytes): y = x^T for a [rows, columns] matrix whose
+ * entries are blocks of blockBytes (a multiple of 16) moved whole, as image patches are.
+ */
+function blockTransposeFunction(): WasmFunction {
+  const [x, y, rows, columns, blockBytes, rowBytes, xEnd, k, i, target, targetStride] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  return {
+    name: 'blockTranspose',
+    params: [I32, I32, I32, I32, I32],
+    locals: [I32, I32, I32, I32, I32, I32],
+    code: [
+      wasm.get(columns), wasm.get(blockBytes), wasm.i32Mul, wasm.set(rowBytes),
+      wasm.get(rows), wasm.get(blockBytes), wasm.i32Mul, wasm.set(targetStride),
+      wasm.get(x), wasm.get(rows), wasm.get(rowBytes), wasm.i32Mul, wasm.i32Add, wasm.set(xEnd),
+      ...loopUntil(x, xEnd, { local: rowBytes }, [
+        wasm.get(y), wasm.set(target), wasm.i32Const(0), wasm.set(k),
+        ...loopUntil(k, rowBytes, { local: blockBytes }, [
+          wasm.i32Const(0), wasm.set(i),
+          ...loopUntil(i, blockBytes, 16, [...at(target, i), ...at(x, k), wasm.get(i), wasm.i32Add, wasm.v128Load(0), wasm.v128Store(0)]),
+          ...advance(target, { local: targetStride }),
+        ]),
+        ...advance(y, { local: blockBytes }),
+      ]),
+    ],
+  };
+}
+
 /** A module of `functions`, importing its memory as env.memory, exporting each function by name. */
 function assembleModule(functions: WasmFunction[]): Uint8Array {
   const vector = (items: number[][]): number[] => [...unsignedLeb(items.length), ...items.flat()];
@@ -447,6 +500,8 @@ interface SimdKernels {
   layerNorm(x: number, y: number, means: number, rstds: number, gamma: number, beta: number, rows: number, columns: number, epsilon: number): void;
   layerNormGrad(dy: number, x: number, means: number, rstds: number, gamma: number, dx: number, dgamma: number, dbeta: number, rows: number, columns: number): void;
   transpose(x: number, y: number, rows: number, columns: number): void;
+  columnSums(x: number, sums: number, rows: number, columns: number): void;
+  blockTranspose(x: number, y: number, rows: number, columns: number, blockBytes: number): void;
 }
 
 /** The part of the WebAssembly JavaScript API used here (this package compiles without the DOM library, which declares it). */
@@ -474,7 +529,7 @@ function simdKernels(heap: HeapBackend): SimdKernels | undefined {
   const memory = heap.wasm?.asm?.memory;
   if (!memory || !webAssembly) return undefined;
   if (simdModule === undefined) {
-    const bytes = assembleModule([geluFunction(), dropoutFunction(), layerNormFunction(), layerNormGradFunction(), transposeFunction()]);
+    const bytes = assembleModule([geluFunction(), dropoutFunction(), layerNormFunction(), layerNormGradFunction(), transposeFunction(), columnSumsFunction(), blockTransposeFunction()]);
     simdModule = webAssembly.validate(bytes) ? new webAssembly.Module(bytes) : null;
   }
   if (simdModule === null) return undefined;
@@ -690,8 +745,24 @@ function layerNormGradRows({ dy, input, means, rstds, gamma, dx }: LayerNormGrad
   }
 }
 
-/** Rows per call of the SIMD layerNormGrad: its float32 dgamma, dbeta partial sums are added into float64 totals after each block. */
-const LAYER_NORM_GRAD_BLOCK = 32;
+/** Rows per block of float32 column sums: float32 rounding spans this many rows, float64 the rest. */
+const SUM_BLOCK_ROWS = 32;
+
+/**
+ * Column totals in float64 from a SIMD kernel that ADDS a block's float32 column sums into
+ * `accumulators` (views of the heap, each `totals[k]`'s length): for each block of
+ * SUM_BLOCK_ROWS rows the accumulators start at zero and are then folded into `totals`.
+ */
+function sumInBlocks(rows: number, accumulators: Float32Array[], totals: Float64Array[], addBlock: (row: number, count: number) => void): void {
+  for (let row = 0; row < rows; row += SUM_BLOCK_ROWS) {
+    for (const accumulator of accumulators) accumulator.fill(0);
+    addBlock(row, Math.min(SUM_BLOCK_ROWS, rows - row));
+    accumulators.forEach((accumulator, k) => {
+      const total = totals[k]!;
+      for (let c = 0; c < accumulator.length; c++) total[c]! += accumulator[c]!;
+    });
+  }
+}
 
 /** TesseraLayerNormGrad: in WebAssembly SIMD where the rows are a multiple of four values long, else in JavaScript; dgamma and dbeta summed in float64. */
 function layerNormGrad({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo[] {
@@ -719,17 +790,10 @@ function layerNormGrad({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; bac
   if (simd && columns % 4 === 0) {
     const { dy, input, means, rstds, gamma, dx } = views;
     // The outputs serve as each block's float32 accumulators until the float64 totals are written.
-    for (let row = 0; row < rows; row += LAYER_NORM_GRAD_BLOCK) {
-      const count = Math.min(LAYER_NORM_GRAD_BLOCK, rows - row);
+    sumInBlocks(rows, [dgammaOut, dbetaOut], [dgamma, dbeta], (row, count) => {
       const skip = 4 * row * columns;
-      dgammaOut.fill(0);
-      dbetaOut.fill(0);
       simd.layerNormGrad(dy.byteOffset + skip, input.byteOffset + skip, means.byteOffset + 4 * row, rstds.byteOffset + 4 * row, gamma.byteOffset, dx.byteOffset + skip, dgammaOut.byteOffset, dbetaOut.byteOffset, count, columns);
-      for (let c = 0; c < columns; c++) {
-        dgamma[c]! += dgammaOut[c]!;
-        dbeta[c]! += dbetaOut[c]!;
-      }
-    }
+    });
   } else {
     layerNormGradRows(views, dgamma, dbeta, shape);
   }
@@ -752,12 +816,22 @@ export const WASM_FUSED_KERNELS: Record<string, tf.KernelFunc> = {
   [FUSED_KERNELS.dropout]: dropout as unknown as tf.KernelFunc,
 };
 
+/** A transpose as a batch of matrix transposes whose entries are blocks of `block` values moved whole. */
+export interface BatchedMatrixTranspose {
+  batch: number;
+  rows: number;
+  columns: number;
+  block: number;
+}
+
 /**
- * A transpose as a batch of matrix transposes, [batch, rows, columns] -> [batch, columns, rows],
- * or undefined when `perm` moves axes otherwise. Axes that stay adjacent and in order are merged
- * first: [0, 2, 1] on [128, 64, 256] is 128 transposes of [64, 256], [1, 0] one.
+ * A transpose as a batch of matrix transposes, [batch, rows, columns, block] ->
+ * [batch, columns, rows, block], or undefined when `perm` moves axes otherwise. Axes that stay
+ * adjacent and in order are merged first: [0, 2, 1] on [128, 64, 256] is 128 transposes of
+ * [64, 256]; image patches' [0, 1, 3, 2, 4, 5] on [128, 8, 8, 8, 8, 3] is 1024 transposes of
+ * [8, 8] blocks of 24 values.
  */
-export function asBatchedMatrixTranspose(shape: readonly number[], perm: readonly number[]): { batch: number; rows: number; columns: number } | undefined {
+export function asBatchedMatrixTranspose(shape: readonly number[], perm: readonly number[]): BatchedMatrixTranspose | undefined {
   // Runs of consecutive input axes in the output, in output order.
   const runs: number[][] = [];
   for (const axis of perm) {
@@ -765,20 +839,30 @@ export function asBatchedMatrixTranspose(shape: readonly number[], perm: readonl
     if (last && axis === last[last.length - 1]! + 1) last.push(axis);
     else runs.push([axis]);
   }
-  const size = (run: number[]) => run.reduce((product, axis) => product * shape[axis]!, 1);
   const inInputOrder = [...runs].sort((p, q) => p[0]! - q[0]!);
-  const order = runs.map((run) => inInputOrder.indexOf(run)).join(',');
-  if (order === '1,0') return { batch: 1, rows: size(inInputOrder[0]!), columns: size(inInputOrder[1]!) };
-  if (order === '0,2,1') return { batch: size(inInputOrder[0]!), rows: size(inInputOrder[1]!), columns: size(inInputOrder[2]!) };
-  return undefined;
+  const sizes = inInputOrder.map((run) => run.reduce((product, axis) => product * shape[axis]!, 1));
+  const [a, b, c, d] = sizes as [number, number, number?, number?];
+  switch (runs.map((run) => inInputOrder.indexOf(run)).join(',')) {
+    case '1,0':
+      return { batch: 1, rows: a, columns: b, block: 1 };
+    case '0,2,1':
+      return { batch: a, rows: b, columns: c!, block: 1 };
+    case '1,0,2':
+      return { batch: 1, rows: a, columns: b, block: c! };
+    case '0,2,1,3':
+      return { batch: a, rows: b, columns: c!, block: d! };
+    default:
+      return undefined;
+  }
 }
 
 /**
- * Transpose of float32 matrices (or batches of them) with both sides a multiple of 4, in
- * WebAssembly SIMD: the wasm backend's own kernel moves one value at a time with index
- * arithmetic, ~10 ms for [8192, 256] or [32768, 64], where this takes ~1-2. Those transposes are
- * every dense layer's backward pass (x^T dy), and a token-mixing model's transposes. Anything
- * else goes to the original kernel.
+ * Transpose of float32 matrices (or batches of them) in WebAssembly SIMD: single values in 4x4
+ * blocks when both sides are a multiple of 4, blocks of a multiple of 4 values copied whole. The
+ * wasm backend's own kernel moves one value at a time with index arithmetic, ~10 ms for
+ * [8192, 256] or [32768, 64], where this takes ~1.5-3. Those transposes are every dense layer's
+ * backward pass (x^T dy), a token-mixing model's transposes and image patches. Anything else
+ * goes to the original kernel.
  */
 function transposeInBlocks(originalTranspose: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
@@ -787,12 +871,17 @@ function transposeInBlocks(originalTranspose: tf.KernelFunc): tf.KernelFunc {
     const layout = x.dtype === 'float32' ? asBatchedMatrixTranspose(x.shape, perm) : undefined;
     const heap = args.backend as HeapBackend;
     const simd = simdKernels(heap);
-    if (!layout || !simd || layout.rows % 4 !== 0 || layout.columns % 4 !== 0) return originalTranspose(args);
+    if (!layout || !simd) return originalTranspose(args);
+    const { batch, rows, columns, block } = layout;
+    const singleValues = block === 1 && rows % 4 === 0 && columns % 4 === 0;
+    if (!singleValues && (block === 1 || block % 4 !== 0)) return originalTranspose(args);
     const out = heap.makeOutput(perm.map((axis) => x.shape[axis]!), 'float32');
     const [input, output] = [heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(out)];
-    const matrixBytes = 4 * layout.rows * layout.columns;
-    for (let b = 0; b < layout.batch; b++) {
-      simd.transpose(input.byteOffset + b * matrixBytes, output.byteOffset + b * matrixBytes, layout.rows, layout.columns);
+    const matrixBytes = 4 * rows * columns * block;
+    for (let b = 0; b < batch; b++) {
+      const [from, to] = [input.byteOffset + b * matrixBytes, output.byteOffset + b * matrixBytes];
+      if (singleValues) simd.transpose(from, to, rows, columns);
+      else simd.blockTranspose(from, to, rows, columns, 4 * block);
     }
     return out;
   };
