@@ -368,3 +368,56 @@ describe('Transpose in SIMD blocks on wasm', () => {
     got.forEach((result, i) => expect(result, `case ${cases[i]![0]} perm ${cases[i]![1]}`).toEqual(want[i]));
   });
 });
+
+describe('Slice in rows and Reverse along the last axis on wasm', () => {
+  beforeAll(async () => {
+    const result = await wasmLoader.load({});
+    if (!result.ok) throw new Error(result.why);
+  });
+
+  /** Runs `op` on arange-like tensors of each shape on the cpu and the wasm backend. */
+  async function onBothBackends(shapes: number[][], op: (x: tf.Tensor, i: number) => tf.Tensor, dtype: 'float32' | 'int32' = 'float32') {
+    const results = async (backend: string) => {
+      await tf.setBackend(backend);
+      const before = tf.memory().numTensors;
+      const values = shapes.map((shape, i) =>
+        tf.tidy(() => {
+          const size = shape.reduce((a, b) => a * b, 1);
+          const y = op(tf.tensor(Array.from({ length: size }, (_, n) => (dtype === 'int32' ? n : n + 0.25)), shape, dtype), i);
+          return { shape: y.shape, values: Array.from(y.dataSync()) };
+        }),
+      );
+      expect(tf.memory().numTensors).toBe(before);
+      return values;
+    };
+    return { want: await results('cpu'), got: await results('wasm') };
+  }
+
+  it('slices exactly as the cpu backend: row copies, and the original kernel elsewhere', async () => {
+    const cases: [number[], number[], number[]][] = [
+      [[4, 6, 32], [0, 0, 16], [-1, -1, 16]], // a gating unit's second half: row copies
+      [[4, 6, 32], [0, 0, 0], [4, 6, 20]],
+      [[3, 4, 2, 17], [0, 0, 1, 0], [-1, -1, 1, -1]], // one of two planes
+      [[5, 40], [0, 3], [5, 33]],
+      [[6, 40], [2, 0], [3, 40]], // contiguous: the original kernel
+      [[5, 40], [1, 3], [3, 20]], // two axes cut: the original kernel
+      [[4, 6, 8], [0, 0, 2], [4, 6, 4]], // rows too short: the original kernel
+    ];
+    const { want, got } = await onBothBackends(cases.map((c) => c[0]), (x, i) => tf.slice(x, cases[i]![1], cases[i]![2]));
+    got.forEach((result, i) => expect(result, `case ${i}`).toEqual(want[i]));
+    const ints = await onBothBackends([[4, 6, 32]], (x) => tf.slice(x, [0, 0, 16], [-1, -1, 16]), 'int32');
+    expect(ints.got).toEqual(ints.want);
+  });
+
+  it('reverses exactly as the cpu backend, along the last axis and (through the original kernel) others', async () => {
+    const cases: [number[], number[]][] = [
+      [[4, 6, 127], [2]],
+      [[3, 1], [-1]],
+      [[5, 8], [1]],
+      [[4, 6, 7], [1]],
+      [[4, 6, 7], [0, 2]],
+    ];
+    const { want, got } = await onBothBackends(cases.map((c) => c[0]), (x, i) => tf.reverse(x, cases[i]![1]));
+    got.forEach((result, i) => expect(result, `case ${i}`).toEqual(want[i]));
+  });
+});

@@ -887,23 +887,84 @@ function transposeInBlocks(originalTranspose: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
+/** Values a row must have for sliceInRows: shorter rows cost more in calls than the original kernel's loop. */
+const SLICE_MIN_ROW = 16;
+
+/**
+ * Slice as a copy of whole rows: where the axes left of the first cut axis are whole and those
+ * right of it too ([128, 64, 512] -> [128, 64, 256], a gating unit's halves), every output row
+ * is one contiguous run of the input, moved by copyWithin on the wasm heap. The wasm backend's
+ * own kernel moves such a slice value by value (~10 ms for that shape, against ~1). Contiguous
+ * slices (which it shares without a copy), short rows, other dtypes go to the original kernel.
+ */
+function sliceInRows(originalSlice: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    const { begin, size } = args.attrs as unknown as { begin: number | number[]; size: number | number[] };
+    if (x.dtype !== 'float32') return originalSlice(args);
+    const [starts, sizes] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, begin, size) as [number[], number[]];
+    const shape = x.shape;
+    const cut = sizes.findIndex((extent, axis) => extent !== shape[axis]);
+    if (cut < 0 || sizes.some((extent, axis) => axis > cut && extent !== shape[axis])) return originalSlice(args);
+    const inner = shape.slice(cut + 1).reduce((a, b) => a * b, 1);
+    const rows = shape.slice(0, cut).reduce((a, b) => a * b, 1);
+    const row = sizes[cut]! * inner;
+    if (rows === 1 || row < SLICE_MIN_ROW) return originalSlice(args);
+    const heap = args.backend as HeapBackend;
+    const out = heap.makeOutput(sizes, 'float32');
+    const [input, output] = [heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(out)];
+    const memory = new Float32Array(input.buffer);
+    const stride = shape[cut]! * inner;
+    const from = input.byteOffset / 4 + starts[cut]! * inner;
+    const to = output.byteOffset / 4;
+    for (let r = 0; r < rows; r++) memory.copyWithin(to + r * row, from + r * stride, from + r * stride + row);
+    return out;
+  };
+}
+
+/**
+ * Reverse along the last axis only (a half-spectrum DFT's mirror image), one row at a time: the
+ * wasm backend's own kernel computes every value's source index in general (~34 ms for
+ * [128, 64, 127], against ~2). Other axes and dtypes go to the original kernel.
+ */
+function reverseLastAxis(originalReverse: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    const { dims } = args.attrs as unknown as { dims: number | number[] };
+    const axes = tf.util.parseAxisParam(dims, x.shape);
+    const last = x.shape.length - 1;
+    if (x.dtype !== 'float32' || axes.length !== 1 || axes[0] !== last) return originalReverse(args);
+    const heap = args.backend as HeapBackend;
+    const out = heap.makeOutput(x.shape, 'float32');
+    const [input, output] = [heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(out)];
+    const columns = x.shape[last]!;
+    for (let start = 0; start < input.length; start += columns) {
+      for (let c = 0, mirror = start + columns - 1; c < columns; c++, mirror--) output[start + c] = input[mirror]!;
+    }
+    return out;
+  };
+}
+
 let installed = false;
 
 /**
- * Replaces two wasm kernels, once per process: Identity by one that shares its buffer, Sum over
- * leading axes by a single pass. Both give the same values (the sum more precisely).
+ * Replaces wasm kernels, once per process: Identity by one that shares its buffer; Sum over
+ * leading axes, Transpose, Slice and Reverse by faster ones for the cases above (the same values:
+ * data movement is exact, the sum at least as precise); and registers the fused kernels.
  */
 export function useFasterWasmKernels(): void {
   if (installed) return;
-  const sum = tf.getKernel('Sum', 'wasm');
-  if (sum) {
-    tf.unregisterKernel('Sum', 'wasm');
-    tf.registerKernel({ kernelName: 'Sum', backendName: 'wasm', kernelFunc: sumOverLeadingAxes(sum.kernelFunc) });
-  }
-  const transpose = tf.getKernel('Transpose', 'wasm');
-  if (transpose) {
-    tf.unregisterKernel('Transpose', 'wasm');
-    tf.registerKernel({ kernelName: 'Transpose', backendName: 'wasm', kernelFunc: transposeInBlocks(transpose.kernelFunc) });
+  const replacements = [
+    ['Sum', sumOverLeadingAxes],
+    ['Transpose', transposeInBlocks],
+    ['Slice', sliceInRows],
+    ['Reverse', reverseLastAxis],
+  ] as const;
+  for (const [kernelName, faster] of replacements) {
+    const original = tf.getKernel(kernelName, 'wasm');
+    if (!original) continue;
+    tf.unregisterKernel(kernelName, 'wasm');
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: faster(original.kernelFunc) });
   }
   const original = tf.getKernel('Identity', 'wasm');
   // Strings live outside the wasm heap; keep the original kernel for them.
