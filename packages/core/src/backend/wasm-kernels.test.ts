@@ -398,15 +398,31 @@ describe('Slice in rows and Reverse along the last axis on wasm', () => {
       [[4, 6, 32], [0, 0, 16], [-1, -1, 16]], // a gating unit's second half: row copies
       [[4, 6, 32], [0, 0, 0], [4, 6, 20]],
       [[3, 4, 2, 17], [0, 0, 1, 0], [-1, -1, 1, -1]], // one of two planes
+      [[3, 4, 2, 19], [0, 0, 1, 2], [-1, -1, 1, 17]], // one plane, cut too
+      [[3, 4, 3, 2, 19], [0, 0, 2, 1, 1], [-1, -1, 1, 1, 17]],
       [[5, 40], [0, 3], [5, 33]],
       [[6, 40], [2, 0], [3, 40]], // contiguous: the original kernel
-      [[5, 40], [1, 3], [3, 20]], // two axes cut: the original kernel
+      [[5, 40], [1, 3], [3, 20]], // two axes cut, the first to more than one index: the original kernel
+      [[3, 4, 2, 19], [0, 0, 0, 2], [-1, -1, 2, 17]],
       [[4, 6, 8], [0, 0, 2], [4, 6, 4]], // rows too short: the original kernel
     ];
     const { want, got } = await onBothBackends(cases.map((c) => c[0]), (x, i) => tf.slice(x, cases[i]![1], cases[i]![2]));
     got.forEach((result, i) => expect(result, `case ${i}`).toEqual(want[i]));
     const ints = await onBothBackends([[4, 6, 32]], (x) => tf.slice(x, [0, 0, 16], [-1, -1, 16]), 'int32');
     expect(ints.got).toEqual(ints.want);
+  });
+
+  it('splits exactly as the cpu backend (one slice per piece)', async () => {
+    const cases: [number[], number[] | number, number][] = [
+      [[4, 6, 32], [17, 15], 2],
+      [[4, 6, 32], 2, -1],
+      [[4, 6, 32], [1, 5], 1],
+      [[6, 40], [2, -1, 1], 0],
+    ];
+    const { want, got } = await onBothBackends(cases.map((c) => c[0]), (x, i) => tf.concat(tf.split(x, cases[i]![1], cases[i]![2]).map((piece) => piece.reshape([-1]))));
+    got.forEach((result, i) => expect(result, `case ${i}`).toEqual(want[i]));
+    const shapes = await onBothBackends([[4, 6, 32]], (x) => tf.stack(tf.split(x, [17, 15], 2).map((piece) => tf.tensor1d(piece.shape))));
+    expect(shapes.got[0]!.values).toEqual([4, 6, 17, 4, 6, 15]);
   });
 
   it('reverses exactly as the cpu backend, along the last axis and (through the original kernel) others', async () => {

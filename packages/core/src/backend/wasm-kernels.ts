@@ -891,9 +891,10 @@ function transposeInBlocks(originalTranspose: tf.KernelFunc): tf.KernelFunc {
 const SLICE_MIN_ROW = 16;
 
 /**
- * Slice as a copy of whole rows: where the axes left of the first cut axis are whole and those
- * right of it too ([128, 64, 512] -> [128, 64, 256], a gating unit's halves), every output row
- * is one contiguous run of the input, moved by copyWithin on the wasm heap. The wasm backend's
+ * Slice as a copy of whole rows: where the axes left of the first cut axis are whole, those right
+ * of the last cut axis too, and those between are cut to one index ([128, 64, 512] ->
+ * [128, 64, 256], a gating unit's halves; [128, 64, 2, 129] -> [128, 64, 1, 127]), every output
+ * row is one contiguous run of the input, moved by copyWithin on the wasm heap. The wasm backend's
  * own kernel moves such a slice value by value (~10 ms for that shape, against ~1). Contiguous
  * slices (which it shares without a copy), short rows, other dtypes go to the original kernel.
  */
@@ -904,18 +905,22 @@ function sliceInRows(originalSlice: tf.KernelFunc): tf.KernelFunc {
     if (x.dtype !== 'float32') return originalSlice(args);
     const [starts, sizes] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, begin, size) as [number[], number[]];
     const shape = x.shape;
-    const cut = sizes.findIndex((extent, axis) => extent !== shape[axis]);
-    if (cut < 0 || sizes.some((extent, axis) => axis > cut && extent !== shape[axis])) return originalSlice(args);
-    const inner = shape.slice(cut + 1).reduce((a, b) => a * b, 1);
+    const isCut = (extent: number, axis: number) => extent !== shape[axis];
+    const cut = sizes.findIndex(isCut);
+    const lastCut = sizes.length - 1 - [...sizes].reverse().findIndex((extent, k) => isCut(extent, sizes.length - 1 - k));
+    // Between the first and the last cut axis only single indices: [.., 2, 129] -> [.., 1, 127].
+    if (cut < 0 || sizes.slice(cut, lastCut).some((extent) => extent !== 1)) return originalSlice(args);
+    const valuesPerIndex = (axis: number) => shape.slice(axis + 1).reduce((a, b) => a * b, 1);
     const rows = shape.slice(0, cut).reduce((a, b) => a * b, 1);
-    const row = sizes[cut]! * inner;
+    const row = sizes[lastCut]! * valuesPerIndex(lastCut);
     if (rows === 1 || row < SLICE_MIN_ROW) return originalSlice(args);
     const heap = args.backend as HeapBackend;
     const out = heap.makeOutput(sizes, 'float32');
     const [input, output] = [heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(out)];
     const memory = new Float32Array(input.buffer);
-    const stride = shape[cut]! * inner;
-    const from = input.byteOffset / 4 + starts[cut]! * inner;
+    const stride = shape[cut]! * valuesPerIndex(cut);
+    let from = input.byteOffset / 4;
+    for (let axis = cut; axis <= lastCut; axis++) from += starts[axis]! * valuesPerIndex(axis);
     const to = output.byteOffset / 4;
     for (let r = 0; r < rows; r++) memory.copyWithin(to + r * row, from + r * stride, from + r * stride + row);
     return out;
@@ -945,11 +950,32 @@ function reverseLastAxis(originalReverse: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
+/**
+ * SplitV as one Slice per piece through `slice` (the registered Slice kernel, so sliceInRows's
+ * row copies where they apply): the wasm backend's own SplitV calls its slow slice directly.
+ */
+function splitBySlices(originalSplitV: tf.KernelFunc, slice: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (x.dtype !== 'float32') return originalSplitV(args);
+    const { numOrSizeSplits, axis } = args.attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
+    const along = tf.util.parseAxisParam(axis, x.shape)[0]!;
+    const pieces = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, numOrSizeSplits, along);
+    const begin = x.shape.map(() => 0);
+    return pieces.map((extent) => {
+      const size = x.shape.map((whole, a) => (a === along ? extent : whole));
+      const piece = slice({ ...args, attrs: { begin: [...begin], size } }) as tf.TensorInfo;
+      begin[along]! += extent;
+      return piece;
+    });
+  };
+}
+
 let installed = false;
 
 /**
  * Replaces wasm kernels, once per process: Identity by one that shares its buffer; Sum over
- * leading axes, Transpose, Slice and Reverse by faster ones for the cases above (the same values:
+ * leading axes, Transpose, Slice, SplitV and Reverse by faster ones for the cases above (the same values:
  * data movement is exact, the sum at least as precise); and registers the fused kernels.
  */
 export function useFasterWasmKernels(): void {
@@ -965,6 +991,12 @@ export function useFasterWasmKernels(): void {
     if (!original) continue;
     tf.unregisterKernel(kernelName, 'wasm');
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: faster(original.kernelFunc) });
+  }
+  const splitV = tf.getKernel('SplitV', 'wasm');
+  const slice = tf.getKernel('Slice', 'wasm');
+  if (splitV && slice) {
+    tf.unregisterKernel('SplitV', 'wasm');
+    tf.registerKernel({ kernelName: 'SplitV', backendName: 'wasm', kernelFunc: splitBySlices(splitV.kernelFunc, slice.kernelFunc) });
   }
   const original = tf.getKernel('Identity', 'wasm');
   // Strings live outside the wasm heap; keep the original kernel for them.
