@@ -341,6 +341,8 @@ describe('Transpose in SIMD blocks on wasm', () => {
       [[2, 4, 8, 4], [0, 1, 3, 2], 'float32'],
       [[2, 4, 4], [2, 0, 1], 'float32'],
       [[256, 36], [1, 0], 'float32'],
+      [[48, 20], [1, 0], 'float32'],
+      [[2, 32, 8], [0, 2, 1], 'float32'],
       // Blocks of values moved whole (image patches), any rows and columns.
       [[2, 3, 5, 4, 4, 3], [0, 1, 3, 2, 4, 5], 'float32'],
       [[3, 5, 8], [1, 0, 2], 'float32'],
