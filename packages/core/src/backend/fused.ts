@@ -53,6 +53,11 @@ export function dropoutThreshold(rate: number): number {
   return Math.ceil(rate * 65536);
 }
 
+/** The factor kept units are scaled by: float32(1 / (1 - rate)), from the float64 rate. */
+export function dropoutScale(rate: number): number {
+  return Math.fround(1 / (1 - rate));
+}
+
 /** The per-mask key mixed into every unit's hash (fmix32 of the seed). */
 export function dropoutKey(seed: number): number {
   return fmix32(seed >>> 0);
@@ -199,7 +204,7 @@ export function referenceLayerNormGrad(
 /** TesseraDropout on plain arrays. */
 export function referenceDropout(x: ArrayLike<number>, rate: number, seed: number): Float32Array {
   const keeps = dropoutKeeps(x.length, rate, seed);
-  const scale = Math.fround(1 / (1 - rate));
+  const scale = dropoutScale(rate);
   const y = new Float32Array(x.length);
   // A product even for dropped units: -x * 0 is -0, as in the composite x * mask.
   for (let i = 0; i < x.length; i++) y[i] = x[i]! * (keeps[i] ? scale : 0);

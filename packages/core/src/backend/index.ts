@@ -26,6 +26,7 @@ export {
   hasFusedKernel,
   dropoutKeeps,
   dropoutKey,
+  dropoutScale,
   dropoutPairBits,
   dropoutThreshold,
   fmix32,

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, dropoutThreshold } from './fused.ts';
+import { FUSED_KERNELS, dropoutScale, dropoutThreshold } from './fused.ts';
 
 /* ------------------------------------------------------------------------------------------- *
  * The native backend's fused kernels: TensorFlow custom ops of the same names (compiled from   *
@@ -102,7 +102,7 @@ export function registerNativeFusedKernels(library = NATIVE_OPS_LIBRARY): Native
           // The op's rate attr is float32; the threshold and scale the contract derives from the
           // float64 rate go along, so the mask and the products are bit-identical to the reference.
           { name: 'threshold', type: TF_ATTR_INT, value: dropoutThreshold(rate) },
-          { name: 'scale', type: TF_ATTR_FLOAT, value: Math.fround(1 / (1 - rate)) },
+          { name: 'scale', type: TF_ATTR_FLOAT, value: dropoutScale(rate) },
         ],
         [input(inputs, 'x'), seed],
       );

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, dropoutKey, dropoutPairBits, dropoutThreshold, hasFusedKernel, type BlockEntry } from '@tessera/core';
+import { FUSED_KERNELS, dropoutKey, dropoutPairBits, dropoutScale, dropoutThreshold, hasFusedKernel, type BlockEntry } from '@tessera/core';
 import { singleShape, singleTensor, subSeed } from './common.ts';
 
 export interface DropoutArgs {
@@ -19,7 +19,7 @@ export interface DropoutArgs {
 export function dropoutMask(shape: number[], rate: number, seed: number): tf.Tensor {
   const size = shape.reduce((a, b) => a * b, 1);
   const values = new Float32Array(size);
-  const keptValue = 1 / (1 - rate);
+  const keptValue = dropoutScale(rate);
   const threshold = dropoutThreshold(rate);
   const key = dropoutKey(seed);
   for (let i = 0; i < size; i += 2) {
