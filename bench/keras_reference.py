@@ -1,7 +1,8 @@
 """The Keras 3 reference for `pnpm bench train`: times training steps of the three models of
 the Keras example "Image classification with modern MLP models" (restated in
-/work/shared/reference/REFERENCE.md), built exactly as that example builds them, on random
-64x64x3 inputs at batch 128, and measures the machine's sgemm rate with numpy in the same run.
+/work/shared/reference/REFERENCE.md), built exactly as that example builds them (keras_models.py,
+the same models that give Tessera's golden logits), on random 64x64x3 inputs at batch 128, and
+measures the machine's sgemm rate with numpy in the same run.
 
 It prints one `RESULT {json}` line per model and one for sgemm; bench/train.ts parses them.
 The augmentation layers of the example (normalization, resize, flip, zoom) are left out, as they
@@ -22,160 +23,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-IMAGE_SIZE = 64
-PATCH_SIZE = 8
-NUM_PATCHES = (IMAGE_SIZE // PATCH_SIZE) ** 2
-EMBEDDING_DIM = 256
-DROPOUT_RATE = 0.2
-NUM_BLOCKS = 4
-NUM_CLASSES = 100
 LEARNING_RATES = {"mixer": 0.005, "fnet": 0.001, "gmlp": 0.003}
 WEIGHT_DECAY = 0.0001
 
 
 def build(name):
+    """The model `name` of keras_models.py, compiled as the example compiles it."""
     import keras
-    from keras import layers
+    import keras_models
 
-    class Patches(layers.Layer):
-        def __init__(self, patch_size, **kwargs):
-            super().__init__(**kwargs)
-            self.patch_size = patch_size
-
-        def call(self, x):
-            patches = keras.ops.image.extract_patches(x, self.patch_size)
-            batch_size = keras.ops.shape(patches)[0]
-            num_patches = keras.ops.shape(patches)[1] * keras.ops.shape(patches)[2]
-            patch_dim = keras.ops.shape(patches)[3]
-            return keras.ops.reshape(patches, (batch_size, num_patches, patch_dim))
-
-    class PositionEmbedding(layers.Layer):
-        def __init__(self, sequence_length, initializer="glorot_uniform", **kwargs):
-            super().__init__(**kwargs)
-            self.sequence_length = int(sequence_length)
-            self.initializer = keras.initializers.get(initializer)
-
-        def build(self, input_shape):
-            feature_size = input_shape[-1]
-            self.position_embeddings = self.add_weight(
-                name="embeddings",
-                shape=[self.sequence_length, feature_size],
-                initializer=self.initializer,
-                trainable=True,
-            )
-            super().build(input_shape)
-
-        def call(self, inputs, start_index=0):
-            shape = keras.ops.shape(inputs)
-            feature_length = shape[-1]
-            sequence_length = shape[-2]
-            position_embeddings = keras.ops.convert_to_tensor(self.position_embeddings)
-            position_embeddings = keras.ops.slice(
-                position_embeddings, (start_index, 0), (sequence_length, feature_length)
-            )
-            return keras.ops.broadcast_to(position_embeddings, shape)
-
-    class MLPMixerLayer(layers.Layer):
-        def __init__(self, num_patches, hidden_units, dropout_rate, **kwargs):
-            super().__init__(**kwargs)
-            self.mlp1 = keras.Sequential(
-                [
-                    layers.Dense(units=num_patches, activation="gelu"),
-                    layers.Dense(units=num_patches),
-                    layers.Dropout(rate=dropout_rate),
-                ]
-            )
-            self.mlp2 = keras.Sequential(
-                [
-                    layers.Dense(units=num_patches, activation="gelu"),
-                    layers.Dense(units=hidden_units),
-                    layers.Dropout(rate=dropout_rate),
-                ]
-            )
-            self.normalize = layers.LayerNormalization(epsilon=1e-6)
-
-        def build(self, input_shape):
-            return super().build(input_shape)
-
-        def call(self, inputs):
-            x = self.normalize(inputs)
-            x_channels = keras.ops.transpose(x, axes=(0, 2, 1))
-            mlp1_outputs = self.mlp1(x_channels)
-            mlp1_outputs = keras.ops.transpose(mlp1_outputs, axes=(0, 2, 1))
-            x = mlp1_outputs + inputs
-            x_patches = self.normalize(x)
-            mlp2_outputs = self.mlp2(x_patches)
-            return x + mlp2_outputs
-
-    class FNetLayer(layers.Layer):
-        def __init__(self, embedding_dim, dropout_rate, **kwargs):
-            super().__init__(**kwargs)
-            self.ffn = keras.Sequential(
-                [
-                    layers.Dense(units=embedding_dim, activation="gelu"),
-                    layers.Dropout(rate=dropout_rate),
-                    layers.Dense(units=embedding_dim),
-                ]
-            )
-            self.normalize1 = layers.LayerNormalization(epsilon=1e-6)
-            self.normalize2 = layers.LayerNormalization(epsilon=1e-6)
-
-        def call(self, inputs):
-            real_part = inputs
-            im_part = keras.ops.zeros_like(inputs)
-            x = keras.ops.fft2((real_part, im_part))[0]
-            x = x + inputs
-            x = self.normalize1(x)
-            x_ffn = self.ffn(x)
-            x = x + x_ffn
-            return self.normalize2(x)
-
-    class gMLPLayer(layers.Layer):
-        def __init__(self, num_patches, embedding_dim, dropout_rate, **kwargs):
-            super().__init__(**kwargs)
-            self.channel_projection1 = keras.Sequential(
-                [
-                    layers.Dense(units=embedding_dim * 2, activation="gelu"),
-                    layers.Dropout(rate=dropout_rate),
-                ]
-            )
-            self.channel_projection2 = layers.Dense(units=embedding_dim)
-            self.spatial_projection = layers.Dense(units=num_patches, bias_initializer="Ones")
-            self.normalize1 = layers.LayerNormalization(epsilon=1e-6)
-            self.normalize2 = layers.LayerNormalization(epsilon=1e-6)
-
-        def spatial_gating_unit(self, x):
-            u, v = keras.ops.split(x, indices_or_sections=2, axis=2)
-            v = self.normalize2(v)
-            v_channels = keras.ops.transpose(v, axes=(0, 2, 1))
-            v_projected = self.spatial_projection(v_channels)
-            v_projected = keras.ops.transpose(v_projected, axes=(0, 2, 1))
-            return u * v_projected
-
-        def call(self, inputs):
-            x = self.normalize1(inputs)
-            x_projected = self.channel_projection1(x)
-            x_spatial = self.spatial_gating_unit(x_projected)
-            x_projected = self.channel_projection2(x_spatial)
-            return x + x_projected
-
-    if name == "mixer":
-        blocks = [MLPMixerLayer(NUM_PATCHES, EMBEDDING_DIM, DROPOUT_RATE) for _ in range(NUM_BLOCKS)]
-    elif name == "fnet":
-        blocks = [FNetLayer(EMBEDDING_DIM, DROPOUT_RATE) for _ in range(NUM_BLOCKS)]
-    else:
-        blocks = [gMLPLayer(NUM_PATCHES, EMBEDDING_DIM, DROPOUT_RATE) for _ in range(NUM_BLOCKS)]
-
-    inputs = layers.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
-    patches = Patches(PATCH_SIZE)(inputs)
-    x = layers.Dense(units=EMBEDDING_DIM)(patches)
-    if name == "fnet":
-        x = x + PositionEmbedding(sequence_length=NUM_PATCHES)(x)
-    x = keras.Sequential(blocks)(x)
-    representation = layers.GlobalAveragePooling1D()(x)
-    representation = layers.Dropout(rate=DROPOUT_RATE)(representation)
-    logits = layers.Dense(NUM_CLASSES)(representation)
-    model = keras.Model(inputs=inputs, outputs=logits)
+    model = keras_models.build(name)
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=LEARNING_RATES[name], weight_decay=WEIGHT_DECAY),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -207,6 +64,12 @@ def main():
 
     import keras
     import tensorflow as tf
+    from keras_models import IMAGE_SIZE, MODELS, NUM_CLASSES
+
+    names = args.models.split(",")
+    unknown = [name for name in names if name not in MODELS]
+    if unknown:
+        parser.error(f"--models: unknown {', '.join(unknown)}; expected a comma-separated list of {', '.join(MODELS)}")
 
     # Before the models, so that TensorFlow's thread pools do not compete with it, and again
     # after them; the better of the two counts.
@@ -214,7 +77,7 @@ def main():
     rng = np.random.default_rng(42)
     x = rng.standard_normal((args.batch, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.float32)
     y = rng.integers(0, NUM_CLASSES, size=(args.batch,), dtype=np.int32)
-    for name in args.models.split(","):
+    for name in names:
         model = build(name)
         params = int(sum(np.prod(w.shape) for w in model.trainable_weights))
         step_ms = []
