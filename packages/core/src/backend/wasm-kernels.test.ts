@@ -11,7 +11,7 @@ import {
   referenceLayerNormGrad,
 } from './fused.ts';
 import { wasmLoader } from './loaders.ts';
-import { asBatchedMatrixTranspose, REGISTERED_FUSED_KERNELS, usesSimdKernels, WASM_FUSED_KERNELS } from './wasm-kernels.ts';
+import { asBatchedMatrixTranspose, fusedKernelsToRegister, usesSimdKernels, WASM_FUSED_KERNELS } from './wasm-kernels.ts';
 
 // The wasm loader installs the replacement kernels; these tests check they are invisible (same
 // values as an independent computation and as the cpu backend, no leaks, safe disposal).
@@ -162,7 +162,7 @@ function randomValues(size: number, seed: number, scale = 1, offset = 0): Float3
 
 /**
  * Runs this file's wasm implementation of a fused kernel (registered or not: see
- * REGISTERED_FUSED_KERNELS), returns its outputs' values and disposes them.
+ * fusedKernelsToRegister), returns its outputs' values and disposes them.
  */
 function runFused(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, number> = {}): Float32Array[] {
   const result = WASM_FUSED_KERNELS[name]!({ inputs, attrs, backend: tf.backend() }) as tf.TensorInfo | tf.TensorInfo[];
@@ -190,8 +190,9 @@ describe('fused kernels on wasm (vs fused.ts reference implementations)', () => 
     await tf.setBackend('wasm');
   });
 
-  it('registers for wasm exactly those that beat the composite path', () => {
-    for (const name of Object.values(FUSED_KERNELS)) expect(hasFusedKernel(name), name).toBe(REGISTERED_FUSED_KERNELS.includes(name));
+  it('registers for wasm exactly those that beat the composite path: all four with SIMD, GELU alone without', () => {
+    expect(fusedKernelsToRegister(false)).toEqual([FUSED_KERNELS.geluExact]);
+    for (const name of Object.values(FUSED_KERNELS)) expect(hasFusedKernel(name), name).toBe(fusedKernelsToRegister(usesSimdKernels()).includes(name));
   });
 
   it('run in WebAssembly SIMD here (Node 20 has it), JavaScript only for the remainders', () => {
@@ -216,6 +217,19 @@ describe('fused kernels on wasm (vs fused.ts reference implementations)', () => 
         expect(Math.abs(y![i]! - want.y[i]!), `y at x=${values[i]}`).toBeLessThanOrEqual(bound[i]!);
         expect(Math.abs(dydx![i]! - want.dydx[i]!), `dydx at x=${values[i]}`).toBeLessThanOrEqual(bound[i]!);
       }
+    }
+  });
+
+  it('GeluExact in JavaScript (the SIMD loop\'s remainder, the fallback without SIMD) within the same bound', () => {
+    // One unit at a time: every value goes through the JavaScript loop.
+    for (const v of [-1e4, -13.5, -8, -5.66, -4, -2.5, -1, -0.3, 0, 1e-3, 0.7, 1.5, 3, 4, 5.66, 9, 40, ...randomValues(40, 4, 3)]) {
+      const x = tf.tensor1d([v]);
+      const [y, dydx] = runFused(FUSED_KERNELS.geluExact, { x });
+      x.dispose();
+      const want = referenceGeluExact([Math.fround(v)]);
+      const bound = 3e-7 * Math.max(1, Math.abs(v));
+      expect(Math.abs(y![0]! - want.y[0]!), `y at ${v}`).toBeLessThanOrEqual(bound);
+      expect(Math.abs(dydx![0]! - want.dydx[0]!), `dydx at ${v}`).toBeLessThanOrEqual(bound);
     }
   });
 
