@@ -77,13 +77,6 @@ function sumOverLeadingAxes(originalSum: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
-/* ----------------------------------- fused kernels -------------------------------------- *
- * The kernels of fused.ts (which states the exact math) as JavaScript loops over views of the  *
- * wasm heap: one pass where the composite path runs a chain of element-wise kernels, each     *
- * reading and writing the whole tensor. The bulk runs in the SIMD module above (float32), the *
- * JavaScript loops (float64, rounded once on the store) do the remainder and the fallback.    *
- * ---------------------------------------------------------------------------------------- */
-
 /**
  * The backend's heap allocator and views (every output is allocated before any view is taken),
  * and its Emscripten module, whose memory the SIMD kernels import.
@@ -95,8 +88,9 @@ interface HeapBackend extends RefCountingBackend {
 /* --------------------------- the SIMD kernels, in WebAssembly ---------------------------- *
  * V8 runs the JavaScript loops one float64 at a time; WebAssembly SIMD does four float32 lanes *
  * per instruction. The kernels are a small module that imports the wasm backend's own memory, *
- * so they read and write the tensors where they lie. It is assembled below from a few dozen   *
- * instructions (no toolchain needed); every function is tested against fused.ts's references. *
+ * so they read and write the tensors where they lie. It is assembled below from the handful of *
+ * instructions in `wasm` (no toolchain needed); each function is tested against fused.ts's     *
+ * references or the cpu backend.                                                               *
  * ---------------------------------------------------------------------------------------- */
 
 /** Unsigned LEB128, as the binary format writes sizes, indices and opcodes. */
@@ -216,6 +210,14 @@ const horizontalSum = (v: number): number[][] => [
 /** The address base + c (two i32 locals), for a load or a store. */
 const at = (base: number, c: number): number[][] => [wasm.get(base), wasm.get(c), wasm.i32Add];
 const ZERO = () => wasm.f32x4Const(0);
+
+/** The coefficients of Eigen's float erf (generic_fast_erf_float), for the SIMD and the JavaScript GELU: odd over even polynomial on [-4, 4]. */
+const ERF_P = [-1.60960333262415e-2, -2.95459980854025e-3, -7.34990630326855e-4, -5.69250639462346e-5, -2.10102402082508e-6, 2.77068142495902e-8, -2.72614225801306e-10] as const;
+const ERF_Q = [-1.42647390514189e-2, -7.37332916720468e-3, -1.68282697438203e-3, -2.13374055278905e-4, -1.45660718464996e-5] as const;
+const [P1, P3, P5, P7, P9, P11, P13] = ERF_P;
+const [Q0, Q2, Q4, Q6, Q8] = ERF_Q;
+
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 /** Cephes' expf: exp(r) = 1 + r + r^2 p(r) on [-ln2/2, ln2/2], ln2 split in two for the reduction. */
 const EXP_P = [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1] as const;
@@ -549,18 +551,18 @@ function simdKernels(heap: HeapBackend): SimdKernels | undefined {
   return kernels ?? undefined;
 }
 
-/** The coefficients of Eigen's float erf (generic_fast_erf_float): odd over even polynomial on [-4, 4]. */
-const ERF_P = [-1.60960333262415e-2, -2.95459980854025e-3, -7.34990630326855e-4, -5.69250639462346e-5, -2.10102402082508e-6, 2.77068142495902e-8, -2.72614225801306e-10] as const;
-const ERF_Q = [-1.42647390514189e-2, -7.37332916720468e-3, -1.68282697438203e-3, -2.13374055278905e-4, -1.45660718464996e-5] as const;
-const [P1, P3, P5, P7, P9, P11, P13] = ERF_P;
-const [Q0, Q2, Q4, Q6, Q8] = ERF_Q;
+/* ----------------------------------- fused kernels -------------------------------------- *
+ * The kernels of fused.ts (which states the exact math) on the wasm heap: one pass where the   *
+ * composite path runs a chain of element-wise kernels, each                                   *
+ * reading and writing the whole tensor. The bulk runs in the SIMD functions above (float32),  *
+ * the JavaScript loops (float64, rounded once on the store) do the remainder and the fallback. *
+ * ---------------------------------------------------------------------------------------- */
 
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 /** 2^-k for k in [0, 127]: the exponent part of exp(t) for t in [-88, 0], looked up instead of built from bits. */
 const NEGATIVE_POWERS_OF_TWO = Float64Array.from({ length: 128 }, (_, k) => 2 ** -k);
 
 /**
- * TesseraGeluExact on units [start, end) in JavaScript: the tail the SIMD loop leaves (fewer than
+ * TesseraGeluExact on the units from `start` on, in JavaScript: the tail the SIMD loop leaves (fewer than
  * four units), or everything where WebAssembly SIMD is missing. The same math as the SIMD kernel
  * below, in float64: erf is Eigen's float rational approximation (TensorFlow's own erf for
  * float32; error ~1e-7, and +-1 in float32 beyond |u| = 4, hence the clamp); phi's exp(-x^2/2)
