@@ -553,9 +553,9 @@ function simdKernels(heap: HeapBackend): SimdKernels | undefined {
 
 /* ----------------------------------- fused kernels -------------------------------------- *
  * The kernels of fused.ts (which states the exact math) on the wasm heap: one pass where the   *
- * composite path runs a chain of element-wise kernels, each                                   *
- * reading and writing the whole tensor. The bulk runs in the SIMD functions above (float32),  *
- * the JavaScript loops (float64, rounded once on the store) do the remainder and the fallback. *
+ * composite path runs a chain of element-wise kernels, each reading and writing the whole      *
+ * tensor. The bulk runs in the SIMD functions above (float32), the JavaScript loops (float64,  *
+ * rounded once on the store) do the remainder and the fallback.                                *
  * ---------------------------------------------------------------------------------------- */
 
 /** 2^-k for k in [0, 127]: the exponent part of exp(t) for t in [-88, 0], looked up instead of built from bits. */
