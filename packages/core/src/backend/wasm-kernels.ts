@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { dropoutKey, dropoutThreshold, FUSED_KERNELS } from './fused.ts';
+import { dropoutKey, dropoutScale, dropoutThreshold, FUSED_KERNELS } from './fused.ts';
 
 /* ------------------------------------------------------------------------------------------ *
  * Kernel replacements for the wasm backend where TF.js 4.22's own kernel does needless work.  *
@@ -632,7 +632,7 @@ function dropoutRange(input: Float32Array, out: Float32Array, start: number, rat
   const threshold = dropoutThreshold(rate);
   // The contract's float32 scale: the float64 product of two float32 values is exact, so the
   // store rounds it as a float32 product would.
-  const keptScale = new Float64Array([Math.fround(1 / (1 - rate)), 0]);
+  const keptScale = new Float64Array([dropoutScale(rate), 0]);
   const size = input.length;
   let counter = (dropoutKey(seed) + Math.imul(start >>> 1, DROPOUT_WEYL_STEP)) | 0;
   let i = start;
@@ -659,7 +659,7 @@ function dropout({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; ba
   const simd = simdKernels(heap);
   const vectorised = simd ? input.length - (input.length % 8) : 0;
   if (simd && vectorised > 0) {
-    simd.dropout(input.byteOffset, out.byteOffset, input.byteOffset + 4 * vectorised, dropoutKey(seed), dropoutThreshold(rate), Math.fround(1 / (1 - rate)));
+    simd.dropout(input.byteOffset, out.byteOffset, input.byteOffset + 4 * vectorised, dropoutKey(seed), dropoutThreshold(rate), dropoutScale(rate));
   }
   dropoutRange(input, out, vectorised, rate, seed);
   return outInfo;
