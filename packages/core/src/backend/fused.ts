@@ -63,14 +63,17 @@ export function dropoutKey(seed: number): number {
   return fmix32(seed >>> 0);
 }
 
+/** The Weyl sequence's step between consecutive pairs of units (2^32 / the golden ratio, odd). */
+export const DROPOUT_WEYL_STEP = 0x9e3779b1;
+
 /**
- * The 32 random bits of units 2p and 2p+1 of a mask: fmix32(key + p * 0x9E3779B1 mod 2^32),
+ * The 32 random bits of units 2p and 2p+1 of a mask: fmix32(key + p * DROPOUT_WEYL_STEP mod 2^32),
  * a counter-based stream (a Weyl sequence through a good mixer), so any unit's decision is
  * computed on its own, in any order, on any thread, identically on every backend. Unit 2p uses
  * the low 16 bits, unit 2p+1 the high 16.
  */
 export function dropoutPairBits(key: number, pair: number): number {
-  return fmix32((key + Math.imul(pair, 0x9e3779b1)) >>> 0);
+  return fmix32((key + Math.imul(pair, DROPOUT_WEYL_STEP)) >>> 0);
 }
 
 /** 1 where unit i of a `size`-unit mask is kept, 0 where dropped (the reference for every backend). */

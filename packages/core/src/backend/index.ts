@@ -25,6 +25,7 @@ export {
   FUSED_KERNELS,
   hasFusedKernel,
   dropoutKeeps,
+  DROPOUT_WEYL_STEP,
   dropoutKey,
   dropoutScale,
   dropoutPairBits,

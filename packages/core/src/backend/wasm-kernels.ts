@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { dropoutKey, dropoutScale, dropoutThreshold, FUSED_KERNELS } from './fused.ts';
+import { DROPOUT_WEYL_STEP, dropoutKey, dropoutScale, dropoutThreshold, FUSED_KERNELS } from './fused.ts';
 
 /* ------------------------------------------------------------------------------------------ *
  * Kernel replacements for the wasm backend where TF.js 4.22's own kernel does needless work.  *
@@ -258,9 +258,6 @@ function geluFunction(): WasmFunction {
     ]),
   };
 }
-
-/** fused.ts's dropoutPairBits counter step (the golden ratio's Weyl sequence). */
-const DROPOUT_WEYL_STEP = 0x9e3779b1;
 
 /**
  * dropout(x, y, end, key, threshold, scale): the twin of dropoutRange, eight units (four pairs,
