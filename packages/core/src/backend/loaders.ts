@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { registerNativeFusedKernels } from './native-kernels.ts';
-import { useFasterWasmKernels } from './wasm-kernels.ts';
+import { useFasterWasmKernels } from './wasm/index.ts';
 
 /* ------------------------------------------------------------------------------------------ *
  * How each TF.js backend is found and switched on in Node. Every loader either activates its  *
