@@ -142,18 +142,20 @@ export function referenceGeluExact(x: ArrayLike<number>): { y: Float32Array; dyd
   return { y, dydx };
 }
 
-/** TesseraLayerNorm on plain arrays (x row-major [rows, C]). */
-export function referenceLayerNorm(
+/**
+ * TesseraLayerNorm into given arrays (x row-major [rows, C], C = gamma.length): the mean, the
+ * variance about it (a second pass over the row, in cache), then y. Float64 arithmetic. Also the
+ * wasm backend's path where its SIMD kernel cannot run.
+ */
+export function layerNormInto(
   x: ArrayLike<number>,
   gamma: ArrayLike<number>,
   beta: ArrayLike<number>,
   epsilon: number,
-): { y: Float32Array; mean: Float32Array; rstd: Float32Array } {
+  out: { y: Float32Array; mean: Float32Array; rstd: Float32Array },
+): void {
   const columns = gamma.length;
   const rows = x.length / columns;
-  const y = new Float32Array(x.length);
-  const mean = new Float32Array(rows);
-  const rstd = new Float32Array(rows);
   for (let r = 0; r < rows; r++) {
     const o = r * columns;
     let sum = 0;
@@ -162,11 +164,23 @@ export function referenceLayerNorm(
     let squares = 0;
     for (let c = 0; c < columns; c++) squares += (x[o + c]! - m) ** 2;
     const s = 1 / Math.sqrt(squares / columns + epsilon);
-    for (let c = 0; c < columns; c++) y[o + c] = (x[o + c]! - m) * s * gamma[c]! + beta[c]!;
-    mean[r] = m;
-    rstd[r] = s;
+    for (let c = 0; c < columns; c++) out.y[o + c] = (x[o + c]! - m) * s * gamma[c]! + beta[c]!;
+    out.mean[r] = m;
+    out.rstd[r] = s;
   }
-  return { y, mean, rstd };
+}
+
+/** TesseraLayerNorm on plain arrays (x row-major [rows, C]). */
+export function referenceLayerNorm(
+  x: ArrayLike<number>,
+  gamma: ArrayLike<number>,
+  beta: ArrayLike<number>,
+  epsilon: number,
+): { y: Float32Array; mean: Float32Array; rstd: Float32Array } {
+  const rows = x.length / gamma.length;
+  const out = { y: new Float32Array(x.length), mean: new Float32Array(rows), rstd: new Float32Array(rows) };
+  layerNormInto(x, gamma, beta, epsilon, out);
+  return out;
 }
 
 /** TesseraLayerNormGrad on plain arrays. */

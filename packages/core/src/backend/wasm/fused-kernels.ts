@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { DROPOUT_WEYL_STEP, dropoutKey, dropoutScale, dropoutThreshold, FUSED_KERNELS } from '../fused.ts';
+import { DROPOUT_WEYL_STEP, dropoutKey, dropoutScale, dropoutThreshold, FUSED_KERNELS, layerNormInto } from '../fused.ts';
 import { ERF_P, ERF_Q, INV_SQRT_2PI } from './gelu-approximation.ts';
 import type { HeapBackend } from './heap.ts';
 import { simdKernels, sumInBlocks } from './simd/module.ts';
@@ -133,25 +133,6 @@ interface Rows {
   columns: number;
 }
 
-/** TesseraLayerNorm in JavaScript (float64), where the SIMD kernel cannot run: the mean, the variance about it (two passes over a row in cache), then y. */
-function layerNormRows(input: Float32Array, gamma: Float32Array, beta: Float32Array, epsilon: number, y: Float32Array, means: Float32Array, rstds: Float32Array, { rows, columns }: Rows): void {
-  for (let row = 0; row < rows; row++) {
-    const offset = row * columns;
-    let sum = 0;
-    for (let c = 0; c < columns; c++) sum += input[offset + c]!;
-    const mean = sum / columns;
-    let squares = 0;
-    for (let c = 0; c < columns; c++) {
-      const centred = input[offset + c]! - mean;
-      squares += centred * centred;
-    }
-    const rstd = 1 / Math.sqrt(squares / columns + epsilon);
-    for (let c = 0; c < columns; c++) y[offset + c] = (input[offset + c]! - mean) * rstd * gamma[c]! + beta[c]!;
-    means[row] = mean;
-    rstds[row] = rstd;
-  }
-}
-
 /** TesseraLayerNorm: in WebAssembly SIMD where the rows are a multiple of four values long (every model here), else in JavaScript. */
 function layerNorm({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo[] {
   const x = inputs.x as tf.TensorInfo;
@@ -167,7 +148,7 @@ function layerNorm({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; 
   if (simd && shape.columns % 4 === 0) {
     simd.layerNorm(input.byteOffset, y.byteOffset, means.byteOffset, rstds.byteOffset, gamma.byteOffset, beta.byteOffset, shape.rows, shape.columns, epsilon);
   } else {
-    layerNormRows(input, gamma, beta, epsilon, y, means, rstds, shape);
+    layerNormInto(input, gamma, beta, epsilon, { y, mean: means, rstd: rstds });
   }
   return [yInfo, meanInfo, rstdInfo];
 }
