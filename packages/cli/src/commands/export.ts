@@ -39,9 +39,10 @@ export default defineCommand({
     const registries = await context.registries();
     const file = resolve(context.cwd, positionals[0]!);
     const log = (message: string) => void context.stderr.write(`${message}\n`);
-    const built = await buildExperimentModel(file, { set: options.set, seed: options.seed }, 'export', registries);
+    const built = await buildExperimentModel(file, { set: options.set, seed: options.seed }, 'export', registries, async (config) => {
+      await selectBackend((config.backend ?? 'auto') as Parameters<typeof selectBackend>[0], () => {});
+    });
     const { model, config, seed } = built;
-    await selectBackend((config.backend ?? 'auto') as Parameters<typeof selectBackend>[0], () => {});
     const { type, ...params } = config.data;
     const dataset = await registries.datasets.get(type).create(params, { configDir: built.configDir, seed, registries, log, locate: built.locate });
     const out = resolve(context.cwd, options.out);

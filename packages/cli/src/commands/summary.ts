@@ -22,14 +22,25 @@ export function modelInputShape(data: ExperimentConfig['data'], registries: Regi
   return transforms.reduce((shape, { type, ...params }) => registries.transforms.get(type).create(params).outputShape(shape), raw);
 }
 
-/** Loads, validates and builds an experiment's model (initialised with the run seed). */
-export async function buildExperimentModel(file: string, options: { set?: string[]; seed?: string; inputShape?: string }, command: string, registries: Registries) {
+/**
+ * Loads, validates and builds an experiment's model (initialised with the run seed).
+ * `beforeBuild` runs between the two, e.g. to select the config's backend so that the weights
+ * are made where the model will run.
+ */
+export async function buildExperimentModel(
+  file: string,
+  options: { set?: string[]; seed?: string; inputShape?: string },
+  command: string,
+  registries: Registries,
+  beforeBuild?: (config: ExperimentConfig) => Promise<void>,
+) {
   const { loadValidatedExperiment, buildModel } = await import('@tessera/core');
   const loaded = loadValidatedExperiment(file, registries, { overrides: options.set ?? [] });
   const { config } = loaded;
   if (options.seed !== undefined && !/^\d+$/.test(options.seed)) throw new UsageError(`--seed expects a non-negative integer, got "${options.seed}"`, command);
   const seed = options.seed !== undefined ? Number(options.seed) : (config.seed ?? 0);
   const inputShape = parseShape(options.inputShape, command) ?? modelInputShape(config.data, registries);
+  await beforeBuild?.(config);
   const model = buildModel(config.model, {
     registries,
     inputShape,

@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+// The cpu backend these kernels are registered for, without its tfjs-node banner.
+import './quiet-cpu.ts';
 
 /* ------------------------------------------------------------------------------------------- *
  * Fused kernels: one kernel call where the primitives would otherwise run a chain of small     *

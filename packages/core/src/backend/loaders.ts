@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { registerNativeFusedKernels } from './native-kernels.ts';
+import './quiet-cpu.ts';
 import { useFasterWasmKernels } from './wasm/index.ts';
 
 /* ------------------------------------------------------------------------------------------ *
@@ -187,14 +188,12 @@ export const wasmLoader: BackendLoader = {
   },
 };
 
+
 /** Plain JavaScript kernels: always there, and the slowest. */
 export const cpuLoader: BackendLoader = {
   name: 'cpu',
   async load() {
     if (!(await tf.setBackend('cpu'))) return { ok: false, why: "failed to load: the 'cpu' backend did not initialise" };
-    // Its first write prints a banner urging to install tfjs-node; selectBackend has already
-    // tried (and reported on) that, so the banner is only noise.
-    (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
     return { ok: true, detail: { summary: 'JavaScript (tfjs-backend-cpu), 1 thread', tfjsBackend: 'cpu', threads: 1 } };
   },
 };
