@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, dropoutKey, dropoutPairBits, dropoutScale, dropoutThreshold, hasFusedKernel, type BlockEntry } from '@tessera/core';
+import { FUSED_KERNELS, dropoutKeeps, dropoutScale, hasFusedKernel, type BlockEntry } from '@tessera/core';
 import { singleShape, singleTensor, subSeed } from './common.ts';
 
 export interface DropoutArgs {
@@ -17,17 +17,10 @@ export interface DropoutArgs {
  * for the same seed. The fallback where the backend has no fused dropout kernel.
  */
 export function dropoutMask(shape: number[], rate: number, seed: number): tf.Tensor {
-  const size = shape.reduce((a, b) => a * b, 1);
-  const values = new Float32Array(size);
-  const keptValue = dropoutScale(rate);
-  const threshold = dropoutThreshold(rate);
-  const key = dropoutKey(seed);
-  for (let i = 0; i < size; i += 2) {
-    const bits = dropoutPairBits(key, i >>> 1);
-    // (bits - threshold) >>> 31 is 1 exactly when bits < threshold: dropped. No branch (a random one mispredicts).
-    values[i] = keptValue * ((((bits & 0xffff) - threshold) >>> 31) ^ 1);
-    if (i + 1 < size) values[i + 1] = keptValue * ((((bits >>> 16) - threshold) >>> 31) ^ 1);
-  }
+  const keeps = dropoutKeeps(shape.reduce((a, b) => a * b, 1), rate, seed);
+  const scale = dropoutScale(rate);
+  const values = new Float32Array(keeps.length);
+  for (let i = 0; i < keeps.length; i++) values[i] = keeps[i]! * scale;
   return tf.tensor(values, shape, 'float32');
 }
 
