@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Executor, TrialLaunch, TrialSink } from './executor.ts';
 import { bestTrial, runSweep, sweepFingerprint } from './runner.ts';
 import { createSearcher } from './searcher.ts';
@@ -9,6 +9,25 @@ import type { SweepSpec } from './spec.ts';
 import { toOverrides, type Params } from './space.ts';
 import { loadState, newState, saveState, trialId, type SweepState, type Trial, type TrialState } from './state.ts';
 import { TPE_DEFAULTS } from './tpe.ts';
+
+/** Every suggest call the runner makes, with the in-flight params it passed (the constant liar). */
+const suggestCalls = vi.hoisted(() => [] as { index: number; inFlight: unknown[] }[]);
+vi.mock('./searcher.ts', async (importOriginal) => {
+  const original = await importOriginal<typeof import('./searcher.ts')>();
+  return {
+    ...original,
+    createSearcher: (options: Parameters<typeof original.createSearcher>[0]) => {
+      const searcher = original.createSearcher(options);
+      return {
+        ...searcher,
+        suggest: (index: number, observations: Parameters<typeof searcher.suggest>[1], inFlight: Parameters<typeof searcher.suggest>[2] = []) => {
+          suggestCalls.push({ index, inFlight: [...inFlight] });
+          return searcher.suggest(index, observations, inFlight);
+        },
+      };
+    },
+  };
+});
 
 /** A synthetic learning curve: accuracy approaches a ceiling set by the params. */
 function accuracyAt(params: Params, epoch: number): number {
@@ -74,6 +93,7 @@ class FakeExecutor implements Executor {
 let dir: string;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'tessera-sweep-'));
+  suggestCalls.length = 0;
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -159,6 +179,18 @@ describe('runSweep', () => {
     };
     await runSweep(spec({ parallel: 3, maxTrials: 7 }), { executor, statePath: join(dir, 's.json') });
     expect(peak).toBe(3);
+  });
+
+  it('tells the searcher which trials are still running when it asks for the next (TPE\'s constant liar)', async () => {
+    // Nothing progresses until three trials run: trials 1 and 2 are suggested while 0 (and 1) run.
+    const executor: FakeExecutor = new FakeExecutor(2, undefined, () => executor.started.length < 3);
+    const { state } = await runSweep(spec({ method: 'bayes', parallel: 3, maxTrials: 3 }), { executor, statePath: join(dir, 's.json') });
+    const params = state.trials.map((t) => t.params);
+    expect(suggestCalls).toEqual([
+      { index: 0, inFlight: [] },
+      { index: 1, inFlight: [params[0]] },
+      { index: 2, inFlight: [params[0], params[1]] },
+    ]);
   });
 
   it('enumerates a grid once and stops when it is exhausted', async () => {

@@ -137,7 +137,8 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
     if (pending) return pending;
     const index = state.trials.length;
     if (index >= limit) return null;
-    const params = searcher.suggest(index, observations());
+    const inFlight = state.trials.filter((t) => t.state === 'RUNNING' || t.state === 'PENDING').map((t) => t.params);
+    const params = searcher.suggest(index, observations(), inFlight);
     if (!params) return null;
     const trial: Trial = {
       id: trialId(index),

@@ -117,6 +117,42 @@ describe('bayes (TPE)', () => {
     expect(tpe).toBeGreaterThan(0.98);
   });
 
+  it('counts trials still running as the worst so far (constant liar): parallel batches spread out', () => {
+    // Batches of 4 suggested from the same finished trials, as 4 workers would ask; the spread of
+    // a batch is the range of its learning rates in decades (mean over 8 seeds, after startup).
+    const run = (seed: number, liar: boolean) => {
+      const s = createSearcher({ method: 'bayes', parameters: toySpace, seed, goal: 'maximize', startupTrials: 10 });
+      const history: Observation[] = [];
+      let spread = 0;
+      let batches = 0;
+      for (let i = 0; i < 40; i += 4) {
+        const batch: Params[] = [];
+        for (let j = 0; j < 4; j++) batch.push(s.suggest(i + j, history, liar ? batch : [])!);
+        if (i >= 12) {
+          const decades = batch.map((p) => Math.log10(p.lr as number));
+          spread += Math.max(...decades) - Math.min(...decades);
+          batches++;
+        }
+        for (const params of batch) history.push({ params, value: toyAccuracy(params) });
+      }
+      return { spread: spread / batches, best: Math.max(...history.map((h) => h.value)) };
+    };
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const seeds = [1, 2, 3, 4, 5, 6, 7, 8];
+    const honest = seeds.map((seed) => run(seed, false));
+    const liar = seeds.map((seed) => run(seed, true));
+    expect(mean(liar.map((r) => r.spread))).toBeGreaterThan(1.3 * mean(honest.map((r) => r.spread)));
+    // Spreading out costs nothing on this objective.
+    expect(mean(liar.map((r) => r.best))).toBeGreaterThanOrEqual(mean(honest.map((r) => r.best)) - 0.002);
+    // No trial in flight: the same suggestion as before the liar existed.
+    const s = createSearcher({ method: 'bayes', parameters: toySpace, seed: 3, goal: 'maximize', startupTrials: 10 });
+    const history = Array.from({ length: 12 }, (_, i) => {
+      const params = s.suggest(i, [])!;
+      return { params, value: toyAccuracy(params) };
+    });
+    expect(s.suggest(12, history, [])).toEqual(s.suggest(12, history));
+  });
+
   it('minimizing a loss makes exactly the choices that maximizing its negation does', () => {
     for (const seed of [11, 12]) {
       const up = createSearcher({ method: 'bayes', parameters: toySpace, seed, goal: 'maximize', startupTrials: 10 });

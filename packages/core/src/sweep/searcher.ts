@@ -21,8 +21,11 @@ export interface Searcher {
   readonly method: SearchMethod;
   /** The most trials this method can create (the grid size; Infinity for random and bayes). */
   readonly capacity: number;
-  /** Params for trial `index`, or null when the search space is exhausted. */
-  suggest(index: number, observations: readonly Observation[]): Params | null;
+  /**
+   * Params for trial `index`, or null when the search space is exhausted. `inFlight`: the params
+   * of trials started (or about to be) whose objective is not known yet, with `parallel` > 1.
+   */
+  suggest(index: number, observations: readonly Observation[], inFlight?: readonly Params[]): Params | null;
 }
 
 export interface SearcherOptions {
@@ -54,13 +57,18 @@ export function createSearcher(options: SearcherOptions): Searcher {
       return {
         method: 'bayes',
         capacity: Infinity,
-        suggest(index, observations) {
+        suggest(index, observations, inFlight = []) {
           // The startup trials are exactly the random searcher's draws, so a bayes sweep and a
           // random sweep with the same seed begin identically.
           const usable = observations.filter((o) => Number.isFinite(o.value));
           if (index < startup || usable.length < startup) return randomDraw(index);
           const losses = usable.map((o) => ({ params: o.params, loss: sign * o.value }));
-          return tpeSuggest(parameters, losses, rngFor(seed, index, TPE_STREAM), tpe);
+          // The "constant liar" (Ginsbourger et al. 2010; Optuna's constant_liar): a trial still
+          // running counts as if it had scored the worst loss so far, so parallel workers are not
+          // all sent to the same promising spot; the lie goes once the real value is known.
+          const worst = Math.max(...losses.map((l) => l.loss));
+          const lies = inFlight.map((params) => ({ params, loss: worst }));
+          return tpeSuggest(parameters, [...losses, ...lies], rngFor(seed, index, TPE_STREAM), tpe);
         },
       };
     }
