@@ -35,7 +35,7 @@ describe('backend loaders', () => {
     if (!result.ok) throw new Error(result.why);
     expect(tf.getBackend()).toBe('wasm');
     expect(result.detail).toMatchObject({ tfjsBackend: 'wasm', simd: true, threads: 1 });
-    expect(result.detail.summary).toBe('WebAssembly (XNNPACK), SIMD, 1 thread');
+    expect(result.detail.summary).toBe('WebAssembly (XNNPACK), SIMD, 1 thread, fused kernels');
     expect(multiply()).toEqual(product);
     const gradient = tf.tidy(() => tf.grad((x: tf.Tensor) => x.square().sum())(tf.tensor1d([1, 2, 3])).arraySync());
     expect(gradient).toEqual([2, 4, 6]);

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { FUSED_KERNELS } from './fused.ts';
 import { registerNativeFusedKernels } from './native-kernels.ts';
 import './quiet-cpu.ts';
 import { useFasterWasmKernels } from './wasm/index.ts';
@@ -176,7 +177,7 @@ export const wasmLoader: BackendLoader = {
       return {
         ok: true,
         detail: {
-          summary: `WebAssembly (XNNPACK), ${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}`,
+          summary: `WebAssembly (XNNPACK), ${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}, ${fusedKernelsSummary('wasm')}`,
           tfjsBackend: 'wasm',
           threads,
           simd,
@@ -188,6 +189,14 @@ export const wasmLoader: BackendLoader = {
   },
 };
 
+
+/** Which of the fused kernels (fused.ts) the backend has: "fused kernels" when all, else which. */
+function fusedKernelsSummary(backend: string): string {
+  const names = Object.values(FUSED_KERNELS);
+  const present = names.filter((name) => tf.getKernel(name, backend) !== undefined);
+  if (present.length === names.length) return 'fused kernels';
+  return present.length === 0 ? 'no fused kernels' : `fused kernels: ${present.map((name) => name.replace(/^Tessera/, '')).join(', ')}`;
+}
 
 /** Plain JavaScript kernels: always there, and the slowest. */
 export const cpuLoader: BackendLoader = {
