@@ -20,12 +20,19 @@ beforeAll(async () => {
 function composite<T>(fn: () => T): T {
   const saved = Object.values(FUSED_KERNELS).map((name) => tf.getKernel(name, 'cpu')!);
   saved.forEach((config) => tf.unregisterKernel(config.kernelName, 'cpu'));
+  const restore = () => saved.forEach((config) => tf.registerKernel(config));
+  let result: T;
   try {
     expect(hasFusedKernel(FUSED_KERNELS.geluExact)).toBe(false);
-    return fn();
-  } finally {
-    saved.forEach((config) => tf.registerKernel(config));
+    result = fn();
+  } catch (error) {
+    restore();
+    throw error;
   }
+  // An asynchronous fn (a profile) keeps the composite path until it settles.
+  if (result instanceof Promise) return result.finally(restore) as T;
+  restore();
+  return result;
 }
 
 /** The value and the gradients (w.r.t. every argument) of sum(f(args) * w). */
@@ -36,29 +43,42 @@ function valueAndGrads(f: (...args: tf.Tensor[]) => tf.Tensor, args: tf.Tensor[]
   });
 }
 
+/** The kernels one call runs (forward and backward), by name. */
+async function kernelsOf(f: () => unknown): Promise<string[]> {
+  return (await tf.profile(() => void f())).kernelNames;
+}
+
 function expectClose(a: number[][], b: number[][], tolerance: number): void {
   expect(a.length).toBe(b.length);
   a.forEach((values, i) => values.forEach((v, j) => expect(Math.abs(v - b[i]![j]!)).toBeLessThan(tolerance * (1 + Math.abs(b[i]![j]!)))));
 }
 
 describe('fused and composite paths agree', () => {
-  it('exact GELU: values and gradient, tails included', () => {
+  it('exact GELU: values and gradient, tails included', async () => {
     const x = tf.tensor1d([-9, -5, -3, -1.2, -0.3, 0, 0.4, 1, 2.5, 6, 11]);
     const w = tf.randomNormal([11], 0, 1, 'float32', 3);
     expect(hasFusedKernel(FUSED_KERNELS.geluExact)).toBe(true);
     expectClose(valueAndGrads(geluExact, [x], w), composite(() => valueAndGrads(geluExact, [x], w)), 2e-6);
+    // Each path is the one it claims to be: the fused kernel, else Erf and friends.
+    expect(await kernelsOf(() => valueAndGrads(geluExact, [x], w))).toContain(FUSED_KERNELS.geluExact);
+    const fallback = await composite(() => kernelsOf(() => valueAndGrads(geluExact, [x], w)));
+    expect(fallback).toContain('Erf');
+    expect(fallback).not.toContain(FUSED_KERNELS.geluExact);
   });
 
-  it('layer norm over the last axis: values and the gradients of x, gamma and beta', () => {
+  it('layer norm over the last axis: values and the gradients of x, gamma and beta', async () => {
     const x = tf.randomNormal([2, 3, 16], 0.5, 2, 'float32', 1);
     const gamma = tf.randomNormal([16], 1, 0.3, 'float32', 2);
     const beta = tf.randomNormal([16], 0, 0.3, 'float32', 3);
     const w = tf.randomNormal([2, 3, 16], 0, 1, 'float32', 4);
     const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => layerNorm(a, g, b, 2, 1e-6);
     expectClose(valueAndGrads(f, [x, gamma, beta], w), composite(() => valueAndGrads(f, [x, gamma, beta], w)), 1e-5);
+    const fused = await kernelsOf(() => valueAndGrads(f, [x, gamma, beta], w));
+    expect(fused).toEqual(expect.arrayContaining([FUSED_KERNELS.layerNorm, FUSED_KERNELS.layerNormGrad]));
+    expect(fused).not.toContain('Rsqrt');
   });
 
-  it('dropout: the same mask from the same seed, applied forward and backward', () => {
+  it('dropout: the same mask from the same seed, applied forward and backward', async () => {
     const layer = new Dropout({ rate: 0.3, seed: 5 });
     const x = tf.randomNormal([4, 33], 0, 1, 'float32', 6);
     const run = () => {
@@ -74,6 +94,7 @@ describe('fused and composite paths agree', () => {
     };
     const fused = run();
     expect(composite(run)).toEqual(fused);
+    expect(await kernelsOf(run)).toContain(FUSED_KERNELS.dropout);
     // The gradient is the mask: dropoutKeeps' pattern for the seed the layer derived from its own
     // seed and the Math.random draw, scaled by float32(1 / 0.7).
     const seed = subSeed(5, Math.floor(0.25 * 2147483647));
