@@ -1,5 +1,10 @@
 // The client against a fake server that replays answers recorded from a real MLflow 3.17.2
 // (recorded-responses.ts): error codes, retries, run-creation recovery, chunking, secrets.
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CREATE_REQUEST_ID_TAG, MlflowClient, type MlflowClientOptions } from './client.ts';
@@ -404,5 +409,113 @@ describe('artifacts', () => {
     const { client } = clientFor(fake);
     expect((await mlflowErrorFrom(client.downloadArtifact(RUN_ID, 'a/../../x'))).message).toContain('".." segments');
     expect((await mlflowErrorFrom(client.uploadArtifact(RUN_ID, '', 'x'))).message).toContain('needs a path');
+  });
+
+  describe('files', () => {
+    const ARTIFACT = `/api/2.0/mlflow-artifacts/artifacts/1/${RUN_ID}/artifacts/ckpt/model.bin`;
+    const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+    let scratch: string | undefined;
+    afterEach(async () => {
+      if (scratch) await rm(scratch, { recursive: true, force: true });
+      scratch = undefined;
+    });
+
+    it('uploads a file with its Content-Length and resends the whole file after a 503', async () => {
+      scratch = await mkdtemp(join(tmpdir(), 'mlflow-files-'));
+      const content = randomBytes(3 * 1024 * 1024 + 17);
+      const local = join(scratch, 'model.bin');
+      await writeFile(local, content);
+      fake = await startFakeMlflow({
+        [`GET ${API}/runs/get`]: recorded.runCreated,
+        [`PUT ${ARTIFACT}`]: [{ status: 503, text: '<html>Service Unavailable</html>' }, recorded.empty],
+      });
+      const { client, retries } = clientFor(fake);
+      await client.uploadFile(RUN_ID, local, 'ckpt/model.bin');
+      const puts = fake.requestsTo(`PUT ${ARTIFACT}`);
+      expect(puts).toHaveLength(2);
+      for (const put of puts) {
+        expect(put.headers['content-length']).toBe(String(content.length));
+        expect(put.headers['transfer-encoding']).toBeUndefined();
+        expect(put.headers['content-type']).toBe('application/octet-stream');
+        expect(sha256(put.body)).toBe(sha256(content));
+      }
+      expect(retries.map((r) => [r.endpoint, r.error.status])).toEqual([[`PUT ${ARTIFACT}`, 503]]);
+    });
+
+    it('says which local file is missing, before sending anything', async () => {
+      scratch = await mkdtemp(join(tmpdir(), 'mlflow-files-'));
+      fake = await startFakeMlflow({ [`GET ${API}/runs/get`]: recorded.runCreated });
+      const { client } = clientFor(fake);
+      await expect(client.uploadFile(RUN_ID, '/nonexistent/model.bin', 'ckpt/model.bin')).rejects.toThrow(/ENOENT.*\/nonexistent\/model\.bin/);
+      await expect(client.uploadFile(RUN_ID, scratch, 'ckpt/model.bin')).rejects.toThrow(`cannot upload ${scratch}: not a file`);
+      expect(fake.requests.filter((r) => r.method === 'PUT')).toHaveLength(0);
+    });
+
+    it('stops, without retrying, when the file changes during the upload', async () => {
+      scratch = await mkdtemp(join(tmpdir(), 'mlflow-files-'));
+      const local = join(scratch, 'model.bin');
+      await writeFile(local, randomBytes(1024 * 1024));
+      fake = await startFakeMlflow({
+        // The file is opened before the run's artifact root is looked up: shrink it in between.
+        [`GET ${API}/runs/get`]: () => {
+          writeFileSync(local, 'short');
+          return recorded.runCreated;
+        },
+        [`PUT ${ARTIFACT}`]: recorded.empty,
+      });
+      const { client, retries } = clientFor(fake);
+      const error = await mlflowErrorFrom(client.uploadFile(RUN_ID, local, 'ckpt/model.bin'));
+      expect([error.errorCode, error.attempts, error.endpoint]).toEqual(['LOCAL_FILE_ERROR', 1, `PUT ${ARTIFACT}`]);
+      expect(error.message).toContain('changed or was removed during the upload');
+      expect(retries).toEqual([]);
+    });
+
+    it('refuses, without retrying, to follow a redirect with a file (it would have to buffer it)', async () => {
+      scratch = await mkdtemp(join(tmpdir(), 'mlflow-files-'));
+      const local = join(scratch, 'model.bin');
+      await writeFile(local, 'weights');
+      fake = await startFakeMlflow({
+        [`GET ${API}/runs/get`]: recorded.runCreated,
+        [`PUT ${ARTIFACT}`]: { status: 307, headers: { location: 'https://elsewhere.example/upload' } },
+      });
+      const { client } = clientFor(fake);
+      const error = await mlflowErrorFrom(client.uploadFile(RUN_ID, local, 'ckpt/model.bin'));
+      expect([error.errorCode, error.attempts]).toEqual(['BAD_RESPONSE', 1]);
+      expect(error.message).toContain('answered with a redirect');
+    });
+
+    it('downloads to a file; a connection dropped mid-body is retried from the start', async () => {
+      scratch = await mkdtemp(join(tmpdir(), 'mlflow-files-'));
+      const content = randomBytes(2 * 1024 * 1024 + 5);
+      fake = await startFakeMlflow({
+        [`GET ${API}/runs/get`]: recorded.runCreated,
+        [`GET ${ARTIFACT}`]: [{ bytes: content, cutAfter: 1024 * 1024 }, { bytes: content }],
+      });
+      const { client, retries } = clientFor(fake);
+      const target = join(scratch, 'out', 'model.bin');
+      await client.downloadFile(RUN_ID, 'ckpt/model.bin', target);
+      expect(sha256(await readFile(target))).toBe(sha256(content));
+      expect(retries.map((r) => r.error.errorCode)).toEqual(['NETWORK_ERROR']);
+      expect(await readdir(join(scratch, 'out'))).toEqual(['model.bin']);
+    });
+
+    it.each([
+      ['a server error', { status: 500, json: { error_code: 'INTERNAL_ERROR', message: 'boom' } }, 'INTERNAL_ERROR'],
+      ['a body cut short', { bytes: new Uint8Array(4096).fill(7), cutAfter: 1000 }, 'NETWORK_ERROR'],
+    ] as const)('a failed download (%s) leaves no file, and an older file at the path untouched', async (_, answer, code) => {
+      scratch = await mkdtemp(join(tmpdir(), 'mlflow-files-'));
+      fake = await startFakeMlflow({ [`GET ${API}/runs/get`]: recorded.runCreated, [`GET ${ARTIFACT}`]: answer });
+      const { client } = clientFor(fake, { retry: { maxRetries: 1 } });
+      const fresh = join(scratch, 'new', 'model.bin');
+      const error = await mlflowErrorFrom(client.downloadFile(RUN_ID, 'ckpt/model.bin', fresh));
+      expect([error.errorCode, error.attempts]).toEqual([code, 2]);
+      expect(await readdir(join(scratch, 'new'))).toEqual([]);
+
+      const existing = join(scratch, 'model.bin');
+      await writeFile(existing, 'the previous checkpoint');
+      await mlflowErrorFrom(client.downloadFile(RUN_ID, 'ckpt/model.bin', existing));
+      expect(await readFile(existing, 'utf8')).toBe('the previous checkpoint');
+      expect((await readdir(scratch)).sort()).toEqual(['model.bin', 'new']);
+    });
   });
 });

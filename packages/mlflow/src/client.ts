@@ -3,8 +3,9 @@
  * what is being tracked: callers pass experiments, runs, metrics, params, tags and files.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { openAsBlob } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { inspect } from 'node:util';
 import { ARTIFACTS_API, artifactUrlPath, normalizeArtifactPath, resolveArtifactRoot, type ArtifactLocation } from './artifacts.ts';
 import { chunkLogBatch, toWireMetric, type MetricInput, type WireKeyValue } from './batching.ts';
@@ -420,20 +421,28 @@ export class MlflowClient {
 
   /** Uploads bytes (or text, as UTF-8) to `path` under the run's artifact root. */
   async uploadArtifact(runId: string, path: string, content: Uint8Array | string, options?: RequestOptions): Promise<void> {
+    await this.#putArtifact(runId, path, typeof content === 'string' ? new TextEncoder().encode(content) : content, options);
+  }
+
+  /**
+   * Uploads a local file, streamed from disk (memory use does not grow with its size). A retried
+   * attempt sends the whole file again. The per-attempt timeout covers the whole transfer.
+   */
+  async uploadFile(runId: string, localPath: string, artifactPath: string, options?: RequestOptions): Promise<void> {
+    await this.#putArtifact(runId, artifactPath, await openFileAsBlob(localPath), options);
+  }
+
+  async #putArtifact(runId: string, path: string, body: Uint8Array | Blob, options?: RequestOptions): Promise<void> {
     const location = await this.#artifactLocation(runId, options);
     const relative = normalizeArtifactPath(path, { allowRoot: false });
     await this.#http.request({
       method: 'PUT',
       baseUrl: location.baseUrl,
       path: artifactUrlPath(location, relative),
-      body: typeof content === 'string' ? new TextEncoder().encode(content) : content,
+      body,
       retry: 'idempotent',
       ...requestOptions(options),
     });
-  }
-
-  async uploadFile(runId: string, localPath: string, artifactPath: string, options?: RequestOptions): Promise<void> {
-    await this.uploadArtifact(runId, artifactPath, await readFile(localPath), options);
   }
 
   /** The entries directly under `path` ('' = the root); paths are relative to the run's root. */
@@ -455,23 +464,39 @@ export class MlflowClient {
     }));
   }
 
+  /** The artifact's bytes, in memory: for small files (see downloadFile). */
   async downloadArtifact(runId: string, path: string, options?: RequestOptions): Promise<Uint8Array> {
+    return this.#getArtifact<Uint8Array>(runId, path, 'bytes', options);
+  }
+
+  /**
+   * Streams an artifact to `localPath` (parent folders are created). It is written to a temp file
+   * beside it and renamed at the end, so `localPath` appears only complete, and a failed download
+   * leaves no file behind.
+   */
+  async downloadFile(runId: string, path: string, localPath: string, options?: RequestOptions): Promise<void> {
+    await mkdir(dirname(localPath), { recursive: true });
+    const partial = join(dirname(localPath), `.${basename(localPath)}.${randomUUID().slice(0, 8)}.partial`);
+    try {
+      await this.#getArtifact(runId, path, { file: partial }, options);
+      await rename(partial, localPath);
+    } catch (error) {
+      await rm(partial, { force: true });
+      throw error;
+    }
+  }
+
+  async #getArtifact<T>(runId: string, path: string, response: 'bytes' | { file: string }, options?: RequestOptions): Promise<T> {
     const location = await this.#artifactLocation(runId, options);
     const relative = normalizeArtifactPath(path, { allowRoot: false });
-    return this.#http.request<Uint8Array>({
+    return this.#http.request<T>({
       method: 'GET',
       baseUrl: location.baseUrl,
       path: artifactUrlPath(location, relative),
       retry: 'idempotent',
-      response: 'bytes',
+      response,
       ...requestOptions(options),
     });
-  }
-
-  async downloadFile(runId: string, path: string, localPath: string, options?: RequestOptions): Promise<void> {
-    const bytes = await this.downloadArtifact(runId, path, options);
-    await mkdir(dirname(localPath), { recursive: true });
-    await writeFile(localPath, bytes);
   }
 
   async #artifactLocation(runId: string, options?: RequestOptions): Promise<ArtifactLocation> {
@@ -493,6 +518,17 @@ export class MlflowClient {
   /** POSTs here are all reads or idempotent writes; creations call the transport themselves. */
   #post<T = Json>(endpoint: string, json: unknown, options?: RequestOptions): Promise<T> {
     return this.#http.request<T>({ method: 'POST', path: `${API}${endpoint}`, json, retry: 'idempotent', ...requestOptions(options) });
+  }
+}
+
+/** A Blob backed by the file, read only as it is sent; errors name the path (openAsBlob's do not). */
+async function openFileAsBlob(localPath: string): Promise<Blob> {
+  const info = await stat(localPath);
+  if (!info.isFile()) throw new Error(`cannot upload ${localPath}: not a file`);
+  try {
+    return await openAsBlob(localPath);
+  } catch (cause) {
+    throw new Error(`cannot upload ${localPath}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
 }
 

@@ -18,7 +18,9 @@ export type ClientErrorCode =
   | 'REQUEST_LIMIT_EXCEEDED'
   | 'TEMPORARILY_UNAVAILABLE'
   | 'INTERNAL_ERROR'
-  | 'BAD_RESPONSE';
+  | 'BAD_RESPONSE'
+  /** The local file an artifact is streamed from or to could not be read or written (not retried). */
+  | 'LOCAL_FILE_ERROR';
 
 export interface MlflowErrorInit {
   message: string;

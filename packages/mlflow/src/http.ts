@@ -3,6 +3,7 @@
  * exponential backoff and jitter only when that is safe, and every failure turned into an
  * MlflowError that names the endpoint but carries no credential.
  */
+import { open } from 'node:fs/promises';
 import type { Credentials } from './config.ts';
 import { MlflowError } from './errors.ts';
 
@@ -52,10 +53,18 @@ export interface RequestSpec<T> {
   path: string;
   query?: Record<string, string | number | undefined>;
   json?: unknown;
-  body?: Uint8Array;
+  /**
+   * Bytes, or a Blob such as `fs.openAsBlob(path)`: a file-backed Blob is streamed from disk
+   * with its Content-Length, and every attempt sends it again from the start.
+   */
+  body?: Uint8Array | Blob;
   retry: RetryMode;
   recover?: (error: MlflowError) => Promise<T | undefined>;
-  response?: 'json' | 'bytes';
+  /**
+   * How a successful answer is returned: parsed JSON (default), the bytes, or `{ file }`: streamed
+   * into that file (created or truncated by each attempt; the caller removes it after a failure).
+   */
+  response?: 'json' | 'bytes' | { file: string };
   timeoutMs?: number;
   signal?: AbortSignal;
   /** Overrides the base URL (artifact URIs may name another host). */
@@ -126,7 +135,7 @@ export class HttpTransport {
     }
     const headers: Record<string, string> = { 'User-Agent': 'tessera-mlflow-client' };
     if (this.#credentials) headers.Authorization = this.#credentials.authorizationHeader();
-    let body: string | Uint8Array | undefined;
+    let body: string | Uint8Array | Blob | undefined;
     if (spec.json !== undefined) {
       headers['Content-Type'] = 'application/json';
       body = JSON.stringify(spec.json);
@@ -140,24 +149,42 @@ export class HttpTransport {
     const fail = (init: { message: string; errorCode: string; status?: number; retryAfterMs?: number; cause?: unknown }) =>
       new MlflowError({ ...init, message: `MLflow ${endpoint}: ${init.message}`, endpoint, attempts: attempt });
 
-    let response: Response;
-    let payload: Uint8Array;
-    try {
-      response = await this.#fetch(url, { method: spec.method, headers, body, signal });
-      payload = new Uint8Array(await response.arrayBuffer());
-    } catch (cause) {
-      if (spec.signal?.aborted) throw fail({ message: 'aborted by the caller', errorCode: 'ABORTED' });
-      if (timeout.aborted) {
-        throw fail({ message: `no answer within ${timeoutMs} ms (${this.baseUrl})`, errorCode: 'TIMEOUT' });
+    const transferFailure = (cause: unknown): unknown => {
+      if (cause instanceof LocalWriteError) return fail({ message: cause.message, errorCode: 'LOCAL_FILE_ERROR', cause: cause.cause });
+      const inner = (cause as { cause?: unknown } | undefined)?.cause;
+      if (body instanceof Blob && inner instanceof Error) {
+        // A file-backed Blob cannot be read once its file changed after it was opened.
+        if (inner.name === 'NotReadableError') {
+          const message = 'the file being uploaded could not be read to the end: it changed or was removed during the upload';
+          return fail({ message, errorCode: 'LOCAL_FILE_ERROR', cause });
+        }
+        if (inner.message === 'unexpected redirect') {
+          const message = `the server answered with a redirect, which a file upload does not follow; use the address it redirects to instead of ${this.baseUrl}`;
+          return fail({ message, errorCode: 'BAD_RESPONSE', cause });
+        }
       }
-      throw fail({
-        message: `cannot reach ${this.baseUrl}: ${describeNetworkError(cause)}`,
-        errorCode: 'NETWORK_ERROR',
-        cause,
-      });
+      if (spec.signal?.aborted) return fail({ message: 'aborted by the caller', errorCode: 'ABORTED' });
+      if (timeout.aborted) return fail({ message: `no answer within ${timeoutMs} ms (${this.baseUrl})`, errorCode: 'TIMEOUT' });
+      return fail({ message: `cannot reach ${this.baseUrl}: ${describeNetworkError(cause)}`, errorCode: 'NETWORK_ERROR', cause });
+    };
+    // fetch clones a request that may follow a redirect or answer an auth challenge, and the clone
+    // tees the body: the branch never sent keeps every chunk, so a streamed file would end up in
+    // memory whole. Without a window and with redirects refused, undici sends the body untee'd.
+    const streamedBody = body instanceof Blob ? { window: null, redirect: 'error' as const } : {};
+    const toFile = typeof spec.response === 'object' ? spec.response.file : undefined;
+
+    let response: Response;
+    let payload: Uint8Array | undefined;
+    try {
+      response = await this.#fetch(url, { method: spec.method, headers, body, signal, ...streamedBody });
+      if (toFile !== undefined && response.ok) await saveBody(response, toFile);
+      else payload = new Uint8Array(await response.arrayBuffer());
+    } catch (cause) {
+      throw transferFailure(cause);
     }
 
     if (response.ok) {
+      if (payload === undefined) return undefined;
       if (spec.response === 'bytes') return payload;
       const text = new TextDecoder().decode(payload);
       if (text.trim() === '') return {};
@@ -168,7 +195,7 @@ export class HttpTransport {
       }
     }
 
-    const text = new TextDecoder().decode(payload);
+    const text = new TextDecoder().decode(payload ?? new Uint8Array());
     const parsed = parseErrorBody(text);
     const errorCode = parsed?.errorCode ?? codeForStatus(response.status);
     let message = `${response.status} ${errorCode}: ${parsed?.message ?? (snippet(text) || response.statusText)}`;
@@ -179,6 +206,36 @@ export class HttpTransport {
     }
     const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
     throw fail({ message, errorCode, status: response.status, retryAfterMs });
+  }
+}
+
+/** A failure to write the local file: not the server's fault, so never retried. */
+class LocalWriteError extends Error {
+  constructor(file: string, cause: unknown) {
+    super(`cannot write ${file}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'LocalWriteError';
+  }
+}
+
+/** Writes the answer's body to `file` chunk by chunk as it arrives. */
+async function saveBody(response: Response, file: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(file, 'w');
+  } catch (cause) {
+    throw new LocalWriteError(file, cause);
+  }
+  try {
+    if (response.body === null) return;
+    for await (const chunk of response.body) {
+      try {
+        await handle.write(chunk);
+      } catch (cause) {
+        throw new LocalWriteError(file, cause);
+      }
+    }
+  } finally {
+    await handle.close();
   }
 }
 

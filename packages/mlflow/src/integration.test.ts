@@ -1,16 +1,69 @@
 // The client against a REAL `mlflow server` (sqlite store, --serve-artifacts, temp folder).
 // Needs mlflow: `bash scripts/setup-mlflow.sh`. Skipped with a message locally without it;
 // under CI=true a missing mlflow fails (locateMlflowForTests throws).
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CREATE_REQUEST_ID_TAG, MlflowClient } from './client.ts';
 import { locateMlflowForTests, startMlflowServer, type MlflowServerHandle, mlflowErrorFrom } from './testing.ts';
 
 const mlflow = locateMlflowForTests();
 const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
+
+/** Writes `size` random bytes in 1 MiB pieces and returns their sha256. */
+async function writeRandomFile(path: string, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  const handle = await open(path, 'w');
+  try {
+    for (let written = 0; written < size; written += 1 << 20) {
+      const piece = randomBytes(Math.min(1 << 20, size - written));
+      hash.update(piece);
+      await handle.write(piece);
+    }
+  } finally {
+    await handle.close();
+  }
+  return hash.digest('hex');
+}
+
+async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/**
+ * The most that ArrayBuffer + external memory (where file chunks live) rose above its level before
+ * `work`. Collecting garbage before every sample counts what is held, not chunks already let go.
+ */
+async function peakBufferGrowth(work: () => Promise<void>): Promise<number> {
+  // V8 frees collected ArrayBuffers on a background thread and only then lowers the count, which
+  // lags by megabytes while a download allocates chunks at network speed: sweep synchronously.
+  setFlagsFromString('--no-concurrent-array-buffer-sweeping');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const held = () => {
+    gc();
+    const usage = process.memoryUsage();
+    return usage.arrayBuffers + usage.external;
+  };
+  const before = held();
+  let peak = before;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, held());
+  }, 20);
+  try {
+    await work();
+  } finally {
+    clearInterval(sampler);
+  }
+  return Math.max(peak, held()) - before;
+}
 
 describe.skipIf(!mlflow.binary)('against a real mlflow server', () => {
   let server: MlflowServerHandle;
@@ -190,5 +243,33 @@ describe.skipIf(!mlflow.binary)('against a real mlflow server', () => {
     const error = await mlflowErrorFrom(client.uploadArtifact(info.runId, 'a.txt', 'x'));
     expect(error.errorCode).toBe('UNSUPPORTED_ARTIFACT_URI');
     expect(error.message).toContain(`stores its artifacts at "${info.artifactUri}"`);
+  });
+
+  it('streams a 64 MiB file up and down byte-identical, holding far less than the file in memory', async () => {
+    const size = 64 * 1024 * 1024;
+    const { info } = await client.createRun({ experimentId });
+    const local = join(scratch, 'checkpoint.bin');
+    const sha = await writeRandomFile(local, size);
+
+    const uploadGrowth = await peakBufferGrowth(() => client.uploadFile(info.runId, local, 'ckpt/checkpoint.bin'));
+    expect(await client.listArtifacts(info.runId, 'ckpt')).toEqual([{ path: 'ckpt/checkpoint.bin', isDir: false, fileSize: size }]);
+    expect(await sha256OfFile(join(server.artifactsDir, experimentId, info.runId, 'artifacts', 'ckpt', 'checkpoint.bin'))).toBe(sha);
+
+    const downloaded = join(scratch, 'down', 'checkpoint.bin');
+    const downloadGrowth = await peakBufferGrowth(() => client.downloadFile(info.runId, 'ckpt/checkpoint.bin', downloaded));
+    expect(await sha256OfFile(downloaded)).toBe(sha);
+    expect(await readdir(join(scratch, 'down'))).toEqual(['checkpoint.bin']);
+
+    expect(uploadGrowth).toBeLessThan(16 * 1024 * 1024);
+    expect(downloadGrowth).toBeLessThan(16 * 1024 * 1024);
+    console.log(`64 MiB artifact: buffers grew ${(uploadGrowth / 2 ** 20).toFixed(1)} MiB uploading, ${(downloadGrowth / 2 ** 20).toFixed(1)} MiB downloading`);
+  }, 120_000);
+
+  it('a download of an artifact that does not exist leaves no file', async () => {
+    const { info } = await client.createRun({ experimentId });
+    const target = join(scratch, 'missing', 'nope.bin');
+    const error = await mlflowErrorFrom(client.downloadFile(info.runId, 'nope.bin', target));
+    expect([error.status, error.errorCode]).toEqual([404, 'RESOURCE_DOES_NOT_EXIST']);
+    expect(await readdir(join(scratch, 'missing'))).toEqual([]);
   });
 });

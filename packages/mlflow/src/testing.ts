@@ -283,6 +283,10 @@ export interface FakeResponse {
   json?: unknown;
   /** Sent as is (e.g. an HTML error page). */
   text?: string;
+  /** Sent as is, as application/octet-stream (an artifact). */
+  bytes?: Uint8Array;
+  /** Announce the whole body's Content-Length, send only this many bytes, then drop the connection. */
+  cutAfter?: number;
   headers?: Record<string, string>;
   /** Wait this long before answering (to trigger client timeouts). */
   delayMs?: number;
@@ -349,12 +353,14 @@ export async function startFakeMlflow(routes: Record<string, FakeHandler> = {}):
           req.socket.destroy();
           return;
         }
-        const payload = answer.text ?? JSON.stringify(answer.json ?? {});
-        res.writeHead(answer.status ?? 200, {
-          'Content-Type': answer.text === undefined ? 'application/json' : 'text/html; charset=utf-8',
-          ...answer.headers,
-        });
-        res.end(payload);
+        const payload = answer.bytes ?? Buffer.from(answer.text ?? JSON.stringify(answer.json ?? {}));
+        const type = answer.bytes ? 'application/octet-stream' : answer.text === undefined ? 'application/json' : 'text/html; charset=utf-8';
+        res.writeHead(answer.status ?? 200, { 'Content-Type': type, 'Content-Length': String(payload.length), ...answer.headers });
+        if (answer.cutAfter === undefined) {
+          res.end(payload);
+          return;
+        }
+        res.write(payload.subarray(0, answer.cutAfter), () => req.socket.destroy());
       };
       if (answer.delayMs) setTimeout(send, answer.delayMs);
       else send();
