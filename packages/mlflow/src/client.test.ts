@@ -499,6 +499,51 @@ describe('artifacts', () => {
       expect(await readdir(join(scratch, 'out'))).toEqual(['model.bin']);
     });
 
+    it('limits a file transfer by silence, not by its length: slow is fine, stalled is a TIMEOUT', async () => {
+      scratch = await mkdtemp(join(tmpdir(), 'mlflow-files-'));
+      const content = randomBytes(8 * 1024);
+      fake = await startFakeMlflow({
+        [`GET ${API}/runs/get`]: recorded.runCreated,
+        // 8 pieces 60 ms apart: 420 ms in all, against a 200 ms timeout.
+        [`GET ${ARTIFACT}`]: [{ bytes: content, pace: { bytes: 1024, everyMs: 60 } }, { bytes: content, pace: { bytes: 1024, everyMs: 1000 } }],
+      });
+      const { client } = clientFor(fake, { timeoutMs: 200, retry: { maxRetries: 0 } });
+      const target = join(scratch, 'model.bin');
+      await client.downloadFile(RUN_ID, 'ckpt/model.bin', target);
+      expect((await readFile(target)).equals(content)).toBe(true);
+
+      const stalled = await mlflowErrorFrom(client.downloadFile(RUN_ID, 'ckpt/model.bin', join(scratch, 'stalled.bin')));
+      expect([stalled.errorCode, stalled.transient]).toEqual(['TIMEOUT', true]);
+      expect(stalled.message).toContain('no progress for 200 ms');
+      expect((await readdir(scratch)).sort()).toEqual(['model.bin']);
+    });
+
+    it('keeps an upload that the server reads slowly going past the timeout', async () => {
+      scratch = await mkdtemp(join(tmpdir(), 'mlflow-files-'));
+      const local = join(scratch, 'model.bin');
+      const content = randomBytes(1024 * 1024);
+      await writeFile(local, content);
+      fake = await startFakeMlflow({ [`GET ${API}/runs/get`]: recorded.runCreated });
+      const received: Uint8Array[] = [];
+      let readingMs = 0;
+      // The server's side of the PUT: it takes each chunk 40 ms after the last.
+      const slowReader: typeof fetch = async (input, init) => {
+        if (init?.method !== 'PUT') return fetch(input, init);
+        const started = Date.now();
+        for await (const chunk of init.body as ReadableStream<Uint8Array>) {
+          received.push(chunk);
+          await new Promise((resolve) => setTimeout(resolve, 40));
+          init.signal?.throwIfAborted();
+        }
+        readingMs = Date.now() - started;
+        return new Response('{}', { status: 200 });
+      };
+      const { client } = clientFor(fake, { timeoutMs: 200, retry: { maxRetries: 0 }, fetch: slowReader });
+      await client.uploadFile(RUN_ID, local, 'ckpt/model.bin');
+      expect(readingMs).toBeGreaterThan(400);
+      expect(Buffer.concat(received).equals(content)).toBe(true);
+    });
+
     it.each([
       ['a server error', { status: 500, json: { error_code: 'INTERNAL_ERROR', message: 'boom' } }, 'INTERNAL_ERROR'],
       ['a body cut short', { bytes: new Uint8Array(4096).fill(7), cutAfter: 1000 }, 'NETWORK_ERROR'],

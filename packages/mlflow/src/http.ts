@@ -135,24 +135,45 @@ export class HttpTransport {
     }
     const headers: Record<string, string> = { 'User-Agent': 'tessera-mlflow-client' };
     if (this.#credentials) headers.Authorization = this.#credentials.authorizationHeader();
-    let body: string | Uint8Array | Blob | undefined;
+    const timeoutMs = spec.timeoutMs ?? this.#timeoutMs;
+    // A file's limit is on silence, not on the whole transfer: a large checkpoint on a slow link
+    // takes longer than any sensible request limit, yet a stalled one must still fail.
+    const transfersFile = spec.body instanceof Blob || typeof spec.response === 'object';
+    const timeout = idleTimeout(timeoutMs);
+    const signal = spec.signal ? AbortSignal.any([spec.signal, timeout.signal]) : timeout.signal;
+    let body: string | Uint8Array | ReadableStream<Uint8Array> | undefined;
+    let streamed = {};
     if (spec.json !== undefined) {
       headers['Content-Type'] = 'application/json';
       body = JSON.stringify(spec.json);
+    } else if (spec.body instanceof Blob) {
+      headers['Content-Type'] = 'application/octet-stream';
+      headers['Content-Length'] = String(spec.body.size);
+      // A fresh stream per attempt: a retry sends the whole file again. Each chunk read is one
+      // the socket took (fetch honours backpressure), so it counts as progress.
+      body = spec.body.stream().pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            timeout.progress();
+            controller.enqueue(chunk);
+          },
+        }),
+      );
+      // fetch clones a request that may follow a redirect or answer an auth challenge, and the
+      // clone tees the body: the branch never sent would keep every chunk, the whole file in
+      // memory. Without a window and with redirects refused, undici sends the body as it is.
+      streamed = { duplex: 'half', window: null, redirect: 'error' };
     } else if (spec.body !== undefined) {
       headers['Content-Type'] = 'application/octet-stream';
       body = spec.body;
     }
-    const timeoutMs = spec.timeoutMs ?? this.#timeoutMs;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout;
     const fail = (init: { message: string; errorCode: string; status?: number; retryAfterMs?: number; cause?: unknown }) =>
       new MlflowError({ ...init, message: `MLflow ${endpoint}: ${init.message}`, endpoint, attempts: attempt });
 
     const transferFailure = (cause: unknown): unknown => {
       if (cause instanceof LocalWriteError) return fail({ message: cause.message, errorCode: 'LOCAL_FILE_ERROR', cause: cause.cause });
       const inner = (cause as { cause?: unknown } | undefined)?.cause;
-      if (body instanceof Blob && inner instanceof Error) {
+      if (spec.body instanceof Blob && inner instanceof Error) {
         // A file-backed Blob cannot be read once its file changed after it was opened.
         if (inner.name === 'NotReadableError') {
           const message = 'the file being uploaded could not be read to the end: it changed or was removed during the upload';
@@ -164,23 +185,24 @@ export class HttpTransport {
         }
       }
       if (spec.signal?.aborted) return fail({ message: 'aborted by the caller', errorCode: 'ABORTED' });
-      if (timeout.aborted) return fail({ message: `no answer within ${timeoutMs} ms (${this.baseUrl})`, errorCode: 'TIMEOUT' });
+      if (timeout.signal.aborted) {
+        const message = transfersFile ? `no progress for ${timeoutMs} ms (${this.baseUrl})` : `no answer within ${timeoutMs} ms (${this.baseUrl})`;
+        return fail({ message, errorCode: 'TIMEOUT' });
+      }
       return fail({ message: `cannot reach ${this.baseUrl}: ${describeNetworkError(cause)}`, errorCode: 'NETWORK_ERROR', cause });
     };
-    // fetch clones a request that may follow a redirect or answer an auth challenge, and the clone
-    // tees the body: the branch never sent keeps every chunk, so a streamed file would end up in
-    // memory whole. Without a window and with redirects refused, undici sends the body untee'd.
-    const streamedBody = body instanceof Blob ? { window: null, redirect: 'error' as const } : {};
     const toFile = typeof spec.response === 'object' ? spec.response.file : undefined;
 
     let response: Response;
     let payload: Uint8Array | undefined;
     try {
-      response = await this.#fetch(url, { method: spec.method, headers, body, signal, ...streamedBody });
-      if (toFile !== undefined && response.ok) await saveBody(response, toFile);
+      response = await this.#fetch(url, { method: spec.method, headers, body, signal, ...streamed });
+      if (toFile !== undefined && response.ok) await saveBody(response, toFile, timeout.progress);
       else payload = new Uint8Array(await response.arrayBuffer());
     } catch (cause) {
       throw transferFailure(cause);
+    } finally {
+      timeout.dispose();
     }
 
     if (response.ok) {
@@ -217,8 +239,16 @@ class LocalWriteError extends Error {
   }
 }
 
+/** Aborts its signal after `ms` without progress; `progress()` starts the wait again. */
+function idleTimeout(ms: number): { signal: AbortSignal; progress: () => void; dispose: () => void } {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DOMException(`no progress for ${ms} ms`, 'TimeoutError')), ms);
+  timer.unref();
+  return { signal: controller.signal, progress: () => timer.refresh(), dispose: () => clearTimeout(timer) };
+}
+
 /** Writes the answer's body to `file` chunk by chunk as it arrives. */
-async function saveBody(response: Response, file: string): Promise<void> {
+async function saveBody(response: Response, file: string, progress: () => void): Promise<void> {
   let handle;
   try {
     handle = await open(file, 'w');
@@ -228,6 +258,7 @@ async function saveBody(response: Response, file: string): Promise<void> {
   try {
     if (response.body === null) return;
     for await (const chunk of response.body) {
+      progress();
       try {
         await handle.write(chunk);
       } catch (cause) {

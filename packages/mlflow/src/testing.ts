@@ -287,6 +287,8 @@ export interface FakeResponse {
   bytes?: Uint8Array;
   /** Announce the whole body's Content-Length, send only this many bytes, then drop the connection. */
   cutAfter?: number;
+  /** Send the body in pieces of `bytes`, one every `everyMs` (a slow link, or a stalled one). */
+  pace?: { bytes: number; everyMs: number };
   headers?: Record<string, string>;
   /** Wait this long before answering (to trigger client timeouts). */
   delayMs?: number;
@@ -356,11 +358,21 @@ export async function startFakeMlflow(routes: Record<string, FakeHandler> = {}):
         const payload = answer.bytes ?? Buffer.from(answer.text ?? JSON.stringify(answer.json ?? {}));
         const type = answer.bytes ? 'application/octet-stream' : answer.text === undefined ? 'application/json' : 'text/html; charset=utf-8';
         res.writeHead(answer.status ?? 200, { 'Content-Type': type, 'Content-Length': String(payload.length), ...answer.headers });
-        if (answer.cutAfter === undefined) {
+        const { cutAfter, pace } = answer;
+        if (cutAfter !== undefined) {
+          res.write(payload.subarray(0, cutAfter), () => req.socket.destroy());
+        } else if (pace !== undefined) {
+          let offset = 0;
+          const sendPiece = () => {
+            if (res.destroyed) return;
+            const piece = payload.subarray(offset, (offset += pace.bytes));
+            if (offset >= payload.length) res.end(piece);
+            else res.write(piece, () => setTimeout(sendPiece, pace.everyMs));
+          };
+          sendPiece();
+        } else {
           res.end(payload);
-          return;
         }
-        res.write(payload.subarray(0, answer.cutAfter), () => req.socket.destroy());
       };
       if (answer.delayMs) setTimeout(send, answer.delayMs);
       else send();
