@@ -17,29 +17,37 @@ function mixLabels(yOneHot: tf.Tensor2D, partner: tf.Tensor1D, weight: number): 
   return tf.add(tf.mul(yOneHot, weight), tf.mul(tf.gather(yOneHot, partner), 1 - weight));
 }
 
-/** Label-mixing transforms leave images alone where labels are not available (inference). */
-const identity = (x: tf.Tensor4D) => x.clone();
+/**
+ * A transform that mixes each batch with a seeded permutation of itself, images and one-hot
+ * labels together: `mix` gets the batch, its labels and the batch's Rng, and runs inside a tidy.
+ * Images alone (no labels: inference) and evaluation batches pass through unchanged.
+ */
+function labelMixingTransform(
+  mix: (x: tf.Tensor4D, yOneHot: tf.Tensor2D, rng: Rng) => { x: tf.Tensor4D; yOneHot: tf.Tensor2D },
+): Transform {
+  return {
+    random: true,
+    outputShape: (inputShape) => inputShape,
+    apply: (x) => x.clone(),
+    applyWithLabels(x, yOneHot, { training, seed }) {
+      if (!training) return { x: x.clone(), yOneHot: yOneHot.clone() };
+      const rng = new Rng(seed);
+      return tf.tidy(() => mix(x, yOneHot, rng));
+    },
+  };
+}
 
 /** mixup (Zhang et al. 2018): x = w x + (1 - w) x[perm], same for the one-hot labels. */
 export function createMixup(params: MixParams): Transform {
   const alpha = params.alpha ?? 0.2;
-  return {
-    random: true,
-    outputShape: (inputShape) => inputShape,
-    apply: identity,
-    applyWithLabels(x, yOneHot, { training, seed }) {
-      if (!training) return { x: x.clone(), yOneHot: yOneHot.clone() };
-      const rng = new Rng(seed);
-      const weight = rng.beta(alpha, alpha);
-      return tf.tidy(() => {
-        const partner = partners(rng, x.shape[0]);
-        return {
-          x: tf.add(tf.mul(x, weight), tf.mul(tf.gather(x, partner), 1 - weight)) as tf.Tensor4D,
-          yOneHot: mixLabels(yOneHot, partner, weight),
-        };
-      });
-    },
-  };
+  return labelMixingTransform((x, yOneHot, rng) => {
+    const weight = rng.beta(alpha, alpha);
+    const partner = partners(rng, x.shape[0]);
+    return {
+      x: tf.add(tf.mul(x, weight), tf.mul(tf.gather(x, partner), 1 - weight)) as tf.Tensor4D,
+      yOneHot: mixLabels(yOneHot, partner, weight),
+    };
+  });
 }
 
 /** The box [top, bottom) x [left, right) CutMix pastes, clipped to the image. */
@@ -64,28 +72,19 @@ export function cutmixBox(rng: Rng, height: number, width: number, weight: numbe
  */
 export function createCutmix(params: MixParams): Transform {
   const alpha = params.alpha ?? 1;
-  return {
-    random: true,
-    outputShape: (inputShape) => inputShape,
-    apply: identity,
-    applyWithLabels(x, yOneHot, { training, seed }) {
-      if (!training) return { x: x.clone(), yOneHot: yOneHot.clone() };
-      const rng = new Rng(seed);
-      const [n, height, width] = x.shape;
-      const box = cutmixBox(rng, height, width, rng.beta(alpha, alpha));
-      const mask = new Float32Array(height * width);
-      for (let r = box.top; r < box.bottom; r++) mask.fill(1, r * width + box.left, r * width + box.right);
-      const kept = 1 - ((box.bottom - box.top) * (box.right - box.left)) / (height * width);
-      return tf.tidy(() => {
-        const partner = partners(rng, n);
-        const pasted = tf.tensor4d(mask, [1, height, width, 1]);
-        return {
-          x: tf.add(tf.mul(x, tf.sub(1, pasted)), tf.mul(tf.gather(x, partner), pasted)) as tf.Tensor4D,
-          yOneHot: mixLabels(yOneHot, partner, kept),
-        };
-      });
-    },
-  };
+  return labelMixingTransform((x, yOneHot, rng) => {
+    const [n, height, width] = x.shape;
+    const box = cutmixBox(rng, height, width, rng.beta(alpha, alpha));
+    const mask = new Float32Array(height * width);
+    for (let r = box.top; r < box.bottom; r++) mask.fill(1, r * width + box.left, r * width + box.right);
+    const kept = 1 - ((box.bottom - box.top) * (box.right - box.left)) / (height * width);
+    const partner = partners(rng, n);
+    const pasted = tf.tensor4d(mask, [1, height, width, 1]);
+    return {
+      x: tf.add(tf.mul(x, tf.sub(1, pasted)), tf.mul(tf.gather(x, partner), pasted)) as tf.Tensor4D,
+      yOneHot: mixLabels(yOneHot, partner, kept),
+    };
+  });
 }
 
 const alphaSchema = (fallback: number) => ({
