@@ -5,7 +5,9 @@ import type { TrackingConfig } from '../schema/types.ts';
 import { readRunMeta, type LocalRunStore } from './local-store.ts';
 import {
   LOCAL_RUN_ID_TAG,
+  MLFLOW_EXPERIMENT_TAGS,
   MLFLOW_PARENT_TAG,
+  RUN_ID_TAGS,
   mlflowExperimentName,
   mlflowParentRunId,
   readSyncStates,
@@ -50,6 +52,7 @@ export class MlflowTracker implements Tracker {
   readonly #log: (message: string) => void;
   #runId: string | undefined;
   #localRunId = '';
+  #experimentId: string | undefined;
   /** Set once MLflow failed: the rest of the run goes to the outbox. */
   #offline: string | undefined;
 
@@ -75,7 +78,8 @@ export class MlflowTracker implements Tracker {
         // Catch MLflow up with everything before this session (creating the run if it never got there).
         this.#runId = (await syncRun(dir, { client: this.client, experiment: this.experiment })).mlflowRunId;
       } else {
-        const experimentId = await this.client.getOrCreateExperiment(this.experiment);
+        const experimentId = await this.client.getOrCreateExperiment(this.experiment, { tags: { ...MLFLOW_EXPERIMENT_TAGS } });
+        this.#experimentId = experimentId;
         const parent = options.parentRunId
           ? ((await mlflowParentRunId(options.parentRunId, this.#local.root, trackingUri, { client: this.client, experimentId })) ?? options.parentRunId)
           : undefined;
@@ -119,7 +123,23 @@ export class MlflowTracker implements Tracker {
   }
 
   setTags(tags: Record<string, string>): Promise<void> {
-    return this.#send('setTags', (runId) => this.client.logBatch(runId, { tags }));
+    return this.#send('setTags', async (runId) => this.client.logBatch(runId, { tags: await this.#mlflowTags(tags) }));
+  }
+
+  /** Local run ids in RUN_ID_TAGS as MLflow run ids (kept as `tessera.<tag>`); see syncRun. */
+  async #mlflowTags(tags: Record<string, string>): Promise<Record<string, string>> {
+    const out = { ...tags };
+    for (const key of RUN_ID_TAGS) {
+      const local = tags[key];
+      if (local === undefined) continue;
+      const search = this.#experimentId ? { client: this.client, experimentId: this.#experimentId } : undefined;
+      const mlflowId = await mlflowParentRunId(local, this.#local.root, this.client.trackingUri, search);
+      out[`tessera.${key}`] = local;
+      // Not there (yet): `exp sync` sets it once the run is.
+      if (mlflowId) out[key] = mlflowId;
+      else delete out[key];
+    }
+    return out;
   }
 
   logArtifact(path: string, content: ArtifactContent): Promise<void> {

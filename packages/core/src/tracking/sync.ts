@@ -21,6 +21,16 @@ export const LOCAL_RUN_ID_TAG = 'tessera.run_id';
 /** Where the local run id of a parent run is kept; MLflow's own tag needs the parent's MLflow id. */
 export const LOCAL_PARENT_TAG = 'tessera.parent_run_id';
 export const MLFLOW_PARENT_TAG = 'mlflow.parentRunId';
+/**
+ * Tags whose local value is a local run id and whose MLflow value is that run's MLflow id (so the
+ * UI's search `attributes.run_id = '...'` and a run URL work): a sweep run's best trial.
+ */
+export const RUN_ID_TAGS = ['best_run_id'] as const;
+/**
+ * Tags of every MLflow experiment Tessera creates: MLflow 3's UI opens an experiment of this kind
+ * on its model-training view (runs, charts, compare) rather than on the GenAI one (traces).
+ */
+export const MLFLOW_EXPERIMENT_TAGS: Readonly<Record<string, string>> = { 'mlflow.experimentKind': 'custom_model_development' };
 
 export interface OutboxEntry {
   time: string;
@@ -184,11 +194,11 @@ export async function syncRun(runDir: string, options: SyncOptions): Promise<Syn
   const parentId = meta.parentRunId
     ? await mlflowParentRunId(meta.parentRunId, join(runDir, '..', '..'), trackingUri, {
         client,
-        experimentId: run?.info.experimentId ?? (await client.getOrCreateExperiment(experimentName)),
+        experimentId: run?.info.experimentId ?? (await client.getOrCreateExperiment(experimentName, { tags: { ...MLFLOW_EXPERIMENT_TAGS } })),
       })
     : undefined;
   if (!run) {
-    const experimentId = await client.getOrCreateExperiment(experimentName);
+    const experimentId = await client.getOrCreateExperiment(experimentName, { tags: { ...MLFLOW_EXPERIMENT_TAGS } });
     // A create whose answer was lost (or whose state was never written) left a run behind.
     const found = await client.searchRuns({
       experimentIds: [experimentId],
@@ -238,6 +248,20 @@ export async function syncRun(runDir: string, options: SyncOptions): Promise<Syn
     ...(meta.error ? { 'tessera.error': meta.error } : {}),
     ...(parentId ? { [MLFLOW_PARENT_TAG]: parentId } : {}),
   };
+  // A local run id in a tag becomes the MLflow id of that run, once that run is there (a sweep
+  // run reaches MLflow before its trials: until then the tag waits, and the run stays pending).
+  let unresolved = false;
+  for (const key of RUN_ID_TAGS) {
+    const local = wantedTags[key];
+    if (local === undefined) continue;
+    const mlflowId = await mlflowParentRunId(local, join(runDir, '..', '..'), trackingUri, { client, experimentId: run.info.experimentId });
+    if (mlflowId) wantedTags[key] = mlflowId;
+    else {
+      delete wantedTags[key];
+      unresolved = true;
+    }
+    wantedTags[`tessera.${key}`] = local;
+  }
   const changedTags = Object.fromEntries(Object.entries(wantedTags).filter(([key, value]) => run!.data.tags[key] !== value));
 
   // Metrics: every (key, step) MLflow has no value for; the local line's time is the timestamp.
@@ -284,7 +308,7 @@ export async function syncRun(runDir: string, options: SyncOptions): Promise<Syn
   await updateSyncState(runDir, trackingUri, ({ lastError: _fixed, ...old } = { trackingUri, experimentName, pending: false, outbox: [] }) => ({
     ...old,
     runId,
-    pending: false,
+    pending: unresolved,
     outbox: [],
     lastSync: new Date().toISOString(),
   }));
