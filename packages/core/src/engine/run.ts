@@ -5,12 +5,12 @@ import { dirname, join, relative, resolve } from 'node:path';
 import type { ConfigPath } from '../errors.ts';
 import { ConfigError } from '../errors.ts';
 import type { Registries, SourceLocation } from '../registry/kinds.ts';
-import { loadValidatedExperiment, validateExperiment } from '../schema/validate.ts';
+import { effectiveConfig, loadValidatedExperiment, validateExperiment } from '../schema/validate.ts';
 import type { ExperimentConfig, TrackingConfig } from '../schema/types.ts';
 import { selectBackend, type BackendRequest } from '../backend/select.ts';
 import { buildModel, disposeModel } from '../graph/build.ts';
 import { LocalRunStore, findRunDir, readMetrics } from '../tracking/local-store.ts';
-import { combineTrackers, flattenParams, type RunStatus, type Tracker } from '../tracking/tracker.ts';
+import { combineTrackers, RUN_NAME_TAG, type RunStatus, type Tracker } from '../tracking/tracker.ts';
 import { collectProvenance } from '../tracking/provenance.ts';
 import { createMlflowTracker, type TrackerContext } from '../tracking/mlflow-tracker.ts';
 import { EpochRecorder, logModel, recordRunEnd, recordRunStart } from '../tracking/run-record.ts';
@@ -41,6 +41,11 @@ export interface RunOptions {
    * default: MLflow when `tracking.uri` or MLFLOW_TRACKING_URI is set, else none.
    */
   createTracker?: (tracking: TrackingConfig, experiment: string, context: TrackerContext) => Tracker | undefined;
+  /**
+   * The run's name when the config has no `tracking.run_name` (default: a `mlflow.runName` in
+   * `tags`, as a sweep gives its trials, else `<experiment>-<short id>`).
+   */
+  runName?: string;
   /** The local run id of the run this one belongs to (a sweep); MLflow shows it as the parent. */
   parentRunId?: string;
   /**
@@ -231,12 +236,15 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
     ...(prepared.locate ? { locate: prepared.locate } : {}),
   });
   const tracker = extra ? combineTrackers(local, extra) : local;
+  // tracking.run_name wins (the user's word), then the caller's name (a sweep trial's), then the default.
+  const runName = config.tracking?.run_name ?? options.runName ?? options.tags?.[RUN_NAME_TAG];
+  const tags = options.tags && runName ? { ...options.tags, [RUN_NAME_TAG]: runName } : options.tags;
   const run = await tracker.startRun({
     experiment,
-    ...(config.tracking?.run_name ? { runName: config.tracking.run_name } : {}),
+    ...(runName && !resumeDir ? { runName } : {}),
     ...(resumeDir ? { resumeRunId: resumeDir } : {}),
     ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
-    ...(options.tags ? { tags: options.tags } : {}),
+    ...(tags ? { tags } : {}),
   });
   const runDir = run.dir!;
 
@@ -269,7 +277,8 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       await tracker.logArtifact(RUN_ARTIFACT, {
         bytes: JSON.stringify({ source: prepared.source, configDir, overrides: prepared.overrides, seed, backend: backend.name, provenance }, null, 2),
       });
-      await tracker.logParams({ ...flattenParams(config.train, 'train'), ...flattenParams(config.data, 'data'), seed, backend: backend.name });
+      // The config's params come with recordRunStart (each once); these are what the run chose.
+      await tracker.logParams({ seed, backend: backend.name });
       await tracker.setTags({
         'tessera.run_id': run.runId,
         'tessera.source': prepared.source,
@@ -283,17 +292,18 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       });
       await recordRunStart(tracker, {
         config,
+        effective: effectiveConfig(config, options.registries),
         source: prepared.source,
         overrides: prepared.overrides,
         model,
         dataset: dataset.info,
         backend: backend.name,
         provenance,
-        runName: config.tracking?.run_name ?? run.runId,
+        runName: run.runName ?? run.runId,
         ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
       });
       // recordRunStart set the config's tracking.tags; the caller's tags win over them.
-      if (options.tags) await tracker.setTags(options.tags);
+      if (tags) await tracker.setTags(tags);
     }
     log(`Run ${run.runId}: ${experiment}, ${model.countParams()} parameters, ${dataset.info.counts.train} training examples`);
     const epochs = new EpochRecorder(tracker, model, { history: resumeDir ? await readMetrics(runDir) : [], log });

@@ -63,3 +63,31 @@ function formatValue(value: ParamValue): string {
   if (typeof value === 'string') return JSON.stringify(value);
   return String(value);
 }
+
+/** Short names of common hyperparameters in run names (as people write them in papers and W&B). */
+const SHORT_NAMES: Record<string, string> = { learning_rate: 'lr', weight_decay: 'wd', batch_size: 'bs', embedding_dim: 'dim', dropout_rate: 'dropout' };
+
+/**
+ * A trial's run name: `trial-003 lr=0.003 units=32`. Each parameter by the last segment of its
+ * path (shortened as in SHORT_NAMES), or by more segments where two would read the same; numbers
+ * to 4 significant digits.
+ */
+export function trialRunName(trialId: string, params: Params): string {
+  const paths = Object.keys(params);
+  const split = paths.map((path) => path.replace(/\[(\d+)\]/g, '.$1').split('.'));
+  const names = split.map((segments) => {
+    const last = segments.at(-1)!;
+    return SHORT_NAMES[last] ?? last;
+  });
+  for (let i = 0; i < names.length; i++) {
+    if (names.filter((n) => n === names[i]).length > 1) {
+      // Two parameters end alike (layers.1.units, layers.3.units): name them by the whole path.
+      names[i] = split[i]!.join('.');
+    }
+  }
+  const parts = paths.map((path, i) => {
+    const value = params[path]!;
+    return `${names[i]}=${typeof value === 'number' ? String(Number(value.toPrecision(4))) : String(value)}`;
+  });
+  return [trialId, ...parts].join(' ');
+}

@@ -1,7 +1,7 @@
 import { copyFile, mkdir, open, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { ArtifactContent, DatasetInput, ParamValue, RunInfo, RunStatus, StartRunOptions, Tracker } from './tracker.ts';
+import { defaultRunName, type ArtifactContent, type DatasetInput, type ParamValue, type RunInfo, type RunStatus, type StartRunOptions, type Tracker } from './tracker.ts';
 
 /**
  * The embedded run store: one directory per run, `<root>/<experiment>/<run-id>/`, holding
@@ -127,7 +127,7 @@ export class LocalRunStore implements Tracker {
       this.meta = {
         runId,
         experiment: options.experiment,
-        runName: options.runName ?? runId,
+        runName: options.runName ?? defaultRunName(options.experiment, runId),
         status: 'RUNNING',
         startTime: new Date().toISOString(),
         ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
@@ -135,7 +135,7 @@ export class LocalRunStore implements Tracker {
     }
     await writeJsonAtomic(join(this.dir, 'meta.json'), this.meta);
     if (options.tags) await this.setTags(options.tags);
-    return { runId: this.meta.runId, experiment: this.meta.experiment, dir: this.dir };
+    return { runId: this.meta.runId, runName: this.meta.runName, experiment: this.meta.experiment, dir: this.dir };
   }
 
   async logParams(params: Record<string, ParamValue>): Promise<void> {

@@ -31,13 +31,13 @@ const config: ExperimentConfig = {
   backend: 'auto',
   vars: { width: 16 },
   data: { type: 'synthetic', image_shape: [8, 8, 3], transforms: [{ type: 'normalize' }] },
-  model: { layers: [{ type: 'dense', units: 16 }] },
+  model: { layers: [{ type: 'dense', units: 16 }, { type: 'dense', units: 4, name: 'logits' }] },
   train: { epochs: 2, batch_size: 32, optimizer: { type: 'adamw', learning_rate: 0.001, weight_decay: 1e-4, clip: { norm: 1 } } },
   tracking: { uri: 'http://127.0.0.1:5000', tags: { 'team name!': 'vision' } },
 };
 
 describe('what a run records', () => {
-  it('params: every leaf of the config by its path, plus the short names, with MLflow-safe keys', () => {
+  it('params: every leaf of the config once, by its path (a named layer by its name), with MLflow-safe keys', () => {
     expect(runParams(config, { countParams: () => 1234 })).toEqual({
       name: 'tiny',
       seed: 3,
@@ -48,6 +48,9 @@ describe('what a run records', () => {
       'data.transforms.0.type': 'normalize',
       'model.layers.0.type': 'dense',
       'model.layers.0.units': 16,
+      // Keyed by name: a layer inserted before it renames nothing.
+      'model.layers.logits.type': 'dense',
+      'model.layers.logits.units': 4,
       'train.epochs': 2,
       'train.batch_size': 32,
       'train.optimizer.type': 'adamw',
@@ -56,12 +59,6 @@ describe('what a run records', () => {
       'train.optimizer.clip.norm': 1,
       'tracking.uri': 'http://127.0.0.1:5000',
       'tracking.tags.team name_': 'vision',
-      epochs: 2,
-      batch_size: 32,
-      optimizer_name: 'adamw',
-      optimizer_learning_rate: 0.001,
-      optimizer_weight_decay: 1e-4,
-      'optimizer_clip.norm': 1,
       model_params: 1234,
     });
   });

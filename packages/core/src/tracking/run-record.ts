@@ -36,22 +36,15 @@ export function redactConfig(config: ExperimentConfig): ExperimentConfig {
 }
 
 /**
- * Params of a run: every leaf of the resolved config by its dotted path (`train.optimizer.type`),
- * plus `epochs`, `batch_size`, `optimizer_name` and `optimizer_<param>`, `model_params`; the
- * config's `backend` is `backend_request` (`backend` is the one the run got).
+ * Params of a run, each value once: every leaf of the config as it ran (`effective`: defaults
+ * filled, else the resolved config) by its dotted path (`train.optimizer.learning_rate`), an
+ * entry of a list by its `name` when it has one (`model.layers.logits.units`, so inserting a layer
+ * renames no other), plus `model_params` (the parameter count). The config's `backend` is
+ * `backend_request`: `backend` is the one the run got (run.ts logs it with the seed).
  */
 export function runParams(config: ExperimentConfig, model: { countParams(): number }): Record<string, ParamValue> {
-  const train = config.train as { epochs?: number; batch_size?: number; optimizer?: { type: string; [key: string]: unknown } };
   const { backend: requestedBackend, ...rest } = redactConfig(config);
-  // `backend` is the backend the run got (the engine's param); the config only asked for one.
-  const params: Record<string, ParamValue> = { ...flattenParams(rest), ...(requestedBackend ? { backend_request: requestedBackend } : {}) };
-  if (train.epochs !== undefined) params.epochs = train.epochs;
-  if (train.batch_size !== undefined) params.batch_size = train.batch_size;
-  if (train.optimizer) {
-    const { type, ...optimizer } = train.optimizer;
-    params.optimizer_name = type;
-    for (const [key, value] of Object.entries(flattenParams(optimizer))) params[`optimizer_${key}`] = value;
-  }
+  const params: Record<string, ParamValue> = { ...flattenParams(rest, '', {}, { byName: true }), ...(requestedBackend ? { backend_request: requestedBackend } : {}) };
   params.model_params = model.countParams();
   return Object.fromEntries(Object.entries(params).map(([key, value]) => [safeKey(key), safeValue(value)]));
 }
@@ -80,6 +73,8 @@ function currentUser(): string | undefined {
 
 export interface RunStartRecord {
   config: ExperimentConfig;
+  /** The config with the schema's defaults filled in (effectiveConfig), for params; default `config`. */
+  effective?: ExperimentConfig;
   /** The experiment file, or a description such as `<config object>`. */
   source: string;
   overrides: string[];
@@ -119,7 +114,7 @@ export function runTags(record: RunStartRecord): Record<string, string> {
 /** Params, tags, the dataset and the descriptive artifacts of a new run. */
 export async function recordRunStart(tracker: Tracker, record: RunStartRecord): Promise<void> {
   const config = redactConfig(record.config);
-  await tracker.logParams(runParams(config, record.model));
+  await tracker.logParams(runParams(record.effective ?? config, record.model));
   await tracker.setTags(runTags(record));
   const dataDir = config.data.dir;
   await tracker.logInputs?.([
