@@ -1,8 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Tests whose assertions depend on leases and timeouts between real processes (Redis workers):
+// Tests whose assertions depend on leases and timeouts between real processes (Redis workers, exp ui):
 // they run last, one file at a time, so a busy neighbour cannot stall a worker past its lease.
-const timingSensitive = ['packages/core/src/sweep/queue/**/*.test.ts', 'packages/cli/src/commands/worker.test.ts'];
+const timingSensitive = ['packages/core/src/sweep/queue/**/*.test.ts', 'packages/cli/src/commands/worker.test.ts', 'packages/cli/src/commands/ui.browser.test.ts'];
 
 export default defineConfig({
   test: {

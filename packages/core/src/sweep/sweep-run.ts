@@ -1,14 +1,16 @@
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { RunOptions } from '../engine/run.ts';
 import type { ConfigPath } from '../errors.ts';
 import type { SourceLocation } from '../registry/kinds.ts';
 import type { TrackingConfig } from '../schema/types.ts';
 import { LocalRunStore, findRunDir, readMetrics } from '../tracking/local-store.ts';
 import { createMlflowTracker } from '../tracking/mlflow-tracker.ts';
+import { collectProvenance } from '../tracking/provenance.ts';
+import { currentUser } from '../tracking/run-record.ts';
 import { combineTrackers, type ParamValue, type RunStatus, type Tracker } from '../tracking/tracker.ts';
 import type { Distribution } from './space.ts';
 import type { SweepSpec } from './spec.ts';
-import type { SweepState, Trial } from './state.ts';
+import { trialId, type SweepState, type Trial } from './state.ts';
 
 /** Where a sweep records its own run: the trackers a run of its base experiment would use. */
 export interface SweepTrackingOptions {
@@ -38,6 +40,8 @@ export const SWEEP_TAG = 'tessera.sweep';
 export class SweepRun {
   /** The last step of the best-so-far metrics, so that a resumed sweep never logs a step twice. */
   #lastStep: number;
+  /** Trials whose objective value is logged (`trial_<metric>`, step = trial number). */
+  readonly #logged = new Set<string>();
 
   private constructor(
     readonly runId: string,
@@ -47,6 +51,11 @@ export class SweepRun {
     lastStep: number,
   ) {
     this.#lastStep = lastStep;
+  }
+
+  /** The metric that charts each finished trial's objective on the sweep's run (step = trial number). */
+  get trialMetric(): string {
+    return `trial_${this.spec.objective.metric}`;
   }
 
   /**
@@ -75,11 +84,19 @@ export class SweepRun {
     await tracker.logArtifact('sweep.yaml', { file: spec.file });
     const history = previous ? await readMetrics(run.dir!) : [];
     log(`sweep run ${run.runId}${previous ? ' (continued)' : ''}: ${run.dir}`);
-    return new SweepRun(run.runId, run.dir!, tracker, spec, history.at(-1)?.step ?? 0);
+    // Steps of the ended-trials count, and (separately) the trials whose objective is already logged.
+    const sweepRun = new SweepRun(run.runId, run.dir!, tracker, spec, history.filter((r) => 'trials_finished' in r).at(-1)?.step ?? 0);
+    for (const record of history) if (sweepRun.trialMetric in record) sweepRun.#logged.add(trialId(record.step - 1));
+    return sweepRun;
   }
 
   /** Records the best trial so far, once per newly ended trial. */
   async progress(state: SweepState, best: Trial | null): Promise<void> {
+    for (const trial of state.trials) {
+      if ((trial.state !== 'FINISHED' && trial.state !== 'PRUNED') || trial.finalMetric === null || this.#logged.has(trial.id)) continue;
+      this.#logged.add(trial.id);
+      await this.tracker.logMetrics({ [this.trialMetric]: trial.finalMetric }, trial.index + 1);
+    }
     const ended = state.trials.filter((t) => t.state === 'FINISHED' || t.state === 'PRUNED' || t.state === 'FAILED');
     if (ended.length <= this.#lastStep) return;
     this.#lastStep = ended.length;
@@ -124,7 +141,12 @@ export function sweepRunStatus(state: SweepState, interrupted: boolean): { statu
 
 export function sweepTags(spec: SweepSpec): Record<string, string> {
   const paths = spec.parameters.map((p) => p.path).join(', ');
+  // The tags every run of the base experiment carries (runTags), so the sweep's run is found and filtered alike.
+  const { gitCommit } = collectProvenance(dirname(spec.experiment));
+  const user = currentUser();
   return {
+    ...(gitCommit ? { 'mlflow.source.git.commit': gitCommit } : {}),
+    ...(user ? { 'mlflow.user': user } : {}),
     [SWEEP_TAG]: spec.name,
     [`${SWEEP_TAG}.method`]: spec.method,
     [`${SWEEP_TAG}.metric`]: spec.objective.metric,

@@ -63,7 +63,8 @@ export function headerComment(text: string): string {
   return lines.join('\n').trim();
 }
 
-function currentUser(): string | undefined {
+/** The OS user name (MLflow's `mlflow.user`), if it can be known. */
+export function currentUser(): string | undefined {
   try {
     return userInfo().username;
   } catch {
