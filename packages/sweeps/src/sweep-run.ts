@@ -1,13 +1,20 @@
 import { basename, dirname } from 'node:path';
-import type { RunOptions } from '../engine/run.ts';
-import type { ConfigPath } from '../errors.ts';
-import type { SourceLocation } from '../registry/kinds.ts';
-import type { TrackingConfig } from '../schema/types.ts';
-import { LocalRunStore, findRunDir, readMetrics } from '../tracking/local-store.ts';
-import { createMlflowTracker } from '../tracking/mlflow-tracker.ts';
-import { collectProvenance } from '../tracking/provenance.ts';
-import { currentUser } from '../tracking/run-record.ts';
-import { combineTrackers, type ParamValue, type RunStatus, type Tracker } from '../tracking/tracker.ts';
+import {
+  type RunOptions,
+  type ConfigPath,
+  type SourceLocation,
+  type TrackingConfig,
+  LocalRunStore,
+  findRunDir,
+  readMetrics,
+  createMlflowTracker,
+  collectProvenance,
+  currentUser,
+  combineTrackers,
+  type ParamValue,
+  type RunStatus,
+  type Tracker,
+} from '@tessera/core';
 import type { Distribution } from './space.ts';
 import type { SweepSpec } from './spec.ts';
 import { trialId, type SweepState, type Trial } from './state.ts';

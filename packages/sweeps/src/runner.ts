@@ -2,7 +2,7 @@ import { decide } from './early-stop.ts';
 import type { Executor, TrialLaunch } from './executor.ts';
 import { createSearcher, type Observation } from './searcher.ts';
 import type { SweepSpec } from './spec.ts';
-import { RUN_NAME_TAG } from '../tracking/tracker.ts';
+import { RUN_NAME_TAG } from '@tessera/core';
 import { toOverrides, trialRunName } from './space.ts';
 import { SweepRun, sweepRunStatus, type SweepTrackingOptions } from './sweep-run.ts';
 import {
