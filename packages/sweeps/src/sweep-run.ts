@@ -186,7 +186,16 @@ export function sweepParams(spec: SweepSpec): Record<string, ParamValue> {
 
 /** `[0.01, 0.003]` for values, `log_uniform(0.0001, 0.01)` for a range. */
 export function describeDistribution(d: Distribution): string {
-  return d.type === 'categorical' ? JSON.stringify(d.values) : `${d.type}(${d.min}, ${d.max})`;
+  const q = 'q' in d && d.q !== undefined ? `, q=${d.q}` : '';
+  switch (d.type) {
+    case 'categorical':
+      return JSON.stringify(d.values) + (d.probabilities ? ` p=${JSON.stringify(d.probabilities)}` : '');
+    case 'normal':
+    case 'log_normal':
+      return `${d.type}(${d.mu}, ${d.sigma}${q})`;
+    default:
+      return `${d.type}(${d.min}, ${d.max}${q})`;
+  }
 }
 
 function bestTags(spec: SweepSpec, best: Trial): Record<string, string> {
