@@ -52,9 +52,10 @@ export interface RunOptions {
   output?: { write(text: string): unknown; isTTY?: boolean };
   /** 'auto': a redrawn bar on a terminal unless CI=true, plain lines otherwise. */
   progress?: 'auto' | 'bar' | 'plain' | 'none';
-  /** Finish the current step, checkpoint and mark the run KILLED on SIGINT/SIGTERM (the CLI sets it). */
-  handleSignals?: boolean;
-  /** Programmatic equivalent of SIGINT. */
+  /**
+   * Aborting it finishes the current step, writes a checkpoint and ends the run KILLED (the CLI
+   * aborts it on SIGINT/SIGTERM, with the signal's name as the reason). Core never exits the process.
+   */
   signal?: AbortSignal;
 }
 
@@ -246,20 +247,9 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
     stopRequestedAt = Date.now();
     log(`\n${why}: finishing the current step, then writing a checkpoint (resume with: exp run --resume ${run.runId})`);
   };
-  const onSignal = (signal: NodeJS.Signals) => {
-    // A second Ctrl-C a while after the first means "now" (the last epoch checkpoint stands).
-    // One within a second is the same keypress relayed by a wrapper (tsx, pnpm), not a second one.
-    if (stopRequestedAt !== undefined && Date.now() - stopRequestedAt > 1000) {
-      log(`${signal} again: exiting now; the run keeps its last checkpoint`);
-      process.exit(130);
-    }
-    requestStop(signal);
-  };
-  if (options.handleSignals) {
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  }
-  options.signal?.addEventListener('abort', () => requestStop('aborted'));
+  const onAbort = () => requestStop(typeof options.signal?.reason === 'string' ? options.signal.reason : 'aborted');
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener('abort', onAbort, { once: true });
 
   let result: TrainResult;
   try {
@@ -317,10 +307,7 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
     await tracker.endRun('FAILED', error instanceof Error ? `${error.name}: ${error.message}` : String(error)).catch(() => undefined);
     throw error;
   } finally {
-    if (options.handleSignals) {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
+    options.signal?.removeEventListener('abort', onAbort);
     disposeModel(model);
   }
 
