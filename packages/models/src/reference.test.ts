@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildModel, createRegistries, exportModel, loadExperiment, registerCombinators, wasmLoader, type ModelSpec } from '@tessera/core';
+import { buildModel, createRegistries, exportModel, loadExperiment, registerCombinators, wasmLoader, type ModelConfig } from '@tessera/core';
 import { registerModels } from './index.ts';
 
 /*
@@ -33,7 +33,7 @@ beforeAll(async () => {
 describe('the reference experiments compute what the Keras example computes', () => {
   it.each(['mixer', 'fnet', 'gmlp'])('%s: same logits as Keras with the same weights', async (name) => {
     const loaded = loadExperiment(fileURLToPath(new URL(`../../../experiments/${name}.yaml`, import.meta.url)));
-    const config = loaded.config as { vars?: Record<string, unknown>; model: ModelSpec };
+    const config = loaded.config as { vars?: Record<string, unknown>; model: ModelConfig };
     const model = buildModel(config.model, { registries, inputShape: [64, 64, 3], seed: 42, vars: config.vars });
     const exportTo = process.env.TESSERA_KERAS_EXPORT;
     if (exportTo) await exportModel(model, join(exportTo, name));
