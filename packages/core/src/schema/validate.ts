@@ -1,5 +1,4 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { loadExperiment, type LoadedConfig, type LoadOptions } from '../config/load.ts';
 import { describeOrigin, type ValueOrigin } from '../config/resolve.ts';
 import { ConfigError, describeValue, OVERRIDE_PREFIX, throwIfAny, type ConfigPath } from '../errors.ts';
 import { didYouMean, type EntryBase, type Registry } from '../registry/registry.ts';
@@ -311,14 +310,4 @@ function explain(error: ErrorObject, path: ConfigPath, loaded: Locator, registri
     }
   }
   return new ConfigError({ location, path, message: `${error.message ?? 'is invalid'}${label}` });
-}
-
-/** Loads (extends, --set, ${...}) and validates an experiment file: what `exp validate` and the engine do. */
-export function loadValidatedExperiment(
-  file: string,
-  registries: Registries,
-  options: LoadOptions = {},
-): Omit<LoadedConfig, 'config'> & { config: ExperimentConfig } {
-  const loaded = loadExperiment(file, options);
-  return { ...loaded, config: validateExperiment(loaded, registries) };
 }
