@@ -33,7 +33,8 @@ export async function listLocalRuns(options: { root?: string; experiment?: strin
     const params = JSON.parse(await readFile(join(dir, 'params.json'), 'utf8').catch(() => '{}')) as Record<string, ParamValue>;
     rows.push({ meta, dir, epochs: records.at(-1)?.step ?? 0, last, params, mlflow });
   }
-  return rows;
+  // Oldest first to the millisecond (run ids sort by the second only).
+  return rows.sort((a, b) => a.meta.startTime.localeCompare(b.meta.startTime) || a.meta.runId.localeCompare(b.meta.runId));
 }
 
 const COLUMNS: [string, (row: RunRow) => string][] = [
