@@ -8,7 +8,8 @@ import { effectiveConfig } from '../schema/validate.ts';
 import { selectBackend, type BackendRequest } from '../backend/select.ts';
 import { buildExperimentModel, createExperimentData, loadValidatedExperiment, type Experiment } from '../experiment/experiment.ts';
 import { disposeModel } from '../graph/build.ts';
-import { LocalRunStore, findRunDir, readMetrics } from '../tracking/local-store.ts';
+import { LocalRunStore, findRunDir, readMetrics, readSystemMetrics } from '../tracking/local-store.ts';
+import { SystemMetricsMonitor } from '../tracking/system-metrics.ts';
 import { combineTrackers, RUN_NAME_TAG, type RunStatus, type Tracker } from '../tracking/tracker.ts';
 import { collectProvenance } from '../tracking/provenance.ts';
 import { createMlflowTracker, type TrackerContext } from '../tracking/mlflow-tracker.ts';
@@ -223,6 +224,7 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
   else options.signal?.addEventListener('abort', onAbort, { once: true });
 
   let result: TrainResult;
+  let monitor: SystemMetricsMonitor | undefined;
   try {
     if (!resumeDir) {
       const provenance = collectProvenance(configDir);
@@ -260,6 +262,9 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
     }
     log(`Run ${run.runId}: ${experiment}, ${model.countParams()} parameters, ${dataset.info.counts.train} training examples`);
     const epochs = new EpochRecorder(tracker, model, { history: resumeDir ? await readMetrics(runDir) : [], log });
+    // MLflow's system metrics: their own clock (every 10 s), their own steps (continued on resume).
+    const previousSamples = resumeDir ? ((await readSystemMetrics(runDir)).at(-1)?.step ?? -1) + 1 : 0;
+    monitor = new SystemMetricsMonitor((metrics, step) => tracker.logMetrics(metrics, step), undefined, undefined, previousSamples).start();
     result = await train({
       model,
       dataset,
@@ -272,11 +277,13 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       onEpochEnd: (epoch, logs) => epochs.epochEnd(epoch, logs),
       shouldStop: () => stopRequestedAt !== undefined,
     });
+    await monitor.stop();
     if (result.test) await tracker.logMetrics(result.test, result.history.length);
     if (result.status === 'FINISHED') await saveModel(model, tracker, log);
     await recordRunEnd(tracker, result.history);
     await tracker.endRun(result.status);
   } catch (error) {
+    await monitor?.stop().catch(() => undefined);
     await tracker.endRun('FAILED', error instanceof Error ? `${error.name}: ${error.message}` : String(error)).catch(() => undefined);
     throw error;
   } finally {

@@ -90,9 +90,29 @@ export async function readRunMeta(dir: string): Promise<RunMeta> {
   return JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as RunMeta;
 }
 
+/** Where a run's system metrics go (see LocalRunStore.logMetrics). */
+export const SYSTEM_METRICS_FILE = 'system_metrics.jsonl';
+const SYSTEM_METRICS_PREFIX = 'system/';
+
+/** Appends a JSON line and fsyncs it: a crash loses at most the line being written. */
+async function appendLine(path: string, record: Record<string, unknown>): Promise<void> {
+  const handle = await open(path, 'a');
+  try {
+    await handle.appendFile(`${JSON.stringify(record)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The system metrics of a run (system_metrics.jsonl), by their own steps. */
+export function readSystemMetrics(dir: string): Promise<MetricRecord[]> {
+  return readMetrics(dir, SYSTEM_METRICS_FILE);
+}
+
 /** Every metrics line of a run; a later line for the same step supersedes an earlier one. */
-export async function readMetrics(dir: string): Promise<MetricRecord[]> {
-  const text = await readFile(join(dir, 'metrics.jsonl'), 'utf8').catch(() => '');
+export async function readMetrics(dir: string, file = 'metrics.jsonl'): Promise<MetricRecord[]> {
+  const text = await readFile(join(dir, file), 'utf8').catch(() => '');
   const byStep = new Map<number, MetricRecord>();
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
@@ -143,15 +163,17 @@ export class LocalRunStore implements Tracker {
     await writeJsonAtomic(path, { ...(await readJson(path, {})), ...params });
   }
 
+  /**
+   * Appends one line per call. System metrics (`system/...`, sampled on their own clock with their
+   * own steps) go to system_metrics.jsonl, so metrics.jsonl stays one line per epoch (the sweep's
+   * executors and `exp runs` read epochs from it).
+   */
   async logMetrics(metrics: Record<string, number>, step: number): Promise<void> {
-    const line = `${JSON.stringify({ step, time: new Date().toISOString(), ...metrics })}\n`;
-    const handle = await open(join(this.runDir, 'metrics.jsonl'), 'a');
-    try {
-      await handle.appendFile(line);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    const system = Object.entries(metrics).filter(([key]) => key.startsWith(SYSTEM_METRICS_PREFIX));
+    const rest = Object.entries(metrics).filter(([key]) => !key.startsWith(SYSTEM_METRICS_PREFIX));
+    const time = new Date().toISOString();
+    if (rest.length > 0 || system.length === 0) await appendLine(join(this.runDir, 'metrics.jsonl'), { step, time, ...Object.fromEntries(rest) });
+    if (system.length > 0) await appendLine(join(this.runDir, SYSTEM_METRICS_FILE), { step, time, ...Object.fromEntries(system) });
   }
 
   async setTags(tags: Record<string, string>): Promise<void> {

@@ -8,7 +8,6 @@ import type { ExperimentConfig } from '../schema/types.ts';
 import { learningCurveArtifacts } from './plots.ts';
 import type { Provenance } from './provenance.ts';
 import { LOCAL_PARENT_TAG } from './sync.ts';
-import { SystemMetricsSampler } from './system-metrics.ts';
 import { flattenParams, type ParamValue, type Tracker } from './tracker.ts';
 
 /**
@@ -164,7 +163,6 @@ export async function logModel(tracker: Tracker, prefix: string, model: tf.Layer
 export interface EpochRecorderOptions {
   /** Epochs already recorded (a resumed run), so that "best" continues from them. */
   history?: readonly Record<string, unknown>[];
-  sampler?: SystemMetricsSampler;
   /** Lower is better; default val_loss when the epoch has it, else loss. */
   monitor?: string;
   /** Where a note goes when the model cannot be serialized (best_model/ is then skipped). */
@@ -172,21 +170,19 @@ export interface EpochRecorderOptions {
 }
 
 /**
- * The engine's per-epoch hook: the epoch's metrics with system metrics (step = epoch), and the
+ * The engine's per-epoch hook: the epoch's metrics (step = epoch), and the
  * model as `best_model/` whenever the monitored loss improves (tags `tessera.best_epoch`,
  * `tessera.best_value`).
  */
 export class EpochRecorder {
   #best: number | undefined;
   #unserializable = false;
-  readonly #sampler: SystemMetricsSampler;
 
   constructor(
     readonly tracker: Tracker,
     readonly model: tf.LayersModel,
     readonly options: EpochRecorderOptions = {},
   ) {
-    this.#sampler = options.sampler ?? new SystemMetricsSampler();
     for (const logs of options.history ?? []) this.#improves(logs);
   }
 
@@ -204,7 +200,7 @@ export class EpochRecorder {
   }
 
   async epochEnd(epoch: number, logs: Record<string, number>): Promise<void> {
-    await this.tracker.logMetrics({ ...logs, ...this.#sampler.sample() }, epoch);
+    await this.tracker.logMetrics(logs, epoch);
     if (!this.#improves(logs) || this.#unserializable) return;
     let files;
     try {
