@@ -193,11 +193,15 @@ describe.skipIf(!mlflow.binary)('runs in a real mlflow server', () => {
     expect(tags['mlflow.note.content']).toMatch(/^Smoke test: a tiny patch MLP on generated images/);
     expect(tags['mlflow.note.content']).not.toContain('yaml-language-server');
 
-    // The dataset, with the data fingerprint as digest.
-    const inputs = JSON.parse(readFileSync(join(summary.runDir, 'inputs.json'), 'utf8'));
-    expect(run!.inputs.datasetInputs).toEqual([
-      expect.objectContaining({ dataset: expect.objectContaining({ name: 'synthetic', digest: inputs[0].digest.slice(0, 36) }), tags: { 'mlflow.data.context': 'train' } }),
-    ]);
+    // The datasets as autolog logs them: train, validation and test, each with its own digest.
+    const inputs = JSON.parse(readFileSync(join(summary.runDir, 'inputs.json'), 'utf8')) as { digest: string; context: string }[];
+    expect(inputs.map((i) => i.context)).toEqual(['train', 'validation', 'test']);
+    expect(new Set(inputs.map((i) => i.digest)).size).toBe(3);
+    expect(run!.inputs.datasetInputs).toEqual(
+      inputs.map((input) =>
+        expect.objectContaining({ dataset: expect.objectContaining({ name: 'synthetic', digest: input.digest }), tags: { 'mlflow.data.context': input.context } }),
+      ),
+    );
 
     // Artifacts: the same files, the same bytes; the plots are real PNGs.
     const localFiles = filesUnder(join(summary.runDir, 'artifacts')).map((f) => f.slice(join(summary.runDir, 'artifacts').length + 1)).sort();

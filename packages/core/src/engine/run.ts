@@ -261,6 +261,10 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       if (tags) await tracker.setTags(tags);
     }
     log(`Run ${run.runId}: ${experiment}, ${model.countParams()} parameters, ${dataset.info.counts.train} training examples`);
+    // tracking.log_every_n_steps: the training metrics every N optimizer steps, as step/<metric>.
+    const logEveryNSteps = config.tracking?.log_every_n_steps;
+    const logStep = (step: number, logs: Record<string, number>) =>
+      tracker.logMetrics(Object.fromEntries(Object.entries(logs).map(([key, value]) => [`step/${key}`, value])), step);
     const epochs = new EpochRecorder(tracker, model, { history: resumeDir ? await readMetrics(runDir) : [], log });
     // MLflow's system metrics: their own clock (every 10 s), their own steps (continued on resume).
     const previousSamples = resumeDir ? ((await readSystemMetrics(runDir)).at(-1)?.step ?? -1) + 1 : 0;
@@ -275,6 +279,7 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       checkpointDir: join(runDir, 'checkpoint'),
       resume: !!resumeDir,
       onEpochEnd: (epoch, logs) => epochs.epochEnd(epoch, logs),
+      ...(logEveryNSteps ? { onStep: (step: number, logs: Record<string, number>) => (step % logEveryNSteps === 0 ? logStep(step, logs) : undefined) } : {}),
       shouldStop: () => stopRequestedAt !== undefined,
     });
     await monitor.stop();

@@ -90,9 +90,10 @@ export async function readRunMeta(dir: string): Promise<RunMeta> {
   return JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as RunMeta;
 }
 
-/** Where a run's system metrics go (see LocalRunStore.logMetrics). */
+/** Where a run's system metrics and per-step metrics go (see LocalRunStore.logMetrics). */
 export const SYSTEM_METRICS_FILE = 'system_metrics.jsonl';
-const SYSTEM_METRICS_PREFIX = 'system/';
+export const STEP_METRICS_FILE = 'step_metrics.jsonl';
+const SEPARATE_METRICS: Record<string, string> = { 'system/': SYSTEM_METRICS_FILE, 'step/': STEP_METRICS_FILE };
 
 /** Appends a JSON line and fsyncs it: a crash loses at most the line being written. */
 async function appendLine(path: string, record: Record<string, unknown>): Promise<void> {
@@ -108,6 +109,11 @@ async function appendLine(path: string, record: Record<string, unknown>): Promis
 /** The system metrics of a run (system_metrics.jsonl), by their own steps. */
 export function readSystemMetrics(dir: string): Promise<MetricRecord[]> {
   return readMetrics(dir, SYSTEM_METRICS_FILE);
+}
+
+/** Every metric line of a run in every file: per epoch, system, per step (keys differ between files). */
+export async function readAllMetrics(dir: string): Promise<MetricRecord[]> {
+  return [...(await readMetrics(dir)), ...(await readSystemMetrics(dir)), ...(await readMetrics(dir, STEP_METRICS_FILE))];
 }
 
 /** Every metrics line of a run; a later line for the same step supersedes an earlier one. */
@@ -164,16 +170,19 @@ export class LocalRunStore implements Tracker {
   }
 
   /**
-   * Appends one line per call. System metrics (`system/...`, sampled on their own clock with their
-   * own steps) go to system_metrics.jsonl, so metrics.jsonl stays one line per epoch (the sweep's
-   * executors and `exp runs` read epochs from it).
+   * Appends one line per call. Metrics on their own clock go to their own file: system metrics
+   * (`system/...`) to system_metrics.jsonl, per-step ones (`step/...`) to step_metrics.jsonl, so
+   * metrics.jsonl stays one line per epoch (the sweep's executors and `exp runs` read epochs from it).
    */
   async logMetrics(metrics: Record<string, number>, step: number): Promise<void> {
-    const system = Object.entries(metrics).filter(([key]) => key.startsWith(SYSTEM_METRICS_PREFIX));
-    const rest = Object.entries(metrics).filter(([key]) => !key.startsWith(SYSTEM_METRICS_PREFIX));
     const time = new Date().toISOString();
-    if (rest.length > 0 || system.length === 0) await appendLine(join(this.runDir, 'metrics.jsonl'), { step, time, ...Object.fromEntries(rest) });
-    if (system.length > 0) await appendLine(join(this.runDir, SYSTEM_METRICS_FILE), { step, time, ...Object.fromEntries(system) });
+    const byFile = new Map<string, Record<string, number>>();
+    for (const [key, value] of Object.entries(metrics)) {
+      const file = Object.entries(SEPARATE_METRICS).find(([prefix]) => key.startsWith(prefix))?.[1] ?? 'metrics.jsonl';
+      byFile.set(file, { ...byFile.get(file), [key]: value });
+    }
+    if (byFile.size === 0) byFile.set('metrics.jsonl', {});
+    for (const [file, values] of byFile) await appendLine(join(this.runDir, file), { step, time, ...values });
   }
 
   async setTags(tags: Record<string, string>): Promise<void> {

@@ -1,14 +1,15 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'yaml';
 import { formatSummary, modelSummary } from '../graph/summary.ts';
-import type { DatasetInfo } from '../registry/kinds.ts';
+import type { DatasetInfo, Split } from '../registry/kinds.ts';
 import type { ExperimentConfig } from '../schema/types.ts';
 import { learningCurveArtifacts } from './plots.ts';
 import type { Provenance } from './provenance.ts';
 import { LOCAL_PARENT_TAG } from './sync.ts';
-import { flattenParams, type ParamValue, type Tracker } from './tracker.ts';
+import { flattenParams, type DatasetInput, type ParamValue, type Tracker } from './tracker.ts';
 
 /**
  * What every run records besides the engine's own metrics, in whichever stores the tracker
@@ -111,21 +112,36 @@ export function runTags(record: RunStartRecord): Record<string, string> {
   };
 }
 
-/** Params, tags, the dataset and the descriptive artifacts of a new run. */
+/**
+ * The run's datasets as autolog records them: one input per split the run uses (train,
+ * validation, test), each with its own digest. A split is its source data (the dataset's
+ * fingerprint) and what selects it from the source (its name and size, and the data section:
+ * validation_split, seed, ...), so the digest hashes those: two runs on the same examples share
+ * it, and a change of split or data shows as a new dataset in the UI.
+ */
+export function datasetInputs(dataset: DatasetInfo, config: ExperimentConfig): DatasetInput[] {
+  const dataDir = config.data.dir;
+  const splits: Split[] = ['train', 'validation', 'test'];
+  return splits
+    .filter((split) => dataset.counts[split] > 0)
+    .map((split) => ({
+      name: dataset.name,
+      digest: createHash('sha256')
+        .update(JSON.stringify([dataset.fingerprint, split, dataset.counts[split], config.data, config.seed ?? 0]))
+        .digest('hex')
+        .slice(0, 16),
+      source: typeof dataDir === 'string' ? dataDir : dataset.name,
+      context: split,
+      profile: { num_rows: dataset.counts[split], input_shape: dataset.inputShape, num_classes: dataset.numClasses, source_fingerprint: dataset.fingerprint },
+    }));
+}
+
+/** Params, tags, the datasets and the descriptive artifacts of a new run. */
 export async function recordRunStart(tracker: Tracker, record: RunStartRecord): Promise<void> {
   const config = redactConfig(record.config);
   await tracker.logParams(runParams(record.effective ?? config, record.model));
   await tracker.setTags(runTags(record));
-  const dataDir = config.data.dir;
-  await tracker.logInputs?.([
-    {
-      name: record.dataset.name,
-      digest: record.dataset.fingerprint,
-      source: typeof dataDir === 'string' ? dataDir : record.dataset.name,
-      context: 'train',
-      profile: { counts: record.dataset.counts, input_shape: record.dataset.inputShape, num_classes: record.dataset.numClasses },
-    },
-  ]);
+  await tracker.logInputs?.(datasetInputs(record.dataset, config));
   await tracker.logArtifact('config.yaml', { bytes: stringify(config) });
   await tracker.logArtifact('overrides.yaml', { bytes: stringify(record.overrides) });
   await tracker.logArtifact('model_summary.txt', { bytes: `${formatSummary(modelSummary(record.model))}\n` });

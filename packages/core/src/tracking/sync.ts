@@ -1,7 +1,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isMlflowError, type DatasetInput as MlflowDatasetInput, type MetricInput, type MlflowClient, type Run } from '@tessera/mlflow';
-import { defaultRunsDir, findRunDir, readMetrics, readRunMeta, readSystemMetrics, writeJsonAtomic, type RunMeta } from './local-store.ts';
+import { defaultRunsDir, findRunDir, readAllMetrics, readRunMeta, writeJsonAtomic, type RunMeta } from './local-store.ts';
 import type { DatasetInput } from './tracker.ts';
 
 /**
@@ -265,8 +265,8 @@ export async function syncRun(runDir: string, options: SyncOptions): Promise<Syn
   const changedTags = Object.fromEntries(Object.entries(wantedTags).filter(([key, value]) => run!.data.tags[key] !== value));
 
   // Metrics: every (key, step) MLflow has no value for; the local line's time is the timestamp.
-  // Per-epoch metrics and system metrics (their keys differ; each file has its own steps).
-  const records = [...(await readMetrics(runDir)), ...(await readSystemMetrics(runDir))];
+  // Per-epoch, system and per-step metrics (their keys differ; each file has its own steps).
+  const records = await readAllMetrics(runDir);
   const remoteKeys = new Set(run.data.metrics.map((m) => m.key));
   const localKeys = new Set(records.flatMap((r) => Object.keys(r).filter((k) => k !== 'step' && k !== 'time')));
   const metrics: MetricInput[] = [];
