@@ -8,4 +8,3 @@ export * from './graph/index.ts';
 export * from './experiment/index.ts';
 export * from './engine/index.ts';
 export * from './tracking/index.ts';
-export * from './sweep/index.ts';
