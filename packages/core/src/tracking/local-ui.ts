@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MlflowClient } from '@tessera/mlflow';
-import { readRunMeta } from './local-store.ts';
+import { readRunMeta, STEP_METRICS_FILE, SYSTEM_METRICS_FILE } from './local-store.ts';
 import { MLFLOW_EXPERIMENT_TAGS, listRunDirs, readSyncStates, runsToSync, syncRun, type SyncResult } from './sync.ts';
 
 /**
@@ -12,7 +12,7 @@ import { MLFLOW_EXPERIMENT_TAGS, listRunDirs, readSyncStates, runsToSync, syncRu
 export const LOCAL_UI_DIR = '.mlflow';
 
 /** Files whose change means the run has something MLflow may lack (a run still training, a tag added later). */
-const RECORD_FILES = ['meta.json', 'metrics.jsonl', 'params.json', 'tags.json', 'inputs.json', 'artifacts'];
+const RECORD_FILES = ['meta.json', 'metrics.jsonl', SYSTEM_METRICS_FILE, STEP_METRICS_FILE, 'params.json', 'tags.json', 'inputs.json', 'artifacts'];
 
 async function modifiedSince(dir: string, since: number): Promise<boolean> {
   for (const file of RECORD_FILES) {

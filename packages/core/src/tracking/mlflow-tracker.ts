@@ -7,13 +7,13 @@ import {
   LOCAL_RUN_ID_TAG,
   MLFLOW_EXPERIMENT_TAGS,
   MLFLOW_PARENT_TAG,
-  RUN_ID_TAGS,
   mlflowExperimentName,
   mlflowParentRunId,
   readSyncStates,
   syncRun,
   toMlflowDataset,
   updateSyncState,
+  withMlflowRunIds,
 } from './sync.ts';
 import type { ArtifactContent, DatasetInput, ParamValue, RunInfo, StartRunOptions, Tracker } from './tracker.ts';
 
@@ -123,23 +123,13 @@ export class MlflowTracker implements Tracker {
   }
 
   setTags(tags: Record<string, string>): Promise<void> {
-    return this.#send('setTags', async (runId) => this.client.logBatch(runId, { tags: await this.#mlflowTags(tags) }));
-  }
-
-  /** Local run ids in RUN_ID_TAGS as MLflow run ids (kept as `tessera.<tag>`); see syncRun. */
-  async #mlflowTags(tags: Record<string, string>): Promise<Record<string, string>> {
-    const out = { ...tags };
-    for (const key of RUN_ID_TAGS) {
-      const local = tags[key];
-      if (local === undefined) continue;
+    return this.#send('setTags', async (runId) => {
       const search = this.#experimentId ? { client: this.client, experimentId: this.#experimentId } : undefined;
-      const mlflowId = await mlflowParentRunId(local, this.#local.root, this.client.trackingUri, search);
-      out[`tessera.${key}`] = local;
-      // Not there (yet): `exp sync` sets it once the run is.
-      if (mlflowId) out[key] = mlflowId;
-      else delete out[key];
-    }
-    return out;
+      const linked = await withMlflowRunIds(tags, (local) => mlflowParentRunId(local, this.#local.root, this.client.trackingUri, search));
+      await this.client.logBatch(runId, { tags: linked.tags });
+      // A run id MLflow does not know yet (see withMlflowRunIds): pending, so `exp sync` sets it later.
+      if (linked.unresolved) await this.#note('setTags (a linked run is not in MLflow yet)');
+    });
   }
 
   logArtifact(path: string, content: ArtifactContent): Promise<void> {

@@ -32,6 +32,31 @@ export const RUN_ID_TAGS = ['best_run_id'] as const;
  */
 export const MLFLOW_EXPERIMENT_TAGS: Readonly<Record<string, string>> = { 'mlflow.experimentKind': 'custom_model_development' };
 
+/**
+ * The tags as MLflow should have them: each of RUN_ID_TAGS holds the MLflow id of the local run
+ * it names (the local id stays as `tessera.<tag>`); one whose run MLflow does not have yet is
+ * left out, and `unresolved` says so.
+ */
+export async function withMlflowRunIds(
+  tags: Record<string, string>,
+  mlflowRunId: (localRunId: string) => Promise<string | undefined>,
+): Promise<{ tags: Record<string, string>; unresolved: boolean }> {
+  const out = { ...tags };
+  let unresolved = false;
+  for (const key of RUN_ID_TAGS) {
+    const local = tags[key];
+    if (local === undefined) continue;
+    const id = await mlflowRunId(local);
+    out[`tessera.${key}`] = local;
+    if (id) out[key] = id;
+    else {
+      delete out[key];
+      unresolved = true;
+    }
+  }
+  return { tags: out, unresolved };
+}
+
 export interface OutboxEntry {
   time: string;
   /** The tracker call that did not reach MLflow, e.g. "logMetrics step 3". */
@@ -248,21 +273,12 @@ export async function syncRun(runDir: string, options: SyncOptions): Promise<Syn
     ...(meta.error ? { 'tessera.error': meta.error } : {}),
     ...(parentId ? { [MLFLOW_PARENT_TAG]: parentId } : {}),
   };
-  // A local run id in a tag becomes the MLflow id of that run, once that run is there (a sweep
-  // run reaches MLflow before its trials: until then the tag waits, and the run stays pending).
-  let unresolved = false;
-  for (const key of RUN_ID_TAGS) {
-    const local = wantedTags[key];
-    if (local === undefined) continue;
-    const mlflowId = await mlflowParentRunId(local, join(runDir, '..', '..'), trackingUri, { client, experimentId: run.info.experimentId });
-    if (mlflowId) wantedTags[key] = mlflowId;
-    else {
-      delete wantedTags[key];
-      unresolved = true;
-    }
-    wantedTags[`tessera.${key}`] = local;
-  }
-  const changedTags = Object.fromEntries(Object.entries(wantedTags).filter(([key, value]) => run!.data.tags[key] !== value));
+  // A sweep run reaches MLflow before its trials: until its best trial is there, the tag waits and the run stays pending.
+  const linked = await withMlflowRunIds(wantedTags, (local) =>
+    mlflowParentRunId(local, join(runDir, '..', '..'), trackingUri, { client, experimentId: run!.info.experimentId }),
+  );
+  const unresolved = linked.unresolved;
+  const changedTags = Object.fromEntries(Object.entries(linked.tags).filter(([key, value]) => run!.data.tags[key] !== value));
 
   // Metrics: every (key, step) MLflow has no value for; the local line's time is the timestamp.
   // Per-epoch, system and per-step metrics (their keys differ; each file has its own steps).
