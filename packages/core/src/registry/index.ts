@@ -10,6 +10,7 @@ export {
   type DatasetEntry,
   type DatasetContext,
   type DatasetInfo,
+  type DataShape,
   type Dataset,
   type Batch,
   type BatchOptions,
