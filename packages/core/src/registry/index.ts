@@ -23,5 +23,7 @@ export {
   type ScheduleEntry,
   type CallbackEntry,
 } from './kinds.ts';
+// The node every entry is written as in YAML: `{type, ...params}`.
+export type { EntryConfig } from '../schema/types.ts';
 // The errors an entry's `create` throws for a bad parameter: located by the caller.
 export { ConfigError, ConfigErrors, describeValue, formatPath, type ConfigPath } from '../errors.ts';
