@@ -5,7 +5,9 @@ import { defineConfig } from 'vitest/config';
 // imports with it; NODE_OPTIONS carries it to every process the tests start (`exp` under tsx,
 // sweep trials, queue workers).
 const SOURCE_CONDITION = '@tessera/source';
-process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS, `--conditions=${SOURCE_CONDITION}`].filter(Boolean).join(' ');
+if (!process.env.NODE_OPTIONS?.includes(`--conditions=${SOURCE_CONDITION}`)) {
+  process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS, `--conditions=${SOURCE_CONDITION}`].filter(Boolean).join(' ');
+}
 
 // Tests whose assertions depend on leases and timeouts between real processes (Redis workers):
 // they run last, one file at a time, so a busy neighbour cannot stall a worker past its lease.
