@@ -8,8 +8,7 @@ import {
   findRunDir,
   readMetrics,
   createMlflowTracker,
-  collectProvenance,
-  currentUser,
+  userAndGitTags,
   combineTrackers,
   type ParamValue,
   type RunStatus,
@@ -148,12 +147,9 @@ export function sweepRunStatus(state: SweepState, interrupted: boolean): { statu
 
 export function sweepTags(spec: SweepSpec): Record<string, string> {
   const paths = spec.parameters.map((p) => p.path).join(', ');
-  // The tags every run of the base experiment carries (runTags), so the sweep's run is found and filtered alike.
-  const { gitCommit } = collectProvenance(dirname(spec.experiment));
-  const user = currentUser();
   return {
-    ...(gitCommit ? { 'mlflow.source.git.commit': gitCommit } : {}),
-    ...(user ? { 'mlflow.user': user } : {}),
+    // The tags every run of the base experiment carries (runTags), so the sweep's run is found and filtered alike.
+    ...userAndGitTags(dirname(spec.experiment)),
     [SWEEP_TAG]: spec.name,
     [`${SWEEP_TAG}.method`]: spec.method,
     [`${SWEEP_TAG}.metric`]: spec.objective.metric,

@@ -1,10 +1,53 @@
-export * from './tracker.ts';
-export * from './local-store.ts';
-export * from './provenance.ts';
-export * from './mlflow-tracker.ts';
-export * from './sync.ts';
-export * from './run-record.ts';
-export * from './plots.ts';
-export * from './system-metrics.ts';
-export * from './run-list.ts';
-export * from './local-ui.ts';
+// What a program uses to record and read runs. The engine's own recording steps (run-record.ts,
+// provenance.ts, system-metrics.ts) stay inside core; the learning-curve plots are the optional
+// entry point `@tessera/core/plots` (Vega and resvg load only there).
+export {
+  combineTrackers,
+  defaultRunName,
+  RUN_NAME_TAG,
+  type Tracker,
+  type StartRunOptions,
+  type RunInfo,
+  type RunStatus,
+  type ParamValue,
+  type DatasetInput,
+  type ArtifactContent,
+} from './tracker.ts';
+export {
+  LocalRunStore,
+  defaultRunsDir,
+  findRunDir,
+  readRunMeta,
+  readMetrics,
+  readSystemMetrics,
+  readAllMetrics,
+  writeJsonAtomic,
+  SYSTEM_METRICS_FILE,
+  STEP_METRICS_FILE,
+  type RunMeta,
+  type MetricRecord,
+} from './local-store.ts';
+export { MlflowTracker, createMlflowTracker, type MlflowTrackerOptions, type TrackerContext } from './mlflow-tracker.ts';
+export {
+  syncRun,
+  runsToSync,
+  listRunDirs,
+  readSyncStates,
+  updateSyncState,
+  SYNC_STATE_FILE,
+  LOCAL_RUN_ID_TAG,
+  LOCAL_PARENT_TAG,
+  MLFLOW_PARENT_TAG,
+  MLFLOW_EXPERIMENT_TAGS,
+  RUN_ID_TAGS,
+  withMlflowRunIds,
+  type SyncOptions,
+  type SyncResult,
+  type SyncState,
+  type SyncStates,
+  type OutboxEntry,
+} from './sync.ts';
+export { listLocalRuns, formatRunsTable, queryRuns, parseRunFilter, runValue, type RunRow, type RunQuery, type RunFilter } from './run-list.ts';
+export { LOCAL_UI_DIR, runsChangedSinceSync, syncChangedRuns, markTrainingExperiments, type SyncPassResult } from './local-ui.ts';
+// The tags that say who ran what (a sweep's run carries them as its trials do).
+export { userAndGitTags } from './run-record.ts';

@@ -6,8 +6,7 @@ import { stringify } from 'yaml';
 import { formatSummary, modelSummary } from '../graph/summary.ts';
 import type { DatasetInfo, Split } from '../registry/kinds.ts';
 import type { ExperimentConfig } from '../schema/types.ts';
-import { learningCurveArtifacts } from './plots.ts';
-import type { Provenance } from './provenance.ts';
+import { collectProvenance, type Provenance } from './provenance.ts';
 import { LOCAL_PARENT_TAG } from './sync.ts';
 import { flattenParams, type DatasetInput, type ParamValue, type Tracker } from './tracker.ts';
 
@@ -63,8 +62,15 @@ export function headerComment(text: string): string {
   return lines.join('\n').trim();
 }
 
+/** Who runs, and the code's commit: MLflow's `mlflow.user` and `mlflow.source.git.commit`. */
+export function userAndGitTags(cwd: string): Record<string, string> {
+  const user = currentUser();
+  const { gitCommit } = collectProvenance(cwd);
+  return { ...(gitCommit ? { 'mlflow.source.git.commit': gitCommit } : {}), ...(user ? { 'mlflow.user': user } : {}) };
+}
+
 /** The OS user name (MLflow's `mlflow.user`), if it can be known. */
-export function currentUser(): string | undefined {
+function currentUser(): string | undefined {
   try {
     return userInfo().username;
   } catch {
@@ -235,5 +241,8 @@ export class EpochRecorder {
 
 /** Learning curves of the whole run (`plots/loss.png`, `plots/accuracy.png`). */
 export async function recordRunEnd(tracker: Tracker, history: Record<string, number>[]): Promise<void> {
+  // The optional entry point `@tessera/core/plots`, loaded here only, so that importing core
+  // (a program, every `exp` command) never loads the plotting code.
+  const { learningCurveArtifacts } = await import('./plots.ts');
   for (const [path, png] of await learningCurveArtifacts(history)) await tracker.logArtifact(path, { bytes: png });
 }
