@@ -2,7 +2,7 @@ import type { Registries } from '@tessera/core';
 import { transformEntries } from './augment/index.ts';
 import { datasetEntries } from './datasets/entries.ts';
 
-/** Registers the built-in datasets (cifar100, cifar10, synthetic) and transforms. */
+/** Registers the built-in datasets (cifar100, cifar10, synthetic, image_folder, manifest) and transforms. */
 export function registerData(registries: Registries): Registries {
   for (const entry of datasetEntries) registries.datasets.register(entry);
   for (const entry of transformEntries) registries.transforms.register(entry);

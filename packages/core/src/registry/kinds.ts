@@ -42,6 +42,8 @@ export interface DatasetInfo {
   counts: Record<Split, number>;
   /** A stable hash of the source data, for caches. */
   fingerprint: string;
+  /** Facts about the loaded data that a run records as `dataset.<key>` params (e.g. skipped_images). */
+  stats?: Record<string, number | string>;
 }
 
 export interface Batch {

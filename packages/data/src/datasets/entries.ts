@@ -1,75 +1,11 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
-import { ConfigError, describeValue, type Dataset, type DatasetContext, type DatasetEntry, type JsonSchema } from '@tessera/core';
-import { createPipeline, type ConfiguredTransform } from '../pipeline.ts';
-import { Rng, deriveSeed } from '../random.ts';
-import { range, type ImageSet, type SplitView } from '../store.ts';
+import { describeValue, type Dataset, type DatasetContext, type DatasetEntry } from '@tessera/core';
+import { createPipeline } from '../pipeline.ts';
+import { range } from '../store.ts';
+import { buildTransforms, commonSchema, configRelativePath, paramError, splitTraining, type CommonParams } from './common.ts';
 import { CIFAR10, CIFAR100, defaultCacheDir, gunzipFile, loadCifar, parseRecords, type CifarFormat, type LabelMode } from './cifar.ts';
+import { imageFolderEntry, manifestEntry } from './images/entries.ts';
 import { syntheticFingerprint, syntheticImages } from './synthetic.ts';
-
-/** Parameters every dataset shares: how to split and what to apply. */
-interface CommonParams {
-  transforms?: ({ type: string } & Record<string, unknown>)[];
-  validation_split?: number;
-  validation_shuffle?: boolean;
-}
-
-const commonSchema: Record<string, JsonSchema> = {
-  transforms: {
-    type: 'array',
-    items: { $ref: '#/$defs/transform' },
-    default: [],
-    description: 'preprocessing and augmentation steps, applied in order (random ones in training only)',
-  },
-  validation_split: {
-    type: 'number',
-    minimum: 0,
-    exclusiveMaximum: 1,
-    default: 0,
-    description: 'fraction of the training examples held out for validation: the LAST ones, before any shuffle (Keras)',
-  },
-  validation_shuffle: {
-    type: 'boolean',
-    default: false,
-    description: 'hold out a random (seeded by the run seed) subset instead of the last examples',
-  },
-};
-
-function paramError(
-  ctx: DatasetContext,
-  key: (string | number)[],
-  init: { expected?: string; found?: string; message?: string; hint?: string },
-  cause?: unknown,
-): ConfigError {
-  const path = ['data', ...key];
-  return new ConfigError({ ...init, path, location: ctx.locate?.(path) }, cause === undefined ? undefined : { cause });
-}
-
-function buildTransforms(params: CommonParams, ctx: DatasetContext): ConfiguredTransform[] {
-  return (params.transforms ?? []).map(({ type, ...rest }, i) => {
-    let entry;
-    try {
-      entry = ctx.registries.transforms.get(type);
-    } catch (cause) {
-      // The registry's message already lists the valid types with a did-you-mean.
-      throw paramError(ctx, ['transforms', i, 'type'], { message: (cause as Error).message }, cause);
-    }
-    return { type, params: rest, transform: entry.create(rest) };
-  });
-}
-
-/** Splits `train` into train/validation views: the last fraction (Keras) or a seeded random one. */
-function splitTraining(train: ImageSet, params: CommonParams, seed: number): { train: SplitView; validation: SplitView } {
-  const fraction = params.validation_split ?? 0;
-  // Keras: split_at = int(n * (1 - validation_split)).
-  const splitAt = Math.floor(train.count * (1 - fraction));
-  let indices = range(0, train.count);
-  if (params.validation_shuffle && fraction > 0) indices = new Rng(deriveSeed(seed, 0x5ab1e)).shuffle(indices);
-  return {
-    train: { set: train, indices: indices.slice(0, splitAt) },
-    validation: { set: train, indices: indices.slice(splitAt) },
-  };
-}
 
 interface CifarParams extends CommonParams {
   dir?: string;
@@ -81,13 +17,6 @@ interface CifarParams extends CommonParams {
   md5?: string;
   cache_dir?: string;
   cache_decoded?: boolean;
-}
-
-/** A path written in the config, absolute; a relative one is relative to the file that wrote it (a base file for `extends`). */
-function configRelativePath(path: (string | number)[], p: string, ctx: Pick<DatasetContext, 'configDir' | 'locate'>): string {
-  if (isAbsolute(p)) return p;
-  const written = ctx.locate?.(path)?.file;
-  return resolve(written && !written.startsWith('--set ') ? dirname(resolve(written)) : ctx.configDir, p);
 }
 
 /**
@@ -211,4 +140,4 @@ export const syntheticEntry: DatasetEntry<SyntheticParams> = {
   },
 };
 
-export const datasetEntries: DatasetEntry[] = [cifar100Entry, cifar10Entry, syntheticEntry];
+export const datasetEntries: DatasetEntry[] = [cifar100Entry, cifar10Entry, syntheticEntry, imageFolderEntry, manifestEntry];
