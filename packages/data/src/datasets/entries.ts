@@ -5,6 +5,7 @@ import { range } from '../store.ts';
 import { buildTransforms, commonSchema, configRelativePath, paramError, splitTraining, type CommonParams } from './common.ts';
 import { CIFAR10, CIFAR100, defaultCacheDir, gunzipFile, loadCifar, parseRecords, type CifarFormat, type LabelMode } from './cifar.ts';
 import { imageFolderEntry, manifestEntry } from './images/entries.ts';
+import { FASHION_MNIST, MNIST, loadIdx, type IdxFormat } from './mnist.ts';
 import { syntheticFingerprint, syntheticImages } from './synthetic.ts';
 
 interface CifarParams extends CommonParams {
@@ -102,6 +103,49 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
 export const cifar100Entry = cifarEntry('cifar100', CIFAR100, true);
 export const cifar10Entry = cifarEntry('cifar10', CIFAR10, false);
 
+interface IdxParams extends CommonParams {
+  dir?: string;
+  download?: boolean;
+  url?: string;
+  cache_dir?: string;
+}
+
+function idxEntry(type: string, format: IdxFormat): DatasetEntry<IdxParams> {
+  return {
+    type,
+    description: `${format.name} (28x28x1, 10 classes) from the official IDX files; downloaded into the cache when absent`,
+    params: {
+      properties: {
+        dir: { type: 'string', description: `directory holding the four IDX files (gzipped or not, also in a ${format.folder}/ subfolder), relative to the experiment file; default: TESSERA_DATA_DIR, then the cache` },
+        ...commonSchema,
+        download: { type: 'boolean', default: true, description: 'download the official files into the cache when no local copy is found' },
+        url: { type: 'string', default: format.url, description: 'base URL the four files are downloaded from (a mirror)' },
+        cache_dir: { type: 'string', description: 'download cache; default: TESSERA_CACHE or ~/.cache/tessera' },
+      },
+      additionalProperties: false,
+    },
+    async create(params, ctx: DatasetContext): Promise<Dataset> {
+      const { dir, cacheDir } = cifarPlaces(params, ctx);
+      if (params.dir !== undefined && !(existsSync(dir!) && statSync(dir!).isDirectory())) {
+        throw paramError(ctx, ['dir'], { expected: `a directory holding ${format.name}`, found: `${describeValue(params.dir)} (${dir} does not exist)` });
+      }
+      const data = await loadIdx(format, { ...(dir ? { dir } : {}), cacheDir, download: params.download ?? true, ...(params.url ? { url: params.url } : {}), log: ctx.log });
+      ctx.log(`${format.name}: ${data.train.count} training and ${data.test.count} test images from ${data.source}`);
+      return createPipeline({
+        info: { name: type, numClasses: format.classNames.length, labelNames: format.classNames, fingerprint: data.fingerprint },
+        splits: { ...splitTraining(data.train, params, ctx.seed), test: { set: data.test, indices: range(0, data.test.count) } },
+        adaptOn: data.train,
+        transforms: buildTransforms(params, ctx),
+        cacheDir,
+        log: ctx.log,
+      });
+    },
+  };
+}
+
+export const mnistEntry = idxEntry('mnist', MNIST);
+export const fashionMnistEntry = idxEntry('fashion_mnist', FASHION_MNIST);
+
 interface SyntheticParams extends CommonParams {
   image_shape?: [number, number, number];
   num_classes?: number;
@@ -140,4 +184,4 @@ export const syntheticEntry: DatasetEntry<SyntheticParams> = {
   },
 };
 
-export const datasetEntries: DatasetEntry[] = [cifar100Entry, cifar10Entry, syntheticEntry, imageFolderEntry, manifestEntry];
+export const datasetEntries: DatasetEntry[] = [cifar100Entry, cifar10Entry, syntheticEntry, imageFolderEntry, manifestEntry, mnistEntry, fashionMnistEntry];
