@@ -9,6 +9,7 @@ export interface CommonParams {
   transforms?: ({ type: string } & Record<string, unknown>)[];
   validation_split?: number;
   validation_shuffle?: boolean;
+  workers?: number;
 }
 
 export const commonSchema: Record<string, JsonSchema> = {
@@ -29,6 +30,13 @@ export const commonSchema: Record<string, JsonSchema> = {
     type: 'boolean',
     default: false,
     description: 'hold out a random (seeded by the run seed) subset instead of the last examples',
+  },
+  workers: {
+    type: 'integer',
+    minimum: 0,
+    description:
+      'worker threads that gather and augment batches off the training thread, prefetching ahead of it (0: on the training thread); ' +
+      'default: the cores left after training, at most 4 (env TESSERA_DATA_WORKERS). Same batches for any count >= 1',
   },
 };
 

@@ -95,6 +95,7 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
         transforms: buildTransforms(params, ctx),
         cacheDir,
         log: ctx.log,
+        ...(params.workers !== undefined ? { workers: params.workers } : {}),
       });
     },
   };
@@ -138,6 +139,7 @@ function idxEntry(type: string, format: IdxFormat): DatasetEntry<IdxParams> {
         transforms: buildTransforms(params, ctx),
         cacheDir,
         log: ctx.log,
+        ...(params.workers !== undefined ? { workers: params.workers } : {}),
       });
     },
   };
@@ -180,6 +182,7 @@ export const syntheticEntry: DatasetEntry<SyntheticParams> = {
       adaptOn: train,
       transforms: buildTransforms(params, ctx),
       log: ctx.log,
+      ...(params.workers !== undefined ? { workers: params.workers } : {}),
     });
   },
 };

@@ -170,6 +170,7 @@ async function createImageDataset(
     transforms: buildTransforms(params, ctx),
     cacheDir: decoded.cacheDir,
     log: ctx.log,
+    ...(params.workers !== undefined ? { workers: params.workers } : {}),
   });
 }
 
