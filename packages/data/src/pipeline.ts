@@ -6,7 +6,7 @@ import type { Batch, BatchOptions, Dataset, DatasetInfo, RawImages, Registries, 
 import { deriveSeed, Rng } from './random.ts';
 import { transformEntries } from './augment/index.ts';
 import { gatherBatch, type SplitView } from './store.ts';
-import { attachWorkers, defaultWorkerCount, shareSet, type WorkerHandle } from './workers/pool.ts';
+import { attachWorkers, defaultWorkerCount, shareSet, startWorkers, type WorkerHandle } from './workers/pool.ts';
 import type { BatchResult } from './workers/protocol.ts';
 
 /** A transform as configured: its YAML params (for cache keys) and the live object. */
@@ -69,6 +69,8 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
   }
   const sets = [...new Set(Object.values(spec.splits).map((v) => v.set))];
   let workers: WorkerHandle | undefined;
+  // Started now, so their start-up (a second or two) overlaps building the model.
+  if (workerCount > 0) startWorkers(workerCount);
 
   const dataset: Dataset = {
     info,

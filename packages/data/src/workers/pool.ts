@@ -131,6 +131,12 @@ export function batchesMadeByWorkers(): number[] {
   return [...(pool?.made ?? [])];
 }
 
+/** Starts the process' workers ahead of their first batch. */
+export function startWorkers(count: number): void {
+  pool ??= new WorkerPool();
+  pool.ensure(count);
+}
+
 /** A pipeline's handle on the pool: its sets and transforms are registered in every worker. */
 export interface WorkerHandle {
   run(set: number, indices: Int32Array, options: { training: boolean; seed: number; epoch: number; batchIndex: number }): Promise<BatchResult>;
