@@ -32,8 +32,8 @@ for tool in g++ make unzip nm; do command -v "${tool}" >/dev/null 2>&1 || missin
 command -v "${PYTHON}" >/dev/null 2>&1 || missing+=("${PYTHON}")
 if command -v "${PYTHON}" >/dev/null 2>&1 && ! "${PYTHON}" -m pip --version >/dev/null 2>&1; then missing+=("pip (${PYTHON} -m pip)"); fi
 if ((${#missing[@]} > 0)); then
-  list="${missing[*]}"
-  echo "tessera: native backend not built: no ${list// /, } on PATH; training uses the slower wasm backend. To build it: install them (Debian: apt-get install g++ make unzip binutils python3-pip), $RETRY"
+  printf -v list '%s, ' "${missing[@]}"
+  echo "tessera: native backend not built: no ${list%, } on PATH; training uses the slower wasm backend. To build it: install them (Debian: apt-get install g++ make unzip binutils python3-pip), $RETRY"
   exit 0
 fi
 
