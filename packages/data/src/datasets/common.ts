@@ -1,5 +1,5 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { ConfigError, type DatasetContext, type JsonSchema } from '@tessera/core';
+import { ConfigError, type DatasetContext, type JsonSchema, type Registries } from '@tessera/core';
 import type { ConfiguredTransform } from '../pipeline.ts';
 import { Rng, deriveSeed } from '../random.ts';
 import { range, type ImageSet, type SplitView } from '../store.ts';
@@ -41,7 +41,7 @@ export const commonSchema: Record<string, JsonSchema> = {
 };
 
 export function paramError(
-  ctx: DatasetContext,
+  ctx: Pick<DatasetContext, 'locate'>,
   key: (string | number)[],
   init: { expected?: string; found?: string; message?: string; hint?: string },
   cause?: unknown,
@@ -61,6 +61,11 @@ export function buildTransforms(params: CommonParams, ctx: DatasetContext): Conf
     }
     return { type, params: rest, transform: entry.create(rest) };
   });
+}
+
+/** One example's shape as the model sees it: the source's shape through each transform's outputShape. */
+export function transformedShape(raw: readonly number[], params: CommonParams, registries: Registries): number[] {
+  return (params.transforms ?? []).reduce((shape, { type, ...rest }) => registries.transforms.get(type).create(rest).outputShape(shape), [...raw]);
 }
 
 /** Splits `train` into train/validation views: the last fraction (Keras) or a seeded random one. */

@@ -2,10 +2,10 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { describeValue, type Dataset, type DatasetContext, type DatasetEntry } from '@tessera/core';
 import { createPipeline } from '../pipeline.ts';
 import { range } from '../store.ts';
-import { buildTransforms, commonSchema, configRelativePath, paramError, splitTraining, type CommonParams } from './common.ts';
-import { CIFAR10, CIFAR100, defaultCacheDir, gunzipFile, loadCifar, parseRecords, type CifarFormat, type LabelMode } from './cifar.ts';
+import { buildTransforms, commonSchema, configRelativePath, paramError, splitTraining, transformedShape, type CommonParams } from './common.ts';
+import { CIFAR10, CIFAR100, CIFAR_IMAGE_SHAPE, defaultCacheDir, gunzipFile, loadCifar, parseRecords, type CifarFormat, type LabelMode } from './cifar.ts';
 import { imageFolderEntry, manifestEntry } from './images/entries.ts';
-import { FASHION_MNIST, MNIST, loadIdx, type IdxFormat } from './mnist.ts';
+import { FASHION_MNIST, IDX_IMAGE_SHAPE, MNIST, loadIdx, type IdxFormat } from './mnist.ts';
 import { syntheticFingerprint, syntheticImages } from './synthetic.ts';
 
 interface CifarParams extends CommonParams {
@@ -59,6 +59,10 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
       },
       additionalProperties: false,
     },
+    describe: (params, { registries }) => ({
+      inputShape: transformedShape(CIFAR_IMAGE_SHAPE, params, registries),
+      numClasses: format.classes[params.label_mode ?? 'fine'],
+    }),
     async create(params, ctx: DatasetContext): Promise<Dataset> {
       const { dir, searchDirs, cacheDir } = cifarPlaces(params, ctx);
       if (params.dir !== undefined && !(existsSync(dir!) && statSync(dir!).isDirectory())) {
@@ -125,6 +129,7 @@ function idxEntry(type: string, format: IdxFormat): DatasetEntry<IdxParams> {
       },
       additionalProperties: false,
     },
+    describe: (params, { registries }) => ({ inputShape: transformedShape(IDX_IMAGE_SHAPE, params, registries), numClasses: format.classNames.length }),
     async create(params, ctx: DatasetContext): Promise<Dataset> {
       const { dir, cacheDir } = cifarPlaces(params, ctx);
       if (params.dir !== undefined && !(existsSync(dir!) && statSync(dir!).isDirectory())) {
@@ -156,6 +161,9 @@ interface SyntheticParams extends CommonParams {
   noise?: number;
 }
 
+const SYNTHETIC_IMAGE_SHAPE: [number, number, number] = [32, 32, 3];
+const SYNTHETIC_CLASSES = 10;
+
 export const syntheticEntry: DatasetEntry<SyntheticParams> = {
   type: 'synthetic',
   description: 'Generated images: a fixed mean pattern per class plus noise (learnable; for tests and smoke runs)',
@@ -170,9 +178,13 @@ export const syntheticEntry: DatasetEntry<SyntheticParams> = {
     },
     additionalProperties: false,
   },
+  describe: (params, { registries }) => ({
+    inputShape: transformedShape(params.image_shape ?? SYNTHETIC_IMAGE_SHAPE, params, registries),
+    numClasses: params.num_classes ?? SYNTHETIC_CLASSES,
+  }),
   async create(params, ctx: DatasetContext) {
-    const [height, width, channels] = params.image_shape ?? [32, 32, 3];
-    const base = { height, width, channels, classes: params.num_classes ?? 10, noise: params.noise ?? 40, seed: ctx.seed };
+    const [height, width, channels] = params.image_shape ?? SYNTHETIC_IMAGE_SHAPE;
+    const base = { height, width, channels, classes: params.num_classes ?? SYNTHETIC_CLASSES, noise: params.noise ?? 40, seed: ctx.seed };
     const trainSpec = { ...base, count: params.train_size ?? 1000 };
     const train = syntheticImages(trainSpec, 1);
     const test = syntheticImages({ ...base, count: params.test_size ?? 200 }, 2);

@@ -11,6 +11,9 @@ import { gunzipFile } from './cifar.ts';
 import { downloadFile, md5File } from './download.ts';
 import { DataError } from './errors.ts';
 
+/** Every MNIST-family image: 28x28, one channel. */
+export const IDX_IMAGE_SHAPE: [number, number, number] = [28, 28, 1];
+
 export interface IdxFile {
   /** The official (gzipped) file name; the unzipped name drops `.gz`. */
   file: string;

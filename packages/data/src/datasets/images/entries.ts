@@ -5,14 +5,14 @@
  * the pipeline are shared.
  */
 import { existsSync, statSync } from 'node:fs';
-import { ConfigError, describeValue, type Dataset, type DatasetContext, type DatasetEntry, type JsonSchema } from '@tessera/core';
+import { ConfigError, describeValue, type Dataset, type DatasetContext, type DatasetEntry, type DataShape, type DataShapeContext, type JsonSchema } from '@tessera/core';
 import { ImageDecodeError, type Interpolation } from '../../image/decode.ts';
 import { createPipeline } from '../../pipeline.ts';
 import { range, type ImageSet, type SplitView } from '../../store.ts';
 import { defaultCacheDir } from '../cifar.ts';
-import { buildTransforms, commonSchema, configRelativePath, paramError, splitTraining, type CommonParams } from '../common.ts';
+import { buildTransforms, commonSchema, configRelativePath, paramError, splitTraining, transformedShape, type CommonParams } from '../common.ts';
 import { decodeFileList, type DecodeSettings, type DecodedImages } from './cache.ts';
-import { scanImageFolder, scanManifest, type FileList, type ScannedImages } from './scan.ts';
+import { folderClasses, manifestClasses, scanImageFolder, scanManifest, type FileList, type ScanContext, type ScannedImages } from './scan.ts';
 
 type ColorMode = 'rgb' | 'grayscale' | 'rgba';
 
@@ -174,7 +174,7 @@ async function createImageDataset(
   });
 }
 
-function existingPath(ctx: DatasetContext, key: string, written: string, kind: 'dir' | 'file'): string {
+function existingPath(ctx: Pick<DatasetContext, 'configDir' | 'locate'>, key: string, written: string, kind: 'dir' | 'file'): string {
   const path = configRelativePath(['data', key], written, ctx);
   const ok = existsSync(path) && (kind === 'dir' ? statSync(path).isDirectory() : statSync(path).isFile());
   if (!ok) {
@@ -184,6 +184,26 @@ function existingPath(ctx: DatasetContext, key: string, written: string, kind: '
     });
   }
   return path;
+}
+
+function scanContext(params: ImageParams, ctx: Pick<DatasetContext, 'locate'>, key: string): ScanContext {
+  const location = ctx.locate?.(['data', key]);
+  return {
+    path: ['data', key],
+    ...(location ? { location } : {}),
+    ...(params.classes ? { classes: params.classes } : {}),
+    ignoreUnknownFiles: params.ignore_unknown_files ?? false,
+  };
+}
+
+/** The examples' shape from the params; the class count from `classes`, else the folder names or manifest labels (no image is read). */
+function describeImages(params: ImageParams, ctx: DataShapeContext, classes: (where: Pick<DatasetContext, 'configDir' | 'locate'>) => string[]): DataShape {
+  const [height, width] = params.image_size;
+  const where = { configDir: ctx.configDir ?? process.cwd(), ...(ctx.locate ? { locate: ctx.locate } : {}) };
+  return {
+    inputShape: transformedShape([height, width, CHANNELS[params.color_mode ?? 'rgb']], params, ctx.registries),
+    numClasses: params.classes?.length ?? classes(where).length,
+  };
 }
 
 export const imageFolderEntry: DatasetEntry<ImageFolderParams> = {
@@ -197,15 +217,10 @@ export const imageFolderEntry: DatasetEntry<ImageFolderParams> = {
     required: ['dir', 'image_size'],
     additionalProperties: false,
   },
+  describe: (params, ctx) => describeImages(params, ctx, (where) => folderClasses(existingPath(where, 'dir', params.dir, 'dir'), scanContext(params, where, 'dir')).classNames),
   async create(params, ctx) {
     const dir = existingPath(ctx, 'dir', params.dir, 'dir');
-    const location = ctx.locate?.(['data', 'dir']);
-    const scanned = scanImageFolder(dir, {
-      path: ['data', 'dir'],
-      ...(location ? { location } : {}),
-      ...(params.classes ? { classes: params.classes } : {}),
-      ignoreUnknownFiles: params.ignore_unknown_files ?? false,
-    });
+    const scanned = scanImageFolder(dir, scanContext(params, ctx, 'dir'));
     return createImageDataset('image_folder', scanned, params, ctx, 'dir', dir);
   },
 };
@@ -221,15 +236,10 @@ export const manifestEntry: DatasetEntry<ManifestParams> = {
     required: ['manifest', 'image_size'],
     additionalProperties: false,
   },
+  describe: (params, ctx) => describeImages(params, ctx, (where) => manifestClasses(existingPath(where, 'manifest', params.manifest, 'file'), scanContext(params, where, 'manifest'))),
   async create(params, ctx) {
     const file = existingPath(ctx, 'manifest', params.manifest, 'file');
-    const location = ctx.locate?.(['data', 'manifest']);
-    const scanned = scanManifest(file, {
-      path: ['data', 'manifest'],
-      ...(location ? { location } : {}),
-      ...(params.classes ? { classes: params.classes } : {}),
-      ignoreUnknownFiles: params.ignore_unknown_files ?? false,
-    });
+    const scanned = scanManifest(file, scanContext(params, ctx, 'manifest'));
     return createImageDataset('manifest', scanned, params, ctx, 'manifest', file);
   },
 };

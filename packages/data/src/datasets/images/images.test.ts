@@ -101,6 +101,9 @@ describe('image_folder', () => {
     // Upright: red on top (pixel 0,0), blue at the bottom.
     expect(close(xs[6]!, [220, 20, 30], 10), `rotated top-left ${xs[6]}`).toBe(true);
     expect(logs.some((m) => /image_folder: 7 training images in 3 classes/.test(m))).toBe(true);
+    // describe: the same shape and classes from the folder names, before any image is read.
+    expect(registries.datasets.get('image_folder').describe({ dir, image_size: [8, 8], color_mode: 'grayscale' }, { registries })).toEqual({ inputShape: [8, 8, 1], numClasses: 3 });
+    expect(registries.datasets.get('image_folder').describe({ dir, image_size: [8, 8], classes: ['a', 'b'] }, { registries })).toEqual({ inputShape: [8, 8, 3], numClasses: 2 });
   });
 
   it('skips a corrupt or truncated image with one warning naming it, and records the count', async () => {
@@ -255,6 +258,7 @@ describe('manifest', () => {
     const ds = await create('manifest', { manifest: join(dir, 'list.csv'), cache: false });
     expect(ds.info.labelNames).toEqual(['cat', 'dog', 'fox']);
     expect(ds.info.counts).toEqual({ train: 3, validation: 1, test: 0 });
+    expect(registries.datasets.get('manifest').describe({ manifest: 'list.csv', image_size: [8, 8] }, { registries, configDir: dir })).toEqual({ inputShape: [8, 8, 3], numClasses: 3 });
     expect((await allBatches(ds, 'train')).ys).toEqual([0, 1, 2]);
     writeFileSync(join(dir, 'list.jsonl'), '{"path": "img/a.png", "label": 0}\n{"path": "img/c.jpg", "label": 2}\n{"path": "img/d.png", "label": 1}\n');
     const json = await create('manifest', { manifest: join(dir, 'list.jsonl'), cache: false });

@@ -144,11 +144,10 @@ function checkClassCount(classNames: string[], where: string, ctx: ScanContext):
 }
 
 /**
- * Scans an image folder: `dir/<class>/**`, or `dir/train/<class>/**` with optional
- * `dir/validation` and `dir/test` laid out the same way. Classes are the sorted folder names
- * of the training folder (Keras' image_dataset_from_directory), unless `ctx.classes` names them.
+ * The class names of an image folder from its folder names alone (no image is opened): what
+ * `describe` needs before any data is read, and the first step of `scanImageFolder`.
  */
-export function scanImageFolder(dir: string, ctx: ScanContext): ScannedImages {
+export function folderClasses(dir: string, ctx: ScanContext): { classNames: string[]; trainDir: string; trainFolders: string[]; splitLayout: boolean; top: string[] } {
   const top = classFolders(dir, { ...ctx, ignoreUnknownFiles: true });
   const splitLayout = top.includes('train') && top.every((name) => (SPLIT_DIRS as readonly string[]).includes(name));
   const trainDir = splitLayout ? join(dir, 'train') : dir;
@@ -167,6 +166,16 @@ export function scanImageFolder(dir: string, ctx: ScanContext): ScannedImages {
     }
     classNames = ctx.classes;
   }
+  return { classNames, trainDir, trainFolders, splitLayout, top };
+}
+
+/**
+ * Scans an image folder: `dir/<class>/**`, or `dir/train/<class>/**` with optional
+ * `dir/validation` and `dir/test` laid out the same way. Classes are the sorted folder names
+ * of the training folder (Keras' image_dataset_from_directory), unless `ctx.classes` names them.
+ */
+export function scanImageFolder(dir: string, ctx: ScanContext): ScannedImages {
+  const { classNames, trainDir, trainFolders, splitLayout, top } = folderClasses(dir, ctx);
   const scanned: ScannedImages = { classNames, train: listClasses(trainDir, classNames, trainFolders, ctx) };
   if (splitLayout) {
     for (const split of ['validation', 'test'] as const) {
@@ -271,8 +280,8 @@ function readManifestRows(file: string, ctx: ScanContext): ManifestRow[] {
  * Labels are all class names or all integer indices. Classes: `ctx.classes` when given (a label
  * not in it is an error), else the sorted distinct names, or 0..max for integer labels.
  */
-export function scanManifest(file: string, ctx: ScanContext): ScannedImages {
-  const rows = readManifestRows(file, ctx);
+/** The class names a manifest's rows imply (see scanManifest), from the text alone. */
+function rowClasses(rows: ManifestRow[], file: string, ctx: ScanContext): string[] {
   const at = (row: ManifestRow): SourceLocation => ({ file, line: row.line, col: 1 });
   const numeric = rows.filter((r) => typeof r.label === 'number').length;
   if (numeric > 0 && numeric < rows.length && !ctx.classes) {
@@ -288,6 +297,18 @@ export function scanManifest(file: string, ctx: ScanContext): ScannedImages {
   if (classNames.length < 2) {
     throw scanError(ctx, `manifest ${file} has only one class ("${classNames[0]}"): a classifier needs at least 2 classes`);
   }
+  return classNames;
+}
+
+/** A manifest's class names without checking its files: what `describe` needs. */
+export function manifestClasses(file: string, ctx: ScanContext): string[] {
+  return rowClasses(readManifestRows(file, ctx), file, ctx);
+}
+
+export function scanManifest(file: string, ctx: ScanContext): ScannedImages {
+  const rows = readManifestRows(file, ctx);
+  const at = (row: ManifestRow): SourceLocation => ({ file, line: row.line, col: 1 });
+  const classNames = rowClasses(rows, file, ctx);
   const base = dirname(resolve(file));
   const lists: Record<string, FileList> = {};
   const unknown: string[] = [];
