@@ -13,7 +13,7 @@ beforeAll(async () => {
 const transforms = [
   { type: 'normalize' },
   { type: 'random_flip' },
-  { type: 'random_crop', height: 6, width: 6 },
+  { type: 'random_crop', padding: 2 },
   { type: 'mixup', alpha: 0.4 },
 ];
 const make = (workers: number): Promise<Dataset> =>
