@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch, BatchOptions, Dataset, DatasetInfo, RawImages, Registries, Split, Transform, TransformState } from '@tessera/core';
 import { deriveSeed, Rng } from './random.ts';
 import { transformEntries } from './augment/index.ts';
-import { gatherBatch, type SplitView } from './store.ts';
+import { gatherBatch, range, type ImageSet, type SplitView } from './store.ts';
 import { attachWorkers, defaultWorkerCount, shareSet, startWorkers, type WorkerHandle } from './workers/pool.ts';
 import type { BatchResult } from './workers/protocol.ts';
 
@@ -29,7 +29,18 @@ export interface PipelineSpec {
    * Default: `defaultWorkerCount()`. Batches are the same for any count >= 1.
    */
   workers?: number;
+  /**
+   * Splits read from disk batch by batch instead of from `splits` (a decoded cache larger than
+   * memory); their `splits` entry is not used.
+   */
+  streams?: Partial<Record<Split, SplitStream>>;
   log: (message: string) => void;
+}
+
+/** A split streamed from shards: one epoch at a time, its images taken batch by batch, in order. */
+export interface SplitStream {
+  count: number;
+  open(training: boolean, seed: number, epoch: number): { take(n: number): ImageSet };
 }
 
 /** Salt that separates the shuffle's random stream from the transforms'. */
@@ -49,9 +60,10 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
   });
 
   const raw = spec.adaptOn;
+  const rawShape = [raw.height, raw.width, raw.channels];
   const inputShape = spec.transforms.reduce((shape, { transform }) => transform.outputShape(shape), [raw.height, raw.width, raw.channels]);
   const counts = { train: 0, validation: 0, test: 0 } as Record<Split, number>;
-  for (const split of Object.keys(spec.splits) as Split[]) counts[split] = spec.splits[split].indices.length;
+  for (const split of Object.keys(spec.splits) as Split[]) counts[split] = spec.streams?.[split]?.count ?? spec.splits[split].indices.length;
   const info: DatasetInfo = { ...spec.info, inputShape, counts };
 
   const transforms = spec.transforms.map(({ transform }) => transform);
@@ -67,7 +79,7 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
     spec.log(`transforms ${foreign.join(', ')} are not built in: batches are made on the training thread`);
     workerCount = 0;
   }
-  const sets = [...new Set(Object.values(spec.splits).map((v) => v.set))];
+  const sets = [...new Set((Object.keys(spec.splits) as Split[]).filter((split) => !spec.streams?.[split]).map((split) => spec.splits[split].set))];
   let workers: WorkerHandle | undefined;
   // Started now, so their start-up (a second or two) overlaps building the model.
   if (workerCount > 0) startWorkers(workerCount);
@@ -83,8 +95,22 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
       if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
         throw new RangeError(`batch size must be a positive integer, got ${options.batchSize}`);
       }
-      const order = Int32Array.from({ length: view.indices.length }, (_, i) => i);
-      if (options.training) new Rng(deriveSeed(options.seed, options.epoch, SHUFFLE)).shuffle(order);
+      const stream = spec.streams?.[split];
+      // A stream gives its images in its own (seeded) order: `order` only counts positions.
+      const epochStream = stream?.open(options.training, options.seed, options.epoch);
+      const order = Int32Array.from({ length: stream ? stream.count : view.indices.length }, (_, i) => i);
+      if (options.training && !stream) new Rng(deriveSeed(options.seed, options.epoch, SHUFFLE)).shuffle(order);
+      const span = (b: number) => [b * options.batchSize, Math.min(order.length, (b + 1) * options.batchSize)] as const;
+      // A batch's source: images in a registered set (by index), or a streamed batch set.
+      const source = (b: number): { set: number | ImageSet; indices: Int32Array } => {
+        const [from, to] = span(b);
+        // Batches are requested once each, in order, so the stream is read front to back.
+        if (epochStream) return { set: epochStream.take(to - from), indices: range(0, to - from) };
+        const indices = new Int32Array(to - from);
+        for (let k = from; k < to; k++) indices[k - from] = view.indices[order[k]!]!;
+        return { set: sets.indexOf(view.set), indices };
+      };
+      const total = Math.ceil(order.length / options.batchSize);
       if (workerCount > 0) {
         workers ??= attachWorkers(dataset, workerCount, {
           sets: sets.map(shareSet),
@@ -92,10 +118,15 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
           state: states,
           numClasses: info.numClasses,
         });
-        return workerBatchStream(workers, sets.indexOf(view.set), view, order, options, 2 * workerCount, info.numClasses);
+        return workerBatchStream(workers, total, source, options, 2 * workerCount, info.numClasses);
       }
-      return batchStream(view, order, options, (host, batchIndex) => {
-        const x = tf.tensor4d(host.pixels, [host.labels.length, view.set.height, view.set.width, view.set.channels]);
+      const host = (b: number) => {
+        const { set, indices } = source(b);
+        const batchSet = typeof set === 'number' ? sets[set]! : set;
+        return gatherBatch({ set: batchSet, indices }, range(0, indices.length), 0, indices.length);
+      };
+      return batchStream(total, host, (host, batchIndex) => {
+        const x = tf.tensor4d(host.pixels, [host.labels.length, rawShape[0]!, rawShape[1]!, rawShape[2]!]);
         const y = tf.tensor1d(host.labels, 'int32');
         const out = applyTransforms(x, y, options.training, (i) => deriveSeed(options.seed, options.epoch, batchIndex, i));
         if (out.images !== x) x.dispose();
@@ -116,19 +147,14 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
  */
 function workerBatchStream(
   workers: WorkerHandle,
-  set: number,
-  view: SplitView,
-  order: Int32Array,
+  total: number,
+  source: (b: number) => { set: number | ImageSet; indices: Int32Array },
   options: BatchOptions,
   depth: number,
   numClasses: number,
 ): AsyncIterable<Batch> {
-  const total = Math.ceil(order.length / options.batchSize);
   const request = (b: number) => {
-    const from = b * options.batchSize;
-    const to = Math.min(order.length, from + options.batchSize);
-    const indices = new Int32Array(to - from);
-    for (let k = from; k < to; k++) indices[k - from] = view.indices[order[k]!]!;
+    const { set, indices } = source(b);
     const result = workers.run(set, indices, { training: options.training, seed: options.seed, epoch: options.epoch, batchIndex: b });
     result.catch(() => {}); // awaited in order below; an abandoned one must not be an unhandled rejection
     return result;
@@ -252,14 +278,7 @@ type HostBatch = ReturnType<typeof gatherBatch>;
  * is started (setImmediate) as soon as one is handed out, so it runs while the consumer awaits
  * its own work; tensors are only made on demand, so an abandoned stream leaks nothing.
  */
-function batchStream(
-  view: SplitView,
-  order: Int32Array,
-  options: BatchOptions,
-  toBatch: (host: HostBatch, batchIndex: number) => Batch,
-): AsyncIterable<Batch> {
-  const total = Math.ceil(order.length / options.batchSize);
-  const gather = (b: number) => gatherBatch(view, order, b * options.batchSize, Math.min(order.length, (b + 1) * options.batchSize));
+function batchStream(total: number, gather: (b: number) => HostBatch, toBatch: (host: HostBatch, batchIndex: number) => Batch): AsyncIterable<Batch> {
   return {
     [Symbol.asyncIterator]() {
       let next = 0;

@@ -24,7 +24,7 @@ function owned(data: Float32Array): Float32Array {
 function runJob(job: BatchJob): BatchResult {
   const pipeline = pipelines.get(job.pipelineId);
   if (!pipeline) throw new Error(`batch for unknown pipeline ${job.pipelineId}`);
-  const set = pipeline.sets[job.set]! as ImageSet;
+  const set = (job.inline ?? pipeline.sets[job.set]!) as ImageSet;
   const n = job.indices.length;
   const host = gatherBatch({ set, indices: job.indices }, range(0, n), 0, n);
   const shape: [number, number, number, number] = [n, set.height, set.width, set.channels];

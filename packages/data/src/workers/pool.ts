@@ -139,7 +139,8 @@ export function startWorkers(count: number): void {
 
 /** A pipeline's handle on the pool: its sets and transforms are registered in every worker. */
 export interface WorkerHandle {
-  run(set: number, indices: Int32Array, options: { training: boolean; seed: number; epoch: number; batchIndex: number }): Promise<BatchResult>;
+  /** `set`: a registered set's index, or a batch's own set (streamed; moved to shared memory). */
+  run(set: number | ImageSet, indices: Int32Array, options: { training: boolean; seed: number; epoch: number; batchIndex: number }): Promise<BatchResult>;
 }
 
 export function attachWorkers(
@@ -154,6 +155,6 @@ export function attachWorkers(
   forgetting.register(owner, pipelineId);
   const p = pool;
   return {
-    run: (set, indices, options) => p.run({ pipelineId, set, indices, ...options }),
+    run: (set, indices, options) => p.run({ pipelineId, ...(typeof set === 'number' ? { set } : { set: -1, inline: shareSet(set) }), indices, ...options }),
   };
 }

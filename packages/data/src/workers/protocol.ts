@@ -26,7 +26,10 @@ export interface BatchJob {
   kind: 'batch';
   jobId: number;
   pipelineId: number;
+  /** The registered set's index, or -1 with `inline`. */
   set: number;
+  /** A batch's own images (a streamed split), instead of a registered set. */
+  inline?: SharedSet;
   /** Image indices into the set, in batch order. */
   indices: Int32Array;
   training: boolean;

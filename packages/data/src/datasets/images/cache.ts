@@ -19,6 +19,7 @@ import sharp from 'sharp';
 import { decodeImage, ImageDecodeError, type Interpolation, type ResizeFit } from '../../image/decode.ts';
 import type { ImageSet } from '../../store.ts';
 import type { FileList } from './scan.ts';
+import type { ShardIndex } from './stream.ts';
 
 /** Bump when the shard format or the decoder's output changes. */
 const CACHE_VERSION = 1;
@@ -50,10 +51,22 @@ export interface DecodeListOptions {
   progress?: (done: number, total: number, final: boolean) => void;
   /** The label shown in progress and messages, e.g. "train". */
   name: string;
+  /**
+   * false: do not hold the decoded images in memory (a dataset larger than memory): decode
+   * shard by shard into the cache and return its `shards` to stream from. Needs `cacheDir`.
+   */
+  inMemory?: boolean;
+  /** Bytes per shard file (default 64 MiB; tests use small shards). */
+  shardBytes?: number;
 }
 
 export interface DecodedImages {
-  set: ImageSet;
+  /** The images in memory (absent when streaming: `inMemory: false`). */
+  set?: ImageSet;
+  /** The cache entry's shards (absent without a cache). */
+  shards?: ShardIndex;
+  /** Images kept (decodable). */
+  count: number;
   /** Images left out because they could not be decoded (in the first pass). */
   skipped: BadImage[];
   /** The cache entry's digest (also the data fingerprint). */
@@ -132,7 +145,7 @@ function removeStaleTemps(root: string): void {
   }
 }
 
-async function readEntry(dir: string, settings: DecodeSettings): Promise<{ set: ImageSet; skipped: BadImage[] } | undefined> {
+async function readEntry(dir: string, settings: DecodeSettings, inMemory: boolean): Promise<Omit<DecodedImages, 'digest' | 'fromCache'> | undefined> {
   const indexFile = join(dir, 'index.json');
   if (!existsSync(indexFile)) return undefined;
   const index = JSON.parse(await readFile(indexFile, 'utf8')) as CacheIndex;
@@ -140,6 +153,18 @@ async function readEntry(dir: string, settings: DecodeSettings): Promise<{ set: 
     return undefined;
   }
   const imageBytes = index.height * index.width * index.channels;
+  const labelBytes = await readFile(join(dir, 'labels.u16'));
+  if (labelBytes.length !== index.count * 2) throw new Error(`${join(dir, 'labels.u16')} has ${labelBytes.length} bytes, expected ${index.count * 2}`);
+  const labels = new Uint16Array(index.count);
+  for (let i = 0; i < index.count; i++) labels[i] = labelBytes.readUInt16LE(i * 2);
+  const shards: ShardIndex = { dir, shards: index.shards, height: index.height, width: index.width, channels: index.channels, labels };
+  if (!inMemory) {
+    for (const shard of index.shards) {
+      const size = statSync(join(dir, shard.file)).size;
+      if (size !== shard.count * imageBytes) throw new Error(`${join(dir, shard.file)} has ${size} bytes, expected ${shard.count * imageBytes}`);
+    }
+    return { shards, count: index.count, skipped: index.skipped };
+  }
   const bytes = new Uint8Array(index.count * imageBytes);
   let at = 0;
   for (const shard of index.shards) {
@@ -148,12 +173,10 @@ async function readEntry(dir: string, settings: DecodeSettings): Promise<{ set: 
     bytes.set(data, at);
     at += data.length;
   }
-  const labelBytes = await readFile(join(dir, 'labels.u16'));
-  if (labelBytes.length !== index.count * 2) throw new Error(`${join(dir, 'labels.u16')} has ${labelBytes.length} bytes, expected ${index.count * 2}`);
-  const labels = new Uint16Array(index.count);
-  for (let i = 0; i < index.count; i++) labels[i] = labelBytes.readUInt16LE(i * 2);
   return {
     set: { bytes, count: index.count, height: index.height, width: index.width, channels: index.channels, offset: 0, stride: imageBytes, labels },
+    shards,
+    count: index.count,
     skipped: index.skipped,
   };
 }
@@ -169,7 +192,7 @@ export async function decodeFileList(list: FileList, settings: DecodeSettings, o
   const entryDir = root ? join(root, digest) : undefined;
   if (entryDir) {
     try {
-      const cached = await readEntry(entryDir, settings);
+      const cached = await readEntry(entryDir, settings, options.inMemory !== false);
       if (cached) {
         if (cached.skipped.length > 0 && options.onBadImage === 'error') {
           const first = cached.skipped[0]!;
@@ -188,7 +211,7 @@ export async function decodeFileList(list: FileList, settings: DecodeSettings, o
   const plane = height * width;
   const imageBytes = plane * channels;
   const total = list.files.length;
-  const perShard = Math.max(1, Math.floor(SHARD_BYTES / imageBytes));
+  const perShard = Math.max(1, Math.floor((options.shardBytes ?? SHARD_BYTES) / imageBytes));
   const concurrency = Math.max(1, options.concurrency ?? availableParallelism());
   // Parallelism comes from decoding many images at once; one libvips thread per image avoids
   // oversubscribing the cores with per-image threads that small images cannot use.
@@ -201,7 +224,9 @@ export async function decodeFileList(list: FileList, settings: DecodeSettings, o
     await mkdir(temp!, { recursive: true });
   }
 
-  const bytes = new Uint8Array(total * imageBytes);
+  // Streaming keeps one shard's worth of pixels at a time; otherwise the whole set stays in memory.
+  const keep = options.inMemory !== false || !temp;
+  const bytes = new Uint8Array((keep ? total : Math.min(total, perShard)) * imageBytes);
   const labels = new Uint16Array(total);
   const skipped: BadImage[] = [];
   const shards: CacheIndex['shards'] = [];
@@ -231,15 +256,16 @@ export async function decodeFileList(list: FileList, settings: DecodeSettings, o
       await Promise.all(Array.from({ length: Math.min(concurrency, end - start) }, worker));
       // Placed in list order, so the result does not depend on which decode finished first.
       const shardStart = kept;
+      const base = keep ? 0 : shardStart; // position of this shard's first image in `bytes`
       for (let i = start; i < end; i++) {
         if (!ok[i - start]) continue;
-        toPlanar(decoded[i - start]!, bytes, kept * imageBytes, plane, channels);
+        toPlanar(decoded[i - start]!, bytes, (kept - base) * imageBytes, plane, channels);
         labels[kept] = list.labels[i]!;
         kept++;
       }
       if (temp && kept > shardStart) {
         const file = `shard-${String(shards.length).padStart(5, '0')}.u8`;
-        await writeFile(join(temp, file), bytes.subarray(shardStart * imageBytes, kept * imageBytes));
+        await writeFile(join(temp, file), bytes.subarray((shardStart - base) * imageBytes, (kept - base) * imageBytes));
         shards.push({ file, count: kept - shardStart });
       }
     }
@@ -267,8 +293,13 @@ export async function decodeFileList(list: FileList, settings: DecodeSettings, o
       await rm(temp, { recursive: true, force: true });
     }
   }
+  const written = entryDir && existsSync(join(entryDir, 'index.json'));
+  const shardIndex: ShardIndex | undefined = written ? { dir: entryDir, shards, height, width, channels, labels: labels.slice(0, kept) } : undefined;
+  if (!keep && !shardIndex) throw new Error(`streaming needs the decoded cache, which could not be written (${entryDir})`);
   return {
-    set: { bytes: bytes.subarray(0, kept * imageBytes), count: kept, height, width, channels, offset: 0, stride: imageBytes, labels: labels.subarray(0, kept) },
+    ...(keep ? { set: { bytes: bytes.subarray(0, kept * imageBytes), count: kept, height, width, channels, offset: 0, stride: imageBytes, labels: labels.subarray(0, kept) } } : {}),
+    ...(shardIndex ? { shards: shardIndex } : {}),
+    count: kept,
     skipped,
     digest,
     fromCache: false,

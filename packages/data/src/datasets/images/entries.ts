@@ -5,13 +5,15 @@
  * the pipeline are shared.
  */
 import { existsSync, statSync } from 'node:fs';
-import { ConfigError, describeValue, type Dataset, type DatasetContext, type DatasetEntry, type DataShape, type DataShapeContext, type JsonSchema } from '@tessera/core';
+import { ConfigError, describeValue, type Split, type Dataset, type DatasetContext, type DatasetEntry, type DataShape, type DataShapeContext, type JsonSchema } from '@tessera/core';
 import { ImageDecodeError, type Interpolation } from '../../image/decode.ts';
-import { createPipeline } from '../../pipeline.ts';
+import { createPipeline, type SplitStream } from '../../pipeline.ts';
+import { Rng, deriveSeed } from '../../random.ts';
 import { range, type ImageSet, type SplitView } from '../../store.ts';
 import { defaultCacheDir } from '../cifar.ts';
 import { buildTransforms, commonSchema, configRelativePath, paramError, splitTraining, transformedShape, type CommonParams } from '../common.ts';
 import { decodeFileList, type DecodeSettings, type DecodedImages } from './cache.ts';
+import { ShardReader } from './stream.ts';
 import { folderClasses, manifestClasses, scanImageFolder, scanManifest, type FileList, type ScanContext, type ScannedImages } from './scan.ts';
 
 type ColorMode = 'rgb' | 'grayscale' | 'rgba';
@@ -28,6 +30,8 @@ interface ImageParams extends CommonParams {
   cache?: boolean;
   cache_dir?: string;
   decode_workers?: number;
+  max_memory_mb?: number;
+  shuffle_buffer?: number;
 }
 
 interface ImageFolderParams extends ImageParams {
@@ -66,6 +70,18 @@ const imageSchema: Record<string, JsonSchema> = {
   cache: { type: 'boolean', default: true, description: 'keep decoded images in the cache, so later epochs and runs never decode again' },
   cache_dir: { type: 'string', description: 'decoded image cache; default: TESSERA_CACHE or ~/.cache/tessera' },
   decode_workers: { type: 'integer', minimum: 1, description: 'images decoded at once in the first pass; default: the number of cores' },
+  max_memory_mb: {
+    type: 'number',
+    minimum: 0,
+    default: 4096,
+    description: 'a split whose decoded images exceed this is streamed from the cache shards instead of held in memory (needs cache: true)',
+  },
+  shuffle_buffer: {
+    type: 'integer',
+    minimum: 1,
+    default: 10000,
+    description: 'when streaming: images in the seeded shuffle buffer (shards are also read in a seeded order); memory holds about shuffle_buffer / images-per-shard + 2 shards of 64 MiB',
+  },
   ...commonSchema,
   validation_shuffle: {
     type: 'boolean',
@@ -100,9 +116,16 @@ async function decodeSplits(
 ): Promise<{ train: DecodedImages; validation?: DecodedImages; test?: DecodedImages; cacheDir: string }> {
   const settings = settingsOf(params, ctx);
   const cacheDir = params.cache_dir !== undefined ? configRelativePath(['data', 'cache_dir'], params.cache_dir, ctx) : defaultCacheDir();
+  const budget = (params.max_memory_mb ?? 4096) * 2 ** 20;
+  const imageBytes = settings.height * settings.width * settings.channels;
   const decode = async (list: FileList, name: string) => {
+    const inMemory = list.files.length * imageBytes <= budget;
+    if (!inMemory && params.cache === false) {
+      throw paramError(ctx, ['cache'], { message: `the ${name} images take ${Math.ceil((list.files.length * imageBytes) / 2 ** 20)} MiB decoded, more than max_memory_mb (${params.max_memory_mb ?? 4096}); streaming them needs cache: true` });
+    }
     try {
       return await decodeFileList(list, settings, {
+        inMemory,
         ...(params.cache !== false ? { cacheDir } : {}),
         onBadImage: params.on_bad_image ?? 'skip',
         ...(params.decode_workers ? { concurrency: params.decode_workers } : {}),
@@ -127,7 +150,7 @@ async function decodeSplits(
   const validation = scanned.validation ? await decode(scanned.validation, 'validation') : undefined;
   const test = scanned.test ? await decode(scanned.test, 'test') : undefined;
   for (const [split, decoded] of Object.entries({ train, validation, test })) {
-    if (decoded && decoded.set.count === 0) {
+    if (decoded && decoded.count === 0) {
       throw paramError(ctx, [sourceKey], { message: `no ${split} image of ${sourceFile} could be decoded (${decoded.skipped.length} bad files, e.g. ${decoded.skipped[0]?.file})` });
     }
   }
@@ -135,6 +158,25 @@ async function decodeSplits(
 }
 
 const whole = (set: ImageSet): SplitView => ({ set, indices: range(0, set.count) });
+
+/** Separates the stream's shuffle from the in-memory one (pipeline.ts) and the transforms. */
+const STREAM_SHUFFLE = 0x57e4a;
+/** Images that adaptive transforms (normalize) learn from when the training split streams. */
+const STREAM_ADAPT_SAMPLE = 10000;
+
+function streamOf(decoded: DecodedImages, buffer: number, log: (m: string) => void, name: string): { stream: SplitStream; reader: ShardReader } {
+  const reader = new ShardReader(decoded.shards!);
+  const shardMiB = Math.max(...decoded.shards!.shards.map((s) => s.count)) * reader.imageBytes;
+  log(
+    `${name}: ${decoded.count} images streamed from ${decoded.shards!.shards.length} shard(s) (more than max_memory_mb decoded): ` +
+      `about ${Math.ceil((buffer * reader.imageBytes + shardMiB) / 2 ** 20)} MiB in memory (a shuffle buffer of ${buffer} images + one shard)`,
+  );
+  const stream: SplitStream = {
+    count: decoded.count,
+    open: (training, seed, epoch) => reader.openEpoch(training ? { rng: new Rng(deriveSeed(seed, epoch, STREAM_SHUFFLE)), buffer } : undefined),
+  };
+  return { stream, reader };
+}
 
 async function createImageDataset(
   type: string,
@@ -150,12 +192,40 @@ async function createImageDataset(
   const decoded = await decodeSplits(scanned, params, ctx, sourceKey, source);
   const { train, validation, test } = decoded;
   const skipped = [train, validation, test].reduce((n, d) => n + (d?.skipped.length ?? 0), 0);
-  const counts = `${train.set.count} training${validation ? `, ${validation.set.count} validation` : ''}${test ? `, ${test.set.count} test` : ''}`;
+  const counts = `${train.count} training${validation ? `, ${validation.count} validation` : ''}${test ? `, ${test.count} test` : ''}`;
   ctx.log(
     `${type}: ${counts} images in ${scanned.classNames.length} classes from ${source}${train.fromCache ? ' (decoded cache)' : ''}` +
       (skipped > 0 ? `; ${skipped} unreadable image(s) skipped` : ''),
   );
-  const splits = validation ? { train: whole(train.set), validation: whole(validation.set) } : splitTraining(train.set, { ...params, validation_shuffle: params.validation_shuffle ?? true }, ctx.seed);
+  const buffer = params.shuffle_buffer ?? 10000;
+  const streams: Partial<Record<Split, SplitStream>> = {};
+  const views: Partial<Record<Split, SplitView>> = {};
+  let adaptOn = train.set;
+  for (const [split, d] of [['train', train], ['validation', validation], ['test', test]] as const) {
+    if (!d) continue;
+    if (d.set) {
+      views[split] = whole(d.set);
+      continue;
+    }
+    const { stream, reader } = streamOf(d, buffer, ctx.log, split);
+    streams[split] = stream;
+    if (split === 'train') {
+      adaptOn = reader.sample(STREAM_ADAPT_SAMPLE);
+      if (params.transforms?.some((t) => t.type === 'normalize')) ctx.log(`normalize learns its statistics from the first ${adaptOn.count} training images (the split streams)`);
+    }
+  }
+  const placeholder = { set: adaptOn!, indices: new Int32Array(0) };
+  let trainView = views.train ?? placeholder;
+  let validationView = views.validation ?? placeholder;
+  if (!validation && (params.validation_split ?? 0) > 0) {
+    if (streams.train) {
+      throw paramError(ctx, ['validation_split'], {
+        message: 'the training images are streamed (more than max_memory_mb decoded), and a streamed split is not cut by validation_split',
+        hint: `put validation images in ${sourceKey === 'dir' ? 'a validation/ folder' : 'rows with split: validation'}, or raise max_memory_mb`,
+      });
+    }
+    ({ train: trainView, validation: validationView } = splitTraining(train.set!, { ...params, validation_shuffle: params.validation_shuffle ?? true }, ctx.seed));
+  }
   const fingerprint = [train, validation, test].map((d) => d?.digest ?? '-').join(':');
   return createPipeline({
     info: {
@@ -165,8 +235,9 @@ async function createImageDataset(
       fingerprint,
       stats: { skipped_images: skipped },
     },
-    splits: { ...splits, test: test ? whole(test.set) : { set: train.set, indices: new Int32Array(0) } },
-    adaptOn: train.set,
+    splits: { train: trainView, validation: validationView, test: views.test ?? placeholder },
+    ...(Object.keys(streams).length > 0 ? { streams } : {}),
+    adaptOn: adaptOn!,
     transforms: buildTransforms(params, ctx),
     cacheDir: decoded.cacheDir,
     log: ctx.log,

@@ -295,3 +295,73 @@ describe('manifest', () => {
     expect(parseCsvLine('a,"b,c","say ""hi""", d ')).toEqual(['a', 'b,c', 'say "hi"', 'd']);
   });
 });
+
+describe('streaming from the shards (larger than memory)', () => {
+  it('decodes shard by shard, then streams an epoch through a seeded shuffle buffer, one shard at a time', async () => {
+    const { decodeFileList } = await import('./cache.ts');
+    const { ShardReader } = await import('./stream.ts');
+    const { Rng } = await import('../../random.ts');
+    const files: Record<string, Promise<Buffer>> = {};
+    // 40 images whose red value is 5 x their number: pixels name the image.
+    for (let i = 0; i < 40; i++) files[`${i < 20 ? 'a' : 'b'}/${String(i).padStart(2, '0')}.png`] = solid(4, 4, [i * 5, 0, 0]).png().toBuffer();
+    const dir = await folder(files);
+    const names = Object.keys(files).sort();
+    const list = { files: names.map((f) => join(dir, f)), labels: names.map((f) => (f.startsWith('a') ? 0 : 1)) };
+    const settings = { height: 4, width: 4, channels: 3 as const, fit: 'fill' as const, interpolation: 'bilinear' as const };
+    const cacheDir = join(tmp, 'cache-stream');
+    // 5 images (240 bytes) per shard: 8 shards.
+    const streamed = await decodeFileList(list, settings, { cacheDir, inMemory: false, shardBytes: 5 * 48, onBadImage: 'skip', log: () => {}, name: 'train' });
+    expect(streamed.set).toBeUndefined();
+    expect(streamed.shards!.shards.map((s) => s.count)).toEqual([5, 5, 5, 5, 5, 5, 5, 5]);
+    const reader = new ShardReader(streamed.shards!);
+    /** One epoch's image numbers (from the red channel), checking each label on the way. */
+    const epoch = (shuffle?: { rng: InstanceType<typeof Rng>; buffer: number }) => {
+      const stream = reader.openEpoch(shuffle);
+      const seen: number[] = [];
+      for (let batch = stream.take(6); batch.count > 0; batch = stream.take(6)) {
+        for (let b = 0; b < batch.count; b++) {
+          const image = batch.bytes[b * batch.stride]! / 5;
+          expect(batch.labels[b]).toBe(image < 20 ? 0 : 1);
+          seen.push(image);
+        }
+      }
+      return seen;
+    };
+    const ordered = epoch();
+    expect(ordered).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(reader.reads).toBe(8);
+    const shuffled = epoch({ rng: new Rng(1), buffer: 8 });
+    expect([...shuffled].sort((a, b) => a - b)).toEqual(ordered);
+    expect(shuffled).not.toEqual(ordered);
+    // Each shard is read once per epoch: one resident at a time.
+    expect(reader.reads).toBe(16);
+    expect(epoch({ rng: new Rng(1), buffer: 8 })).toEqual(shuffled);
+    expect(epoch({ rng: new Rng(2), buffer: 8 })).not.toEqual(shuffled);
+    // The next run finds the entry and streams it without reading the pixels.
+    const again = await decodeFileList(list, settings, { cacheDir, inMemory: false, onBadImage: 'skip', log: () => {}, name: 'train' });
+    expect(again.fromCache).toBe(true);
+    expect(again.set).toBeUndefined();
+    expect(again.count).toBe(40);
+  });
+
+  it('image_folder streams a split larger than max_memory_mb: every image once per epoch, the same batches for 0 or 2 workers', async () => {
+    const files: Record<string, Promise<Buffer>> = {};
+    for (const c of ['cat', 'dog', 'fox']) for (let i = 0; i < 7; i++) files[`train/${c}/${i}.png`] = solid(4, 4, COLOURS[c]!).png().toBuffer();
+    files['validation/cat/v.png'] = solid(4, 4, COLOURS.cat!).png().toBuffer();
+    files['validation/dog/v.png'] = solid(4, 4, COLOURS.dog!).png().toBuffer();
+    const dir = await folder(files);
+    logs = [];
+    const params = { dir, image_size: [4, 4], cache_dir: join(tmp, 'cache-stream-2'), max_memory_mb: 0.0001, shuffle_buffer: 5, transforms: [{ type: 'normalize' }, { type: 'random_flip' }] };
+    const inline = await registries.datasets.get('image_folder').create({ ...params, workers: 0 }, ctx());
+    expect(logs.some((m) => /train: 21 images streamed from 1 shard\(s\) .*a shuffle buffer of 5 images \+ one shard/.test(m))).toBe(true);
+    expect(inline.info.counts).toEqual({ train: 21, validation: 2, test: 0 });
+    const a = await allBatches(inline, 'train', true);
+    expect(a.ys.sort()).toEqual([0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2]);
+    const pooled = await registries.datasets.get('image_folder').create({ ...params, workers: 2 }, ctx());
+    const first = await allBatches(inline, 'train', true);
+    expect(await allBatches(pooled, 'train', true)).toEqual(first);
+    expect((await allBatches(pooled, 'validation')).ys).toEqual([0, 1]);
+    const error = await failure(registries.datasets.get('image_folder').create({ ...params, dir: join(dir, 'train'), validation_split: 0.2 }, ctx()));
+    expect(error.message).toMatch(/a streamed split is not cut by validation_split/);
+  });
+});
