@@ -145,9 +145,12 @@ describe('decodeImage', () => {
   it('throws ImageDecodeError naming the file: corrupt, truncated, not an image, missing, empty', async () => {
     const jpeg = await halves(64, 64).jpeg().toBuffer();
     const png = await halves(64, 64).png().toBuffer();
+    // Already 8x8 RGB: the fast path (decode only) must catch truncation too.
+    const small = await raw(8, 8, 3, (y, x, c) => (y * 97 + x * 31 + c * 59) % 256).png({ compressionLevel: 0 }).toBuffer();
     const files: Record<string, Buffer> = {
       'truncated.jpg': jpeg.subarray(0, Math.floor(jpeg.length / 2)),
       'truncated.png': png.subarray(0, Math.floor(png.length / 2)),
+      'truncated-8x8.png': small.subarray(0, Math.floor(small.length * 0.7)),
       'text.png': Buffer.from('this is not an image\n'),
       'empty.jpg': Buffer.alloc(0),
       'bad.bmp': Buffer.from('BM garbage that is not a bitmap'),
@@ -170,6 +173,7 @@ describe('decodeImage', () => {
     expect(reasons).toEqual({
       'truncated.jpg': 'corrupt',
       'truncated.png': 'corrupt',
+      'truncated-8x8.png': 'corrupt',
       'text.png': 'unsupported',
       'empty.jpg': 'corrupt',
       'bad.bmp': 'corrupt',

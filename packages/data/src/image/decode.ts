@@ -117,6 +117,24 @@ function bmpPipeline(bytes: Buffer, file: string): Sharp {
   return sharp(pixels, { raw: { width, height, channels: hasAlpha ? 4 : 3 } });
 }
 
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+/** PNG colour type (IHDR) that already has the asked channels: gray, RGB, RGBA. */
+const PNG_COLOUR_TYPE: Record<number, number> = { 1: 0, 3: 2, 4: 6 };
+
+/**
+ * True for an 8-bit PNG that already is `height x width` with the asked channels and carries no
+ * EXIF orientation or ICC profile: decoding is then all there is to do, and skipping the
+ * resize/orient/colour steps makes small images (CIFAR-sized) ~3x faster to decode.
+ */
+function pngNeedsNoWork(bytes: Buffer, options: DecodeOptions): boolean {
+  if (bytes.length < 33 || PNG_SIGNATURE.some((b, i) => bytes[i] !== b) || bytes.toString('latin1', 12, 16) !== 'IHDR') return false;
+  const width = bytes.readUInt32BE(16);
+  const height = bytes.readUInt32BE(20);
+  if (width !== options.width || height !== options.height || bytes[24] !== 8 || bytes[25] !== PNG_COLOUR_TYPE[options.channels]) return false;
+  // A false positive inside compressed data only costs the general path.
+  return bytes.indexOf('eXIf', 33, 'latin1') < 0 && bytes.indexOf('iCCP', 33, 'latin1') < 0;
+}
+
 /** libvips' message names the cause; the first line is enough for a user. */
 function classify(file: string, cause: unknown): ImageDecodeError {
   const message = (cause as Error)?.message ?? String(cause);
@@ -157,6 +175,12 @@ export async function decodeImage(input: string | Uint8Array, options: DecodeOpt
   if (bytes.length === 0) throw new ImageDecodeError(file, 'corrupt', 'empty file (0 bytes)');
 
   try {
+    if (pngNeedsNoWork(bytes, options)) {
+      const { data, info } = await sharp(bytes, { failOn: 'warning' }).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      if (info.width === width && info.height === height && info.channels === channels) {
+        return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), height, width, channels };
+      }
+    }
     // failOn 'warning': a truncated JPEG/PNG is an error, not a half-grey image.
     let image = isBmp(bytes) ? bmpPipeline(bytes, file) : sharp(bytes, { failOn: 'warning', pages: 1 });
     image = image.autoOrient().resize({

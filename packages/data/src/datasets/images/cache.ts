@@ -11,7 +11,7 @@
  * removed by the next writer once its process is gone.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -98,6 +98,20 @@ export function listDigest(list: FileList, settings: DecodeSettings): string {
     hash.update(`${file}\0${stamp}\0${list.labels[i]}\n`);
   });
   return hash.digest('hex').slice(0, 20);
+}
+
+/**
+ * The file's bytes, read synchronously: for the small files of an image folder one blocking
+ * read is ~20 us, where an async read costs four thread-pool round trips (~0.8 ms here).
+ * An unreadable file becomes the decoder's typed error.
+ */
+function readImageFile(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new ImageDecodeError(file, 'unreadable', `cannot read image: ${code === 'ENOENT' ? 'file not found' : (cause as Error).message}`, { cause });
+  }
 }
 
 /** HWC (what the decoder returns) into CHW at `target` (what ImageSet stores). */
@@ -242,7 +256,7 @@ export async function decodeFileList(list: FileList, settings: DecodeSettings, o
         while (next < end) {
           const i = next++;
           try {
-            decoded[i - start] = (await decodeImage(list.files[i]!, settings)).data;
+            decoded[i - start] = (await decodeImage(readImageFile(list.files[i]!), { ...settings, name: list.files[i]! })).data;
             ok[i - start] = true;
           } catch (e) {
             if (!(e instanceof ImageDecodeError) || options.onBadImage === 'error') throw e;
