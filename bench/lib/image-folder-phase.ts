@@ -2,7 +2,7 @@
 // Prints `RESULT {json}`. Run by bench/data.ts:
 //   generate <root> <cifar-dir>           50,000 PNGs (CIFAR-100 train) in <root>/all/<class>/, 10,000 hard links in <root>/subset/
 //   decode <dir> <concurrency> [cache]    first pass: list + decode every image (into the shard cache when given)
-//   cached <dir> <cache> <batch>          a later run: open the cache, then one training epoch of batches
+//   cached <dir> <cache> <batch> [flip]   a later run: open the cache, then one training epoch of batches (random_flip in the workers with `flip`)
 import { existsSync, linkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -65,7 +65,7 @@ if (phase === 'generate') {
   const seconds = (performance.now() - started) / 1000;
   report({ phase, images: decoded.set.count, seconds, listSeconds: (listed - started) / 1000, imagesPerSecond: decoded.set.count / seconds });
 } else if (phase === 'cached') {
-  const [dir, cacheDir, batch] = args as [string, string, string];
+  const [dir, cacheDir, batch, flip] = args as [string, string, string, string | undefined];
   const core = await import('../../packages/core/src/index.ts');
   const { registerData } = await import('../../packages/data/src/index.ts');
   await core.selectBackend('wasm', () => {});
@@ -73,7 +73,7 @@ if (phase === 'generate') {
   const started = performance.now();
   const dataset = await registries.datasets
     .get('image_folder')
-    .create({ dir, image_size: [32, 32], cache_dir: cacheDir, transforms: [{ type: 'random_flip' }] }, { configDir: dir, seed: 1, registries, log: () => {} });
+    .create({ dir, image_size: [32, 32], cache_dir: cacheDir, transforms: flip ? [{ type: 'random_flip' }] : [] }, { configDir: dir, seed: 1, registries, log: () => {} });
   const opened = performance.now();
   let images = 0;
   const { createRequire } = await import('node:module');
