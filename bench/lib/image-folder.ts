@@ -13,9 +13,10 @@ const benchDir = dirname(dirname(fileURLToPath(import.meta.url)));
 
 type Result = Record<string, number | string>;
 
-function tessera(phase: string, ...args: string[]): Result {
+function tessera(phase: string, args: string[], env: Record<string, string> = {}): Result {
   const child = spawnSync(process.execPath, ['--import', 'tsx', join(benchDir, 'lib', 'image-folder-phase.ts'), phase, ...args], {
     encoding: 'utf8',
+    env: { ...process.env, ...env },
     maxBuffer: 16 * 2 ** 20,
   });
   const line = child.stdout.split('\n').find((l) => l.startsWith('RESULT '));
@@ -49,21 +50,23 @@ export async function benchImageFolder(options: ImageFolderBenchOptions): Promis
   const { root } = options;
   const cores = availableParallelism();
   console.log(`image folder: generating the PNGs under ${root} (once)`);
-  tessera('generate', root, options.cifarDir);
+  tessera('generate', [root, options.cifarDir]);
   const all = join(root, 'all');
   const subset = join(root, 'subset');
   const cache = join(root, 'cache');
   rmSync(cache, { recursive: true, force: true });
 
   const rows: { what: string; tessera?: Result; keras?: Result; key: string }[] = [];
-  console.log('image folder: tessera first pass, 1 decode at a time (10,000 images)');
-  const t1 = tessera('decode', subset, '1');
-  console.log(`image folder: tessera first pass, ${cores} at a time, into the shard cache (50,000 images)`);
-  const tAll = tessera('decode', all, String(cores), cache);
+  // One core: one decode thread (libuv's pool of 1) beside the JavaScript thread, as tf.data's
+  // private pool of 1 beside Python's thread.
+  console.log('image folder: tessera first pass, one decode thread (10,000 images)');
+  const t1 = tessera('decode', [subset, '4'], { UV_THREADPOOL_SIZE: '1' });
+  console.log(`image folder: tessera first pass, all ${cores} cores, into the shard cache (50,000 images)`);
+  const tAll = tessera('decode', [all, String(2 * cores), cache], { UV_THREADPOOL_SIZE: String(Math.max(4, cores)) });
   console.log('image folder: tessera cached epoch (a later run: open the cache, one epoch of shuffled training batches)');
-  const tCached = tessera('cached', all, cache, String(options.batch));
+  const tCached = tessera('cached', [all, cache, String(options.batch)]);
   console.log('image folder: tessera cached epoch with random_flip in the batch workers');
-  const tFlip = tessera('cached', all, cache, String(options.batch), 'flip');
+  const tFlip = tessera('cached', [all, cache, String(options.batch), 'flip']);
 
   const venv = ensureBenchVenv();
   let k1: Result | undefined;
@@ -83,7 +86,7 @@ export async function benchImageFolder(options: ImageFolderBenchOptions): Promis
       kerasError = (e as Error).message;
     }
   }
-  rows.push({ what: 'first pass, 1 core (decode; images/s per core)', tessera: t1, ...(k1 ? { keras: k1 } : {}), key: 'imagesPerSecond' });
+  rows.push({ what: 'first pass, 1 core (one decode thread; images/s per core)', tessera: t1, ...(k1 ? { keras: k1 } : {}), key: 'imagesPerSecond' });
   rows.push({ what: `first pass, all ${cores} cores (decode${' + write the shard cache'})`, tessera: tAll, ...(kAll ? { keras: kAll } : {}), key: 'imagesPerSecond' });
   rows.push({ what: 'cached epoch (later epochs and runs)', tessera: tCached, ...(kCached ? { keras: kCached } : {}), key: 'imagesPerSecond' });
   rows.push({ what: 'cached epoch + random_flip (Tessera: in the batch workers)', tessera: tFlip, key: 'imagesPerSecond' });

@@ -1,16 +1,8 @@
 /** Messages between the training thread (pool.ts) and the batch workers (batch-worker.ts). */
+import type { ImageSet } from '../store.ts';
 
-export interface SharedSet {
-  /** uint8 pixels in a SharedArrayBuffer: every worker reads the same memory, nothing is copied. */
-  bytes: Uint8Array;
-  labels: Uint8Array | Uint16Array;
-  count: number;
-  height: number;
-  width: number;
-  channels: number;
-  offset: number;
-  stride: number;
-}
+/** An ImageSet whose pixels and labels live in SharedArrayBuffers: every worker reads the same memory, nothing is copied. */
+export type SharedSet = ImageSet;
 
 export interface RegisterMessage {
   kind: 'register';

@@ -44,7 +44,7 @@ export interface DecodeListOptions {
   cacheDir?: string;
   /** 'skip': warn once per file and leave it out; 'error': throw the first failure. */
   onBadImage: 'skip' | 'error';
-  /** Images decoded at once (default: the number of cores). */
+  /** Images decoded at once (default: twice the number of cores, so the decode threads never wait on the JavaScript thread). */
   concurrency?: number;
   log: (message: string) => void;
   /** Progress output; default: a bar on a terminal's stderr, else a log line every 10 s. */
@@ -226,7 +226,7 @@ export async function decodeFileList(list: FileList, settings: DecodeSettings, o
   const imageBytes = plane * channels;
   const total = list.files.length;
   const perShard = Math.max(1, Math.floor((options.shardBytes ?? SHARD_BYTES) / imageBytes));
-  const concurrency = Math.max(1, options.concurrency ?? availableParallelism());
+  const concurrency = Math.max(1, options.concurrency ?? 2 * availableParallelism());
   // Parallelism comes from decoding many images at once; one libvips thread per image avoids
   // oversubscribing the cores with per-image threads that small images cannot use.
   const previousConcurrency = sharp.concurrency();

@@ -69,7 +69,7 @@ const imageSchema: Record<string, JsonSchema> = {
   ignore_unknown_files: { type: 'boolean', default: false, description: 'skip files that are not images instead of failing' },
   cache: { type: 'boolean', default: true, description: 'keep decoded images in the cache, so later epochs and runs never decode again' },
   cache_dir: { type: 'string', description: 'decoded image cache; default: TESSERA_CACHE or ~/.cache/tessera' },
-  decode_workers: { type: 'integer', minimum: 1, description: 'images decoded at once in the first pass; default: the number of cores' },
+  decode_workers: { type: 'integer', minimum: 1, description: 'images decoded at once in the first pass (on libuv\'s thread pool, UV_THREADPOOL_SIZE); default: twice the number of cores' },
   max_memory_mb: {
     type: 'number',
     minimum: 0,
