@@ -1,12 +1,12 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { ConfigError, type DatasetContext, type JsonSchema, type Registries } from '@tessera/core';
+import { ConfigError, type DatasetContext, type EntryConfig, type JsonSchema, type Registries } from '@tessera/core';
 import type { ConfiguredTransform } from '../pipeline.ts';
 import { Rng, deriveSeed } from '../random.ts';
 import { range, type ImageSet, type SplitView } from '../store.ts';
 
 /** Parameters every dataset shares: how to split and what to apply. */
 export interface CommonParams {
-  transforms?: ({ type: string } & Record<string, unknown>)[];
+  transforms?: EntryConfig[];
   validation_split?: number;
   validation_shuffle?: boolean;
   workers?: number;

@@ -1,4 +1,5 @@
 /** Messages between the training thread (pool.ts) and the batch workers (batch-worker.ts). */
+import type { EntryConfig } from '@tessera/core';
 import type { ImageSet } from '../store.ts';
 
 /** An ImageSet whose pixels and labels live in SharedArrayBuffers: every worker reads the same memory, nothing is copied. */
@@ -9,7 +10,7 @@ export interface RegisterMessage {
   pipelineId: number;
   sets: SharedSet[];
   /** The transforms as configured (YAML specs) and their adapted state, rebuilt in the worker. */
-  specs: ({ type: string } & Record<string, unknown>)[];
+  specs: EntryConfig[];
   state: Record<string, Record<string, unknown>>;
   numClasses: number;
 }
