@@ -61,7 +61,7 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
 
   const raw = spec.adaptOn;
   const rawShape = [raw.height, raw.width, raw.channels];
-  const inputShape = spec.transforms.reduce((shape, { transform }) => transform.outputShape(shape), [raw.height, raw.width, raw.channels]);
+  const inputShape = spec.transforms.reduce((shape, { transform }) => transform.outputShape(shape), rawShape);
   const counts = { train: 0, validation: 0, test: 0 } as Record<Split, number>;
   for (const split of Object.keys(spec.splits) as Split[]) counts[split] = spec.streams?.[split]?.count ?? spec.splits[split].indices.length;
   const info: DatasetInfo = { ...spec.info, inputShape, counts };

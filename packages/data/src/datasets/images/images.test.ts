@@ -246,6 +246,20 @@ describe('decoded cache', () => {
   });
 });
 
+describe('decode progress', () => {
+  it('reports every image decoded, then a final call, whatever the concurrency', async () => {
+    const { decodeFileList } = await import('./cache.ts');
+    const dir = await folder(await usualFiles());
+    const scanned = (await import('./scan.ts')).scanImageFolder(dir, { path: ['data', 'dir'] });
+    const calls: [number, number, boolean][] = [];
+    const settings = { height: 4, width: 4, channels: 3 as const, fit: 'fill' as const, interpolation: 'bilinear' as const };
+    await decodeFileList(scanned.train, settings, { onBadImage: 'skip', concurrency: 3, log: () => {}, progress: (d, t, f) => calls.push([d, t, f]), name: 'train' });
+    expect(calls.map(([d]) => d)).toEqual([1, 2, 3, 4, 5, 6, 7, 7]);
+    expect(calls.at(-1)).toEqual([7, 7, true]);
+    expect(calls.slice(0, -1).every(([, t, f]) => t === 7 && !f)).toBe(true);
+  });
+});
+
 describe('manifest', () => {
   it('reads CSV with a header (names, a split column, quoted paths) and JSONL with integer labels', async () => {
     const dir = await folder({
