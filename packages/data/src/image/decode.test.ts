@@ -42,6 +42,21 @@ describe('decodeImage', () => {
     expect(Buffer.from(img.data).equals(pixels(5, 7, 3, f))).toBe(true);
   });
 
+  it('the in-thread PNG path gives exactly what libvips decodes: every row filter, gray, RGB, RGBA', async () => {
+    for (const channels of [1, 3, 4] as const) {
+      const f = (y: number, x: number, c: number) => ((y * 53) ^ (x * 29) ^ (c * 101)) % 256;
+      for (const options of [{ adaptiveFiltering: true }, { adaptiveFiltering: false }, { compressionLevel: 0 }]) {
+        const source = raw(32, 32, channels, f);
+        const png = await (channels === 1 ? source.toColourspace('b-w') : source).png(options).toBuffer();
+        expect(png[25], 'PNG colour type').toBe({ 1: 0, 3: 2, 4: 6 }[channels]);
+        // sharp outputs gray as sRGB unless told: its first channel is the gray value.
+        const viaSharp = await (channels === 1 ? sharp(png).extractChannel(0) : sharp(png)).raw().toBuffer();
+        const img = await decodeImage(png, { height: 32, width: 32, channels });
+        expect(Buffer.from(img.data).equals(viaSharp), `${channels} channels ${JSON.stringify(options)}`).toBe(true);
+      }
+    }
+  });
+
   it('reads from a path and from bytes alike', async () => {
     const file = join(tmp, 'a.png');
     writeFileSync(file, await halves(8, 8).png().toBuffer());
