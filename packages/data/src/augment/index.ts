@@ -1,4 +1,4 @@
-import type { TransformEntry } from '@tessera/core';
+import type { TransformEntry } from '@tessera/core/registry';
 import { autoAugmentEntry, randAugmentEntry } from './auto_augment.ts';
 import { cutmixEntry, mixupEntry } from './mix.ts';
 import { normalizeEntry } from './normalize.ts';

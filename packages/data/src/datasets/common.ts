@@ -1,5 +1,5 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { ConfigError, type DatasetContext, type EntryConfig, type JsonSchema, type Registries } from '@tessera/core';
+import { ConfigError, type DatasetContext, type EntryConfig, type JsonSchema, type Registries } from '@tessera/core/registry';
 import type { ConfiguredTransform } from '../pipeline.ts';
 import { Rng, deriveSeed } from '../random.ts';
 import { range, type ImageSet, type SplitView } from '../store.ts';

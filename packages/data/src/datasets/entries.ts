@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { describeValue, type Dataset, type DatasetContext, type DatasetEntry } from '@tessera/core';
+import { describeValue, type Dataset, type DatasetContext, type DatasetEntry } from '@tessera/core/registry';
 import { createPipeline } from '../pipeline.ts';
 import { range } from '../store.ts';
 import { buildTransforms, commonSchema, configRelativePath, paramError, splitTraining, transformedShape, type CommonParams } from './common.ts';

@@ -7,7 +7,8 @@
  */
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { createRegistries, selectBackend, type Transform } from '@tessera/core';
+import { selectBackend } from '@tessera/core/backend';
+import { createRegistries, type Transform } from '@tessera/core/registry';
 import { registerData } from '../index.ts';
 import { restoreTransforms, runTransforms } from '../pipeline.ts';
 import { deriveSeed } from '../random.ts';

@@ -39,9 +39,10 @@ class WorkerPool {
   /** Grows the pool to `count` workers; new workers get every live registration first. */
   ensure(count: number): void {
     while (this.workers.length < count) {
-      const worker = new Worker(new URL('./boot.mjs', import.meta.url), {
-        workerData: { entry: new URL('./batch-worker.ts', import.meta.url).href },
-      });
+      // From source (tests, `pnpm exp`), the worker needs tsx to run TypeScript; built (dist/), it is plain JavaScript.
+      const worker = import.meta.url.endsWith('.ts')
+        ? new Worker(new URL('./boot.mjs', import.meta.url), { workerData: { entry: new URL('./batch-worker.ts', import.meta.url).href } })
+        : new Worker(new URL('./batch-worker.js', import.meta.url));
       // Idle workers must not keep a finished program alive.
       worker.unref();
       const slot = { worker, busy: undefined as Pending | undefined };

@@ -1,5 +1,5 @@
 /** Messages between the training thread (pool.ts) and the batch workers (batch-worker.ts). */
-import type { EntryConfig } from '@tessera/core';
+import type { EntryConfig } from '@tessera/core/registry';
 import type { ImageSet } from '../store.ts';
 
 /** An ImageSet whose pixels and labels live in SharedArrayBuffers: every worker reads the same memory, nothing is copied. */

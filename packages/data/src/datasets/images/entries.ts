@@ -5,7 +5,7 @@
  * the pipeline are shared.
  */
 import { existsSync, statSync } from 'node:fs';
-import { ConfigError, describeValue, type Split, type Dataset, type DatasetContext, type DatasetEntry, type DataShape, type DataShapeContext, type JsonSchema } from '@tessera/core';
+import { ConfigError, describeValue, type Split, type Dataset, type DatasetContext, type DatasetEntry, type DataShape, type DataShapeContext, type JsonSchema } from '@tessera/core/registry';
 import { ImageDecodeError, type Interpolation } from '../../image/decode.ts';
 import { createPipeline, type SplitStream } from '../../pipeline.ts';
 import { Rng, deriveSeed } from '../../random.ts';

@@ -5,7 +5,7 @@
  */
 import { readFileSync, readdirSync, statSync, type Dirent } from 'node:fs';
 import { dirname, extname, join, relative, resolve } from 'node:path';
-import { ConfigError, type SourceLocation } from '@tessera/core';
+import { ConfigError, type SourceLocation } from '@tessera/core/registry';
 import { IMAGE_EXTENSIONS } from '../../image/decode.ts';
 
 /** One split's images: absolute paths and class indices, in a fixed order. */
