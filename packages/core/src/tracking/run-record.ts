@@ -148,6 +148,10 @@ export async function recordRunStart(tracker: Tracker, record: RunStartRecord): 
   await tracker.logParams(runParams(record.effective ?? config, record.model));
   await tracker.setTags(runTags(record));
   await tracker.logInputs?.(datasetInputs(record.dataset, config));
+  if (record.dataset.stats) {
+    await tracker.logParams(Object.fromEntries(Object.entries(record.dataset.stats).map(([k, v]) => [`dataset.${k}`, v])));
+  }
+  if (record.dataset.labelNames) await tracker.logArtifact('class_names.json', { bytes: JSON.stringify(record.dataset.labelNames) });
   await tracker.logArtifact('config.yaml', { bytes: stringify(config) });
   await tracker.logArtifact('overrides.yaml', { bytes: stringify(record.overrides) });
   await tracker.logArtifact('model_summary.txt', { bytes: `${formatSummary(modelSummary(record.model))}\n` });
