@@ -8,3 +8,4 @@ export * from './graph/index.ts';
 export * from './engine/index.ts';
 export * from './tracking/index.ts';
 export * from './sweep/index.ts';
+export * from './models/index.ts';

@@ -30,4 +30,8 @@ export type {
   FileInfo,
   Page,
   ViewType,
+  LoggedModel,
+  LoggedModelStatus,
+  ModelVersion,
+  RegisteredModel,
 } from './types.ts';

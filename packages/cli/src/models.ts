@@ -1,0 +1,74 @@
+import { resolve } from 'node:path';
+import type { ImageDecoder, Predictor, ResolvedModel, WhichModel } from '@tessera/core';
+import { UsageError, type CommandContext, type OptionSpec } from './command.ts';
+
+/* ------------------------------------------------------------------------------------------ *
+ * What predict, serve, evaluate and export share: MODEL to a loaded Predictor (the model, its *
+ * metadata and the training preprocessing restored from the data package), and the options.   *
+ * ------------------------------------------------------------------------------------------ */
+
+export const modelOptions = {
+  which: { type: 'string', placeholder: 'best|final', default: 'final', description: 'For a run: its final model or the best epoch\'s' },
+  'runs-dir': { type: 'string', placeholder: 'DIR', description: 'Root of the local run store (default: $TESSERA_RUNS_DIR, else runs/ in the repository)' },
+  backend: { type: 'string', placeholder: 'NAME', default: 'auto', description: 'auto, tensorflow-gpu, tensorflow, wasm or cpu' },
+} as const satisfies Record<string, OptionSpec>;
+
+export const MODEL_ARGUMENT = {
+  name: 'MODEL',
+  description: 'A run id, a run directory, a directory written by exp export, runs:/ID/model, models:/NAME/VERSION or models:/NAME@ALIAS',
+};
+
+export function whichOption(value: string, command: string): WhichModel {
+  if (value !== 'best' && value !== 'final') throw new UsageError(`--which is best or final, got "${value}"`, command);
+  return value;
+}
+
+export function positiveInteger(name: string, value: string, command: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} expects a positive integer, got "${value}"`, command);
+  return Number(value);
+}
+
+/** The image decoder of packages/data (sharp), when this build has it. */
+export async function imageDecoder(): Promise<ImageDecoder | undefined> {
+  const data = (await import('@tessera/data')) as unknown as { decodeImage?: ImageDecoder };
+  return data.decodeImage;
+}
+
+export async function runsRoot(context: CommandContext, option: string | undefined): Promise<string> {
+  if (option) return resolve(context.cwd, option);
+  const { defaultRunsRoot } = await import('@tessera/core');
+  return defaultRunsRoot(context.cwd);
+}
+
+/** MODEL to a local directory, fetching MLflow URIs through the MLflow client configured by the environment. */
+export async function resolveModelArgument(
+  spec: string,
+  context: CommandContext,
+  options: { which: WhichModel; runsDir?: string | undefined },
+): Promise<ResolvedModel> {
+  const { resolveModel, fetchMlflowModel } = await import('@tessera/core');
+  return resolveModel(spec, {
+    cwd: context.cwd,
+    runsDir: await runsRoot(context, options.runsDir),
+    which: options.which,
+    ...(process.env.MLFLOW_TRACKING_URI ? { fetchMlflow: (uri: string) => fetchMlflowModel(uri, { log: (m) => void context.stderr.write(`${m}\n`) }) } : {}),
+  });
+}
+
+/** Loads MODEL (after picking the backend) with its training preprocessing. */
+export async function openPredictor(
+  spec: string,
+  context: CommandContext,
+  options: { which: string; runsDir?: string | undefined; backend: string },
+  command: string,
+): Promise<{ predictor: Predictor; resolved: ResolvedModel }> {
+  const which = whichOption(options.which, command);
+  const registries = await context.registries(); // registers the primitives' layer classes too
+  const { selectBackend, loadModelDir, Predictor } = await import('@tessera/core');
+  const { restoreTransforms } = await import('@tessera/data');
+  await selectBackend(options.backend as Parameters<typeof selectBackend>[0], () => {});
+  const resolved = await resolveModelArgument(spec, context, { which, runsDir: options.runsDir });
+  const { model, metadata } = await loadModelDir(resolved.dir, resolved.label);
+  const transforms = restoreTransforms(metadata.data.transforms, metadata.data.state, registries);
+  return { predictor: new Predictor(model, metadata, transforms), resolved };
+}

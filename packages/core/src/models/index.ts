@@ -1,0 +1,6 @@
+export * from './metadata.ts';
+export * from './predictor.ts';
+export * from './inputs.ts';
+export * from './resolve.ts';
+export * from './mlflow.ts';
+export * from './output.ts';
