@@ -19,6 +19,7 @@ export const commands = {
   summary: () => import('./summary.ts'),
   export: () => import('./export.ts'),
   predict: () => import('./predict.ts'),
+  evaluate: () => import('./evaluate.ts'),
   sweep: () => import('./sweep.ts'),
   worker: () => import('./worker.ts'),
   sync: () => import('./sync.ts'),

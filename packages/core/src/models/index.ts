@@ -4,3 +4,4 @@ export * from './inputs.ts';
 export * from './resolve.ts';
 export * from './mlflow.ts';
 export * from './output.ts';
+export * from './evaluate.ts';

@@ -108,6 +108,17 @@ export class LocalRunStore implements Tracker {
 
   constructor(readonly root = defaultRunsDir()) {}
 
+  /**
+   * The store of a finished run, to add to it (an evaluation's metrics and files) without
+   * reopening it: its status and times stay as they are (endRun does nothing).
+   */
+  static async attach(runDir: string): Promise<LocalRunStore> {
+    const store = new LocalRunStore(resolve(runDir, '..', '..'));
+    await readRunMeta(runDir);
+    store.dir = runDir;
+    return store;
+  }
+
   get runDir(): string {
     if (!this.dir) throw new Error('LocalRunStore: no run started');
     return this.dir;
