@@ -20,6 +20,7 @@ export const commands = {
   export: () => import('./export.ts'),
   predict: () => import('./predict.ts'),
   evaluate: () => import('./evaluate.ts'),
+  serve: () => import('./serve.ts'),
   sweep: () => import('./sweep.ts'),
   worker: () => import('./worker.ts'),
   sync: () => import('./sync.ts'),

@@ -5,3 +5,5 @@ export * from './resolve.ts';
 export * from './mlflow.ts';
 export * from './output.ts';
 export * from './evaluate.ts';
+export * from './batcher.ts';
+export * from './serve.ts';
