@@ -72,3 +72,58 @@ export async function openPredictor(
   const transforms = restoreTransforms(metadata.data.transforms, metadata.data.state, registries);
   return { predictor: new Predictor(model, metadata, transforms), resolved };
 }
+
+/** The MLflow client for a run: MLFLOW_TRACKING_URI, else the server the run was recorded in. */
+async function mlflowClientFor(runDir: string): Promise<import('@tessera/mlflow').MlflowClient> {
+  const { MlflowClient } = await import('@tessera/mlflow');
+  const { readSyncStates } = await import('@tessera/core');
+  if (process.env.MLFLOW_TRACKING_URI) return MlflowClient.fromEnv();
+  const known = Object.keys(await readSyncStates(runDir));
+  if (known.length === 1) return MlflowClient.fromEnv(process.env, { trackingUri: known[0]! });
+  throw new UsageError(
+    known.length === 0
+      ? 'registering a model needs an MLflow server: set MLFLOW_TRACKING_URI (the run is then sent there first)'
+      : `the run was recorded in several MLflow servers (${known.join(', ')}): choose one with MLFLOW_TRACKING_URI`,
+    'register',
+  );
+}
+
+/**
+ * Registers RUN's model as a new version of NAME in MLflow's Model Registry. A sweep's run
+ * stands for its best trial (tag best_run_id), so the winner is registered in one command.
+ */
+export async function registerRun(
+  spec: string,
+  name: string,
+  context: CommandContext,
+  options: { which: WhichModel; alias?: string | undefined; runsDir?: string | undefined; tags?: Record<string, string> | undefined },
+): Promise<void> {
+  const { findRunDir, readRunMeta, registerRunModel } = await import('@tessera/core');
+  const root = await runsRoot(context, options.runsDir);
+  let runDir = await findRunDir(resolve(context.cwd, spec), root).catch(() => findRunDir(spec, root)).catch(() => {
+    throw new UsageError(`no run "${spec}" under ${root}`, 'register');
+  });
+  const tags = JSON.parse(await import('node:fs/promises').then((fs) => fs.readFile(`${runDir}/tags.json`, 'utf8')).catch(() => '{}')) as Record<string, string>;
+  if (tags.best_run_id) {
+    context.stderr.write(`sweep ${(await readRunMeta(runDir)).runId}: registering its best trial, run ${tags.best_run_id}\n`);
+    runDir = await findRunDir(tags.best_run_id, root);
+  }
+  const client = await mlflowClientFor(runDir);
+  const log = (message: string) => void context.stderr.write(`${message}\n`);
+  const registered = await registerRunModel({
+    client,
+    runDir,
+    name,
+    which: options.which,
+    ...(options.alias ? { alias: options.alias } : {}),
+    ...(options.tags ? { tags: options.tags } : {}),
+    log,
+  });
+  const { version } = registered;
+  context.stdout.write(
+    `Registered ${name} version ${version.version} (LoggedModel ${registered.modelId}, MLflow run ${registered.mlflowRunId})` +
+      `${options.alias ? `, alias @${options.alias}` : ''}\n` +
+      `  use it: exp predict models:/${name}/${version.version} --input IMAGE   |   exp serve models:/${name}${options.alias ? `@${options.alias}` : `/${version.version}`}\n` +
+      `  in the UI: ${client.trackingUri}/#/models/${encodeURIComponent(name)}/versions/${version.version}\n`,
+  );
+}

@@ -21,6 +21,7 @@ export const commands = {
   predict: () => import('./predict.ts'),
   evaluate: () => import('./evaluate.ts'),
   serve: () => import('./serve.ts'),
+  register: () => import('./register.ts'),
   sweep: () => import('./sweep.ts'),
   worker: () => import('./worker.ts'),
   sync: () => import('./sync.ts'),

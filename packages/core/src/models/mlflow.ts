@@ -223,7 +223,8 @@ export async function fetchMlflowModel(uri: string, options: { client?: MlflowCl
       };
     } else {
       const version = await versionOf(client, uri);
-      let modelId = version?.modelId;
+      // A version made from a LoggedModel has source models:/<model id> (model_id is not always echoed).
+      let modelId = version?.modelId ?? /^models:\/(m-[\w-]+)$/.exec(version?.source ?? '')?.[1];
       if (!version) {
         const id = /^models:\/(m-[\w-]+)$/.exec(uri)?.[1];
         if (!id) throw new ConfigError({ message: `${uri}: expected models:/NAME/VERSION, models:/NAME@ALIAS or models:/<model id>` });
