@@ -143,14 +143,14 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     const bytes = records(6);
     const responses = await Promise.all(
       Array.from({ length: 16 }, (_, i) =>
-        fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [recordImage(bytes, i % 6)] }) }).then((r) => r.json()),
+        fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [recordImage(bytes, i % 6)] }) }).then((r) => r.json() as Promise<{ predictions: { probabilities: number[] }[] }>),
       ),
     );
     responses.forEach((body, i) => {
       const want = predicted.predictions[i % 6]!.probabilities;
-      (body.predictions[0].probabilities as number[]).forEach((p, c) => expect(Math.abs(p - want[c]!)).toBeLessThan(1e-6));
+      body.predictions[0]!.probabilities.forEach((p, c) => expect(Math.abs(p - want[c]!)).toBeLessThan(1e-6));
     });
-    const metadata = await (await fetch(`${url}/metadata`)).json();
+    const metadata = (await (await fetch(`${url}/metadata`)).json()) as { stats: { batches: number } };
     expect(metadata).toMatchObject({ run_id: runId, classes: ['class_0', 'class_1', 'class_2', 'class_3'], input: { shape: [8, 8, 3] } });
     expect(metadata.stats.batches).toBeLessThan(16); // requests were batched together
     child.kill('SIGTERM');
