@@ -1,7 +1,6 @@
 import { relative, resolve } from 'node:path';
 import { defineCommand, setOption, UsageError } from '../command.ts';
 import { MODEL_ARGUMENT, modelOptions, resolveModelArgument, whichOption } from '../models.ts';
-import { buildExperimentModel } from './summary.ts';
 
 export default defineCommand({
   name: 'export',
@@ -53,17 +52,20 @@ export default defineCommand({
       return;
     }
 
-    const { exportModel, selectBackend, disposeModel, modelMetadata } = await import('@tessera/core');
+    if (options.seed !== undefined && !/^\d+$/.test(options.seed)) throw new UsageError(`--seed expects a non-negative integer, got "${options.seed}"`, 'export');
+    const { exportModel, selectBackend, disposeModel, loadValidatedExperiment, buildExperimentModel, createExperimentData, modelMetadata } = await import('@tessera/core');
     const registries = await context.registries();
     const file = resolve(context.cwd, spec);
     const log = (message: string) => void context.stderr.write(`${message}\n`);
-    const built = await buildExperimentModel(file, { set: options.set, seed: options.seed }, 'export', registries, async (config) => {
-      await selectBackend((config.backend ?? 'auto') as Parameters<typeof selectBackend>[0], () => {});
-    });
-    const { model, config, seed } = built;
+    const experiment = loadValidatedExperiment(file, registries, { overrides: options.set ?? [] });
+    const { config } = experiment;
+    const seed = options.seed !== undefined ? Number(options.seed) : experiment.seed;
+    // The weights are made where the model will run.
+    await selectBackend((config.backend ?? 'auto') as Parameters<typeof selectBackend>[0], () => {});
+    const { model } = buildExperimentModel(experiment, registries, { seed });
     try {
-      const { type, ...params } = config.data;
-      const dataset = await registries.datasets.get(type).create(params, { configDir: built.configDir, seed, registries, log, locate: built.locate });
+      // The data section is instantiated for its preprocessing state (normalization statistics).
+      const dataset = await createExperimentData(experiment, registries, { log });
       await exportModel(model, out, modelMetadata({ config, dataset, which: 'init', source: relative(context.cwd, file) || file, seed }));
       context.stdout.write(`wrote ${where}/model.json and weights.bin (${model.countParams().toLocaleString('en-US')} parameters, initial weights)\n`);
     } finally {

@@ -38,21 +38,24 @@ afterAll(async () => {
   predictor.dispose();
 });
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are checked field by field
+const json = (response: Response): Promise<any> => response.json();
+
 const post = (body: unknown, path = '/predict') =>
   fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
 
 describe('exp serve (startModelServer)', () => {
   it('binds 127.0.0.1 by default and answers /health and /metadata', async () => {
     expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    expect(await (await fetch(`${server.url}/health`)).json()).toEqual({ status: 'ok' });
-    const metadata = await (await fetch(`${server.url}/metadata`)).json();
+    expect(await json(await fetch(`${server.url}/health`))).toEqual({ status: 'ok' });
+    const metadata = await json(await fetch(`${server.url}/metadata`));
     expect(metadata).toMatchObject({ experiment: 'tiny', run_id: 'r1', classes: ['cat', 'dog', 'eel'], input: { shape: [4, 4, 3], dtype: 'uint8' } });
   });
 
   it('batches 16 concurrent requests and answers each with its own probabilities (equal to a direct forward pass to 1e-6)', async () => {
     const before = server.batcher.stats.batches;
     const responses = await Promise.all(Array.from({ length: 16 }, (_, i) => post({ instances: [image(i)] }, i % 2 ? '/invocations' : '/predict')));
-    const bodies = await Promise.all(responses.map((r) => r.json()));
+    const bodies = await Promise.all(responses.map(json));
     const pixels = Float32Array.from(Array.from({ length: 16 }, (_, i) => image(i).flat(2)).flat());
     const direct = await predictor.probabilities({ pixels, count: 16, shape: [4, 4, 3] });
     bodies.forEach((body, i) => {
@@ -67,13 +70,13 @@ describe('exp serve (startModelServer)', () => {
 
   it('decodes base64 images and multipart files with the injected decoder; top_k is honoured', async () => {
     const encoded = Buffer.from('IMG\x10').toString('base64');
-    const json = await (await post({ instances: [{ b64: encoded }, encoded], top_k: 2 })).json();
-    expect(json.predictions).toHaveLength(2);
-    expect(json.predictions[0].top_k).toHaveLength(2);
+    const answer = await json(await post({ instances: [{ b64: encoded }, encoded], top_k: 2 }));
+    expect(answer.predictions).toHaveLength(2);
+    expect(answer.predictions[0].top_k).toHaveLength(2);
     const form = new FormData();
     form.append('image', new Blob([Buffer.from('IMG\x10')]), 'a.png');
-    const multipart = await (await fetch(`${server.url}/predict`, { method: 'POST', body: form })).json();
-    expect(multipart.predictions[0].probabilities).toEqual(json.predictions[0].probabilities);
+    const multipart = await json(await fetch(`${server.url}/predict`, { method: 'POST', body: form }));
+    expect(multipart.predictions[0].probabilities).toEqual(answer.predictions[0].probabilities);
   });
 
   it('answers bad input with 400 and a one-line reason, never crashing', async () => {
@@ -90,7 +93,7 @@ describe('exp serve (startModelServer)', () => {
     for (const [body, reason] of cases) {
       const response = await post(body);
       expect(response.status, JSON.stringify(body).slice(0, 60)).toBe(400);
-      const { error } = await response.json();
+      const { error } = await json(response);
       expect(error).toMatch(reason);
       expect(error).not.toContain('\n');
     }
@@ -102,7 +105,7 @@ describe('exp serve (startModelServer)', () => {
   it('refuses a body over the limit with 413', async () => {
     const response = await post({ instances: ['A'.repeat(100 * 1024)] });
     expect(response.status).toBe(413);
-    expect((await response.json()).error).toMatch(/limit of 65536 bytes|the limit is 65536/);
+    expect((await json(response)).error).toMatch(/limit of 65536 bytes|the limit is 65536/);
   });
 });
 
