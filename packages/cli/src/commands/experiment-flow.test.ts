@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DatasetEntry } from '@tessera/core';
 import { describe, expect, it } from 'vitest';
-import { builtinRegistries } from '../registries.ts';
+import { builtinRegistries } from '@tessera/builtins';
 import { runCli } from '../test-helpers.ts';
 
 /*
