@@ -28,10 +28,10 @@ export function positiveInteger(name: string, value: string, command: string): n
   return Number(value);
 }
 
-/** The image decoder of packages/data (sharp), when this build has it. */
-export async function imageDecoder(): Promise<ImageDecoder | undefined> {
-  const data = (await import('@tessera/data')) as unknown as { decodeImage?: ImageDecoder };
-  return data.decodeImage;
+/** The one image decoder (packages/data, sharp-based) and the file extensions it reads. */
+export async function imageCodec(): Promise<{ decode: ImageDecoder; extensions: readonly string[] }> {
+  const { decodeImage, IMAGE_EXTENSIONS } = await import('@tessera/data');
+  return { decode: decodeImage, extensions: IMAGE_EXTENSIONS };
 }
 
 export async function runsRoot(context: CommandContext, option: string | undefined): Promise<string> {

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MlflowClient } from '@tessera/mlflow';
 import { locateMlflowForTests, startMlflowServer, type MlflowServerHandle } from '@tessera/mlflow/testing';
+import sharp from 'sharp';
 import { parse } from 'yaml';
 import { main } from '../main.ts';
 
@@ -59,6 +60,12 @@ beforeAll(async () => {
   for (const key of ['MLFLOW_TRACKING_URI', 'TESSERA_RUNS_DIR', 'TESSERA_CACHE']) saved[key] = process.env[key];
   Object.assign(process.env, { MLFLOW_TRACKING_URI: server.uri, TESSERA_RUNS_DIR: runsDir, TESSERA_CACHE: join(work, 'cache') });
   writeFileSync(join(work, 'images.bin'), records(6));
+  // Two real image files of another size than the model's 8x8: a 24x16 PNG and a 16x16 JPEG.
+  const gradient = (w: number, h: number) => Buffer.from(Array.from({ length: w * h * 3 }, (_, i) => (i * 13 + (i % 3) * 80) % 256));
+  await sharp(gradient(24, 16), { raw: { width: 24, height: 16, channels: 3 } }).png().toFile(join(work, 'a.png'));
+  await sharp(gradient(16, 16), { raw: { width: 16, height: 16, channels: 3 } }).jpeg({ quality: 90 }).toFile(join(work, 'b.jpg'));
+  const png = readFileSync(join(work, 'a.png'));
+  writeFileSync(join(work, 'broken.png'), png.subarray(0, png.length >> 1)); // truncated mid-data
 }, 120_000);
 
 afterAll(async () => {
@@ -74,6 +81,7 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
   let runId = '';
   let runDir = '';
   let predicted: { predictions: { input: string; probabilities: number[]; top_k: { class: string }[] }[] };
+  let imagePredictions: typeof predicted;
 
   it('exp run --register trains, saves final + best models with metadata, logs a LoggedModel and registers version 1', async () => {
     const result = await exp('run', SMOKE, '--backend', 'cpu', '--set', 'train.epochs=2', '--register', NAME, '--alias', 'champion');
@@ -122,6 +130,16 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     predicted = JSON.parse(result.out);
     expect(predicted.predictions).toHaveLength(6);
     for (const p of predicted.predictions) expect(p.probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+
+    const images = await exp('predict', runId, '--input', 'a.png', 'b.jpg', '--json', '--backend', 'cpu');
+    expect(images.code, images.err).toBe(0);
+    imagePredictions = JSON.parse(images.out);
+    expect(imagePredictions.predictions.map((p) => p.input)).toEqual(['a.png', 'b.jpg']);
+    const table = await exp('predict', runId, '--input', 'a.png', '--input', 'b.jpg', '--top-k', '2', '--backend', 'cpu');
+    expect(table.out).toMatch(/^input +top-1 +top-2\na\.png +class_\d \d+\.\d\d% +class_\d/);
+    const glob = await exp('predict', runId, '--input', '*.{png,jpg}', '--json', '--backend', 'cpu');
+    expect(glob.code, glob.err).toBe(2); // broken.png matches too: an error naming it
+    expect(glob.err).toMatch(/broken\.png: corrupt or truncated image/);
   }, 60_000);
 
   it('exp serve answers 16 concurrent clients with exp predict\'s probabilities (to 1e-6), then stops on SIGTERM', async () => {
@@ -150,6 +168,20 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
       const want = predicted.predictions[i % 6]!.probabilities;
       body.predictions[0]!.probabilities.forEach((p, c) => expect(Math.abs(p - want[c]!)).toBeLessThan(1e-6));
     });
+    // The same image files as base64 JSON and as multipart: exp predict's probabilities to 1e-6.
+    const encoded = ['a.png', 'b.jpg'].map((file) => readFileSync(join(work, file)).toString('base64'));
+    const viaJson = (await (await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: encoded }) })).json()) as {
+      predictions: { probabilities: number[] }[];
+    };
+    const form = new FormData();
+    for (const file of ['a.png', 'b.jpg']) form.append('file', new Blob([readFileSync(join(work, file))]), file);
+    const viaForm = (await (await fetch(`${url}/invocations`, { method: 'POST', body: form })).json()) as typeof viaJson;
+    for (const answer of [viaJson, viaForm]) {
+      answer.predictions.forEach((p, i) => p.probabilities.forEach((v, c) => expect(Math.abs(v - imagePredictions.predictions[i]!.probabilities[c]!)).toBeLessThan(1e-6)));
+    }
+    const broken = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [readFileSync(join(work, 'broken.png')).toString('base64')] }) });
+    expect(broken.status).toBe(400);
+    expect(((await broken.json()) as { error: string }).error).toMatch(/^instances\[0\]: corrupt or truncated image/);
     const metadata = (await (await fetch(`${url}/metadata`)).json()) as { stats: { batches: number } };
     expect(metadata).toMatchObject({ run_id: runId, classes: ['class_0', 'class_1', 'class_2', 'class_3'], input: { shape: [8, 8, 3] } });
     expect(metadata.stats.batches).toBeLessThan(16); // requests were batched together

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { defineCommand, UsageError } from '../command.ts';
-import { imageDecoder, MODEL_ARGUMENT, modelOptions, openPredictor, positiveInteger } from '../models.ts';
+import { imageCodec, MODEL_ARGUMENT, modelOptions, openPredictor, positiveInteger } from '../models.ts';
 
 const OUT_FORMATS = ['.json', '.csv', '.npy'];
 
@@ -40,12 +40,12 @@ export default defineCommand({
       throw new UsageError(`--out FILE must end in ${OUT_FORMATS.join(', ')}, got "${options.out}"`, 'predict');
     }
     const core = await import('@tessera/core');
-    const files = core.expandInputs(inputs, context.cwd);
+    const { decode, extensions } = await imageCodec();
+    const files = core.expandInputs(inputs, { cwd: context.cwd, imageExtensions: extensions });
     const { predictor, resolved } = await openPredictor(positionals[0]!, context, { which: options.which, runsDir: options['runs-dir'], backend: options.backend }, 'predict');
     try {
       const { metadata } = predictor;
-      const decode = await imageDecoder();
-      const images = await core.readInputs(files, { shape: metadata.rawShape, records: metadata.data.records, cwd: context.cwd, ...(decode ? { decode } : {}) });
+      const images = await core.readInputs(files, { shape: metadata.rawShape, records: metadata.data.records, cwd: context.cwd, decode });
       const probabilities = await predictor.probabilities(images, batchSize);
       const predictions = core.predictionsOf(predictor, images, probabilities, k);
       const labelled = predictions.filter((p) => p.label !== undefined);

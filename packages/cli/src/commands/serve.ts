@@ -1,5 +1,5 @@
 import { defineCommand, UsageError } from '../command.ts';
-import { imageDecoder, MODEL_ARGUMENT, modelOptions, openPredictor, positiveInteger } from '../models.ts';
+import { imageCodec, MODEL_ARGUMENT, modelOptions, openPredictor, positiveInteger } from '../models.ts';
 
 export default defineCommand({
   name: 'serve',
@@ -42,11 +42,11 @@ export default defineCommand({
     };
     const { startModelServer } = await import('@tessera/core');
     const { predictor, resolved } = await openPredictor(positionals[0]!, context, { which: options.which, runsDir: options['runs-dir'], backend: options.backend }, 'serve');
-    const decode = await imageDecoder();
+    const { decode } = await imageCodec();
     const log = (message: string) => void context.stderr.write(`${message}\n`);
     let server;
     try {
-      server = await startModelServer({ predictor, ...(decode ? { decode } : {}), host: options.host, port, ...settings, log });
+      server = await startModelServer({ predictor, decode, host: options.host, port, ...settings, log });
     } catch (error) {
       predictor.dispose();
       const code = (error as NodeJS.ErrnoException).code;

@@ -17,22 +17,19 @@ export type ImageDecoder = (
   options: { height: number; width: number; channels: 1 | 3 | 4; name?: string },
 ) => Promise<{ data: Uint8Array }>;
 
-export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff', '.bmp', '.avif'];
 const RECORD_EXTENSIONS = ['.bin', '.bin.gz'];
 
 function isRecordFile(file: string): boolean {
   return RECORD_EXTENSIONS.some((ext) => file.toLowerCase().endsWith(ext));
 }
 
-function isImageFile(file: string): boolean {
-  return IMAGE_EXTENSIONS.includes(extname(file).toLowerCase());
-}
-
 /**
  * The files the inputs name, in order: a file as given, a folder's images and record files
  * (recursively, sorted), a glob's matches (sorted). A name that matches nothing is an error.
  */
-export function expandInputs(inputs: readonly string[], cwd: string): string[] {
+export function expandInputs(inputs: readonly string[], options: { cwd: string; imageExtensions: readonly string[] }): string[] {
+  const { cwd, imageExtensions } = options;
+  const isImageFile = (file: string) => imageExtensions.includes(extname(file).toLowerCase());
   const files: string[] = [];
   for (const input of inputs) {
     const path = resolve(cwd, input);
@@ -48,7 +45,7 @@ export function expandInputs(inputs: readonly string[], cwd: string): string[] {
         .map((name) => join(path, name))
         .filter((file) => (isImageFile(file) || isRecordFile(file)) && statSync(file).isFile())
         .sort();
-      if (found.length === 0) throw new ConfigError({ message: `${input}: the folder has no image (${IMAGE_EXTENSIONS.join(' ')}) or record (.bin) files` });
+      if (found.length === 0) throw new ConfigError({ message: `${input}: the folder has no image (${imageExtensions.join(' ')}) or record (.bin) files` });
       files.push(...found);
     } else if (/[*?[\]{}]/.test(input)) {
       const found = globSync(input, { cwd, absolute: true, onlyFiles: true }).sort();
