@@ -5,11 +5,17 @@
  * `submit` refuses at once (QueueFullError), so a flood gets fast 503s instead of growing
  * memory and latency without bound. With `maxWaitMs: 0` and `maxBatch: 1` every request runs
  * by itself, in arrival order (the "no batching" baseline of `pnpm bench serve`).
+ *
+ * Waiting only pays when more work is on its way: the server says how many requests it is still
+ * reading or decoding (`incoming`), and when there are none the batch runs at once. So a lone
+ * client never pays the wait, while concurrent clients are gathered.
  */
 export interface BatcherOptions {
   maxBatch: number;
   maxWaitMs: number;
   maxQueue: number;
+  /** Requests received but not yet submitted (being read or decoded); absent: always wait. */
+  incoming?: () => number;
 }
 
 export class QueueFullError extends Error {
@@ -63,7 +69,8 @@ export class DynamicBatcher<T> {
   #schedule(): void {
     if (this.#running || this.#queue.length === 0) return;
     const wait = this.options.maxWaitMs - (performance.now() - this.#queue[0]!.arrived);
-    if (this.#queued >= this.options.maxBatch || wait <= 0) {
+    const expectMore = this.options.incoming ? this.options.incoming() > 0 : true;
+    if (this.#queued >= this.options.maxBatch || wait <= 0 || !expectMore) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
       void this.#flush();

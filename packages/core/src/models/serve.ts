@@ -160,7 +160,9 @@ export async function startModelServer(options: ServeOptions): Promise<ModelServ
   const defaultTopK = options.topK ?? 5;
   const shape = predictor.rawShape;
   const size = shape[0] * shape[1] * shape[2];
-  const batcher = new DynamicBatcher<Float32Array>({ maxBatch, maxWaitMs, maxQueue: options.maxQueue ?? 256 }, async (images) => {
+  /** /predict requests being read or decoded: the batcher waits for them only. */
+  let incoming = 0;
+  const batcher = new DynamicBatcher<Float32Array>({ maxBatch, maxWaitMs, maxQueue: options.maxQueue ?? 256, incoming: () => incoming }, async (images) => {
     const pixels = new Float32Array(images.length * size);
     images.forEach((image, i) => pixels.set(image, i * size));
     const probabilities = await predictor.probabilities({ pixels, count: images.length, shape }, maxBatch);
@@ -191,6 +193,21 @@ export async function startModelServer(options: ServeOptions): Promise<ModelServ
   }
 
   async function predict(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    incoming += 1;
+    let submitted = false;
+    const submit = (pixels: Float32Array[]) => {
+      incoming -= 1;
+      submitted = true;
+      return batcher.submit(pixels);
+    };
+    try {
+      await answer(req, res, submit);
+    } finally {
+      if (!submitted) incoming -= 1;
+    }
+  }
+
+  async function answer(req: IncomingMessage, res: ServerResponse, submit: (pixels: Float32Array[]) => Promise<Float32Array[]>): Promise<void> {
     const body = await readBody(req, maxBody);
     const contentType = req.headers['content-type'] ?? '';
     let instances: Instance[];
@@ -206,7 +223,7 @@ export async function startModelServer(options: ServeOptions): Promise<ModelServ
     const pixels = await Promise.all(instances.map(toPixels));
     let results: Float32Array[];
     try {
-      results = await batcher.submit(pixels);
+      results = await submit(pixels);
     } catch (error) {
       if (error instanceof QueueFullError) throw new HttpError(503, error.message);
       throw error;
