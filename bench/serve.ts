@@ -1,6 +1,6 @@
 // Throughput and latency of `exp serve` with the reference MLP-Mixer on CIFAR-100.
 //
-//   pnpm bench serve                                  tensorflow (native), 10 s per setting
+//   pnpm bench serve                                  tensorflow (native), 3 rounds of 4 s per setting
 //   pnpm bench serve -- --backend wasm --seconds 5 --no-write
 //
 // Builds the Mixer of experiments/mixer.yaml (initial weights: the forward pass costs the same
@@ -9,9 +9,9 @@
 // clients: each sends one 32x32 PNG (a CIFAR-100 test image, base64 JSON) and waits for the
 // answer before sending the next. For 1 and 16 concurrent clients, with dynamic batching
 // (max batch 32, max wait 5 ms) and without (max batch 1, max wait 0: one forward pass per
-// request), it reports requests/s and the p50/p99 latency, and writes the table under
-// "## Serving" in bench/results.md (replacing that section only). The settings alternate in
-// one process, so they share the machine's load.
+// request), it reports requests/s (median of rounds) and the p50/p99 latency, and writes the
+// table under "## Serving" in bench/results.md (replacing that section only). The settings
+// alternate within each round in one process, so they share the machine's load.
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -25,7 +25,8 @@ const repoRoot = dirname(benchDir);
 const { values } = parseArgs({
   options: {
     backend: { type: 'string', default: 'tensorflow' },
-    seconds: { type: 'string', default: '10' },
+    seconds: { type: 'string', default: '4' },
+    rounds: { type: 'string', default: '3' },
     clients: { type: 'string', default: '1,16' },
     out: { type: 'string', default: join(benchDir, 'results.md') },
     'no-write': { type: 'boolean', default: false },
@@ -67,7 +68,15 @@ interface Row {
   meanBatch: number;
 }
 
-async function measure(clients: number, batching: boolean, seconds: number): Promise<Row> {
+interface Sample {
+  requests: number;
+  perSecond: number;
+  latencies: number[];
+  batches: number;
+  items: number;
+}
+
+async function measure(clients: number, batching: boolean, seconds: number): Promise<Sample> {
   const server = await core.startModelServer({
     predictor,
     decode: data.decodeImage,
@@ -100,20 +109,36 @@ async function measure(clients: number, batching: boolean, seconds: number): Pro
   const batches = server.batcher.stats.batches - before.batches;
   const items = server.batcher.stats.items - before.items;
   await server.close();
-  latencies.sort((a, b) => a - b);
-  return { clients, batching, requests: latencies.length, perSecond: latencies.length / elapsed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), meanBatch: items / Math.max(1, batches) };
+  return { requests: latencies.length, perSecond: latencies.length / elapsed, latencies, batches, items };
 }
 
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
 const seconds = Number(values.seconds);
-const rows: Row[] = [];
-for (const clients of values.clients!.split(',').map(Number)) {
-  for (const batching of [false, true]) {
-    const row = await measure(clients, batching, seconds);
-    console.log(
-      `${clients} client(s), batching ${batching ? 'on ' : 'off'}: ${row.perSecond.toFixed(1)} req/s, p50 ${row.p50.toFixed(1)} ms, p99 ${row.p99.toFixed(1)} ms, mean batch ${row.meanBatch.toFixed(1)} (${row.requests} requests)`,
-    );
-    rows.push(row);
+const rounds = Number(values.rounds);
+const settings = values.clients!.split(',').map(Number).flatMap((clients) => [false, true].map((batching) => ({ clients, batching })));
+const samples = new Map<string, Sample[]>();
+// Rounds alternate the settings, so that a busy moment of the (shared) machine hits all of them.
+for (let round = 1; round <= rounds; round++) {
+  for (const { clients, batching } of settings) {
+    const sample = await measure(clients, batching, seconds);
+    console.log(`round ${round}: ${clients} client(s), batching ${batching ? 'on ' : 'off'}: ${sample.perSecond.toFixed(1)} req/s (${sample.requests} requests)`);
+    samples.set(`${clients}/${batching}`, [...(samples.get(`${clients}/${batching}`) ?? []), sample]);
   }
+}
+const rows: Row[] = settings.map(({ clients, batching }) => {
+  const list = samples.get(`${clients}/${batching}`)!;
+  const latencies = list.flatMap((s) => s.latencies).sort((a, b) => a - b);
+  const batches = list.reduce((n, s) => n + s.batches, 0);
+  const items = list.reduce((n, s) => n + s.items, 0);
+  return { clients, batching, requests: latencies.length, perSecond: median(list.map((s) => s.perSecond)), p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), meanBatch: items / Math.max(1, batches) };
+});
+for (const row of rows) {
+  console.log(`${row.clients} client(s), batching ${row.batching ? 'on ' : 'off'}: ${row.perSecond.toFixed(1)} req/s, p50 ${row.p50.toFixed(1)} ms, p99 ${row.p99.toFixed(1)} ms, mean batch ${row.meanBatch.toFixed(1)}`);
 }
 predictor.dispose();
 
@@ -126,12 +151,13 @@ const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
 const section = [
   '## Serving',
   '',
-  `\`pnpm bench serve -- --backend ${values.backend} --seconds ${seconds}\` on ${date} UTC, ${cpus().length} x ${cpus()[0]?.model.split(' ').slice(0, 2).join(' ') ?? 'CPU'}, Node ${process.version}, backend ${backend.name}, load average ${loadavg()[0]!.toFixed(1)} at the end.`,
+  `\`pnpm bench serve -- --backend ${values.backend} --seconds ${seconds} --rounds ${rounds}\` on ${date} UTC, ${cpus().length} x ${cpus()[0]?.model.split(' ').slice(0, 2).join(' ') ?? 'CPU'}, Node ${process.version}, backend ${backend.name}, load average ${loadavg()[0]!.toFixed(1)} at the end.`,
   `The reference MLP-Mixer (experiments/mixer.yaml, ${model.countParams().toLocaleString('en-US')} parameters, normalize -> resize 64x64 of the CIFAR-100 statistics) behind \`exp serve\`'s server`,
   'on 127.0.0.1, in the same process as the clients. Closed loop: each client POSTs one 32x32 PNG (base64 JSON, top_k 5: decode,',
   'preprocess, forward, softmax, JSON answer) and waits for the answer before the next. "batching off" is max batch 1, max wait 0',
-  `(one forward pass per request); "on" is max batch 32, max wait 5 ms (the defaults). ${seconds} s per setting after 5 warm-up requests,`,
-  'the settings one after the other in one process. Latency is per request, as the client sees it.',
+  `(one forward pass per request); "on" is max batch 32, max wait 5 ms (the defaults). ${rounds} rounds of ${seconds} s per setting, each after 5`,
+  'warm-up requests, the settings alternating within each round in one process; requests/s is the median of the rounds, the latency',
+  'percentiles are over every request of the setting, as the client sees it.',
   '',
   '| clients | dynamic batching | requests/s | p50 ms | p99 ms | mean images per forward pass |',
   '|---:|---|---:|---:|---:|---:|',
