@@ -137,7 +137,6 @@ async function saveModel(
   tracker: Tracker,
   log: (m: string) => void,
   metadata: ModelMetadata,
-  metrics: Record<string, number>,
 ): Promise<void> {
   let files;
   try {
@@ -153,7 +152,6 @@ async function saveModel(
     name: 'model',
     files: new Map<string, Uint8Array | string>([['model.json', files.json], ['weights.bin', files.weights]]),
     metadata,
-    metrics,
     step: metadata.epoch ?? 0,
   });
 }
@@ -287,10 +285,7 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       shouldStop: () => stopRequestedAt !== undefined,
     });
     if (result.test) await tracker.logMetrics(result.test, result.history.length);
-    if (result.status === 'FINISHED') {
-      const reached = { ...result.history.at(-1), ...result.test };
-      await saveModel(model, tracker, log, metadataFor('final', result.history.length), reached);
-    }
+    if (result.status === 'FINISHED') await saveModel(model, tracker, log, metadataFor('final', result.history.length));
     await recordRunEnd(tracker, result.history);
     await tracker.endRun(result.status);
   } catch (error) {

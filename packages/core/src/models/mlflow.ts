@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { MlflowClient, type LoggedModel, type ModelVersion } from '@tessera/mlflow';
+import { MlflowClient, type LoggedModel, type Metric, type ModelVersion } from '@tessera/mlflow';
 import { stringify } from 'yaml';
 import { ConfigError } from '../errors.ts';
 import { MODEL_FILE } from '../graph/io.ts';
@@ -61,8 +61,13 @@ export interface LogLoggedModelOptions {
   /** model.json, weights.bin, ... by file name. */
   files: Map<string, Uint8Array | string>;
   metadata: ModelMetadata;
-  /** Metrics to attach to the model (final epoch, test), logged to the run with its model_id. */
-  metrics?: Record<string, number>;
+  /**
+   * The run's metrics to link to the model (its latest values, as MLflow's getRun returns them).
+   * They are logged again with the model's id and their own key, step, timestamp and value:
+   * MLflow keeps one row per (key, timestamp, step, value) in the run's history, so the run's
+   * curves do not change, and the model's page shows them.
+   */
+  metrics?: Metric[];
   step?: number;
 }
 
@@ -89,9 +94,9 @@ export async function logLoggedModel(options: LogLoggedModelOptions): Promise<Lo
     throw error;
   }
   const step = options.step ?? 0;
-  const metrics = Object.entries(options.metrics ?? {}).filter(([, value]) => Number.isFinite(value));
+  const metrics = (options.metrics ?? []).filter((m) => !m.key.startsWith('system/'));
   if (metrics.length > 0) {
-    await client.logBatch(options.runId, { metrics: metrics.map(([key, value]) => ({ key, value, step, modelId: model.modelId })) });
+    await client.logBatch(options.runId, { metrics: metrics.map((m) => ({ key: m.key, value: m.value, step: m.step, timestamp: m.timestamp, modelId: model.modelId })) });
   }
   await client.logOutputs(options.runId, [{ modelId: model.modelId, step }]);
   return client.finalizeLoggedModel(model.modelId);
@@ -163,7 +168,7 @@ export async function registerRunModel(options: RegisterOptions): Promise<Regist
   let modelId = which === 'final' ? run.data.tags[LOGGED_MODEL_TAG] : undefined;
   if (!modelId) {
     const { files, metadata } = await modelDirFiles(dir);
-    const logged = await logLoggedModel({ client, experimentId: run.info.experimentId, runId: mlflowRunId, name: which === 'final' ? 'model' : 'best_model', files, metadata, metrics, step });
+    const logged = await logLoggedModel({ client, experimentId: run.info.experimentId, runId: mlflowRunId, name: which === 'final' ? 'model' : 'best_model', files, metadata, metrics: run.data.metrics, step });
     modelId = logged.modelId;
     if (which === 'final') await client.setTag(mlflowRunId, LOGGED_MODEL_TAG, modelId);
     log(`logged model ${modelId} for run ${meta.runId}`);

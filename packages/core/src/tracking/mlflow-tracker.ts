@@ -137,7 +137,16 @@ export class MlflowTracker implements Tracker {
   logModel(model: SavedModel): Promise<void> {
     return this.#send(`logModel ${model.name}`, async (runId) => {
       const run = await this.client.getRun(runId);
-      const logged = await logLoggedModel({ client: this.client, experimentId: run.info.experimentId, runId, ...model });
+      const logged = await logLoggedModel({
+        client: this.client,
+        experimentId: run.info.experimentId,
+        runId,
+        name: model.name,
+        files: model.files,
+        metadata: model.metadata,
+        metrics: run.data.metrics,
+        step: model.step,
+      });
       if (model.name === 'model') await this.client.setTag(runId, LOGGED_MODEL_TAG, logged.modelId);
       this.#log(`MLflow model: ${logged.modelId} (register it with: exp register ${this.#localRunId} NAME)`);
     });

@@ -49,8 +49,7 @@ export interface SavedModel {
   /** model.json, weights.bin by file name. */
   files: Map<string, Uint8Array | string>;
   metadata: ModelMetadata;
-  /** The metrics the model reached (last epoch and test), linked to it. */
-  metrics: Record<string, number>;
+  /** The epoch the model is from. */
   step: number;
 }
 
