@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ConfigError } from '../errors.ts';
 import type { DatasetInfo, TransformState } from '../registry/kinds.ts';
-import type { ExperimentConfig } from '../schema/types.ts';
+import type { EntryConfig, ExperimentConfig } from '../schema/types.ts';
 
 /* ------------------------------------------------------------------------------------------ *
  * What makes a TF.js LayersModel directory a usable Tessera model: everything `exp predict`,  *
@@ -27,7 +27,7 @@ export interface ModelData {
   /** The dataset type (`cifar100`, `synthetic`, ...). */
   type: string;
   /** The experiment's transforms (the random ones are skipped at inference). */
-  transforms: ({ type: string } & Record<string, unknown>)[];
+  transforms: EntryConfig[];
   /** State the transforms learned from the training data (normalization statistics). */
   state: Record<string, TransformState>;
   numClasses: number;
