@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MlflowClient } from '@tessera/mlflow';
@@ -27,6 +28,23 @@ const NAME = `smoke-${randomBytes(3).toString('hex')}`;
 function pngSize(png: Uint8Array): [number, number] {
   const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
   return [view.getUint32(16), view.getUint32(20)];
+}
+
+/** A 107-byte PNG whose header claims width x height pixels (a decompression bomb's first line). */
+function hugePng(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
 }
 
 /** n smoke-sized records (1 label byte, then 64 red, 64 green, 64 blue bytes), deterministic. */
@@ -66,6 +84,7 @@ beforeAll(async () => {
   await sharp(gradient(16, 16), { raw: { width: 16, height: 16, channels: 3 } }).jpeg({ quality: 90 }).toFile(join(work, 'b.jpg'));
   const png = readFileSync(join(work, 'a.png'));
   writeFileSync(join(work, 'broken.png'), png.subarray(0, png.length >> 1)); // truncated mid-data
+  writeFileSync(join(work, 'huge.png'), hugePng(100_000, 100_000));
 }, 120_000);
 
 afterAll(async () => {
@@ -122,6 +141,13 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     expect(metrics.eval_accuracy).toBeCloseTo(accuracy, 6);
     const files = (await client.listArtifacts(mlflowRun!.info.runId, 'eval/test')).map((f) => f.path);
     expect(files).toContain('eval/test/confusion_matrix.png');
+
+    // Another dataset config: the smoke data drawn with another seed (other images, same classes).
+    writeFileSync(join(work, 'other-data.yaml'), readFileSync(SMOKE, 'utf8').replace(/^seed: 1$/m, 'seed: 9'));
+    const other = await exp('evaluate', runId, '--data', 'other-data.yaml', '--split', 'validation', '--backend', 'cpu');
+    expect(other.code, other.err).toBe(0);
+    expect(other.out).toMatch(/128 examples \(validation\): loss/);
+    expect(existsSync(join(runDir, 'artifacts', 'eval', 'synthetic-validation', 'confusion_matrix.png'))).toBe(true);
   }, 120_000);
 
   it('exp predict RUN classifies records with the top-k table, JSON and the training preprocessing', async () => {
@@ -140,6 +166,9 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     const glob = await exp('predict', runId, '--input', '*.{png,jpg}', '--json', '--backend', 'cpu');
     expect(glob.code, glob.err).toBe(2); // broken.png matches too: an error naming it
     expect(glob.err).toMatch(/broken\.png: corrupt or truncated image/);
+    const huge = await exp('predict', runId, '--input', 'huge.png', '--backend', 'cpu');
+    expect(huge.code).toBe(2);
+    expect(huge.err).toMatch(/^huge\.png: .*exceeds pixel limit$/m);
   }, 60_000);
 
   it('exp serve answers 16 concurrent clients with exp predict\'s probabilities (to 1e-6), then stops on SIGTERM', async () => {
@@ -182,6 +211,9 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     const broken = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [readFileSync(join(work, 'broken.png')).toString('base64')] }) });
     expect(broken.status).toBe(400);
     expect(((await broken.json()) as { error: string }).error).toMatch(/^instances\[0\]: corrupt or truncated image/);
+    const huge = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [readFileSync(join(work, 'huge.png')).toString('base64')] }) });
+    expect(huge.status).toBe(400);
+    expect(((await huge.json()) as { error: string }).error).toMatch(/^instances\[0\]: .*pixel limit/);
     const metadata = (await (await fetch(`${url}/metadata`)).json()) as { stats: { batches: number; items: number } };
     expect(metadata).toMatchObject({ run_id: runId, classes: ['class_0', 'class_1', 'class_2', 'class_3'], input: { shape: [8, 8, 3] } });
     expect(metadata.stats.items).toBe(16 + 2 + 2); // every image went through the batcher once
@@ -217,6 +249,16 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     const second = await exp('register', runId, NAME, '--which', 'best');
     expect(second.code, second.err).toBe(0);
     expect(second.out).toMatch(new RegExp(`Registered ${NAME} version 2`));
+
+    // A sweep's run stands for its best trial (tag best_run_id): one command registers the winner.
+    const sweepDir = join(runsDir, 'smoke-sweep', '20261205-000000-5weep0');
+    mkdirSync(sweepDir, { recursive: true });
+    writeFileSync(join(sweepDir, 'meta.json'), JSON.stringify({ runId: '20261205-000000-5weep0', experiment: 'smoke-sweep', runName: 'sweep', status: 'FINISHED', startTime: new Date().toISOString() }));
+    writeFileSync(join(sweepDir, 'tags.json'), JSON.stringify({ best_trial: 't2', best_run_id: runId }));
+    const sweep = await exp('register', '20261205-000000-5weep0', `${NAME}-best`);
+    expect(sweep.code, sweep.err).toBe(0);
+    expect(sweep.err).toMatch(new RegExp(`sweep 20261205-000000-5weep0: registering its best trial, run ${runId}`));
+    expect((await client.getModelVersion(`${NAME}-best`, '1')).tags['tessera.run_id']).toBe(runId);
 
     for (const uri of [`models:/${NAME}/1`, `models:/${NAME}@champion`]) {
       const result = await exp('predict', uri, '--input', 'images.bin', '--json', '--backend', 'cpu');
