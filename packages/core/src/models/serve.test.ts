@@ -108,6 +108,35 @@ describe('exp serve (startModelServer)', () => {
   });
 });
 
+describe('back-pressure and shutdown', () => {
+  it('answers 503 with Retry-After when the queue is full, and finishes accepted requests on close', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slow = tinyPredictor();
+    const probabilities = slow.probabilities.bind(slow);
+    slow.probabilities = async (...args) => {
+      await gate;
+      return probabilities(...args);
+    };
+    const busy = await startModelServer({ predictor: slow, port: 0, maxBatch: 1, maxWaitMs: 0, maxQueue: 1 });
+    const send = () => fetch(`${busy.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [image(1)] }) });
+    const running = send();
+    await new Promise((r) => setTimeout(r, 50));
+    const queued = send();
+    await new Promise((r) => setTimeout(r, 50));
+    const refused = await send();
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect((await json(refused)).error).toMatch(/server busy: 1 images queued \(limit 1\)/);
+    const closed = busy.close();
+    release();
+    expect((await running).status).toBe(200);
+    expect((await queued).status).toBe(200);
+    await closed;
+    slow.dispose();
+  });
+});
+
 describe('DynamicBatcher', () => {
   it('gathers requests for up to maxWaitMs while more are incoming, and runs at once when none are', async () => {
     let incoming = 0;
