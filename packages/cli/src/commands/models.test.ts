@@ -260,7 +260,7 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     expect(sweep.err).toMatch(new RegExp(`sweep 20261205-000000-5weep0: registering its best trial, run ${runId}`));
     expect((await client.getModelVersion(`${NAME}-best`, '1')).tags['tessera.run_id']).toBe(runId);
 
-    for (const uri of [`models:/${NAME}/1`, `models:/${NAME}@champion`]) {
+    for (const uri of [`models:/${NAME}/1`, `models:/${NAME}@champion`, `runs:/${mlflowRun!.info.runId}/model`]) {
       const result = await exp('predict', uri, '--input', 'images.bin', '--json', '--backend', 'cpu');
       expect(result.code, result.err).toBe(0);
       const got = JSON.parse(result.out) as typeof predicted;
