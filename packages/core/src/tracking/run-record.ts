@@ -164,13 +164,6 @@ export async function serializeModel(model: tf.LayersModel, metadata?: ModelMeta
   return files!;
 }
 
-/** Stores the model as `<prefix>/model.json` and `<prefix>/weights.bin`. */
-export async function logModel(tracker: Tracker, prefix: string, model: tf.LayersModel, metadata?: ModelMetadata): Promise<void> {
-  const files = await serializeModel(model, metadata);
-  await tracker.logArtifact(`${prefix}/model.json`, { bytes: files.json });
-  await tracker.logArtifact(`${prefix}/weights.bin`, { bytes: files.weights });
-}
-
 export interface EpochRecorderOptions {
   /** Epochs already recorded (a resumed run), so that "best" continues from them. */
   history?: readonly Record<string, unknown>[];
