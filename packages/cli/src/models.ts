@@ -98,12 +98,12 @@ export async function registerRun(
   context: CommandContext,
   options: { which: WhichModel; alias?: string | undefined; runsDir?: string | undefined; tags?: Record<string, string> | undefined },
 ): Promise<void> {
-  const { findRunDir, readRunMeta, registerRunModel } = await import('@tessera/core');
+  const { findRunDir, readRunMeta, readRunTags, registerRunModel } = await import('@tessera/core');
   const root = await runsRoot(context, options.runsDir);
   let runDir = await findRunDir(resolve(context.cwd, spec), root).catch(() => findRunDir(spec, root)).catch(() => {
     throw new UsageError(`no run "${spec}" under ${root}`, 'register');
   });
-  const tags = JSON.parse(await import('node:fs/promises').then((fs) => fs.readFile(`${runDir}/tags.json`, 'utf8')).catch(() => '{}')) as Record<string, string>;
+  const tags = await readRunTags(runDir);
   if (tags.best_run_id) {
     context.stderr.write(`sweep ${(await readRunMeta(runDir)).runId}: registering its best trial, run ${tags.best_run_id}\n`);
     runDir = await findRunDir(tags.best_run_id, root);

@@ -52,8 +52,7 @@ export default defineCommand({
         name = `${data.type}-${split}`;
       } else if (resolved.runDir) {
         // Relative data paths in the run's config are relative to where its experiment file was.
-        const saved = await import('node:fs/promises').then((fs) => fs.readFile(join(resolved.runDir!, 'artifacts', 'run.json'), 'utf8')).catch(() => undefined);
-        if (saved) configDir = (JSON.parse(saved) as { configDir?: string }).configDir ?? configDir;
+        configDir = (await core.runConfigDir(resolved.runDir)) ?? configDir;
       }
       const dataset = await core.rawDataset(data, { registries, configDir, seed: metadata.seed, log });
       if (dataset.info.numClasses !== predictor.numClasses) {

@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { MlflowClient } from '@tessera/mlflow';
 import { LocalRunStore, readMetrics } from '../tracking/local-store.ts';
@@ -216,4 +218,13 @@ export async function rawDataset(
 ): Promise<Dataset> {
   const { type, ...params } = data;
   return context.registries.datasets.get(type).create({ ...params, transforms: [] }, context);
+}
+
+/** Where the run's experiment file was (its data paths are relative to it), from artifacts/run.json. */
+export async function runConfigDir(runDir: string): Promise<string | undefined> {
+  try {
+    return (JSON.parse(await readFile(join(runDir, 'artifacts', 'run.json'), 'utf8')) as { configDir?: string }).configDir;
+  } catch {
+    return undefined;
+  }
 }

@@ -86,6 +86,11 @@ export async function findRunDir(run: string, root = defaultRunsDir()): Promise<
   throw new Error(`no run "${run}" found (looked for a run directory and for ${join(root, '*', run)})`);
 }
 
+/** tags.json of a run ({} when it has none). */
+export async function readRunTags(dir: string): Promise<Record<string, string>> {
+  return readJson(join(dir, 'tags.json'), {});
+}
+
 export async function readRunMeta(dir: string): Promise<RunMeta> {
   return JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as RunMeta;
 }
