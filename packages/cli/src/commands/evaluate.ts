@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { defineCommand, UsageError } from '../command.ts';
 import { MODEL_ARGUMENT, modelOptions, openPredictor, positiveInteger } from '../models.ts';
@@ -50,9 +50,11 @@ export default defineCommand({
         data = core.loadValidatedExperiment(file, registries).config.data;
         configDir = dirname(file);
         name = `${data.type}-${split}`;
-      } else if (resolved.runDir) {
-        // Relative data paths in the run's config are relative to where its experiment file was.
-        configDir = (await core.runConfigDir(resolved.runDir)) ?? configDir;
+      } else {
+        // Relative data paths in the config are relative to where its experiment file was: the
+        // run records it; an exported model names its source file (relative to where it was exported).
+        const source = resolve(context.cwd, metadata.source);
+        configDir = (resolved.runDir ? await core.runConfigDir(resolved.runDir) : undefined) ?? (existsSync(source) ? dirname(source) : configDir);
       }
       const dataset = await core.rawDataset(data, { registries, configDir, seed: metadata.seed, log });
       if (dataset.info.numClasses !== predictor.numClasses) {
@@ -74,7 +76,8 @@ export default defineCommand({
         const out = resolve(context.cwd, options.out);
         mkdirSync(out, { recursive: true });
         for (const [file, bytes] of files) writeFileSync(join(out, file), bytes);
-        context.stdout.write(`wrote ${[...files.keys()].join(', ')} to ${relative(context.cwd, out) || '.'}\n`);
+        const shown = relative(context.cwd, out);
+        context.stdout.write(`wrote ${[...files.keys()].join(', ')} to ${shown.startsWith('..') ? out : shown || '.'}\n`);
       }
       if (resolved.runDir) {
         const { mlflow } = await core.recordEvaluation(resolved.runDir, evaluation, files, { name, log });

@@ -98,7 +98,7 @@ export function confusionMatrixSpec(matrix: readonly (readonly number[])[], clas
       y: { field: 'actual', type: 'nominal', sort: [...classes], title: 'true', axis },
     },
     layer: [
-      { mark: 'rect', encoding: { color: { field: 'share', type: 'quantitative', title: 'share of row', scale: { scheme: 'blues', domain: [0, 1] } } } },
+      { mark: 'rect', encoding: { color: { field: 'share', type: 'quantitative', title: 'share of row', scale: { domain: [0, 1], range: ['#ffffff', '#08519c'] } } } },
       ...(showCounts
         ? [
             {
