@@ -10,8 +10,9 @@ export {
   type ParamValue,
   type DatasetInput,
   type ArtifactContent,
+  type SavedModel,
 } from './tracker.ts';
-export { LocalRunStore, defaultRunsDir, findRunDir, readRunMeta, readMetrics, writeJsonAtomic, type RunMeta, type MetricRecord } from './local-store.ts';
+export { LocalRunStore, defaultRunsDir, findRunDir, readRunMeta, readRunTags, readMetrics, writeJsonAtomic, type RunMeta, type MetricRecord } from './local-store.ts';
 export { MlflowTracker, createMlflowTracker, type MlflowTrackerOptions, type TrackerContext } from './mlflow-tracker.ts';
 export {
   syncRun,
