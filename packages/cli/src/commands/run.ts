@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { defineCommand, setOption, UsageError } from '../command.ts';
+import { registerRun } from '../models.ts';
 
 function integerOption(name: string, value: string | undefined, minimum: number): number | undefined {
   if (value === undefined) return undefined;
@@ -114,7 +115,6 @@ export default defineCommand({
         ...(tags ? { tags } : {}),
       });
       if (options.register && summary.status === 'FINISHED') {
-        const { registerRun } = await import('../models.ts');
         await registerRun(summary.runDir, options.register, context, { which: 'final', alias: options.alias, runsDir: options['runs-dir'] });
       } else if (options.register) {
         context.stderr.write(`exp run: not registering ${options.register}: the run ended ${summary.status}\n`);

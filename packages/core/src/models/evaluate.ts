@@ -6,7 +6,6 @@ import { LocalRunStore, readMetrics } from '../tracking/local-store.ts';
 import { readSyncStates, syncRun } from '../tracking/sync.ts';
 import type { Dataset, Registries, Split } from '../registry/kinds.ts';
 import type { ExperimentConfig } from '../schema/types.ts';
-import { confusionMatrixSpec, renderChart } from '../tracking/plots.ts';
 import type { Predictor } from './predictor.ts';
 
 /* ------------------------------------------------------------------------------------------ *
@@ -140,6 +139,8 @@ function csvRow(cells: (string | number)[]): string {
 /** The files an evaluation leaves: confusion_matrix.{png,csv}, per_class.csv, most_confused.csv, report.json. */
 export async function evaluationArtifacts(evaluation: Evaluation, classes: readonly string[], title: string): Promise<Map<string, Uint8Array | string>> {
   const files = new Map<string, Uint8Array | string>();
+  // The optional entry point `@tessera/core/plots`, loaded only here (Vega and resvg stay out of core's index).
+  const { confusionMatrixSpec, renderChart } = await import('../tracking/plots.ts');
   const chart = await renderChart(confusionMatrixSpec(evaluation.matrix, classes, title));
   files.set('confusion_matrix.png', chart.png);
   files.set('confusion_matrix.csv', `${[csvRow(['true\\predicted', ...classes]), ...evaluation.matrix.map((row, i) => csvRow([classes[i]!, ...row]))].join('\n')}\n`);
