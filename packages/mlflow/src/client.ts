@@ -212,8 +212,11 @@ export class MlflowClient {
     }
   }
 
-  /** The id of the experiment with this name, creating it if needed (safe against races). */
-  async getOrCreateExperiment(name: string, options?: RequestOptions): Promise<string> {
+  /**
+   * The id of the experiment with this name, creating it if needed (safe against races); `tags`
+   * are the new experiment's (an existing one keeps its own).
+   */
+  async getOrCreateExperiment(name: string, options?: { tags?: Record<string, string> } & RequestOptions): Promise<string> {
     const existing = await this.getExperimentByName(name, options);
     if (existing) {
       if (existing.lifecycleStage === 'deleted') {
@@ -232,6 +235,12 @@ export class MlflowClient {
       if (!raced) throw error;
       return raced.experimentId;
     }
+  }
+
+  /** Sets one tag of an experiment (e.g. `mlflow.experimentKind`). */
+  async setExperimentTag(experimentId: string, key: string, value: string, options?: RequestOptions): Promise<void> {
+    validateKey('tag', key);
+    await this.#post('/experiments/set-experiment-tag', { experiment_id: experimentId, key, value }, options);
   }
 
   async searchExperiments(options: SearchExperimentsOptions & RequestOptions = {}): Promise<Page<Experiment>> {

@@ -26,6 +26,7 @@ export const commands = {
   worker: () => import('./worker.ts'),
   sync: () => import('./sync.ts'),
   runs: () => import('./runs.ts'),
+  ui: () => import('./ui.ts'),
 } satisfies Record<string, () => Promise<{ default: Command<any> }>>;
 
 export type CommandName = keyof typeof commands;
