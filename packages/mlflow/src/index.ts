@@ -33,4 +33,8 @@ export type {
   FileInfo,
   Page,
   ViewType,
+  LoggedModel,
+  LoggedModelStatus,
+  ModelVersion,
+  RegisteredModel,
 } from './types.ts';

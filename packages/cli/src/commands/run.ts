@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { defineCommand, setOption, UsageError, type CommandContext } from '../command.ts';
+import { registerRun } from '../models.ts';
 
 function integerOption(name: string, value: string | undefined, minimum: number): number | undefined {
   if (value === undefined) return undefined;
@@ -8,7 +9,7 @@ function integerOption(name: string, value: string | undefined, minimum: number)
 }
 
 /** `--tag KEY=VALUE` arguments as tags; keys follow MLflow's rules, so a bad one fails here, not mid-run. */
-function tagOptions(values: readonly string[] | undefined): Record<string, string> | undefined {
+export function tagOptions(values: readonly string[] | undefined): Record<string, string> | undefined {
   if (!values?.length) return undefined;
   const tags: Record<string, string> = {};
   for (const value of values) {
@@ -98,6 +99,8 @@ export default defineCommand({
       description: 'Local run id of the run this one belongs to (a sweep\'s run); MLflow nests this run under it',
     },
     tag: { type: 'string', multiple: true, placeholder: 'KEY=VALUE', description: 'Tag the run from its start (repeatable; wins over tracking.tags)' },
+    register: { type: 'string', placeholder: 'NAME', description: 'When the run finishes, register its model in MLflow\'s Model Registry as a new version of NAME' },
+    alias: { type: 'string', placeholder: 'ALIAS', description: 'With --register: point this alias (e.g. champion) at the new version' },
   },
   examples: [
     ['exp run experiments/smoke.yaml', 'Train the smoke experiment (seconds)'],
@@ -108,6 +111,7 @@ export default defineCommand({
       'exp run experiments/smoke.yaml -m --set train.optimizer.learning_rate=0.01,0.003 --set model.layers.1.units=16,32',
       'Hydra\'s multirun: a 2 x 2 grid sweep with a parent run (ranked by val_loss)',
     ],
+    ['exp run experiments/mixer.yaml --register mixer-cifar100 --alias candidate', 'Train, then register the model in MLflow'],
   ],
   async run({ positionals, options }, context) {
     const file = positionals[0];
@@ -124,6 +128,7 @@ export default defineCommand({
     if (options.resume && (overrides.length || options.seed !== undefined)) {
       throw new UsageError('--resume trains the run\'s saved config: only --epochs and --backend may be given with it', 'run');
     }
+    if (options.alias && !options.register) throw new UsageError('--alias goes with --register NAME', 'run');
     const seed = integerOption('seed', options.seed, 0);
     const epochs = integerOption('epochs', options.epochs, 1);
     const tags = tagOptions(options.tag);
@@ -143,6 +148,11 @@ export default defineCommand({
         ...(options['parent-run'] !== undefined ? { parentRunId: options['parent-run'] } : {}),
         ...(tags ? { tags } : {}),
       });
+      if (options.register && summary.status === 'FINISHED') {
+        await registerRun(summary.runDir, options.register, context, { which: 'final', alias: options.alias, runsDir: options['runs-dir'] });
+      } else if (options.register) {
+        context.stderr.write(`exp run: not registering ${options.register}: the run ended ${summary.status}\n`);
+      }
       return summary.status === 'KILLED' ? EXIT_INTERRUPTED : 0;
     } catch (error) {
       if (!(error instanceof NonFiniteLossError)) throw error;

@@ -13,7 +13,8 @@ import { SystemMetricsMonitor } from '../tracking/system-metrics.ts';
 import { combineTrackers, RUN_NAME_TAG, type RunStatus, type Tracker } from '../tracking/tracker.ts';
 import { collectProvenance } from '../tracking/provenance.ts';
 import { createMlflowTracker, type TrackerContext } from '../tracking/mlflow-tracker.ts';
-import { EpochRecorder, logModel, recordRunEnd, recordRunStart } from '../tracking/run-record.ts';
+import { EpochRecorder, recordRunEnd, recordRunStart, serializeModel } from '../tracking/run-record.ts';
+import { modelMetadata, type ModelMetadata } from '../models/metadata.ts';
 import { createProgress, formatDuration, type ProgressReporter } from './progress.ts';
 import { train, type TrainResult } from './trainer.ts';
 import type { TrainConfig } from './train-schema.ts';
@@ -137,13 +138,28 @@ function progressFor(options: RunOptions): ProgressReporter {
 }
 
 /** Saves the trained model in the TF.js layers format (model.json + weights.bin). */
-async function saveModel(model: tf.LayersModel, tracker: Tracker, log: (m: string) => void): Promise<void> {
+async function saveModel(
+  model: tf.LayersModel,
+  tracker: Tracker,
+  log: (m: string) => void,
+  metadata: ModelMetadata,
+): Promise<void> {
+  let files;
   try {
-    await logModel(tracker, 'model', model);
+    files = await serializeModel(model, metadata);
   } catch (error) {
     // A layer without serialization support must not cost the run: the checkpoint has the weights.
     log(`note: the model could not be saved in the TF.js format (${(error as Error).message}); its weights are in the run's checkpoint`);
+    return;
   }
+  await tracker.logArtifact('model/model.json', { bytes: files.json });
+  await tracker.logArtifact('model/weights.bin', { bytes: files.weights });
+  await tracker.logModel?.({
+    name: 'model',
+    files: new Map<string, Uint8Array | string>([['model.json', files.json], ['weights.bin', files.weights]]),
+    metadata,
+    step: metadata.epoch ?? 0,
+  });
 }
 
 /** Relative to the current directory when inside it, absolute otherwise. */
@@ -264,7 +280,14 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
     const logEveryNSteps = config.tracking?.log_every_n_steps;
     const logStep = (step: number, logs: Record<string, number>) =>
       tracker.logMetrics(Object.fromEntries(Object.entries(logs).map(([key, value]) => [`step/${key}`, value])), step);
-    const epochs = new EpochRecorder(tracker, model, { history: resumeDir ? await readMetrics(runDir) : [], log });
+    // Every saved model (best_model/ per improvement, model/ at the end) carries what using it needs.
+    const metadataFor = (which: 'best' | 'final', epoch: number) =>
+      modelMetadata({ config, dataset, which, epoch, source: prepared.source, seed, runId: run.runId });
+    const epochs = new EpochRecorder(tracker, model, {
+      history: resumeDir ? await readMetrics(runDir) : [],
+      log,
+      metadata: (epoch) => metadataFor('best', epoch),
+    });
     // MLflow's system metrics: their own clock (every 10 s), their own steps (continued on resume).
     const previousSamples = resumeDir ? ((await readSystemMetrics(runDir)).at(-1)?.step ?? -1) + 1 : 0;
     monitor = new SystemMetricsMonitor((metrics, step) => tracker.logMetrics(metrics, step), undefined, undefined, previousSamples).start();
@@ -283,7 +306,7 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
     });
     await monitor.stop();
     if (result.test) await tracker.logMetrics(result.test, result.history.length);
-    if (result.status === 'FINISHED') await saveModel(model, tracker, log);
+    if (result.status === 'FINISHED') await saveModel(model, tracker, log, metadataFor('final', result.history.length));
     await recordRunEnd(tracker, result.history);
     await tracker.endRun(result.status);
   } catch (error) {

@@ -12,12 +12,14 @@ export {
   type ParamValue,
   type DatasetInput,
   type ArtifactContent,
+  type SavedModel,
 } from './tracker.ts';
 export {
   LocalRunStore,
   defaultRunsDir,
   findRunDir,
   readRunMeta,
+  readRunTags,
   readMetrics,
   readSystemMetrics,
   readAllMetrics,

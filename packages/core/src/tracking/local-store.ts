@@ -86,6 +86,11 @@ export async function findRunDir(run: string, root = defaultRunsDir()): Promise<
   throw new Error(`no run "${run}" found (looked for a run directory and for ${join(root, '*', run)})`);
 }
 
+/** tags.json of a run ({} when it has none). */
+export async function readRunTags(dir: string): Promise<Record<string, string>> {
+  return readJson(join(dir, 'tags.json'), {});
+}
+
 export async function readRunMeta(dir: string): Promise<RunMeta> {
   return JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as RunMeta;
 }
@@ -133,6 +138,17 @@ export class LocalRunStore implements Tracker {
   private meta: RunMeta | undefined;
 
   constructor(readonly root = defaultRunsDir()) {}
+
+  /**
+   * The store of a finished run, to add to it (an evaluation's metrics and files) without
+   * reopening it: its status and times stay as they are (endRun does nothing).
+   */
+  static async attach(runDir: string): Promise<LocalRunStore> {
+    const store = new LocalRunStore(resolve(runDir, '..', '..'));
+    await readRunMeta(runDir);
+    store.dir = runDir;
+    return store;
+  }
 
   get runDir(): string {
     if (!this.dir) throw new Error('LocalRunStore: no run started');

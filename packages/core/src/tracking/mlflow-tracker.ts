@@ -15,7 +15,8 @@ import {
   updateSyncState,
   withMlflowRunIds,
 } from './sync.ts';
-import type { ArtifactContent, DatasetInput, ParamValue, RunInfo, StartRunOptions, Tracker } from './tracker.ts';
+import { LOGGED_MODEL_TAG, logLoggedModel } from '../models/mlflow.ts';
+import type { ArtifactContent, DatasetInput, ParamValue, RunInfo, SavedModel, StartRunOptions, Tracker } from './tracker.ts';
 
 /**
  * The MLflow side of a run. It runs combined with the local run store and after it
@@ -140,6 +141,25 @@ export class MlflowTracker implements Tracker {
 
   logInputs(datasets: DatasetInput[]): Promise<void> {
     return this.#send('logInputs', (runId) => this.client.logInputs(runId, datasets.map(toMlflowDataset)));
+  }
+
+  /** The model as an MLflow 3 LoggedModel linked to the run and its metrics; the run's tag names it. */
+  logModel(model: SavedModel): Promise<void> {
+    return this.#send(`logModel ${model.name}`, async (runId) => {
+      const run = await this.client.getRun(runId);
+      const logged = await logLoggedModel({
+        client: this.client,
+        experimentId: run.info.experimentId,
+        runId,
+        name: model.name,
+        files: model.files,
+        metadata: model.metadata,
+        metrics: run.data.metrics,
+        step: model.step,
+      });
+      if (model.name === 'model') await this.client.setTag(runId, LOGGED_MODEL_TAG, logged.modelId);
+      this.#log(`MLflow model: ${logged.modelId} (register it with: exp register ${this.#localRunId} NAME)`);
+    });
   }
 
   async endRun(status: 'FINISHED' | 'FAILED' | 'KILLED', error?: string): Promise<void> {

@@ -7,6 +7,7 @@ import { formatSummary, modelSummary } from '../graph/summary.ts';
 import type { DatasetInfo, Split } from '../registry/kinds.ts';
 import type { ExperimentConfig } from '../schema/types.ts';
 import { collectProvenance, type Provenance } from './provenance.ts';
+import type { ModelMetadata } from '../models/metadata.ts';
 import { LOCAL_PARENT_TAG } from './sync.ts';
 import { flattenParams, type DatasetInput, type ParamValue, type Tracker } from './tracker.ts';
 
@@ -157,9 +158,13 @@ export async function recordRunStart(tracker: Tracker, record: RunStartRecord): 
   await tracker.logArtifact('model_summary.txt', { bytes: `${formatSummary(modelSummary(record.model))}\n` });
 }
 
-/** The model in the TF.js layers format: model.json (topology + manifest) and weights.bin. */
-export async function serializeModel(model: tf.LayersModel): Promise<{ json: string; weights: Uint8Array }> {
+/**
+ * The model in the TF.js layers format: model.json (topology + manifest, and Tessera's metadata
+ * under `userDefinedMetadata.tessera` when given) and weights.bin.
+ */
+export async function serializeModel(model: tf.LayersModel, metadata?: ModelMetadata): Promise<{ json: string; weights: Uint8Array }> {
   let files: { json: string; weights: Uint8Array } | undefined;
+  if (metadata) model.setUserDefinedMetadata({ tessera: metadata });
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
       const buffers = ([] as ArrayBuffer[]).concat((artifacts.weightData ?? []) as ArrayBuffer | ArrayBuffer[]);
@@ -170,6 +175,7 @@ export async function serializeModel(model: tf.LayersModel): Promise<{ json: str
           convertedBy: null,
           modelTopology: artifacts.modelTopology,
           weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+          ...(artifacts.userDefinedMetadata ? { userDefinedMetadata: artifacts.userDefinedMetadata } : {}),
         }),
         weights: new Uint8Array(tf.io.concatenateArrayBuffers(buffers)),
       };
@@ -179,13 +185,6 @@ export async function serializeModel(model: tf.LayersModel): Promise<{ json: str
   return files!;
 }
 
-/** Stores the model as `<prefix>/model.json` and `<prefix>/weights.bin`. */
-export async function logModel(tracker: Tracker, prefix: string, model: tf.LayersModel): Promise<void> {
-  const files = await serializeModel(model);
-  await tracker.logArtifact(`${prefix}/model.json`, { bytes: files.json });
-  await tracker.logArtifact(`${prefix}/weights.bin`, { bytes: files.weights });
-}
-
 export interface EpochRecorderOptions {
   /** Epochs already recorded (a resumed run), so that "best" continues from them. */
   history?: readonly Record<string, unknown>[];
@@ -193,6 +192,8 @@ export interface EpochRecorderOptions {
   monitor?: string;
   /** Where a note goes when the model cannot be serialized (best_model/ is then skipped). */
   log?: (message: string) => void;
+  /** What best_model/ records about itself (classes, preprocessing, run id) for the given epoch. */
+  metadata?: (epoch: number) => ModelMetadata;
 }
 
 /**
@@ -230,7 +231,7 @@ export class EpochRecorder {
     if (!this.#improves(logs) || this.#unserializable) return;
     let files;
     try {
-      files = await serializeModel(this.model);
+      files = await serializeModel(this.model, this.options.metadata?.(epoch));
     } catch (error) {
       // A layer without serialization support must not cost the run: the checkpoint has the weights.
       this.#unserializable = true;

@@ -1,3 +1,5 @@
+import type { ModelMetadata } from '../models/metadata.ts';
+
 /**
  * Where runs are recorded. The engine talks only to this interface; the local run store is the
  * embedded default and an MLflow tracker implements the same calls. All calls are async and
@@ -50,6 +52,17 @@ export interface RunInfo {
 
 export type ArtifactContent = { file: string } | { bytes: Uint8Array | string };
 
+/** A trained model as a tracker may record it besides its artifacts (MLflow: a LoggedModel). */
+export interface SavedModel {
+  /** `model` (the final one) or `best_model`. */
+  name: string;
+  /** model.json, weights.bin by file name. */
+  files: Map<string, Uint8Array | string>;
+  metadata: ModelMetadata;
+  /** The epoch the model is from. */
+  step: number;
+}
+
 export interface Tracker {
   startRun(options: StartRunOptions): Promise<RunInfo>;
   logParams(params: Record<string, ParamValue>): Promise<void>;
@@ -60,6 +73,8 @@ export interface Tracker {
   logArtifact(path: string, content: ArtifactContent): Promise<void>;
   /** Records the datasets the run used (optional: trackers without it skip the call). */
   logInputs?(datasets: DatasetInput[]): Promise<void>;
+  /** Records a model saved as artifacts as a model entity too (optional: MLflow's LoggedModel). */
+  logModel?(model: SavedModel): Promise<void>;
   endRun(status: Exclude<RunStatus, 'RUNNING'>, error?: string): Promise<void>;
 }
 
@@ -96,6 +111,9 @@ export function combineTrackers(primary: Tracker, ...others: Tracker[]): Tracker
     },
     async logInputs(datasets) {
       for (const t of all) await t.logInputs?.(datasets);
+    },
+    async logModel(model) {
+      for (const t of all) await t.logModel?.(model);
     },
     async endRun(status, error) {
       for (const t of all) await t.endRun(status, error);
