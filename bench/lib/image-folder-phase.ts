@@ -1,7 +1,7 @@
 // One phase of the image-folder benchmark, in its own process so that its peak RSS is its own.
 // Prints `RESULT {json}`. Run by bench/data.ts:
 //   generate <root> <cifar-dir>           50,000 PNGs (CIFAR-100 train) in <root>/all/<class>/, 10,000 hard links in <root>/subset/
-//   decode <dir> <concurrency> [cache]    first pass: list + decode every image (into the shard cache when given)
+//   decode <dir> <threads> [cache]        first pass: list + decode every image on <threads> decode threads (into the shard cache when given)
 //   cached <dir> <cache> <batch> [flip]   a later run: open the cache, then one training epoch of batches (random_flip in the workers with `flip`)
 import { existsSync, linkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -48,7 +48,7 @@ if (phase === 'generate') {
   }
   report({ phase });
 } else if (phase === 'decode') {
-  const [dir, concurrency, cacheDir] = args as [string, string, string | undefined];
+  const [dir, threads, cacheDir] = args as [string, string, string | undefined];
   const { scanImageFolder } = await import('../../packages/data/src/datasets/images/scan.ts');
   const { decodeFileList } = await import('../../packages/data/src/datasets/images/cache.ts');
   const started = performance.now();
@@ -57,7 +57,7 @@ if (phase === 'generate') {
   const decoded = await decodeFileList(scanned.train, { height: 32, width: 32, channels: 3, fit: 'fill', interpolation: 'bilinear' }, {
     ...(cacheDir ? { cacheDir } : {}),
     onBadImage: 'skip',
-    concurrency: Number(concurrency),
+    threads: Number(threads),
     log: () => {},
     progress: () => {},
     name: 'bench',

@@ -57,12 +57,12 @@ export async function benchImageFolder(options: ImageFolderBenchOptions): Promis
   rmSync(cache, { recursive: true, force: true });
 
   const rows: { what: string; tessera?: Result; keras?: Result; key: string }[] = [];
-  // One core: one decode thread (libuv's pool of 1) beside the JavaScript thread, as tf.data's
-  // private pool of 1 beside Python's thread.
+  // One core: one decode thread (the main thread; libuv's pool of 1 for what goes through sharp),
+  // as tf.data's private pool of 1 beside Python's thread.
   console.log('image folder: tessera first pass, one decode thread (10,000 images)');
-  const t1 = tessera('decode', [subset, '4'], { UV_THREADPOOL_SIZE: '1' });
-  console.log(`image folder: tessera first pass, all ${cores} cores, into the shard cache (50,000 images)`);
-  const tAll = tessera('decode', [all, String(2 * cores), cache], { UV_THREADPOOL_SIZE: String(Math.max(4, cores)) });
+  const t1 = tessera('decode', [subset, '1'], { UV_THREADPOOL_SIZE: '1' });
+  console.log(`image folder: tessera first pass, all ${cores} cores (one decode worker per core), into the shard cache (50,000 images)`);
+  const tAll = tessera('decode', [all, String(cores), cache], { UV_THREADPOOL_SIZE: String(Math.max(4, cores)) });
   console.log('image folder: tessera cached epoch (a later run: open the cache, one epoch of shuffled training batches)');
   const tCached = tessera('cached', [all, cache, String(options.batch)]);
   console.log('image folder: tessera cached epoch with random_flip in the batch workers');

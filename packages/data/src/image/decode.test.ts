@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
 import { encode as encodeBmp } from 'bmp-ts';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -53,6 +54,54 @@ describe('decodeImage', () => {
         const viaSharp = await (channels === 1 ? sharp(png).extractChannel(0) : sharp(png)).raw().toBuffer();
         const img = await decodeImage(png, { height: 32, width: 32, channels });
         expect(Buffer.from(img.data).equals(viaSharp), `${channels} channels ${JSON.stringify(options)}`).toBe(true);
+      }
+    }
+  });
+
+  it('the in-thread PNG path undoes each of the five row filters on every row position, as libvips does', async () => {
+    /** A PNG written by hand whose row y uses filter `(y + shift) % 5` (the encoders choose filters themselves). */
+    const handmade = (h: number, w: number, channels: 1 | 3 | 4, shift: number, f: (y: number, x: number, c: number) => number) => {
+      const stride = w * channels;
+      const px = pixels(h, w, channels, f);
+      const rows = Buffer.alloc(h * (stride + 1));
+      for (let y = 0; y < h; y++) {
+        const filter = (y + shift) % 5;
+        rows[y * (stride + 1)] = filter;
+        for (let i = 0; i < stride; i++) {
+          const x = px[y * stride + i]!;
+          const a = i >= channels ? px[y * stride + i - channels]! : 0;
+          const b = y > 0 ? px[(y - 1) * stride + i]! : 0;
+          const c = i >= channels && y > 0 ? px[(y - 1) * stride + i - channels]! : 0;
+          const p = a + b - c;
+          const paeth = Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
+          const predictor = [0, a, b, (a + b) >> 1, paeth][filter]!;
+          rows[y * (stride + 1) + 1 + i] = (x - predictor) & 0xff;
+        }
+      }
+      const chunk = (type: string, data: Buffer) => {
+        const out = Buffer.alloc(12 + data.length);
+        out.writeUInt32BE(data.length, 0);
+        out.write(type, 4, 'latin1');
+        data.copy(out, 8);
+        out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
+        return out;
+      };
+      const ihdr = Buffer.alloc(13);
+      ihdr.writeUInt32BE(w, 0);
+      ihdr.writeUInt32BE(h, 4);
+      ihdr[8] = 8;
+      ihdr[9] = { 1: 0, 3: 2, 4: 6 }[channels];
+      const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
+      return { png, px };
+    };
+    // Every filter on the first row (no row above) and on later rows.
+    for (const channels of [1, 3, 4] as const) {
+      for (let shift = 0; shift < 5; shift++) {
+        const { png, px } = handmade(10, 9, channels, shift, (y, x, c) => ((y * 97) ^ (x * 61) ^ (c * 151) ^ (x * y * 13)) % 256);
+        const img = await decodeImage(png, { height: 10, width: 9, channels });
+        expect(Buffer.from(img.data).equals(px), `${channels} channels, shift ${shift}`).toBe(true);
+        const viaSharp = await (channels === 1 ? sharp(png).extractChannel(0) : sharp(png)).raw().toBuffer();
+        expect(viaSharp.equals(px), `libvips, ${channels} channels, shift ${shift}`).toBe(true);
       }
     }
   });

@@ -7,8 +7,9 @@
  * transferable results, which is most of the code either way.
  */
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { ImageSet } from '../store.ts';
+import { spawnWorker } from './spawn.ts';
 import type { BatchJob, BatchResult, FromWorker, RegisterMessage, SharedSet, ToWorker } from './protocol.ts';
 
 /** Workers when a dataset does not say: the cores left after the training thread, at most 4. */
@@ -39,12 +40,7 @@ class WorkerPool {
   /** Grows the pool to `count` workers; new workers get every live registration first. */
   ensure(count: number): void {
     while (this.workers.length < count) {
-      // From source (tests, `pnpm exp`), the worker needs tsx to run TypeScript; built (dist/), it is plain JavaScript.
-      const worker = import.meta.url.endsWith('.ts')
-        ? new Worker(new URL('./boot.mjs', import.meta.url), { workerData: { entry: new URL('./batch-worker.ts', import.meta.url).href } })
-        : new Worker(new URL('./batch-worker.js', import.meta.url));
-      // Idle workers must not keep a finished program alive.
-      worker.unref();
+      const worker = spawnWorker('batch-worker');
       const slot = { worker, busy: undefined as Pending | undefined };
       worker.on('message', (message: FromWorker) => this.onMessage(slot, message));
       worker.on('error', (error) => this.onCrash(slot, error));

@@ -1,5 +1,6 @@
 /** Messages between the training thread (pool.ts) and the batch workers (batch-worker.ts). */
 import type { EntryConfig } from '@tessera/core/registry';
+import type { DecodeRange, RangeFailure } from '../datasets/images/decode-range.ts';
 import type { ImageSet } from '../store.ts';
 
 /** An ImageSet whose pixels and labels live in SharedArrayBuffers: every worker reads the same memory, nothing is copied. */
@@ -57,3 +58,17 @@ export interface ErrorResult {
 }
 
 export type FromWorker = BatchResult | ErrorResult | { kind: 'ready' };
+
+/** Messages between the first pass (datasets/images/cache.ts, through decode-pool.ts) and the decode workers. */
+export interface DecodeJob {
+  jobId: number;
+  range: DecodeRange;
+  /** Planar uint8 slots the range decodes into (shared with the caller). */
+  target: SharedArrayBuffer;
+}
+
+export type FromDecodeWorker =
+  /** `decoded` images done since the last message. */
+  | { kind: 'progress'; jobId: number; decoded: number }
+  | { kind: 'decoded'; jobId: number; decoded: number; failures: RangeFailure[] }
+  | ErrorResult;

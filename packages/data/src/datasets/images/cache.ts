@@ -1,7 +1,8 @@
 /**
- * The first pass over a list of image files decodes them (sharp, on libuv's native thread pool:
- * several images at once, off the JavaScript thread) into uint8 shards in the cache; later
- * epochs and later runs read the shards and never decode again.
+ * The first pass over a list of image files decodes them into uint8 shards in the cache, on
+ * every core (decode workers, each taking contiguous ranges of the list and writing into fixed
+ * slots of shared memory, so the shards do not depend on the number of workers); later epochs
+ * and later runs read the shards and never decode again.
  *
  * Layout: `<cacheDir>/images/<digest>/` holds `index.json` plus `shard-NNNNN.u8` files of
  * planar (CHW) images, the layout `gatherBatch` reads, and `labels.u16`. The digest covers the
@@ -11,13 +12,15 @@
  * removed by the next writer once its process is gone.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { decodeImage, ImageDecodeError, type Interpolation, type ResizeFit } from '../../image/decode.ts';
+import { ImageDecodeError } from '../../image/decode.ts';
 import type { ImageSet } from '../../store.ts';
+import { decodeInWorkers } from '../../workers/decode-pool.ts';
+import { decodeRange, type DecodeRange, type DecodeSettings, type RangeFailure } from './decode-range.ts';
 import type { FileList } from './scan.ts';
 import type { ShardIndex } from './stream.ts';
 
@@ -26,13 +29,7 @@ const CACHE_VERSION = 1;
 /** Bytes per shard file: large enough for fast sequential reads, small enough to stream. */
 const SHARD_BYTES = 64 << 20;
 
-export interface DecodeSettings {
-  height: number;
-  width: number;
-  channels: 1 | 3 | 4;
-  fit: ResizeFit;
-  interpolation: Interpolation;
-}
+export type { DecodeSettings } from './decode-range.ts';
 
 export interface BadImage {
   file: string;
@@ -44,7 +41,12 @@ export interface DecodeListOptions {
   cacheDir?: string;
   /** 'skip': warn once per file and leave it out; 'error': throw the first failure. */
   onBadImage: 'skip' | 'error';
-  /** Images decoded at once (default: twice the number of cores, so the decode threads never wait on the JavaScript thread). */
+  /**
+   * Threads that decode: 1 decodes on the calling thread; more start that many decode workers.
+   * Default: one per core, or 1 for a list too small to repay starting workers.
+   */
+  threads?: number;
+  /** Images in flight per decode thread; only decodes that go through sharp (JPEG, resizing) overlap. Default 4. */
   concurrency?: number;
   log: (message: string) => void;
   /** Progress output; default: a bar on a terminal's stderr, else a log line every 10 s. */
@@ -100,26 +102,18 @@ export function listDigest(list: FileList, settings: DecodeSettings): string {
   return hash.digest('hex').slice(0, 20);
 }
 
-/**
- * The file's bytes, read synchronously: for the small files of an image folder one blocking
- * read is ~20 us, where an async read costs four thread-pool round trips (~0.8 ms here).
- * An unreadable file becomes the decoder's typed error.
- */
-function readImageFile(file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    throw new ImageDecodeError(file, 'unreadable', `cannot read image: ${code === 'ENOENT' ? 'file not found' : (cause as Error).message}`, { cause });
-  }
-}
+/** Lists shorter than this decode on the calling thread by default: starting workers costs more. */
+const MIN_IMAGES_FOR_WORKERS = 4096;
 
-/** HWC (what the decoder returns) into CHW at `target` (what ImageSet stores). */
-function toPlanar(hwc: Uint8Array, target: Uint8Array, at: number, plane: number, channels: number): void {
-  for (let c = 0; c < channels; c++) {
-    const base = at + c * plane;
-    for (let p = 0, s = c; p < plane; p++, s += channels) target[base + p] = hwc[s]!;
+/** The slices of [start, end) handed to the decode threads: a few per thread, so uneven images balance. */
+function splitRange(list: FileList, start: number, end: number, slotBase: number, threads: number, settings: DecodeSettings, concurrency: number): DecodeRange[] {
+  const size = Math.max(64, Math.ceil((end - start) / (threads * 4)));
+  const ranges: DecodeRange[] = [];
+  for (let first = start; first < end; first += size) {
+    const last = Math.min(end, first + size);
+    ranges.push({ files: list.files.slice(first, last), first, slot: first - slotBase, settings, concurrency });
   }
+  return ranges;
 }
 
 function defaultProgress(name: string, log: (m: string) => void): (done: number, total: number, final: boolean) => void {
@@ -222,11 +216,11 @@ export async function decodeFileList(list: FileList, settings: DecodeSettings, o
   }
 
   const { height, width, channels } = settings;
-  const plane = height * width;
-  const imageBytes = plane * channels;
+  const imageBytes = height * width * channels;
   const total = list.files.length;
   const perShard = Math.max(1, Math.floor((options.shardBytes ?? SHARD_BYTES) / imageBytes));
-  const concurrency = Math.max(1, options.concurrency ?? 2 * availableParallelism());
+  const concurrency = Math.max(1, options.concurrency ?? 4);
+  const threads = Math.max(1, options.threads ?? (total >= MIN_IMAGES_FOR_WORKERS ? availableParallelism() : 1));
   // Parallelism comes from decoding many images at once; one libvips thread per image avoids
   // oversubscribing the cores with per-image threads that small images cannot use.
   const previousConcurrency = sharp.concurrency();
@@ -239,52 +233,65 @@ export async function decodeFileList(list: FileList, settings: DecodeSettings, o
   }
 
   // Streaming keeps one shard's worth of pixels at a time; otherwise the whole set stays in memory.
+  // Image i is decoded into slot i - slotBase; shared memory when workers write it.
   const keep = options.inMemory !== false || !temp;
-  const bytes = new Uint8Array((keep ? total : Math.min(total, perShard)) * imageBytes);
+  const slots = (keep ? total : Math.min(total, perShard)) * imageBytes;
+  const bytes = new Uint8Array(threads > 1 ? new SharedArrayBuffer(slots) : new ArrayBuffer(slots));
   const labels = new Uint16Array(total);
   const skipped: BadImage[] = [];
   const shards: CacheIndex['shards'] = [];
+  // In-memory shards are written while the next ones decode; streamed ones reuse `bytes`, so wait.
+  const writes: Promise<void>[] = [];
   let kept = 0;
   let done = 0;
+  const onDecoded = (count: number) => {
+    done += count;
+    progress(done, total, false);
+  };
   try {
     for (let start = 0; start < total; start += perShard) {
       const end = Math.min(total, start + perShard);
-      const ok = new Array<boolean>(end - start).fill(false);
-      const decoded: (Uint8Array | undefined)[] = new Array(end - start);
-      let next = start;
-      const worker = async () => {
-        while (next < end) {
-          const i = next++;
-          try {
-            decoded[i - start] = (await decodeImage(readImageFile(list.files[i]!), { ...settings, name: list.files[i]! })).data;
-            ok[i - start] = true;
-          } catch (e) {
-            if (!(e instanceof ImageDecodeError) || options.onBadImage === 'error') throw e;
-            skipped.push({ file: list.files[i]!, problem: e.problem });
-            options.log(`warning: skipping ${e.message}`);
-          }
-          done++;
-          progress(done, total, false);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(concurrency, end - start) }, worker));
-      // Placed in list order, so the result does not depend on which decode finished first.
+      const slotBase = keep ? 0 : start;
+      const failures: RangeFailure[] =
+        threads > 1
+          ? await decodeInWorkers(splitRange(list, start, end, slotBase, threads, settings, concurrency), bytes.buffer as SharedArrayBuffer, threads, onDecoded)
+          : await decodeRange({ files: list.files.slice(start, end), first: start, slot: start - slotBase, settings, concurrency }, bytes, () => onDecoded(1));
+      if (failures.length > 0 && options.onBadImage === 'error') {
+        const first = failures[0]!;
+        throw new ImageDecodeError(first.file, first.reason, first.problem);
+      }
+      for (const failure of failures) {
+        skipped.push({ file: failure.file, problem: failure.problem });
+        options.log(`warning: skipping ${failure.message}`);
+      }
+      // Kept images move down over the skipped ones' slots, in list order: the result does not
+      // depend on which thread decoded what.
       const shardStart = kept;
       const base = keep ? 0 : shardStart; // position of this shard's first image in `bytes`
+      let failed = 0;
       for (let i = start; i < end; i++) {
-        if (!ok[i - start]) continue;
-        toPlanar(decoded[i - start]!, bytes, (kept - base) * imageBytes, plane, channels);
+        if (failed < failures.length && failures[failed]!.index === i) {
+          failed++;
+          continue;
+        }
+        const from = (i - slotBase) * imageBytes;
+        const to = (kept - base) * imageBytes;
+        if (from !== to) bytes.copyWithin(to, from, from + imageBytes);
         labels[kept] = list.labels[i]!;
         kept++;
       }
       if (temp && kept > shardStart) {
         const file = `shard-${String(shards.length).padStart(5, '0')}.u8`;
-        await writeFile(join(temp, file), bytes.subarray((shardStart - base) * imageBytes, (kept - base) * imageBytes));
+        const write = writeFile(join(temp, file), bytes.subarray((shardStart - base) * imageBytes, (kept - base) * imageBytes));
+        if (keep) writes.push(write);
+        else await write;
         shards.push({ file, count: kept - shardStart });
       }
     }
+    await Promise.all(writes);
     progress(done, total, true);
   } catch (e) {
+    await Promise.allSettled(writes);
     if (temp) await rm(temp, { recursive: true, force: true });
     throw e;
   } finally {

@@ -69,7 +69,7 @@ const imageSchema: Record<string, JsonSchema> = {
   ignore_unknown_files: { type: 'boolean', default: false, description: 'skip files that are not images instead of failing' },
   cache: { type: 'boolean', default: true, description: 'keep decoded images in the cache, so later epochs and runs never decode again' },
   cache_dir: { type: 'string', description: 'decoded image cache; default: TESSERA_CACHE or ~/.cache/tessera' },
-  decode_workers: { type: 'integer', minimum: 1, description: 'images decoded at once in the first pass (on libuv\'s thread pool, UV_THREADPOOL_SIZE); default: twice the number of cores' },
+  decode_workers: { type: 'integer', minimum: 1, description: 'threads that decode in the first pass (1: the main thread; more: that many decode workers); default: one per core (1 below 4,096 images)' },
   max_memory_mb: {
     type: 'number',
     minimum: 0,
@@ -128,7 +128,7 @@ async function decodeSplits(
         inMemory,
         ...(params.cache !== false ? { cacheDir } : {}),
         onBadImage: params.on_bad_image ?? 'skip',
-        ...(params.decode_workers ? { concurrency: params.decode_workers } : {}),
+        ...(params.decode_workers ? { threads: params.decode_workers } : {}),
         log: ctx.log,
         name,
       });

@@ -260,6 +260,59 @@ describe('decode progress', () => {
   });
 });
 
+describe('first pass on decode workers', () => {
+  it('writes the same shard bytes, labels and skipped list on 1 thread or 3 decode workers, in memory or streamed', async () => {
+    const { decodeFileList } = await import('./cache.ts');
+    const { readFileSync } = await import('node:fs');
+    const files: Record<string, Promise<Buffer> | Buffer> = {};
+    const bad: string[] = [];
+    // 150 images: CIFAR-like PNGs already at size (the in-thread path), others resized by sharp, and bad ones.
+    for (let i = 0; i < 150; i++) {
+      const name = `${['a', 'b', 'c'][i % 3]}/${String(i).padStart(3, '0')}`;
+      const f = (y: number, x: number, c: number) => (i * 37 + y * 11 + x * 5 + c * 71) % 256;
+      const hwc = Buffer.from(Array.from({ length: 8 * 8 * 3 }, (_, k) => f(Math.floor(k / 24), Math.floor(k / 3) % 8, k % 3)));
+      if (i % 29 === 7) {
+        files[`${name}.png`] = Buffer.from('not an image');
+        bad.push(`${name}.png`);
+      }
+      else if (i % 10 === 3) files[`${name}.jpg`] = solid(12, 9, [i, 255 - i, 80]).jpeg().toBuffer();
+      else files[`${name}.png`] = sharp(hwc, { raw: { height: 8, width: 8, channels: 3 } }).png({ adaptiveFiltering: i % 2 === 0 }).toBuffer();
+    }
+    const dir = await folder(files);
+    const names = Object.keys(files).sort();
+    const list = { files: names.map((f) => join(dir, f)), labels: names.map((f) => 'abc'.indexOf(f[0]!)) };
+    const settings = { height: 8, width: 8, channels: 3 as const, fit: 'fill' as const, interpolation: 'bilinear' as const };
+    const entry = async (threads: number, inMemory: boolean) => {
+      const cacheDir = join(tmp, `cache-threads-${threads}-${inMemory}`);
+      const warnings: string[] = [];
+      // 40 images (7,680 bytes) per shard: 4 shards, the skipped images spread over them.
+      const decoded = await decodeFileList(list, settings, { cacheDir, inMemory, threads, shardBytes: 40 * 192, onBadImage: 'skip', log: (m) => warnings.push(m), progress: () => {}, name: 'train' });
+      const entryDir = join(cacheDir, 'images', decoded.digest);
+      const shards = decoded.shards!.shards.map((s) => readFileSync(join(entryDir, s.file)));
+      return { decoded, shards, labels: readFileSync(join(entryDir, 'labels.u16')), index: readFileSync(join(entryDir, 'index.json'), 'utf8'), warnings };
+    };
+    const one = await entry(1, true);
+    expect(one.decoded.count).toBe(145);
+    expect(one.decoded.skipped.map((s) => s.file.slice(dir.length + 1))).toEqual(bad.sort());
+    expect(one.warnings.length).toBe(5);
+    // The first image (a/000.png, i = 0) is the source's pixels, planar.
+    const first = Array.from({ length: 3 * 64 }, (_, k) => (Math.floor(k % 64 / 8) * 11 + (k % 8) * 5 + Math.floor(k / 64) * 71) % 256);
+    expect([...one.decoded.set!.bytes.subarray(0, 192)]).toEqual(first);
+    for (const [threads, inMemory] of [[3, true], [3, false], [1, false]] as const) {
+      const other = await entry(threads, inMemory);
+      const what = `${threads} thread(s), ${inMemory ? 'in memory' : 'streamed'}`;
+      expect(other.shards.length, what).toBe(4);
+      other.shards.forEach((shard, k) => expect(shard.equals(one.shards[k]!), `${what}: shard ${k}`).toBe(true));
+      expect(other.labels.equals(one.labels), what).toBe(true);
+      expect(other.index, what).toBe(one.index);
+      expect(other.warnings, what).toEqual(one.warnings);
+      if (inMemory) expect(Buffer.from(other.decoded.set!.bytes).equals(Buffer.from(one.decoded.set!.bytes)), what).toBe(true);
+    }
+    // The in-memory set is the shards end to end.
+    expect(Buffer.concat(one.shards).equals(Buffer.from(one.decoded.set!.bytes))).toBe(true);
+  });
+});
+
 describe('manifest', () => {
   it('reads CSV with a header (names, a split column, quoted paths) and JSONL with integer labels', async () => {
     const dir = await folder({
