@@ -323,7 +323,8 @@ export function toPlanar(hwc: Uint8Array, target: Uint8Array, at: number, plane:
  * decodeImage for the decoded cache: an image file's bytes decoded straight into `target` at
  * byte `at`, planar (CHW, what ImageSet stores), the same pixels as decodeImage. A PNG that
  * needs no work is decoded synchronously (returns undefined: no promise, no pixel copy);
- * anything else returns decodeImage's promise.
+ * anything else returns decodeImage's promise. `bytes` is only read before this returns (the
+ * caller may reuse the buffer): the slow path decodes a copy.
  */
 export function decodeImagePlanar(bytes: Buffer, options: DecodeOptions, target: Uint8Array, at: number): Promise<void> | undefined {
   const { height, width, channels } = options;
@@ -342,7 +343,7 @@ export function decodeImagePlanar(bytes: Buffer, options: DecodeOptions, target:
       return undefined;
     }
   }
-  return decodeImage(bytes, options).then((image) => toPlanar(image.data, target, at, height * width, channels));
+  return decodeImage(Buffer.from(bytes), options).then((image) => toPlanar(image.data, target, at, height * width, channels));
 }
 
 /** Width, height and format of an encoded image without decoding its pixels (EXIF orientation applied). */
