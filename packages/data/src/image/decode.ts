@@ -123,16 +123,15 @@ const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const PNG_COLOUR_TYPE: Record<number, number> = { 1: 0, 3: 2, 4: 6 };
 
 /**
- * True for an 8-bit PNG that already is `height x width` with the asked channels and carries no
- * EXIF orientation or ICC profile: decoding is then all there is to do (decodeSimplePng).
+ * True for an 8-bit PNG that already is `height x width` with the asked channels: decoding is
+ * then all there is to do (inflateSimplePng), unless it carries EXIF orientation or an ICC
+ * profile (inflateSimplePng finds those chunks and leaves the image to sharp).
  */
 function pngNeedsNoWork(bytes: Buffer, options: DecodeOptions): boolean {
   if (bytes.length < 33 || PNG_SIGNATURE.some((b, i) => bytes[i] !== b) || bytes.toString('latin1', 12, 16) !== 'IHDR') return false;
   const width = bytes.readUInt32BE(16);
   const height = bytes.readUInt32BE(20);
-  if (width !== options.width || height !== options.height || bytes[24] !== 8 || bytes[25] !== PNG_COLOUR_TYPE[options.channels]) return false;
-  // A false positive inside compressed data only costs the general path.
-  return bytes.indexOf('eXIf', 33, 'latin1') < 0 && bytes.indexOf('iCCP', 33, 'latin1') < 0;
+  return width === options.width && height === options.height && bytes[24] === 8 && bytes[25] === PNG_COLOUR_TYPE[options.channels];
 }
 
 /**
@@ -168,6 +167,8 @@ function inflateSimplePng(bytes: Buffer, channels: number, file: string): Buffer
     } else if (t0 === 0x49 && t1 === 0x45 && t2 === 0x4e && t3 === 0x44) {
       ended = true;
       break;
+    } else if ((t0 === 0x65 && t1 === 0x58 && t2 === 0x49 && t3 === 0x66) || (t0 === 0x69 && t1 === 0x43 && t2 === 0x43 && t3 === 0x50)) {
+      return undefined; // eXIf (orientation) or iCCP (colour profile): sharp applies them
     }
     at += 12 + length;
   }
@@ -323,8 +324,8 @@ export function toPlanar(hwc: Uint8Array, target: Uint8Array, at: number, plane:
  * decodeImage for the decoded cache: an image file's bytes decoded straight into `target` at
  * byte `at`, planar (CHW, what ImageSet stores), the same pixels as decodeImage. A PNG that
  * needs no work is decoded synchronously (returns undefined: no promise, no pixel copy);
- * anything else returns decodeImage's promise. `bytes` is only read before this returns (the
- * caller may reuse the buffer): the slow path decodes a copy.
+ * anything else returns decodeImage's promise. `bytes` and `options` are only read before this
+ * returns (the caller may reuse them): the slow path decodes copies.
  */
 export function decodeImagePlanar(bytes: Buffer, options: DecodeOptions, target: Uint8Array, at: number): Promise<void> | undefined {
   const { height, width, channels } = options;
@@ -333,17 +334,30 @@ export function decodeImagePlanar(bytes: Buffer, options: DecodeOptions, target:
     if (rows) {
       const stride = width * channels;
       const plane = height * width;
-      for (let c = 0; c < channels; c++) {
-        let to = at + c * plane;
-        for (let y = 0; y < height; y++) {
+      if (channels === 3) {
+        // RGB (the usual case) in one pass over the rows.
+        for (let y = 0, r = at, g = at + plane, b = at + 2 * plane; y < height; y++) {
           const end = y * (stride + 1) + 1 + stride;
-          for (let from = y * (stride + 1) + 1 + c; from < end; from += channels) target[to++] = rows[from]!;
+          for (let from = y * (stride + 1) + 1; from < end; from += 3) {
+            target[r++] = rows[from]!;
+            target[g++] = rows[from + 1]!;
+            target[b++] = rows[from + 2]!;
+          }
+        }
+      } else {
+        for (let c = 0; c < channels; c++) {
+          let to = at + c * plane;
+          for (let y = 0; y < height; y++) {
+            const end = y * (stride + 1) + 1 + stride;
+            for (let from = y * (stride + 1) + 1 + c; from < end; from += channels) target[to++] = rows[from]!;
+          }
         }
       }
       return undefined;
     }
   }
-  return decodeImage(Buffer.from(bytes), options).then((image) => toPlanar(image.data, target, at, height * width, channels));
+  // Copies: the caller may reuse both the bytes and the options object.
+  return decodeImage(Buffer.from(bytes), { ...options }).then((image) => toPlanar(image.data, target, at, height * width, channels));
 }
 
 /** Width, height and format of an encoded image without decoding its pixels (EXIF orientation applied). */

@@ -18,31 +18,42 @@ interface Pending {
 
 interface Slot {
   worker: Worker;
-  busy: Pending | undefined;
+  /** Jobs posted to the worker and not answered yet (the worker runs them in turn). */
+  busy: Pending[];
 }
+
+/**
+ * Jobs posted ahead to each worker: the next range waits in the worker's own queue, so a worker
+ * never idles while the calling thread is busy decoding a range itself.
+ */
+const DEPTH = 2;
 
 const slots: Slot[] = [];
 const queue: Pending[] = [];
 let nextJob = 1;
 
 function dispatch(): void {
-  for (const slot of slots) {
-    if (slot.busy || queue.length === 0) continue;
-    slot.busy = queue.shift()!;
-    slot.worker.ref();
-    slot.worker.postMessage(slot.busy.job);
+  for (let depth = 1; depth <= DEPTH; depth++) {
+    for (const slot of slots) {
+      if (slot.busy.length >= depth || queue.length === 0) continue;
+      const pending = queue.shift()!;
+      slot.busy.push(pending);
+      slot.worker.ref();
+      slot.worker.postMessage(pending.job);
+    }
   }
 }
 
 function onMessage(slot: Slot, message: FromDecodeWorker): void {
-  const pending = slot.busy;
-  if (!pending || pending.job.jobId !== message.jobId) return;
+  const at = slot.busy.findIndex((p) => p.job.jobId === message.jobId);
+  if (at < 0) return;
+  const pending = slot.busy[at]!;
   if (message.kind === 'progress') {
     pending.onDecoded(message.decoded);
     return;
   }
-  slot.busy = undefined;
-  slot.worker.unref();
+  slot.busy.splice(at, 1);
+  if (slot.busy.length === 0) slot.worker.unref();
   if (message.kind === 'decoded') {
     pending.onDecoded(message.decoded);
     pending.resolve(message.failures);
@@ -52,7 +63,7 @@ function onMessage(slot: Slot, message: FromDecodeWorker): void {
 
 function onCrash(slot: Slot, error: Error): void {
   slots.splice(slots.indexOf(slot), 1);
-  slot.busy?.reject(new Error(`decode worker crashed: ${error.message}`, { cause: error }));
+  for (const pending of slot.busy) pending.reject(new Error(`decode worker crashed: ${error.message}`, { cause: error }));
   // What is queued waits for a worker; start one so it is not stranded.
   ensure(Math.max(1, slots.length + 1));
   dispatch();
@@ -60,33 +71,38 @@ function onCrash(slot: Slot, error: Error): void {
 
 function ensure(count: number): void {
   while (slots.length < count) {
-    const slot: Slot = { worker: spawnWorker('decode-worker'), busy: undefined };
+    const slot: Slot = { worker: spawnWorker('decode-worker'), busy: [] };
     slot.worker.on('message', (message: FromDecodeWorker) => onMessage(slot, message));
     slot.worker.on('error', (error) => onCrash(slot, error));
     slots.push(slot);
   }
 }
 
+/** Decodes one range on the next free decode worker. */
+function decodeOnWorker(range: DecodeRange, target: SharedArrayBuffer, onDecoded: (count: number) => void): Promise<RangeFailure[]> {
+  return new Promise((resolve, reject) => {
+    queue.push({ job: { jobId: nextJob++, range, target }, onDecoded, resolve, reject });
+    dispatch();
+  });
+}
+
 /**
- * Decodes `ranges` on `threads` decode workers (each worker takes the next range when it is
- * done, so uneven images balance), into `target`. Resolves with every range's failures, in
- * list order; `onDecoded` counts images as they finish.
+ * Runs `workers` decode workers (started on first use) on the ranges `take` hands out until it
+ * returns undefined: each worker takes the next range when it is done, so uneven images balance
+ * and the caller's thread can take ranges from the same `take`. Resolves with the failures of
+ * the ranges the workers decoded; `onDecoded` counts images as they finish.
  */
-export async function decodeInWorkers(
-  ranges: DecodeRange[],
+export async function decodeOnWorkers(
+  take: () => DecodeRange | undefined,
   target: SharedArrayBuffer,
-  threads: number,
+  workers: number,
   onDecoded: (count: number) => void,
 ): Promise<RangeFailure[]> {
-  ensure(threads);
-  const results = await Promise.all(
-    ranges.map(
-      (range) =>
-        new Promise<RangeFailure[]>((resolve, reject) => {
-          queue.push({ job: { jobId: nextJob++, range, target }, onDecoded, resolve, reject });
-          dispatch();
-        }),
-    ),
-  );
-  return results.flat().sort((a, b) => a.index - b.index);
+  ensure(workers);
+  const failures: RangeFailure[] = [];
+  const feed = async () => {
+    for (let range = take(); range; range = take()) failures.push(...(await decodeOnWorker(range, target, onDecoded)));
+  };
+  await Promise.all(Array.from({ length: workers * DEPTH }, feed));
+  return failures;
 }

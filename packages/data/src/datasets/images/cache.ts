@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { ImageDecodeError } from '../../image/decode.ts';
 import type { ImageSet } from '../../store.ts';
-import { decodeInWorkers } from '../../workers/decode-pool.ts';
+import { decodeOnWorkers } from '../../workers/decode-pool.ts';
 import { decodeRange, type DecodeRange, type DecodeSettings, type RangeFailure } from './decode-range.ts';
 import type { FileList } from './scan.ts';
 import type { ShardIndex } from './stream.ts';
@@ -105,15 +105,41 @@ export function listDigest(list: FileList, settings: DecodeSettings): string {
 /** Lists shorter than this decode on the calling thread by default: starting workers costs more. */
 const MIN_IMAGES_FOR_WORKERS = 4096;
 
-/** The slices of [start, end) handed to the decode threads: a few per thread, so uneven images balance. */
-function splitRange(list: FileList, start: number, end: number, slotBase: number, threads: number, settings: DecodeSettings, concurrency: number): DecodeRange[] {
-  const size = Math.max(64, Math.ceil((end - start) / (threads * 4)));
-  const ranges: DecodeRange[] = [];
-  for (let first = start; first < end; first += size) {
-    const last = Math.min(end, first + size);
-    ranges.push({ files: list.files.slice(first, last), first, slot: first - slotBase, settings, concurrency });
+/** Images per range handed to a decode thread: small enough to balance and to keep the calling thread responsive. */
+const RANGE_IMAGES = 256;
+
+/**
+ * Decodes images [start, end) of the list into slots `i - slotBase` of `bytes` on `threads`
+ * threads: the calling thread and `threads - 1` decode workers take ranges from one queue, so
+ * the workers' start-up overlaps the calling thread's decoding. Returns the failures in list order.
+ */
+async function decodeSlots(list: FileList, start: number, end: number, slotBase: number, bytes: Uint8Array, threads: number, settings: DecodeSettings, concurrency: number, onDecoded: (count: number) => void): Promise<RangeFailure[]> {
+  let first = start;
+  const take = (): DecodeRange | undefined => {
+    if (first >= end) return undefined;
+    const last = Math.min(end, first + RANGE_IMAGES);
+    const range = { files: list.files.slice(first, last), first, slot: first - slotBase, settings, concurrency };
+    first = last;
+    return range;
+  };
+  const onWorkers = threads > 1 ? decodeOnWorkers(take, bytes.buffer as SharedArrayBuffer, threads - 1, onDecoded) : Promise.resolve([]);
+  // A failed worker: hand out nothing more (the error is thrown below).
+  onWorkers.catch(() => (first = end));
+  const failures: RangeFailure[] = [];
+  try {
+    for (let range = take(); range; range = take()) {
+      failures.push(...(await decodeRange(range, bytes, () => onDecoded(1))));
+      // Lets the workers' messages in between ranges (a range that needs no sharp decode never yields).
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } catch (e) {
+    // Never leave workers writing into the slots after an error: stop handing out ranges and wait for them.
+    first = end;
+    await onWorkers.catch(() => undefined);
+    throw e;
   }
-  return ranges;
+  failures.push(...(await onWorkers));
+  return failures.sort((a, b) => a.index - b.index);
 }
 
 function defaultProgress(name: string, log: (m: string) => void): (done: number, total: number, final: boolean) => void {
@@ -252,10 +278,7 @@ export async function decodeFileList(list: FileList, settings: DecodeSettings, o
     for (let start = 0; start < total; start += perShard) {
       const end = Math.min(total, start + perShard);
       const slotBase = keep ? 0 : start;
-      const failures: RangeFailure[] =
-        threads > 1
-          ? await decodeInWorkers(splitRange(list, start, end, slotBase, threads, settings, concurrency), bytes.buffer as SharedArrayBuffer, threads, onDecoded)
-          : await decodeRange({ files: list.files.slice(start, end), first: start, slot: start - slotBase, settings, concurrency }, bytes, () => onDecoded(1));
+      const failures = await decodeSlots(list, start, end, slotBase, bytes, threads, settings, concurrency, onDecoded);
       if (failures.length > 0 && options.onBadImage === 'error') {
         const first = failures[0]!;
         throw new ImageDecodeError(first.file, first.reason, first.problem);

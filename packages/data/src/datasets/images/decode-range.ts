@@ -67,6 +67,7 @@ function readImageFile(file: string, scratch: Buffer): Buffer {
  */
 export async function decodeRange(range: DecodeRange, target: Uint8Array, onDecoded: () => void): Promise<RangeFailure[]> {
   const { files, first, slot, settings } = range;
+  const options = { ...settings, name: '' };
   const imageBytes = settings.height * settings.width * settings.channels;
   const failures: RangeFailure[] = [];
   // Shared by the loops below: decodeImagePlanar reads it synchronously (and copies what it keeps).
@@ -78,7 +79,8 @@ export async function decodeRange(range: DecodeRange, target: Uint8Array, onDeco
       const file = files[k]!;
       try {
         // A PNG that needs no work decodes synchronously: no promise, no await.
-        const pending = decodeImagePlanar(readImageFile(file, scratch), { ...settings, name: file }, target, (slot + k) * imageBytes);
+        options.name = file;
+        const pending = decodeImagePlanar(readImageFile(file, scratch), options, target, (slot + k) * imageBytes);
         if (pending) await pending;
       } catch (e) {
         if (!(e instanceof ImageDecodeError)) throw e;
