@@ -103,6 +103,7 @@ export async function benchImageFolder(options: ImageFolderBenchOptions): Promis
     ...(options.stepImagesPerSecond
       ? [`Target "cached epochs >= 5x the training step": ${Math.round(Number(tCached.imagesPerSecond))} images/s = ${(Number(tCached.imagesPerSecond) / options.stepImagesPerSecond).toFixed(1)}x (${(Number(tFlip.imagesPerSecond) / options.stepImagesPerSecond).toFixed(1)}x with random_flip) the Mixer's ${options.stepImagesPerSecond} images/s (native backend, bench train).`]
       : []),
+    `Tessera side: 1 core = one decode thread (\`decode_workers: 1\`: the main thread); all cores = the main thread + ${cores - 1} decode worker(s) (\`decode_workers\` default), the wall time includes listing, digesting and writing the shards.`,
     ...(kAll?.versions ? [`tf.data side: ${kAll.versions}, image_dataset_from_directory(image_size=(32, 32), batch_size=${options.batch}, shuffle=True); 1 core = TF_NUM_INTEROP/INTRAOP_THREADS=1 and a private thread pool of 1.`] : []),
     ...(kerasError ? [`tf.data side not measured: ${kerasError}`] : []),
   ];

@@ -69,7 +69,7 @@ const imageSchema: Record<string, JsonSchema> = {
   ignore_unknown_files: { type: 'boolean', default: false, description: 'skip files that are not images instead of failing' },
   cache: { type: 'boolean', default: true, description: 'keep decoded images in the cache, so later epochs and runs never decode again' },
   cache_dir: { type: 'string', description: 'decoded image cache; default: TESSERA_CACHE or ~/.cache/tessera' },
-  decode_workers: { type: 'integer', minimum: 1, description: 'threads that decode in the first pass (1: the main thread; more: that many decode workers); default: one per core (1 below 4,096 images)' },
+  decode_workers: { type: 'integer', minimum: 1, description: 'threads that decode in the first pass: the main thread and decode_workers - 1 decode workers; default: one per core (the main thread alone below 4,096 images)' },
   max_memory_mb: {
     type: 'number',
     minimum: 0,
