@@ -18,7 +18,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'tests',
-          include: ['packages/*/src/**/*.test.ts'],
+          include: ['packages/*/src/**/*.test.ts', 'examples/*/*.test.ts'],
           exclude: timingSensitive,
           maxWorkers: 2,
           sequence: { groupOrder: 0 },

@@ -7,3 +7,4 @@ export * from './backend/index.ts';
 export * from './graph/index.ts';
 export * from './engine/index.ts';
 export * from './tracking/index.ts';
+export * from './plugins/plugins.ts';

@@ -36,8 +36,8 @@ export default defineCommand({
   async run({ positionals, options }, context) {
     if (!options.out) throw new UsageError('--out DIR is required', 'export');
     const { exportModel, selectBackend, disposeModel } = await import('@tessera/core');
-    const registries = await context.registries();
     const file = resolve(context.cwd, positionals[0]!);
+    const registries = await context.registries(file, options.set ?? []);
     const log = (message: string) => void context.stderr.write(`${message}\n`);
     const built = await buildExperimentModel(file, { set: options.set, seed: options.seed }, 'export', registries, async (config) => {
       await selectBackend((config.backend ?? 'auto') as Parameters<typeof selectBackend>[0], () => {});

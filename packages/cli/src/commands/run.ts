@@ -67,7 +67,7 @@ export default defineCommand({
     const { runExperiment, NonFiniteLossError } = await import('@tessera/core');
     try {
       const summary = await runExperiment(file ? resolve(context.cwd, file) : undefined, {
-        registries: await context.registries(),
+        registries: await context.registries(file ? resolve(context.cwd, file) : undefined, options.set ?? []),
         handleSignals: true,
         output: context.stdout,
         overrides: options.set ?? [],

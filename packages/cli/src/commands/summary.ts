@@ -74,8 +74,8 @@ export default defineCommand({
   ],
   async run({ positionals, options }, context) {
     const { modelSummary, formatSummary, disposeModel } = await import('@tessera/core');
-    const registries = await context.registries();
     const file = resolve(context.cwd, positionals[0]!);
+    const registries = await context.registries(file, options.set ?? []);
     const { model } = await buildExperimentModel(file, { set: options.set, inputShape: options['input-shape'] }, 'summary', registries);
     const summary = modelSummary(model);
     context.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary));

@@ -20,7 +20,6 @@ export default defineCommand({
   ],
   async run({ positionals, options }, context) {
     const { isConfigError, configErrorsOf, cpuLoader, disposeModel } = await import('@tessera/core');
-    const registries = await context.registries();
     // Templates are only evaluated when the graph builder instantiates them, so the model is built.
     // The plain JavaScript backend starts at once and, unlike the native one, logs nothing.
     await cpuLoader.load({});
@@ -30,6 +29,8 @@ export default defineCommand({
     for (const file of positionals) {
       const shown = relative(context.cwd, resolve(context.cwd, file)) || file;
       try {
+        // Each file's own plugins (and its project's) join the registries before it is checked.
+        const registries = await context.registries(resolve(context.cwd, file), options.set ?? []);
         const { model } = await buildExperimentModel(resolve(context.cwd, file), { set: options.set }, 'validate', registries);
         disposeModel(model);
         context.stdout.write(`${out.green('ok')} ${shown}\n`);

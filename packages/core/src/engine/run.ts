@@ -8,6 +8,7 @@ import type { Registries, SourceLocation } from '../registry/kinds.ts';
 import { loadValidatedExperiment, validateExperiment } from '../schema/validate.ts';
 import type { ExperimentConfig, TrackingConfig } from '../schema/types.ts';
 import { selectBackend, type BackendRequest } from '../backend/select.ts';
+import { loadExperimentPlugins, loadPlugins, pluginRefs, projectPluginRefs } from '../plugins/plugins.ts';
 import { buildModel, disposeModel } from '../graph/build.ts';
 import { LocalRunStore, findRunDir, readMetrics } from '../tracking/local-store.ts';
 import { combineTrackers, flattenParams, type RunStatus, type Tracker } from '../tracking/tracker.ts';
@@ -108,6 +109,10 @@ function prepare(fileOrConfig: string | Record<string, unknown>, options: RunOpt
   const overrides = [...(options.overrides ?? []), ...shorthandOverrides(options)];
   if (typeof fileOrConfig === 'string') {
     const loaded = loadValidatedExperiment(fileOrConfig, options.registries, { overrides });
+    // The saved config names its plugins by absolute path (each was relative to the file that
+    // listed it, a base file maybe), so a resumed run loads the same modules.
+    const plugins = loaded.config.plugins;
+    if (plugins) loaded.config.plugins = plugins.map((path, i) => resolve(dirname(loaded.locate(['plugins', i]).file), path));
     return { config: loaded.config, configDir: dirname(loaded.file), overrides, locate: loaded.locate, source: loaded.file };
   }
   if (overrides.length > 0) throw new Error('overrides apply to experiment files; edit the config object instead');
@@ -131,6 +136,7 @@ async function prepareResume(runDir: string, options: RunOptions): Promise<Prepa
   // Another machine may need another backend; the numbers then match to float tolerance only.
   if (options.backend !== undefined) config.backend = options.backend;
   const start = { file: join(runDir, 'artifacts', CONFIG_ARTIFACT), line: 1, col: 1 };
+  await loadPlugins(options.registries, [...projectPluginRefs(saved.configDir), ...pluginRefs(config.plugins, saved.configDir, () => start)]);
   const validated = validateExperiment({ config, locate: () => start, locateKey: () => start }, options.registries);
   return { config: validated, configDir: saved.configDir, overrides: saved.overrides, source: saved.source };
 }
@@ -189,6 +195,12 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
 
   const resumeDir = options.resume ? await findRunDir(options.resume, options.runsDir ?? defaultRunsRoot(process.cwd())) : undefined;
   if (!resumeDir && fileOrConfig === undefined) throw new Error('runExperiment needs an experiment file or config (or options.resume)');
+  // Plugins register their entries before the config is validated against the registries.
+  if (!resumeDir && typeof fileOrConfig === 'string') {
+    await loadExperimentPlugins(options.registries, fileOrConfig, [...(options.overrides ?? []), ...shorthandOverrides(options)]);
+  } else if (!resumeDir && fileOrConfig) {
+    await loadPlugins(options.registries, [...projectPluginRefs(process.cwd()), ...pluginRefs((fileOrConfig as Record<string, unknown>).plugins, process.cwd())]);
+  }
   const prepared = resumeDir ? await prepareResume(resumeDir, options) : prepare(fileOrConfig!, options);
   const { config, configDir } = prepared;
   const experiment = config.name ?? 'experiment';
