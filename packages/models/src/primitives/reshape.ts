@@ -63,8 +63,9 @@ export const reshapeEntry: BlockEntry<{ target_shape: number[] }> = {
       target_shape: {
         type: 'array',
         minItems: 1,
-        items: { type: 'integer', anyOf: [{ minimum: 1 }, { const: -1 }] },
-        description: 'Shape of one example without the batch axis; at most one -1.',
+        // 0 and a second -1 are refused by the layer (a located error from the graph builder).
+        items: { type: 'integer', minimum: -1 },
+        description: 'Shape of one example without the batch axis: positive sizes and at most one -1.',
       },
     },
   },
