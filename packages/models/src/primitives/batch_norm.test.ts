@@ -42,6 +42,32 @@ describe('batch_norm (Keras semantics)', () => {
     expect(layer.nonTrainableWeights.map((w) => w.originalName.split('/').pop())).toEqual(['moving_mean', 'moving_variance']);
   });
 
+  it("hand-written training gradient equals autodiff of Keras' formula (x, gamma, beta), any axis", () => {
+    for (const [shape, axis] of [[[6, 3, 2, 4], -1], [[5, 4, 3], 1]] as const) {
+      const layer = new BatchNorm({ axis, epsilon: 1e-3 });
+      const input = tf.randomNormal(shape as unknown as number[], 2, 3, 'float32', 1);
+      layer.apply(input, { training: true }); // builds
+      const size = shape[axis < 0 ? shape.length + axis : axis];
+      layer.setWeights([tf.randomNormal([size], 1, 0.5, 'float32', 2), tf.randomNormal([size], 0, 0.5, 'float32', 3), tf.zeros([size]), tf.ones([size])]);
+      const [gamma, beta] = layer.trainableWeights.map((w) => w.read());
+      const probe = tf.randomNormal(shape as unknown as number[], 0, 1, 'float32', 4);
+      const reduce = [...Array(shape.length).keys()].filter((i) => i !== (axis < 0 ? shape.length + axis : axis));
+      const broadcast = shape.map((n, i) => (reduce.includes(i) ? 1 : n));
+      const formula = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const { mean, variance } = tf.moments(x, reduce, true);
+        return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-3))), g.reshape(broadcast)), b.reshape(broadcast));
+      };
+      const want = tf.grads((x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(formula(x, g, b), probe)))([input, gamma!, beta!]);
+      const dx = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(layer.apply(x, { training: true }) as tf.Tensor, probe)))(input);
+      const close = (a: tf.Tensor, b: tf.Tensor) => expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBeLessThan(1e-4);
+      close(dx, want[0]!);
+      const { grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(input, { training: true }) as tf.Tensor, probe)) as tf.Scalar, layer.trainableWeights.map((w) => w.read() as tf.Variable));
+      const [dGamma, dBeta] = layer.trainableWeights.map((w) => grads[w.read().name]!);
+      close(dGamma!, want[1]!);
+      close(dBeta!, want[2]!);
+    }
+  });
+
   it('uses (and leaves alone) the moving statistics at inference', () => {
     const layer = new BatchNorm({});
     layer.apply(x); // builds

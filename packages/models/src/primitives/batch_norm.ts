@@ -23,20 +23,43 @@ export interface BatchNormArgs {
 
 /**
  * y = x * s + (beta - mean * s) with s = gamma / sqrt(variance + epsilon): the per-channel
- * arithmetic on [channels] vectors, then one multiply and one add over x (autodiff reaches the
- * batch statistics through them in training).
+ * arithmetic on [channels] vectors, then one multiply and one add over x. The inference path.
  */
-function normalize(x: tf.Tensor, axis: number, mean: tf.Tensor, variance: tf.Tensor, gamma: tf.Tensor | undefined, beta: tf.Tensor | undefined, epsilon: number, size: number): tf.Tensor {
-  let scale = tf.rsqrt(tf.add(variance, epsilon));
-  if (gamma) scale = tf.mul(scale, gamma);
-  let shift = tf.neg(tf.mul(mean, scale));
-  if (beta) shift = tf.add(shift, beta);
-  if (axis !== x.rank - 1) {
-    const broadcast = x.shape.map((n, i) => (i === axis ? size : 1));
-    scale = scale.reshape(broadcast);
-    shift = shift.reshape(broadcast);
-  }
-  return tf.add(tf.mul(x, scale), shift);
+function normalizeWith(x: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): tf.Tensor {
+  const scale = tf.mul(tf.rsqrt(tf.add(variance, epsilon)), gamma);
+  return tf.add(tf.mul(x, scale), tf.sub(beta, tf.mul(mean, scale)));
+}
+
+/**
+ * Training-mode batch normalisation over the last axis of x [rows, channels] with the batch's
+ * mean and biased variance; returns [y, mean, variance]. The backward pass is written out, as
+ * for layerNorm: dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) with
+ * dxhat = dy * gamma, dgamma = sum(dy * xhat), dbeta = sum(dy), all over the rows: a handful of
+ * kernels where autodiff through tf.moments emits dozens of full-size ones. The mean and
+ * variance carry no gradient: the formula above already accounts for them (they only feed the
+ * moving statistics besides).
+ */
+function trainingNormalize(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): { y: tf.Tensor2D; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  const { mean, variance } = tf.moments(x, 0);
+  const rstd = tf.rsqrt(tf.add(variance, epsilon));
+  const normalise = tf.customGrad((...args: unknown[]) => {
+    const [input, g, b] = args as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
+    const save = args[3] as tf.GradSaveFunc;
+    const xhat = tf.mul(tf.sub(input, mean), rstd);
+    // Saved, not closed over: the call's tidy has disposed its own tensors by the backward pass.
+    save([xhat, g, rstd]);
+    return {
+      value: tf.add(tf.mul(xhat, g), b),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const upstream = (Array.isArray(dy) ? dy[0]! : dy) as tf.Tensor2D;
+        const [sXhat, sGamma, sRstd] = saved as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
+        const dxhat = tf.mul(upstream, sGamma);
+        const dx = tf.mul(sRstd, tf.sub(tf.sub(dxhat, tf.mean(dxhat, 0)), tf.mul(sXhat, tf.mean(tf.mul(dxhat, sXhat), 0))));
+        return [dx, tf.sum(tf.mul(upstream, sXhat), 0), tf.sum(upstream, 0)];
+      },
+    };
+  }) as unknown as (x: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D) => tf.Tensor2D;
+  return { y: normalise(x, gamma, beta), mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
 }
 
 /**
@@ -95,19 +118,28 @@ export class BatchNorm extends tf.layers.Layer {
       const x = singleTensor(inputs);
       const axis = resolveAxis(this.axis, x.rank, 'batch_norm');
       const size = x.shape[axis]!;
-      let mean: tf.Tensor = this.movingMean!.read();
-      let variance: tf.Tensor = this.movingVariance!.read();
+      // The feature axis last, everything else as rows: [rows, channels].
+      const perm = [...Array(x.rank).keys()].filter((i) => i !== axis).concat(axis);
+      const moved = axis === x.rank - 1 ? x : tf.transpose(x, perm);
+      const rows = moved.reshape([-1, size]) as tf.Tensor2D;
+      // A missing gamma or beta is a constant one or zero: the same kernels serve every variant.
+      const gamma = (this.gamma ? this.gamma.read() : tf.ones([size])) as tf.Tensor1D;
+      const beta = (this.beta ? this.beta.read() : tf.zeros([size])) as tf.Tensor1D;
+      let y: tf.Tensor;
       if (kwargs?.['training']) {
-        const reduce = [...Array(x.rank).keys()].filter((i) => i !== axis);
-        ({ mean, variance } = tf.moments(x, reduce));
-        // The moving statistics take the batch's values; nothing of the loss depends on them in
-        // training, so no gradient flows back through the update.
+        const normalised = trainingNormalize(rows, gamma, beta, this.epsilon);
         const keep = 1 - this.momentum;
-        for (const [moving, batch] of [[this.movingMean!, mean], [this.movingVariance!, variance]] as const) {
+        for (const [moving, batch] of [[this.movingMean!, normalised.mean], [this.movingVariance!, normalised.variance]] as const) {
           moving.write(tf.add(tf.mul(moving.read(), this.momentum), tf.mul(batch, keep)));
         }
+        y = normalised.y;
+      } else {
+        y = normalizeWith(rows, this.movingMean!.read(), this.movingVariance!.read(), gamma, beta, this.epsilon);
       }
-      return normalize(x, axis, mean, variance, this.gamma?.read(), this.beta?.read(), this.epsilon, size);
+      const shaped = y.reshape(moved.shape);
+      if (axis === x.rank - 1) return shaped;
+      const inverse = perm.map((_, i) => perm.indexOf(i));
+      return tf.transpose(shaped, inverse);
     });
   }
 
