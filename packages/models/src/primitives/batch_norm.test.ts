@@ -47,7 +47,7 @@ describe('batch_norm (Keras semantics)', () => {
       const layer = new BatchNorm({ axis, epsilon: 1e-3 });
       const input = tf.randomNormal(shape as unknown as number[], 2, 3, 'float32', 1);
       layer.apply(input, { training: true }); // builds
-      const size = shape[axis < 0 ? shape.length + axis : axis];
+      const size = shape[axis < 0 ? shape.length + axis : axis]!;
       layer.setWeights([tf.randomNormal([size], 1, 0.5, 'float32', 2), tf.randomNormal([size], 0, 0.5, 'float32', 3), tf.zeros([size]), tf.ones([size])]);
       const [gamma, beta] = layer.trainableWeights.map((w) => w.read());
       const probe = tf.randomNormal(shape as unknown as number[], 0, 1, 'float32', 4);
@@ -62,7 +62,7 @@ describe('batch_norm (Keras semantics)', () => {
       const close = (a: tf.Tensor, b: tf.Tensor) => expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBeLessThan(1e-4);
       close(dx, want[0]!);
       const { grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(input, { training: true }) as tf.Tensor, probe)) as tf.Scalar, layer.trainableWeights.map((w) => w.read() as tf.Variable));
-      const [dGamma, dBeta] = layer.trainableWeights.map((w) => grads[w.read().name]!);
+      const [dGamma, dBeta] = layer.trainableWeights.map((w) => grads[(w.read() as tf.Variable).name]!);
       close(dGamma!, want[1]!);
       close(dBeta!, want[2]!);
     }

@@ -34,13 +34,25 @@ function normalizeWith(x: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor, gamma
  * Training-mode batch normalisation over the last axis of x [rows, channels] with the batch's
  * mean and biased variance; returns [y, mean, variance]. The backward pass is written out, as
  * for layerNorm: dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) with
- * dxhat = dy * gamma, dgamma = sum(dy * xhat), dbeta = sum(dy), all over the rows: a handful of
+ * dxhat = dy * gamma (gamma per column, so dx = rstd * gamma * (dy - mean(dy) - xhat *
+ * mean(dy * xhat))), dgamma = sum(dy * xhat), dbeta = sum(dy), all over the rows: a handful of
  * kernels where autodiff through tf.moments emits dozens of full-size ones. The mean and
  * variance carry no gradient: the formula above already accounts for them (they only feed the
  * moving statistics besides).
  */
+/**
+ * The mean of each column of t [rows, columns] as ONE matrix-vector product, ones[1, rows] x t:
+ * BLAS reads t once at full speed, where TF's column-wise Mean/Sum kernels ran ~4x slower here
+ * (ConvMixer's 17 batch norms reduce [128 * 16 * 16, 256] six times each per step).
+ */
+function columnMean(t: tf.Tensor2D): tf.Tensor1D {
+  const rows = t.shape[0];
+  return tf.matMul(tf.fill([1, rows], 1 / rows), t).reshape([t.shape[1]]);
+}
+
 function trainingNormalize(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): { y: tf.Tensor2D; mean: tf.Tensor1D; variance: tf.Tensor1D } {
-  const { mean, variance } = tf.moments(x, 0);
+  const mean = columnMean(x);
+  const variance = columnMean(tf.square(tf.sub(x, mean)) as tf.Tensor2D);
   const rstd = tf.rsqrt(tf.add(variance, epsilon));
   const normalise = tf.customGrad((...args: unknown[]) => {
     const [input, g, b] = args as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
@@ -53,9 +65,11 @@ function trainingNormalize(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const upstream = (Array.isArray(dy) ? dy[0]! : dy) as tf.Tensor2D;
         const [sXhat, sGamma, sRstd] = saved as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
-        const dxhat = tf.mul(upstream, sGamma);
-        const dx = tf.mul(sRstd, tf.sub(tf.sub(dxhat, tf.mean(dxhat, 0)), tf.mul(sXhat, tf.mean(tf.mul(dxhat, sXhat), 0))));
-        return [dx, tf.sum(tf.mul(upstream, sXhat), 0), tf.sum(upstream, 0)];
+        const n = upstream.shape[0];
+        const dyXhat = columnMean(tf.mul(upstream, sXhat)); // mean(dxhat * xhat) is this times gamma
+        const dyMean = columnMean(upstream); // and mean(dxhat) this times gamma
+        const dx = tf.mul(tf.mul(sRstd, sGamma), tf.sub(tf.sub(upstream, dyMean), tf.mul(sXhat, dyXhat)));
+        return [dx, tf.mul(dyXhat, n), tf.mul(dyMean, n)];
       },
     };
   }) as unknown as (x: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D) => tf.Tensor2D;
