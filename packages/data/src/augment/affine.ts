@@ -8,6 +8,29 @@ export const fillModeSchema = {
   description: 'how points outside the image are filled (reflect: d c b a | a b c d | d c b a)',
 };
 
+/** The sampling params of Keras' random image layers (RandomZoom, RandomRotation), as written in YAML. */
+export interface SamplingParams {
+  fill_mode?: FillMode;
+  interpolation?: Interpolation;
+  fill_value?: number;
+}
+
+/** Keras' defaults for those layers: bilinear, reflect, fill value 0. */
+export function samplingOptions(params: SamplingParams) {
+  return {
+    interpolation: params.interpolation ?? 'bilinear',
+    fillMode: params.fill_mode ?? 'reflect',
+    fillValue: params.fill_value ?? 0,
+  } as const;
+}
+
+/** Their JSON Schema properties. */
+export const samplingSchema = {
+  fill_mode: { ...fillModeSchema, default: 'reflect' },
+  interpolation: { enum: ['bilinear', 'nearest'], default: 'bilinear' },
+  fill_value: { type: 'number', default: 0 },
+};
+
 /**
  * Per-image axis-aligned affine maps: output pixel (x, y) samples the input at
  * (scaleX * x + shiftX, scaleY * y + shiftY), the convention of tf.image.transform and of

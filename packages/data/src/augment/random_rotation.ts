@@ -1,14 +1,11 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Transform, TransformEntry } from '@tessera/core';
 import { Rng } from '../random.ts';
-import { fillModeSchema, projectiveBatch, type AffineRow, type FillMode, type Interpolation } from './affine.ts';
+import { projectiveBatch, samplingOptions, samplingSchema, type AffineRow, type SamplingParams } from './affine.ts';
 
-export interface RandomRotationParams {
+export interface RandomRotationParams extends SamplingParams {
   /** f rotates by a random angle in [-f, f] * 2 pi; a pair [lower, upper] in the same unit (Keras). */
   factor: number | [number, number];
-  fill_mode?: FillMode;
-  interpolation?: Interpolation;
-  fill_value?: number;
 }
 
 /**
@@ -31,11 +28,7 @@ export function rotationRow(angle: number, height: number, width: number): Affin
 export function createRandomRotation(params: RandomRotationParams): Transform {
   const [lower, upper] = typeof params.factor === 'number' ? [-Math.abs(params.factor), Math.abs(params.factor)] : params.factor;
   if (!(lower <= upper)) throw new Error(`random_rotation: factor [${lower}, ${upper}] must have lower <= upper`);
-  const options = {
-    interpolation: params.interpolation ?? 'bilinear',
-    fillMode: params.fill_mode ?? 'reflect',
-    fillValue: params.fill_value ?? 0,
-  } as const;
+  const options = samplingOptions(params);
   return {
     random: true,
     outputShape: (inputShape) => inputShape,
@@ -61,9 +54,7 @@ export const randomRotationEntry: TransformEntry<RandomRotationParams> = {
         ],
         description: 'f rotates by a random angle in [-f * 2 pi, f * 2 pi]; or [lower, upper] (fractions of a full turn)',
       },
-      fill_mode: { ...fillModeSchema, default: 'reflect' },
-      interpolation: { enum: ['bilinear', 'nearest'], default: 'bilinear' },
-      fill_value: { type: 'number', default: 0 },
+      ...samplingSchema,
     },
     required: ['factor'],
     additionalProperties: false,

@@ -1,22 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { withRandom } from './with-random.testing.ts';
 import { DropPath } from './drop_path.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
-
-/** Runs `fn` with Math.random replaced by a fixed sequence, as the trainer does per step. */
-function withRandom<T>(values: number[], fn: () => T): T {
-  const original = Math.random;
-  let i = 0;
-  Math.random = () => values[i++ % values.length]!;
-  try {
-    return fn();
-  } finally {
-    Math.random = original;
-  }
-}
 
 describe('drop_path', () => {
   const x = tf.ones([400, 3, 5]);
