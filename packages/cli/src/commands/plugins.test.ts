@@ -42,6 +42,12 @@ describe('plugins', () => {
     expect(code).toBe(0);
     const test = stdout.split('\n').find((line) => line.startsWith('test'))!;
     expect(Number(test.trim().split(/\s+/)[2])).toBeGreaterThan(0.9);
+    // A resumed run (fresh registries, no experiment file) loads the plugin its saved config names.
+    const id = /Run (\S+) FINISHED/.exec(stdout)![1]!;
+    const resumed = await exp(['run', '--resume', id, '--epochs', '4', '--runs-dir', join(work, 'runs')]);
+    expect(resumed.stderr).toBe('');
+    expect(resumed.code).toBe(0);
+    expect(resumed.stdout).toMatch(/FINISHED: 4 epoch/);
   });
 
   it('shows the plugin block in exp summary, exp blocks --plugin and exp schema --plugin', async () => {
