@@ -1,4 +1,4 @@
-import type { BlockEntry, Registries } from '@tessera/core';
+import type { BlockEntry, Registries } from '@tessera/core/registry';
 import { batchNormEntry } from './primitives/batch_norm.ts';
 import { classTokenEntry } from './primitives/class_token.ts';
 import { conv2dEntry } from './primitives/conv2d.ts';

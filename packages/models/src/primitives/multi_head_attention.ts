@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core';
+import type { BlockEntry } from '@tessera/core/registry';
 import { initializerSchema, makeInitializer, matMulLastAxis, singleShape, singleTensor, snakeCase, subSeed, type InitializerName } from './common.ts';
 import { applyDropout, stepSeed } from './dropout.ts';
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core';
+import type { BlockEntry } from '@tessera/core/registry';
 import { intPairSchema, singleShape, singleTensor, toPair, windowOutput, type IntPair } from './common.ts';
 
 export interface Pool2dArgs {
