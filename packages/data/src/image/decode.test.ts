@@ -141,6 +141,15 @@ describe('decodeImage', () => {
     expectClose([...img.data], expected, 1);
   });
 
+  it('a PNG already at size but carrying EXIF orientation is rotated (not taken by the in-thread path)', async () => {
+    // Left red / right blue, orientation 6: displayed rotated 90 clockwise, red on top.
+    const png = await halves(8, 8).png().withMetadata({ orientation: 6 }).toBuffer();
+    expect(png.includes(Buffer.from('eXIf')), 'sharp writes an eXIf chunk').toBe(true);
+    const img = await decodeImage(png, { height: 8, width: 8, channels: 3 });
+    expect(pixelAt(img, 0, 0)).toEqual(RED);
+    expect(pixelAt(img, 7, 0)).toEqual(BLUE);
+  });
+
   it('applies the EXIF orientation (6: rotate 90 clockwise) before resizing', async () => {
     // Stored 64 wide x 32 tall, left red / right blue; orientation 6 displays it 32 wide x 64
     // tall with the stored left column on top: top half red, bottom half blue.

@@ -1,8 +1,8 @@
 /**
  * The first pass over a list of image files decodes them into uint8 shards in the cache, on
- * every core (decode workers, each taking contiguous ranges of the list and writing into fixed
- * slots of shared memory, so the shards do not depend on the number of workers); later epochs
- * and later runs read the shards and never decode again.
+ * every core (the calling thread and decode workers take contiguous ranges of the list from one
+ * queue and decode each image into its own slot of shared memory, so the shards do not depend
+ * on the number of threads); later epochs and later runs read the shards and never decode again.
  *
  * Layout: `<cacheDir>/images/<digest>/` holds `index.json` plus `shard-NNNNN.u8` files of
  * planar (CHW) images, the layout `gatherBatch` reads, and `labels.u16`. The digest covers the
@@ -42,8 +42,8 @@ export interface DecodeListOptions {
   /** 'skip': warn once per file and leave it out; 'error': throw the first failure. */
   onBadImage: 'skip' | 'error';
   /**
-   * Threads that decode: 1 decodes on the calling thread; more start that many decode workers.
-   * Default: one per core, or 1 for a list too small to repay starting workers.
+   * Threads that decode: the calling thread and `threads - 1` decode workers. Default: one per
+   * core, or 1 (the calling thread alone) for a list too small to repay starting workers.
    */
   threads?: number;
   /** Images in flight per decode thread; only decodes that go through sharp (JPEG, resizing) overlap. Default 4. */
@@ -306,8 +306,11 @@ export async function decodeFileList(list: FileList, settings: DecodeSettings, o
       if (temp && kept > shardStart) {
         const file = `shard-${String(shards.length).padStart(5, '0')}.u8`;
         const write = writeFile(join(temp, file), bytes.subarray((shardStart - base) * imageBytes, (kept - base) * imageBytes));
-        if (keep) writes.push(write);
-        else await write;
+        if (keep) {
+          // Awaited after the last shard; a failure must not count as unhandled before that.
+          write.catch(() => undefined);
+          writes.push(write);
+        } else await write;
         shards.push({ file, count: kept - shardStart });
       }
     }
