@@ -80,6 +80,13 @@ export class ImageDecodeError extends DataError {
   }
 }
 
+/** The error for an image file that could not be read, naming the usual causes plainly. */
+export function unreadableImage(file: string, cause: unknown): ImageDecodeError {
+  const code = (cause as NodeJS.ErrnoException).code;
+  const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (cause as Error).message;
+  return new ImageDecodeError(file, 'unreadable', `cannot read image: ${why}`, { cause });
+}
+
 /** File extensions the decoder reads (lower case, with the dot). */
 export const IMAGE_EXTENSIONS: readonly string[] = ['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.gif', '.tif', '.tiff'];
 
@@ -274,9 +281,7 @@ export async function decodeImage(input: string | Uint8Array, options: DecodeOpt
     try {
       bytes = await readFile(input);
     } catch (cause) {
-      const code = (cause as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (cause as Error).message;
-      throw new ImageDecodeError(file, 'unreadable', `cannot read image: ${why}`, { cause });
+      throw unreadableImage(file, cause);
     }
   } else {
     bytes = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);

@@ -5,7 +5,7 @@
  * of every slot are the same whoever decodes it.
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
-import { decodeImagePlanar, ImageDecodeError, type ImageErrorReason, type Interpolation, type ResizeFit } from '../../image/decode.ts';
+import { decodeImagePlanar, ImageDecodeError, unreadableImage, type ImageErrorReason, type Interpolation, type ResizeFit } from '../../image/decode.ts';
 
 export interface DecodeSettings {
   height: number;
@@ -53,9 +53,7 @@ function readImageFile(file: string, scratch: Buffer): Buffer {
     const n = readSync(fd, scratch, 0, scratch.length, 0);
     return n < scratch.length ? scratch.subarray(0, n) : readFileSync(fd);
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (cause as Error).message;
-    throw new ImageDecodeError(file, 'unreadable', `cannot read image: ${why}`, { cause });
+    throw unreadableImage(file, cause);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
