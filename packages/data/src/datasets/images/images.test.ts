@@ -310,6 +310,10 @@ describe('first pass on decode workers', () => {
     }
     // The in-memory set is the shards end to end.
     expect(Buffer.concat(one.shards).equals(Buffer.from(one.decoded.set!.bytes))).toBe(true);
+    // on_bad_image: error names the first bad file in list order, whichever thread met it first.
+    const stop = decodeFileList(list, settings, { cacheDir: join(tmp, 'cache-threads-error'), threads: 3, onBadImage: 'error', log: () => {}, progress: () => {}, name: 'train' });
+    await expect(stop).rejects.toThrow(`${join(dir, bad[0]!)}: `);
+    expect(existsSync(join(tmp, 'cache-threads-error', 'images')) ? readdirSync(join(tmp, 'cache-threads-error', 'images')) : []).toEqual([]);
   });
 });
 
