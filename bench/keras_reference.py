@@ -1,6 +1,6 @@
 """The Keras 3 reference for `pnpm bench train`: times training steps of the three models of
 the Keras example "Image classification with modern MLP models" (restated in
-/work/shared/reference/REFERENCE.md), built exactly as that example builds them (keras_models.py,
+docs/reference.md), built exactly as that example builds them (keras_models.py,
 the same models that give Tessera's golden logits), on random 64x64x3 inputs at batch 128, and
 measures the machine's sgemm rate with numpy in the same run.
 

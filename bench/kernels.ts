@@ -25,7 +25,7 @@ const repoRoot = dirname(benchDir);
 
 /** The Mixer's dropout rate (experiments/ config), so the mask costs what it costs in training. */
 const DROPOUT_RATE = 0.2;
-/** The reference's LayerNorm epsilon (REFERENCE.md). */
+/** The reference's LayerNorm epsilon (docs/reference.md). */
 const EPSILON = 1e-6;
 const WIDE: [number, number, number] = [128, 64, 256];
 const TOKEN_MIXING: [number, number, number] = [128, 256, 64];

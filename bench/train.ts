@@ -23,7 +23,7 @@ const repoRoot = dirname(benchDir);
 const MODELS = ['mixer', 'fnet', 'gmlp'] as const;
 type ModelKey = (typeof MODELS)[number];
 /**
- * Forward multiply-accumulates per 64x64 image (REFERENCE.md "Compute per image"); a training
+ * Forward multiply-accumulates per 64x64 image (docs/reference.md, "Compute per image"); a training
  * step costs about 3x the forward pass, 2 FLOP per MAC: 6 FLOP per MAC. FNet counts its 2D DFT
  * as cos/sin matrix products (as Tessera computes it); Keras' FFT does less work than that.
  */
@@ -287,7 +287,7 @@ function formatResults(
     'One training step = forward, sparse cross-entropy on logits, gradients and the AdamW update, on random',
     `64x64x3 inputs at batch ${tessera[0]?.batch ?? keras[0]?.batch ?? 128} (the data pipeline and augmentation are not timed, in either framework).`,
     'Step time is the median over the measured steps after warm-up. "vs Keras" is images/s over Keras\'s images/s for the same model.',
-    'GFLOP/s counts 6 FLOP per forward multiply-accumulate (REFERENCE.md: Mixer 20 M, FNet 79 M with the DFT as matrix products,',
+    'GFLOP/s counts 6 FLOP per forward multiply-accumulate (docs/reference.md: Mixer 20 M, FNet 79 M with the DFT as matrix products,',
     'gMLP 58 M per image); "of sgemm" divides it by the sgemm rate measured in the same run. On the native backend both',
     'frameworks compute FNet\'s DFT with an FFT (fewer FLOPs), so its GFLOP/s there is an effective rate. Peak memory is the process\'s',
     'maximum resident set (in parentheses: TF.js-tracked tensor memory at the worst step).',
