@@ -15,6 +15,5 @@ export { CIFAR10, CIFAR100, loadCifar, findCifar, defaultCacheDir, type CifarDat
 export { downloadFile, md5File } from './datasets/download.ts';
 export { DataError } from './datasets/errors.ts';
 export { createPipeline, restoreTransforms, transformStateKeys, type ConfiguredTransform, type PipelineSpec } from './pipeline.ts';
-export { Rng, deriveSeed } from './random.ts';
 export { channelMoments, gatherBatch, type ImageSet, type SplitView } from './store.ts';
 export { Normalize } from './augment/normalize.ts';

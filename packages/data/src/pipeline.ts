@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { deriveSeed, fingerprint, Rng, SEED_STREAMS } from '@tessera/core';
 import type { Batch, BatchOptions, Dataset, DatasetInfo, RawImages, Registries, Split, Transform, TransformState } from '@tessera/core';
-import { deriveSeed, Rng } from './random.ts';
 import { gatherBatch, type SplitView } from './store.ts';
 
 /** A transform as configured: its YAML params (for cache keys) and the live object. */
@@ -23,9 +22,6 @@ export interface PipelineSpec {
   cacheDir?: string;
   log: (message: string) => void;
 }
-
-/** Salt that separates the shuffle's random stream from the transforms'. */
-const SHUFFLE = 0x5f3759df;
 
 /**
  * Builds the Dataset: adapts the transforms that learn state (once per data fingerprint, cached),
@@ -72,7 +68,7 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
         throw new RangeError(`batch size must be a positive integer, got ${options.batchSize}`);
       }
       const order = Int32Array.from({ length: view.indices.length }, (_, i) => i);
-      if (options.training) new Rng(deriveSeed(options.seed, options.epoch, SHUFFLE)).shuffle(order);
+      if (options.training) new Rng(deriveSeed(options.seed, options.epoch, SEED_STREAMS.shuffle)).shuffle(order);
       return batchStream(view, order, options, (host, batchIndex) => {
         const x = tf.tensor4d(host.pixels, [host.labels.length, view.set.height, view.set.width, view.set.channels]);
         const y = tf.tensor1d(host.labels, 'int32');
@@ -114,7 +110,7 @@ export function restoreTransforms(
 }
 
 function adaptCached(spec: PipelineSpec, type: string, params: Record<string, unknown>, transform: Transform): TransformState {
-  const key = createHash('sha1').update(JSON.stringify([spec.info.fingerprint, type, params])).digest('hex').slice(0, 16);
+  const key = fingerprint([spec.info.fingerprint, type, params]);
   const file = spec.cacheDir ? join(spec.cacheDir, 'state', `${type}-${key}.json`) : undefined;
   if (file && existsSync(file)) {
     try {

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 // The cpu backend these kernels are registered for, without its tfjs-node banner.
 import './quiet-cpu.ts';
+import { fmix32 } from '../random/index.ts';
 
 /* ------------------------------------------------------------------------------------------- *
  * Fused kernels: one kernel call where the primitives would otherwise run a chain of small     *
@@ -38,16 +39,6 @@ export const FUSED_KERNELS = {
 /** Whether the active backend has the fused kernel `name` (one of FUSED_KERNELS). */
 export function hasFusedKernel(name: string): boolean {
   return tf.getKernel(name, tf.getBackend()) !== undefined;
-}
-
-/** murmur3's 32-bit finaliser: a bijection on uint32 in which every input bit flips ~half the output bits. */
-export function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 /** The drop threshold: a unit drops when its 16 random bits are below ceil(rate * 65536). */

@@ -30,7 +30,6 @@ export {
   dropoutScale,
   dropoutPairBits,
   dropoutThreshold,
-  fmix32,
   referenceGeluExact,
   referenceLayerNorm,
   referenceLayerNormGrad,

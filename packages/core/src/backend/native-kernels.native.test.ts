@@ -9,6 +9,7 @@ import {
   referenceLayerNorm,
   referenceLayerNormGrad,
 } from './fused.ts';
+import { Rng } from '../random/index.ts';
 import { nativeLoader } from './loaders.ts';
 import { NATIVE_OPS_LIBRARY } from './native-kernels.ts';
 
@@ -38,18 +39,10 @@ function requireNative(context: TestContext): void {
   if (!native) context.skip();
 }
 
-/** mulberry32: a small seeded generator, so every run sees the same "random" data. */
+/** Seeded uniforms in [0, 1), so every run sees the same "random" data. */
 function uniforms(count: number, seed: number): Float32Array {
-  const out = new Float32Array(count);
-  let state = seed >>> 0;
-  for (let i = 0; i < count; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  return out;
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: count }, () => rng.next());
 }
 
 /** Uniform in [low, high). */

@@ -6,7 +6,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadExperiment } from '../config/index.ts';
 import { ConfigError } from '../errors.ts';
 import { createRegistries, type BlockEntry } from '../registry/kinds.ts';
-import { buildModel, disposeModel, layerSeed, type ModelSpec } from './build.ts';
+import { buildModel, disposeModel, type ModelSpec } from './build.ts';
+import { layerSeed } from '../random/index.ts';
 import { registerCombinators } from './combinators.ts';
 import { modelSummary, formatSummary } from './summary.ts';
 

@@ -5,6 +5,7 @@ import { ConfigError, describeValue, type ConfigPath } from '../errors.ts';
 import type { BlockEntry, Registries, SourceLocation } from '../registry/kinds.ts';
 import { didYouMean, RegistryError } from '../registry/registry.ts';
 import { plainType, VALUE_KEYWORDS } from '../schema/validate.ts';
+import { layerSeed } from '../random/index.ts';
 import { COMBINATOR_TYPES, NAME_PATTERN, type CombinatorType } from './combinators.ts';
 
 /* ------------------------------------------------------------------------------------------ *
@@ -99,16 +100,6 @@ interface Frame {
 
 const NESTED_KEYS = new Set(['layers', 'branches', 'layer']);
 const isCombinator = (type: string): type is CombinatorType => (COMBINATOR_TYPES as readonly string[]).includes(type);
-
-/** A 31-bit seed from the run seed and a layer name (FNV-1a), so adding a layer elsewhere changes no other layer's weights. */
-export function layerSeed(seed: number, name: string): number {
-  let hash = 0x811c9dc5;
-  for (const char of `${seed}:${name}`) {
-    hash ^= char.codePointAt(0)!;
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return (hash >>> 1) % 2147483647;
-}
 
 /**
  * Builds the model described by `spec` (the `model:` section) as a functional tf.LayersModel.

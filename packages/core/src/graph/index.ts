@@ -1,4 +1,4 @@
-export { buildModel, disposeModel, layerSeed } from './build.ts';
+export { buildModel, disposeModel } from './build.ts';
 export type { BuildOptions, ModelSpec, ModelNode, BlockDefinition } from './build.ts';
 export { registerCombinators, combinatorEntries, COMBINATOR_TYPES } from './combinators.ts';
 export { modelSummary, formatSummary } from './summary.ts';

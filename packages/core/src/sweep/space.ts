@@ -1,4 +1,4 @@
-import type { Rng } from './rng.ts';
+import type { Rng } from '../random/index.ts';
 
 /** A value a sweep may assign: what `--set path=value` accepts for a scalar. */
 export type ParamValue = number | string | boolean;
@@ -26,15 +26,15 @@ export interface Parameter {
 export function sample(distribution: Distribution, rng: Rng): ParamValue {
   switch (distribution.type) {
     case 'uniform':
-      return distribution.min + rng() * (distribution.max - distribution.min);
+      return distribution.min + rng.next() * (distribution.max - distribution.min);
     case 'log_uniform': {
       const [lo, hi] = [Math.log(distribution.min), Math.log(distribution.max)];
-      return clamp(Math.exp(lo + rng() * (hi - lo)), distribution.min, distribution.max);
+      return clamp(Math.exp(lo + rng.next() * (hi - lo)), distribution.min, distribution.max);
     }
     case 'int_uniform':
-      return Math.min(distribution.max, distribution.min + Math.floor(rng() * (distribution.max - distribution.min + 1)));
+      return Math.min(distribution.max, distribution.min + Math.floor(rng.next() * (distribution.max - distribution.min + 1)));
     case 'categorical':
-      return distribution.values[Math.floor(rng() * distribution.values.length)]!;
+      return distribution.values[Math.floor(rng.next() * distribution.values.length)]!;
   }
 }
 

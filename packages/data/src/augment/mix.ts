@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Transform, TransformEntry } from '@tessera/core';
-import { Rng } from '../random.ts';
+import { Rng, type Transform, type TransformEntry } from '@tessera/core';
 
 export interface MixParams {
   /** Beta(alpha, alpha) draws the mixing weight of each batch. */

@@ -1,6 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import type { Transform, TransformEntry } from '@tessera/core';
-import { Rng } from '../random.ts';
+import { Rng, type Transform, type TransformEntry } from '@tessera/core';
 import { affineBatch, fillModeSchema, type FillMode } from './affine.ts';
 
 export interface RandomCropParams {

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Transform, TransformEntry } from '@tessera/core';
-import { Rng } from '../random.ts';
+import { Rng, type Transform, type TransformEntry } from '@tessera/core';
 
 export type FlipMode = 'horizontal' | 'vertical' | 'horizontal_and_vertical';
 

@@ -1,8 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { ConfigError, describeValue, type Dataset, type DatasetContext, type DatasetEntry, type JsonSchema } from '@tessera/core';
+import { ConfigError, deriveSeed, describeValue, Rng, SEED_STREAMS, type Dataset, type DatasetContext, type DatasetEntry, type JsonSchema } from '@tessera/core';
 import { createPipeline, type ConfiguredTransform } from '../pipeline.ts';
-import { Rng, deriveSeed } from '../random.ts';
 import { range, type ImageSet, type SplitView } from '../store.ts';
 import { CIFAR10, CIFAR100, defaultCacheDir, gunzipFile, loadCifar, parseRecords, type CifarFormat, type LabelMode } from './cifar.ts';
 import { syntheticFingerprint, syntheticImages } from './synthetic.ts';
@@ -64,7 +63,7 @@ function splitTraining(train: ImageSet, params: CommonParams, seed: number): { t
   // Keras: split_at = int(n * (1 - validation_split)).
   const splitAt = Math.floor(train.count * (1 - fraction));
   let indices = range(0, train.count);
-  if (params.validation_shuffle && fraction > 0) indices = new Rng(deriveSeed(seed, 0x5ab1e)).shuffle(indices);
+  if (params.validation_shuffle && fraction > 0) indices = new Rng(deriveSeed(seed, SEED_STREAMS.split)).shuffle(indices);
   return {
     train: { set: train, indices: indices.slice(0, splitAt) },
     validation: { set: train, indices: indices.slice(splitAt) },

@@ -57,12 +57,6 @@ export function makeInitializer(name: string, seed: number): ReturnType<typeof t
   }
 }
 
-/** Derives a distinct, deterministic seed for the n-th weight of a layer. */
-export function subSeed(seed: number, n: number): number {
-  // A multiplicative hash keeps neighbouring seeds far apart; the result stays a 31-bit integer.
-  return (Math.imul(seed ^ (n * 0x9e3779b1), 0x85ebca6b) >>> 1) % 2147483647;
-}
-
 /** Resolves a possibly negative axis against a rank; refuses the batch axis unless allowed. */
 export function resolveAxis(axis: number, rank: number, what: string, allowBatch = false): number {
   const resolved = axis < 0 ? rank + axis : axis;

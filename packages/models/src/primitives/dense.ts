@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core';
+import { childSeed, type BlockEntry } from '@tessera/core';
 import { activate, activationSchema, type ActivationName } from './activation.ts';
 import {
   initializerSchema,
@@ -10,7 +10,6 @@ import {
   singleShape,
   singleTensor,
   snakeCase,
-  subSeed,
   transposeFlagsAreFast,
   type InitializerName,
 } from './common.ts';
@@ -74,14 +73,14 @@ export class Dense extends tf.layers.Layer {
       'kernel',
       [inDim, this.units],
       'float32',
-      makeInitializer(this.kernelInitializer, subSeed(this.seed, 0)),
+      makeInitializer(this.kernelInitializer, childSeed(this.seed, 0)),
     );
     if (this.useBias) {
       this.bias = this.addWeight(
         'bias',
         [this.units],
         'float32',
-        makeInitializer(this.biasInitializer, subSeed(this.seed, 1)),
+        makeInitializer(this.biasInitializer, childSeed(this.seed, 1)),
       );
     }
     this.built = true;

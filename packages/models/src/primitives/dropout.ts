@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, dropoutKeeps, dropoutScale, hasFusedKernel, type BlockEntry } from '@tessera/core';
-import { singleShape, singleTensor, subSeed } from './common.ts';
+import { childSeed, FUSED_KERNELS, dropoutKeeps, dropoutScale, hasFusedKernel, type BlockEntry } from '@tessera/core';
+import { singleShape, singleTensor } from './common.ts';
 
 export interface DropoutArgs {
   /** Fraction of the units zeroed in training, in [0, 1). */
@@ -60,7 +60,7 @@ export class Dropout extends tf.layers.Layer {
     // (run seed, epoch, step), so masks are reproducible and a resumed run draws the same ones;
     // mixing in the layer's own seed keeps two dropout layers from sharing a stream.
     const draw = Math.floor(Math.random() * 2147483647);
-    return tf.tidy(() => applyDropout(x, this.rate, subSeed(this.seed, draw)));
+    return tf.tidy(() => applyDropout(x, this.rate, childSeed(this.seed, draw)));
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {

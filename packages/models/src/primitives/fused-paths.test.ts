@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, dropoutKeeps, hasFusedKernel } from '@tessera/core';
+import { childSeed, FUSED_KERNELS, dropoutKeeps, hasFusedKernel } from '@tessera/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { geluExact } from './activation.ts';
-import { subSeed } from './common.ts';
 import { Dropout } from './dropout.ts';
 import { layerNorm } from './layer_norm.ts';
 
@@ -97,7 +96,7 @@ describe('fused and composite paths agree', () => {
     expect(await kernelsOf(run)).toContain(FUSED_KERNELS.dropout);
     // The gradient is the mask: dropoutKeeps' pattern for the seed the layer derived from its own
     // seed and the Math.random draw, scaled by float32(1 / 0.7).
-    const seed = subSeed(5, Math.floor(0.25 * 2147483647));
+    const seed = childSeed(5, Math.floor(0.25 * 2147483647));
     expect(fused[1]!).toEqual(Array.from(dropoutKeeps(132, 0.3, seed), (keep) => (keep ? Math.fround(1 / 0.7) : 0)));
   });
 });

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, hasFusedKernel, type BlockEntry } from '@tessera/core';
+import { childSeed, FUSED_KERNELS, hasFusedKernel, type BlockEntry } from '@tessera/core';
 import {
   initializerSchema,
   makeInitializer,
@@ -7,7 +7,6 @@ import {
   singleShape,
   singleTensor,
   snakeCase,
-  subSeed,
   type InitializerName,
 } from './common.ts';
 
@@ -122,10 +121,10 @@ export class LayerNorm extends tf.layers.Layer {
     const size = shape[resolveAxis(this.axis, shape.length, 'layer_norm')];
     if (size == null) throw new Error('layer_norm: the size of the normalised axis must be known');
     if (this.scale) {
-      this.gamma = this.addWeight('gamma', [size], 'float32', makeInitializer(this.gammaInitializer, subSeed(this.seed, 0)));
+      this.gamma = this.addWeight('gamma', [size], 'float32', makeInitializer(this.gammaInitializer, childSeed(this.seed, 0)));
     }
     if (this.center) {
-      this.beta = this.addWeight('beta', [size], 'float32', makeInitializer(this.betaInitializer, subSeed(this.seed, 1)));
+      this.beta = this.addWeight('beta', [size], 'float32', makeInitializer(this.betaInitializer, childSeed(this.seed, 1)));
     }
     this.built = true;
   }
