@@ -35,7 +35,7 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     stderr,
     cwd: options.cwd ?? process.cwd(),
     debug,
-    registries: () => (registries ??= Promise.resolve(options.registries ? options.registries() : import('./registries.ts').then((m) => m.builtinRegistries()))),
+    registries: () => (registries ??= Promise.resolve(options.registries ? options.registries() : import('@tessera/builtins').then((m) => m.builtinRegistries()))),
   };
   try {
     if (name === undefined || name.startsWith('-')) {

@@ -8,4 +8,3 @@ export * from './backend/index.ts';
 export * from './graph/index.ts';
 export * from './engine/index.ts';
 export * from './tracking/index.ts';
-export * from './sweep/index.ts';

@@ -1,14 +1,26 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, relative, resolve } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
-import { loadExperiment, type LoadedConfig } from '../config/load.ts';
-import { parseOverride } from '../config/overrides.ts';
-import { isPlainObject } from '../config/plain.ts';
-import { parseYamlFile } from '../config/source.ts';
-import { ConfigError, ConfigErrors, describeValue, formatPath, isConfigError, throwIfAny, type ConfigPath } from '../errors.ts';
-import { createRegistries, type Registries, type SourceLocation } from '../registry/kinds.ts';
-import { didYouMean } from '../registry/registry.ts';
-import { explainErrors, validateExperiment } from '../schema/validate.ts';
+import {
+  loadExperiment,
+  type LoadedConfig,
+  parseOverride,
+  isPlainObject,
+  parseYamlFile,
+  ConfigError,
+  ConfigErrors,
+  describeValue,
+  formatPath,
+  isConfigError,
+  throwIfAny,
+  type ConfigPath,
+  createRegistries,
+  type Registries,
+  type SourceLocation,
+  didYouMean,
+  explainErrors,
+  validateExperiment,
+} from '@tessera/core';
 import { defaultBrackets, type EarlyTerminate } from './early-stop.ts';
 import { gridSize } from './grid.ts';
 import { sweepSchema } from './schema.ts';

@@ -1,4 +1,4 @@
-import { fingerprint } from '../random/index.ts';
+import { fingerprint } from '@tessera/core';
 import { decide } from './early-stop.ts';
 import type { Executor, TrialLaunch } from './executor.ts';
 import { createSearcher, type Observation } from './searcher.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deriveSeed, Rng } from '../random/index.ts';
+import { deriveSeed, Rng } from '@tessera/core';
 import { fitEstimator, normalCdf, ParzenEstimator } from './tpe.ts';
 
 describe('Parzen estimator', () => {

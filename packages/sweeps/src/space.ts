@@ -1,4 +1,4 @@
-import type { Rng } from '../random/index.ts';
+import type { Rng } from '@tessera/core';
 
 /** A value a sweep may assign: what `--set path=value` accepts for a scalar. */
 export type ParamValue = number | string | boolean;

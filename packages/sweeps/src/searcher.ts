@@ -1,5 +1,5 @@
 import { gridPoint, gridSize } from './grid.ts';
-import { deriveSeed, Rng } from '../random/index.ts';
+import { deriveSeed, Rng } from '@tessera/core';
 import { sampleParams, type Parameter, type Params } from './space.ts';
 import { TPE_DEFAULTS, tpeSuggest, type TpeOptions } from './tpe.ts';
 

@@ -1,4 +1,4 @@
-import type { Rng } from '../random/index.ts';
+import type { Rng } from '@tessera/core';
 import { clamp, type Parameter, type ParamValue, type Params } from './space.ts';
 
 /**

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { writeJsonAtomic } from '../tracking/local-store.ts';
+import { writeJsonAtomic } from '@tessera/core';
 import type { Params } from './space.ts';
 
 /**
