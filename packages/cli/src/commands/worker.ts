@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { defineCommand, UsageError, type CommandContext } from '../command.ts';
+import { abortOnSignals } from '../interrupt.ts';
 
 /** `exp` as a child command line: this CLI under the same Node flags, minus a debugger's. */
 export function expCommand(): string[] {
@@ -76,13 +77,7 @@ export default defineCommand({
     const { runQueueWorker } = await import('@tessera/sweeps/queue');
     const { resolve } = await import('node:path');
 
-    const shutdown = new AbortController();
-    const stop = () => {
-      context.stderr.write('\nexp worker: checkpointing the running trials and handing them back to the queue\n');
-      shutdown.abort();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    const shutdown = abortOnSignals('exp worker: checkpointing the running trials and handing them back to the queue', context.stderr);
     try {
       await runQueueWorker({
         url,
@@ -97,8 +92,7 @@ export default defineCommand({
         signal: shutdown.signal,
       });
     } finally {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
+      shutdown.release();
     }
     return 0;
   },
