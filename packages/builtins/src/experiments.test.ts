@@ -8,7 +8,7 @@ import { builtinRegistries } from './registries.ts';
  * The three reference experiments share one backbone (experiments/base/backbone.yaml) and state
  * only their block. Their resolved configs (`exp config --json`) must be what they were when each
  * file spelled the whole model out: __fixtures__/resolved/*.json were captured from that version
- * (commit 804d6f7). The only addition is the backbone's block slot, `model.vars.block`.
+ * (commit 3ac52af). The only addition is the backbone's block slot, `model.vars.block`.
  */
 const repo = (path: string) => fileURLToPath(new URL(`../../../${path}`, import.meta.url));
 const registries = builtinRegistries();
