@@ -19,7 +19,7 @@ export const EXIT = { ok: 0, failure: 1, badInput: 2 } as const;
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-/** Runs the `exp` command line and returns its exit code; never calls process.exit. */
+/** Runs the `exp` command line and returns its exit code; never calls process.exit (but a second Ctrl-C of `exp run`). */
 export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
   const stdout = options.stdout ?? process.stdout;
   const stderr = options.stderr ?? process.stderr;
