@@ -1,5 +1,6 @@
 export * from './registry/registry.ts';
 export * from './registry/kinds.ts';
+export * from './registry/params.ts';
 export * from './errors.ts';
 export * from './random/index.ts';
 export * from './config/index.ts';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, hasFusedKernel, type BlockEntry } from '@tessera/core';
+import { FUSED_KERNELS, hasFusedKernel, type BlockEntry, type JsonSchema } from '@tessera/core';
+import type { FromSchema } from 'json-schema-to-ts';
 import { singleShape, singleTensor, snakeCase } from './common.ts';
 
 /** Activation functions, by their Keras names. */
@@ -7,9 +8,11 @@ export const ACTIVATIONS = ['linear', 'relu', 'gelu', 'gelu_tanh', 'sigmoid', 't
 export type ActivationName = (typeof ACTIVATIONS)[number];
 
 /** The schema of an activation name; `defaultName` undefined when the parameter is required. */
+export function activationSchema(): { readonly enum: typeof ACTIVATIONS; readonly description: string };
+export function activationSchema<D extends ActivationName>(defaultName: D): { readonly enum: typeof ACTIVATIONS; readonly default: D; readonly description: string };
 export function activationSchema(defaultName?: ActivationName) {
   return {
-    enum: [...ACTIVATIONS],
+    enum: ACTIVATIONS,
     ...(defaultName ? { default: defaultName } : {}),
     description: 'Activation: gelu is the exact erf form (Keras\' default), gelu_tanh the tanh approximation.',
   };
@@ -118,15 +121,18 @@ export class Activation extends tf.layers.Layer {
   }
 }
 
-export const activationEntry: BlockEntry<{ activation: ActivationName }> = {
+export const activationParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['activation'],
+  properties: { activation: activationSchema() },
+} as const satisfies JsonSchema;
+export type ActivationParams = FromSchema<typeof activationParams>;
+
+export const activationEntry: BlockEntry<ActivationParams> = {
   type: 'activation',
   description: 'Element-wise activation (gelu exact erf form, gelu_tanh, relu, sigmoid, tanh, swish, softmax).',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['activation'],
-    properties: { activation: activationSchema() },
-  },
+  params: activationParams,
   create: (params, ctx) => new Activation({ activation: params.activation, name: ctx.name }),
 };
 

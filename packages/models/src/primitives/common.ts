@@ -16,8 +16,8 @@ export const INITIALIZERS = [
 ] as const;
 export type InitializerName = (typeof INITIALIZERS)[number];
 
-export function initializerSchema(defaultName: InitializerName, what: string) {
-  return { enum: [...INITIALIZERS], default: defaultName, description: `Initializer of the ${what}.` };
+export function initializerSchema<D extends InitializerName>(defaultName: D, what: string) {
+  return { enum: INITIALIZERS, default: defaultName, description: `Initializer of the ${what}.` } as const;
 }
 
 /**

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { childSeed, FUSED_KERNELS, dropoutKeeps, dropoutScale, hasFusedKernel, type BlockEntry } from '@tessera/core';
+import { childSeed, FUSED_KERNELS, dropoutKeeps, dropoutScale, hasFusedKernel, type BlockEntry, type JsonSchema } from '@tessera/core';
+import type { FromSchema } from 'json-schema-to-ts';
 import { singleShape, singleTensor } from './common.ts';
 
 export interface DropoutArgs {
@@ -72,15 +73,19 @@ export class Dropout extends tf.layers.Layer {
   }
 }
 
-export const dropoutEntry: BlockEntry<{ rate: number }> = {
+/** dropout's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const dropoutParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['rate'],
+  properties: { rate: { type: 'number', minimum: 0, exclusiveMaximum: 1, description: 'Fraction of units dropped in training.' } },
+} as const satisfies JsonSchema;
+export type DropoutParams = FromSchema<typeof dropoutParams>;
+
+export const dropoutEntry: BlockEntry<DropoutParams> = {
   type: 'dropout',
   description: 'Inverted dropout, active only in training; seeded.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['rate'],
-    properties: { rate: { type: 'number', minimum: 0, exclusiveMaximum: 1, description: 'Fraction of units dropped in training.' } },
-  },
+  params: dropoutParams,
   create: (params, ctx) => new Dropout({ rate: params.rate, seed: ctx.seed, name: ctx.name }),
 };
 

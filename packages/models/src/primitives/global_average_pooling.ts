@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core';
+import type { FromSchema } from 'json-schema-to-ts';
 import { resolveAxis, singleShape, singleTensor } from './common.ts';
 
 export interface GlobalAveragePoolingArgs {
@@ -15,7 +16,7 @@ export class GlobalAveragePooling extends tf.layers.Layer {
 
   constructor(args: GlobalAveragePoolingArgs) {
     super(args);
-    this.axis = args.axis ?? 1;
+    this.axis = args.axis ?? DEFAULTS.axis;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
@@ -36,14 +37,19 @@ export class GlobalAveragePooling extends tf.layers.Layer {
   }
 }
 
-export const globalAveragePoolingEntry: BlockEntry<{ axis?: number }> = {
+/** global_average_pooling's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const globalAveragePoolingParams = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { axis: { type: 'integer', default: 1, description: 'Axis to average over.' } },
+} as const satisfies JsonSchema;
+export type GlobalAveragePoolingParams = FromSchema<typeof globalAveragePoolingParams>;
+const DEFAULTS = defaultsOf(globalAveragePoolingParams);
+
+export const globalAveragePoolingEntry: BlockEntry<GlobalAveragePoolingParams> = {
   type: 'global_average_pooling',
-  description: 'Averages one axis away (default 1, the patches).',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    properties: { axis: { type: 'integer', default: 1, description: 'Axis to average over.' } },
-  },
+  description: 'Averages one axis away (the patches, by default).',
+  params: globalAveragePoolingParams,
   create: (params, ctx) => new GlobalAveragePooling({ axis: params.axis, name: ctx.name }),
 };
 

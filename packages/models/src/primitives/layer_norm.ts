@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { childSeed, FUSED_KERNELS, hasFusedKernel, type BlockEntry } from '@tessera/core';
+import { childSeed, defaultsOf, FUSED_KERNELS, hasFusedKernel, type BlockEntry, type JsonSchema } from '@tessera/core';
+import type { FromSchema } from 'json-schema-to-ts';
 import {
   initializerSchema,
   makeInitializer,
@@ -106,13 +107,13 @@ export class LayerNorm extends tf.layers.Layer {
 
   constructor(args: LayerNormArgs) {
     super(args);
-    this.axis = args.axis ?? -1;
-    this.epsilon = args.epsilon ?? 1e-3;
+    this.axis = args.axis ?? DEFAULTS.axis;
+    this.epsilon = args.epsilon ?? DEFAULTS.epsilon;
     if (!(this.epsilon > 0)) throw new Error(`layer_norm: epsilon must be positive, got ${this.epsilon}`);
-    this.center = args.center ?? true;
-    this.scale = args.scale ?? true;
-    this.gammaInitializer = snakeCase(args.gammaInitializer ?? 'ones') as InitializerName;
-    this.betaInitializer = snakeCase(args.betaInitializer ?? 'zeros') as InitializerName;
+    this.center = args.center ?? DEFAULTS.center;
+    this.scale = args.scale ?? DEFAULTS.scale;
+    this.gammaInitializer = snakeCase(args.gammaInitializer ?? DEFAULTS.gamma_initializer) as InitializerName;
+    this.betaInitializer = snakeCase(args.betaInitializer ?? DEFAULTS.beta_initializer) as InitializerName;
     this.seed = args.seed ?? 0;
   }
 
@@ -159,30 +160,26 @@ export class LayerNorm extends tf.layers.Layer {
   }
 }
 
-export interface LayerNormParams {
-  axis?: number;
-  epsilon?: number;
-  center?: boolean;
-  scale?: boolean;
-  gamma_initializer?: InitializerName;
-  beta_initializer?: InitializerName;
-}
+/** layer_norm's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const layerNormParams = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    axis: { type: 'integer', default: -1, description: 'Axis to normalise over.' },
+    epsilon: { type: 'number', exclusiveMinimum: 0, default: 0.001, description: "Added to the variance (Keras' default 1e-3; the reference uses 1e-6)." },
+    center: { type: 'boolean', default: true, description: 'Learn an offset beta.' },
+    scale: { type: 'boolean', default: true, description: 'Learn a scale gamma.' },
+    gamma_initializer: initializerSchema('ones', 'scale gamma'),
+    beta_initializer: initializerSchema('zeros', 'offset beta'),
+  },
+} as const satisfies JsonSchema;
+export type LayerNormParams = FromSchema<typeof layerNormParams>;
+const DEFAULTS = defaultsOf(layerNormParams);
 
 export const layerNormEntry: BlockEntry<LayerNormParams> = {
   type: 'layer_norm',
   description: 'Layer normalisation over one axis with broadcast gamma/beta and a hand-written gradient.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      axis: { type: 'integer', default: -1, description: 'Axis to normalise over.' },
-      epsilon: { type: 'number', exclusiveMinimum: 0, default: 0.001, description: "Added to the variance (Keras' default 1e-3; the reference uses 1e-6)." },
-      center: { type: 'boolean', default: true, description: 'Learn an offset beta.' },
-      scale: { type: 'boolean', default: true, description: 'Learn a scale gamma.' },
-      gamma_initializer: initializerSchema('ones', 'scale gamma'),
-      beta_initializer: initializerSchema('zeros', 'offset beta'),
-    },
-  },
+  params: layerNormParams,
   create: (params, ctx) =>
     new LayerNorm({
       axis: params.axis,

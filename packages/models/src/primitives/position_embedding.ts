@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core';
+import type { FromSchema } from 'json-schema-to-ts';
 import { initializerSchema, makeInitializer, singleShape, singleTensor, snakeCase, type InitializerName } from './common.ts';
 
 export interface PositionEmbeddingArgs {
@@ -18,7 +19,7 @@ export class PositionEmbedding extends tf.layers.Layer {
 
   constructor(args: PositionEmbeddingArgs) {
     super(args);
-    this.initializer = snakeCase(args.initializer ?? 'glorot_uniform') as InitializerName;
+    this.initializer = snakeCase(args.initializer ?? DEFAULTS.initializer) as InitializerName;
     this.seed = args.seed ?? 0;
   }
 
@@ -45,14 +46,19 @@ export class PositionEmbedding extends tf.layers.Layer {
   }
 }
 
-export const positionEmbeddingEntry: BlockEntry<{ initializer?: InitializerName }> = {
+/** position_embedding's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const positionEmbeddingParams = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { initializer: initializerSchema('glorot_uniform', 'embedding table') },
+} as const satisfies JsonSchema;
+export type PositionEmbeddingParams = FromSchema<typeof positionEmbeddingParams>;
+const DEFAULTS = defaultsOf(positionEmbeddingParams);
+
+export const positionEmbeddingEntry: BlockEntry<PositionEmbeddingParams> = {
   type: 'position_embedding',
   description: 'Adds a learned [sequence, channels] position embedding.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    properties: { initializer: initializerSchema('glorot_uniform', 'embedding table') },
-  },
+  params: positionEmbeddingParams,
   create: (params, ctx) => new PositionEmbedding({ initializer: params.initializer, seed: ctx.seed, name: ctx.name }),
 };
 
