@@ -97,12 +97,15 @@ export function disposeModel(model: tf.LayersModel): void {
 
 /** Releases every reference to each layer, so that each one frees its weights. */
 function disposeLayers(layers: Iterable<tf.layers.Layer>): void {
-  const references = (layer: tf.layers.Layer) => (layer as unknown as { _refCount: number | null })._refCount;
   for (const layer of layers) {
     if (!layer.built) continue; // it made no weights
-    // Built but never applied (its call failed): dispose() refuses such a layer.
-    if (references(layer) === null) for (const weight of layer.weights) weight.dispose();
-    while ((references(layer) ?? 0) > 0) layer.dispose();
+    // Each symbolic application added one inbound node and one reference. Built but never
+    // applied (its call failed): dispose() refuses such a layer, so free its weights directly.
+    if (layer.inboundNodes.length === 0) {
+      for (const weight of layer.weights) weight.dispose();
+      continue;
+    }
+    while (layer.dispose().refCountAfterDispose > 0);
   }
 }
 
