@@ -12,9 +12,11 @@ import {
   referenceLayerNorm,
   referenceLayerNormGrad,
 } from './fused.ts';
+import { registerFusedKernels } from './kernels.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
+  registerFusedKernels('cpu');
 });
 
 /** A deterministic pseudo-random vector in [-scale, scale). */

@@ -234,12 +234,12 @@ function values(backend: CpuBackend, info: tf.TensorInfo): Float32Array {
 }
 
 /**
- * Registers the reference implementations as the `cpu` backend's fused kernels. Called when this
- * module loads (registering for a backend that is not initialised yet is allowed), so code that
- * sets the cpu backend directly, as tests do, gets them too.
+ * Registers the reference implementations as the `cpu` backend's fused kernels (registering for
+ * a backend that is not initialised yet is allowed). Called by registerFusedKernels('cpu').
  */
-function registerCpuFusedKernels(): void {
+export function registerCpuFusedKernels(): void {
   const register = (kernelName: string, kernelFunc: (inputs: tf.NamedTensorInfoMap, backend: CpuBackend, attrs: tf.NamedAttrMap) => tf.TensorInfo | tf.TensorInfo[]) =>
+    tf.getKernel(kernelName, 'cpu') ??
     tf.registerKernel({
       kernelName,
       backendName: 'cpu',
@@ -278,5 +278,3 @@ function registerCpuFusedKernels(): void {
     return backend.makeTensorInfo(x.shape, 'float32', referenceDropout(values(backend, x), attrs.rate as number, attrs.seed as number));
   });
 }
-
-registerCpuFusedKernels();

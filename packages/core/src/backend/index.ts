@@ -21,6 +21,7 @@ export {
   type BackendDetail,
   type LoadResult,
 } from './loaders.ts';
+export { registerFusedKernels } from './kernels.ts';
 export {
   FUSED_KERNELS,
   hasFusedKernel,

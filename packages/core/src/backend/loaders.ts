@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_KERNELS } from './fused.ts';
-import { registerNativeFusedKernels } from './native-kernels.ts';
+import { registerFusedKernels } from './kernels.ts';
 import './quiet-cpu.ts';
 import { useFasterWasmKernels } from './wasm/index.ts';
 
@@ -114,7 +114,7 @@ export function nativeLoader(name: 'tensorflow' | 'tensorflow-gpu'): BackendLoad
       const libraryVersion = backend.binding?.TF_Version ?? builtVersion(packageJson) ?? 'unknown';
       const threads = Number(process.env.TF_NUM_INTRAOP_THREADS);
       // The fused kernels are TensorFlow CPU ops: tfjs-node-gpu (also 'tensorflow') runs without them.
-      const fused = name === 'tensorflow' ? registerNativeFusedKernels() : undefined;
+      const fused = name === 'tensorflow' ? registerFusedKernels('tensorflow') : undefined;
       return {
         ok: true,
         detail: {
@@ -172,6 +172,7 @@ export const wasmLoader: BackendLoader = {
       if (tf.findBackend('wasm') === null) wasm.setThreadsCount(options.threads ?? availableParallelism());
       if (!(await tf.setBackend('wasm'))) return { ok: false, why: "failed to load: the 'wasm' backend did not initialise" };
       useFasterWasmKernels();
+      registerFusedKernels('wasm');
       const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
       const threads = wasm.getThreadsCount();
       return {
@@ -203,7 +204,8 @@ export const cpuLoader: BackendLoader = {
   name: 'cpu',
   async load() {
     if (!(await tf.setBackend('cpu'))) return { ok: false, why: "failed to load: the 'cpu' backend did not initialise" };
-    return { ok: true, detail: { summary: 'JavaScript (tfjs-backend-cpu), 1 thread', tfjsBackend: 'cpu', threads: 1 } };
+    registerFusedKernels('cpu');
+    return { ok: true, detail: { summary: `JavaScript (tfjs-backend-cpu), 1 thread, ${fusedKernelsSummary('cpu')}`, tfjsBackend: 'cpu', threads: 1 } };
   },
 };
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { childSeed, FUSED_KERNELS, dropoutKeeps, hasFusedKernel } from '@tessera/core';
+import { childSeed, FUSED_KERNELS, dropoutKeeps, hasFusedKernel, registerFusedKernels } from '@tessera/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { geluExact } from './activation.ts';
 import { Dropout } from './dropout.ts';
@@ -14,6 +14,7 @@ import { layerNorm } from './layer_norm.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
+  registerFusedKernels('cpu');
 });
 
 function composite<T>(fn: () => T): T {

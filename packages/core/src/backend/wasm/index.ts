@@ -4,8 +4,8 @@ import { identitySharingData, reverseLastAxis, sliceInRows, splitBySlices, sumOv
 import { usesSimdKernels } from './simd/module.ts';
 
 /* ------------------------------------------------------------------------------------------ *
- * Faster kernels for TF.js's wasm backend, behind one entry point: useFasterWasmKernels(),   *
- * which the wasm loader calls. The parts:                                                    *
+ * Faster kernels for TF.js's wasm backend: useFasterWasmKernels() (replacements) and         *
+ * registerWasmFusedKernels() (via ../kernels.ts), both called by the wasm loader. The parts: *
  *   kernel-replacements.ts  TF.js kernels replaced where 4.22's own does needless work       *
  *   fused-kernels.ts        the kernels of ../fused.ts on the wasm heap                      *
  *   simd/                   the WebAssembly SIMD module both call: its functions, the tiny   *
@@ -24,7 +24,7 @@ let installed = false;
  * Replaces wasm kernels, once per process: Identity by one that shares its buffer; Sum over
  * leading axes, Transpose, Slice, SplitV and Reverse by faster ones for the cases in
  * kernel-replacements.ts (the same values: data movement is exact, the sum at least as
- * precise); and registers the fused kernels.
+ * precise). The fused kernels are registerWasmFusedKernels'.
  */
 export function useFasterWasmKernels(): void {
   if (installed) return;
@@ -59,8 +59,12 @@ export function useFasterWasmKernels(): void {
       return identitySharingData(args);
     },
   });
-  for (const kernelName of fusedKernelsToRegister(usesSimdKernels())) {
-    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: WASM_FUSED_KERNELS[kernelName]! });
-  }
   installed = true;
+}
+
+/** Registers the wasm fused kernels (those fusedKernelsToRegister picks); called by registerFusedKernels('wasm'). */
+export function registerWasmFusedKernels(): void {
+  for (const kernelName of fusedKernelsToRegister(usesSimdKernels())) {
+    if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: WASM_FUSED_KERNELS[kernelName]! });
+  }
 }
