@@ -37,6 +37,14 @@ let simdModule: object | null | undefined;
 /** The kernels instantiated over each backend memory (a WebAssembly.Memory), once; null where they cannot be. */
 const simdInstances = new WeakMap<object, SimdKernels | null>();
 
+/**
+ * The module's bytes, as assembled from the functions. Its text form is committed beside this
+ * file (module.wat) and kept equal by module-text.test.ts: review a change to a kernel there.
+ */
+export function simdModuleBytes(): Uint8Array {
+  return assembleModule([geluFunction(), dropoutFunction(), layerNormFunction(), layerNormGradFunction(), transposeFunction(4), transposeFunction(16), columnSumsFunction(), blockTransposeFunction()]);
+}
+
 /** Whether the fused kernels run in WebAssembly SIMD on the active backend (else in JavaScript only). */
 export function usesSimdKernels(): boolean {
   return simdKernels(tf.backend() as unknown as HeapBackend) !== undefined;
@@ -50,7 +58,7 @@ export function simdKernels(heap: HeapBackend): SimdKernels | undefined {
   const memory = heap.wasm?.asm?.memory;
   if (!memory || !webAssembly) return undefined;
   if (simdModule === undefined) {
-    const bytes = assembleModule([geluFunction(), dropoutFunction(), layerNormFunction(), layerNormGradFunction(), transposeFunction(4), transposeFunction(16), columnSumsFunction(), blockTransposeFunction()]);
+    const bytes = simdModuleBytes();
     simdModule = webAssembly.validate(bytes) ? new webAssembly.Module(bytes) : null;
   }
   if (simdModule === null) return undefined;
