@@ -83,7 +83,9 @@ export default defineCommand({
       return 0;
     }
 
-    const interrupt = abortOnSignals('exp sweep: stopping the running trials (they checkpoint); run the same command to resume', context.stderr);
+    const interrupt = abortOnSignals({
+      first: () => context.stderr.write('\nexp sweep: stopping the running trials (they checkpoint); run the same command to resume\n'),
+    });
     const live = LiveBlock.forOutput(context.stdout);
     try {
       const common = {

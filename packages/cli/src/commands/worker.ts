@@ -77,7 +77,9 @@ export default defineCommand({
     const { runQueueWorker } = await import('@tessera/sweeps/queue');
     const { resolve } = await import('node:path');
 
-    const shutdown = abortOnSignals('exp worker: checkpointing the running trials and handing them back to the queue', context.stderr);
+    const shutdown = abortOnSignals({
+      first: () => context.stderr.write('\nexp worker: checkpointing the running trials and handing them back to the queue\n'),
+    });
     try {
       await runQueueWorker({
         url,
