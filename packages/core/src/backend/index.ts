@@ -21,8 +21,8 @@ export {
   type BackendDetail,
   type LoadResult,
 } from './loaders.ts';
-export { registerFusedKernels } from './kernels.ts';
 export {
+  registerFusedKernels,
   FUSED_KERNELS,
   hasFusedKernel,
   dropoutKeeps,
@@ -35,4 +35,4 @@ export {
   referenceLayerNorm,
   referenceLayerNormGrad,
   referenceDropout,
-} from './fused.ts';
+} from './kernels/index.ts';

@@ -3,8 +3,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS } from './fused.ts';
-import { registerFusedKernels } from './kernels.ts';
+import { FUSED_KERNELS, registerFusedKernels } from './kernels/index.ts';
 import './quiet-cpu.ts';
 import { useFasterWasmKernels } from './wasm/index.ts';
 
@@ -191,7 +190,7 @@ export const wasmLoader: BackendLoader = {
 };
 
 
-/** Which of the fused kernels (fused.ts) the backend has: "fused kernels" when all, else which. */
+/** Which of the fused kernels (kernels/) the backend has: "fused kernels" when all, else which. */
 function fusedKernelsSummary(backend: string): string {
   const names = Object.values(FUSED_KERNELS);
   const present = names.filter((name) => tf.getKernel(name, backend) !== undefined);

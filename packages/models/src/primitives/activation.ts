@@ -44,7 +44,7 @@ const geluExactComposite = tf.customGrad((...args: unknown[]) => {
 }) as unknown as (x: tf.Tensor) => tf.Tensor;
 
 /**
- * The same through the fused kernel (backend/fused.ts), which returns the value and the
+ * The same through the fused kernel (backend/kernels/), which returns the value and the
  * derivative in one pass: the backward pass is one Multiply, and one tensor is saved, not two.
  */
 const geluExactFused = tf.customGrad((...args: unknown[]) => {

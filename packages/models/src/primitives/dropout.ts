@@ -13,7 +13,7 @@ export interface DropoutArgs {
 
 /**
  * The scaled keep mask of inverted dropout: each value is 1/(1-rate) where unit i is kept, else 0,
- * decided by the counter-based hash of backend/fused.ts (`dropoutKeeps`' rule: the 16 bits of unit
+ * decided by the counter-based hash of backend/kernels/ (`dropoutKeeps`' rule: the 16 bits of unit
  * i below ceil(rate * 65536) drop it), so every backend, fused kernel or not, draws the same mask
  * for the same seed. The fallback where the backend has no fused dropout kernel.
  */

@@ -6,7 +6,7 @@ import { Dropout } from './dropout.ts';
 import { layerNorm } from './layer_norm.ts';
 
 /*
- * The primitives that have fused kernels (backend/fused.ts) take them where the backend has them
+ * The primitives that have fused kernels (backend/kernels/) take them where the backend has them
  * and fall back to composite TF.js ops elsewhere: both paths must give the same values and
  * gradients. The cpu backend has the fused kernels (the reference implementations), so the
  * composite path is reached by unregistering them for the duration of a call.

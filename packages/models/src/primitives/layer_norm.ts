@@ -70,7 +70,7 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, axis:
 }
 
 /**
- * The same over the last axis through the fused kernels (backend/fused.ts): one kernel each
+ * The same over the last axis through the fused kernels (backend/kernels/): one kernel each
  * way instead of ~7 forward and ~11 backward, and the backward pass keeps x with a mean and an
  * rstd per row (x is alive anyway as the previous layer's output) instead of a normalised copy.
  */

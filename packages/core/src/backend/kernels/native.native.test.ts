@@ -8,14 +8,14 @@ import {
   referenceGeluExact,
   referenceLayerNorm,
   referenceLayerNormGrad,
-} from './fused.ts';
-import { Rng } from '../random/index.ts';
-import { nativeLoader } from './loaders.ts';
-import { NATIVE_OPS_LIBRARY } from './native-kernels.ts';
+} from './index.ts';
+import { Rng } from '../../random/index.ts';
+import { nativeLoader } from '../loaders.ts';
+import { NATIVE_OPS_LIBRARY } from './native.ts';
 
 /*
  * The native backend's fused kernels (TensorFlow custom ops from native-ops/tessera_ops.cc)
- * against fused.ts's float64 references, run through tf.engine().runKernel as the primitives
+ * against the kernels' float64 references, run through tf.engine().runKernel as the primitives
  * call them. Skipped where the native backend is not set up (pnpm setup:tensorflow); where it is,
  * the op library must be there too, since the same script builds both.
  */

@@ -3,7 +3,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, dropoutScale, dropoutThreshold } from './fused.ts';
+import { FUSED_KERNELS } from './contract.ts';
+import { dropoutScale, dropoutThreshold } from './dropout/reference.ts';
 
 /* ------------------------------------------------------------------------------------------- *
  * The native backend's fused kernels: TensorFlow custom ops of the same names (compiled from   *
@@ -12,7 +13,7 @@ import { FUSED_KERNELS, dropoutScale, dropoutThreshold } from './fused.ts';
  * ------------------------------------------------------------------------------------------- */
 
 /** Where scripts/setup-tensorflow.sh puts the compiled op library (a Node addon). */
-export const NATIVE_OPS_LIBRARY = join(dirname(fileURLToPath(import.meta.url)), 'native-ops', 'build', 'tessera_ops.node');
+export const NATIVE_OPS_LIBRARY = join(dirname(fileURLToPath(import.meta.url)), '..', 'native-ops', 'build', 'tessera_ops.node');
 
 /** Set to 0 to run the native backend without its fused kernels (to compare, or to rule them out). */
 export const NATIVE_FUSED_KERNELS_SWITCH = 'TESSERA_NATIVE_FUSED_KERNELS';

@@ -11,8 +11,8 @@ import {
   referenceGeluExact,
   referenceLayerNorm,
   referenceLayerNormGrad,
-} from './fused.ts';
-import { registerFusedKernels } from './kernels.ts';
+} from './index.ts';
+import { registerFusedKernels } from './index.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import * as core from '../index.ts';
-import { FUSED_KERNELS } from './fused.ts';
-import { registerFusedKernels } from './kernels.ts';
+import * as core from '../../index.ts';
+import { FUSED_KERNELS } from './contract.ts';
+import { registerFusedKernels } from './index.ts';
 
 const registered = (backend: string) => Object.values(FUSED_KERNELS).filter((name) => tf.getKernel(name, backend) !== undefined);
 
@@ -23,7 +23,7 @@ describe('registerFusedKernels', () => {
   });
 
   it('the cpu loader, as backend selection uses it, registers them', async () => {
-    const { cpuLoader } = await import('./loaders.ts');
+    const { cpuLoader } = await import('../loaders.ts');
     const result = await cpuLoader.load({});
     expect(result.ok && result.detail.summary).toContain('fused kernels');
   });

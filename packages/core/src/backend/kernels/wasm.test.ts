@@ -9,13 +9,13 @@ import {
   referenceGeluExact,
   referenceLayerNorm,
   referenceLayerNormGrad,
-} from '../fused.ts';
-import { fusedKernelsToRegister, WASM_FUSED_KERNELS } from './fused-kernels.ts';
-import { usesSimdKernels } from './simd/module.ts';
-import { loadWasmBackend, randomValues } from './test-helpers.ts';
+} from './index.ts';
+import { fusedKernelsToRegister, WASM_FUSED_KERNELS } from './wasm.ts';
+import { usesSimdKernels } from '../wasm/simd/module.ts';
+import { loadWasmBackend, randomValues } from '../wasm/test-helpers.ts';
 
 /**
- * Runs fused-kernels.ts's wasm implementation of a fused kernel (registered or not: see
+ * Runs wasm.ts's implementation of a fused kernel (registered or not: see
  * fusedKernelsToRegister), returns its outputs' values and disposes them.
  */
 function runFused(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, number> = {}): Float32Array[] {
@@ -37,7 +37,7 @@ function worstError(got: ArrayLike<number>, want: ArrayLike<number>, atol: numbe
   return worst;
 }
 
-describe('fused kernels on wasm (vs fused.ts reference implementations)', () => {
+describe('fused kernels on wasm (vs the reference implementations)', () => {
   beforeAll(async () => {
     await loadWasmBackend();
     await tf.setBackend('wasm');

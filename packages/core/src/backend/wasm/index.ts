@@ -1,20 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
-import { fusedKernelsToRegister, WASM_FUSED_KERNELS } from './fused-kernels.ts';
 import { identitySharingData, reverseLastAxis, sliceInRows, splitBySlices, sumOverLeadingAxes, transposeInBlocks } from './kernel-replacements.ts';
-import { usesSimdKernels } from './simd/module.ts';
 
 /* ------------------------------------------------------------------------------------------ *
- * Faster kernels for TF.js's wasm backend: useFasterWasmKernels() (replacements) and         *
- * registerWasmFusedKernels() (via ../kernels.ts), both called by the wasm loader. The parts: *
+ * Faster kernels for TF.js's wasm backend: useFasterWasmKernels(), which the wasm loader     *
+ * calls (the fused kernels are ../kernels/'s). The parts:                                    *
  *   kernel-replacements.ts  TF.js kernels replaced where 4.22's own does needless work       *
- *   fused-kernels.ts        the kernels of ../fused.ts on the wasm heap                      *
- *   simd/                   the WebAssembly SIMD module both call: its functions, the tiny   *
- *                           assembler they are written with, its instantiation over the      *
- *                           backend's memory                                                 *
+ *   simd/                   the WebAssembly SIMD module (the fused kernels' functions and    *
+ *                           these), the tiny assembler, its instantiation over the backend's *
+ *                           memory and its text (module.wat)                                 *
  *   heap.ts                 the part of the wasm backend object they use                     *
  * ------------------------------------------------------------------------------------------ */
 
-export { fusedKernelsToRegister, WASM_FUSED_KERNELS } from './fused-kernels.ts';
 export { asBatchedMatrixTranspose, type BatchedMatrixTranspose } from './kernel-replacements.ts';
 export { usesSimdKernels } from './simd/module.ts';
 
@@ -62,9 +58,3 @@ export function useFasterWasmKernels(): void {
   installed = true;
 }
 
-/** Registers the wasm fused kernels (those fusedKernelsToRegister picks); called by registerFusedKernels('wasm'). */
-export function registerWasmFusedKernels(): void {
-  for (const kernelName of fusedKernelsToRegister(usesSimdKernels())) {
-    if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: WASM_FUSED_KERNELS[kernelName]! });
-  }
-}

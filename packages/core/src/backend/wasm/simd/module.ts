@@ -1,15 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HeapBackend } from '../heap.ts';
 import { assembleModule } from './assembler.ts';
-import { dropoutFunction, geluFunction, layerNormFunction, layerNormGradFunction } from './fused-functions.ts';
+import { dropoutFunction } from '../../kernels/dropout/simd.ts';
+import { geluFunction } from '../../kernels/gelu/simd.ts';
+import { layerNormFunction, layerNormGradFunction } from '../../kernels/layer_norm/simd.ts';
 import { blockTransposeFunction, columnSumsFunction, transposeFunction } from './replacement-functions.ts';
 
 /* --------------------------- the SIMD kernels, in WebAssembly ---------------------------- *
  * V8 runs the JavaScript loops one float64 at a time; WebAssembly SIMD does four float32 lanes *
  * per instruction. The kernels are a small module that imports the wasm backend's own memory, *
  * so they read and write the tensors where they lie. It is assembled here from the functions  *
- * of fused-functions.ts and replacement-functions.ts, written in the handful of instructions   *
- * of assembler.ts (no toolchain needed); each function is tested against fused.ts's references *
+ * of each kernel's simd.ts (../../kernels/) and replacement-functions.ts, written in the handful of instructions   *
+ * of assembler.ts (no toolchain needed); each function is tested against the kernels' references *
  * or the cpu backend.                                                                          *
  * ---------------------------------------------------------------------------------------- */
 
