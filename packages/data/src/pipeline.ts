@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { deriveSeed, fingerprint, Rng, SEED_STREAMS } from '@tessera/core';
-import type { Batch, BatchOptions, Dataset, DatasetInfo, RawImages, Registries, Split, Transform, TransformState } from '@tessera/core';
+import type { Batch, BatchOptions, Dataset, DatasetInfo, EntryConfig, RawImages, Registries, Split, Transform, TransformState } from '@tessera/core/registry';
+import { deriveSeed, fingerprint, Rng, SEED_STREAMS } from '@tessera/core/random';
 import { gatherBatch, type SplitView } from './store.ts';
 
 /** A transform as configured: its YAML params (for cache keys) and the live object. */
@@ -96,7 +96,7 @@ export function transformStateKeys(types: string[]): string[] {
  * what inference needs (`exp predict`) to preprocess exactly as training did.
  */
 export function restoreTransforms(
-  specs: ({ type: string } & Record<string, unknown>)[],
+  specs: EntryConfig[],
   state: Record<string, TransformState>,
   registries: Registries,
 ): Transform[] {

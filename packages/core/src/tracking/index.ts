@@ -1,9 +1,32 @@
-export * from './tracker.ts';
-export * from './local-store.ts';
-export * from './provenance.ts';
-export * from './mlflow-tracker.ts';
-export * from './sync.ts';
-export * from './run-record.ts';
-export * from './plots.ts';
-export * from './system-metrics.ts';
-export * from './run-list.ts';
+// What a program uses to record and read runs. The engine's own recording steps (run-record.ts,
+// provenance.ts, system-metrics.ts) stay inside core; the learning-curve plots are the optional
+// entry point `@tessera/core/plots` (Vega and resvg load only there).
+export {
+  combineTrackers,
+  type Tracker,
+  type StartRunOptions,
+  type RunInfo,
+  type RunStatus,
+  type ParamValue,
+  type DatasetInput,
+  type ArtifactContent,
+} from './tracker.ts';
+export { LocalRunStore, defaultRunsDir, findRunDir, readRunMeta, readMetrics, writeJsonAtomic, type RunMeta, type MetricRecord } from './local-store.ts';
+export { MlflowTracker, createMlflowTracker, type MlflowTrackerOptions, type TrackerContext } from './mlflow-tracker.ts';
+export {
+  syncRun,
+  runsToSync,
+  listRunDirs,
+  readSyncStates,
+  updateSyncState,
+  SYNC_STATE_FILE,
+  LOCAL_RUN_ID_TAG,
+  LOCAL_PARENT_TAG,
+  MLFLOW_PARENT_TAG,
+  type SyncOptions,
+  type SyncResult,
+  type SyncState,
+  type SyncStates,
+  type OutboxEntry,
+} from './sync.ts';
+export { listLocalRuns, formatRunsTable, type RunRow } from './run-list.ts';

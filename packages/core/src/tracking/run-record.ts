@@ -4,8 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'yaml';
 import { formatSummary, modelSummary } from '../graph/summary.ts';
 import type { DatasetInfo } from '../registry/kinds.ts';
-import type { ExperimentConfig } from '../schema/types.ts';
-import { learningCurveArtifacts } from './plots.ts';
+import type { EntryConfig, ExperimentConfig } from '../schema/types.ts';
 import type { Provenance } from './provenance.ts';
 import { LOCAL_PARENT_TAG } from './sync.ts';
 import { SystemMetricsSampler } from './system-metrics.ts';
@@ -41,7 +40,7 @@ export function redactConfig(config: ExperimentConfig): ExperimentConfig {
  * config's `backend` is `backend_request` (`backend` is the one the run got).
  */
 export function runParams(config: ExperimentConfig, model: { countParams(): number }): Record<string, ParamValue> {
-  const train = config.train as { epochs?: number; batch_size?: number; optimizer?: { type: string; [key: string]: unknown } };
+  const train = config.train as { epochs?: number; batch_size?: number; optimizer?: EntryConfig };
   const { backend: requestedBackend, ...rest } = redactConfig(config);
   // `backend` is the backend the run got (the engine's param); the config only asked for one.
   const params: Record<string, ParamValue> = { ...flattenParams(rest), ...(requestedBackend ? { backend_request: requestedBackend } : {}) };
@@ -227,5 +226,8 @@ export class EpochRecorder {
 
 /** Learning curves of the whole run (`plots/loss.png`, `plots/accuracy.png`). */
 export async function recordRunEnd(tracker: Tracker, history: Record<string, number>[]): Promise<void> {
+  // The optional entry point `@tessera/core/plots`, loaded here only, so that importing core
+  // (a program, every `exp` command) never loads the plotting code.
+  const { learningCurveArtifacts } = await import('./plots.ts');
   for (const [path, png] of await learningCurveArtifacts(history)) await tracker.logArtifact(path, { bytes: png });
 }

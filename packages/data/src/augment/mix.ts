@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { Rng, type Transform, type TransformEntry } from '@tessera/core';
+import type { Transform, TransformEntry } from '@tessera/core/registry';
+import { Rng } from '@tessera/core/random';
 
 export interface MixParams {
   /** Beta(alpha, alpha) draws the mixing weight of each batch. */

@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
-import { Rng, type Transform, type TransformEntry } from '@tessera/core';
+import type { Transform, TransformEntry } from '@tessera/core/registry';
+import { Rng } from '@tessera/core/random';
 import { affineBatch, fillModeSchema, type AxisAffine, type FillMode, type Interpolation } from './affine.ts';
 
 type Factor = number | [number, number];

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { ConfigError, deriveSeed, describeValue, Rng, SEED_STREAMS, type Dataset, type DatasetContext, type DatasetEntry, type JsonSchema, type Registries } from '@tessera/core';
+import { ConfigError, describeValue, type Dataset, type DatasetContext, type DatasetEntry, type EntryConfig, type JsonSchema, type Registries } from '@tessera/core/registry';
+import { deriveSeed, Rng, SEED_STREAMS } from '@tessera/core/random';
 import { createPipeline, type ConfiguredTransform } from '../pipeline.ts';
 import { range, type ImageSet, type SplitView } from '../store.ts';
 import { CIFAR10, CIFAR100, CIFAR_IMAGE_SHAPE, defaultCacheDir, gunzipFile, loadCifar, parseRecords, type CifarFormat, type LabelMode } from './cifar.ts';
@@ -8,7 +9,7 @@ import { syntheticFingerprint, syntheticImages } from './synthetic.ts';
 
 /** Parameters every dataset shares: how to split and what to apply. */
 interface CommonParams {
-  transforms?: ({ type: string } & Record<string, unknown>)[];
+  transforms?: EntryConfig[];
   validation_split?: number;
   validation_shuffle?: boolean;
 }

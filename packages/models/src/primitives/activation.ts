@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, hasFusedKernel, type BlockEntry, type JsonSchema } from '@tessera/core';
+import { FUSED_KERNELS, hasFusedKernel } from '@tessera/core/backend';
+import type { BlockEntry, JsonSchema } from '@tessera/core/registry';
 import type { FromSchema } from 'json-schema-to-ts';
 import { singleShape, singleTensor, snakeCase } from './common.ts';
 

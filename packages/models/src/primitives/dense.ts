@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { childSeed, defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core';
+import { childSeed } from '@tessera/core/random';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
 import type { FromSchema } from 'json-schema-to-ts';
 import { activate, activationSchema, type ActivationName } from './activation.ts';
 import {

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { childSeed, FUSED_KERNELS, dropoutKeeps, dropoutScale, hasFusedKernel, type BlockEntry, type JsonSchema } from '@tessera/core';
+import { FUSED_KERNELS, dropoutKeeps, dropoutScale, hasFusedKernel } from '@tessera/core/backend';
+import { childSeed } from '@tessera/core/random';
+import type { BlockEntry, JsonSchema } from '@tessera/core/registry';
 import type { FromSchema } from 'json-schema-to-ts';
 import { singleShape, singleTensor } from './common.ts';
 

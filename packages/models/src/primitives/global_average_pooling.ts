@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
 import type { FromSchema } from 'json-schema-to-ts';
 import { resolveAxis, singleShape, singleTensor } from './common.ts';
 

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { childSeed, defaultsOf, FUSED_KERNELS, hasFusedKernel, type BlockEntry, type JsonSchema } from '@tessera/core';
+import { FUSED_KERNELS, hasFusedKernel } from '@tessera/core/backend';
+import { childSeed } from '@tessera/core/random';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
 import type { FromSchema } from 'json-schema-to-ts';
 import {
   initializerSchema,

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry, JsonSchema } from '@tessera/core';
+import type { BlockEntry, JsonSchema } from '@tessera/core/registry';
 import type { FromSchema } from 'json-schema-to-ts';
 import { singleShape, singleTensor } from './common.ts';
 
