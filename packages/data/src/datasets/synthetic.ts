@@ -1,4 +1,4 @@
-import { deriveSeed, fingerprint, Rng } from '@tessera/core';
+import { deriveSeed, fingerprint, Rng } from '@tessera/core/random';
 import type { ImageSet } from '../store.ts';
 
 export interface SyntheticSpec {
