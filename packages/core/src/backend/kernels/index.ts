@@ -12,7 +12,8 @@ import { registerWasmFusedKernels } from './wasm.ts';
  *   cpu.ts, wasm.ts, native.ts  each backend's registration; the native kernels are the      *
  *                        TensorFlow custom ops of ../native-ops/tessera_ops.cc, one library  *
  *                        built by `pnpm setup:tensorflow`                                    *
- *   *.test.ts            each backend's kernels against the references                       *
+ *   <kernel>/*.test.ts   its reference, its wasm and its native kernel, each tested; the    *
+ *                        helpers they share are testing.ts'                                  *
  * gelu: TesseraGeluExact; layer_norm: TesseraLayerNorm(+Grad); dropout: TesseraDropout.      *
  * ------------------------------------------------------------------------------------------ */
 
