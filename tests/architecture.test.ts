@@ -69,7 +69,7 @@ const ALLOWED: Record<string, RegExp> = {
   models: /^@tessera\/core\/(registry|backend|random)$/,
   data: /^@tessera\/core\/(registry|backend|random)$/,
   builtins: /^@tessera\/(core|models|data)$/,
-  sweeps: /^@tessera\/(core|mlflow(\/testing)?)$/, // mlflow/testing: the shared freePort of the test servers
+  sweeps: /^@tessera\/(core|mlflow)$/,
   cli: /^@tessera\/(core|data|mlflow|builtins|sweeps(\/queue)?)$/,
 };
 

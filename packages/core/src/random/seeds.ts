@@ -11,7 +11,7 @@
  *   │   └─ dropout layer's mask   childSeed(layer, draw)            draw = the layer's Math.random draw,
  *   │                                                               the mask = dropout kernel's hash of it
  *   ├─ data: train/val split      deriveSeed(run, SPLIT)            murmur3-style word mixing
- *   │   ├─ epoch's shuffle        deriveSeed(run, epoch, SHUFFLE)
+ *   │   ├─ epoch's shuffle        deriveSeed(run, epoch, shuffle)   (a streamed image folder: imageStreamShuffle)
  *   │   └─ transform t of batch b deriveSeed(run, epoch, b, t)      flips, zooms, crops, mixup
  *   └─ in-memory dataset shuffle  stepSeed(run, epoch, 0x5eed)
  *
@@ -28,6 +28,7 @@
 export const SEED_STREAMS = {
   shuffle: 0x5f3759df,
   split: 0x5ab1e,
+  imageStreamShuffle: 0x57e4a,
   memoryShuffle: 0x5eed,
 } as const;
 

@@ -3,6 +3,8 @@
 // entry point `@tessera/core/plots` (Vega and resvg load only there).
 export {
   combineTrackers,
+  defaultRunName,
+  RUN_NAME_TAG,
   type Tracker,
   type StartRunOptions,
   type RunInfo,
@@ -10,8 +12,23 @@ export {
   type ParamValue,
   type DatasetInput,
   type ArtifactContent,
+  type SavedModel,
 } from './tracker.ts';
-export { LocalRunStore, defaultRunsDir, findRunDir, readRunMeta, readMetrics, writeJsonAtomic, type RunMeta, type MetricRecord } from './local-store.ts';
+export {
+  LocalRunStore,
+  defaultRunsDir,
+  findRunDir,
+  readRunMeta,
+  readRunTags,
+  readMetrics,
+  readSystemMetrics,
+  readAllMetrics,
+  writeJsonAtomic,
+  SYSTEM_METRICS_FILE,
+  STEP_METRICS_FILE,
+  type RunMeta,
+  type MetricRecord,
+} from './local-store.ts';
 export { MlflowTracker, createMlflowTracker, type MlflowTrackerOptions, type TrackerContext } from './mlflow-tracker.ts';
 export {
   syncRun,
@@ -23,10 +40,16 @@ export {
   LOCAL_RUN_ID_TAG,
   LOCAL_PARENT_TAG,
   MLFLOW_PARENT_TAG,
+  MLFLOW_EXPERIMENT_TAGS,
+  RUN_ID_TAGS,
+  withMlflowRunIds,
   type SyncOptions,
   type SyncResult,
   type SyncState,
   type SyncStates,
   type OutboxEntry,
 } from './sync.ts';
-export { listLocalRuns, formatRunsTable, type RunRow } from './run-list.ts';
+export { listLocalRuns, formatRunsTable, queryRuns, parseRunFilter, runValue, type RunRow, type RunQuery, type RunFilter } from './run-list.ts';
+export { LOCAL_UI_DIR, runsChangedSinceSync, syncChangedRuns, markTrainingExperiments, type SyncPassResult } from './local-ui.ts';
+// The tags that say who ran what (a sweep's run carries them as its trials do).
+export { userAndGitTags } from './run-record.ts';

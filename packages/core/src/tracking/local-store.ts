@@ -1,7 +1,7 @@
 import { copyFile, mkdir, open, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { ArtifactContent, DatasetInput, ParamValue, RunInfo, RunStatus, StartRunOptions, Tracker } from './tracker.ts';
+import { defaultRunName, type ArtifactContent, type DatasetInput, type ParamValue, type RunInfo, type RunStatus, type StartRunOptions, type Tracker } from './tracker.ts';
 
 /**
  * The embedded run store: one directory per run, `<root>/<experiment>/<run-id>/`, holding
@@ -86,13 +86,44 @@ export async function findRunDir(run: string, root = defaultRunsDir()): Promise<
   throw new Error(`no run "${run}" found (looked for a run directory and for ${join(root, '*', run)})`);
 }
 
+/** tags.json of a run ({} when it has none). */
+export async function readRunTags(dir: string): Promise<Record<string, string>> {
+  return readJson(join(dir, 'tags.json'), {});
+}
+
 export async function readRunMeta(dir: string): Promise<RunMeta> {
   return JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as RunMeta;
 }
 
+/** Where a run's system metrics and per-step metrics go (see LocalRunStore.logMetrics). */
+export const SYSTEM_METRICS_FILE = 'system_metrics.jsonl';
+export const STEP_METRICS_FILE = 'step_metrics.jsonl';
+const SEPARATE_METRICS: Record<string, string> = { 'system/': SYSTEM_METRICS_FILE, 'step/': STEP_METRICS_FILE };
+
+/** Appends a JSON line and fsyncs it: a crash loses at most the line being written. */
+async function appendLine(path: string, record: Record<string, unknown>): Promise<void> {
+  const handle = await open(path, 'a');
+  try {
+    await handle.appendFile(`${JSON.stringify(record)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The system metrics of a run (system_metrics.jsonl), by their own steps. */
+export function readSystemMetrics(dir: string): Promise<MetricRecord[]> {
+  return readMetrics(dir, SYSTEM_METRICS_FILE);
+}
+
+/** Every metric line of a run in every file: per epoch, system, per step (keys differ between files). */
+export async function readAllMetrics(dir: string): Promise<MetricRecord[]> {
+  return [...(await readMetrics(dir)), ...(await readSystemMetrics(dir)), ...(await readMetrics(dir, STEP_METRICS_FILE))];
+}
+
 /** Every metrics line of a run; a later line for the same step supersedes an earlier one. */
-export async function readMetrics(dir: string): Promise<MetricRecord[]> {
-  const text = await readFile(join(dir, 'metrics.jsonl'), 'utf8').catch(() => '');
+export async function readMetrics(dir: string, file = 'metrics.jsonl'): Promise<MetricRecord[]> {
+  const text = await readFile(join(dir, file), 'utf8').catch(() => '');
   const byStep = new Map<number, MetricRecord>();
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
@@ -107,6 +138,17 @@ export class LocalRunStore implements Tracker {
   private meta: RunMeta | undefined;
 
   constructor(readonly root = defaultRunsDir()) {}
+
+  /**
+   * The store of a finished run, to add to it (an evaluation's metrics and files) without
+   * reopening it: its status and times stay as they are (endRun does nothing).
+   */
+  static async attach(runDir: string): Promise<LocalRunStore> {
+    const store = new LocalRunStore(resolve(runDir, '..', '..'));
+    await readRunMeta(runDir);
+    store.dir = runDir;
+    return store;
+  }
 
   get runDir(): string {
     if (!this.dir) throw new Error('LocalRunStore: no run started');
@@ -127,7 +169,7 @@ export class LocalRunStore implements Tracker {
       this.meta = {
         runId,
         experiment: options.experiment,
-        runName: options.runName ?? runId,
+        runName: options.runName ?? defaultRunName(options.experiment, runId),
         status: 'RUNNING',
         startTime: new Date().toISOString(),
         ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
@@ -135,7 +177,7 @@ export class LocalRunStore implements Tracker {
     }
     await writeJsonAtomic(join(this.dir, 'meta.json'), this.meta);
     if (options.tags) await this.setTags(options.tags);
-    return { runId: this.meta.runId, experiment: this.meta.experiment, dir: this.dir };
+    return { runId: this.meta.runId, runName: this.meta.runName, experiment: this.meta.experiment, dir: this.dir };
   }
 
   async logParams(params: Record<string, ParamValue>): Promise<void> {
@@ -143,15 +185,20 @@ export class LocalRunStore implements Tracker {
     await writeJsonAtomic(path, { ...(await readJson(path, {})), ...params });
   }
 
+  /**
+   * Appends one line per call. Metrics on their own clock go to their own file: system metrics
+   * (`system/...`) to system_metrics.jsonl, per-step ones (`step/...`) to step_metrics.jsonl, so
+   * metrics.jsonl stays one line per epoch (the sweep's executors and `exp runs` read epochs from it).
+   */
   async logMetrics(metrics: Record<string, number>, step: number): Promise<void> {
-    const line = `${JSON.stringify({ step, time: new Date().toISOString(), ...metrics })}\n`;
-    const handle = await open(join(this.runDir, 'metrics.jsonl'), 'a');
-    try {
-      await handle.appendFile(line);
-      await handle.sync();
-    } finally {
-      await handle.close();
+    const time = new Date().toISOString();
+    const byFile = new Map<string, Record<string, number>>();
+    for (const [key, value] of Object.entries(metrics)) {
+      const file = Object.entries(SEPARATE_METRICS).find(([prefix]) => key.startsWith(prefix))?.[1] ?? 'metrics.jsonl';
+      byFile.set(file, { ...byFile.get(file), [key]: value });
     }
+    if (byFile.size === 0) byFile.set('metrics.jsonl', {});
+    for (const [file, values] of byFile) await appendLine(join(this.runDir, file), { step, time, ...values });
   }
 
   async setTags(tags: Record<string, string>): Promise<void> {

@@ -5,6 +5,7 @@ import type { TrackingConfig } from '../schema/types.ts';
 import { readRunMeta, type LocalRunStore } from './local-store.ts';
 import {
   LOCAL_RUN_ID_TAG,
+  MLFLOW_EXPERIMENT_TAGS,
   MLFLOW_PARENT_TAG,
   mlflowExperimentName,
   mlflowParentRunId,
@@ -12,8 +13,10 @@ import {
   syncRun,
   toMlflowDataset,
   updateSyncState,
+  withMlflowRunIds,
 } from './sync.ts';
-import type { ArtifactContent, DatasetInput, ParamValue, RunInfo, StartRunOptions, Tracker } from './tracker.ts';
+import { LOGGED_MODEL_TAG, logLoggedModel } from '../models/mlflow.ts';
+import type { ArtifactContent, DatasetInput, ParamValue, RunInfo, SavedModel, StartRunOptions, Tracker } from './tracker.ts';
 
 /**
  * The MLflow side of a run. It runs combined with the local run store and after it
@@ -50,6 +53,7 @@ export class MlflowTracker implements Tracker {
   readonly #log: (message: string) => void;
   #runId: string | undefined;
   #localRunId = '';
+  #experimentId: string | undefined;
   /** Set once MLflow failed: the rest of the run goes to the outbox. */
   #offline: string | undefined;
 
@@ -75,7 +79,8 @@ export class MlflowTracker implements Tracker {
         // Catch MLflow up with everything before this session (creating the run if it never got there).
         this.#runId = (await syncRun(dir, { client: this.client, experiment: this.experiment })).mlflowRunId;
       } else {
-        const experimentId = await this.client.getOrCreateExperiment(this.experiment);
+        const experimentId = await this.client.getOrCreateExperiment(this.experiment, { tags: { ...MLFLOW_EXPERIMENT_TAGS } });
+        this.#experimentId = experimentId;
         const parent = options.parentRunId
           ? ((await mlflowParentRunId(options.parentRunId, this.#local.root, trackingUri, { client: this.client, experimentId })) ?? options.parentRunId)
           : undefined;
@@ -119,7 +124,13 @@ export class MlflowTracker implements Tracker {
   }
 
   setTags(tags: Record<string, string>): Promise<void> {
-    return this.#send('setTags', (runId) => this.client.logBatch(runId, { tags }));
+    return this.#send('setTags', async (runId) => {
+      const search = this.#experimentId ? { client: this.client, experimentId: this.#experimentId } : undefined;
+      const linked = await withMlflowRunIds(tags, (local) => mlflowParentRunId(local, this.#local.root, this.client.trackingUri, search));
+      await this.client.logBatch(runId, { tags: linked.tags });
+      // A run id MLflow does not know yet (see withMlflowRunIds): pending, so `exp sync` sets it later.
+      if (linked.unresolved) await this.#note('setTags (a linked run is not in MLflow yet)');
+    });
   }
 
   logArtifact(path: string, content: ArtifactContent): Promise<void> {
@@ -130,6 +141,25 @@ export class MlflowTracker implements Tracker {
 
   logInputs(datasets: DatasetInput[]): Promise<void> {
     return this.#send('logInputs', (runId) => this.client.logInputs(runId, datasets.map(toMlflowDataset)));
+  }
+
+  /** The model as an MLflow 3 LoggedModel linked to the run and its metrics; the run's tag names it. */
+  logModel(model: SavedModel): Promise<void> {
+    return this.#send(`logModel ${model.name}`, async (runId) => {
+      const run = await this.client.getRun(runId);
+      const logged = await logLoggedModel({
+        client: this.client,
+        experimentId: run.info.experimentId,
+        runId,
+        name: model.name,
+        files: model.files,
+        metadata: model.metadata,
+        metrics: run.data.metrics,
+        step: model.step,
+      });
+      if (model.name === 'model') await this.client.setTag(runId, LOGGED_MODEL_TAG, logged.modelId);
+      this.#log(`MLflow model: ${logged.modelId} (register it with: exp register ${this.#localRunId} NAME)`);
+    });
   }
 
   async endRun(status: 'FINISHED' | 'FAILED' | 'KILLED', error?: string): Promise<void> {

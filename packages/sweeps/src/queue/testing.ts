@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { freePort } from '@tessera/mlflow/testing';
+import { freePort } from '@tessera/mlflow';
 
 const GUARD = join(import.meta.dirname, 'guard.mjs');
 
