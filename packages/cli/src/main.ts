@@ -4,6 +4,7 @@ import type { ConfigError, Registries } from '@tessera/core';
 import { commandHelp, GLOBAL_OPTIONS, table, UsageError, type Command, type CommandContext, type Output } from './command.ts';
 import { commands, type CommandName } from './commands/index.ts';
 import { renderConfigError, styleFor } from './style.ts';
+import { redactSecrets } from '@tessera/core/safety';
 
 export interface MainOptions {
   stdout?: Output;
@@ -20,8 +21,9 @@ const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.
 
 /** Runs the `exp` command line and returns its exit code; never calls process.exit. */
 export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
-  const stdout = options.stdout ?? process.stdout;
-  const stderr = options.stderr ?? process.stderr;
+  // Everything the CLI prints (results, progress, errors) passes the one redaction function.
+  const stdout = redacting(options.stdout ?? process.stdout);
+  const stderr = redacting(options.stderr ?? process.stderr);
   const end = argv.indexOf('--') < 0 ? argv.length : argv.indexOf('--');
   const isGlobal = (arg: string, index: number) => index < end && (arg === '--debug' || arg === '--help' || arg === '-h');
   const debug = argv.slice(0, end).includes('--debug');
@@ -60,6 +62,17 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     // A usage error before a command is known is the whole line's, not a command's.
     return reportError(error, error instanceof UsageError && !error.command ? '' : (name ?? ''), context);
   }
+}
+
+/** The same output (isTTY, columns, ...) with secrets masked in every write. */
+export function redacting<T extends Output>(output: T): T {
+  return new Proxy(output, {
+    get(target, property) {
+      if (property === 'write') return (text: unknown, ...rest: unknown[]) => (target.write as (...a: unknown[]) => unknown)(typeof text === 'string' ? redactSecrets(text) : text, ...rest);
+      const value = Reflect.get(target, property, target) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 async function loadCommand(name: string): Promise<Command> {

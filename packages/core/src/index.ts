@@ -1,6 +1,7 @@
 export * from './registry/registry.ts';
 export * from './registry/kinds.ts';
 export * from './errors.ts';
+export * from './safety/index.ts';
 export * from './config/index.ts';
 export * from './schema/index.ts';
 export * from './backend/index.ts';

@@ -1,3 +1,4 @@
+import { SAFE_NAME_PATTERN, unsafeNameReason } from '../safety/paths.ts';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { loadExperiment, type LoadedConfig, type LoadOptions } from '../config/load.ts';
 import { describeOrigin } from '../config/resolve.ts';
@@ -271,6 +272,10 @@ function explain(error: ErrorObject, path: ConfigPath, loaded: Locator, registri
       if (error.propertyName !== undefined) {
         const keyPath = [...path, error.propertyName];
         return new ConfigError({ location: loaded.locateKey(keyPath), path: keyPath, message: `invalid name "${error.propertyName}"`, hint: `names match ${params.pattern}` });
+      }
+      if (params.pattern === SAFE_NAME_PATTERN && typeof data === 'string') {
+        // Names are data, not paths: say why, not the regex.
+        return new ConfigError({ location, path, message: `${describeValue(data)} cannot be a name: ${unsafeNameReason(data)}`, hint: 'names become one directory of the run store and may not contain a path' });
       }
       return new ConfigError({ location, path, expected: `a string matching ${params.pattern}`, found: describeValue(data) });
     case 'uniqueItems':

@@ -1,3 +1,4 @@
+import { assertSafeName, containedJoin } from '../safety/paths.ts';
 import { join, relative } from 'node:path';
 import { defaultRunsRoot, type RunOptions } from '../engine/run.ts';
 import type { TrackingConfig } from '../schema/types.ts';
@@ -39,7 +40,8 @@ export interface SweepFileOptions {
 
 /** Where a sweep keeps its trial table and its trials' run records. */
 export function sweepDir(spec: Pick<SweepSpec, 'name' | 'experiment'>, runsDir?: string): string {
-  return join(runsDir ?? defaultRunsRoot(spec.experiment), 'sweeps', spec.name);
+  // The name may come from a queue message: it is data, never a path.
+  return containedJoin(runsDir ?? defaultRunsRoot(spec.experiment), 'sweeps', assertSafeName(spec.name, 'sweep name'));
 }
 
 /**

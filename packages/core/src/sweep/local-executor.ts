@@ -1,3 +1,4 @@
+import { assertSafeName, containedJoin } from '../safety/paths.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
@@ -58,7 +59,7 @@ export class LocalProcessExecutor implements Executor {
   constructor(private readonly options: LocalExecutorOptions) {}
 
   async start(launch: TrialLaunch, sink: TrialSink): Promise<void> {
-    const attemptDir = join(this.options.trialsDir, launch.id, `attempt-${launch.attempt}`);
+    const attemptDir = containedJoin(this.options.trialsDir, assertSafeName(launch.id, 'trial id'), `attempt-${launch.attempt}`);
     await mkdir(attemptDir, { recursive: true });
     const previous = launch.previousRunId ? await this.previousRun(launch.id, launch.previousRunId) : null;
     if (previous?.status === 'FINISHED') {

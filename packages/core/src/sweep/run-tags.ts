@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MlflowClient } from '@tessera/mlflow';
-import { writeJsonAtomic } from '../tracking/local-store.ts';
+import { writeJsonAtomic } from '../safety/atomic-write.ts';
 import { readSyncStates, updateSyncState } from '../tracking/sync.ts';
 
 export interface TagEndedRunOptions {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'yaml';
+import { redactSecrets } from '../safety/redact.ts';
 import { formatSummary, modelSummary } from '../graph/summary.ts';
 import type { DatasetInfo } from '../registry/kinds.ts';
 import type { ExperimentConfig } from '../schema/types.ts';
@@ -28,13 +29,6 @@ function safeValue(value: ParamValue): ParamValue {
   return typeof value === 'string' && value.length > 6000 ? `${value.slice(0, 5997)}...` : value;
 }
 
-/** The config without anything secret: user info in a URI (the tracker refuses it anyway). */
-export function redactConfig(config: ExperimentConfig): ExperimentConfig {
-  const uri = config.tracking?.uri;
-  if (!uri || !/^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(uri)) return config;
-  return { ...config, tracking: { ...config.tracking, uri: uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, '$1') } };
-}
-
 /**
  * Params of a run: every leaf of the resolved config by its dotted path (`train.optimizer.type`),
  * plus `epochs`, `batch_size`, `optimizer_name` and `optimizer_<param>`, `model_params`; the
@@ -42,7 +36,7 @@ export function redactConfig(config: ExperimentConfig): ExperimentConfig {
  */
 export function runParams(config: ExperimentConfig, model: { countParams(): number }): Record<string, ParamValue> {
   const train = config.train as { epochs?: number; batch_size?: number; optimizer?: { type: string; [key: string]: unknown } };
-  const { backend: requestedBackend, ...rest } = redactConfig(config);
+  const { backend: requestedBackend, ...rest } = redactSecrets(config);
   // `backend` is the backend the run got (the engine's param); the config only asked for one.
   const params: Record<string, ParamValue> = { ...flattenParams(rest), ...(requestedBackend ? { backend_request: requestedBackend } : {}) };
   if (train.epochs !== undefined) params.epochs = train.epochs;
@@ -118,7 +112,7 @@ export function runTags(record: RunStartRecord): Record<string, string> {
 
 /** Params, tags, the dataset and the descriptive artifacts of a new run. */
 export async function recordRunStart(tracker: Tracker, record: RunStartRecord): Promise<void> {
-  const config = redactConfig(record.config);
+  const config = redactSecrets(record.config);
   await tracker.logParams(runParams(config, record.model));
   await tracker.setTags(runTags(record));
   const dataDir = config.data.dir;
@@ -132,7 +126,7 @@ export async function recordRunStart(tracker: Tracker, record: RunStartRecord): 
     },
   ]);
   await tracker.logArtifact('config.yaml', { bytes: stringify(config) });
-  await tracker.logArtifact('overrides.yaml', { bytes: stringify(record.overrides) });
+  await tracker.logArtifact('overrides.yaml', { bytes: stringify(redactSecrets(record.overrides)) });
   await tracker.logArtifact('model_summary.txt', { bytes: `${formatSummary(modelSummary(record.model))}\n` });
 }
 

@@ -1,7 +1,8 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isMlflowError, type DatasetInput as MlflowDatasetInput, type MetricInput, type MlflowClient, type Run } from '@tessera/mlflow';
-import { defaultRunsDir, findRunDir, readMetrics, readRunMeta, writeJsonAtomic, type RunMeta } from './local-store.ts';
+import { defaultRunsDir, findRunDir, readMetrics, readRunMeta, type RunMeta } from './local-store.ts';
+import { writeJsonAtomic } from '../safety/atomic-write.ts';
 import type { DatasetInput } from './tracker.ts';
 
 /**

@@ -1,3 +1,5 @@
+import { redactSecrets } from '../safety/redact.ts';
+
 /**
  * Where runs are recorded. The engine talks only to this interface; the local run store is the
  * embedded default and an MLflow tracker implements the same calls. All calls are async and
@@ -104,4 +106,22 @@ export function flattenParams(value: unknown, prefix = '', out: Record<string, P
     out[prefix] = value as ParamValue;
   }
   return out;
+}
+
+/**
+ * The tracker with every recorded string passed through the one redaction function: params,
+ * tags, the error a run ends with, and text artifacts. A run's own code cannot forget it.
+ */
+export function redactingTracker(tracker: Tracker): Tracker {
+  const text = (content: ArtifactContent): ArtifactContent =>
+    'bytes' in content && typeof content.bytes === 'string' ? { bytes: redactSecrets(content.bytes) } : content;
+  return {
+    startRun: (options) => tracker.startRun(options.tags ? { ...options, tags: redactSecrets(options.tags) } : options),
+    logParams: (params) => tracker.logParams(redactSecrets(params)),
+    logMetrics: (metrics, step) => tracker.logMetrics(metrics, step),
+    setTags: (tags) => tracker.setTags(redactSecrets(tags)),
+    logArtifact: (path, content) => tracker.logArtifact(path, text(content)),
+    ...(tracker.logInputs ? { logInputs: (datasets: DatasetInput[]) => tracker.logInputs!(redactSecrets(datasets)) } : {}),
+    endRun: (status, error) => tracker.endRun(status, error === undefined ? undefined : redactSecrets(error)),
+  };
 }
