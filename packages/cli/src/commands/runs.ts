@@ -21,7 +21,7 @@ export default defineCommand({
   async run({ options }, context) {
     const { defaultRunsRoot, formatRunsTable, listLocalRuns } = await import('@tessera/core');
     const root = options['runs-dir'] ? resolve(context.cwd, options['runs-dir']) : defaultRunsRoot(context.cwd);
-    const rows = await listLocalRuns({ root, ...(options.experiment ? { experiment: options.experiment } : {}) });
+    const rows = await listLocalRuns({ root, warn: (message) => void context.stderr.write(`${message}\n`), ...(options.experiment ? { experiment: options.experiment } : {}) });
     if (options.json) {
       for (const { meta, dir, epochs, last, mlflow } of rows) context.stdout.write(`${JSON.stringify({ ...meta, dir, epochs, last, mlflow })}\n`);
       return 0;

@@ -8,7 +8,7 @@ export type { LoadedConfig, LoadOptions } from './load.ts';
 export { parseOverride } from './overrides.ts';
 export type { Override } from './overrides.ts';
 export { describeOrigin, isTemplatePath, type ValueOrigin } from './resolve.ts';
-export { MAX_ALIAS_COUNT, parseYamlFile, parseYamlText, type ParsedFile } from './source.ts';
+export { DEFAULT_MAX_CONFIG_BYTES, MAX_ALIAS_COUNT, maxConfigBytes, parseYamlFile, parseYamlText, type ParsedFile } from './source.ts';
 
 export interface FormatOptions {
   /** Annotates each value with where it came from (`exp config --show-origin`). */
