@@ -4,6 +4,9 @@ import type { SourceLocation } from '../registry/kinds.ts';
 import type { TrackingConfig } from '../schema/types.ts';
 import { readRunMeta, type LocalRunStore } from './local-store.ts';
 import {
+  bytesDigest,
+  fileDigest,
+  recordUploadedArtifact,
   LOCAL_RUN_ID_TAG,
   MLFLOW_PARENT_TAG,
   mlflowExperimentName,
@@ -123,9 +126,13 @@ export class MlflowTracker implements Tracker {
   }
 
   logArtifact(path: string, content: ArtifactContent): Promise<void> {
-    return this.#send(`logArtifact ${path}`, (runId) =>
-      'file' in content ? this.client.uploadFile(runId, content.file, path) : this.client.uploadArtifact(runId, path, content.bytes),
-    );
+    return this.#send(`logArtifact ${path}`, async (runId) => {
+      const digest = 'file' in content ? await fileDigest(content.file) : bytesDigest(content.bytes);
+      if ('file' in content) await this.client.uploadFile(runId, content.file, path);
+      else await this.client.uploadArtifact(runId, path, content.bytes);
+      // What MLflow has, by content: `exp sync` re-sends an artifact only when it changed.
+      await recordUploadedArtifact(this.#local.runDir, this.client.trackingUri, path, digest);
+    });
   }
 
   logInputs(datasets: DatasetInput[]): Promise<void> {
