@@ -3,6 +3,9 @@ import { defineConfig } from 'vitest/config';
 // Tests whose assertions depend on leases and timeouts between real processes (Redis workers):
 // they run last, one file at a time, so a busy neighbour cannot stall a worker past its lease.
 const timingSensitive = ['packages/core/src/sweep/queue/**/*.test.ts', 'packages/cli/src/commands/worker.test.ts'];
+// The fault-injection suite (`pnpm test:faults`; docs/reliability.md): real processes killed,
+// frozen and raced against each other. Part of `pnpm test`, last and one file at a time.
+const faults = ['packages/*/src/**/*.faults.test.ts'];
 
 export default defineConfig({
   test: {
@@ -19,14 +22,18 @@ export default defineConfig({
         test: {
           name: 'tests',
           include: ['packages/*/src/**/*.test.ts'],
-          exclude: timingSensitive,
+          exclude: [...timingSensitive, ...faults],
           maxWorkers: 2,
           sequence: { groupOrder: 0 },
         },
       },
       {
         extends: true,
-        test: { name: 'distributed', include: timingSensitive, maxWorkers: 1, sequence: { groupOrder: 1 } },
+        test: { name: 'distributed', include: timingSensitive, exclude: faults, maxWorkers: 1, sequence: { groupOrder: 1 } },
+      },
+      {
+        extends: true,
+        test: { name: 'faults', include: faults, maxWorkers: 1, sequence: { groupOrder: 2 } },
       },
     ],
   },
