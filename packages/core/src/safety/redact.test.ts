@@ -35,3 +35,12 @@ describe('redactSecrets (the one redaction function)', () => {
     expect(redactSecrets({ lr: 0.1, name: 'x=1' })).toEqual({ lr: 0.1, name: 'x=1' });
   });
 });
+
+describe('redactSecrets in YAML text', () => {
+  it('masks `secret_key: value` members of YAML flow and block text, not other keys or URLs', () => {
+    expect(redactSecrets('tracking.tags={db_password: hunter2, team: vision}')).toBe('tracking.tags={db_password: "****", team: vision}');
+    expect(redactSecrets('api_token: "abc def"\nname: x')).toBe('api_token: "****"\nname: x');
+    expect(redactSecrets(redactSecrets('api_token: x'))).toBe('api_token: "****"');
+    expect(redactSecrets('see http://h:5000/x and time: 12:30')).toBe('see http://h:5000/x and time: 12:30');
+  });
+});

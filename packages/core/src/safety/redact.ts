@@ -7,7 +7,8 @@ import { setOwn } from '../config/plain.ts';
  *  - the user info of a URI: `http://user:SECRET@host` -> `http://user:****@host`, and a bare
  *    token `https://TOKEN@host` -> `https://****@host`;
  *  - `name=value` pairs whose name says secret, in URI queries (`?token=...`) and in `--set`
- *    arguments (`tracking.tags.api_token=...`), and `"name": "value"` in JSON text;
+ *    arguments (`tracking.tags.api_token=...`), `"name": "value"` in JSON text and
+ *    `name: value` in YAML text (`--set tracking.tags={api_token: x}`);
  *  - in objects, the value of every key whose name says secret (`password`, `api_token`, ...).
  * A secret a run needs (an MLflow password) comes from the environment (MLFLOW_TRACKING_PASSWORD),
  * never from a recorded config, so masking never loses what a resumed run needs.
@@ -22,6 +23,8 @@ const USER_AND_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:)[^/\s@]+@/gi;
 const TOKEN_AS_USER = /(\b[a-z][a-z0-9+.-]*:\/\/)[^/\s:@]+@/gi;
 const ASSIGNMENT = new RegExp(`(${NAME})=([^\\s&#"',;]+)`, 'gi');
 const JSON_MEMBER = new RegExp(`("${NAME}"\\s*:\\s*)"(?:[^"\\\\]|\\\\.)*"`, 'gi');
+// `api_token: value` in YAML text, e.g. a flow mapping in `--set tracking.tags={api_token: x}`.
+const YAML_MEMBER = new RegExp(`(^|[\\s{,])(${NAME})(\\s*:\\s+)("[^"]*"|'[^']*'|[^\\s,}\\]]+)`, 'gim');
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object') return false;
@@ -30,12 +33,14 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 function redactText(text: string): string {
-  if (!text.includes('://') && !text.includes('=') && !text.includes('"')) return text;
+  if (!text.includes('://') && !text.includes('=') && !text.includes('"') && !text.includes(':')) return text;
   return text
     .replace(USER_AND_PASSWORD, `$1${MASK}@`)
     .replace(TOKEN_AS_USER, `$1${MASK}@`)
     .replace(ASSIGNMENT, `$1=${MASK}`)
-    .replace(JSON_MEMBER, `$1"${MASK}"`);
+    .replace(JSON_MEMBER, `$1"${MASK}"`)
+    // Quoted: `****` alone would read as a YAML alias.
+    .replace(YAML_MEMBER, `$1$2$3"${MASK}"`);
 }
 
 /**
