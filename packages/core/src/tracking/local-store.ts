@@ -170,7 +170,12 @@ export class LocalRunStore implements Tracker {
       const runId = newRunId();
       // Names are data, not paths: the experiment name is one directory level under the store.
       this.dir = containedJoin(this.root, assertSafeName(options.experiment, 'experiment name'), runId);
-      await mkdir(join(this.dir, 'artifacts'), { recursive: true });
+      try {
+        await mkdir(join(this.dir, 'artifacts'), { recursive: true });
+      } catch (error) {
+        // Recursive mkdir reports a read-only file system as ENOENT: say what the user can check.
+        throw new Error(`cannot create run directory ${this.dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (is the run store ${this.root} read-only, full or missing?)`, { cause: error });
+      }
       this.lock = await acquireRunLock(this.dir, { purpose: this.options.purpose ?? 'exp run' });
       this.meta = {
         runId,
