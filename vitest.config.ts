@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 // Tests whose assertions depend on leases and timeouts between real processes (Redis workers):
 // they run last, one file at a time, so a busy neighbour cannot stall a worker past its lease.
-const timingSensitive = ['packages/core/src/sweep/queue/**/*.test.ts', 'packages/cli/src/commands/worker.test.ts'];
+const timingSensitive = ['packages/sweeps/src/queue/**/*.test.ts', 'packages/cli/src/commands/worker.test.ts'];
 // The fault-injection suite (`pnpm test:faults`; docs/reliability.md): real processes killed,
 // frozen and raced against each other. Part of `pnpm test`, last and one file at a time.
 const faults = ['packages/*/src/**/*.faults.test.ts'];

@@ -19,7 +19,7 @@ export const EXIT = { ok: 0, failure: 1, badInput: 2 } as const;
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-/** Runs the `exp` command line and returns its exit code; never calls process.exit. */
+/** Runs the `exp` command line and returns its exit code; never calls process.exit (but a second Ctrl-C of `exp run`). */
 export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
   // Everything the CLI prints (results, progress, errors) passes the one redaction function.
   const stdout = redacting(options.stdout ?? process.stdout);
@@ -37,7 +37,7 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     stderr,
     cwd: options.cwd ?? process.cwd(),
     debug,
-    registries: () => (registries ??= Promise.resolve(options.registries ? options.registries() : import('./registries.ts').then((m) => m.builtinRegistries()))),
+    registries: () => (registries ??= Promise.resolve(options.registries ? options.registries() : import('@tessera/builtins').then((m) => m.builtinRegistries()))),
   };
   try {
     if (name === undefined || name.startsWith('-')) {

@@ -6,6 +6,6 @@ export * from './config/index.ts';
 export * from './schema/index.ts';
 export * from './backend/index.ts';
 export * from './graph/index.ts';
+export * from './experiment/index.ts';
 export * from './engine/index.ts';
 export * from './tracking/index.ts';
-export * from './sweep/index.ts';

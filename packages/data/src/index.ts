@@ -14,6 +14,7 @@ export { transformEntries } from './augment/index.ts';
 export { CIFAR10, CIFAR100, loadCifar, findCifar, defaultCacheDir, type CifarData, type CifarSource, type CifarFormat, type LabelMode, type LoadOptions } from './datasets/cifar.ts';
 export { downloadFile, md5File } from './datasets/download.ts';
 export { DataError } from './datasets/errors.ts';
+export { decodeImage, probeImage, ImageDecodeError, IMAGE_EXTENSIONS, type DecodeOptions, type DecodedImage, type ImageErrorReason, type Interpolation, type ResizeFit } from './image/decode.ts';
 export { createPipeline, restoreTransforms, transformStateKeys, type ConfiguredTransform, type PipelineSpec } from './pipeline.ts';
 export { Rng, deriveSeed } from './random.ts';
 export { channelMoments, gatherBatch, type ImageSet, type SplitView } from './store.ts';

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildModel, createRegistries, loadExperiment, modelSummary, registerCombinators, type ModelSpec } from '@tessera/core';
+import { buildModel, createRegistries, loadExperiment, modelSummary, registerCombinators, type ModelConfig } from '@tessera/core';
 import { registerModels } from './index.ts';
 
 /*
@@ -15,7 +15,7 @@ const experiment = (name: string) => fileURLToPath(new URL(`../../../experiments
 
 function build(name: string) {
   const loaded = loadExperiment(experiment(name));
-  const config = loaded.config as { vars?: Record<string, unknown>; model: ModelSpec };
+  const config = loaded.config as { vars?: Record<string, unknown>; model: ModelConfig };
   return buildModel(config.model, { registries, inputShape: [64, 64, 3], seed: 42, locate: loaded.locate, vars: config.vars });
 }
 

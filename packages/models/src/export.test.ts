@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildModel, createRegistries, exportModel, importModel, loadExperiment, registerCombinators, wasmLoader, type ModelSpec } from '@tessera/core';
+import { buildModel, createRegistries, exportModel, importModel, loadExperiment, registerCombinators, wasmLoader, type ModelConfig } from '@tessera/core';
 import { registerModels } from './index.ts';
 
 const registries = registerModels(registerCombinators(createRegistries()));
@@ -18,7 +18,7 @@ beforeAll(async () => {
 describe('export -> load -> predict', () => {
   it.each(['mixer', 'fnet', 'gmlp'])('%s: the loaded model gives the same logits as the one in memory', async (name) => {
     const loaded = loadExperiment(fileURLToPath(new URL(`../../../experiments/${name}.yaml`, import.meta.url)));
-    const config = loaded.config as { vars?: Record<string, unknown>; model: ModelSpec };
+    const config = loaded.config as { vars?: Record<string, unknown>; model: ModelConfig };
     const model = buildModel(config.model, { registries, inputShape: [64, 64, 3], seed: 42, vars: config.vars });
     const dir = mkdtempSync(join(tmpdir(), `tessera-export-${name}-`));
     await exportModel(model, dir, { experiment: name, inputShape: [64, 64, 3] });

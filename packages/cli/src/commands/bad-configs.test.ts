@@ -60,12 +60,12 @@ const CASES: Case[] = [
   { file: 'bad/bad-layer-name.yaml', at: 'bad/bad-layer-name.yaml:5:37', gist: /^model.layers\[1\].name: expected a string matching .*, got string "my dense"$/ },
   { file: 'bad/unknown-optimizer.yaml', at: 'bad/unknown-optimizer.yaml:3:21', gist: /^train.optimizer.type: unknown optimizer type "adamm"; did you mean "adam"\? \(valid optimizer types: adam, adamw, sgd\)$/ },
   { file: 'bad/enum-typo.yaml', at: 'bad/enum-typo.yaml:2:10', gist: /^backend: expected one of "auto", .*, got string "wsam"; did you mean "wasm"\?$/ },
-  // model.blocks templates: evaluated and checked per instance when validate builds the model
-  { file: 'bad/template-unknown-type.yaml', at: 'bad/template-unknown-type.yaml:7:18', gist: /^model.blocks.mixing.layers\[0\].type: unknown block type "dens" \(in mix, an instance of block "mixing"\); did you mean "dense"\?$/ },
-  { file: 'bad/template-non-integer.yaml', at: 'bad/template-non-integer.yaml:7:32', gist: /^model.blocks.mixing.layers\[0\].units: expected an integer, got 10.666666666666666 \(in block_1, an instance of block "mixing"\); computed by "\$\{dim \/ 3\}" where dim = 32$/ },
+  // model.blocks templates: evaluated and checked per instance (worded as anywhere else), before the model is built
+  { file: 'bad/template-unknown-type.yaml', at: 'bad/template-unknown-type.yaml:7:18', gist: /^model.blocks.mixing.layers\[0\].type: unknown block type "dens" \(in the instance of block "mixing" called at model.layers\[1\]\); did you mean "dense"\? \(valid block types: / },
+  { file: 'bad/template-non-integer.yaml', at: 'bad/template-non-integer.yaml:7:32', gist: /^model.blocks.mixing.layers\[0\].units: expected an integer, got 10.666666666666666 \(in the instance of block "mixing" called at model.layers\[1\].layers\[0\]\); computed by "\$\{dim \/ 3\}" where dim = 32$/ },
   { file: 'bad/template-unknown-block.yaml', at: 'bad/template-unknown-block.yaml:9:27', gist: /^model.layers\[1\].block: no block definition "mixng" under model.blocks; did you mean "mixing"\?$/ },
-  { file: 'bad/template-unknown-variable.yaml', at: 'bad/template-unknown-variable.yaml:8:32', gist: /^model.blocks.mixing.layers\[1\].units: in "\$\{hiden\}": unknown variable "hiden" \(in mix, an instance of block "mixing"\); did you mean "hidden"\?$/ },
-  { file: 'bad/template-call-bad-arg.yaml', at: 'bad/template-call-bad-arg.yaml:10:50', gist: /^model.blocks.mixing.layers\[0\].args.widht: block "projection" has no parameter "widht" \(in mix, an instance of block "mixing"\); did you mean "width"\?$/ },
+  { file: 'bad/template-unknown-variable.yaml', at: 'bad/template-unknown-variable.yaml:8:32', gist: /^model.blocks.mixing.layers\[1\].units: in "\$\{hiden\}": unknown variable "hiden" \(in the instance of block "mixing" called at model.layers\[1\]\); did you mean "hidden"\?$/ },
+  { file: 'bad/template-call-bad-arg.yaml', at: 'bad/template-call-bad-arg.yaml:10:50', gist: /^model.blocks.mixing.layers\[0\].args.widht: block "projection" has no parameter "widht" \(in the instance of block "mixing" called at model.layers\[1\]\); did you mean "width"\?$/ },
   // overrides
   { file: 'good.yaml', args: ['--set', 'train.epoch=3'], at: '"--set train.epoch=3"', gist: /^train.epoch: no such key to override; did you mean "epochs"\?/ },
   { file: 'good.yaml', args: ['--set', 'train.batch_size=big'], at: '"--set train.batch_size=big"', gist: /^train.batch_size: expected an integer, got string "big"$/ },

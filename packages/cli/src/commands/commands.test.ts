@@ -1,8 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { editorSchema, editorValidator, parseYamlFile, sweepSchema } from '@tessera/core';
-import { builtinRegistries } from '../registries.ts';
+import { editorSchema, editorValidator, parseYamlFile } from '@tessera/core';
+import { sweepSchema } from '@tessera/sweeps';
+import { builtinRegistries } from '@tessera/builtins';
 import { runCli } from '../test-helpers.ts';
 
 const ROOT = join(import.meta.dirname, '../../../..');

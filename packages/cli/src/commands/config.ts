@@ -32,7 +32,7 @@ export default defineCommand({
     }
     const show = (f: string) => relative(context.cwd, f) || f;
     const bases = loaded.files.slice(0, -1).map(show);
-    const header = [`# resolved from ${show(loaded.file)}${bases.length > 0 ? ` (extends ${bases.join(', ')})` : ''}`];
+    const header = [`# resolved from ${show(loaded.source)}${bases.length > 0 ? ` (extends ${bases.join(', ')})` : ''}`];
     if (loaded.overrides.length > 0) header.push(`# overrides: ${loaded.overrides.map((o) => `--set ${o}`).join(' ')}`);
     const origin = options['show-origin'] ? (path: ConfigPath) => formatLocation(loaded.locate(path), context.cwd) : undefined;
     context.stdout.write(`${header.join('\n')}\n${formatConfig(config, 'yaml', { origin })}`);

@@ -1,6 +1,5 @@
 import { resolve, relative } from 'node:path';
 import { defineCommand, setOption, UsageError } from '../command.ts';
-import { buildExperimentModel } from './summary.ts';
 
 /** How `exp predict` reads a binary file of images: CIFAR records, `labelBytes` then the planes. */
 export interface RecordFormat {
@@ -35,22 +34,29 @@ export default defineCommand({
   ],
   async run({ positionals, options }, context) {
     if (!options.out) throw new UsageError('--out DIR is required', 'export');
-    const { exportModel, selectBackend, disposeModel } = await import('@tessera/core');
+    if (options.seed !== undefined && !/^\d+$/.test(options.seed)) throw new UsageError(`--seed expects a non-negative integer, got "${options.seed}"`, 'export');
+    const { exportModel, selectBackend, disposeModel, loadValidatedExperiment, buildExperimentModel, createExperimentData } = await import('@tessera/core');
     const registries = await context.registries();
     const file = resolve(context.cwd, positionals[0]!);
     const log = (message: string) => void context.stderr.write(`${message}\n`);
-    const built = await buildExperimentModel(file, { set: options.set, seed: options.seed }, 'export', registries, async (config) => {
-      await selectBackend((config.backend ?? 'auto') as Parameters<typeof selectBackend>[0], () => {});
+    const experiment = loadValidatedExperiment(file, registries, { overrides: options.set ?? [] });
+    const { config } = experiment;
+    const seed = options.seed !== undefined ? Number(options.seed) : experiment.seed;
+    // The weights are made where the model will run.
+    await selectBackend((config.backend ?? 'auto') as Parameters<typeof selectBackend>[0], () => {});
+    const { model, data } = buildExperimentModel(experiment, registries, { seed });
+    // The data section is instantiated for its preprocessing state (normalization statistics).
+    const dataset = await createExperimentData(experiment, registries, { log }).catch((error: unknown) => {
+      disposeModel(model);
+      throw error;
     });
-    const { model, config, seed } = built;
-    const { type, ...params } = config.data;
-    const dataset = await registries.datasets.get(type).create(params, { configDir: built.configDir, seed, registries, log, locate: built.locate });
+    const { type } = config.data;
     const out = resolve(context.cwd, options.out);
     await exportModel(model, out, {
       experiment: config.name ?? 'model',
       source: relative(context.cwd, file) || file,
       seed,
-      inputShape: built.inputShape,
+      inputShape: data.inputShape,
       data: {
         type,
         transforms: config.data.transforms ?? [],

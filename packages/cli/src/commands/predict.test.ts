@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { importModel, predictImages } from '@tessera/core';
-import { builtinRegistries } from '../registries.ts';
+import { builtinRegistries } from '@tessera/builtins';
 import { runCli } from '../test-helpers.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));

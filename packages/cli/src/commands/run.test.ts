@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadExperiment, readMetrics, readRunMeta, runExperiment, SYNC_STATE_FILE, type RunSummary } from '@tessera/core';
-import { builtinRegistries } from '../registries.ts';
+import { builtinRegistries } from '@tessera/builtins';
 import { main } from '../main.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));

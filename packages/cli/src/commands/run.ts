@@ -25,6 +25,35 @@ function tagOptions(values: readonly string[] | undefined): Record<string, strin
 /** Exit codes beyond the framework's 0/1/2: a run stopped by SIGINT/SIGTERM exits like a shell's Ctrl-C. */
 export const EXIT_INTERRUPTED = 130;
 
+/**
+ * SIGINT/SIGTERM abort the run (it finishes the step, checkpoints and ends KILLED). A second one a
+ * while after the first means "now": the process exits at once, keeping the last epoch checkpoint.
+ * One within a second is the same keypress relayed by a wrapper (tsx, pnpm), not a second one.
+ * The only exit outside `main`'s return value: nothing else can stop a training step mid-way.
+ */
+function stopOnSignals(write: (text: string) => void): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  let firstAt: number | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (firstAt === undefined) {
+      firstAt = Date.now();
+      controller.abort(signal);
+    } else if (Date.now() - firstAt > 1000) {
+      write(`${signal} again: exiting now; the run keeps its last checkpoint\n`);
+      process.exit(EXIT_INTERRUPTED);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    dispose() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
 export default defineCommand({
   name: 'run',
   summary: 'Train an experiment (or resume a stopped run) and record it',
@@ -65,10 +94,11 @@ export default defineCommand({
     const epochs = integerOption('epochs', options.epochs, 1);
     const tags = tagOptions(options.tag);
     const { runExperiment, NonFiniteLossError } = await import('@tessera/core');
+    const stop = stopOnSignals((text) => void context.stdout.write(text));
     try {
       const summary = await runExperiment(file ? resolve(context.cwd, file) : undefined, {
         registries: await context.registries(),
-        handleSignals: true,
+        signal: stop.signal,
         output: context.stdout,
         overrides: options.set ?? [],
         ...(options.backend !== undefined ? { backend: options.backend } : {}),
@@ -84,6 +114,8 @@ export default defineCommand({
       if (!(error instanceof NonFiniteLossError)) throw error;
       context.stderr.write(`exp run: training diverged: ${error.message}\nThe run is marked FAILED; its metrics and last checkpoint are kept.\n`);
       return 1;
+    } finally {
+      stop.dispose();
     }
   },
 });

@@ -23,7 +23,8 @@ export default defineCommand({
     ['exp schema | jq \'.["$defs"].block.anyOf[].properties.type.const\'', 'List the block types'],
   ],
   async run({ options }, context) {
-    const { editorSchema, sweepSchema } = await import('@tessera/core');
+    const { editorSchema } = await import('@tessera/core');
+    const { sweepSchema } = await import('@tessera/sweeps');
     const schema = options.sweep ? sweepSchema() : editorSchema(await context.registries());
     const text = `${JSON.stringify(schema, null, 2)}\n`;
     if (options.out === undefined) {

@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalProcessExecutor, readRunMeta, runExperiment, type StartRunOptions, type SweepState, type Tracker } from '@tessera/core';
+import { readRunMeta, runExperiment, type StartRunOptions, type Tracker } from '@tessera/core';
+import { LocalProcessExecutor, type SweepState } from '@tessera/sweeps';
 import { MlflowClient, type Run } from '@tessera/mlflow';
 import { locateMlflowForTests, startMlflowServer, type MlflowServerHandle } from '@tessera/mlflow/testing';
 import { runCli } from '../test-helpers.ts';
-import { builtinRegistries } from '../registries.ts';
+import { builtinRegistries } from '@tessera/builtins';
 
 const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
 const tmp = mkdtempSync(join(tmpdir(), 'tessera-sweep-tracking-'));

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { SweepState } from '@tessera/core';
+import type { SweepState } from '@tessera/sweeps';
 import { runCli } from '../test-helpers.ts';
-import { builtinRegistries } from '../registries.ts';
+import { builtinRegistries } from '@tessera/builtins';
 
 const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
 const tmp = mkdtempSync(join(tmpdir(), 'tessera-sweep-cli-'));

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { relative, resolve } from 'node:path';
-import type { SweepSpec, SweepState } from '@tessera/core';
+import type { SweepSpec, SweepState } from '@tessera/sweeps';
 import { defineCommand, UsageError } from '../command.ts';
 import { LiveBlock } from '../live.ts';
 
@@ -55,7 +55,7 @@ export default defineCommand({
     if (positionals[0] === 'status' && positionals.length > 1) return (await import('./worker.ts')).printSweepStatus(positionals[1], options.queue, context);
     if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}" (only \`exp sweep status NAME\` takes two)`, 'sweep');
     if (options.executor !== 'local' && options.executor !== 'queue') throw new UsageError(`--executor expects local or queue, got "${options.executor}"`, 'sweep');
-    const core = await import('@tessera/core');
+    const sweeps = await import('@tessera/sweeps');
     const file = resolve(context.cwd, positionals[0]!);
     const registries = await context.registries();
     const parallel = integerOption('parallel', options.parallel);
@@ -66,8 +66,8 @@ export default defineCommand({
     };
 
     if (options['dry-run']) {
-      const { spec } = core.loadSweep(file, { registries, overrides: options.set ?? [] });
-      const plan = core.planTrials({ ...spec, ...(maxTrials !== undefined ? { maxTrials } : {}) });
+      const { spec } = sweeps.loadSweep(file, { registries, overrides: options.set ?? [] });
+      const plan = sweeps.planTrials({ ...spec, ...(maxTrials !== undefined ? { maxTrials } : {}) });
       const budget = maxTrials ?? spec.maxTrials;
       context.stdout.write(
         `ok ${show(file)}: ${spec.method} search over ${spec.parameters.length} parameter(s) of ${show(spec.experiment)}, ` +
@@ -75,7 +75,7 @@ export default defineCommand({
           (spec.earlyTerminate ? `, early termination: ${spec.earlyTerminate.type}` : '') +
           '\n',
       );
-      plan.forEach((trial, i) => context.stdout.write(`  ${core.trialId(i)}  ${trial.overrides.join(' ')}\n`));
+      plan.forEach((trial, i) => context.stdout.write(`  ${sweeps.trialId(i)}  ${trial.overrides.join(' ')}\n`));
       if (spec.method === 'bayes' && budget > plan.length) {
         context.stdout.write(`  ... then ${budget - plan.length} trial(s) chosen by TPE from the results\n`);
       }
@@ -101,13 +101,13 @@ export default defineCommand({
         ...(options.backend !== undefined ? { runArgs: ['--backend', options.backend] } : {}),
         // On a terminal the trial table stays live at the bottom; elsewhere, plain progress lines.
         log: live ? (line: string) => live.log(line) : (line: string) => context.stdout.write(`${line}\n`),
-        ...(live ? { onUpdate: (state: SweepState, spec: SweepSpec) => live.update(core.formatSweepTable(state, spec)) } : {}),
+        ...(live ? { onUpdate: (state: SweepState, spec: SweepSpec) => live.update(sweeps.formatSweepTable(state, spec)) } : {}),
         signal: controller.signal,
       };
       const queue = options.executor === 'queue' ? await import('./worker.ts') : null;
       const result = queue
-        ? await (await import('@tessera/core/queue')).runQueueSweepFile(file, { ...common, url: await queue.queueUrl(options.queue, 'sweep') })
-        : await core.runSweepFile(file, {
+        ? await (await import('@tessera/sweeps/queue')).runQueueSweepFile(file, { ...common, url: await queue.queueUrl(options.queue, 'sweep') })
+        : await sweeps.runSweepFile(file, {
             ...common,
             // Each trial runs this same CLI under the same Node flags (e.g. tsx's loader), minus a
             // debugger's, whose port the children would fight over.
@@ -118,10 +118,10 @@ export default defineCommand({
             ],
           });
       live?.close();
-      context.stdout.write(`\n${core.formatSweepTable(result.state, result.spec)}\n`);
+      context.stdout.write(`\n${sweeps.formatSweepTable(result.state, result.spec)}\n`);
       context.stdout.write(`Trial table: ${show(result.statePath)}\n`);
-      const again = core.reproduceCommand(result.state, result.spec, context.cwd);
-      if (again) context.stdout.write(`Best: ${core.bestTrial(result.state, result.spec)!.id}; rerun it with: ${again}\n`);
+      const again = sweeps.reproduceCommand(result.state, result.spec, context.cwd);
+      if (again) context.stdout.write(`Best: ${sweeps.bestTrial(result.state, result.spec)!.id}; rerun it with: ${again}\n`);
       if (result.interrupted) return EXIT_INTERRUPTED;
       const failed = result.state.trials.filter((t) => t.state === 'FAILED');
       if (failed.length > 0) {

@@ -18,7 +18,7 @@ import {
   readSyncStates,
   runExperiment,
 } from '@tessera/core';
-import { builtinRegistries } from '../registries.ts';
+import { builtinRegistries } from '@tessera/builtins';
 import { main } from '../main.ts';
 
 const mlflow = locateMlflowForTests();

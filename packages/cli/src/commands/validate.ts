@@ -1,7 +1,6 @@
 import { relative, resolve } from 'node:path';
 import { defineCommand, setOption } from '../command.ts';
 import { renderConfigError, styleFor } from '../style.ts';
-import { buildExperimentModel } from './summary.ts';
 
 export default defineCommand({
   name: 'validate',
@@ -9,8 +8,8 @@ export default defineCommand({
   description:
     'Loads each experiment file as `exp run` would (extends, --set overrides, ${...} variables) and checks it ' +
     'against the schema assembled from every registered block, dataset, transform, optimizer, schedule and ' +
-    'callback, then builds its model (as `exp summary` does: no data is read) so that every instance of a ' +
-    'model.blocks template is evaluated and checked too. Prints "ok FILE" for each good file and every ' +
+    'callback, evaluates and checks every instance of a model.blocks template, then builds its model for the ' +
+    'input shape the dataset declares (as `exp summary` does: no data is read). Prints "ok FILE" for each good file and every ' +
     'problem of a bad one as file:line:col. Exits 0 when all files are valid, 2 otherwise.',
   positionals: [{ name: 'FILE', variadic: true, description: 'Experiment YAML files' }],
   options: { set: setOption },
@@ -19,10 +18,10 @@ export default defineCommand({
     ['exp validate EXPERIMENT.yaml --set model.vars.dropout=0.5', 'Check an experiment with an override applied'],
   ],
   async run({ positionals, options }, context) {
-    const { isConfigError, configErrorsOf, cpuLoader, disposeModel } = await import('@tessera/core');
+    const { isConfigError, configErrorsOf, cpuLoader, disposeModel, loadValidatedExperiment, buildExperimentModel } = await import('@tessera/core');
     const registries = await context.registries();
-    // Templates are only evaluated when the graph builder instantiates them, so the model is built.
-    // The plain JavaScript backend starts at once and, unlike the native one, logs nothing.
+    // The model is built too (shapes, names, the class count are only known then), but no data is
+    // read. The plain JavaScript backend starts at once and, unlike the native one, logs nothing.
     await cpuLoader.load({});
     const out = styleFor(context.stdout);
     const err = styleFor(context.stderr);
@@ -30,8 +29,8 @@ export default defineCommand({
     for (const file of positionals) {
       const shown = relative(context.cwd, resolve(context.cwd, file)) || file;
       try {
-        const { model } = await buildExperimentModel(resolve(context.cwd, file), { set: options.set }, 'validate', registries);
-        disposeModel(model);
+        const experiment = loadValidatedExperiment(resolve(context.cwd, file), registries, { overrides: options.set ?? [] });
+        disposeModel(buildExperimentModel(experiment, registries).model);
         context.stdout.write(`${out.green('ok')} ${shown}\n`);
       } catch (error) {
         if (!isConfigError(error)) throw error;

@@ -6,10 +6,10 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sweepStatus } from '@tessera/core/queue';
+import { sweepStatus } from '@tessera/sweeps/queue';
 import { MlflowClient, type Run } from '@tessera/mlflow';
 import { locateMlflowForTests, startMlflowServer } from '@tessera/mlflow/testing';
-import { locateRedisForTests, startRedis, type RedisServer } from '@tessera/core/queue/testing';
+import { locateRedisForTests, startRedis, type RedisServer } from '@tessera/sweeps/queue/testing';
 import { runCli } from '../test-helpers.ts';
 
 const ROOT = join(import.meta.dirname, '../../../..');

@@ -10,7 +10,7 @@ export function expCommand(): string[] {
 export async function queueUrl(value: string | undefined, command: string): Promise<string> {
   const url = value ?? process.env.TESSERA_QUEUE;
   if (!url) throw new UsageError('--queue redis://HOST:PORT/DB is required (or set TESSERA_QUEUE)', command);
-  const { parseRedisUrl, QueueUrlError } = await import('@tessera/core/queue');
+  const { parseRedisUrl, QueueUrlError } = await import('@tessera/sweeps/queue');
   try {
     parseRedisUrl(url);
   } catch (error) {
@@ -31,7 +31,7 @@ function positiveNumber(name: string, value: string | undefined, integer: boolea
 export async function printSweepStatus(id: string | undefined, queue: string | undefined, context: CommandContext): Promise<number> {
   if (!id) throw new UsageError('status needs the sweep name: exp sweep status NAME --queue URL', 'sweep');
   const url = await queueUrl(queue, 'sweep');
-  const { sweepStatus, formatSweepStatus, describeQueue } = await import('@tessera/core/queue');
+  const { sweepStatus, formatSweepStatus, describeQueue } = await import('@tessera/sweeps/queue');
   const status = await sweepStatus(url, id);
   if (!status) {
     context.stderr.write(`exp sweep: no sweep "${id}" on ${describeQueue(url)} (the name is the sweep file's name:, or its file name)\n`);
@@ -73,7 +73,7 @@ export default defineCommand({
     const concurrency = positiveNumber('concurrency', options.concurrency, true) ?? Math.max(1, gpus.length);
     const lease = positiveNumber('lease', options.lease, false);
     const grace = positiveNumber('grace', options.grace, false);
-    const { runQueueWorker } = await import('@tessera/core/queue');
+    const { runQueueWorker } = await import('@tessera/sweeps/queue');
     const { resolve } = await import('node:path');
 
     const shutdown = new AbortController();

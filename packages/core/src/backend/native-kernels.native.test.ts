@@ -19,12 +19,16 @@ import { NATIVE_OPS_LIBRARY } from './native-kernels.ts';
  * the op library must be there too, since the same script builds both.
  */
 
-let native = false;
+/** Why the native tests are skipped here; undefined where the native backend loaded. */
+let missing: string | undefined = 'the native backend was not loaded';
 
 beforeAll(async () => {
   const loaded = await nativeLoader('tensorflow').load({});
-  if (!loaded.ok) return;
-  native = true;
+  if (!loaded.ok) {
+    missing = `the native backend is not set up here (pnpm setup:tensorflow): ${loaded.why}`;
+    return;
+  }
+  missing = undefined;
   if (!hasFusedKernel(FUSED_KERNELS.geluExact)) {
     throw new Error(`the native backend loaded without its fused kernels (${loaded.detail.summary}); expected ${NATIVE_OPS_LIBRARY}`);
   }
@@ -35,7 +39,7 @@ afterAll(async () => {
 });
 
 function requireNative(context: TestContext): void {
-  if (!native) context.skip();
+  if (missing !== undefined) context.skip(missing);
 }
 
 /** mulberry32: a small seeded generator, so every run sees the same "random" data. */

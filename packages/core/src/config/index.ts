@@ -6,6 +6,7 @@ export type { Scope, ScopeLike, TemplatePart } from './expression.ts';
 export { loadExperiment } from './load.ts';
 export type { LoadedConfig, LoadOptions } from './load.ts';
 export { parseOverride } from './overrides.ts';
+export { isPlainObject } from './plain.ts';
 export type { Override } from './overrides.ts';
 export { describeOrigin, isTemplatePath, type ValueOrigin } from './resolve.ts';
 export { DEFAULT_MAX_CONFIG_BYTES, MAX_ALIAS_COUNT, maxConfigBytes, parseYamlFile, parseYamlText, type ParsedFile } from './source.ts';

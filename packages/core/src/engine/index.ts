@@ -1,7 +1,7 @@
 export { runExperiment, formatSummaryTable, defaultRunsRoot, type RunOptions, type RunSummary } from './run.ts';
 export { train, NonFiniteLossError, type TrainOptions, type TrainResult } from './trainer.ts';
 export { registerEngine } from './register.ts';
-export { trainSectionSchema, type TrainConfig, type EntrySpec } from './train-schema.ts';
+export { trainSectionSchema, type TrainConfig } from './train-schema.ts';
 export { Adam, AdamW, Sgd, clipByNorm, clipByGlobalNorm } from './optimizers.ts';
 export type { Optimizer, OptimizerState, NamedVariable, AdamParams, SgdParams, ClipParams, WeightDecayParams } from './optimizers.ts';
 export { constantSchedule, cosineSchedule, type Schedule, type ScheduleContext, type CosineParams } from './schedules.ts';

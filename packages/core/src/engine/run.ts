@@ -2,13 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
-import type { ConfigPath } from '../errors.ts';
 import { ConfigError } from '../errors.ts';
-import type { Registries, SourceLocation } from '../registry/kinds.ts';
-import { loadValidatedExperiment, validateExperiment } from '../schema/validate.ts';
-import type { ExperimentConfig, TrackingConfig } from '../schema/types.ts';
+import type { Registries } from '../registry/kinds.ts';
+import type { TrackingConfig } from '../schema/types.ts';
 import { selectBackend, type BackendRequest } from '../backend/select.ts';
-import { buildModel, disposeModel } from '../graph/build.ts';
+import { buildExperimentModel, createExperimentData, loadValidatedExperiment, type Experiment } from '../experiment/experiment.ts';
+import { disposeModel } from '../graph/build.ts';
 import { LocalRunStore, findRunDir, readMetrics, readRunMeta } from '../tracking/local-store.ts';
 import { currentHolder, RunLockedError } from '../tracking/run-lock.ts';
 import { combineTrackers, flattenParams, redactingTracker, type RunStatus, type Tracker } from '../tracking/tracker.ts';
@@ -21,9 +20,9 @@ import { train, type TrainResult } from './trainer.ts';
 import type { TrainConfig } from './train-schema.ts';
 
 /**
- * `exp run` as a function: load and validate the experiment, pick the backend, build the data
- * pipeline and the model, open a run record, train, and print a summary. A program calls it
- * exactly as the CLI does.
+ * `exp run` as a function: the experiment API's steps (load and validate the experiment with
+ * every template instance, pick the backend, build the model, then create the data), then open a
+ * run record, train, and print a summary. A program calls it exactly as the CLI does.
  */
 export interface RunOptions {
   /** Every registered entry (the composition root's builtinRegistries()). */
@@ -54,9 +53,10 @@ export interface RunOptions {
   output?: { write(text: string): unknown; isTTY?: boolean };
   /** 'auto': a redrawn bar on a terminal unless CI=true, plain lines otherwise. */
   progress?: 'auto' | 'bar' | 'plain' | 'none';
-  /** Finish the current step, checkpoint and mark the run KILLED on SIGINT/SIGTERM (the CLI sets it). */
-  handleSignals?: boolean;
-  /** Programmatic equivalent of SIGINT. */
+  /**
+   * Aborting it finishes the current step, writes a checkpoint and ends the run KILLED (the CLI
+   * aborts it on SIGINT/SIGTERM, with the signal's name as the reason). Core never exits the process.
+   */
   signal?: AbortSignal;
 }
 
@@ -89,14 +89,6 @@ export function defaultRunsRoot(configDir: string): string {
   return process.env.TESSERA_RUNS_DIR ? resolve(process.env.TESSERA_RUNS_DIR) : join(repositoryRoot(configDir), 'runs');
 }
 
-interface Prepared {
-  config: ExperimentConfig;
-  configDir: string;
-  overrides: string[];
-  locate?: (path: ConfigPath) => SourceLocation;
-  source: string;
-}
-
 function shorthandOverrides(options: RunOptions): string[] {
   return [
     ...(options.backend !== undefined ? [`backend=${options.backend}`] : []),
@@ -106,20 +98,14 @@ function shorthandOverrides(options: RunOptions): string[] {
 }
 
 /** Loads, overrides and validates the experiment (a file path or an already-parsed config). */
-function prepare(fileOrConfig: string | Record<string, unknown>, options: RunOptions): Prepared {
+function prepare(fileOrConfig: string | Record<string, unknown>, options: RunOptions): Experiment {
   const overrides = [...(options.overrides ?? []), ...shorthandOverrides(options)];
-  if (typeof fileOrConfig === 'string') {
-    const loaded = loadValidatedExperiment(fileOrConfig, options.registries, { overrides });
-    return { config: loaded.config, configDir: dirname(loaded.file), overrides, locate: loaded.locate, source: loaded.file };
-  }
-  if (overrides.length > 0) throw new Error('overrides apply to experiment files; edit the config object instead');
-  const start = { file: '<config object>', line: 1, col: 1 };
-  const config = validateExperiment({ config: fileOrConfig, locate: () => start, locateKey: () => start }, options.registries);
-  return { config, configDir: process.cwd(), overrides, source: '<config object>' };
+  if (typeof fileOrConfig === 'string') return loadValidatedExperiment(fileOrConfig, options.registries, { overrides });
+  return loadValidatedExperiment({ config: fileOrConfig }, options.registries, { overrides });
 }
 
 /** A resumed run trains the config it saved, not whatever the YAML file says today. */
-async function prepareResume(runDir: string, options: RunOptions): Promise<Prepared> {
+async function prepareResume(runDir: string, options: RunOptions): Promise<Experiment> {
   const saved = JSON.parse(await readFile(join(runDir, 'artifacts', RUN_ARTIFACT), 'utf8')) as {
     configDir: string;
     overrides: string[];
@@ -144,9 +130,10 @@ async function prepareResume(runDir: string, options: RunOptions): Promise<Prepa
   if (options.epochs !== undefined) (config.train as Record<string, unknown>).epochs = options.epochs;
   // Another machine may need another backend; the numbers then match to float tolerance only.
   if (options.backend !== undefined) config.backend = options.backend;
-  const start = { file: join(runDir, 'artifacts', CONFIG_ARTIFACT), line: 1, col: 1 };
-  const validated = validateExperiment({ config, locate: () => start, locateKey: () => start }, options.registries);
-  return { config: validated, configDir: saved.configDir, overrides: saved.overrides, source: saved.source };
+  return loadValidatedExperiment(
+    { config, source: saved.source, file: join(runDir, 'artifacts', CONFIG_ARTIFACT), configDir: saved.configDir, overrides: saved.overrides },
+    options.registries,
+  );
 }
 
 function progressFor(options: RunOptions): ProgressReporter {
@@ -209,46 +196,23 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
   }
   if (!resumeDir && fileOrConfig === undefined) throw new Error('runExperiment needs an experiment file or config (or options.resume)');
   const prepared = resumeDir ? await prepareResume(resumeDir, options) : prepare(fileOrConfig!, options);
-  const { config, configDir } = prepared;
+  const { config, configDir, seed } = prepared;
   const experiment = config.name ?? 'experiment';
-  const seed = config.seed ?? 0;
   const trainConfig = config.train as unknown as TrainConfig;
 
+  // The experiment API's order: the model (made where it will run) before any data is read.
   const backend = await selectBackend((config.backend ?? 'auto') as BackendRequest, log);
-
-  const { type: dataType, ...dataParams } = config.data;
-  const dataset = await options.registries.datasets.get(dataType).create(dataParams, {
-    configDir,
-    seed,
-    registries: options.registries,
-    log,
-    ...(prepared.locate ? { locate: prepared.locate } : {}),
-  });
-  const model = buildModel(config.model, {
-    registries: options.registries,
-    inputShape: dataset.info.inputShape,
-    seed,
-    vars: config.vars ?? {},
-    name: experiment,
-    ...(prepared.locate ? { locate: prepared.locate } : {}),
-  });
-  const outputs = model.outputs[0]!.shape;
-  if (outputs.length !== 2 || outputs[1] !== dataset.info.numClasses) {
-    const lastLayer = config.model.layers.length - 1;
-    throw new ConfigError({
-      ...(prepared.locate ? { location: prepared.locate(['model', 'layers', lastLayer]) } : {}),
-      path: ['model', 'layers', lastLayer],
-      expected: `a model that outputs [batch, ${dataset.info.numClasses}] logits (${dataset.info.name} has ${dataset.info.numClasses} classes)`,
-      found: `output shape [${outputs.map((d) => d ?? 'batch').join(', ')}]`,
-    });
+  const { model } = buildExperimentModel(prepared, options.registries);
+  let dataset;
+  try {
+    dataset = await createExperimentData(prepared, options.registries, { log });
+  } catch (error) {
+    disposeModel(model);
+    throw error;
   }
 
   const local = new LocalRunStore(options.runsDir ?? defaultRunsRoot(configDir), { log, purpose: resumeDir ? 'exp run --resume' : 'exp run' });
-  const extra = (options.createTracker ?? createMlflowTracker)(config.tracking ?? {}, experiment, {
-    local,
-    log,
-    ...(prepared.locate ? { locate: prepared.locate } : {}),
-  });
+  const extra = (options.createTracker ?? createMlflowTracker)(config.tracking ?? {}, experiment, { local, log, locate: prepared.locate });
   // Every recorded string passes the one redaction function, whichever tracker gets it.
   const tracker = redactingTracker(extra ? combineTrackers(local, extra) : local);
   const run = await tracker.startRun({
@@ -266,20 +230,9 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
     stopRequestedAt = Date.now();
     log(`\n${why}: finishing the current step, then writing a checkpoint (resume with: exp run --resume ${run.runId})`);
   };
-  const onSignal = (signal: NodeJS.Signals) => {
-    // A second Ctrl-C a while after the first means "now" (the last epoch checkpoint stands).
-    // One within a second is the same keypress relayed by a wrapper (tsx, pnpm), not a second one.
-    if (stopRequestedAt !== undefined && Date.now() - stopRequestedAt > 1000) {
-      log(`${signal} again: exiting now; the run keeps its last checkpoint`);
-      process.exit(130);
-    }
-    requestStop(signal);
-  };
-  if (options.handleSignals) {
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  }
-  options.signal?.addEventListener('abort', () => requestStop('aborted'));
+  const onAbort = () => requestStop(typeof options.signal?.reason === 'string' ? options.signal.reason : 'aborted');
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener('abort', onAbort, { once: true });
 
   let result: TrainResult;
   try {
@@ -339,10 +292,7 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
     await tracker.endRun('FAILED', error instanceof Error ? `${error.name}: ${error.message}` : String(error)).catch(() => undefined);
     throw error;
   } finally {
-    if (options.handleSignals) {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
+    options.signal?.removeEventListener('abort', onAbort);
     disposeModel(model);
   }
 

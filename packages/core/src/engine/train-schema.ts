@@ -1,5 +1,6 @@
 import type { JsonSchema } from '../registry/registry.ts';
 import { METRIC_NAMES } from './metrics.ts';
+import type { EntryConfig } from '../schema/types.ts';
 
 /**
  * The `train` section, minus the entries it refers to: `optimizer`, `schedule` and each
@@ -42,26 +43,20 @@ export const trainSectionSchema: JsonSchema = {
   },
 };
 
-/** A registry entry as written in YAML: its `type` and its own params. */
-export interface EntrySpec {
-  type: string;
-  [param: string]: unknown;
-}
-
 /** The validated `train` section. */
 export interface TrainConfig {
   epochs: number;
   batch_size: number;
   steps_per_epoch?: number;
   eval_batch_size?: number;
-  optimizer: EntrySpec;
-  schedule?: EntrySpec;
+  optimizer: EntryConfig;
+  schedule?: EntryConfig;
   loss?: { type: 'sparse_categorical_crossentropy'; from_logits?: boolean; label_smoothing?: number };
   metrics?: (typeof METRIC_NAMES)[number][];
-  callbacks?: EntrySpec[];
+  callbacks?: EntryConfig[];
 }
 
 /** Splits `{type, ...params}` into the type and the params the entry's create() receives. */
-export function entryParams({ type, ...params }: EntrySpec): [string, Record<string, unknown>] {
+export function entryParams({ type, ...params }: EntryConfig): [string, Record<string, unknown>] {
   return [type, params];
 }

@@ -6,7 +6,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadExperiment } from '../config/index.ts';
 import { ConfigError } from '../errors.ts';
 import { createRegistries, type BlockEntry } from '../registry/kinds.ts';
-import { buildModel, disposeModel, layerSeed, type ModelSpec } from './build.ts';
+import type { ModelConfig } from '../schema/types.ts';
+import { buildModel, disposeModel, layerSeed } from './build.ts';
 import { registerCombinators } from './combinators.ts';
 import { modelSummary, formatSummary } from './summary.ts';
 
@@ -42,7 +43,7 @@ beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
-const build = (spec: ModelSpec, inputShape = [3], vars: Record<string, unknown> = {}) =>
+const build = (spec: ModelConfig, inputShape = [3], vars: Record<string, unknown> = {}) =>
   buildModel(spec, { registries, inputShape, seed: 1, vars });
 
 /** Builds from a YAML file so that errors are located by the real loader. */
@@ -51,7 +52,7 @@ function buildFromYaml(text: string) {
   const file = join(dir, 'exp.yaml');
   writeFileSync(file, text);
   const loaded = loadExperiment(file);
-  const config = loaded.config as { vars?: Record<string, unknown>; model: ModelSpec };
+  const config = loaded.config as { vars?: Record<string, unknown>; model: ModelConfig };
   return () => buildModel(config.model, { registries, inputShape: [3], seed: 1, vars: config.vars, locate: loaded.locate });
 }
 
@@ -83,7 +84,7 @@ describe('buildModel', () => {
         { type: 'repeat', times: 2, layers: [{ type: 'call', block: 'mlp', args: { hidden: 5 } }, { type: 'dense', units: 4 }] },
         { type: 'dense', units: 2 },
       ],
-    } as ModelSpec, [3], {});
+    } as ModelConfig, [3], {});
     expect(model.layers.map((l) => l.name)).toEqual([
       'input',
       'stem',
@@ -109,7 +110,7 @@ describe('buildModel', () => {
         vars: { b: 20 },
         blocks: { blk: { params: { c: 300, d: 0 }, layers: [{ type: 'dense', units: '${a + b + c + d}' }] } },
         layers: [{ type: 'call', block: 'blk', args: { d: 4000 } }],
-      } as unknown as ModelSpec,
+      } as unknown as ModelConfig,
       [3],
       { a: 1, b: 2, d: 5 },
     );
@@ -191,7 +192,7 @@ describe('buildModel errors', () => {
     );
     const error = errorOf(run);
     expect(error.render()).toMatch(
-      /exp\.yaml:6:32 model\.blocks\.blk\.layers\[0\]\.units: expected an integer, got string "4x" \(in block_1, an instance of block "blk"\); computed by "\$\{width\}x" where width = 4$/,
+      /exp\.yaml:6:32 model\.blocks\.blk\.layers\[0\]\.units: expected an integer, got string "4x" \(in the instance of block "blk" called at model\.layers\[0\]\.layers\[0\]\); computed by "\$\{width\}x" where width = 4$/,
     );
   });
 
@@ -200,7 +201,7 @@ describe('buildModel errors', () => {
       /model\.layers\[0\]\.type: unknown block type "dens"; did you mean "dense"\?/,
     );
     expect(errorOf(() => build({ layers: [{ type: 'dense', unit: 3 }] })).message).toMatch(
-      /model\.layers\[0\]\.unit: unknown parameter "unit" for dense; did you mean "units"\?/,
+      /model\.layers\[0\]\.unit: unknown key "unit" for block type "dense"; did you mean "units"\?/,
     );
     expect(errorOf(() => build({ blocks: { mlp: { layers: [] } }, layers: [{ type: 'call', block: 'mpl' }] })).message).toMatch(
       /model\.layers\[0\]\.block: no block definition "mpl" under model\.blocks; did you mean "mlp"\?/,
@@ -228,7 +229,7 @@ describe('buildModel errors', () => {
 });
 
 describe('disposal', () => {
-  const sharedNorm: ModelSpec = {
+  const sharedNorm: ModelConfig = {
     layers: [
       { type: 'residual', layers: [{ type: 'shared', name: 'norm', layer: { type: 'layer_norm' } }, { type: 'dense', units: 3 }] },
       { type: 'residual', layers: [{ type: 'shared', name: 'norm' }, { type: 'dense', units: 3 }] },

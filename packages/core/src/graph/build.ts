@@ -1,46 +1,23 @@
 import * as tf from '@tensorflow/tfjs';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { describeOrigin, ExpressionError, hasExpression, interpolate, toScope, type ValueOrigin } from '../config/index.ts';
-import { ConfigError, describeValue, type ConfigPath } from '../errors.ts';
-import type { BlockEntry, Registries, SourceLocation } from '../registry/kinds.ts';
-import { didYouMean, RegistryError } from '../registry/registry.ts';
-import { plainType, VALUE_KEYWORDS } from '../schema/validate.ts';
-import { COMBINATOR_TYPES, NAME_PATTERN, type CombinatorType } from './combinators.ts';
+import { ConfigError, type ConfigPath } from '../errors.ts';
+import type { BlockEntry } from '../registry/kinds.ts';
+import { didYouMean } from '../registry/registry.ts';
+import type { EntryConfig, ModelConfig } from '../schema/types.ts';
+import { COMBINATOR_TYPES, type CombinatorType } from './combinators.ts';
+import { instanceContext, instantiateModel, ModelPlan, type CallSite, type InstantiateOptions } from './instantiate.ts';
 
 /* ------------------------------------------------------------------------------------------ *
- * The graph builder: turns `model:` into a tf.LayersModel with the functional API. Leaves are  *
- * layers made by the registered primitives; combinators only wire symbolic tensors. Templates  *
- * (model.blocks.<name>.layers) are instantiated per call with their own variable scope.        *
+ * The graph builder: turns a checked model plan (instantiate.ts: the `model:` section with     *
+ * every template instance evaluated and validated) into a tf.LayersModel with the functional   *
+ * API. Leaves are layers made by the registered primitives; combinators only wire symbolic     *
+ * tensors; each template instance gets its own name scope, tensors and shared modules.         *
  * ------------------------------------------------------------------------------------------ */
 
-/** A model node as written in YAML: `{type: dense, units: 64, name?: ...}`. */
-export type ModelNode = { type: string; name?: string } & Record<string, unknown>;
-
-/** A reusable definition: `model.blocks.<name>`. */
-export interface BlockDefinition {
-  params?: Record<string, unknown>;
-  layers: unknown[];
-}
-
-/** The `model:` section of an experiment. */
-export interface ModelSpec {
-  vars?: Record<string, unknown>;
-  blocks?: Record<string, BlockDefinition>;
-  layers: unknown[];
-}
-
-export interface BuildOptions {
-  registries: Registries;
+export interface BuildOptions extends InstantiateOptions {
   /** One example's shape, without the batch axis, e.g. [64, 64, 3]. */
   inputShape: number[];
   /** Run seed; each layer's initializer seed is derived from it and the layer's name. */
   seed: number;
-  /** Maps a YAML path to where it was written (the loader's `locate`), for located errors. */
-  locate?: (path: ConfigPath) => SourceLocation;
-  /** Where the key that introduces a path was written (the loader's `locateKey`), for unknown keys; default `locate`. */
-  locateKey?: (path: ConfigPath) => SourceLocation;
-  /** The experiment's top-level `vars` (the lowest level of a template's scope). */
-  vars?: Record<string, unknown>;
   /** Name of the LayersModel (default "model"). */
   name?: string;
 }
@@ -87,17 +64,14 @@ class NameScope {
   }
 }
 
-/** Where the builder is while walking the spec. */
+/** Where the builder is while walking the plan. */
 interface Frame {
   names: NameScope;
   instance: Instance;
-  /** Scope for `${...}` inside templates; undefined for nodes the loader already evaluated. */
-  vars: Record<string, unknown> | undefined;
-  /** Definitions being instantiated (outermost first), to refuse recursion and to explain errors. */
-  calls: { block: string; at: string }[];
+  /** Template instances being built (outermost first), to explain errors. */
+  calls: CallSite[];
 }
 
-const NESTED_KEYS = new Set(['layers', 'branches', 'layer']);
 const isCombinator = (type: string): type is CombinatorType => (COMBINATOR_TYPES as readonly string[]).includes(type);
 
 /** A 31-bit seed from the run seed and a layer name (FNV-1a), so adding a layer elsewhere changes no other layer's weights. */
@@ -111,11 +85,13 @@ export function layerSeed(seed: number, name: string): number {
 }
 
 /**
- * Builds the model described by `spec` (the `model:` section) as a functional tf.LayersModel.
- * Errors about the spec are ConfigErrors located through `locate`.
+ * Builds the model described by `model` (the `model:` section, or the plan `instantiateModel`
+ * made of it) as a functional tf.LayersModel. Errors about the config are ConfigErrors located
+ * through `locate`: a section not yet instantiated is checked first, templates included.
  */
-export function buildModel(spec: ModelSpec, options: BuildOptions): tf.LayersModel {
-  return new GraphBuilder(spec, options).build();
+export function buildModel(model: ModelConfig | ModelPlan, options: BuildOptions): tf.LayersModel {
+  const plan = model instanceof ModelPlan ? model : instantiateModel(model, options);
+  return new GraphBuilder(plan, options).build();
 }
 
 /**
@@ -140,15 +116,11 @@ function disposeLayers(layers: Iterable<tf.layers.Layer>): void {
 }
 
 class GraphBuilder {
-  private readonly validators = new Map<string, ValidateFunction>();
-  private readonly ajv = new Ajv({ allErrors: true, strict: false });
-  /** How the last instance's template values were computed (by path), for error hints. */
-  private readonly origins = new Map<string, ValueOrigin>();
   /** Every layer applied so far, to free their weights when the build fails half way. */
   private readonly layers = new Set<tf.layers.Layer>();
 
   constructor(
-    private readonly spec: ModelSpec,
+    private readonly plan: ModelPlan,
     private readonly options: BuildOptions,
   ) {}
 
@@ -163,30 +135,22 @@ class GraphBuilder {
   }
 
   private buildGraph(): tf.LayersModel {
-    const spec = this.spec;
-    if (spec === null || typeof spec !== 'object' || !Array.isArray(spec.layers)) {
-      throw this.error(['model', 'layers'], { expected: 'a list of layer nodes', found: describeValue(spec?.layers) });
-    }
     const input = tf.input({ shape: this.options.inputShape, name: 'input' });
     const root: Frame = {
       names: new NameScope('', new Set(['input'])),
       instance: { prefix: '', tensors: new Map(), shared: new Map() },
-      vars: undefined,
       calls: [],
     };
-    const output = this.applyList(spec.layers, input, ['model', 'layers'], root);
+    const output = this.applyList(this.plan.model.layers, input, ['model', 'layers'], root);
     return tf.model({ inputs: input, outputs: output, name: this.options.name ?? 'model' });
   }
 
   private applyList(nodes: unknown, x: tf.SymbolicTensor, path: ConfigPath, frame: Frame): tf.SymbolicTensor {
-    if (!Array.isArray(nodes)) throw this.error(path, { expected: 'a list of layer nodes', found: describeValue(nodes) }, frame);
-    return nodes.reduce<tf.SymbolicTensor>((tensor, node, i) => this.applyNode(node, tensor, [...path, i], frame), x);
+    return (nodes as EntryConfig[]).reduce<tf.SymbolicTensor>((tensor, node, i) => this.applyNode(node, tensor, [...path, i], frame), x);
   }
 
-  private applyNode(raw: unknown, x: tf.SymbolicTensor, path: ConfigPath, frame: Frame): tf.SymbolicTensor {
-    const node = this.resolve(raw, path, frame);
-    const entry = this.entryOf(node, path, frame);
-    this.validate(entry, node, path, frame);
+  private applyNode(node: EntryConfig, x: tf.SymbolicTensor, path: ConfigPath, frame: Frame): tf.SymbolicTensor {
+    const entry = this.options.registries.blocks.get(node.type);
     const explicitName = typeof node.name === 'string' ? node.name : undefined;
     const output = isCombinator(node.type)
       ? this.applyCombinator(node.type, node, x, path, frame)
@@ -195,105 +159,8 @@ class GraphBuilder {
     return output;
   }
 
-  /** The node with its own `${...}` evaluated (nested nodes are evaluated when visited). */
-  private resolve(raw: unknown, path: ConfigPath, frame: Frame): ModelNode {
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-      throw this.error(path, { expected: 'a layer node (a mapping with a `type`)', found: describeValue(raw) }, frame);
-    }
-    const node: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(raw)) {
-      node[key] = frame.vars && !NESTED_KEYS.has(key) ? this.interpolateValue(value, [...path, key], frame) : value;
-    }
-    if (typeof node.type !== 'string') {
-      throw this.error([...path, 'type'], { expected: 'a block type (string)', found: describeValue(node.type) }, frame);
-    }
-    return node as ModelNode;
-  }
-
-  private interpolateValue(value: unknown, path: ConfigPath, frame: Frame): unknown {
-    if (typeof value === 'string') {
-      const scope = toScope(frame.vars!);
-      const variables: ValueOrigin['variables'] = [];
-      const recording = {
-        has: (name: string) => scope.has(name),
-        names: () => scope.names(),
-        get: (name: string) => {
-          const read = scope.get(name);
-          if (!variables.some((v) => v.name === name)) variables.push({ name, value: read, location: undefined });
-          return read;
-        },
-      };
-      try {
-        const result = interpolate(value, recording);
-        if (hasExpression(value)) this.origins.set(JSON.stringify(path), { expression: value, variables });
-        return result;
-      } catch (error) {
-        if (!(error instanceof ExpressionError)) throw error;
-        throw this.error(path, { message: `in "${value}": ${error.message}`, hint: error.hint }, frame, error);
-      }
-    }
-    if (Array.isArray(value)) return value.map((item, i) => this.interpolateValue(item, [...path, i], frame));
-    if (value !== null && typeof value === 'object') {
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.interpolateValue(v, [...path, k], frame)]));
-    }
-    return value;
-  }
-
-  private entryOf(node: ModelNode, path: ConfigPath, frame: Frame): BlockEntry {
-    try {
-      return this.options.registries.blocks.get(node.type);
-    } catch (error) {
-      if (!(error instanceof RegistryError)) throw error;
-      const hint = didYouMean(node.type, this.options.registries.blocks.types());
-      throw this.error([...path, 'type'], {
-        message: `unknown block type "${node.type}"`,
-        hint: hint ? `did you mean "${hint}"?` : `valid types: ${this.options.registries.blocks.types().join(', ')}`,
-      }, frame, error);
-    }
-  }
-
-  /** Checks a node against its entry's params schema (plus `type` and `name`); nested nodes are checked when visited. */
-  private validate(entry: BlockEntry, node: ModelNode, path: ConfigPath, frame: Frame): void {
-    let check = this.validators.get(entry.type);
-    if (!check) {
-      const params = entry.params as { properties?: Record<string, unknown> };
-      check = this.ajv.compile({
-        ...entry.params,
-        $defs: { block: { type: 'object', required: ['type'], properties: { type: { type: 'string' } } } },
-        properties: { ...params.properties, type: { const: entry.type }, name: { type: 'string', pattern: NAME_PATTERN } },
-      });
-      this.validators.set(entry.type, check);
-    }
-    if (check(node)) return;
-    throw this.schemaError(check.errors ?? [], entry, node, path, frame);
-  }
-
-  private schemaError(errors: ErrorObject[], entry: BlockEntry, node: ModelNode, path: ConfigPath, frame: Frame): ConfigError {
-    // One error per node: an unknown key first (often a typo of a required one), a missing key last.
-    const rank = (e: ErrorObject) => (e.keyword === 'additionalProperties' ? 0 : e.keyword === 'required' ? 2 : 1);
-    const first = [...errors].sort((a, b) => rank(a) - rank(b))[0]!;
-    const where = [...path, ...first.instancePath.split('/').slice(1).map((part) => (/^\d+$/.test(part) ? Number(part) : part))];
-    const properties = Object.keys((entry.params as { properties?: object }).properties ?? {});
-    if (first.keyword === 'additionalProperties') {
-      const key = (first.params as { additionalProperty: string }).additionalProperty;
-      const hint = didYouMean(key, [...properties, 'name', 'type']);
-      return this.error([...where, key], {
-        atKey: true,
-        message: `unknown parameter "${key}" for ${entry.type}`,
-        hint: hint ? `did you mean "${hint}"?` : `valid parameters: ${[...properties, 'name'].join(', ')}`,
-      }, frame);
-    }
-    if (first.keyword === 'required') {
-      const key = (first.params as { missingProperty: string }).missingProperty;
-      return this.error(where, { message: `${entry.type} needs "${key}"` }, frame);
-    }
-    const value = where.slice(path.length).reduce<unknown>((v, k) => (v as Record<string | number, unknown>)?.[k], node);
-    const origin = frame.vars && VALUE_KEYWORDS.has(first.keyword) ? this.origins.get(JSON.stringify(where)) : undefined;
-    return this.error(where, { expected: schemaExpectation(first), found: describeValue(value), hint: origin && describeOrigin(origin) }, frame);
-  }
-
-  private leafName(node: ModelNode, path: ConfigPath, frame: Frame): string {
-    if (node.name === undefined) return frame.names.auto(node.type);
+  private leafName(node: EntryConfig, path: ConfigPath, frame: Frame): string {
+    if (typeof node.name !== 'string') return frame.names.auto(node.type);
     const full = `${frame.names.prefix}${node.name}`;
     if (!frame.names.claim(full)) {
       throw this.error([...path, 'name'], { message: `a layer named "${full}" already exists; give this one another name` }, frame);
@@ -301,7 +168,7 @@ class GraphBuilder {
     return full;
   }
 
-  private applyLeaf(entry: BlockEntry, node: ModelNode, x: tf.SymbolicTensor, path: ConfigPath, frame: Frame, name: string): tf.SymbolicTensor {
+  private applyLeaf(entry: BlockEntry, node: EntryConfig, x: tf.SymbolicTensor, path: ConfigPath, frame: Frame, name: string): tf.SymbolicTensor {
     const { type: _type, name: _name, ...params } = node;
     let layer: tf.layers.Layer;
     try {
@@ -322,7 +189,7 @@ class GraphBuilder {
     }
   }
 
-  private applyCombinator(type: CombinatorType, node: ModelNode, x: tf.SymbolicTensor, path: ConfigPath, frame: Frame): tf.SymbolicTensor {
+  private applyCombinator(type: CombinatorType, node: EntryConfig, x: tf.SymbolicTensor, path: ConfigPath, frame: Frame): tf.SymbolicTensor {
     switch (type) {
       case 'sequential':
         return this.applyList(node.layers, x, [...path, 'layers'], this.scoped(node, path, frame));
@@ -346,7 +213,7 @@ class GraphBuilder {
       }
       case 'repeat': {
         let y = x;
-        const base = node.name ?? 'block';
+        const base = typeof node.name === 'string' ? node.name : 'block';
         for (let i = 0; i < (node.times as number); i++) {
           const names = frame.names.under(frame.names.auto(base));
           y = this.applyList(node.layers, y, [...path, 'layers'], {
@@ -365,8 +232,8 @@ class GraphBuilder {
   }
 
   /** The frame for a named (or auto-named) container: its layers are named under it. */
-  private scoped(node: ModelNode, path: ConfigPath, frame: Frame): Frame {
-    if (node.name === undefined) return { ...frame, names: frame.names.under(frame.names.auto(node.type)) };
+  private scoped(node: EntryConfig, path: ConfigPath, frame: Frame): Frame {
+    if (typeof node.name !== 'string') return { ...frame, names: frame.names.under(frame.names.auto(node.type)) };
     const full = `${frame.names.prefix}${node.name}`;
     if (!frame.names.claim(full)) {
       throw this.error([...path, 'name'], { message: `a layer or scope named "${full}" already exists; give this one another name` }, frame);
@@ -385,45 +252,18 @@ class GraphBuilder {
     }, frame);
   }
 
-  private applyCall(node: ModelNode, x: tf.SymbolicTensor, path: ConfigPath, frame: Frame): tf.SymbolicTensor {
-    const blockName = node.block as string;
-    const blocks = this.spec.blocks ?? {};
-    const definition = Object.hasOwn(blocks, blockName) ? blocks[blockName] : undefined;
-    if (!definition) {
-      const hint = didYouMean(blockName, Object.keys(blocks));
-      throw this.error([...path, 'block'], {
-        message: `no block definition "${blockName}" under model.blocks`,
-        hint: hint ? `did you mean "${hint}"?` : Object.keys(blocks).length ? `defined: ${Object.keys(blocks).join(', ')}` : undefined,
-      }, frame);
-    }
-    if (frame.calls.some((call) => call.block === blockName)) {
-      throw this.error([...path, 'block'], { message: `block "${blockName}" calls itself (${[...frame.calls.map((c) => c.block), blockName].join(' -> ')})` }, frame);
-    }
-    const defaults = definition.params ?? {};
-    const args = (node.args ?? {}) as Record<string, unknown>;
-    for (const key of Object.keys(args)) {
-      if (!Object.hasOwn(defaults, key)) {
-        const hint = didYouMean(key, Object.keys(defaults));
-        throw this.error([...path, 'args', key], {
-          atKey: true,
-          message: `block "${blockName}" has no parameter "${key}"`,
-          hint: hint ? `did you mean "${hint}"?` : `its params: ${Object.keys(defaults).join(', ') || '(none)'}`,
-        }, frame);
-      }
-    }
-    // Scope, nearest last: top vars < model.vars < the definition's defaults < the call's args.
-    const vars = { ...this.options.vars, ...this.spec.vars, ...defaults, ...args };
+  private applyCall(node: EntryConfig, x: tf.SymbolicTensor, path: ConfigPath, frame: Frame): tf.SymbolicTensor {
+    const { block, layers } = this.plan.instanceOf(node);
     const names = node.name === undefined ? frame.names : this.scoped(node, path, frame).names;
-    return this.applyList(definition.layers, x, ['model', 'blocks', blockName, 'layers'], {
+    return this.applyList(layers, x, ['model', 'blocks', block, 'layers'], {
       names,
       instance: { prefix: names.prefix, tensors: new Map(), shared: new Map() },
-      vars,
-      calls: [...frame.calls, { block: blockName, at: names.prefix || 'the model' }],
+      calls: [...frame.calls, { block, at: path }],
     });
   }
 
-  private applyShared(node: ModelNode, x: tf.SymbolicTensor, path: ConfigPath, frame: Frame): tf.SymbolicTensor {
-    const name = node.name!;
+  private applyShared(node: EntryConfig, x: tf.SymbolicTensor, path: ConfigPath, frame: Frame): tf.SymbolicTensor {
+    const name = node.name as string;
     const existing = frame.instance.shared.get(name);
     if (existing) {
       if (node.layer !== undefined) {
@@ -435,12 +275,11 @@ class GraphBuilder {
       throw this.error(path, { message: `shared module "${name}" is used before it is defined; its first use needs \`layer\`` }, frame);
     }
     const layerPath = [...path, 'layer'];
-    const layerNode = this.resolve(node.layer, layerPath, frame);
-    const entry = this.entryOf(layerNode, layerPath, frame);
+    const layerNode = node.layer as EntryConfig;
+    const entry = this.options.registries.blocks.get(layerNode.type);
     if (isCombinator(layerNode.type)) {
       throw this.error([...layerPath, 'type'], { message: `a shared module must be a single layer, not a ${layerNode.type}` }, frame);
     }
-    this.validate(entry, layerNode, layerPath, frame);
     const full = `${frame.instance.prefix}${name}`;
     if (!frame.names.claim(full)) {
       throw this.error([...path, 'name'], { message: `a layer named "${full}" already exists; give this module another name` }, frame);
@@ -458,24 +297,10 @@ class GraphBuilder {
     return output;
   }
 
-  private error(
-    path: ConfigPath,
-    init: { expected?: string; found?: string; message?: string; hint?: string | undefined; atKey?: boolean },
-    frame?: Frame,
-    cause?: unknown,
-  ): ConfigError {
-    const call = frame?.calls.at(-1);
-    const within = call ? ` (in ${call.at.replace(/\/$/, '')}, an instance of block "${call.block}")` : '';
-    const message = init.message !== undefined ? `${init.message}${within}` : undefined;
-    const expected = init.expected !== undefined && message === undefined ? `${init.expected}` : undefined;
+  /** An error about the node at `path`, said to be inside the template instance being built, if any. */
+  private error(path: ConfigPath, init: { message: string; hint?: string | undefined }, frame?: Frame, cause?: unknown): ConfigError {
     return new ConfigError(
-      {
-        location: ((init.atKey && this.options.locateKey) || this.options.locate)?.(path),
-        path,
-        ...(message !== undefined ? { message } : {}),
-        ...(expected !== undefined ? { expected, found: init.found !== undefined ? `${init.found}${within}` : undefined } : {}),
-        hint: init.hint,
-      },
+      { location: this.options.locate?.(path), path, message: `${init.message}${instanceContext(frame?.calls ?? [])}`, hint: init.hint },
       cause === undefined ? undefined : { cause },
     );
   }
@@ -483,26 +308,4 @@ class GraphBuilder {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** A plain-words expectation from one ajv error. */
-function schemaExpectation(error: ErrorObject): string {
-  const p = error.params as Record<string, unknown>;
-  switch (error.keyword) {
-    case 'type':
-      return plainType(p.type);
-    case 'enum':
-      return `one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'const':
-      return JSON.stringify(p.allowedValue);
-    case 'minimum':
-    case 'maximum':
-    case 'exclusiveMinimum':
-    case 'exclusiveMaximum':
-      return `a value ${p.comparison} ${p.limit}`;
-    case 'pattern':
-      return `a name matching ${p.pattern}`;
-    default:
-      return error.message ?? 'a valid value';
-  }
 }

@@ -1,5 +1,6 @@
 export { buildModel, disposeModel, layerSeed } from './build.ts';
-export type { BuildOptions, ModelSpec, ModelNode, BlockDefinition } from './build.ts';
+export type { BuildOptions } from './build.ts';
+export { instantiateModel, ModelPlan, type InstantiateOptions, type TemplateInstance } from './instantiate.ts';
 export { registerCombinators, combinatorEntries, COMBINATOR_TYPES } from './combinators.ts';
 export { modelSummary, formatSummary } from './summary.ts';
 export type { ModelSummary, SummaryRow } from './summary.ts';

@@ -89,8 +89,21 @@ export interface DatasetContext {
   locate?: (path: readonly (string | number)[]) => SourceLocation | undefined;
 }
 
+/** What a dataset declares about its examples before any data is read. */
+export interface DataShape {
+  /** Shape of one example as the model sees it (after the transforms), e.g. [64, 64, 3]; `DatasetInfo.inputShape` once created. */
+  inputShape: number[];
+  numClasses: number;
+}
+
 /** A dataset source: `data: {type: cifar100, ...}`; its params include the `transforms` list. */
 export interface DatasetEntry<P = any> extends EntryBase {
+  /**
+   * The examples' shape and class count from the params alone (the source's shape through each
+   * transform's `outputShape`): no file is read, so the model is built and checked before any
+   * data loads (`exp validate`, `summary` and `export` never load it for the shape).
+   */
+  describe(params: P, ctx: { registries: Registries }): DataShape;
   create(params: P, ctx: DatasetContext): Promise<Dataset>;
 }
 

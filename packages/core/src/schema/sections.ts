@@ -18,7 +18,7 @@ export const varsSchema: JsonSchema = {
   propertyNames: { pattern: NAME },
 };
 
-/** A template's layers are checked when the graph builder instantiates them, not here. */
+/** A template's layers are checked per instance, evaluated (graph/instantiate.ts), not here. */
 const templateNode: JsonSchema = {
   type: 'object',
   required: ['type'],

@@ -1,4 +1,7 @@
-/** A registry entry as written in YAML: `{type: dense, units: 64}`. */
+/**
+ * THE node type: a registry entry as written in YAML, `{type: dense, units: 64, name?: ...}`:
+ * a model's layers and combinators, the dataset, a transform, an optimizer, a schedule, a callback.
+ */
 export interface EntryConfig {
   type: string;
   [param: string]: unknown;

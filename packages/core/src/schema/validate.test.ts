@@ -20,6 +20,7 @@ function standIns(): Registries {
     type,
     description: `${type} stand-in`,
     params: { type: 'object', additionalProperties: false, required, properties },
+    describe: () => ({ inputShape: [32, 32, 3], numClasses: 100 }),
     create,
   });
   registries.blocks

@@ -1,10 +1,9 @@
 import { SAFE_NAME_PATTERN, unsafeNameReason } from '../safety/paths.ts';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { loadExperiment, type LoadedConfig, type LoadOptions } from '../config/load.ts';
-import { describeOrigin } from '../config/resolve.ts';
+import { describeOrigin, type ValueOrigin } from '../config/resolve.ts';
 import { ConfigError, describeValue, OVERRIDE_PREFIX, throwIfAny, type ConfigPath } from '../errors.ts';
 import { didYouMean, type EntryBase, type Registry } from '../registry/registry.ts';
-import type { Registries } from '../registry/kinds.ts';
+import type { Registries, SourceLocation } from '../registry/kinds.ts';
 import { editorSchema, ENTRY_KINDS, experimentSchema, schemaOrigin } from './experiment-schema.ts';
 import type { ExperimentConfig } from './types.ts';
 
@@ -14,7 +13,9 @@ import type { ExperimentConfig } from './types.ts';
  * turn ajv's wording into plain sentences with hints (did-you-mean, the YAML yes/no trap).    *
  * ------------------------------------------------------------------------------------------ */
 
-const compiled = new WeakMap<Registries, { signature: string; validate: ValidateFunction }>();
+const compiled = new WeakMap<Registries, { signature: string; ajv: Ajv }>();
+/** The key the assembled experiment schema is added under; its parts are checked as `${EXPERIMENT}#/...`. */
+const EXPERIMENT = 'experiment';
 
 function signatureOf(registries: Registries): string {
   return Object.values(ENTRY_KINDS)
@@ -22,15 +23,32 @@ function signatureOf(registries: Registries): string {
     .join('|');
 }
 
-/** The compiled validator for these registries (recompiled when an entry is registered). */
-export function experimentValidator(registries: Registries): ValidateFunction {
+/** The Ajv holding the experiment schema for these registries (rebuilt when an entry is registered). */
+function schemaFor(registries: Registries): Ajv {
   const signature = signatureOf(registries);
   const cached = compiled.get(registries);
-  if (cached?.signature === signature) return cached.validate;
+  if (cached?.signature === signature) return cached.ajv;
   const ajv = new Ajv({ allErrors: true, discriminator: true, strict: true, verbose: true, allowUnionTypes: true });
-  const validate = ajv.compile(experimentSchema(registries));
-  compiled.set(registries, { signature, validate });
-  return validate;
+  ajv.addSchema(experimentSchema(registries), EXPERIMENT);
+  compiled.set(registries, { signature, ajv });
+  return ajv;
+}
+
+/** The compiled validator for these registries (recompiled when an entry is registered). */
+export function experimentValidator(registries: Registries): ValidateFunction {
+  return schemaFor(registries).getSchema(EXPERIMENT)!;
+}
+
+/**
+ * Checks one part of an experiment with the experiment's own schema: the `model` section, or a
+ * list of layer nodes (a template instance, evaluated by the graph's instantiation step). `at` is
+ * the part's path; the errors are worded and located exactly as `validateExperiment`'s, so one
+ * mistake reads the same wherever it is found.
+ */
+export function validateExperimentPart(part: 'model' | 'layers', value: unknown, at: ConfigPath, loaded: Locator, registries: Registries): ConfigError[] {
+  const validate = schemaFor(registries).getSchema(`${EXPERIMENT}#${part === 'model' ? '/properties/model' : '/$defs/layers'}`)!;
+  if (validate(value)) return [];
+  return explainErrors(validate.errors ?? [], loaded, registries, { root: value, at });
 }
 
 /** Checks a file as written (before extends and evaluation) the way an editor would. */
@@ -59,7 +77,7 @@ function coerceOverrides(errors: readonly ErrorObject[], loaded: Locator): boole
     const wantsString = error.keyword === 'type' && String(error.params.type).split(',').includes('string');
     if (!wantsString || (typeof error.data !== 'number' && typeof error.data !== 'boolean')) continue;
     const path = toPath(error.instancePath, loaded.config);
-    if (path.length === 0 || !loaded.locate(path).file.startsWith(OVERRIDE_PREFIX)) continue;
+    if (path.length === 0 || !loaded.locate(path)?.file.startsWith(OVERRIDE_PREFIX)) continue;
     const parent = path.slice(0, -1).reduce<unknown>((value, key) => (value as Record<string | number, unknown>)[key], loaded.config);
     (parent as Record<string | number, unknown>)[path[path.length - 1]!] = String(error.data);
     changed = true;
@@ -67,7 +85,13 @@ function coerceOverrides(errors: readonly ErrorObject[], loaded: Locator): boole
   return changed;
 }
 
-type Locator = Pick<LoadedConfig, 'config' | 'locate' | 'locateKey' | 'origin'>;
+/** What error explanations need of a loaded config: the values, where they were written, how they were computed. */
+export interface Locator {
+  config: Record<string, unknown>;
+  locate(path: ConfigPath): SourceLocation | undefined;
+  locateKey(path: ConfigPath): SourceLocation | undefined;
+  origin?(path: ConfigPath): ValueOrigin | undefined;
+}
 
 // Errors about a value (not about keys) get a note on the expression that computed it.
 export const VALUE_KEYWORDS = new Set(['type', 'minimum', 'exclusiveMinimum', 'maximum', 'exclusiveMaximum', 'enum', 'const', 'pattern', 'multipleOf']);
@@ -291,14 +315,4 @@ function explain(error: ErrorObject, path: ConfigPath, loaded: Locator, registri
     }
   }
   return new ConfigError({ location, path, message: `${error.message ?? 'is invalid'}${label}` });
-}
-
-/** Loads (extends, --set, ${...}) and validates an experiment file: what `exp validate` and the engine do. */
-export function loadValidatedExperiment(
-  file: string,
-  registries: Registries,
-  options: LoadOptions = {},
-): Omit<LoadedConfig, 'config'> & { config: ExperimentConfig } {
-  const loaded = loadExperiment(file, options);
-  return { ...loaded, config: validateExperiment(loaded, registries) };
 }

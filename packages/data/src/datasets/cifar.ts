@@ -57,6 +57,8 @@ export const CIFAR10: CifarFormat = {
 const HEIGHT = 32;
 const WIDTH = 32;
 const CHANNELS = 3;
+/** One CIFAR image: [height, width, channels]. */
+export const CIFAR_IMAGE_SHAPE: readonly number[] = [HEIGHT, WIDTH, CHANNELS];
 const PIXELS = HEIGHT * WIDTH * CHANNELS;
 
 export interface CifarData {

@@ -1,10 +1,10 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { ConfigError, describeValue, type Dataset, type DatasetContext, type DatasetEntry, type JsonSchema } from '@tessera/core';
+import { ConfigError, describeValue, type Dataset, type DatasetContext, type DatasetEntry, type JsonSchema, type Registries } from '@tessera/core';
 import { createPipeline, type ConfiguredTransform } from '../pipeline.ts';
 import { Rng, deriveSeed } from '../random.ts';
 import { range, type ImageSet, type SplitView } from '../store.ts';
-import { CIFAR10, CIFAR100, defaultCacheDir, gunzipFile, loadCifar, parseRecords, type CifarFormat, type LabelMode } from './cifar.ts';
+import { CIFAR10, CIFAR100, CIFAR_IMAGE_SHAPE, defaultCacheDir, gunzipFile, loadCifar, parseRecords, type CifarFormat, type LabelMode } from './cifar.ts';
 import { syntheticFingerprint, syntheticImages } from './synthetic.ts';
 
 /** Parameters every dataset shares: how to split and what to apply. */
@@ -56,6 +56,11 @@ function buildTransforms(params: CommonParams, ctx: DatasetContext): ConfiguredT
     }
     return { type, params: rest, transform: entry.create(rest) };
   });
+}
+
+/** One example's shape as the model sees it: the source's shape through each transform's outputShape. */
+function transformedShape(raw: readonly number[], params: CommonParams, registries: Registries): number[] {
+  return (params.transforms ?? []).reduce((shape, { type, ...rest }) => registries.transforms.get(type).create(rest).outputShape(shape), [...raw]);
 }
 
 /** Splits `train` into train/validation views: the last fraction (Keras) or a seeded random one. */
@@ -129,6 +134,10 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
       },
       additionalProperties: false,
     },
+    describe: (params, { registries }) => ({
+      inputShape: transformedShape(CIFAR_IMAGE_SHAPE, params, registries),
+      numClasses: format.classes[params.label_mode ?? 'fine'],
+    }),
     async create(params, ctx: DatasetContext): Promise<Dataset> {
       const { dir, searchDirs, cacheDir } = cifarPlaces(params, ctx);
       if (params.dir !== undefined && !(existsSync(dir!) && statSync(dir!).isDirectory())) {
@@ -181,6 +190,9 @@ interface SyntheticParams extends CommonParams {
   noise?: number;
 }
 
+const SYNTHETIC_IMAGE_SHAPE: [number, number, number] = [32, 32, 3];
+const SYNTHETIC_CLASSES = 10;
+
 export const syntheticEntry: DatasetEntry<SyntheticParams> = {
   type: 'synthetic',
   description: 'Generated images: a fixed mean pattern per class plus noise (learnable; for tests and smoke runs)',
@@ -195,9 +207,13 @@ export const syntheticEntry: DatasetEntry<SyntheticParams> = {
     },
     additionalProperties: false,
   },
+  describe: (params, { registries }) => ({
+    inputShape: transformedShape(params.image_shape ?? SYNTHETIC_IMAGE_SHAPE, params, registries),
+    numClasses: params.num_classes ?? SYNTHETIC_CLASSES,
+  }),
   async create(params, ctx: DatasetContext) {
-    const [height, width, channels] = params.image_shape ?? [32, 32, 3];
-    const base = { height, width, channels, classes: params.num_classes ?? 10, noise: params.noise ?? 40, seed: ctx.seed };
+    const [height, width, channels] = params.image_shape ?? SYNTHETIC_IMAGE_SHAPE;
+    const base = { height, width, channels, classes: params.num_classes ?? SYNTHETIC_CLASSES, noise: params.noise ?? 40, seed: ctx.seed };
     const trainSpec = { ...base, count: params.train_size ?? 1000 };
     const train = syntheticImages(trainSpec, 1);
     const test = syntheticImages({ ...base, count: params.test_size ?? 200 }, 2);

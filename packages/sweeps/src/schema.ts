@@ -1,4 +1,4 @@
-import type { JsonSchema } from '../registry/registry.ts';
+import type { JsonSchema } from '@tessera/core';
 
 const positiveInteger = (description: string): JsonSchema => ({ type: 'integer', minimum: 1, description });
 const scalar: JsonSchema = { type: ['number', 'string', 'boolean'] };

@@ -1,4 +1,4 @@
-// Sweeps across machines (docs/distributed.md): `@tessera/core/queue`, a subpath of its own so
+// Sweeps across machines (docs/distributed.md): `@tessera/sweeps/queue`, a subpath of its own so
 // that programs which never touch Redis do not load BullMQ and ioredis.
 export { QueueExecutor, type QueueExecutorOptions } from './queue-executor.ts';
 export { runQueueWorker, type QueueWorkerOptions } from './worker.ts';

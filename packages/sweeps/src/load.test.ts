@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, ConfigErrors, configErrorsOf, isConfigError } from '../errors.ts';
+import { ConfigError, ConfigErrors, configErrorsOf, isConfigError } from '@tessera/core';
 import { loadSweep } from './load.ts';
 
-const repo = resolve(import.meta.dirname, '../../../..');
+const repo = resolve(import.meta.dirname, '../../..');
 const dir = mkdtempSync(join(tmpdir(), 'tessera-sweep-load-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

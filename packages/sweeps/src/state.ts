@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { writeJsonAtomic } from '../safety/atomic-write.ts';
+import { writeJsonAtomic } from '@tessera/core';
 import type { Params } from './space.ts';
 
 /**

@@ -1,14 +1,26 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, relative, resolve } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
-import { loadExperiment, type LoadedConfig } from '../config/load.ts';
-import { parseOverride } from '../config/overrides.ts';
-import { isPlainObject } from '../config/plain.ts';
-import { parseYamlFile } from '../config/source.ts';
-import { ConfigError, ConfigErrors, describeValue, formatPath, isConfigError, throwIfAny, type ConfigPath } from '../errors.ts';
-import { createRegistries, type Registries, type SourceLocation } from '../registry/kinds.ts';
-import { didYouMean } from '../registry/registry.ts';
-import { explainErrors, validateExperiment } from '../schema/validate.ts';
+import {
+  loadExperiment,
+  type LoadedConfig,
+  parseOverride,
+  isPlainObject,
+  parseYamlFile,
+  ConfigError,
+  ConfigErrors,
+  describeValue,
+  formatPath,
+  isConfigError,
+  throwIfAny,
+  type ConfigPath,
+  createRegistries,
+  type Registries,
+  type SourceLocation,
+  didYouMean,
+  explainErrors,
+  loadValidatedExperiment,
+} from '@tessera/core';
 import { defaultBrackets, type EarlyTerminate } from './early-stop.ts';
 import { gridSize } from './grid.ts';
 import { sweepSchema } from './schema.ts';
@@ -41,9 +53,9 @@ export interface LoadedSweep {
 
 export interface LoadSweepOptions {
   /**
-   * With registries, the base experiment is validated against the full experiment schema and so
-   * is the experiment with each parameter at its extremes (every categorical value, min and max):
-   * a sweep that would build an invalid trial fails before any trial runs.
+   * With registries, the base experiment is validated as a run validates it (the schema and every
+   * template instance) and so is the experiment with each parameter at its extremes (every
+   * categorical value, min and max): a sweep that would build an invalid trial fails before any trial runs.
    */
   registries?: Registries;
   /** `--set` arguments for every trial (applied before the trial's own). */
@@ -97,7 +109,7 @@ export function loadSweep(file: string, options: LoadSweepOptions = {}): LoadedS
 
   const baseOverrides = [...(options.overrides ?? [])];
   const base = loadExperiment(experimentPath, { overrides: baseOverrides });
-  if (options.registries) validateExperiment(base, options.registries);
+  if (options.registries) loadValidatedExperiment(experimentPath, options.registries, { overrides: baseOverrides });
   for (const p of parameters) checkPath(p.path, base, (init) => fail(['parameters', p.path], init, true));
   throwIfAny(errors);
   if (options.registries) for (const p of parameters) checkValues(p, experimentPath, baseOverrides, options.registries, fail);
@@ -196,7 +208,7 @@ function checkValues(p: Parameter, experiment: string, baseOverrides: readonly s
   for (const value of probes) {
     const argument = `${p.path}=${typeof value === 'string' ? JSON.stringify(value) : String(value)}`;
     try {
-      validateExperiment(loadExperiment(experiment, { overrides: [...baseOverrides, argument] }), registries);
+      loadValidatedExperiment(experiment, registries, { overrides: [...baseOverrides, argument] });
     } catch (error) {
       if (!isConfigError(error)) throw error;
       const first = error instanceof ConfigErrors ? error.errors[0]! : error;

@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MlflowClient } from '@tessera/mlflow';
-import { writeJsonAtomic } from '../safety/atomic-write.ts';
-import { readSyncStates, updateSyncState } from '../tracking/sync.ts';
+import { writeJsonAtomic, readSyncStates, updateSyncState } from '@tessera/core';
 
 export interface TagEndedRunOptions {
   /** Credentials for MLflow (MLFLOW_TRACKING_USERNAME/PASSWORD or _TOKEN), as the run had them. */

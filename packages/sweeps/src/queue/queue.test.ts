@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { readRunMeta } from '../../tracking/local-store.ts';
+import { readRunMeta } from '@tessera/core';
 import type { SweepSpec } from '../spec.ts';
 import { TPE_DEFAULTS } from '../tpe.ts';
 import { formatSweepStatus, runQueueSweep, SweepLeaseError, sweepStatus } from './controller.ts';
@@ -16,7 +16,7 @@ import { locateRedisForTests, startRedis, type RedisServer } from './testing.ts'
 
 const redisForTests = locateRedisForTests();
 const FIXTURES = join(import.meta.dirname, '__fixtures__');
-const ROOT = join(import.meta.dirname, '../../../../..');
+const ROOT = join(import.meta.dirname, '../../../..');
 
 let server: RedisServer;
 let dir: string;

@@ -1,9 +1,9 @@
-import { assertSafeName, containedJoin } from '../safety/paths.ts';
+import { assertSafeName, containedJoin } from '@tessera/core/safety';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { readMetrics, readRunMeta, type RunMeta } from '../tracking/local-store.ts';
+import { readMetrics, readRunMeta, type RunMeta } from '@tessera/core';
 import type { Executor, TrialLaunch, TrialSink } from './executor.ts';
 import { tagEndedRun } from './run-tags.ts';
 import type { EpochMetrics } from './state.ts';

@@ -1,8 +1,6 @@
-import { assertSafeName, containedJoin } from '../safety/paths.ts';
+import { assertSafeName, containedJoin } from '@tessera/core/safety';
 import { join, relative } from 'node:path';
-import { defaultRunsRoot, type RunOptions } from '../engine/run.ts';
-import type { TrackingConfig } from '../schema/types.ts';
-import type { Registries } from '../registry/kinds.ts';
+import { defaultRunsRoot, type RunOptions, type TrackingConfig, type Registries } from '@tessera/core';
 import { LocalProcessExecutor } from './local-executor.ts';
 import { loadSweep, type LoadedSweep } from './load.ts';
 import { bestTrial, runSweep, type RunSweepOptions, type SweepResult } from './runner.ts';

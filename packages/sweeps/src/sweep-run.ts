@@ -1,11 +1,18 @@
 import { basename } from 'node:path';
-import type { RunOptions } from '../engine/run.ts';
-import type { ConfigPath } from '../errors.ts';
-import type { SourceLocation } from '../registry/kinds.ts';
-import type { TrackingConfig } from '../schema/types.ts';
-import { LocalRunStore, findRunDir, readMetrics } from '../tracking/local-store.ts';
-import { createMlflowTracker } from '../tracking/mlflow-tracker.ts';
-import { combineTrackers, type ParamValue, type RunStatus, type Tracker } from '../tracking/tracker.ts';
+import {
+  type RunOptions,
+  type ConfigPath,
+  type SourceLocation,
+  type TrackingConfig,
+  LocalRunStore,
+  findRunDir,
+  readMetrics,
+  createMlflowTracker,
+  combineTrackers,
+  type ParamValue,
+  type RunStatus,
+  type Tracker,
+} from '@tessera/core';
 import type { Distribution } from './space.ts';
 import type { SweepSpec } from './spec.ts';
 import type { SweepState, Trial } from './state.ts';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import type { Registries } from '../../registry/kinds.ts';
+import type { Registries } from '@tessera/core';
 import { sweepDir, sweepTracking, type SweepFileOptions } from '../launch.ts';
 import { loadSweep } from '../load.ts';
 import { runSweep, sweepFingerprint, type RunSweepOptions, type SweepResult } from '../runner.ts';

@@ -1,0 +1,1 @@
+export { builtinRegistries } from './registries.ts';
