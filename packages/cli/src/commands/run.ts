@@ -25,31 +25,58 @@ function tagOptions(values: readonly string[] | undefined): Record<string, strin
 /** Exit codes beyond the framework's 0/1/2: a run stopped by SIGINT/SIGTERM exits like a shell's Ctrl-C. */
 export const EXIT_INTERRUPTED = 130;
 
+/** Seconds a stopping run may take to finish its step and checkpoint before it exits anyway. */
+export function stopDeadlineSeconds(env: NodeJS.ProcessEnv = process.env): number {
+  const value = Number(env.TESSERA_STOP_DEADLINE ?? 60);
+  return Number.isFinite(value) && value > 0 ? value : 60;
+}
+
 /**
  * SIGINT/SIGTERM abort the run (it finishes the step, checkpoints and ends KILLED). A second one a
  * while after the first means "now": the process exits at once, keeping the last epoch checkpoint.
  * One within a second is the same keypress relayed by a wrapper (tsx, pnpm), not a second one.
+ * A supervisor cannot be asked for a second signal: past a deadline (TESSERA_STOP_DEADLINE, default
+ * 60 s) after the first, the process exits as if it had been sent. A trial of a sweep (its
+ * controller sets TESSERA_PARENT_PID) stops the same way when its controller dies: a controller
+ * killed with SIGKILL takes its trials with it instead of leaving them training as orphans.
  * The only exit outside `main`'s return value: nothing else can stop a training step mid-way.
  */
-function stopOnSignals(write: (text: string) => void): { signal: AbortSignal; dispose(): void } {
+function stopOnSignals(write: (text: string) => void, isAlive: (pid: number) => boolean): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
   let firstAt: number | undefined;
+  let deadline: NodeJS.Timeout | undefined;
+  const exitNow = (why: string) => {
+    write(`${why}: exiting now; the run keeps its last checkpoint\n`);
+    process.exit(EXIT_INTERRUPTED);
+  };
+  const stop = (reason: string) => {
+    if (firstAt !== undefined) return;
+    firstAt = Date.now();
+    controller.abort(reason);
+    const seconds = stopDeadlineSeconds();
+    deadline = setTimeout(() => exitNow(`still stopping after ${seconds} s`), seconds * 1000);
+    deadline.unref();
+  };
   const onSignal = (signal: NodeJS.Signals) => {
-    if (firstAt === undefined) {
-      firstAt = Date.now();
-      controller.abort(signal);
-    } else if (Date.now() - firstAt > 1000) {
-      write(`${signal} again: exiting now; the run keeps its last checkpoint\n`);
-      process.exit(EXIT_INTERRUPTED);
-    }
+    if (firstAt === undefined) stop(signal);
+    else if (Date.now() - firstAt > 1000) exitNow(`${signal} again`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const parent = Number(process.env.TESSERA_PARENT_PID);
+  const watch = Number.isInteger(parent) && parent > 0
+    ? setInterval(() => {
+        if (!isAlive(parent)) stop(`the sweep process that started this trial (pid ${parent}) is gone`);
+      }, 1000)
+    : undefined;
+  watch?.unref();
   return {
     signal: controller.signal,
     dispose() {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      clearInterval(watch);
+      clearTimeout(deadline);
     },
   };
 }
@@ -93,8 +120,8 @@ export default defineCommand({
     const seed = integerOption('seed', options.seed, 0);
     const epochs = integerOption('epochs', options.epochs, 1);
     const tags = tagOptions(options.tag);
-    const { runExperiment, NonFiniteLossError } = await import('@tessera/core');
-    const stop = stopOnSignals((text) => void context.stdout.write(text));
+    const { runExperiment, NonFiniteLossError, isProcessAlive } = await import('@tessera/core');
+    const stop = stopOnSignals((text) => void context.stdout.write(text), isProcessAlive);
     try {
       const summary = await runExperiment(file ? resolve(context.cwd, file) : undefined, {
         registries: await context.registries(),

@@ -7,3 +7,4 @@ export * from './run-record.ts';
 export * from './plots.ts';
 export * from './system-metrics.ts';
 export * from './run-list.ts';
+export * from './run-lock.ts';
