@@ -3,6 +3,7 @@ import { relative, resolve } from 'node:path';
 import type { SweepSpec, SweepState } from '@tessera/sweeps';
 import { defineCommand, UsageError } from '../command.ts';
 import { LiveBlock } from '../live.ts';
+import { stopDeadlineSeconds } from './run.ts';
 
 /** A sweep stopped by Ctrl-C exits like `exp run` does; `exp sweep FILE` again resumes it. */
 const EXIT_INTERRUPTED = 130;
@@ -86,6 +87,14 @@ export default defineCommand({
     const interrupt = () => {
       context.stderr.write('\nexp sweep: stopping the running trials (they checkpoint); run the same command to resume\n');
       controller.abort();
+      // A deadline, so that one SIGTERM always ends the controller (a queue that went away, a
+      // trial that does not stop): its trials' own deadline, plus the time to record them. Local
+      // trials watch this process and stop when it exits.
+      const seconds = stopDeadlineSeconds() + 30;
+      setTimeout(() => {
+        context.stderr.write(`exp sweep: still stopping after ${seconds} s: exiting; run the same command to resume\n`);
+        process.exit(EXIT_INTERRUPTED);
+      }, seconds * 1000).unref();
     };
     process.once('SIGINT', interrupt);
     process.once('SIGTERM', interrupt);
