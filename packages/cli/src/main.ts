@@ -202,6 +202,11 @@ export function reportError(error: unknown, command: string, context: Pick<Comma
     return EXIT.badInput;
   }
   const prefix = command ? `exp ${command}` : 'exp';
+  // A corrupt or missing data file is bad input, like a bad config: its message names the file.
+  if (error instanceof Error && error.name === 'DataError' && !debug) {
+    stderr.write(`${style.red(`${prefix}: ${error.message.split('\n')[0]}`)}\n`);
+    return EXIT.badInput;
+  }
   if (debug) {
     stderr.write(`${prefix}: ${describeStack(error)}\n`);
   } else {

@@ -1,5 +1,5 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { relative, resolve } from 'node:path';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import type { TransformState } from '@tessera/core';
 import { defineCommand, UsageError } from '../command.ts';
@@ -93,6 +93,16 @@ export default defineCommand({
     if (!data || !inputShape) throw new UsageError(`${positionals[0]}: no Tessera metadata in ${MODEL_FILE}; write the model with \`exp export\``, 'predict');
 
     const inputFile = resolve(context.cwd, options.input);
+    if (!existsSync(inputFile) || !statSync(inputFile).isFile()) {
+      throw new UsageError(`--input ${options.input}: ${existsSync(inputFile) ? 'is not a file' : 'no such file'}`, 'predict');
+    }
+    // A bad --out is reported before inference, not after it.
+    if (options.out) {
+      const out = resolve(context.cwd, options.out);
+      const parent = dirname(out);
+      if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`--out ${options.out}: is a directory; give a file name`, 'predict');
+      if (!existsSync(parent) || !statSync(parent).isDirectory()) throw new UsageError(`--out ${options.out}: directory ${parent} does not exist`, 'predict');
+    }
     let bytes: Uint8Array = readFileSync(inputFile);
     if (inputFile.endsWith('.gz')) bytes = gunzipSync(bytes);
     const rawShape = (data.type === 'cifar100' || data.type === 'cifar10' ? [32, 32, 3] : (metadata.config as { data: { image_shape?: number[] } }).data.image_shape) ?? [32, 32, 3];

@@ -16,8 +16,8 @@ import { filesUnder, SMOKE, spawnExp, waitForOutput } from './helpers.ts';
 
 const mlflow = locateMlflowForTests();
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-// ~15-20 s of training here: long enough for a 10% comparison, short enough for CI.
-const TRAIN = ['--set', 'train.epochs=4', '--set', 'train.batch_size=8'];
+// Several seconds of training after the freeze: long enough for a 10% comparison, short enough for CI.
+const TRAIN = ['--set', 'train.epochs=8', '--set', 'train.batch_size=8'];
 
 /** Seconds from the run's first line (after MLflow's run exists) to the process's exit. */
 async function timedRun(args: string[], env: Record<string, string>, onStarted?: () => void) {
@@ -47,7 +47,7 @@ describe.skipIf(!mlflow.binary)('fault: MLflow frozen with SIGSTOP mid-run', () 
     const base = await timedRun(['run', SMOKE, '--runs-dir', runsDir, ...TRAIN], {});
     expect(base.code, base.output).toBe(0);
 
-    const env = { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: 'frozen', TESSERA_MLFLOW_DEADLINE: '2' };
+    const env = { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: 'frozen', TESSERA_MLFLOW_DEADLINE: '1' };
     const hung = await timedRun(['run', SMOKE, '--runs-dir', runsDir, ...TRAIN], env, () => {
       process.kill(-server.pgid, 'SIGSTOP');
       frozen = true;

@@ -4,6 +4,7 @@ import type { SourceLocation } from '../registry/kinds.ts';
 import type { TrackingConfig } from '../schema/types.ts';
 import { readRunMeta, type LocalRunStore } from './local-store.ts';
 import {
+  type OutboxEntry,
   bytesDigest,
   fileDigest,
   recordUploadedArtifact,
@@ -83,6 +84,10 @@ export class MlflowTracker implements Tracker {
   /** Ends every request in flight (a call past its deadline takes the tracker offline). */
   readonly #abort = new AbortController();
   readonly #deadlineMs: number;
+  /** Calls MLflow missed after the tracker went offline, written to the outbox at the end. */
+  #missed: OutboxEntry[] = [];
+  /** MLflow went offline because it did not answer in time (hung), not because it refused. */
+  #hung = false;
   readonly #catchUpClient: (signal: AbortSignal) => MlflowClient;
 
   constructor(options: MlflowTrackerOptions) {
@@ -214,20 +219,27 @@ export class MlflowTracker implements Tracker {
       await this.client.updateRun(runId, { status, endTime: meta.endTime ? Date.parse(meta.endTime) : Date.now() }, options);
     });
     // What is still queued gets one deadline, not one per call: a hung server costs seconds, once.
-    if (!(await this.#drain(this.#deadlineMs))) {
-      // Past the deadline: end what is in flight; the queue then notes the rest in the outbox.
+    const drained = await this.#drain(this.#deadlineMs);
+    if (!drained) {
+      // Past the deadline: end what is in flight; the queue then notes the rest.
       this.#abort.abort();
       await this.#drain(2000);
-      this.#log(`MLflow is still missing part of run ${this.#localRunId}; send it later with: exp sync ${this.#localRunId}`);
-      return;
+    }
+    if (this.#missed.length > 0) {
+      const missed = this.#missed;
+      this.#missed = [];
+      await this.#note(missed).catch(() => {});
     }
     if (!this.#offline && this.#runId) return;
-    // The server may be back: one catch-up attempt now saves the user an `exp sync`. A server
-    // that does not answer its health check within a second (hung) is not worth the deadline.
-    const healthy = await fetch(`${this.client.trackingUri}/health`, { signal: AbortSignal.timeout(Math.min(1000, this.#deadlineMs)) }).then(
-      (response) => response.ok,
-      () => false,
-    );
+    // The server may be back (it was down, not hung): one catch-up attempt now saves the user an
+    // `exp sync`. A hung server is not worth another deadline, nor one that fails its health check.
+    const healthy =
+      drained &&
+      !this.#hung &&
+      (await fetch(`${this.client.trackingUri}/health`, { signal: AbortSignal.timeout(Math.min(1000, this.#deadlineMs)) }).then(
+        (response) => response.ok,
+        () => false,
+      ));
     if (!healthy) {
       this.#log(`MLflow is still missing part of run ${this.#localRunId}; send it later with: exp sync ${this.#localRunId}`);
       return;
@@ -244,7 +256,8 @@ export class MlflowTracker implements Tracker {
   #send(call: string, send: (runId: string, options: { signal: AbortSignal }) => Promise<unknown>): Promise<void> {
     this.#queue = this.#queue.then(async () => {
       if (this.#offline || !this.#runId) {
-        await this.#note(call).catch(() => {});
+        // In memory: mlflow.json already says `pending`; the list is written once, at the end.
+        this.#missed.push({ time: new Date().toISOString(), call });
         return;
       }
       try {
@@ -264,15 +277,16 @@ export class MlflowTracker implements Tracker {
 
   async #goOffline(call: string, error: unknown): Promise<void> {
     this.#offline = describe(error);
+    this.#hung = isMlflowError(error, 'ABORTED') || isMlflowError(error, 'TIMEOUT') || /^no answer within/.test(this.#offline);
     this.#log(
       `warning: MLflow (${this.client.trackingUri}) failed on ${call}: ${this.#offline}\n` +
         `Training goes on; the local run store keeps everything, and \`exp sync ${this.#localRunId}\` sends MLflow what it is missing.`,
     );
-    await this.#note(call, this.#offline);
+    await this.#note([{ time: new Date().toISOString(), call }], this.#offline);
   }
 
-  /** Records in the outbox that MLflow did not get `call`. */
-  async #note(call: string, lastError?: string): Promise<void> {
+  /** Records in the outbox that MLflow did not get these calls. */
+  async #note(calls: OutboxEntry[], lastError?: string): Promise<void> {
     const trackingUri = this.client.trackingUri;
     await updateSyncState(this.#local.runDir, trackingUri, (state) => ({
       trackingUri,
@@ -280,7 +294,7 @@ export class MlflowTracker implements Tracker {
       ...state,
       ...(this.#runId ? { runId: this.#runId } : {}),
       pending: true,
-      outbox: [...(state?.outbox ?? []), { time: new Date().toISOString(), call }],
+      outbox: [...(state?.outbox ?? []), ...calls],
       ...(lastError ? { lastError } : {}),
     }));
   }
