@@ -4,7 +4,7 @@ import type { ConfigError, Registries } from '@tessera/core';
 import { commandHelp, GLOBAL_OPTIONS, table, UsageError, type Command, type CommandContext, type Output } from './command.ts';
 import { commands, type CommandName } from './commands/index.ts';
 import { renderConfigError, styleFor } from './style.ts';
-import { redactSecrets } from '@tessera/core/safety';
+import { redacting } from './redacting-output.ts';
 
 export interface MainOptions {
   stdout?: Output;
@@ -21,7 +21,6 @@ const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.
 
 /** Runs the `exp` command line and returns its exit code; never calls process.exit (but a second Ctrl-C of `exp run`). */
 export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
-  // Everything the CLI prints (results, progress, errors) passes the one redaction function.
   const stdout = redacting(options.stdout ?? process.stdout);
   const stderr = redacting(options.stderr ?? process.stderr);
   const end = argv.indexOf('--') < 0 ? argv.length : argv.indexOf('--');
@@ -62,17 +61,6 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     // A usage error before a command is known is the whole line's, not a command's.
     return reportError(error, error instanceof UsageError && !error.command ? '' : (name ?? ''), context);
   }
-}
-
-/** The same output (isTTY, columns, ...) with secrets masked in every write. */
-export function redacting<T extends Output>(output: T): T {
-  return new Proxy(output, {
-    get(target, property) {
-      if (property === 'write') return (text: unknown, ...rest: unknown[]) => (target.write as (...a: unknown[]) => unknown)(typeof text === 'string' ? redactSecrets(text) : text, ...rest);
-      const value = Reflect.get(target, property, target) as unknown;
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
 }
 
 async function loadCommand(name: string): Promise<Command> {

@@ -44,3 +44,20 @@ describe('redactSecrets in YAML text', () => {
     expect(redactSecrets('see http://h:5000/x and time: 12:30')).toBe('see http://h:5000/x and time: 12:30');
   });
 });
+
+describe('isSecretKey', () => {
+  it('matches words that name a secret, not substrings', async () => {
+    const { isSecretKey } = await import('./redact.ts');
+    for (const key of ['password', 'db_password', 'api_token', 'apiKey', 'X-Api-Key', 'clientSecret', 'tracking.tags.access_key', 'AWS_SECRET_ACCESS_KEY', 'credentials']) {
+      expect(isSecretKey(key), key).toBe(true);
+    }
+    for (const key of ['tokens', 'num_tokens', 'vars.tokens', 'tokenizer', 'author', 'key', 'keys', 'monkey', 'secretary_name']) {
+      expect(isSecretKey(key), key).toBe(false);
+    }
+  });
+
+  it('keeps error messages about a `tokens` variable readable', () => {
+    expect(redactSecrets('vars.tokens: division by zero in "${64 // 0}"')).toBe('vars.tokens: division by zero in "${64 // 0}"');
+    expect(redactSecrets({ vars: { tokens: 64 } })).toEqual({ vars: { tokens: 64 } });
+  });
+});

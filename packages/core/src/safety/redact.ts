@@ -15,16 +15,27 @@ import { setOwn } from '../config/plain.ts';
  */
 export const MASK = '****';
 
-/** Key names that hold secrets. `author` or `tokenizer_size` are not secrets; `api_token` is. */
-export const SECRET_KEY = /(password|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|authorization)/i;
+const SECRET_WORDS = new Set(['password', 'passwords', 'passwd', 'pwd', 'secret', 'secrets', 'token', 'credential', 'credentials', 'authorization', 'apikey', 'accesskey', 'privatekey']);
+const SECRET_PAIRS = new Set(['api key', 'access key', 'private key', 'secret key', 'auth token']);
 
-const NAME = String.raw`[\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|authorization)[\w.-]*`;
+/**
+ * True when a key names a secret: one of its words (split at `_ . - /`, spaces and camelCase) is
+ * `password`, `secret`, `token`, `credential`, `authorization`, or it says `api key` / `apiKey` /
+ * `access_key` / `private_key`. Words, not substrings: `num_tokens`, `tokenizer` and `author` are
+ * not secrets; `api_token`, `db_password`, `X-Api-Key` and `clientSecret` are.
+ */
+export function isSecretKey(key: string): boolean {
+  const words = key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase().split(/[^a-z0-9]+/).filter(Boolean);
+  return words.some((word, i) => SECRET_WORDS.has(word) || (i > 0 && SECRET_PAIRS.has(`${words[i - 1]} ${word}`)));
+}
+
+const NAME = String.raw`[\w.-]+`;
 const USER_AND_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:)[^/\s@]+@/gi;
 const TOKEN_AS_USER = /(\b[a-z][a-z0-9+.-]*:\/\/)[^/\s:@]+@/gi;
-const ASSIGNMENT = new RegExp(`(${NAME})=([^\\s&#"',;]+)`, 'gi');
-const JSON_MEMBER = new RegExp(`("${NAME}"\\s*:\\s*)"(?:[^"\\\\]|\\\\.)*"`, 'gi');
+const ASSIGNMENT = new RegExp(`(${NAME})=([^\\s&#"',;]+)`, 'g');
+const JSON_MEMBER = new RegExp(`"(${NAME})"(\\s*:\\s*)"(?:[^"\\\\]|\\\\.)*"`, 'g');
 // `api_token: value` in YAML text, e.g. a flow mapping in `--set tracking.tags={api_token: x}`.
-const YAML_MEMBER = new RegExp(`(^|[\\s{,])(${NAME})(\\s*:\\s+)("[^"]*"|'[^']*'|[^\\s,}\\]]+)`, 'gim');
+const YAML_MEMBER = new RegExp(`(^|[\\s{,])(${NAME})(\\s*:\\s+)("[^"]*"|'[^']*'|[^\\s,}\\]]+)`, 'gm');
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object') return false;
@@ -34,13 +45,15 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 function redactText(text: string): string {
   if (!text.includes('://') && !text.includes('=') && !text.includes('"') && !text.includes(':')) return text;
-  return text
-    .replace(USER_AND_PASSWORD, `$1${MASK}@`)
-    .replace(TOKEN_AS_USER, `$1${MASK}@`)
-    .replace(ASSIGNMENT, `$1=${MASK}`)
-    .replace(JSON_MEMBER, `$1"${MASK}"`)
-    // Quoted: `****` alone would read as a YAML alias.
-    .replace(YAML_MEMBER, `$1$2$3"${MASK}"`);
+  return (
+    text
+      .replace(USER_AND_PASSWORD, `$1${MASK}@`)
+      .replace(TOKEN_AS_USER, `$1${MASK}@`)
+      .replace(ASSIGNMENT, (all, name: string) => (isSecretKey(name) ? `${name}=${MASK}` : all))
+      .replace(JSON_MEMBER, (all, name: string, colon: string) => (isSecretKey(name) ? `"${name}"${colon}"${MASK}"` : all))
+      // Quoted: `****` alone would read as a YAML alias.
+      .replace(YAML_MEMBER, (all, before: string, name: string, colon: string) => (isSecretKey(name) ? `${before}${name}${colon}"${MASK}"` : all))
+  );
 }
 
 /**
@@ -54,7 +67,7 @@ export function redactSecrets<T>(value: T): T {
     if (isPlainObject(item)) {
       const out: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(item as Record<string, unknown>)) {
-        const secret = secretKey || SECRET_KEY.test(k);
+        const secret = secretKey || isSecretKey(k);
         const masked = secret && v !== null && v !== undefined && typeof v !== 'object' ? MASK : walk(v, secret);
         setOwn(out, redactText(k), masked);
       }
