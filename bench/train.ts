@@ -107,31 +107,24 @@ function kernelTable(kernels: ProfiledKernel[]): KernelRow[] {
 async function measureOne(model: ModelKey, backend: string, batch: number, warmup: number, steps: number, profiling: boolean): Promise<Measurement> {
   const core = await import('../packages/core/src/index.ts');
   const engine = await import('../packages/core/src/engine/index.ts');
-  const { registerModels } = await import('../packages/models/src/index.ts');
+  const { builtinRegistries } = await import('../packages/builtins/src/index.ts');
   // tfjs is a dependency of core, not of the repository root: load core's copy (the same instance).
   const tf = createRequire(join(repoRoot, 'packages', 'core', 'package.json'))('@tensorflow/tfjs') as typeof import('@tensorflow/tfjs');
 
   const selection = await core.selectBackend(backend as 'auto', () => {});
-  const registries = core.createRegistries();
-  core.registerCombinators(registries);
-  registerModels(registries);
-  const loaded = core.loadExperiment(join(repoRoot, 'experiments', `${model}.yaml`));
-  const config = loaded.config as { vars?: Record<string, unknown>; seed?: number; model: Parameters<typeof core.buildModel>[0] };
-  const imageSize = Number(config.vars?.image_size ?? 64);
-  const numClasses = Number(config.vars?.num_classes ?? 100);
-  const network = core.buildModel(config.model, {
-    registries,
-    inputShape: [imageSize, imageSize, 3],
-    seed: config.seed ?? 42,
-    locate: loaded.locate,
-    vars: config.vars,
-  });
+  const registries = builtinRegistries();
+  // The experiment API without its last step: the model for the shape the dataset declares, no data read.
+  const experiment = core.loadValidatedExperiment(join(repoRoot, 'experiments', `${model}.yaml`), registries);
+  const built = core.buildExperimentModel(experiment, registries, { seed: experiment.config.seed ?? 42 });
+  const network = built.model;
+  const inputShape = built.data.inputShape;
+  const numClasses = built.data.numClasses;
   const params = network.trainableWeights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b ?? 1), 1), 0);
   const trainable = network.trainableWeights.map((w) => ({ name: w.originalName, variable: w.read() as import('@tensorflow/tfjs').Variable }));
   const variables = trainable.map((t) => t.variable);
   const optimizer = new engine.AdamW({ learning_rate: 0.001, weight_decay: 1e-4, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 });
 
-  const x = tf.randomNormal([batch, imageSize, imageSize, 3]);
+  const x = tf.randomNormal([batch, ...inputShape]);
   const y = tf.randomUniform([batch], 0, numClasses, 'int32');
   const trainStep = async () => {
     const { value, grads } = tf.tidy(() =>

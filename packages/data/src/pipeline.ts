@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { Batch, BatchOptions, Dataset, DatasetInfo, RawImages, Registries, Split, Transform, TransformState } from '@tessera/core';
+import type { Batch, BatchOptions, Dataset, DatasetInfo, EntryConfig, RawImages, Registries, Split, Transform, TransformState } from '@tessera/core';
 import { deriveSeed, Rng } from './random.ts';
 import { gatherBatch, type SplitView } from './store.ts';
 
@@ -100,7 +100,7 @@ export function transformStateKeys(types: string[]): string[] {
  * what inference needs (`exp predict`) to preprocess exactly as training did.
  */
 export function restoreTransforms(
-  specs: ({ type: string } & Record<string, unknown>)[],
+  specs: EntryConfig[],
   state: Record<string, TransformState>,
   registries: Registries,
 ): Transform[] {

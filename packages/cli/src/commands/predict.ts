@@ -1,14 +1,14 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import type { TransformState } from '@tessera/core';
+import type { EntryConfig, TransformState } from '@tessera/core';
 import { defineCommand, UsageError } from '../command.ts';
 import type { RecordFormat } from './export.ts';
 
 /** What `exp export` stores about the data (model.json `userDefinedMetadata.tessera.data`). */
 interface ExportedData {
   type: string;
-  transforms: ({ type: string } & Record<string, unknown>)[];
+  transforms: EntryConfig[];
   state: Record<string, TransformState>;
   numClasses: number;
   labelNames?: string[];

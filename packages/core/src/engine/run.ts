@@ -100,8 +100,7 @@ function shorthandOverrides(options: RunOptions): string[] {
 /** Loads, overrides and validates the experiment (a file path or an already-parsed config). */
 function prepare(fileOrConfig: string | Record<string, unknown>, options: RunOptions): Experiment {
   const overrides = [...(options.overrides ?? []), ...shorthandOverrides(options)];
-  if (typeof fileOrConfig === 'string') return loadValidatedExperiment(fileOrConfig, options.registries, { overrides });
-  return loadValidatedExperiment({ config: fileOrConfig }, options.registries, { overrides });
+  return loadValidatedExperiment(typeof fileOrConfig === 'string' ? fileOrConfig : { config: fileOrConfig }, options.registries, { overrides });
 }
 
 /** A resumed run trains the config it saved, not whatever the YAML file says today. */

@@ -5,7 +5,7 @@ import { stringify } from 'yaml';
 import { redactSecrets } from '../safety/redact.ts';
 import { formatSummary, modelSummary } from '../graph/summary.ts';
 import type { DatasetInfo } from '../registry/kinds.ts';
-import type { ExperimentConfig } from '../schema/types.ts';
+import type { EntryConfig, ExperimentConfig } from '../schema/types.ts';
 import { learningCurveArtifacts } from './plots.ts';
 import type { Provenance } from './provenance.ts';
 import { LOCAL_PARENT_TAG } from './sync.ts';
@@ -35,7 +35,7 @@ function safeValue(value: ParamValue): ParamValue {
  * config's `backend` is `backend_request` (`backend` is the one the run got).
  */
 export function runParams(config: ExperimentConfig, model: { countParams(): number }): Record<string, ParamValue> {
-  const train = config.train as { epochs?: number; batch_size?: number; optimizer?: { type: string; [key: string]: unknown } };
+  const train = config.train as { epochs?: number; batch_size?: number; optimizer?: EntryConfig };
   const { backend: requestedBackend, ...rest } = redactSecrets(config);
   // `backend` is the backend the run got (the engine's param); the config only asked for one.
   const params: Record<string, ParamValue> = { ...flattenParams(rest), ...(requestedBackend ? { backend_request: requestedBackend } : {}) };

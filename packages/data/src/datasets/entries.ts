@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { ConfigError, describeValue, type Dataset, type DatasetContext, type DatasetEntry, type JsonSchema, type Registries } from '@tessera/core';
+import { ConfigError, describeValue, type Dataset, type DatasetContext, type DatasetEntry, type EntryConfig, type JsonSchema, type Registries } from '@tessera/core';
 import { createPipeline, type ConfiguredTransform } from '../pipeline.ts';
 import { Rng, deriveSeed } from '../random.ts';
 import { range, type ImageSet, type SplitView } from '../store.ts';
@@ -9,7 +9,7 @@ import { syntheticFingerprint, syntheticImages } from './synthetic.ts';
 
 /** Parameters every dataset shares: how to split and what to apply. */
 interface CommonParams {
-  transforms?: ({ type: string } & Record<string, unknown>)[];
+  transforms?: EntryConfig[];
   validation_split?: number;
   validation_shuffle?: boolean;
 }
