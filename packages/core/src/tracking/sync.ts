@@ -220,7 +220,7 @@ export async function syncRun(runDir: string, options: SyncOptions): Promise<Syn
  * the same local run at the same time, all but the one with the smallest id are deleted, by
  * every racer alike, so exactly one survives.
  */
-async function resolveCreateRace(client: MlflowClient, experimentId: string, localRunId: string, mine: Run): Promise<Run> {
+export async function resolveCreateRace(client: MlflowClient, experimentId: string, localRunId: string, mine: Run): Promise<Run> {
   const all = await client.searchAllRuns({ experimentIds: [experimentId], filter: `tags.\`${LOCAL_RUN_ID_TAG}\` = '${localRunId}'`, runViewType: 'ACTIVE_ONLY' });
   if (all.length <= 1) return mine;
   const sorted = [...all].sort((a, b) => a.info.runId.localeCompare(b.info.runId));
