@@ -1,6 +1,16 @@
-export * from './registry/registry.ts';
-export * from './registry/kinds.ts';
-export * from './errors.ts';
+// `@tessera/core`: the public API a program uses. Narrower entry points for packages that need
+// only a part: `@tessera/core/registry` (entry kinds and the registry), `@tessera/core/backend`
+// (backend selection and the fused kernels' contracts), `@tessera/core/plots` (learning curves;
+// Vega, Vega-Lite and resvg load only there).
+export * from './registry/index.ts';
+export {
+  formatLocation,
+  isConfigError,
+  configErrorsOf,
+  throwIfAny,
+  OVERRIDE_PREFIX,
+  type ConfigErrorInit,
+} from './errors.ts';
 export * from './safety/index.ts';
 export * from './config/index.ts';
 export * from './schema/index.ts';

@@ -1,4 +1,4 @@
-import type { Registries } from '@tessera/core';
+import type { Registries } from '@tessera/core/registry';
 import { transformEntries } from './augment/index.ts';
 import { datasetEntries } from './datasets/entries.ts';
 

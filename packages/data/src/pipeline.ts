@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { Batch, BatchOptions, Dataset, DatasetInfo, EntryConfig, RawImages, Registries, Split, Transform, TransformState } from '@tessera/core';
+import type { Batch, BatchOptions, Dataset, DatasetInfo, EntryConfig, RawImages, Registries, Split, Transform, TransformState } from '@tessera/core/registry';
 import { deriveSeed, Rng } from './random.ts';
 import { gatherBatch, type SplitView } from './store.ts';
 

@@ -1,4 +1,4 @@
-import type { RawImages } from '@tessera/core';
+import type { RawImages } from '@tessera/core/registry';
 
 /**
  * Decoded images kept compact as uint8 in the layout they arrive in (CIFAR's planar records,

@@ -1,4 +1,4 @@
-import type { BlockEntry, Registries } from '@tessera/core';
+import type { BlockEntry, Registries } from '@tessera/core/registry';
 import { activationEntry } from './primitives/activation.ts';
 import { denseEntry } from './primitives/dense.ts';
 import { dropoutEntry } from './primitives/dropout.ts';

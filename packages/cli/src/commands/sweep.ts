@@ -1,8 +1,9 @@
-import { fileURLToPath } from 'node:url';
 import { relative, resolve } from 'node:path';
 import type { SweepSpec, SweepState } from '@tessera/sweeps';
 import { defineCommand, UsageError } from '../command.ts';
 import { LiveBlock } from '../live.ts';
+import { expCommand } from '../self.ts';
+import { printSweepStatus, queueUrl } from './worker.ts';
 import { stopDeadlineSeconds } from './run.ts';
 
 /** A sweep stopped by Ctrl-C exits like `exp run` does; `exp sweep FILE` again resumes it. */
@@ -53,7 +54,7 @@ export default defineCommand({
     ['exp sweep status my-search --queue redis://queue.lan:6379/0', 'Trials, attempts and workers of a sweep on a queue'],
   ],
   async run({ positionals, options }, context) {
-    if (positionals[0] === 'status' && positionals.length > 1) return (await import('./worker.ts')).printSweepStatus(positionals[1], options.queue, context);
+    if (positionals[0] === 'status' && positionals.length > 1) return printSweepStatus(positionals[1], options.queue, context);
     if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}" (only \`exp sweep status NAME\` takes two)`, 'sweep');
     if (options.executor !== 'local' && options.executor !== 'queue') throw new UsageError(`--executor expects local or queue, got "${options.executor}"`, 'sweep');
     const sweeps = await import('@tessera/sweeps');
@@ -113,19 +114,10 @@ export default defineCommand({
         ...(live ? { onUpdate: (state: SweepState, spec: SweepSpec) => live.update(sweeps.formatSweepTable(state, spec)) } : {}),
         signal: controller.signal,
       };
-      const queue = options.executor === 'queue' ? await import('./worker.ts') : null;
-      const result = queue
-        ? await (await import('@tessera/sweeps/queue')).runQueueSweepFile(file, { ...common, url: await queue.queueUrl(options.queue, 'sweep') })
-        : await sweeps.runSweepFile(file, {
-            ...common,
-            // Each trial runs this same CLI under the same Node flags (e.g. tsx's loader), minus a
-            // debugger's, whose port the children would fight over.
-            command: [
-              process.execPath,
-              ...process.execArgv.filter((flag) => !flag.startsWith('--inspect')),
-              fileURLToPath(new URL('../bin.ts', import.meta.url)),
-            ],
-          });
+      const result =
+        options.executor === 'queue'
+          ? await (await import('@tessera/sweeps/queue')).runQueueSweepFile(file, { ...common, url: await queueUrl(options.queue, 'sweep') })
+          : await sweeps.runSweepFile(file, { ...common, command: expCommand() });
       live?.close();
       context.stdout.write(`\n${sweeps.formatSweepTable(result.state, result.spec)}\n`);
       context.stdout.write(`Trial table: ${show(result.statePath)}\n`);

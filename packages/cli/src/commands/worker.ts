@@ -1,10 +1,5 @@
-import { fileURLToPath } from 'node:url';
 import { defineCommand, UsageError, type CommandContext } from '../command.ts';
-
-/** `exp` as a child command line: this CLI under the same Node flags, minus a debugger's. */
-export function expCommand(): string[] {
-  return [process.execPath, ...process.execArgv.filter((flag) => !flag.startsWith('--inspect')), fileURLToPath(new URL('../bin.ts', import.meta.url))];
-}
+import { expCommand } from '../self.ts';
 
 /** The `--queue` URL (or $TESSERA_QUEUE), checked; credentials never echoed. */
 export async function queueUrl(value: string | undefined, command: string): Promise<string> {

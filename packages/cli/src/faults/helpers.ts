@@ -28,13 +28,13 @@ export interface ExpProcess {
 }
 
 /**
- * `exp ...args` as its own process (`node --import tsx bin.ts`, as docs/distributed.md starts it),
+ * `exp ...args` as its own process (`node --conditions=@tessera/source --import tsx bin.ts`, as docs/distributed.md starts it),
  * with CI=true (plain progress lines) and no MLFLOW_* from the developer's environment.
  */
 export function spawnExp(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): ExpProcess {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) if (value !== undefined && !key.startsWith('MLFLOW_')) env[key] = value;
-  const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...args], {
+  const child = spawn(process.execPath, ['--conditions=@tessera/source', '--import', 'tsx', BIN, ...args], {
     cwd: options.cwd ?? ROOT,
     env: { ...env, CI: 'true', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,10 +1,47 @@
-export * from './tracker.ts';
-export * from './local-store.ts';
-export * from './provenance.ts';
-export * from './mlflow-tracker.ts';
-export * from './sync.ts';
-export * from './run-record.ts';
-export * from './plots.ts';
-export * from './system-metrics.ts';
-export * from './run-list.ts';
-export * from './run-lock.ts';
+// What a program uses to record and read runs. The engine's own recording steps (run-record.ts,
+// provenance.ts, system-metrics.ts) stay inside core; the learning-curve plots are the optional
+// entry point `@tessera/core/plots` (Vega and resvg load only there).
+export {
+  combineTrackers,
+  redactingTracker,
+  type Tracker,
+  type StartRunOptions,
+  type RunInfo,
+  type RunStatus,
+  type ParamValue,
+  type DatasetInput,
+  type ArtifactContent,
+} from './tracker.ts';
+export {
+  LocalRunStore,
+  defaultRunsDir,
+  findRunDir,
+  readRunMeta,
+  readMetrics,
+  repairMetrics,
+  type RunMeta,
+  type MetricRecord,
+  type TornLine,
+  type LocalRunStoreOptions,
+} from './local-store.ts';
+export { acquireRunLock, currentHolder, isHolderDead, isProcessAlive, RunLock, RunLockedError, type LockHolder, type LockOptions } from './run-lock.ts';
+export { MlflowTracker, createMlflowTracker, mlflowDeadlineMs, type MlflowTrackerOptions, type TrackerContext } from './mlflow-tracker.ts';
+export {
+  syncRun,
+  runsToSync,
+  listRunDirs,
+  readSyncStates,
+  updateSyncState,
+  fileDigest,
+  bytesDigest,
+  SYNC_STATE_FILE,
+  LOCAL_RUN_ID_TAG,
+  LOCAL_PARENT_TAG,
+  MLFLOW_PARENT_TAG,
+  type SyncOptions,
+  type SyncResult,
+  type SyncState,
+  type SyncStates,
+  type OutboxEntry,
+} from './sync.ts';
+export { listLocalRuns, formatRunsTable, type RunRow } from './run-list.ts';

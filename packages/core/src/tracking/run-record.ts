@@ -6,7 +6,6 @@ import { redactSecrets } from '../safety/redact.ts';
 import { formatSummary, modelSummary } from '../graph/summary.ts';
 import type { DatasetInfo } from '../registry/kinds.ts';
 import type { EntryConfig, ExperimentConfig } from '../schema/types.ts';
-import { learningCurveArtifacts } from './plots.ts';
 import type { Provenance } from './provenance.ts';
 import { LOCAL_PARENT_TAG } from './sync.ts';
 import { SystemMetricsSampler } from './system-metrics.ts';
@@ -221,5 +220,8 @@ export class EpochRecorder {
 
 /** Learning curves of the whole run (`plots/loss.png`, `plots/accuracy.png`). */
 export async function recordRunEnd(tracker: Tracker, history: Record<string, number>[]): Promise<void> {
+  // The optional entry point `@tessera/core/plots`, loaded here only, so that importing core
+  // (a program, every `exp` command) never loads the plotting code.
+  const { learningCurveArtifacts } = await import('./plots.ts');
   for (const [path, png] of await learningCurveArtifacts(history)) await tracker.logArtifact(path, { bytes: png });
 }

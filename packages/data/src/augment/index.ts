@@ -1,4 +1,4 @@
-import type { TransformEntry } from '@tessera/core';
+import type { TransformEntry } from '@tessera/core/registry';
 import { cutmixEntry, mixupEntry } from './mix.ts';
 import { normalizeEntry } from './normalize.ts';
 import { randomCropEntry } from './random_crop.ts';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Transform, TransformEntry } from '@tessera/core';
+import type { Transform, TransformEntry } from '@tessera/core/registry';
 import { Rng } from '../random.ts';
 
 export interface MixParams {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { RawImages, Transform, TransformEntry, TransformState } from '@tessera/core';
+import type { RawImages, Transform, TransformEntry, TransformState } from '@tessera/core/registry';
 import { channelMoments } from '../store.ts';
 
 export interface NormalizeParams {

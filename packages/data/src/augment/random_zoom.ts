@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import type { Transform, TransformEntry } from '@tessera/core';
+import type { Transform, TransformEntry } from '@tessera/core/registry';
 import { Rng } from '../random.ts';
 import { affineBatch, fillModeSchema, type AxisAffine, type FillMode, type Interpolation } from './affine.ts';
 

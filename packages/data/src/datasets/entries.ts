@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { ConfigError, describeValue, type Dataset, type DatasetContext, type DatasetEntry, type EntryConfig, type JsonSchema, type Registries } from '@tessera/core';
+import { ConfigError, describeValue, type Dataset, type DatasetContext, type DatasetEntry, type EntryConfig, type JsonSchema, type Registries } from '@tessera/core/registry';
 import { createPipeline, type ConfiguredTransform } from '../pipeline.ts';
 import { Rng, deriveSeed } from '../random.ts';
 import { range, type ImageSet, type SplitView } from '../store.ts';

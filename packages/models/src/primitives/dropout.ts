@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, dropoutKeeps, dropoutScale, hasFusedKernel, type BlockEntry } from '@tessera/core';
+import { FUSED_KERNELS, dropoutKeeps, dropoutScale, hasFusedKernel } from '@tessera/core/backend';
+import type { BlockEntry } from '@tessera/core/registry';
 import { singleShape, singleTensor, subSeed } from './common.ts';
 
 export interface DropoutArgs {

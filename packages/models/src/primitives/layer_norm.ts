@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, hasFusedKernel, type BlockEntry } from '@tessera/core';
+import { FUSED_KERNELS, hasFusedKernel } from '@tessera/core/backend';
+import type { BlockEntry } from '@tessera/core/registry';
 import {
   initializerSchema,
   makeInitializer,

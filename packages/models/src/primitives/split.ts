@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core';
+import type { BlockEntry } from '@tessera/core/registry';
 import { resolveAxis, singleShape, singleTensor } from './common.ts';
 
 export interface SplitArgs {

@@ -1,0 +1,29 @@
+// `@tessera/core/registry`: what a package of entries (models, data, a user's own module) needs
+// to declare and register them, without loading the engine, the tracking or the schema assembly.
+export { Registry, RegistryError, didYouMean, type EntryBase, type JsonSchema } from './registry.ts';
+export {
+  createRegistries,
+  type Registries,
+  type SourceLocation,
+  type BlockEntry,
+  type BlockContext,
+  type DatasetEntry,
+  type DatasetContext,
+  type DatasetInfo,
+  type DataShape,
+  type Dataset,
+  type Batch,
+  type BatchOptions,
+  type Split,
+  type TransformEntry,
+  type Transform,
+  type TransformState,
+  type RawImages,
+  type OptimizerEntry,
+  type ScheduleEntry,
+  type CallbackEntry,
+} from './kinds.ts';
+// The node every entry is written as in YAML: `{type, ...params}`.
+export type { EntryConfig } from '../schema/types.ts';
+// The errors an entry's `create` throws for a bad parameter: located by the caller.
+export { ConfigError, ConfigErrors, describeValue, formatPath, type ConfigPath } from '../errors.ts';
