@@ -1,6 +1,5 @@
-import { assertSafeName, containedJoin } from '@tessera/core/safety';
 import { join, relative } from 'node:path';
-import { defaultRunsRoot, type RunOptions, type TrackingConfig, type Registries } from '@tessera/core';
+import { assertSafeName, containedJoin, defaultRunsRoot, type RunOptions, type TrackingConfig, type Registries } from '@tessera/core';
 import { LocalProcessExecutor } from './local-executor.ts';
 import { loadSweep, type LoadedSweep } from './load.ts';
 import { bestTrial, runSweep, type RunSweepOptions, type SweepResult } from './runner.ts';

@@ -1,9 +1,8 @@
-import { assertSafeName, containedJoin } from '@tessera/core/safety';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { currentHolder, readMetrics, readRunMeta, type LockHolder, type RunMeta } from '@tessera/core';
+import { assertSafeName, containedJoin, currentHolder, readMetrics, readRunMeta, type LockHolder, type RunMeta } from '@tessera/core';
 import type { Executor, TrialLaunch, TrialSink } from './executor.ts';
 import { tagEndedRun } from './run-tags.ts';
 import type { EpochMetrics } from './state.ts';

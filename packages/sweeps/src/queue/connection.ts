@@ -1,4 +1,4 @@
-import { redactSecrets } from '@tessera/core/safety';
+import { redactSecrets } from '@tessera/core';
 import { Redis, type RedisOptions } from 'ioredis';
 
 /** A `--queue` value that is not a Redis URL: a usage error the CLI prints without a stack. */
