@@ -302,6 +302,8 @@ function explain(error: ErrorObject, path: ConfigPath, loaded: Locator, registri
         return new ConfigError({ location, path, message: `${describeValue(data)} cannot be a name: ${unsafeNameReason(data)}`, hint: 'names become one directory of the run store and may not contain a path' });
       }
       return new ConfigError({ location, path, expected: `a string matching ${params.pattern}`, found: describeValue(data) });
+    case 'minLength':
+      return new ConfigError({ location, path, expected: params.limit === 1 ? 'a non-empty string' : `a string of at least ${params.limit} characters`, found: describeValue(data) });
     case 'uniqueItems':
       return new ConfigError({ location, path, message: `items ${params.j} and ${params.i} are the same; each may appear once` });
     case 'anyOf':
