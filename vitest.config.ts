@@ -9,9 +9,9 @@ if (!process.env.NODE_OPTIONS?.includes(`--conditions=${SOURCE_CONDITION}`)) {
   process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS, `--conditions=${SOURCE_CONDITION}`].filter(Boolean).join(' ');
 }
 
-// Tests whose assertions depend on leases and timeouts between real processes (Redis workers):
+// Tests whose assertions depend on leases and timeouts between real processes (Redis workers, exp ui):
 // they run last, one file at a time, so a busy neighbour cannot stall a worker past its lease.
-const timingSensitive = ['packages/sweeps/src/queue/**/*.test.ts', 'packages/cli/src/commands/worker.test.ts'];
+const timingSensitive = ['packages/sweeps/src/queue/**/*.test.ts', 'packages/cli/src/commands/worker.test.ts', 'packages/cli/src/commands/ui.browser.test.ts'];
 // The fault-injection suite (`pnpm test:faults`; docs/reliability.md): real processes killed,
 // frozen and raced against each other. Part of `pnpm test`, last and one file at a time.
 const faults = ['packages/*/src/**/*.faults.test.ts'];

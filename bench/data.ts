@@ -27,6 +27,8 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '128' },
     out: { type: 'string', default: join(benchDir, 'results.md') },
     'no-write': { type: 'boolean', default: false },
+    suite: { type: 'string', default: 'images,pipeline' },
+    'png-root': { type: 'string' },
   },
   allowPositionals: true,
 });
@@ -43,6 +45,41 @@ const median = (xs: number[]) => {
 };
 
 const dataDir = process.env.TESSERA_DATA_DIR || join(repoRoot, '..', 'shared', 'data', 'cifar-100');
+const suites = String(values.suite).split(',');
+
+/** Replaces one `## title` section of results.md (or appends it), leaving the others. */
+function writeSection(title: string, section: string): void {
+  if (values['no-write']) {
+    console.log(section);
+    return;
+  }
+  const previous = existsSync(values.out!) ? readFileSync(values.out!, 'utf8') : '# Benchmarks\n';
+  const pattern = new RegExp(`## ${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\n[\\s\\S]*?(?=\n## |$)`);
+  const next = pattern.test(previous) ? previous.replace(pattern, section) : `${previous.trimEnd()}\n\n${section}`;
+  writeFileSync(values.out!, next);
+  console.log(`wrote the "${title}" section of ${values.out}`);
+}
+
+if (suites.includes('images')) {
+  const { benchImageFolder } = await import('./lib/image-folder.ts');
+  const { homedir } = await import('node:os');
+  const root = values['png-root'] ?? join(process.env.TESSERA_CACHE || join(homedir(), '.cache', 'tessera'), 'bench', 'cifar100-png');
+  const table = await benchImageFolder({ cifarDir: dataDir, root, batch: Number(values.batch), stepImagesPerSecond: 503 });
+  writeSection(
+    'Data: image folder',
+    [
+      '## Data: image folder',
+      '',
+      `\`pnpm bench data\` on ${new Date().toISOString().slice(0, 10)}, ${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)} at the end`,
+      '(a shared machine: compare the two columns, measured in the same run, rather than absolute numbers).',
+      'CIFAR-100\'s 50,000 training images written as PNGs in 100 class folders; both sides decode them to 32x32x3 uint8 and batch by 128, shuffled.',
+      '',
+      table,
+      '',
+    ].join('\n'),
+  );
+}
+if (!suites.includes('pipeline')) process.exit(0);
 const batchSize = Number(values.batch);
 const warmup = Number(values.warmup);
 const timed = Number(values.batches);

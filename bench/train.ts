@@ -11,11 +11,12 @@
 // See docs/performance.md for what the numbers mean.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, homedir, loadavg } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ensureBenchVenv } from './lib/venv.ts';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = dirname(benchDir);
@@ -202,24 +203,9 @@ async function availableBackends(requested: string[]): Promise<{ use: string[]; 
 
 /** The Keras 3 reference and the sgemm rate, from bench/.venv (created on first use). */
 function runKeras(models: ModelKey[], batch: number, warmup: number, steps: number): { results: Measurement[]; sgemm?: number; versions?: string; error?: string } {
-  const venv = join(benchDir, '.venv');
-  const python = join(venv, 'bin', 'python');
-  const tfVersion = process.env.TESSERA_TF_VERSION ?? '2.19.1';
-  if (!existsSync(python)) {
-    console.log(`bench: creating ${venv} with Keras 3 and tensorflow-cpu ${tfVersion} (once)`);
-    const cache = process.env.TESSERA_CACHE ?? join(homedir(), '.cache', 'tessera');
-    const wheels = join(cache, 'wheels');
-    // Reuse the wheel `pnpm setup:tensorflow` downloaded; pip fetches it (and caches it there) otherwise.
-    const wheel = existsSync(wheels) ? readdirSync(wheels).find((f) => f.startsWith(`tensorflow_cpu-${tfVersion}-`)) : undefined;
-    const steps = [
-      ['python3', ['-m', 'venv', venv]],
-      [python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', wheel ? join(wheels, wheel) : `tensorflow-cpu==${tfVersion}`, 'keras', 'numpy']],
-    ] as const;
-    for (const [command, args] of steps) {
-      const result = spawnSync(command, args as string[], { stdio: 'inherit' });
-      if (result.status !== 0) return { results: [], error: `\`${command} ${args.join(' ')}\` failed` };
-    }
-  }
+  const venv = ensureBenchVenv();
+  if ('error' in venv) return { results: [], error: venv.error };
+  const { python } = venv;
   const child = spawnSync(
     python,
     [join(benchDir, 'keras_reference.py'), '--models', models.join(','), '--batch', String(batch), '--warmup', String(warmup), '--steps', String(steps)],

@@ -47,13 +47,15 @@ for tool in unzip nm make g++; do
 done
 
 # --- 0. where tfjs-node is (an optional dependency of @tessera/core) ------------------------------
-TFJS_NODE="$(cd "${REPO_ROOT}/packages/core" && node -p \
+TFJS_NODE="${TESSERA_TFJS_NODE_DIR:-}"
+[[ -n "${TFJS_NODE}" ]] || TFJS_NODE="$(cd "${REPO_ROOT}/packages/core" && node -p \
   "require('path').dirname(require.resolve('@tensorflow/tfjs-node/package.json'))" 2>/dev/null)" ||
   fail "@tensorflow/tfjs-node is not installed; run \`pnpm install\` first (it is an optional dependency of @tessera/core)"
 TFJS_NODE="$(cd "${TFJS_NODE}" && pwd -P)"
 # The path node-pre-gyp (and so tfjs-node at load time) looks for: lib/napi-v<N>/tfjs_binding.node.
 BINDING="$(cd "${TFJS_NODE}" && node -p \
-  "require('@mapbox/node-pre-gyp').find(require('path').resolve('package.json'))")"
+  "require('@mapbox/node-pre-gyp').find(require('path').resolve('package.json'))" 2>/dev/null)" ||
+  fail "${TFJS_NODE} has no @mapbox/node-pre-gyp beside it; is it an installed @tensorflow/tfjs-node? (run \`pnpm install\`)"
 NAPI_VERSION="$(basename "$(dirname "${BINDING}")")"; NAPI_VERSION="${NAPI_VERSION#napi-v}"
 say "tfjs-node at ${TFJS_NODE} (addon: napi-v${NAPI_VERSION})"
 

@@ -82,7 +82,8 @@ export const setOption = {
   placeholder: 'KEY=VALUE',
   description:
     'Override a config value after extends, before ${...} (repeatable). VALUE is YAML; ' +
-    'index lists as a.b[2].c or a.b.2.c; prefix +KEY to add a key close to an existing one.',
+    'index lists as a.b[2].c or a.b.2.c. As in Hydra: +KEY=VALUE adds a key that must not exist, ++KEY=VALUE sets it ' +
+    'either way, ~KEY deletes it (~KEY=VALUE: only if it has that value).',
 } as const satisfies OptionSpec;
 
 /* ----------------------------------------- help ----------------------------------------- */

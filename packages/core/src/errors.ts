@@ -38,7 +38,8 @@ export function formatPath(path: ConfigPath): string {
  * same file reads the same from any working directory), or the override argument in quotes.
  */
 export function formatLocation(location: SourceLocation, cwd = process.cwd()): string {
-  if (location.file.startsWith(OVERRIDE_PREFIX)) return `"${location.file}"`;
+  // A command-line argument (`--set a=1`, `--where val_loss<3`) is quoted, without a line and column.
+  if (location.file.startsWith(OVERRIDE_PREFIX) || location.file.startsWith('--')) return `"${location.file}"`;
   const shown = isAbsolute(location.file) ? relative(cwd, location.file) : location.file;
   const file = !shown || shown.startsWith('..') ? location.file : shown;
   return `${file}:${location.line}:${location.col}`;

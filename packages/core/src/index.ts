@@ -19,3 +19,4 @@ export * from './graph/index.ts';
 export * from './experiment/index.ts';
 export * from './engine/index.ts';
 export * from './tracking/index.ts';
+export * from './models/index.ts';

@@ -62,8 +62,8 @@ const dispose = (b: Batch) => tf.dispose([b.x, b.y, ...(b.yOneHot ? [b.yOneHot] 
 
 describe('registerData', () => {
   it('registers the datasets and transforms with their params schemas', () => {
-    expect(registries.datasets.types()).toEqual(['cifar10', 'cifar100', 'synthetic']);
-    expect(registries.transforms.types()).toEqual(['cutmix', 'mixup', 'normalize', 'random_crop', 'random_flip', 'random_zoom', 'resize']);
+    expect(registries.datasets.types()).toEqual(['cifar10', 'cifar100', 'fashion_mnist', 'image_folder', 'manifest', 'mnist', 'synthetic']);
+    expect(registries.transforms.types()).toEqual(['auto_augment', 'cutmix', 'mixup', 'normalize', 'rand_augment', 'random_crop', 'random_flip', 'random_zoom', 'resize']);
     const props = registries.datasets.get('cifar100').params.properties as Record<string, any>;
     expect(props.transforms.items).toEqual({ $ref: '#/$defs/transform' });
     expect(Object.keys(props)).toEqual(expect.arrayContaining(['dir', 'label_mode', 'validation_split', 'validation_file', 'download']));

@@ -4,7 +4,10 @@ import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Batch, BatchOptions, Dataset, DatasetInfo, EntryConfig, RawImages, Registries, Split, Transform, TransformState } from '@tessera/core/registry';
 import { deriveSeed, Rng } from './random.ts';
-import { gatherBatch, type SplitView } from './store.ts';
+import { transformEntries } from './augment/index.ts';
+import { gatherBatch, range, type ImageSet, type SplitView } from './store.ts';
+import { attachWorkers, defaultWorkerCount, shareSet, startWorkers, type WorkerHandle } from './workers/pool.ts';
+import type { BatchResult } from './workers/protocol.ts';
 
 /** A transform as configured: its YAML params (for cache keys) and the live object. */
 export interface ConfiguredTransform {
@@ -21,7 +24,23 @@ export interface PipelineSpec {
   transforms: ConfiguredTransform[];
   /** Where adapted transform state is cached, keyed by the data fingerprint; none: no cache. */
   cacheDir?: string;
+  /**
+   * Worker threads that gather and transform batches off the training thread (0: on it).
+   * Default: `defaultWorkerCount()`. Batches are the same for any count >= 1.
+   */
+  workers?: number;
+  /**
+   * Splits read from disk batch by batch instead of from `splits` (a decoded cache larger than
+   * memory); their `splits` entry is not used.
+   */
+  streams?: Partial<Record<Split, SplitStream>>;
   log: (message: string) => void;
+}
+
+/** A split streamed from shards: one epoch at a time, its images taken batch by batch, in order. */
+export interface SplitStream {
+  count: number;
+  open(training: boolean, seed: number, epoch: number): { take(n: number): ImageSet };
 }
 
 /** Salt that separates the shuffle's random stream from the transforms'. */
@@ -41,26 +60,31 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
   });
 
   const raw = spec.adaptOn;
-  const inputShape = spec.transforms.reduce((shape, { transform }) => transform.outputShape(shape), [raw.height, raw.width, raw.channels]);
+  const rawShape = [raw.height, raw.width, raw.channels];
+  const inputShape = spec.transforms.reduce((shape, { transform }) => transform.outputShape(shape), rawShape);
   const counts = { train: 0, validation: 0, test: 0 } as Record<Split, number>;
-  for (const split of Object.keys(spec.splits) as Split[]) counts[split] = spec.splits[split].indices.length;
+  for (const split of Object.keys(spec.splits) as Split[]) counts[split] = spec.streams?.[split]?.count ?? spec.splits[split].indices.length;
   const info: DatasetInfo = { ...spec.info, inputShape, counts };
-  const mixes = spec.transforms.some(({ transform }) => transform.applyWithLabels);
 
+  const transforms = spec.transforms.map(({ transform }) => transform);
   const applyTransforms = (x: tf.Tensor4D, labels: tf.Tensor1D | undefined, training: boolean, batchSeed: (i: number) => number) =>
-    tf.tidy(() => {
-      let images = x;
-      let soft: tf.Tensor2D | undefined = training && mixes && labels ? tf.oneHot(labels, info.numClasses).toFloat() as tf.Tensor2D : undefined;
-      spec.transforms.forEach(({ transform }, i) => {
-        if (transform.random && !training) return;
-        const options = { training, seed: batchSeed(i) };
-        if (transform.applyWithLabels && soft) ({ x: images, yOneHot: soft } = transform.applyWithLabels(images, soft, options));
-        else images = transform.apply(images, options);
-      });
-      return soft ? { images, soft } : { images };
-    });
+    runTransforms(transforms, x, labels, training, info.numClasses, batchSeed);
 
-  return {
+  // Workers rebuild the transforms from the built-in registry; a user's own transform type
+  // exists only here, so such a pipeline stays on the training thread.
+  const builtIn = new Set(transformEntries.map((e) => e.type));
+  const foreign = spec.transforms.filter(({ type }) => !builtIn.has(type)).map(({ type }) => type);
+  let workerCount = spec.workers ?? defaultWorkerCount();
+  if (workerCount > 0 && foreign.length > 0) {
+    spec.log(`transforms ${foreign.join(', ')} are not built in: batches are made on the training thread`);
+    workerCount = 0;
+  }
+  const sets = [...new Set((Object.keys(spec.splits) as Split[]).filter((split) => !spec.streams?.[split]).map((split) => spec.splits[split].set))];
+  let workers: WorkerHandle | undefined;
+  // Started now, so their start-up (a second or two) overlaps building the model.
+  if (workerCount > 0) startWorkers(workerCount);
+
+  const dataset: Dataset = {
     info,
     numBatches: (split, batchSize) => Math.ceil(counts[split] / batchSize),
     state: () => structuredClone(states),
@@ -71,10 +95,38 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
       if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
         throw new RangeError(`batch size must be a positive integer, got ${options.batchSize}`);
       }
-      const order = Int32Array.from({ length: view.indices.length }, (_, i) => i);
-      if (options.training) new Rng(deriveSeed(options.seed, options.epoch, SHUFFLE)).shuffle(order);
-      return batchStream(view, order, options, (host, batchIndex) => {
-        const x = tf.tensor4d(host.pixels, [host.labels.length, view.set.height, view.set.width, view.set.channels]);
+      const stream = spec.streams?.[split];
+      // A stream gives its images in its own (seeded) order: `order` only counts positions.
+      const epochStream = stream?.open(options.training, options.seed, options.epoch);
+      const order = Int32Array.from({ length: stream ? stream.count : view.indices.length }, (_, i) => i);
+      if (options.training && !stream) new Rng(deriveSeed(options.seed, options.epoch, SHUFFLE)).shuffle(order);
+      const span = (b: number) => [b * options.batchSize, Math.min(order.length, (b + 1) * options.batchSize)] as const;
+      // A batch's source: images in a registered set (by index), or a streamed batch set.
+      const source = (b: number): { set: number | ImageSet; indices: Int32Array } => {
+        const [from, to] = span(b);
+        // Batches are requested once each, in order, so the stream is read front to back.
+        if (epochStream) return { set: epochStream.take(to - from), indices: range(0, to - from) };
+        const indices = new Int32Array(to - from);
+        for (let k = from; k < to; k++) indices[k - from] = view.indices[order[k]!]!;
+        return { set: sets.indexOf(view.set), indices };
+      };
+      const total = Math.ceil(order.length / options.batchSize);
+      if (workerCount > 0) {
+        workers ??= attachWorkers(dataset, workerCount, {
+          sets: sets.map(shareSet),
+          specs: spec.transforms.map(({ type, params }) => ({ type, ...params })),
+          state: states,
+          numClasses: info.numClasses,
+        });
+        return workerBatchStream(workers, total, source, options, 2 * workerCount, info.numClasses);
+      }
+      const host = (b: number) => {
+        const { set, indices } = source(b);
+        const batchSet = typeof set === 'number' ? sets[set]! : set;
+        return gatherBatch({ set: batchSet, indices }, range(0, indices.length), 0, indices.length);
+      };
+      return batchStream(total, host, (host, batchIndex) => {
+        const x = tf.tensor4d(host.pixels, [host.labels.length, rawShape[0]!, rawShape[1]!, rawShape[2]!]);
         const y = tf.tensor1d(host.labels, 'int32');
         const out = applyTransforms(x, y, options.training, (i) => deriveSeed(options.seed, options.epoch, batchIndex, i));
         if (out.images !== x) x.dispose();
@@ -85,6 +137,87 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
       });
     },
   };
+  return dataset;
+}
+
+/**
+ * Yields batches made by the workers, in order, keeping `depth` batches in flight ahead of the
+ * consumer: while the model trains on batch b, batches b+1..b+depth are being made. Only the
+ * tensor creation (a copy into the backend) happens on the training thread.
+ */
+function workerBatchStream(
+  workers: WorkerHandle,
+  total: number,
+  source: (b: number) => { set: number | ImageSet; indices: Int32Array },
+  options: BatchOptions,
+  depth: number,
+  numClasses: number,
+): AsyncIterable<Batch> {
+  const request = (b: number) => {
+    const { set, indices } = source(b);
+    const result = workers.run(set, indices, { training: options.training, seed: options.seed, epoch: options.epoch, batchIndex: b });
+    result.catch(() => {}); // awaited in order below; an abandoned one must not be an unhandled rejection
+    return result;
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      const inFlight = new Map<number, Promise<BatchResult>>();
+      let requested = 0;
+      let delivered = 0;
+      return {
+        async next(): Promise<IteratorResult<Batch>> {
+          if (delivered >= total) return { done: true, value: undefined };
+          while (requested < total && requested <= delivered + depth) inFlight.set(requested, request(requested++));
+          const index = delivered++;
+          const result = await inFlight.get(index)!;
+          inFlight.delete(index);
+          const x = tf.tensor4d(result.pixels, result.shape);
+          if (!result.soft) return { done: false, value: { x, y: tf.tensor1d(result.labels, 'int32') } };
+          // With mixed labels, y names each example's heaviest class (for accuracy metrics).
+          const n = result.shape[0];
+          const dominant = new Int32Array(n);
+          for (let i = 0; i < n; i++) {
+            let best = 0;
+            for (let c = 1; c < numClasses; c++) if (result.soft[i * numClasses + c]! > result.soft[i * numClasses + best]!) best = c;
+            dominant[i] = best;
+          }
+          return { done: false, value: { x, y: tf.tensor1d(dominant, 'int32'), yOneHot: tf.tensor2d(result.soft, [n, numClasses]) } };
+        },
+        async return(): Promise<IteratorResult<Batch>> {
+          delivered = total;
+          inFlight.clear();
+          return { done: true, value: undefined };
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Applies the transforms to a float32 batch inside one tidy: random ones only in training, each
+ * seeded by `batchSeed(i)`; label-mixing ones turn the labels into soft targets. The same code
+ * runs on the training thread and in the batch workers, so both give the same batches.
+ */
+export function runTransforms(
+  transforms: Transform[],
+  x: tf.Tensor4D,
+  labels: tf.Tensor1D | undefined,
+  training: boolean,
+  numClasses: number,
+  batchSeed: (i: number) => number,
+): { images: tf.Tensor4D; soft?: tf.Tensor2D } {
+  const mixes = transforms.some((transform) => transform.applyWithLabels);
+  return tf.tidy(() => {
+    let images = x;
+    let soft: tf.Tensor2D | undefined = training && mixes && labels ? (tf.oneHot(labels, numClasses).toFloat() as tf.Tensor2D) : undefined;
+    transforms.forEach((transform, i) => {
+      if (transform.random && !training) return;
+      const options = { training, seed: batchSeed(i) };
+      if (transform.applyWithLabels && soft) ({ x: images, yOneHot: soft } = transform.applyWithLabels(images, soft, options));
+      else images = transform.apply(images, options);
+    });
+    return soft ? { images, soft } : { images };
+  });
 }
 
 /**
@@ -145,14 +278,7 @@ type HostBatch = ReturnType<typeof gatherBatch>;
  * is started (setImmediate) as soon as one is handed out, so it runs while the consumer awaits
  * its own work; tensors are only made on demand, so an abandoned stream leaks nothing.
  */
-function batchStream(
-  view: SplitView,
-  order: Int32Array,
-  options: BatchOptions,
-  toBatch: (host: HostBatch, batchIndex: number) => Batch,
-): AsyncIterable<Batch> {
-  const total = Math.ceil(order.length / options.batchSize);
-  const gather = (b: number) => gatherBatch(view, order, b * options.batchSize, Math.min(order.length, (b + 1) * options.batchSize));
+function batchStream(total: number, gather: (b: number) => HostBatch, toBatch: (host: HostBatch, batchIndex: number) => Batch): AsyncIterable<Batch> {
   return {
     [Symbol.asyncIterator]() {
       let next = 0;

@@ -6,7 +6,8 @@ import type { RawImages } from '@tessera/core/registry';
  * Conversion to float NHWC happens per batch, in `gatherBatch`.
  */
 export interface ImageSet extends RawImages {
-  labels: Uint8Array;
+  /** Class indices; 16 bits, since a folder of photos may have more than 256 classes. */
+  labels: Uint8Array | Uint16Array;
 }
 
 /** The examples of one split: a view (index list) into an ImageSet, no copy. */

@@ -13,6 +13,8 @@ export interface MetricInput {
   /** Milliseconds since the epoch; defaults to now. */
   timestamp?: number;
   step?: number;
+  /** MLflow 3: the LoggedModel this metric describes (shown on the model's page). */
+  modelId?: string;
 }
 
 export interface WireMetric {
@@ -20,6 +22,7 @@ export interface WireMetric {
   value: WireNumber;
   timestamp: number;
   step: number;
+  model_id?: string;
 }
 
 export interface WireKeyValue {
@@ -84,5 +87,6 @@ export function toWireMetric(metric: MetricInput, now: number): WireMetric {
     value: encodeMetricValue(metric.value),
     timestamp: metric.timestamp ?? now,
     step: metric.step ?? 0,
+    ...(metric.modelId ? { model_id: metric.modelId } : {}),
   };
 }

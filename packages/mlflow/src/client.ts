@@ -21,7 +21,13 @@ import {
   toKeyValues,
   type DatasetInput,
   type Experiment,
+  parseLoggedModel,
+  parseModelVersion,
+  parseRegisteredModel,
   type FileInfo,
+  type LoggedModel,
+  type ModelVersion,
+  type RegisteredModel,
   type Metric,
   type Page,
   type Run,
@@ -206,8 +212,11 @@ export class MlflowClient {
     }
   }
 
-  /** The id of the experiment with this name, creating it if needed (safe against races). */
-  async getOrCreateExperiment(name: string, options?: RequestOptions): Promise<string> {
+  /**
+   * The id of the experiment with this name, creating it if needed (safe against races); `tags`
+   * are the new experiment's (an existing one keeps its own).
+   */
+  async getOrCreateExperiment(name: string, options?: { tags?: Record<string, string> } & RequestOptions): Promise<string> {
     const existing = await this.getExperimentByName(name, options);
     if (existing) {
       if (existing.lifecycleStage === 'deleted') {
@@ -226,6 +235,12 @@ export class MlflowClient {
       if (!raced) throw error;
       return raced.experimentId;
     }
+  }
+
+  /** Sets one tag of an experiment (e.g. `mlflow.experimentKind`). */
+  async setExperimentTag(experimentId: string, key: string, value: string, options?: RequestOptions): Promise<void> {
+    validateKey('tag', key);
+    await this.#post('/experiments/set-experiment-tag', { experiment_id: experimentId, key, value }, options);
   }
 
   async searchExperiments(options: SearchExperimentsOptions & RequestOptions = {}): Promise<Page<Experiment>> {
@@ -433,7 +448,10 @@ export class MlflowClient {
   }
 
   async #putArtifact(runId: string, path: string, body: Uint8Array | Blob, options?: RequestOptions): Promise<void> {
-    const location = await this.#artifactLocation(runId, options);
+    await this.#putAt(await this.#artifactLocation(runId, options), path, body, options);
+  }
+
+  async #putAt(location: ArtifactLocation, path: string, body: Uint8Array | Blob, options?: RequestOptions): Promise<void> {
     const relative = normalizeArtifactPath(path, { allowRoot: false });
     await this.#http.request({
       method: 'PUT',
@@ -447,7 +465,10 @@ export class MlflowClient {
 
   /** The entries directly under `path` ('' = the root); paths are relative to the run's root. */
   async listArtifacts(runId: string, path = '', options?: RequestOptions): Promise<FileInfo[]> {
-    const location = await this.#artifactLocation(runId, options);
+    return this.#listAt(await this.#artifactLocation(runId, options), path, options);
+  }
+
+  async #listAt(location: ArtifactLocation, path: string, options?: RequestOptions): Promise<FileInfo[]> {
     const relative = normalizeArtifactPath(path, { allowRoot: true });
     const body = await this.#http.request<Json>({
       method: 'GET',
@@ -487,7 +508,10 @@ export class MlflowClient {
   }
 
   async #getArtifact<T>(runId: string, path: string, response: 'bytes' | { file: string }, options?: RequestOptions): Promise<T> {
-    const location = await this.#artifactLocation(runId, options);
+    return this.#getAt<T>(await this.#artifactLocation(runId, options), path, response, options);
+  }
+
+  async #getAt<T>(location: ArtifactLocation, path: string, response: 'bytes' | { file: string }, options?: RequestOptions): Promise<T> {
     const relative = normalizeArtifactPath(path, { allowRoot: false });
     return this.#http.request<T>({
       method: 'GET',
@@ -507,6 +531,207 @@ export class MlflowClient {
       this.#artifactRoots.set(runId, location);
     }
     return location;
+  }
+
+  // ---- logged models (MLflow 3) ------------------------------------------------------------
+
+  /** Creates a LoggedModel (status PENDING until finalizeLoggedModel), linked to `sourceRunId`. */
+  async createLoggedModel(
+    options: {
+      experimentId: string;
+      name: string;
+      modelType?: string;
+      sourceRunId?: string;
+      params?: Record<string, string | number | boolean>;
+      tags?: Record<string, string>;
+    } & RequestOptions,
+  ): Promise<LoggedModel> {
+    for (const [key, value] of Object.entries(options.tags ?? {})) {
+      validateKey('tag', key);
+      validateValue('tag', key, value);
+    }
+    const params = Object.fromEntries(Object.entries(options.params ?? {}).map(([key, value]) => [key, String(value)]));
+    const body = await this.#http.request<Json>({
+      method: 'POST',
+      path: `${API}/logged-models`,
+      json: {
+        experiment_id: options.experimentId,
+        name: options.name,
+        model_type: options.modelType,
+        source_run_id: options.sourceRunId,
+        params: toKeyValues(params),
+        tags: toKeyValues(options.tags),
+      },
+      retry: 'once',
+      ...requestOptions(options),
+    });
+    return parseLoggedModel(body.model as Json);
+  }
+
+  async getLoggedModel(modelId: string, options?: RequestOptions): Promise<LoggedModel> {
+    const body = await this.#get<Json>(`/logged-models/${encodeURIComponent(modelId)}`, {}, options);
+    return parseLoggedModel(body.model as Json);
+  }
+
+  /** Marks the model READY (or UPLOAD_FAILED) once its artifacts are uploaded. */
+  async finalizeLoggedModel(modelId: string, status: 'LOGGED_MODEL_READY' | 'LOGGED_MODEL_UPLOAD_FAILED' = 'LOGGED_MODEL_READY', options?: RequestOptions): Promise<LoggedModel> {
+    const body = await this.#http.request<Json>({
+      method: 'PATCH',
+      path: `${API}/logged-models/${encodeURIComponent(modelId)}`,
+      json: { model_id: modelId, status },
+      retry: 'idempotent',
+      ...requestOptions(options),
+    });
+    return parseLoggedModel(body.model as Json);
+  }
+
+  async setLoggedModelTags(modelId: string, tags: Record<string, string>, options?: RequestOptions): Promise<void> {
+    await this.#http.request<Json>({
+      method: 'PATCH',
+      path: `${API}/logged-models/${encodeURIComponent(modelId)}/tags`,
+      json: { tags: toKeyValues(tags) },
+      retry: 'idempotent',
+      ...requestOptions(options),
+    });
+  }
+
+  /** LoggedModels of the experiments, e.g. filter `source_run_id = '...'` (MLflow's syntax). */
+  async searchLoggedModels(options: { experimentIds: string[]; filter?: string; orderBy?: { fieldName: string; ascending?: boolean }[]; maxResults?: number } & RequestOptions): Promise<LoggedModel[]> {
+    const models: LoggedModel[] = [];
+    let token: string | undefined;
+    do {
+      const body = await this.#post<Json>(
+        '/logged-models/search',
+        {
+          experiment_ids: options.experimentIds,
+          filter: options.filter,
+          order_by: options.orderBy?.map((o) => ({ field_name: o.fieldName, ascending: o.ascending ?? true })),
+          max_results: options.maxResults ?? 100,
+          page_token: token,
+        },
+        options,
+      );
+      models.push(...((body.models as Json[] | undefined) ?? []).map(parseLoggedModel));
+      token = pageToken(body);
+    } while (token && (options.maxResults === undefined || models.length < options.maxResults));
+    return models;
+  }
+
+  /** Records that the run produced these models (the run's "Logged models" in the UI). */
+  async logOutputs(runId: string, models: { modelId: string; step?: number }[], options?: RequestOptions): Promise<void> {
+    await this.#post('/runs/outputs', { run_id: runId, models: models.map((m) => ({ model_id: m.modelId, step: m.step ?? 0 })) }, options);
+  }
+
+  /** Uploads bytes (or text) to `path` under the LoggedModel's artifact root. */
+  async uploadLoggedModelArtifact(modelId: string, path: string, content: Uint8Array | string, options?: RequestOptions): Promise<void> {
+    const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content;
+    await this.#putAt(await this.#modelLocation(modelId, options), path, bytes, options);
+  }
+
+  /** Streams a LoggedModel's artifact to `localPath` (temp file + rename, as downloadFile). */
+  async downloadLoggedModelFile(modelId: string, path: string, localPath: string, options?: RequestOptions): Promise<void> {
+    await mkdir(dirname(localPath), { recursive: true });
+    const partial = join(dirname(localPath), `.${basename(localPath)}.${randomUUID().slice(0, 8)}.partial`);
+    try {
+      await this.#getAt(await this.#modelLocation(modelId, options), path, { file: partial }, options);
+      await rename(partial, localPath);
+    } catch (error) {
+      await rm(partial, { force: true });
+      throw error;
+    }
+  }
+
+  /** The files directly under `path` of the LoggedModel's artifacts. */
+  async listLoggedModelArtifacts(modelId: string, path = '', options?: RequestOptions): Promise<FileInfo[]> {
+    return this.#listAt(await this.#modelLocation(modelId, options), path, options);
+  }
+
+  async #modelLocation(modelId: string, options?: RequestOptions): Promise<ArtifactLocation> {
+    const key = `model:${modelId}`;
+    let location = this.#artifactRoots.get(key);
+    if (!location) {
+      const model = await this.getLoggedModel(modelId, options);
+      location = resolveArtifactRoot(model.artifactUri, this.#http.baseUrl, modelId);
+      this.#artifactRoots.set(key, location);
+    }
+    return location;
+  }
+
+  // ---- model registry ----------------------------------------------------------------------
+
+  /** The registered model, or undefined when none has this name. */
+  async getRegisteredModel(name: string, options?: RequestOptions): Promise<RegisteredModel | undefined> {
+    try {
+      const body = await this.#get<Json>('/registered-models/get', { name }, options);
+      return parseRegisteredModel(body.registered_model as Json);
+    } catch (error) {
+      if (isMlflowError(error, 'RESOURCE_DOES_NOT_EXIST')) return undefined;
+      throw error;
+    }
+  }
+
+  /** Creates the registered model unless it exists (safe against a concurrent creation). */
+  async getOrCreateRegisteredModel(name: string, options: { description?: string; tags?: Record<string, string> } & RequestOptions = {}): Promise<RegisteredModel> {
+    const existing = await this.getRegisteredModel(name, options);
+    if (existing) return existing;
+    try {
+      const body = await this.#http.request<Json>({
+        method: 'POST',
+        path: `${API}/registered-models/create`,
+        json: { name, description: options.description, tags: toKeyValues(options.tags) },
+        retry: 'once',
+        recover: async () => {
+          const found = await this.getRegisteredModel(name, options);
+          return found ? { registered_model: { name } } : undefined;
+        },
+        ...requestOptions(options),
+      });
+      return parseRegisteredModel(body.registered_model as Json);
+    } catch (error) {
+      if (!isMlflowError(error, 'RESOURCE_ALREADY_EXISTS')) throw error;
+      const raced = await this.getRegisteredModel(name, options);
+      if (!raced) throw error;
+      return raced;
+    }
+  }
+
+  /** A new version of a registered model; `source` is e.g. `models:/<model_id>` or `runs:/<run>/model`. */
+  async createModelVersion(
+    options: { name: string; source: string; runId?: string; modelId?: string; tags?: Record<string, string>; description?: string } & RequestOptions,
+  ): Promise<ModelVersion> {
+    for (const [key, value] of Object.entries(options.tags ?? {})) {
+      validateKey('tag', key);
+      validateValue('tag', key, value);
+    }
+    const body = await this.#http.request<Json>({
+      method: 'POST',
+      path: `${API}/model-versions/create`,
+      json: {
+        name: options.name,
+        source: options.source,
+        run_id: options.runId,
+        model_id: options.modelId,
+        tags: toKeyValues(options.tags),
+        description: options.description,
+      },
+      retry: 'once',
+      ...requestOptions(options),
+    });
+    return parseModelVersion(body.model_version as Json);
+  }
+
+  async getModelVersion(name: string, version: string, options?: RequestOptions): Promise<ModelVersion> {
+    const body = await this.#get<Json>('/model-versions/get', { name, version }, options);
+    return parseModelVersion(body.model_version as Json);
+  }
+
+  async getModelVersionByAlias(name: string, alias: string, options?: RequestOptions): Promise<ModelVersion> {
+    const body = await this.#get<Json>('/registered-models/alias', { name, alias }, options);
+    return parseModelVersion(body.model_version as Json);
+  }
+
+  async setRegisteredModelAlias(name: string, alias: string, version: string, options?: RequestOptions): Promise<void> {
+    await this.#post('/registered-models/alias', { name, alias, version }, options);
   }
 
   // ---- plumbing ----------------------------------------------------------------------------

@@ -48,7 +48,7 @@ export interface TransportOptions {
 export type RetryMode = 'idempotent' | 'once';
 
 export interface RequestSpec<T> {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Absolute path from the server root, e.g. `/api/2.0/mlflow/runs/get`. */
   path: string;
   query?: Record<string, string | number | undefined>;

@@ -1,5 +1,6 @@
 // @tessera/mlflow: a typed MLflow REST client (tracking + proxied artifacts) over Node's fetch.
-// It depends on nothing else in Tessera. Test helpers live in ./testing.ts, not here.
+// It depends on nothing else in Tessera; server.ts starts a local `mlflow server`. Test helpers
+// live in ./testing.ts, not here.
 export { MlflowClient, CREATE_REQUEST_ID_TAG } from './client.ts';
 export type {
   MlflowClientOptions,
@@ -12,6 +13,8 @@ export type {
 } from './client.ts';
 export { Credentials, mlflowConfigFromEnv, parseTrackingUri } from './config.ts';
 export type { CredentialsInit, MlflowEnvConfig, TrackingTarget } from './config.ts';
+export { findMlflowBinary, freePort, startMlflowServer } from './server.ts';
+export type { MlflowServerHandle, StartMlflowServerOptions } from './server.ts';
 export { MlflowError, isMlflowError } from './errors.ts';
 export type { ClientErrorCode } from './errors.ts';
 export { DEFAULT_RETRY, DEFAULT_TIMEOUT_MS } from './http.ts';
@@ -30,4 +33,8 @@ export type {
   FileInfo,
   Page,
   ViewType,
+  LoggedModel,
+  LoggedModelStatus,
+  ModelVersion,
+  RegisteredModel,
 } from './types.ts';

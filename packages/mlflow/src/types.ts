@@ -168,3 +168,77 @@ export function datasetInputToWire(input: DatasetInput): Json {
     },
   };
 }
+
+/** MLflow 3's LoggedModel: a model with its own artifacts, linked to the run that produced it. */
+export type LoggedModelStatus = 'LOGGED_MODEL_PENDING' | 'LOGGED_MODEL_READY' | 'LOGGED_MODEL_UPLOAD_FAILED' | 'LOGGED_MODEL_STATUS_UNSPECIFIED';
+
+export interface LoggedModel {
+  modelId: string;
+  experimentId: string;
+  name: string;
+  artifactUri: string;
+  status: LoggedModelStatus;
+  modelType: string;
+  sourceRunId: string | undefined;
+  creationTime: number | undefined;
+  tags: Record<string, string>;
+  params: Record<string, string>;
+  metrics: Metric[];
+}
+
+export interface ModelVersion {
+  name: string;
+  version: string;
+  source: string;
+  runId: string | undefined;
+  modelId: string | undefined;
+  status: string;
+  aliases: string[];
+  tags: Record<string, string>;
+  creationTime: number | undefined;
+}
+
+export interface RegisteredModel {
+  name: string;
+  description: string;
+  tags: Record<string, string>;
+  aliases: Record<string, string>;
+}
+
+export function parseLoggedModel(json: Json): LoggedModel {
+  const info = (json.info ?? {}) as Json;
+  const data = (json.data ?? {}) as Json;
+  return {
+    modelId: String(info.model_id),
+    experimentId: String(info.experiment_id),
+    name: String(info.name ?? ''),
+    artifactUri: String(info.artifact_uri ?? ''),
+    status: String(info.status ?? 'LOGGED_MODEL_STATUS_UNSPECIFIED') as LoggedModelStatus,
+    modelType: String(info.model_type ?? ''),
+    sourceRunId: info.source_run_id === undefined ? undefined : String(info.source_run_id),
+    creationTime: decodeInt(info.creation_timestamp_ms),
+    tags: toRecord(info.tags),
+    params: toRecord(data.params),
+    metrics: ((data.metrics as Json[] | undefined) ?? []).map(parseMetric),
+  };
+}
+
+export function parseModelVersion(json: Json): ModelVersion {
+  return {
+    name: String(json.name),
+    version: String(json.version),
+    source: String(json.source ?? ''),
+    runId: json.run_id ? String(json.run_id) : undefined,
+    modelId: json.model_id ? String(json.model_id) : undefined,
+    status: String(json.status ?? ''),
+    aliases: ((json.aliases as unknown[] | undefined) ?? []).map(String),
+    tags: toRecord(json.tags),
+    creationTime: decodeInt(json.creation_timestamp),
+  };
+}
+
+export function parseRegisteredModel(json: Json): RegisteredModel {
+  const aliases: Record<string, string> = {};
+  for (const entry of (json.aliases as { alias: string; version: string }[] | undefined) ?? []) aliases[entry.alias] = String(entry.version);
+  return { name: String(json.name), description: String(json.description ?? ''), tags: toRecord(json.tags), aliases };
+}

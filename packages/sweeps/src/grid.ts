@@ -1,4 +1,4 @@
-import type { Parameter, ParamValue, Params } from './space.ts';
+import { quantize, type Parameter, type ParamValue, type Params } from './space.ts';
 
 /**
  * Grid search order: the Cartesian product of every parameter's `values` with parameters in file
@@ -23,10 +23,15 @@ export function gridPoint(parameters: readonly Parameter[], index: number): Para
   return Object.fromEntries(parameters.map((p) => [p.path, params[p.path]!]));
 }
 
-/** The values a grid enumerates: categorical values, or every integer of an int_uniform range. */
+/** The values a grid enumerates: categorical values, every integer of an int_uniform range, every multiple of q of a q_uniform one. */
 export function gridValues(parameter: Parameter): readonly ParamValue[] {
   const d = parameter.distribution;
   if (d.type === 'categorical') return d.values;
   if (d.type === 'int_uniform') return Array.from({ length: d.max - d.min + 1 }, (_, i) => d.min + i);
+  if (d.type === 'uniform' && d.q !== undefined) {
+    const first = Math.ceil(d.min / d.q - 1e-9);
+    const last = Math.floor(d.max / d.q + 1e-9);
+    return Array.from({ length: Math.max(0, last - first + 1) }, (_, i) => quantize((first + i) * d.q!, d.q));
+  }
   throw new Error(`grid search cannot enumerate the ${d.type} parameter "${parameter.path}": give it values`);
 }

@@ -46,7 +46,8 @@ export function sweepDir(spec: Pick<SweepSpec, 'name' | 'experiment'>, runsDir?:
  * then run or resume it with a local process pool of `exp run` children.
  */
 export async function runSweepFile(file: string, options: SweepFileOptions): Promise<SweepResult & { spec: SweepSpec; statePath: string }> {
-  const { spec: loaded, base } = loadSweep(file, { registries: options.registries, overrides: options.overrides ?? [] });
+  const { spec: loaded, base, notes } = loadSweep(file, { registries: options.registries, overrides: options.overrides ?? [] });
+  for (const note of notes) options.log?.(`note: ${note}`);
   const spec: SweepSpec = {
     ...loaded,
     ...(options.parallel !== undefined ? { parallel: options.parallel } : {}),

@@ -82,7 +82,7 @@ describe('loadSweep: defaults', () => {
       'method: random',
       'max_trials: 5',
       'parameters:',
-      '  train.optimizer.learning_rate: {distribution: log_uniform, min: 1.0e-4, max: 1.0e-1}',
+      '  train.optimizer.learning_rate: {distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-1}',
       'early_terminate: {type: hyperband}',
     ]);
     const { spec } = loadSweep(file);
@@ -131,21 +131,21 @@ describe('loadSweep: located errors', () => {
     },
     {
       name: 'bounds',
-      lines: [...header, 'method: random', 'max_trials: 3', 'parameters:', '  train.optimizer.learning_rate: {distribution: log_uniform, min: 0, max: 0}'],
+      lines: [...header, 'method: random', 'max_trials: 3', 'parameters:', '  train.optimizer.learning_rate: {distribution: log_uniform_values, min: 0, max: 0}'],
       expected: [
-        'bounds.yaml:6:67 parameters["train.optimizer.learning_rate"].min: expected a value > 0 (log_uniform works in log space), got 0',
-        'bounds.yaml:6:75 parameters["train.optimizer.learning_rate"].max: expected a value > min (0), got 0',
+        'bounds.yaml:6:74 parameters["train.optimizer.learning_rate"].min: expected a value > 0 (log_uniform_values works in log space), got 0',
+        'bounds.yaml:6:82 parameters["train.optimizer.learning_rate"].max: expected a value > min (0), got 0',
       ],
     },
     {
       name: 'no-budget',
-      lines: [...header, 'method: bayes', 'parameters:', '  train.optimizer.learning_rate: {distribution: log_uniform, min: 1.0e-4, max: 1}'],
-      expected: ['no-budget.yaml:1:1 missing required key "max_trials": a bayes search needs a budget'],
+      lines: [...header, 'method: bayes', 'parameters:', '  train.optimizer.learning_rate: {distribution: log_uniform_values, min: 1.0e-4, max: 1}'],
+      expected: ['no-budget.yaml:1:1 missing required key "run_cap": a bayes search needs a budget'],
     },
     {
       name: 'missing-min',
       lines: [...header, 'method: random', 'max_trials: 2', 'parameters:', '  train.epochs: {distribution: int_uniform, max: 3}'],
-      expected: ['missing-min.yaml:6:17 parameters["train.epochs"]: missing required key "min"'],
+      expected: ['missing-min.yaml:6:17 parameters["train.epochs"]: missing required key "min" (an int_uniform parameter takes min and max)'],
     },
     {
       name: 'bad-rule-key',

@@ -23,8 +23,9 @@ import {
 } from '@tessera/core';
 import { defaultBrackets, type EarlyTerminate } from './early-stop.ts';
 import { gridSize } from './grid.ts';
-import { sweepSchema } from './schema.ts';
+import { sweepSchema, WANDB_DISTRIBUTIONS } from './schema.ts';
 import type { Distribution, Parameter, ParamValue } from './space.ts';
+import { epochMetricNames } from '@tessera/core';
 import type { SweepSpec } from './spec.ts';
 import { TPE_DEFAULTS } from './tpe.ts';
 
@@ -34,18 +35,55 @@ interface SweepFile {
   description?: string;
   experiment: string;
   method: SweepSpec['method'];
-  objective: { metric: string; goal: 'maximize' | 'minimize'; summary?: 'last' | 'best' };
-  parameters: Record<string, { distribution?: Distribution['type']; min?: number; max?: number; values?: ParamValue[] }>;
+  /** W&B's key; `objective` is Tessera's earlier one. */
+  metric?: { name: string; goal?: 'maximize' | 'minimize'; target?: number; summary?: 'last' | 'best' };
+  objective?: { metric: string; goal: 'maximize' | 'minimize'; summary?: 'last' | 'best' };
+  parameters: Record<string, RawParameter>;
+  run_cap?: number;
   max_trials?: number;
+  program?: unknown;
+  command?: unknown;
+  project?: string;
+  entity?: string;
   parallel?: number;
   seed?: number;
   max_attempts?: number;
-  early_terminate?: { type: EarlyTerminate['type']; min_epochs?: number; min_trials?: number; grace_period?: number; reduction_factor?: number; max_epochs?: number; brackets?: number };
+  early_terminate?: {
+    type: EarlyTerminate['type'];
+    min_epochs?: number;
+    min_trials?: number;
+    grace_period?: number;
+    reduction_factor?: number;
+    max_epochs?: number;
+    brackets?: number;
+    // W&B's hyperband keys.
+    min_iter?: number;
+    max_iter?: number;
+    eta?: number;
+    s?: number;
+    strict?: boolean;
+  };
   bayes?: { startup_trials?: number; candidates?: number; gamma?: number; prior_weight?: number };
+}
+
+/** One parameter as written: W&B's keys (schema.ts). */
+interface RawParameter {
+  distribution?: (typeof WANDB_DISTRIBUTIONS)[number];
+  min?: number;
+  max?: number;
+  values?: ParamValue[];
+  value?: ParamValue;
+  probabilities?: number[];
+  q?: number;
+  mu?: number;
+  sigma?: number;
+  parameters?: Record<string, RawParameter>;
 }
 
 export interface LoadedSweep {
   spec: SweepSpec;
+  /** Things the file says that Tessera does not use (W&B's program, command, project, entity), for the user. */
+  notes: string[];
   /** The base experiment as loaded (with the sweep-wide overrides). */
   base: LoadedConfig;
   locate(path: ConfigPath): SourceLocation;
@@ -90,15 +128,39 @@ export function loadSweep(file: string, options: LoadSweepOptions = {}): LoadedS
     errors.push(new ConfigError({ location: key ? locateKey(path) : locate(path), path, ...init }));
   };
 
-  const parameters = Object.entries(raw.parameters).map(([path, p]) => toParameter(path, p, fail));
-  if (raw.method === 'grid') {
-    for (const p of parameters) {
-      if (p.distribution.type === 'uniform' || p.distribution.type === 'log_uniform') {
-        fail(['parameters', p.path], { message: `grid search cannot enumerate a ${p.distribution.type} distribution`, hint: 'give it values: [...]' }, true);
-      }
+  // W&B's keys and Tessera's earlier ones (objective, max_trials): one or the other.
+  const notes: string[] = [];
+  for (const [wandb, own] of [['metric', 'objective'], ['run_cap', 'max_trials']] as const) {
+    if (raw[wandb] !== undefined && raw[own] !== undefined) fail([own], { message: `${own} and ${wandb} say the same thing (${wandb} is W&B's name, ${own} Tessera's earlier one); keep ${wandb}` }, true);
+  }
+  if (!raw.metric && !raw.objective) fail([], { message: 'missing required key "metric"', hint: 'e.g. metric: {name: val_loss, goal: minimize}' });
+  for (const key of ['program', 'command', 'project', 'entity'] as const) {
+    if (raw[key] === undefined) continue;
+    notes.push(
+      key === 'program' || key === 'command'
+        ? `${key} (W&B) is ignored: each trial is \`exp run ${raw.experiment}\` with the trial's values as --set overrides`
+        : `${key} (W&B) is ignored: runs go to the MLflow experiment of the experiment's tracking section`,
+    );
+  }
+  const runCap = raw.run_cap ?? raw.max_trials;
+  const objective = raw.metric
+    ? { metric: raw.metric.name, goal: raw.metric.goal ?? ('minimize' as const), summary: raw.metric.summary ?? ('last' as const) }
+    : { metric: raw.objective?.metric ?? '', goal: raw.objective?.goal ?? ('minimize' as const), summary: raw.objective?.summary ?? ('last' as const) };
+  const objectivePath: ConfigPath = raw.metric ? ['metric', 'name'] : ['objective', 'metric'];
+
+  const parameters = flattenParameters(raw.parameters, [], fail);
+  for (const p of parameters) {
+    const where = p.yamlPath;
+    const d = p.distribution;
+    if (raw.method === 'grid' && !(d.type === 'categorical' || d.type === 'int_uniform' || (d.type === 'uniform' && d.q !== undefined))) {
+      fail(where, { message: `grid search cannot enumerate a ${p.written} distribution`, hint: 'give it values: [...] (or int_uniform / q_uniform bounds)' }, true);
     }
-  } else if (raw.max_trials === undefined) {
-    fail([], { message: `missing required key "max_trials": a ${raw.method} search needs a budget` });
+    if (raw.method === 'bayes' && (d.type === 'normal' || d.type === 'log_normal')) {
+      fail(where, { message: `bayes (TPE) needs a bounded range; ${p.written} has none`, hint: 'use uniform or log_uniform_values with min and max, or method: random' }, true);
+    }
+  }
+  if (raw.method !== 'grid' && runCap === undefined) {
+    fail([], { message: `missing required key "run_cap": a ${raw.method} search needs a budget` });
   }
 
   const experimentPath = resolve(dirname(absolute), raw.experiment);
@@ -110,12 +172,13 @@ export function loadSweep(file: string, options: LoadSweepOptions = {}): LoadedS
   const baseOverrides = [...(options.overrides ?? [])];
   const base = loadExperiment(experimentPath, { overrides: baseOverrides });
   if (options.registries) loadValidatedExperiment(experimentPath, options.registries, { overrides: baseOverrides });
-  for (const p of parameters) checkPath(p.path, base, (init) => fail(['parameters', p.path], init, true));
+  for (const p of parameters) checkPath(p.path, base, (init) => fail(p.yamlPath, init, true));
+  checkObjective(objective.metric, base, objectivePath, fail);
   throwIfAny(errors);
-  if (options.registries) for (const p of parameters) checkValues(p, experimentPath, baseOverrides, options.registries, fail);
+  if (options.registries) for (const p of parameters) checkValues(p, experimentPath, baseOverrides, options.registries, (_path, init, key) => fail(p.yamlPath, init, key));
   throwIfAny(errors);
 
-  const maxEpochs = raw.early_terminate?.max_epochs ?? (base.config.train as { epochs?: unknown } | undefined)?.epochs;
+  const maxEpochs = raw.early_terminate?.max_epochs ?? raw.early_terminate?.max_iter ?? (base.config.train as { epochs?: unknown } | undefined)?.epochs;
   const earlyTerminate = toEarlyTerminate(raw.early_terminate, maxEpochs, fail);
   throwIfAny(errors);
 
@@ -126,9 +189,9 @@ export function loadSweep(file: string, options: LoadSweepOptions = {}): LoadedS
     experiment: experimentPath,
     baseOverrides,
     method: raw.method,
-    objective: { metric: raw.objective.metric, goal: raw.objective.goal, summary: raw.objective.summary ?? 'last' },
-    parameters,
-    maxTrials: raw.max_trials ?? (raw.method === 'grid' ? gridSize(parameters) : 0),
+    objective,
+    parameters: parameters.map(({ path, distribution }) => ({ path, distribution })),
+    maxTrials: runCap ?? (raw.method === 'grid' ? gridSize(parameters) : 0),
     parallel: raw.parallel ?? 1,
     seed: raw.seed ?? 0,
     maxAttempts: raw.max_attempts ?? 1,
@@ -140,28 +203,131 @@ export function loadSweep(file: string, options: LoadSweepOptions = {}): LoadedS
       priorWeight: raw.bayes?.prior_weight ?? TPE_DEFAULTS.priorWeight,
     },
   };
-  return { spec, base, locate };
+  return { spec, base, locate, notes };
 }
 
 type Fail = (path: ConfigPath, init: { message?: string; expected?: string; found?: string; hint?: string }, key?: boolean) => void;
 
-function toParameter(path: string, p: SweepFile['parameters'][string], fail: Fail): Parameter {
-  const at = ['parameters', path];
-  const type = p.distribution ?? 'categorical';
-  if (type === 'categorical') {
-    if (p.min !== undefined || p.max !== undefined) fail([...at, p.min !== undefined ? 'min' : 'max'], { message: 'min and max belong to uniform, log_uniform and int_uniform; a categorical parameter lists its values' }, true);
-    return { path, distribution: { type, values: p.values! } };
+interface LoadedParameter extends Parameter {
+  /** Where it is in the sweep file (nested parameters included), for errors. */
+  yamlPath: ConfigPath;
+  /** The distribution as the file names it (W&B's name), for messages. */
+  written: string;
+}
+
+/** W&B's nested `parameters: {...}` become dotted paths: train: {parameters: {epochs: ...}} is train.epochs. */
+function flattenParameters(raw: Record<string, RawParameter>, at: ConfigPath, fail: Fail, prefix = ''): LoadedParameter[] {
+  const out: LoadedParameter[] = [];
+  for (const [key, p] of Object.entries(raw)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    const yamlPath = [...at, 'parameters', key];
+    if (p.parameters) {
+      const others = Object.keys(p).filter((k) => k !== 'parameters');
+      if (others.length > 0) fail([...yamlPath, others[0]!], { message: `a parameter with nested parameters has no ${others[0]} of its own` }, true);
+      out.push(...flattenParameters(p.parameters, yamlPath, fail, path));
+    } else {
+      out.push({ path, yamlPath, ...toDistribution(p, yamlPath, fail) });
+    }
   }
-  if (p.values !== undefined) fail([...at, 'values'], { message: `values belong to categorical parameters; a ${type} parameter has min and max` }, true);
-  const [min, max] = [p.min!, p.max!];
+  return out;
+}
+
+/**
+ * W&B's distribution for one parameter, as one of Tessera's (space.ts). Without `distribution`,
+ * W&B infers it: values -> categorical, value -> constant, integer min/max -> int_uniform, other
+ * min/max -> uniform, mu/sigma -> normal.
+ */
+function toDistribution(p: RawParameter, at: ConfigPath, fail: Fail): { distribution: Distribution; written: string } {
+  const inferred =
+    p.distribution ??
+    (p.values !== undefined ? 'categorical'
+      : p.value !== undefined ? 'constant'
+      : p.mu !== undefined || p.sigma !== undefined ? 'normal'
+      : Number.isInteger(p.min) && Number.isInteger(p.max) ? 'int_uniform'
+      : 'uniform');
+  const written = inferred;
+  const keysOf: Record<string, readonly string[]> = {
+    constant: ['value'],
+    categorical: ['values', 'probabilities'],
+    int_uniform: ['min', 'max'],
+    uniform: ['min', 'max'],
+    log_uniform: ['min', 'max'],
+    log_uniform_values: ['min', 'max'],
+    inv_log_uniform: ['min', 'max'],
+    inv_log_uniform_values: ['min', 'max'],
+    normal: ['mu', 'sigma'],
+    log_normal: ['mu', 'sigma'],
+  };
+  const quantized = inferred.startsWith('q_');
+  const base = quantized ? inferred.slice(2) : inferred;
+  const allowed = [...(keysOf[base] ?? []), 'distribution', ...(quantized ? ['q'] : [])];
+  for (const key of Object.keys(p)) {
+    if (!allowed.includes(key)) {
+      fail([...at, key], { message: `${key} does not belong to ${article(written)} ${written} parameter (it takes ${allowed.filter((k) => k !== 'distribution').join(', ')})` }, true);
+    }
+  }
+  const fallback: Distribution = { type: 'categorical', values: [0] };
+  if (base === 'constant') return p.value === undefined ? (fail(at, { message: 'a constant parameter needs value: x' }, true), { distribution: fallback, written }) : { distribution: { type: 'categorical', values: [p.value] }, written };
+  if (base === 'categorical') {
+    if (p.values === undefined) return fail(at, { message: 'a categorical parameter needs values: [...]' }, true), { distribution: fallback, written };
+    if (p.probabilities !== undefined) {
+      if (p.probabilities.length !== p.values.length) fail([...at, 'probabilities'], { expected: `${p.values.length} weights, one per value`, found: `${p.probabilities.length}` });
+      else if (Math.abs(p.probabilities.reduce((a, b) => a + b, 0) - 1) > 1e-6) fail([...at, 'probabilities'], { expected: 'weights that sum to 1 (as in W&B)', found: `a sum of ${p.probabilities.reduce((a, b) => a + b, 0)}` });
+    }
+    return { distribution: { type: 'categorical', values: p.values, ...(p.probabilities ? { probabilities: p.probabilities } : {}) }, written };
+  }
+  const q = quantized ? (p.q ?? 1) : undefined;
+  if (base === 'normal' || base === 'log_normal') {
+    return { distribution: { type: base, mu: p.mu ?? 0, sigma: p.sigma ?? 1, ...(q !== undefined ? { q } : {}) }, written };
+  }
+  if (p.min === undefined || p.max === undefined) {
+    fail(at, { message: `missing required key "${p.min === undefined ? 'min' : 'max'}" (${article(written)} ${written} parameter takes min and max)` });
+    return { distribution: fallback, written };
+  }
+  const [min, max] = [p.min, p.max];
+  if ((base === 'log_uniform_values' || base === 'inv_log_uniform_values') && min <= 0) {
+    fail([...at, 'min'], { expected: `a value > 0 (${written} works in log space)`, found: describeValue(min) });
+  }
   if (!(min < max)) fail([...at, 'max'], { expected: `a value > min (${min})`, found: describeValue(max) });
-  if (type === 'log_uniform' && min <= 0) fail([...at, 'min'], { expected: 'a value > 0 (log_uniform works in log space)', found: describeValue(min) });
-  if (type === 'int_uniform') {
+  if (base === 'int_uniform') {
     for (const [key, value] of [['min', min], ['max', max]] as const) {
       if (!Number.isInteger(value)) fail([...at, key], { expected: 'an integer (int_uniform)', found: describeValue(value) });
     }
+    return { distribution: { type: 'int_uniform', min, max }, written };
   }
-  return { path, distribution: { type, min, max } };
+  if (base === 'uniform') return { distribution: { type: 'uniform', min, max, ...(q !== undefined ? { q } : {}) }, written };
+  if (base === 'log_uniform_values' || base === 'inv_log_uniform_values') {
+    // 1/X of a log-uniform X on [a, b] is log-uniform on [1/b, 1/a]: both draw X log-uniformly between min and max.
+    return { distribution: { type: 'log_uniform', min, max, ...(q !== undefined ? { q } : {}) }, written };
+  }
+  // log_uniform and inv_log_uniform: W&B's min and max are natural-log exponents.
+  if (base === 'log_uniform' && min > 0 && max <= 1) {
+    // Tessera's earlier log_uniform took values; read that way, 1e-4..1e-2 would silently mean e^0.0001..e^0.01.
+    fail([...at, 'distribution'], {
+      message: `log_uniform takes exponents, as in W&B: min ${min} and max ${max} mean values between e^${min} = ${Math.exp(min).toPrecision(4)} and e^${max} = ${Math.exp(max).toPrecision(4)}`,
+      hint: `for values between ${min} and ${max} write distribution: log_uniform_values (Tessera's earlier log_uniform), or give exponents: min: ${Math.log(min).toFixed(3)}, max: ${Math.log(max).toFixed(3)}`,
+    }, true);
+  }
+  const [lo, hi] = base === 'log_uniform' ? [Math.exp(min), Math.exp(max)] : [Math.exp(-max), Math.exp(-min)];
+  return { distribution: { type: 'log_uniform', min: lo, max: hi, ...(q !== undefined ? { q } : {}) }, written };
+}
+
+function article(word: string): string {
+  return /^[aeiou]/.test(word) ? 'an' : 'a';
+}
+
+/**
+ * The objective must be a metric every trial reports per epoch; a typo fails here, located, with
+ * a did-you-mean, rather than as trials whose result is missing.
+ */
+function checkObjective(metric: string, base: LoadedConfig, at: ConfigPath, fail: Fail): void {
+  const names = epochMetricNames(base.config.train as { metrics?: string[] } | undefined);
+  if (names.includes(metric)) return;
+  const guess = didYouMean(metric, names);
+  fail(at, {
+    message: `"${metric}" is not a metric the trials report each epoch`,
+    hint: `${guess ? `did you mean "${guess}"? ` : ''}they report: ${names.join(', ')}`,
+  });
 }
 
 /** A parameter path must name an existing scalar of the base experiment. */
@@ -204,7 +370,8 @@ function checkPath(path: string, base: LoadedConfig, fail: (init: { message: str
 /** Builds the experiment with each extreme value of the parameter and validates it. */
 function checkValues(p: Parameter, experiment: string, baseOverrides: readonly string[], registries: Registries, fail: Fail): void {
   const d = p.distribution;
-  const probes: ParamValue[] = d.type === 'categorical' ? [...d.values] : [d.min, d.max];
+  const probes: ParamValue[] =
+    d.type === 'categorical' ? [...d.values] : d.type === 'normal' ? [d.mu] : d.type === 'log_normal' ? [Math.exp(d.mu)] : [d.min, d.max];
   for (const value of probes) {
     const argument = `${p.path}=${typeof value === 'string' ? JSON.stringify(value) : String(value)}`;
     try {
@@ -226,13 +393,14 @@ function toEarlyTerminate(raw: SweepFile['early_terminate'], maxEpochs: unknown,
     fail(['early_terminate'], { message: `${raw.type} needs max_epochs (the base experiment has no train.epochs)` });
     return null;
   }
-  const gracePeriod = raw.grace_period ?? 1;
-  const reductionFactor = raw.reduction_factor ?? 3;
+  // W&B's hyperband keys name the same things.
+  const gracePeriod = raw.grace_period ?? raw.min_iter ?? 1;
+  const reductionFactor = raw.reduction_factor ?? raw.eta ?? 3;
   if (gracePeriod >= maxEpochs) {
     fail(['early_terminate', 'grace_period'], { expected: `a value < max_epochs (${maxEpochs}), or no rung is ever reached`, found: describeValue(gracePeriod) });
   }
   if (raw.type === 'asha') return { type: 'asha', gracePeriod, reductionFactor, maxEpochs };
-  return { type: 'hyperband', gracePeriod, reductionFactor, maxEpochs, brackets: raw.brackets ?? defaultBrackets(gracePeriod, reductionFactor, maxEpochs) };
+  return { type: 'hyperband', gracePeriod, reductionFactor, maxEpochs, brackets: raw.brackets ?? raw.s ?? defaultBrackets(gracePeriod, reductionFactor, maxEpochs) };
 }
 
 function nearbyFile(target: string): string | undefined {

@@ -2,7 +2,8 @@ import { decide } from './early-stop.ts';
 import type { Executor, TrialLaunch } from './executor.ts';
 import { createSearcher, type Observation } from './searcher.ts';
 import type { SweepSpec } from './spec.ts';
-import { toOverrides } from './space.ts';
+import { RUN_NAME_TAG } from '@tessera/core';
+import { toOverrides, trialRunName } from './space.ts';
 import { SweepRun, sweepRunStatus, type SweepTrackingOptions } from './sweep-run.ts';
 import {
   curveOf,
@@ -174,7 +175,13 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
       overrides: trial.overrides,
       attempt: trial.attempts,
       previousRunId,
-      tags: { 'sweep.name': spec.name, 'sweep.trial': trial.id, 'sweep.attempt': String(trial.attempts) },
+      tags: {
+        'sweep.name': spec.name,
+        'sweep.trial': trial.id,
+        'sweep.attempt': String(trial.attempts),
+        // MLflow's run-name tag: the trial's run is named by what it tried (runExperiment reads it).
+        [RUN_NAME_TAG]: trialRunName(trial.id, trial.params),
+      },
       ...(sweepRun ? { parentRunId: sweepRun.runId } : {}),
     };
     log(`${trial.id} started: ${trial.overrides.join(' ')}`);

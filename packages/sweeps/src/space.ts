@@ -1,4 +1,4 @@
-import type { Rng } from './rng.ts';
+import { normal, pickWeighted, type Rng } from './rng.ts';
 
 /** A value a sweep may assign: what `--set path=value` accepts for a scalar. */
 export type ParamValue = number | string | boolean;
@@ -7,14 +7,18 @@ export type ParamValue = number | string | boolean;
 export type Params = Record<string, ParamValue>;
 
 /**
- * Where a parameter's values come from. `log_uniform` is uniform in log space (learning rates,
- * weight decays); `int_uniform` includes both ends.
+ * Where a parameter's values come from, after loading (load.ts turns W&B's names into these):
+ * `log_uniform` is log-uniform over the VALUES min..max (W&B's `log_uniform_values`; W&B's
+ * `log_uniform` takes exponents and is converted); `int_uniform` includes both ends; `q` rounds a
+ * draw to a multiple of q (W&B's q_* distributions); `probabilities` weight categorical values.
  */
 export type Distribution =
-  | { type: 'uniform'; min: number; max: number }
-  | { type: 'log_uniform'; min: number; max: number }
+  | { type: 'uniform'; min: number; max: number; q?: number }
+  | { type: 'log_uniform'; min: number; max: number; q?: number }
   | { type: 'int_uniform'; min: number; max: number }
-  | { type: 'categorical'; values: readonly ParamValue[] };
+  | { type: 'normal'; mu: number; sigma: number; q?: number }
+  | { type: 'log_normal'; mu: number; sigma: number; q?: number }
+  | { type: 'categorical'; values: readonly ParamValue[]; probabilities?: readonly number[] };
 
 export interface Parameter {
   /** Dotted path into the experiment, e.g. `model.vars.embedding_dim`. */
@@ -22,19 +26,31 @@ export interface Parameter {
   distribution: Distribution;
 }
 
+/** Rounds to a multiple of q (W&B: round(X / q) * q), without float noise like 0.30000000000000004. */
+export function quantize(value: number, q: number | undefined): number {
+  if (q === undefined) return value;
+  const digits = Math.max(0, -Math.floor(Math.log10(q)) + 6);
+  return Number((Math.round(value / q) * q).toFixed(Math.min(digits, 20)));
+}
+
 /** One draw from a parameter's distribution. */
 export function sample(distribution: Distribution, rng: Rng): ParamValue {
-  switch (distribution.type) {
+  const d = distribution;
+  switch (d.type) {
     case 'uniform':
-      return distribution.min + rng() * (distribution.max - distribution.min);
+      return quantize(d.min + rng() * (d.max - d.min), d.q);
     case 'log_uniform': {
-      const [lo, hi] = [Math.log(distribution.min), Math.log(distribution.max)];
-      return clamp(Math.exp(lo + rng() * (hi - lo)), distribution.min, distribution.max);
+      const [lo, hi] = [Math.log(d.min), Math.log(d.max)];
+      return quantize(clamp(Math.exp(lo + rng() * (hi - lo)), d.min, d.max), d.q);
     }
     case 'int_uniform':
-      return Math.min(distribution.max, distribution.min + Math.floor(rng() * (distribution.max - distribution.min + 1)));
+      return Math.min(d.max, d.min + Math.floor(rng() * (d.max - d.min + 1)));
+    case 'normal':
+      return quantize(d.mu + d.sigma * normal(rng), d.q);
+    case 'log_normal':
+      return quantize(Math.exp(d.mu + d.sigma * normal(rng)), d.q);
     case 'categorical':
-      return distribution.values[Math.floor(rng() * distribution.values.length)]!;
+      return d.values[d.probabilities ? pickWeighted(rng, d.probabilities) : Math.floor(rng() * d.values.length)]!;
   }
 }
 
@@ -62,4 +78,32 @@ export function toOverrides(params: Params): string[] {
 function formatValue(value: ParamValue): string {
   if (typeof value === 'string') return JSON.stringify(value);
   return String(value);
+}
+
+/** Short names of common hyperparameters in run names (as people write them in papers and W&B). */
+const SHORT_NAMES: Record<string, string> = { learning_rate: 'lr', weight_decay: 'wd', batch_size: 'bs', embedding_dim: 'dim', dropout_rate: 'dropout' };
+
+/**
+ * A trial's run name: `trial-003 lr=0.003 units=32`. Each parameter by the last segment of its
+ * path (shortened as in SHORT_NAMES), or by more segments where two would read the same; numbers
+ * to 4 significant digits.
+ */
+export function trialRunName(trialId: string, params: Params): string {
+  const paths = Object.keys(params);
+  const split = paths.map((path) => path.replace(/\[(\d+)\]/g, '.$1').split('.'));
+  const names = split.map((segments) => {
+    const last = segments.at(-1)!;
+    return SHORT_NAMES[last] ?? last;
+  });
+  for (let i = 0; i < names.length; i++) {
+    if (names.filter((n) => n === names[i]).length > 1) {
+      // Two parameters end alike (layers.1.units, layers.3.units): name them by the whole path.
+      names[i] = split[i]!.join('.');
+    }
+  }
+  const parts = paths.map((path, i) => {
+    const value = params[path]!;
+    return `${names[i]}=${typeof value === 'number' ? String(Number(value.toPrecision(4))) : String(value)}`;
+  });
+  return [trialId, ...parts].join(' ');
 }

@@ -1,4 +1,4 @@
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import {
   type RunOptions,
   type ConfigPath,
@@ -8,6 +8,7 @@ import {
   findRunDir,
   readMetrics,
   createMlflowTracker,
+  userAndGitTags,
   combineTrackers,
   type ParamValue,
   type RunStatus,
@@ -15,7 +16,7 @@ import {
 } from '@tessera/core';
 import type { Distribution } from './space.ts';
 import type { SweepSpec } from './spec.ts';
-import type { SweepState, Trial } from './state.ts';
+import { trialId, type SweepState, type Trial } from './state.ts';
 
 /** Where a sweep records its own run: the trackers a run of its base experiment would use. */
 export interface SweepTrackingOptions {
@@ -45,6 +46,8 @@ export const SWEEP_TAG = 'tessera.sweep';
 export class SweepRun {
   /** The last step of the best-so-far metrics, so that a resumed sweep never logs a step twice. */
   #lastStep: number;
+  /** Trials whose objective value is logged (`trial_<metric>`, step = trial number). */
+  readonly #logged = new Set<string>();
 
   private constructor(
     readonly runId: string,
@@ -54,6 +57,11 @@ export class SweepRun {
     lastStep: number,
   ) {
     this.#lastStep = lastStep;
+  }
+
+  /** The metric that charts each finished trial's objective on the sweep's run (step = trial number). */
+  get trialMetric(): string {
+    return `trial_${this.spec.objective.metric}`;
   }
 
   /**
@@ -82,11 +90,19 @@ export class SweepRun {
     await tracker.logArtifact('sweep.yaml', { file: spec.file });
     const history = previous ? await readMetrics(run.dir!) : [];
     log(`sweep run ${run.runId}${previous ? ' (continued)' : ''}: ${run.dir}`);
-    return new SweepRun(run.runId, run.dir!, tracker, spec, history.at(-1)?.step ?? 0);
+    // Steps of the ended-trials count, and (separately) the trials whose objective is already logged.
+    const sweepRun = new SweepRun(run.runId, run.dir!, tracker, spec, history.filter((r) => 'trials_finished' in r).at(-1)?.step ?? 0);
+    for (const record of history) if (sweepRun.trialMetric in record) sweepRun.#logged.add(trialId(record.step - 1));
+    return sweepRun;
   }
 
   /** Records the best trial so far, once per newly ended trial. */
   async progress(state: SweepState, best: Trial | null): Promise<void> {
+    for (const trial of state.trials) {
+      if ((trial.state !== 'FINISHED' && trial.state !== 'PRUNED') || trial.finalMetric === null || this.#logged.has(trial.id)) continue;
+      this.#logged.add(trial.id);
+      await this.tracker.logMetrics({ [this.trialMetric]: trial.finalMetric }, trial.index + 1);
+    }
     const ended = state.trials.filter((t) => t.state === 'FINISHED' || t.state === 'PRUNED' || t.state === 'FAILED');
     if (ended.length <= this.#lastStep) return;
     this.#lastStep = ended.length;
@@ -132,6 +148,8 @@ export function sweepRunStatus(state: SweepState, interrupted: boolean): { statu
 export function sweepTags(spec: SweepSpec): Record<string, string> {
   const paths = spec.parameters.map((p) => p.path).join(', ');
   return {
+    // The tags every run of the base experiment carries (runTags), so the sweep's run is found and filtered alike.
+    ...userAndGitTags(dirname(spec.experiment)),
     [SWEEP_TAG]: spec.name,
     [`${SWEEP_TAG}.method`]: spec.method,
     [`${SWEEP_TAG}.metric`]: spec.objective.metric,
@@ -164,7 +182,16 @@ export function sweepParams(spec: SweepSpec): Record<string, ParamValue> {
 
 /** `[0.01, 0.003]` for values, `log_uniform(0.0001, 0.01)` for a range. */
 export function describeDistribution(d: Distribution): string {
-  return d.type === 'categorical' ? JSON.stringify(d.values) : `${d.type}(${d.min}, ${d.max})`;
+  const q = 'q' in d && d.q !== undefined ? `, q=${d.q}` : '';
+  switch (d.type) {
+    case 'categorical':
+      return JSON.stringify(d.values) + (d.probabilities ? ` p=${JSON.stringify(d.probabilities)}` : '');
+    case 'normal':
+    case 'log_normal':
+      return `${d.type}(${d.mu}, ${d.sigma}${q})`;
+    default:
+      return `${d.type}(${d.min}, ${d.max}${q})`;
+  }
 }
 
 function bestTags(spec: SweepSpec, best: Trial): Record<string, string> {

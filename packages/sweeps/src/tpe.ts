@@ -1,5 +1,5 @@
 import { normal, pickWeighted, type Rng } from './rng.ts';
-import { clamp, type Parameter, type ParamValue, type Params } from './space.ts';
+import { clamp, quantize, type Parameter, type ParamValue, type Params } from './space.ts';
 
 /**
  * Tree-structured Parzen Estimator (Bergstra, Bardenet, Bengio, Kégl 2011, "Algorithms for
@@ -77,11 +77,15 @@ export interface Estimator {
 export function fitEstimator(parameter: Parameter, values: readonly (ParamValue | undefined)[], priorWeight: number): Estimator {
   const d = parameter.distribution;
   if (d.type === 'categorical') return new CategoricalEstimator(d.values, values, priorWeight);
+  if (d.type === 'normal' || d.type === 'log_normal') {
+    // loadSweep refuses these for bayes: TPE's Parzen estimators live on a bounded range.
+    throw new Error(`TPE needs a bounded range; "${parameter.path}" is ${d.type}`);
+  }
   const numbers = values.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
   if (d.type === 'log_uniform') {
     const inner = new ParzenEstimator(Math.log(d.min), Math.log(d.max), numbers.filter((v) => v > 0).map(Math.log), priorWeight);
     return {
-      sample: (rng) => clamp(Math.exp(inner.sampleInner(rng)), d.min, d.max),
+      sample: (rng) => quantize(clamp(Math.exp(inner.sampleInner(rng)), d.min, d.max), d.q),
       // The density of log(x); the Jacobian 1/x is the same for l and g, so it cancels in l/g.
       logDensity: (v) => inner.logDensityAt(Math.log(v as number)),
     };
@@ -96,7 +100,7 @@ export function fitEstimator(parameter: Parameter, values: readonly (ParamValue 
     };
   }
   const inner = new ParzenEstimator(d.min, d.max, numbers, priorWeight);
-  return { sample: (rng) => inner.sampleInner(rng), logDensity: (v) => inner.logDensityAt(v as number) };
+  return { sample: (rng) => quantize(inner.sampleInner(rng), d.q), logDensity: (v) => inner.logDensityAt(v as number) };
 }
 
 /** A mixture of Gaussians truncated to [low, high]: one per observation plus a prior one. */

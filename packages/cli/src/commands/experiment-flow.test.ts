@@ -90,7 +90,7 @@ describe('the experiment flow', () => {
     ['run', ['--runs-dir', 'runs']],
     ['validate', []],
     ['summary', []],
-    ['export', ['--out', 'exported']],
+    ['export', ['--init', '--out', 'exported']],
   ])('exp %s reports a template typo, located, exit 2, before any dataset is created', async (command, args) => {
     const cwd = workspace('unit');
     const { registries, calls } = spyRegistries();
@@ -116,7 +116,7 @@ describe('the experiment flow', () => {
     expect(JSON.parse(summary.stdout).inputShape).toEqual([null, 10, 15, 3]);
     expect(calls.created).toBe(0); // neither read any data
 
-    const exported = await runCli(['export', 'flow.yaml', '--out', 'exported'], { cwd, registries });
+    const exported = await runCli(['export', 'flow.yaml', '--init', '--out', 'exported'], { cwd, registries });
     expect(exported.code, exported.stderr).toBe(0);
     expect(savedInputShape(join(cwd, 'exported', 'model.json'))).toEqual([null, 10, 15, 3]);
 

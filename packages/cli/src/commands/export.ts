@@ -1,76 +1,75 @@
-import { resolve, relative } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { defineCommand, setOption, UsageError } from '../command.ts';
-
-/** How `exp predict` reads a binary file of images: CIFAR records, `labelBytes` then the planes. */
-export interface RecordFormat {
-  labelBytes: number;
-  /** Which label byte is the class the model predicts. */
-  labelIndex: number;
-}
-
-/** The record layout of the dataset's own binary files (CIFAR-100: coarse then fine label). */
-export function recordFormat(data: Record<string, unknown>): RecordFormat {
-  if (data.type === 'cifar100') return { labelBytes: 2, labelIndex: data.label_mode === 'coarse' ? 0 : 1 };
-  return { labelBytes: 1, labelIndex: 0 };
-}
+import { MODEL_ARGUMENT, modelOptions, resolveModelArgument, whichOption } from '../models.ts';
 
 export default defineCommand({
   name: 'export',
-  summary: 'Write an experiment\'s initialised model in the TF.js LayersModel format',
+  summary: 'Write a run\'s trained model (or an experiment\'s initial one) as a self-contained TF.js directory',
   description:
-    'Builds the model of an experiment file with the run seed (or --seed) and writes DIR/model.json and ' +
-    'DIR/weights.bin, loadable by tf.loadLayersModel and by `exp predict`. The data section is instantiated ' +
-    'so the preprocessing state (normalization statistics, adapted once and cached by the dataset) is saved ' +
-    'in model.json\'s metadata with the resolved config; `exp predict` applies the same preprocessing.',
-  positionals: [{ name: 'FILE', description: 'Experiment YAML file' }],
+    'Given a run (id, directory or MLflow URI), copies its final model (or --which best) to DIR: model.json ' +
+    '(architecture, and in userDefinedMetadata.tessera the preprocessing state such as normalization statistics, ' +
+    'class names, input size, config digest and run id) and weights.bin, loadable by tf.loadLayersModel, ' +
+    '`exp predict`, `exp serve` and `exp evaluate`. Given an experiment YAML with --init, builds the model with ' +
+    'its initial weights instead (seeded by the run seed or --seed), adapting the preprocessing on the data.',
+  positionals: [{ ...MODEL_ARGUMENT, name: 'RUN|FILE.yaml', description: `${MODEL_ARGUMENT.description}; or an experiment YAML with --init` }],
   options: {
     out: { type: 'string', placeholder: 'DIR', description: 'Output directory (created; existing files are replaced)' },
-    seed: { type: 'string', placeholder: 'N', description: 'Initialisation seed (default: the experiment\'s seed)' },
+    init: { type: 'boolean', description: 'With an experiment YAML: export the untrained model with its initial weights' },
+    seed: { type: 'string', placeholder: 'N', description: 'With --init: initialisation seed (default: the experiment\'s seed)' },
     set: setOption,
+    which: modelOptions.which,
+    'runs-dir': modelOptions['runs-dir'],
   },
   examples: [
-    ['exp export experiments/smoke.yaml --out models/smoke', 'The model with the weights it starts training from'],
-    ['exp export experiments/smoke.yaml --out /tmp/smoke --seed 7', 'Another initialisation'],
+    ['exp export 20261204-010203-abcdef --out models/mixer', 'A run\'s final model, ready to copy anywhere'],
+    ['exp export runs/smoke/20261204-010203-abcdef --which best --out models/smoke-best', 'The best epoch\'s model'],
+    ['exp export experiments/smoke.yaml --init --out /tmp/smoke --seed 7', 'The model with the weights it starts training from'],
   ],
   async run({ positionals, options }, context) {
     if (!options.out) throw new UsageError('--out DIR is required', 'export');
+    const spec = positionals[0]!;
+    const out = resolve(context.cwd, options.out);
+    const shown = relative(context.cwd, out);
+    const where = shown && !shown.startsWith('..') ? shown : out;
+    const isYaml = /\.ya?ml$/i.test(spec);
+    if (isYaml && !options.init) {
+      throw new UsageError(`${spec} is an experiment file, which has no trained weights: export a run (its id or directory), or add --init for the initial weights`, 'export');
+    }
+    if (!isYaml && (options.init || options.seed !== undefined || options.set?.length)) {
+      throw new UsageError('--init, --seed and --set apply to an experiment YAML; a run exports the model it trained', 'export');
+    }
+    if (!isYaml) {
+      const { copyModelDir, loadModelDir, disposeModel } = await import('@tessera/core');
+      await context.registries(); // the primitives' layer classes, to check the model loads
+      const resolved = await resolveModelArgument(spec, context, { which: whichOption(options.which, 'export'), runsDir: options['runs-dir'] });
+      const { model, metadata } = await loadModelDir(resolved.dir, resolved.label);
+      disposeModel(model);
+      const copied = copyModelDir(resolved.dir, out);
+      context.stdout.write(
+        `wrote ${where}/ (${copied.files.join(', ')}; ${(copied.bytes / 1e6).toFixed(1)} MB): ${metadata.which} model of run ${metadata.runId ?? '-'}, ` +
+          `${metadata.classes.length} classes, input ${metadata.rawShape.join('x')}\n`,
+      );
+      return;
+    }
+
     if (options.seed !== undefined && !/^\d+$/.test(options.seed)) throw new UsageError(`--seed expects a non-negative integer, got "${options.seed}"`, 'export');
-    const { exportModel, selectBackend, disposeModel, loadValidatedExperiment, buildExperimentModel, createExperimentData } = await import('@tessera/core');
+    const { exportModel, selectBackend, disposeModel, loadValidatedExperiment, buildExperimentModel, createExperimentData, modelMetadata } = await import('@tessera/core');
     const registries = await context.registries();
-    const file = resolve(context.cwd, positionals[0]!);
+    const file = resolve(context.cwd, spec);
     const log = (message: string) => void context.stderr.write(`${message}\n`);
     const experiment = loadValidatedExperiment(file, registries, { overrides: options.set ?? [] });
     const { config } = experiment;
     const seed = options.seed !== undefined ? Number(options.seed) : experiment.seed;
     // The weights are made where the model will run.
     await selectBackend((config.backend ?? 'auto') as Parameters<typeof selectBackend>[0], () => {});
-    const { model, data } = buildExperimentModel(experiment, registries, { seed });
-    // The data section is instantiated for its preprocessing state (normalization statistics).
-    const dataset = await createExperimentData(experiment, registries, { log }).catch((error: unknown) => {
+    const { model } = buildExperimentModel(experiment, registries, { seed });
+    try {
+      // The data section is instantiated for its preprocessing state (normalization statistics).
+      const dataset = await createExperimentData(experiment, registries, { log });
+      await exportModel(model, out, modelMetadata({ config, dataset, which: 'init', source: relative(context.cwd, file) || file, seed }));
+      context.stdout.write(`wrote ${where}/model.json and weights.bin (${model.countParams().toLocaleString('en-US')} parameters, initial weights)\n`);
+    } finally {
       disposeModel(model);
-      throw error;
-    });
-    const { type } = config.data;
-    const out = resolve(context.cwd, options.out);
-    await exportModel(model, out, {
-      experiment: config.name ?? 'model',
-      source: relative(context.cwd, file) || file,
-      seed,
-      inputShape: data.inputShape,
-      data: {
-        type,
-        transforms: config.data.transforms ?? [],
-        state: dataset.state(),
-        numClasses: dataset.info.numClasses,
-        ...(dataset.info.labelNames ? { labelNames: dataset.info.labelNames } : {}),
-        records: recordFormat(config.data),
-      },
-      config,
-    });
-    const count = model.countParams().toLocaleString('en-US');
-    const shown = relative(context.cwd, out);
-    const where = shown && !shown.startsWith('..') ? shown : out;
-    context.stdout.write(`wrote ${where}/model.json and weights.bin (${count} parameters)\n`);
-    disposeModel(model);
+    }
   },
 });

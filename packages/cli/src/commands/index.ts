@@ -19,10 +19,14 @@ export const commands = {
   summary: () => import('./summary.ts'),
   export: () => import('./export.ts'),
   predict: () => import('./predict.ts'),
+  evaluate: () => import('./evaluate.ts'),
+  serve: () => import('./serve.ts'),
+  register: () => import('./register.ts'),
   sweep: () => import('./sweep.ts'),
   worker: () => import('./worker.ts'),
   sync: () => import('./sync.ts'),
   runs: () => import('./runs.ts'),
+  ui: () => import('./ui.ts'),
 } satisfies Record<string, () => Promise<{ default: Command<any> }>>;
 
 export type CommandName = keyof typeof commands;

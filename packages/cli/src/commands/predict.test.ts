@@ -63,18 +63,19 @@ describe('exp export + exp predict', () => {
   it('writes a loadable model whose predictions on raw records match a hand-normalised forward pass', async () => {
     const file = join(work, 'tiny.yaml');
     writeFileSync(file, EXPERIMENT);
-    const exported = await exp('export', file, '--out', 'model');
+    const exported = await exp('export', file, '--init', '--out', 'model');
     expect(exported.code, exported.stderr).toBe(0);
     expect(exported.stdout).toMatch(/wrote model\/model.json and weights.bin/);
 
     const bytes = records(5);
     writeFileSync(join(work, 'images.bin'), bytes);
-    const predicted = await exp('predict', 'model', '--input', 'images.bin', '--out', 'logits.json', '--batch-size', '2');
+    const predicted = await exp('predict', 'model', '--input', 'images.bin', '--out', 'predictions.json', '--batch-size', '2');
     expect(predicted.code, predicted.stderr).toBe(0);
-    const result = JSON.parse(readFileSync(join(work, 'logits.json'), 'utf8'));
-    expect(result.labels).toEqual([0, 1, 2, 3, 0]);
+    const result = JSON.parse(readFileSync(join(work, 'predictions.json'), 'utf8'));
+    expect(result.predictions.map((p: { label: number }) => p.label)).toEqual([0, 1, 2, 3, 0]);
+    expect(result.classes).toEqual(['class_0', 'class_1', 'class_2', 'class_3']);
 
-    // Independently: planes -> NHWC by hand, (x - mean) / sqrt(variance) with the saved statistics.
+    // Independently: planes -> NHWC by hand, (x - mean) / sqrt(variance) with the saved statistics, softmax in float64.
     const { model, metadata } = await importModel(join(work, 'model'));
     const { mean, variance } = (metadata.data as { state: { normalize: { mean: number[]; variance: number[] } } }).state.normalize;
     const pixels = new Float32Array(5 * 8 * 8 * 3);
@@ -82,18 +83,35 @@ describe('exp export + exp predict', () => {
       for (let p = 0; p < 64; p++)
         for (let c = 0; c < 3; c++) pixels[(r * 64 + p) * 3 + c] = (bytes[r * 193 + 1 + c * 64 + p]! - mean[c]!) / Math.sqrt(variance[c]!);
     const flat = await predictImages(model, { pixels, count: 5, shape: [8, 8, 3] }, []);
-    const want = Array.from({ length: 5 }, (_, i) => Array.from(flat.subarray(i * 4, i * 4 + 4)));
-    result.logits.forEach((row: number[], i: number) => row.forEach((v, j) => expect(v).toBeCloseTo(want[i]![j]!, 4)));
-    expect(result.predictions).toEqual(want.map((row) => row.indexOf(Math.max(...row))));
+    const want = Array.from({ length: 5 }, (_, i) => {
+      const row = Array.from(flat.subarray(i * 4, i * 4 + 4));
+      const exps = row.map((v) => Math.exp(v - Math.max(...row)));
+      return exps.map((e) => e / exps.reduce((a, b) => a + b, 0));
+    });
+    result.predictions.forEach((p: { probabilities: number[] }, i: number) => p.probabilities.forEach((v, j) => expect(v).toBeCloseTo(want[i]![j]!, 5)));
+    expect(result.predictions.map((p: { top_k: { index: number }[] }) => p.top_k[0]!.index)).toEqual(want.map((row) => row.indexOf(Math.max(...row))));
 
-    const npy = await exp('predict', 'model', '--input', 'images.bin', '--format', 'npy', '--out', 'logits.npy');
+    const npy = await exp('predict', 'model', '--input', 'images.bin', '--out', 'probabilities.npy');
     expect(npy.code, npy.stderr).toBe(0);
-    const raw = readFileSync(join(work, 'logits.npy'));
+    const raw = readFileSync(join(work, 'probabilities.npy'));
     const headerLength = raw.readUInt16LE(8);
     expect(raw.subarray(10, 10 + headerLength).toString('latin1')).toMatch(/'descr': '<f4', 'fortran_order': False, 'shape': \(5, 4\)/);
     expect((10 + headerLength) % 64).toBe(0);
     const values = new Float32Array(raw.buffer.slice(raw.byteOffset + 10 + headerLength, raw.byteOffset + raw.length));
-    expect(Array.from(values)).toEqual(result.logits.flat().map(Math.fround));
+    expect(Array.from(values)).toEqual(result.predictions.flatMap((p: { probabilities: number[] }) => p.probabilities).map(Math.fround));
+
+    const csv = await exp('predict', 'model', '--input', 'images.bin', '--out', 'predictions.csv');
+    expect(csv.code, csv.stderr).toBe(0);
+    const lines = readFileSync(join(work, 'predictions.csv'), 'utf8').trim().split('\n');
+    expect(lines[0]).toBe('input,label,prediction,probability,class_0,class_1,class_2,class_3');
+    expect(lines).toHaveLength(6);
+    expect(lines[1]).toMatch(/^images\.bin#0,0,class_\d,0\.\d+,/);
+
+    const table = await exp('predict', 'model', '--input', 'images.bin', '--top-k', '2');
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^input +label +top-1 +top-2$/);
+    expect(table.stdout).toMatch(/images\.bin#4 +class_0 +class_\d \d+\.\d\d% +class_\d \d+\.\d\d%/);
+    expect(table.stderr).toMatch(/5 labelled images: accuracy \d+\.\d\d%/);
   });
 
   it('refuses a file that is not whole records, exit 2', async () => {

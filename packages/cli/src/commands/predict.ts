@@ -1,132 +1,72 @@
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, relative, resolve } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import type { EntryConfig, TransformState } from '@tessera/core';
+import { writeFileSync } from 'node:fs';
+import { extname, resolve } from 'node:path';
 import { defineCommand, UsageError } from '../command.ts';
-import type { RecordFormat } from './export.ts';
+import { imageCodec, MODEL_ARGUMENT, modelOptions, openPredictor, positiveInteger } from '../models.ts';
 
-/** What `exp export` stores about the data (model.json `userDefinedMetadata.tessera.data`). */
-interface ExportedData {
-  type: string;
-  transforms: EntryConfig[];
-  state: Record<string, TransformState>;
-  numClasses: number;
-  labelNames?: string[];
-  records: RecordFormat;
-}
-
-/** Images [n, h, w, c] (uint8 values) and labels from binary records: label bytes, then one plane per channel. */
-export function readRecords(bytes: Uint8Array, shape: number[], format: RecordFormat, file: string) {
-  const [height, width, channels] = shape as [number, number, number];
-  const plane = height * width;
-  const recordSize = format.labelBytes + plane * channels;
-  if (bytes.length === 0 || bytes.length % recordSize !== 0) {
-    throw new UsageError(`${file}: ${bytes.length} bytes is not a whole number of ${recordSize}-byte records (${format.labelBytes} label byte(s) + ${height}x${width}x${channels} pixels)`, 'predict');
-  }
-  const count = bytes.length / recordSize;
-  const pixels = new Float32Array(count * plane * channels);
-  const labels: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const record = i * recordSize;
-    labels.push(bytes[record + format.labelIndex]!);
-    // Planes (all red, all green, all blue) become interleaved NHWC.
-    for (let c = 0; c < channels; c++) {
-      const from = record + format.labelBytes + c * plane;
-      for (let p = 0; p < plane; p++) pixels[(i * plane + p) * channels + c] = bytes[from + p]!;
-    }
-  }
-  return { pixels, labels, count };
-}
-
-/** A float32 array as an .npy file (format 1.0, little-endian, C order). */
-export function npy(values: Float32Array, shape: number[]): Uint8Array {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
-  header = header.padEnd(Math.ceil((10 + header.length + 1) / 64) * 64 - 10 - 1, ' ') + '\n';
-  const out = new Uint8Array(10 + header.length + values.byteLength);
-  out.set([0x93, ...Buffer.from('NUMPY'), 1, 0, header.length & 0xff, header.length >> 8]);
-  out.set(Buffer.from(header, 'latin1'), 10);
-  out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), 10 + header.length);
-  return out;
-}
+const OUT_FORMATS = ['.json', '.csv', '.npy'];
 
 export default defineCommand({
   name: 'predict',
-  summary: 'Run an exported model on a file of images and write the logits',
+  summary: 'Classify images with a trained model: top-k classes with probabilities',
   description:
-    'Loads a model written by `exp export` (DIR/model.json + weights.bin), reads images from a binary file in ' +
-    'the dataset\'s record layout (CIFAR: label byte(s), then 1024 red, 1024 green, 1024 blue; .bin or .bin.gz), ' +
-    'applies the experiment\'s deterministic preprocessing with the saved statistics, and writes the logits: ' +
-    'JSON (labels, predictions, logits) to --out or stdout, or an [n, classes] float32 .npy with --format npy.',
-  positionals: [{ name: 'DIR', description: 'Directory written by exp export' }],
+    'Loads MODEL (a run\'s final or best model, an exported directory, or an MLflow model URI) and classifies ' +
+    'every --input: image files (PNG, JPEG, WebP, GIF, TIFF, BMP; decoded, EXIF-rotated and resized to the ' +
+    'model\'s input size), folders of them, globs, and binary dataset records (CIFAR .bin / .bin.gz). The ' +
+    'training run\'s deterministic preprocessing is applied with its saved statistics; augmentation never runs. ' +
+    'Prints a top-k table, or JSON with --json; --out FILE writes .json, .csv (a probability column per class) ' +
+    'or .npy ([images, classes] float32 probabilities).',
+  positionals: [MODEL_ARGUMENT, { name: 'INPUT', variadic: true, optional: true, description: 'More inputs after --input (so a shell glob can expand)' }],
   options: {
-    input: { type: 'string', placeholder: 'FILE', description: 'Binary records to classify (.bin or .bin.gz)' },
-    out: { type: 'string', placeholder: 'FILE', description: 'Where to write the result (default: stdout; required for npy)' },
-    format: { type: 'string', placeholder: 'json|npy', default: 'json', description: 'Output format' },
+    input: { type: 'string', multiple: true, placeholder: 'PATH', description: 'Image file, folder, glob or .bin records (repeatable)' },
+    'top-k': { type: 'string', placeholder: 'K', default: '5', description: 'Classes shown per image' },
+    json: { type: 'boolean', description: 'Print JSON instead of the table' },
+    out: { type: 'string', placeholder: 'FILE', description: 'Write the predictions to FILE.json, FILE.csv or FILE.npy' },
     'batch-size': { type: 'string', placeholder: 'N', default: '128', description: 'Images per forward pass' },
-    backend: { type: 'string', placeholder: 'NAME', default: 'auto', description: 'auto, tensorflow-gpu, tensorflow, wasm or cpu' },
+    ...modelOptions,
   },
   examples: [
-    ['exp predict models/smoke --input test.bin --out logits.json', 'Logits, predictions and labels as JSON'],
-    ['exp predict models/smoke --input test.bin.gz --format npy --out logits.npy', 'Logits as a NumPy array'],
+    ['exp predict 20261204-010203-abcdef --input cat.jpg dog.png', 'Top-5 classes of two photos with a run\'s final model'],
+    ['exp predict runs/mixer/20261204-010203-abcdef --which best --input photos/ --out predictions.csv', 'A folder, the best epoch\'s model, as CSV'],
+    ['exp predict models:/mixer@champion --input "shots/*.jpg" --json', 'A registered model from MLflow, JSON output'],
+    ['exp predict exported/ --input ../shared/data/cifar-100/test.bin --out probabilities.npy', 'CIFAR records to a NumPy array'],
   ],
   async run({ positionals, options }, context) {
-    if (!options.input) throw new UsageError('--input FILE is required', 'predict');
-    if (options.format !== 'json' && options.format !== 'npy') throw new UsageError(`--format is json or npy, got "${options.format}"`, 'predict');
-    if (options.format === 'npy' && !options.out) throw new UsageError('--format npy needs --out FILE', 'predict');
-    const batchSize = Number(options['batch-size']);
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError(`--batch-size expects a positive integer, got "${options['batch-size']}"`, 'predict');
-
-    const registries = await context.registries(); // registers the primitives' layer classes too
-    const { importModel, predictImages, selectBackend, disposeModel, MODEL_FILE } = await import('@tessera/core');
-    await selectBackend(options.backend as Parameters<typeof selectBackend>[0], () => {});
-    const dir = resolve(context.cwd, positionals[0]!);
-    let loaded: Awaited<ReturnType<typeof importModel>>;
+    const inputs = [...(options.input ?? []), ...positionals.slice(1)];
+    if (inputs.length === 0) throw new UsageError('--input PATH is required (an image, a folder, a glob or a .bin file)', 'predict');
+    const k = positiveInteger('top-k', options['top-k'], 'predict');
+    const batchSize = positiveInteger('batch-size', options['batch-size'], 'predict');
+    const outFormat = options.out ? extname(options.out).toLowerCase() : undefined;
+    if (outFormat !== undefined && !OUT_FORMATS.includes(outFormat)) {
+      throw new UsageError(`--out FILE must end in ${OUT_FORMATS.join(', ')}, got "${options.out}"`, 'predict');
+    }
+    const core = await import('@tessera/core');
+    const { decode, extensions } = await imageCodec();
+    const files = core.expandInputs(inputs, { cwd: context.cwd, imageExtensions: extensions });
+    const { predictor, resolved } = await openPredictor(positionals[0]!, context, { which: options.which, runsDir: options['runs-dir'], backend: options.backend }, 'predict');
     try {
-      loaded = await importModel(dir);
-    } catch (error) {
-      throw new UsageError(`cannot load a model from ${relative(context.cwd, dir) || dir}/${MODEL_FILE}: ${(error as Error).message}`, 'predict');
+      const { metadata } = predictor;
+      const images = await core.readInputs(files, { shape: metadata.rawShape, records: metadata.data.records, cwd: context.cwd, decode });
+      const probabilities = await predictor.probabilities(images, batchSize);
+      const predictions = core.predictionsOf(predictor, images, probabilities, k);
+      const labelled = predictions.filter((p) => p.label !== undefined);
+      if (labelled.length > 0) {
+        const correct = labelled.filter((p) => p.top.indices[0] === p.label).length;
+        context.stderr.write(`${labelled.length} labelled images: accuracy ${((100 * correct) / labelled.length).toFixed(2)}%\n`);
+      }
+      const json = () => `${JSON.stringify(core.predictionsJson(resolved.label, predictor.classes, predictions, probabilities), null, 1)}\n`;
+      if (options.out) {
+        const out = resolve(context.cwd, options.out);
+        if (outFormat === '.npy') writeFileSync(out, core.npy(probabilities, [images.count, predictor.numClasses]));
+        else if (outFormat === '.csv') writeFileSync(out, core.predictionsCsv(predictor.classes, predictions, probabilities));
+        else writeFileSync(out, json());
+        context.stderr.write(`wrote ${images.count} predictions to ${options.out}\n`);
+      } else if (options.json) {
+        context.stdout.write(json());
+      } else {
+        context.stdout.write(core.formatPredictionTable(predictions, predictor.classes));
+      }
+    } finally {
+      predictor.dispose();
     }
-    const { model, metadata } = loaded;
-    const data = metadata.data as ExportedData | undefined;
-    const inputShape = metadata.inputShape as number[] | undefined;
-    if (!data || !inputShape) throw new UsageError(`${positionals[0]}: no Tessera metadata in ${MODEL_FILE}; write the model with \`exp export\``, 'predict');
-
-    const inputFile = resolve(context.cwd, options.input);
-    if (!existsSync(inputFile) || !statSync(inputFile).isFile()) {
-      throw new UsageError(`--input ${options.input}: ${existsSync(inputFile) ? 'is not a file' : 'no such file'}`, 'predict');
-    }
-    // A bad --out is reported before inference, not after it.
-    if (options.out) {
-      const out = resolve(context.cwd, options.out);
-      const parent = dirname(out);
-      if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`--out ${options.out}: is a directory; give a file name`, 'predict');
-      if (!existsSync(parent) || !statSync(parent).isDirectory()) throw new UsageError(`--out ${options.out}: directory ${parent} does not exist`, 'predict');
-    }
-    let bytes: Uint8Array = readFileSync(inputFile);
-    if (inputFile.endsWith('.gz')) bytes = gunzipSync(bytes);
-    const rawShape = (data.type === 'cifar100' || data.type === 'cifar10' ? [32, 32, 3] : (metadata.config as { data: { image_shape?: number[] } }).data.image_shape) ?? [32, 32, 3];
-    const { pixels, labels, count } = readRecords(bytes, rawShape, data.records, options.input);
-
-    // The experiment's transforms with the statistics saved at export; predictImages applies the deterministic ones.
-    const { restoreTransforms } = await import('@tessera/data');
-    const transforms = restoreTransforms(data.transforms, data.state, registries);
-    const logits = await predictImages(model, { pixels, count, shape: rawShape }, transforms, batchSize);
-    const predictions = Array.from({ length: count }, (_, i) => {
-      const row = logits.subarray(i * data.numClasses, (i + 1) * data.numClasses);
-      return row.indexOf(Math.max(...row));
-    });
-    const correct = predictions.filter((p, i) => p === labels[i]).length;
-    context.stderr.write(`${count} images; accuracy against the labels in the file: ${((100 * correct) / count).toFixed(2)}%\n`);
-
-    if (options.format === 'npy') {
-      writeFileSync(resolve(context.cwd, options.out!), npy(logits, [count, data.numClasses]));
-    } else {
-      const rows = Array.from({ length: count }, (_, i) => Array.from(logits.subarray(i * data.numClasses, (i + 1) * data.numClasses)));
-      const json = `${JSON.stringify({ model: positionals[0], input: options.input, labels, predictions, logits: rows })}\n`;
-      if (options.out) writeFileSync(resolve(context.cwd, options.out), json);
-      else context.stdout.write(json);
-    }
-    disposeModel(model);
   },
 });

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
-import { defineCommand, setOption, UsageError } from '../command.ts';
+import { defineCommand, setOption, UsageError, type CommandContext } from '../command.ts';
+import { registerRun } from '../models.ts';
 
 function integerOption(name: string, value: string | undefined, minimum: number): number | undefined {
   if (value === undefined) return undefined;
@@ -8,7 +9,7 @@ function integerOption(name: string, value: string | undefined, minimum: number)
 }
 
 /** `--tag KEY=VALUE` arguments as tags; keys follow MLflow's rules, so a bad one fails here, not mid-run. */
-function tagOptions(values: readonly string[] | undefined): Record<string, string> | undefined {
+export function tagOptions(values: readonly string[] | undefined): Record<string, string> | undefined {
   if (!values?.length) return undefined;
   const tags: Record<string, string> = {};
   for (const value of values) {
@@ -90,9 +91,30 @@ export default defineCommand({
     'checkpoint per epoch in runs/<experiment>/<run-id>/ (or $TESSERA_RUNS_DIR). Ctrl-C finishes the current ' +
     'step, writes a checkpoint, marks the run KILLED and exits 130; `--resume RUN` continues it exactly. ' +
     'A NaN or infinite loss stops the run as FAILED (exit 1).',
-  positionals: [{ name: 'FILE', optional: true, description: 'Experiment YAML file (omit with --resume)' }],
+  positionals: [
+    { name: 'FILE', optional: true, description: 'Experiment YAML file (omit with --resume)' },
+    {
+      name: 'OVERRIDE',
+      optional: true,
+      variadic: true,
+      description: 'Hydra-style overrides after FILE, the same as --set: KEY=VALUE, +KEY=VALUE (add), ++KEY=VALUE (add or set), ~KEY (delete)',
+    },
+  ],
   options: {
     set: setOption,
+    multirun: {
+      type: 'boolean',
+      short: 'm',
+      description:
+        'Hydra\'s multirun: overrides with comma-separated values (--set a=1,2 --set b=x,y) run as a grid sweep of their cross ' +
+        'product, with a sweep run as the parent of the trials (the same machinery as exp sweep; the same command resumes it)',
+    },
+    metric: {
+      type: 'string',
+      placeholder: 'NAME[:GOAL]',
+      description: 'With -m: the per-epoch metric that ranks the trials and its goal, e.g. val_accuracy:maximize (default: val_loss:minimize)',
+    },
+    parallel: { type: 'string', placeholder: 'N', description: 'With -m: trials at once (default 1)' },
     backend: { type: 'string', placeholder: 'NAME', description: 'auto, tensorflow-gpu, tensorflow, wasm or cpu (same as --set backend=NAME)' },
     seed: { type: 'string', placeholder: 'N', description: 'Run seed (same as --set seed=N)' },
     epochs: { type: 'string', placeholder: 'N', description: 'Number of epochs (same as --set train.epochs=N; with --resume, extends the run)' },
@@ -104,19 +126,36 @@ export default defineCommand({
       description: 'Local run id of the run this one belongs to (a sweep\'s run); MLflow nests this run under it',
     },
     tag: { type: 'string', multiple: true, placeholder: 'KEY=VALUE', description: 'Tag the run from its start (repeatable; wins over tracking.tags)' },
+    register: { type: 'string', placeholder: 'NAME', description: 'When the run finishes, register its model in MLflow\'s Model Registry as a new version of NAME' },
+    alias: { type: 'string', placeholder: 'ALIAS', description: 'With --register: point this alias (e.g. champion) at the new version' },
   },
   examples: [
     ['exp run experiments/smoke.yaml', 'Train the smoke experiment (seconds)'],
     ['exp run experiments/smoke.yaml --epochs 1 --set train.batch_size=64 --backend cpu', 'One epoch, a bigger batch, the plain JavaScript backend'],
     ['exp run --resume 20261129-031502-ab12cd', 'Continue a stopped run from its last checkpoint'],
+    ['exp run experiments/smoke.yaml train.epochs=1 ++tracking.run_name=quick ~train.callbacks', 'Overrides written as in Hydra'],
+    [
+      'exp run experiments/smoke.yaml -m --set train.optimizer.learning_rate=0.01,0.003 --set model.layers.1.units=16,32',
+      'Hydra\'s multirun: a 2 x 2 grid sweep with a parent run (ranked by val_loss)',
+    ],
+    ['exp run experiments/mixer.yaml --register mixer-cifar100 --alias candidate', 'Train, then register the model in MLflow'],
   ],
   async run({ positionals, options }, context) {
     const file = positionals[0];
+    for (const extra of positionals.slice(1)) {
+      if (!extra.includes('=') && !extra.startsWith('~')) {
+        throw new UsageError(`unexpected argument "${extra}": overrides after FILE are KEY=VALUE, +KEY=VALUE, ++KEY=VALUE or ~KEY`, 'run');
+      }
+    }
+    const overrides = [...positionals.slice(1), ...(options.set ?? [])];
+    if (options.multirun) return multirun(file, overrides, options, context);
+    if (options.metric !== undefined || options.parallel !== undefined) throw new UsageError('--metric and --parallel go with -m (multirun)', 'run');
     if (!file && !options.resume) throw new UsageError('an experiment FILE is required (or --resume RUN)', 'run');
     if (file && options.resume) throw new UsageError('give FILE or --resume RUN, not both: a resumed run uses its saved config', 'run');
-    if (options.resume && (options.set?.length || options.seed !== undefined)) {
+    if (options.resume && (overrides.length || options.seed !== undefined)) {
       throw new UsageError('--resume trains the run\'s saved config: only --epochs and --backend may be given with it', 'run');
     }
+    if (options.alias && !options.register) throw new UsageError('--alias goes with --register NAME', 'run');
     const seed = integerOption('seed', options.seed, 0);
     const epochs = integerOption('epochs', options.epochs, 1);
     const tags = tagOptions(options.tag);
@@ -127,7 +166,7 @@ export default defineCommand({
         registries: await context.registries(),
         signal: stop.signal,
         output: context.stdout,
-        overrides: options.set ?? [],
+        overrides,
         ...(options.backend !== undefined ? { backend: options.backend } : {}),
         ...(seed !== undefined ? { seed } : {}),
         ...(epochs !== undefined ? { epochs } : {}),
@@ -136,6 +175,11 @@ export default defineCommand({
         ...(options['parent-run'] !== undefined ? { parentRunId: options['parent-run'] } : {}),
         ...(tags ? { tags } : {}),
       });
+      if (options.register && summary.status === 'FINISHED') {
+        await registerRun(summary.runDir, options.register, context, { which: 'final', alias: options.alias, runsDir: options['runs-dir'] });
+      } else if (options.register) {
+        context.stderr.write(`exp run: not registering ${options.register}: the run ended ${summary.status}\n`);
+      }
       return summary.status === 'KILLED' ? EXIT_INTERRUPTED : 0;
     } catch (error) {
       if (!(error instanceof NonFiniteLossError)) throw error;
@@ -146,3 +190,47 @@ export default defineCommand({
     }
   },
 });
+
+/** `exp run FILE -m ...`: the overrides' cross product as a grid sweep, run by `exp sweep`'s code. */
+async function multirun(
+  file: string | undefined,
+  overrides: string[],
+  options: { metric?: string | undefined; parallel?: string | undefined; resume?: string | undefined; backend?: string | undefined; 'runs-dir'?: string | undefined; seed?: string | undefined; epochs?: string | undefined },
+  context: CommandContext,
+): Promise<number> {
+  if (!file) throw new UsageError('-m needs an experiment FILE', 'run');
+  if (options.resume) throw new UsageError('-m and --resume do not go together: run the same -m command again to resume its sweep', 'run');
+  const [metric, goal] = (options.metric ?? 'val_loss:minimize').split(':');
+  if (goal !== undefined && goal !== 'minimize' && goal !== 'maximize') throw new UsageError(`--metric: the goal after ":" is minimize or maximize, got "${goal}"`, 'run');
+  const { defaultRunsRoot } = await import('@tessera/core');
+  const { planMultirun } = await import('@tessera/sweeps');
+  const experiment = resolve(context.cwd, file);
+  const runsDir = options['runs-dir'] ? resolve(context.cwd, options['runs-dir']) : defaultRunsRoot(experiment);
+  const shorthands = [
+    ...(options.seed !== undefined ? [`seed=${options.seed}`] : []),
+    ...(options.epochs !== undefined ? [`train.epochs=${options.epochs}`] : []),
+  ];
+  const plan = planMultirun(experiment, [...overrides, ...shorthands], { runsDir, metric: metric!, ...(goal ? { goal } : {}) });
+  const sizes = Object.entries(plan.swept).map(([key, values]) => `${values.length} ${key}`);
+  context.stdout.write(`Multirun: a grid over ${sizes.join(' x ')} (sweep file ${plan.file})\n`);
+  const sweep = (await import('./sweep.ts')).default;
+  return (
+    (await sweep.run(
+      {
+        positionals: [plan.file],
+        options: {
+          set: plan.baseOverrides,
+          'dry-run': false,
+          parallel: options.parallel,
+          'max-trials': undefined,
+          backend: options.backend,
+          state: undefined,
+          'runs-dir': runsDir,
+          executor: 'local',
+          queue: undefined,
+        },
+      },
+      context,
+    )) ?? 0
+  );
+}

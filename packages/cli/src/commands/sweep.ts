@@ -68,7 +68,8 @@ export default defineCommand({
     };
 
     if (options['dry-run']) {
-      const { spec } = sweeps.loadSweep(file, { registries, overrides: options.set ?? [] });
+      const { spec, notes } = sweeps.loadSweep(file, { registries, overrides: options.set ?? [] });
+      for (const note of notes) context.stdout.write(`note: ${note}\n`);
       const plan = sweeps.planTrials({ ...spec, ...(maxTrials !== undefined ? { maxTrials } : {}) });
       const budget = maxTrials ?? spec.maxTrials;
       context.stdout.write(

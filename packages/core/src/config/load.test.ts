@@ -156,6 +156,22 @@ describe('overrides', () => {
     expect(loadExperiment(file, { overrides: ['+train.epoch=3'] }).config.train).toEqual({ epochs: 5, epoch: 3 });
   });
 
+  it('+, ++ and ~ mean what they mean in Hydra: add a new key, add or set, delete', () => {
+    expect(loadExperiment(file, { overrides: ['++train.epochs=7', '++train.seed=3'] }).config.train).toEqual({ epochs: 7, seed: 3 });
+    expect(loadExperiment(file, { overrides: ['~train.epochs'] }).config.train).toEqual({});
+    expect(loadExperiment(file, { overrides: ['~train.epochs=5'] }).config.train).toEqual({});
+    expect(loadExperiment(file, { overrides: ['~model.layers.1'] }).config.model).toEqual({ layers: [{ type: 'dense', units: 8 }] });
+    expect(loadError(file, ['+train.epochs=3']).render()).toBe(
+      '"--set +train.epochs=3" train.epochs: cannot add: the key already exists (value 5); to change it write --set train.epochs=..., or --set ++train.epochs=... to set it either way',
+    );
+    expect(loadError(file, ['~train.epochs=4']).render()).toBe('"--set ~train.epochs=4" train.epochs: not deleted: its value is 5, not 4');
+    expect(loadError(file, ['~train.epoch']).render()).toBe('"--set ~train.epoch" train.epoch: no such key to delete; did you mean "epochs"?');
+    // Never the misleading `unknown key "+train"` of a prefix read as part of the key.
+    expect(loadError(file, ['+++train.epochs=3']).render()).toBe(
+      '"--set +++train.epochs=3" "+++" is not an override prefix; write KEY=VALUE to set, +KEY=VALUE to add, ++KEY=VALUE to add or set, ~KEY to delete (as in Hydra)',
+    );
+  });
+
   it('adds keys that are not close to any existing one', () => {
     expect(loadExperiment(file, { overrides: ['train.batch_size=64'] }).config.train).toEqual({ epochs: 5, batch_size: 64 });
   });

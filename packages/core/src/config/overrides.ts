@@ -10,8 +10,14 @@ export interface Override {
   /** `model.layers[2].units` as ['model', 'layers', 2, 'units']; digit segments are numbers. */
   path: (string | number)[];
   value: unknown;
-  /** `+a.b=1` adds a key even when its name is close to an existing one (Hydra's `+`). */
-  add: boolean;
+  /**
+   * As in Hydra: `a.b=1` sets (a key that does not exist yet is added unless its name is close to
+   * an existing one: a typo); `+a.b=1` adds a key that must not exist; `++a.b=1` sets it whether
+   * it exists or not; `~a.b` (or `~a.b=1`, only if it has that value) deletes it.
+   */
+  mode: 'set' | 'add' | 'force' | 'delete';
+  /** `~a.b=1`: the value the key must have to be deleted. */
+  hasValue: boolean;
   /** Where errors about this override point: the argument itself. */
   location: SourceLocation;
 }
@@ -24,10 +30,14 @@ export function parseOverride(argument: string): Override {
   const fail = (message: string, hint?: string): never => {
     throw new ConfigError({ location, message, hint });
   };
+  const mode = argument.startsWith('++') ? 'force' : argument.startsWith('+') ? 'add' : argument.startsWith('~') ? 'delete' : 'set';
+  const prefix = mode === 'force' ? 2 : mode === 'set' ? 0 : 1;
   const equals = argument.indexOf('=');
-  if (equals < 0) fail('expected KEY=VALUE, e.g. --set train.epochs=3');
-  const add = argument.startsWith('+');
-  const keyText = argument.slice(add ? 1 : 0, equals).trim();
+  if (equals < 0 && mode !== 'delete') fail('expected KEY=VALUE, e.g. --set train.epochs=3 (or ~KEY to delete a key)');
+  const keyText = argument.slice(prefix, equals < 0 ? undefined : equals).trim();
+  if (/^[+~]/.test(keyText)) {
+    fail(`"${argument.slice(0, prefix + 1)}" is not an override prefix`, 'write KEY=VALUE to set, +KEY=VALUE to add, ++KEY=VALUE to add or set, ~KEY to delete (as in Hydra)');
+  }
   if (keyText === '') fail('the key before "=" is empty');
   const path: (string | number)[] = [];
   for (const segment of keyText.split('.')) {
@@ -40,9 +50,10 @@ export function parseOverride(argument: string): Override {
   for (const part of path) if (typeof part === 'string' && FORBIDDEN_KEYS.has(part)) fail(`the key "${part}" is not allowed`);
   // Bases are merged before overrides apply, so overriding them could only be silently ignored.
   if (path[0] === 'extends') fail('extends cannot be overridden (bases are merged before --set applies)', 'write a small file that extends the ones you want');
+  if (equals < 0) return { path, value: undefined, mode, hasValue: false, location };
   const { doc, at } = parseYamlDocument(argument.slice(equals + 1), location.file);
   const value = toPlain(doc, location.file, at);
-  return { path, value, add, location };
+  return { path, value, mode, hasValue: true, location };
 }
 
 /** Applies overrides in order to a merged config (before `${...}` evaluation). */
@@ -64,6 +75,14 @@ export function applyOverride(config: Record<string, unknown>, locations: Locati
       if (part >= container.length) {
         throw new ConfigError({ location, path: here, message: `index ${part} is out of range; the list has ${container.length} item${container.length === 1 ? '' : 's'}` });
       }
+      if (last && override.mode === 'delete') {
+        container.splice(part, 1);
+        locations.deleteUnder(here);
+        return;
+      }
+      if (last && override.mode === 'add') {
+        throw new ConfigError({ location, path, message: 'cannot add: the list already has this item', hint: `to change it write --set ${formatPath(path)}=...` });
+      }
       if (last) container[part] = override.value;
       else container = container[part];
       continue;
@@ -72,9 +91,34 @@ export function applyOverride(config: Record<string, unknown>, locations: Locati
       throw new ConfigError({ location, path: here, message: `is ${describeValue(container)}, so it has no key "${part}"` });
     }
     const key = String(part);
-    if (!Object.hasOwn(container, key)) {
+    const exists = Object.hasOwn(container, key);
+    if (last && override.mode === 'add' && exists) {
+      throw new ConfigError({
+        location,
+        path,
+        message: `cannot add: the key already exists (value ${describeValue(container[key])})`,
+        hint: `to change it write --set ${formatPath(path)}=..., or --set ++${formatPath(path)}=... to set it either way`,
+      });
+    }
+    if (override.mode === 'delete') {
+      if (!exists) {
+        const hint = didYouMean(key, Object.keys(container));
+        throw new ConfigError({ location, path: [...here, key], message: 'no such key to delete', ...(hint ? { hint: `did you mean "${hint}"?` } : {}) });
+      }
+      if (!last) {
+        container = container[key];
+        continue;
+      }
+      if (override.hasValue && JSON.stringify(container[key]) !== JSON.stringify(override.value)) {
+        throw new ConfigError({ location, path, message: `not deleted: its value is ${describeValue(container[key])}, not ${describeValue(override.value)}` });
+      }
+      delete container[key];
+      locations.deleteUnder(path);
+      return;
+    }
+    if (!exists) {
       const hint = didYouMean(key, Object.keys(container));
-      if (hint && !override.add) {
+      if (hint && override.mode === 'set') {
         throw new ConfigError({
           location,
           path: [...here, key],

@@ -7,7 +7,7 @@ export type { Optimizer, OptimizerState, NamedVariable, AdamParams, SgdParams, C
 export { constantSchedule, cosineSchedule, type Schedule, type ScheduleContext, type CosineParams } from './schedules.ts';
 export { EarlyStopping, ReduceLrOnPlateau, type Callback, type CallbackState, type TrainerControl } from './callbacks.ts';
 export { crossEntropy, type CrossEntropyParams } from './losses.ts';
-export { countCorrect, countInTopK, METRIC_NAMES, type MetricName } from './metrics.ts';
+export { countCorrect, countInTopK, epochMetricNames, METRIC_NAMES, type MetricName } from './metrics.ts';
 export { createProgress, type ProgressReporter, type ProgressOptions } from './progress.ts';
 export { createMemoryDataset, type MemorySplit } from './memory-dataset.ts';
 export { readCheckpoint, writeCheckpoint } from './checkpoint.ts';

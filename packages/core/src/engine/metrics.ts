@@ -23,6 +23,15 @@ export function countInTopK(predictions: tf.Tensor, labels: tf.Tensor1D, k: numb
 export const METRIC_NAMES = ['accuracy', 'top5_accuracy'] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
+/**
+ * The metrics a run logs at the end of every epoch (trainer.ts): the loss and each of
+ * `train.metrics` (default: every metric), their `val_` twins, and the learning rate and speed.
+ */
+export function epochMetricNames(train: { metrics?: readonly string[] } | undefined): string[] {
+  const metrics = ['loss', ...(train?.metrics ?? METRIC_NAMES)];
+  return [...metrics, ...metrics.map((m) => `val_${m}`), 'learning_rate', 'images_per_second', 'epoch_time'];
+}
+
 /** Sums over the examples seen so far; JSON-serialisable so a checkpoint can carry it. */
 export interface MetricSums {
   examples: number;

@@ -5,16 +5,19 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { ConfigError } from '../errors.ts';
 import type { Registries } from '../registry/kinds.ts';
 import type { TrackingConfig } from '../schema/types.ts';
+import { effectiveConfig } from '../schema/validate.ts';
 import { selectBackend, type BackendRequest } from '../backend/select.ts';
 import { buildExperimentModel, createExperimentData, loadValidatedExperiment, type Experiment } from '../experiment/experiment.ts';
 import { disposeModel } from '../graph/build.ts';
-import { LocalRunStore, findRunDir, readMetrics, readRunMeta } from '../tracking/local-store.ts';
+import { LocalRunStore, findRunDir, readMetrics, readRunMeta, readSystemMetrics } from '../tracking/local-store.ts';
 import { currentHolder, RunLockedError } from '../tracking/run-lock.ts';
-import { combineTrackers, flattenParams, redactingTracker, type RunStatus, type Tracker } from '../tracking/tracker.ts';
+import { SystemMetricsMonitor } from '../tracking/system-metrics.ts';
+import { combineTrackers, redactingTracker, RUN_NAME_TAG, type RunStatus, type Tracker } from '../tracking/tracker.ts';
 import { redactSecrets } from '../safety/redact.ts';
 import { collectProvenance } from '../tracking/provenance.ts';
 import { createMlflowTracker, type TrackerContext } from '../tracking/mlflow-tracker.ts';
-import { EpochRecorder, logModel, recordRunEnd, recordRunStart } from '../tracking/run-record.ts';
+import { EpochRecorder, recordRunEnd, recordRunStart, serializeModel } from '../tracking/run-record.ts';
+import { modelMetadata, type ModelMetadata } from '../models/metadata.ts';
 import { createProgress, formatDuration, type ProgressReporter } from './progress.ts';
 import { train, type TrainResult } from './trainer.ts';
 import type { TrainConfig } from './train-schema.ts';
@@ -42,6 +45,11 @@ export interface RunOptions {
    * default: MLflow when `tracking.uri` or MLFLOW_TRACKING_URI is set, else none.
    */
   createTracker?: (tracking: TrackingConfig, experiment: string, context: TrackerContext) => Tracker | undefined;
+  /**
+   * The run's name when the config has no `tracking.run_name` (default: a `mlflow.runName` in
+   * `tags`, as a sweep gives its trials, else `<experiment>-<short id>`).
+   */
+  runName?: string;
   /** The local run id of the run this one belongs to (a sweep); MLflow shows it as the parent. */
   parentRunId?: string;
   /**
@@ -145,13 +153,28 @@ function progressFor(options: RunOptions): ProgressReporter {
 }
 
 /** Saves the trained model in the TF.js layers format (model.json + weights.bin). */
-async function saveModel(model: tf.LayersModel, tracker: Tracker, log: (m: string) => void): Promise<void> {
+async function saveModel(
+  model: tf.LayersModel,
+  tracker: Tracker,
+  log: (m: string) => void,
+  metadata: ModelMetadata,
+): Promise<void> {
+  let files;
   try {
-    await logModel(tracker, 'model', model);
+    files = await serializeModel(model, metadata);
   } catch (error) {
     // A layer without serialization support must not cost the run: the checkpoint has the weights.
     log(`note: the model could not be saved in the TF.js format (${(error as Error).message}); its weights are in the run's checkpoint`);
+    return;
   }
+  await tracker.logArtifact('model/model.json', { bytes: files.json });
+  await tracker.logArtifact('model/weights.bin', { bytes: files.weights });
+  await tracker.logModel?.({
+    name: 'model',
+    files: new Map<string, Uint8Array | string>([['model.json', files.json], ['weights.bin', files.weights]]),
+    metadata,
+    step: metadata.epoch ?? 0,
+  });
 }
 
 /** Relative to the current directory when inside it, absolute otherwise. */
@@ -214,12 +237,15 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
   const extra = (options.createTracker ?? createMlflowTracker)(config.tracking ?? {}, experiment, { local, log, locate: prepared.locate });
   // Every recorded string passes the one redaction function, whichever tracker gets it.
   const tracker = redactingTracker(extra ? combineTrackers(local, extra) : local);
+  // tracking.run_name wins (the user's word), then the caller's name (a sweep trial's), then the default.
+  const runName = config.tracking?.run_name ?? options.runName ?? options.tags?.[RUN_NAME_TAG];
+  const tags = options.tags && runName ? { ...options.tags, [RUN_NAME_TAG]: runName } : options.tags;
   const run = await tracker.startRun({
     experiment,
-    ...(config.tracking?.run_name ? { runName: config.tracking.run_name } : {}),
+    ...(runName && !resumeDir ? { runName } : {}),
     ...(resumeDir ? { resumeRunId: resumeDir } : {}),
     ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
-    ...(options.tags ? { tags: options.tags } : {}),
+    ...(tags ? { tags } : {}),
   });
   const runDir = run.dir!;
 
@@ -234,6 +260,7 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
   else options.signal?.addEventListener('abort', onAbort, { once: true });
 
   let result: TrainResult;
+  let monitor: SystemMetricsMonitor | undefined;
   try {
     if (!resumeDir) {
       const provenance = collectProvenance(configDir);
@@ -243,7 +270,8 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       await tracker.logArtifact(RUN_ARTIFACT, {
         bytes: JSON.stringify({ source: prepared.source, configDir, overrides, seed, backend: backend.name, provenance }, null, 2),
       });
-      await tracker.logParams({ ...flattenParams(config.train, 'train'), ...flattenParams(config.data, 'data'), seed, backend: backend.name });
+      // The config's params come with recordRunStart (each once); these are what the run chose.
+      await tracker.logParams({ seed, backend: backend.name });
       await tracker.setTags({
         'tessera.run_id': run.runId,
         'tessera.source': prepared.source,
@@ -257,20 +285,35 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       });
       await recordRunStart(tracker, {
         config,
+        effective: effectiveConfig(config, options.registries),
         source: prepared.source,
         overrides: prepared.overrides,
         model,
         dataset: dataset.info,
         backend: backend.name,
         provenance,
-        runName: config.tracking?.run_name ?? run.runId,
+        runName: run.runName ?? run.runId,
         ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
       });
       // recordRunStart set the config's tracking.tags; the caller's tags win over them.
-      if (options.tags) await tracker.setTags(options.tags);
+      if (tags) await tracker.setTags(tags);
     }
     log(`Run ${run.runId}: ${experiment}, ${model.countParams()} parameters, ${dataset.info.counts.train} training examples`);
-    const epochs = new EpochRecorder(tracker, model, { history: resumeDir ? await readMetrics(runDir) : [], log });
+    // tracking.log_every_n_steps: the training metrics every N optimizer steps, as step/<metric>.
+    const logEveryNSteps = config.tracking?.log_every_n_steps;
+    const logStep = (step: number, logs: Record<string, number>) =>
+      tracker.logMetrics(Object.fromEntries(Object.entries(logs).map(([key, value]) => [`step/${key}`, value])), step);
+    // Every saved model (best_model/ per improvement, model/ at the end) carries what using it needs.
+    const metadataFor = (which: 'best' | 'final', epoch: number) =>
+      modelMetadata({ config, dataset, which, epoch, source: prepared.source, seed, runId: run.runId });
+    const epochs = new EpochRecorder(tracker, model, {
+      history: resumeDir ? await readMetrics(runDir) : [],
+      log,
+      metadata: (epoch) => metadataFor('best', epoch),
+    });
+    // MLflow's system metrics: their own clock (every 10 s), their own steps (continued on resume).
+    const previousSamples = resumeDir ? ((await readSystemMetrics(runDir)).at(-1)?.step ?? -1) + 1 : 0;
+    monitor = new SystemMetricsMonitor((metrics, step) => tracker.logMetrics(metrics, step), undefined, undefined, previousSamples).start();
     result = await train({
       model,
       dataset,
@@ -281,13 +324,16 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       checkpointDir: join(runDir, 'checkpoint'),
       resume: !!resumeDir,
       onEpochEnd: (epoch, logs) => epochs.epochEnd(epoch, logs),
+      ...(logEveryNSteps ? { onStep: (step: number, logs: Record<string, number>) => (step % logEveryNSteps === 0 ? logStep(step, logs) : undefined) } : {}),
       shouldStop: () => stopRequestedAt !== undefined,
     });
+    await monitor.stop();
     if (result.test) await tracker.logMetrics(result.test, result.history.length);
-    if (result.status === 'FINISHED') await saveModel(model, tracker, log);
+    if (result.status === 'FINISHED') await saveModel(model, tracker, log, metadataFor('final', result.history.length));
     await recordRunEnd(tracker, result.history);
     await tracker.endRun(result.status);
   } catch (error) {
+    await monitor?.stop().catch(() => undefined);
     await tracker.endRun('FAILED', error instanceof Error ? `${error.name}: ${error.message}` : String(error)).catch(() => undefined);
     throw error;
   } finally {

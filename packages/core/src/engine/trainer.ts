@@ -45,6 +45,8 @@ export interface TrainOptions {
   resume?: boolean;
   /** Called with each finished epoch's logs (1-based epoch), before its checkpoint is written. */
   onEpochEnd?: (epoch: number, logs: Record<string, number>) => Promise<void>;
+  /** After every optimizer step: steps so far (1 after the first) and the epoch's running means. */
+  onStep?: (globalStep: number, logs: Record<string, number>) => Promise<void> | void;
   /** Polled after every step: true finishes the step, writes a checkpoint and returns KILLED. */
   shouldStop?: () => boolean;
 }
@@ -301,6 +303,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         await trainStep(batch);
         stepInEpoch += 1;
         globalStep += 1;
+        if (options.onStep) await options.onStep(globalStep, means(trainSums, metrics));
         const seconds = (performance.now() - started) / 1000;
         progress.step(stepInEpoch, means(trainSums, metrics), imagesThisSession / seconds);
         // Let the event loop turn: signal handlers (Ctrl-C) only run between macrotasks, and a

@@ -92,7 +92,7 @@ function finish(config: ExperimentConfig, rest: Omit<Experiment, 'config' | 'see
 /** What the dataset entry declares about one example, from the data section alone (no data read). */
 export function experimentDataShape(experiment: Experiment, registries: Registries): DataShape {
   const { type, ...params } = experiment.config.data;
-  return registries.datasets.get(type).describe(params, { registries });
+  return registries.datasets.get(type).describe(params, { registries, configDir: experiment.configDir, locate: experiment.locate });
 }
 
 export interface BuildExperimentModelOptions {

@@ -84,7 +84,7 @@ export function directoryHandler(dir: string): tf.io.IOHandler {
 }
 
 /** Saves `model` under `dir` with Tessera's metadata (experiment, input, preprocessing state). */
-export async function exportModel(model: tf.LayersModel, dir: string, metadata: ExportMetadata = {}): Promise<void> {
+export async function exportModel(model: tf.LayersModel, dir: string, metadata: object = {}): Promise<void> {
   model.setUserDefinedMetadata({ tessera: metadata });
   await model.save(directoryHandler(dir));
 }
@@ -97,4 +97,19 @@ export async function importModel(dir: string): Promise<{ model: tf.LayersModel;
   const model = await tf.loadLayersModel(directoryHandler(dir));
   const metadata = ((model.getUserDefinedMetadata() ?? {}) as { tessera?: ExportMetadata }).tessera ?? {};
   return { model, metadata };
+}
+
+/** Copies a model directory (model.json and the weight files its manifest names) to `to`. */
+export function copyModelDir(from: string, to: string): { files: string[]; bytes: number } {
+  const modelJson = JSON.parse(readFileSync(join(from, MODEL_FILE), 'utf8')) as tf.io.ModelJSON;
+  const paths = (modelJson.weightsManifest ?? []).flatMap((group) => group.paths);
+  mkdirSync(to, { recursive: true });
+  let bytes = 0;
+  for (const path of paths) {
+    const data = readFileSync(join(from, path));
+    bytes += data.byteLength;
+    writeFileAtomic(join(to, path), data);
+  }
+  writeFileAtomic(join(to, MODEL_FILE), readFileSync(join(from, MODEL_FILE)));
+  return { files: [MODEL_FILE, ...paths], bytes };
 }

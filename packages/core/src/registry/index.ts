@@ -11,6 +11,7 @@ export {
   type DatasetContext,
   type DatasetInfo,
   type DataShape,
+  type DataShapeContext,
   type Dataset,
   type Batch,
   type BatchOptions,

@@ -42,6 +42,8 @@ export interface DatasetInfo {
   counts: Record<Split, number>;
   /** A stable hash of the source data, for caches. */
   fingerprint: string;
+  /** Facts about the loaded data that a run records as `dataset.<key>` params (e.g. skipped_images). */
+  stats?: Record<string, number | string>;
 }
 
 export interface Batch {
@@ -96,6 +98,16 @@ export interface DataShape {
   numClasses: number;
 }
 
+/**
+ * What `describe` gets: the registries, and where the experiment file is (for an entry whose
+ * class count comes from the user's files, e.g. class folder names: listed, never decoded).
+ */
+export interface DataShapeContext {
+  registries: Registries;
+  configDir?: string;
+  locate?: (path: readonly (string | number)[]) => SourceLocation | undefined;
+}
+
 /** A dataset source: `data: {type: cifar100, ...}`; its params include the `transforms` list. */
 export interface DatasetEntry<P = any> extends EntryBase {
   /**
@@ -103,7 +115,7 @@ export interface DatasetEntry<P = any> extends EntryBase {
    * transform's `outputShape`): no file is read, so the model is built and checked before any
    * data loads (`exp validate`, `summary` and `export` never load it for the shape).
    */
-  describe(params: P, ctx: { registries: Registries }): DataShape;
+  describe(params: P, ctx: DataShapeContext): DataShape;
   create(params: P, ctx: DatasetContext): Promise<Dataset>;
 }
 

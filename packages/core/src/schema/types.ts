@@ -25,6 +25,7 @@ export interface TrackingConfig {
   experiment?: string;
   run_name?: string;
   tags?: Record<string, string>;
+  log_every_n_steps?: number;
 }
 
 /**

@@ -51,6 +51,27 @@ export function validateExperimentPart(part: 'model' | 'layers', value: unknown,
   return explainErrors(validate.errors ?? [], loaded, registries, { root: value, at });
 }
 
+const withDefaults = new WeakMap<Registries, { signature: string; validate: ValidateFunction }>();
+
+/**
+ * The config as it ran: a copy of a valid config with every default of the schema filled in
+ * (ajv's useDefaults, which also reaches into the `type` discriminator's branches), so a run
+ * records `from_logits: true` even when the file left it out.
+ */
+export function effectiveConfig(config: ExperimentConfig, registries: Registries): ExperimentConfig {
+  const signature = signatureOf(registries);
+  let cached = withDefaults.get(registries);
+  if (cached?.signature !== signature) {
+    // strict: false: ajv would refuse defaults it cannot apply (inside anyOf); those stay unfilled.
+    const ajv = new Ajv({ discriminator: true, strict: false, allowUnionTypes: true, useDefaults: true });
+    cached = { signature, validate: ajv.compile(experimentSchema(registries)) };
+    withDefaults.set(registries, cached);
+  }
+  const copy = structuredClone(config);
+  cached.validate(copy);
+  return copy;
+}
+
 /** Checks a file as written (before extends and evaluation) the way an editor would. */
 export function editorValidator(registries: Registries): ValidateFunction {
   return new Ajv({ allErrors: true, discriminator: true, strict: true, allowUnionTypes: true }).compile(editorSchema(registries));

@@ -4,6 +4,8 @@
 export {
   combineTrackers,
   redactingTracker,
+  defaultRunName,
+  RUN_NAME_TAG,
   type Tracker,
   type StartRunOptions,
   type RunInfo,
@@ -11,14 +13,20 @@ export {
   type ParamValue,
   type DatasetInput,
   type ArtifactContent,
+  type SavedModel,
 } from './tracker.ts';
 export {
   LocalRunStore,
   defaultRunsDir,
   findRunDir,
   readRunMeta,
+  readRunTags,
   readMetrics,
+  readSystemMetrics,
+  readAllMetrics,
   repairMetrics,
+  SYSTEM_METRICS_FILE,
+  STEP_METRICS_FILE,
   type RunMeta,
   type MetricRecord,
   type TornLine,
@@ -38,10 +46,16 @@ export {
   LOCAL_RUN_ID_TAG,
   LOCAL_PARENT_TAG,
   MLFLOW_PARENT_TAG,
+  MLFLOW_EXPERIMENT_TAGS,
+  RUN_ID_TAGS,
+  withMlflowRunIds,
   type SyncOptions,
   type SyncResult,
   type SyncState,
   type SyncStates,
   type OutboxEntry,
 } from './sync.ts';
-export { listLocalRuns, formatRunsTable, type RunRow } from './run-list.ts';
+export { listLocalRuns, formatRunsTable, queryRuns, parseRunFilter, runValue, type RunRow, type RunQuery, type RunFilter } from './run-list.ts';
+export { LOCAL_UI_DIR, runsChangedSinceSync, syncChangedRuns, markTrainingExperiments, type SyncPassResult } from './local-ui.ts';
+// The tags that say who ran what (a sweep's run carries them as its trials do).
+export { userAndGitTags } from './run-record.ts';

@@ -95,7 +95,7 @@ describe('LocalRunStore: torn writes, names, one writer', () => {
     await store.endRun('KILLED');
     appendFileSync(join(run.dir!, 'metrics.jsonl'), '{"step":3,"time":"2026-01-01T00:00:00Z","lo');
     const torn: unknown[] = [];
-    expect((await readMetrics(run.dir!, (t) => torn.push(t))).map((r) => r.step)).toEqual([1, 2]);
+    expect((await readMetrics(run.dir!, 'metrics.jsonl', (t) => torn.push(t))).map((r) => r.step)).toEqual([1, 2]);
     expect(torn).toEqual([expect.objectContaining({ line: 3, text: '{"step":3,"time":"2026-01-01T00:00:00Z","lo' })]);
     const notes: string[] = [];
     const resumed = new LocalRunStore(root, { log: (m) => notes.push(m) });

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFileAtomic, writeFileAtomic, writeJsonAtomic } from '../safety/atomic-write.ts';
 import { assertSafeName, containedJoin } from '../safety/paths.ts';
 import { acquireRunLock, type RunLock } from './run-lock.ts';
-import type { ArtifactContent, DatasetInput, ParamValue, RunInfo, RunStatus, StartRunOptions, Tracker } from './tracker.ts';
+import { defaultRunName, type ArtifactContent, type DatasetInput, type ParamValue, type RunInfo, type RunStatus, type StartRunOptions, type Tracker } from './tracker.ts';
 
 /**
  * The embedded run store: one directory per run, `<root>/<experiment>/<run-id>/`, holding
@@ -67,11 +67,42 @@ export async function findRunDir(run: string, root = defaultRunsDir()): Promise<
   throw new Error(`no run "${run}" found (looked for a run directory and for ${join(root, '*', run)})`);
 }
 
+/** tags.json of a run ({} when it has none). */
+export async function readRunTags(dir: string): Promise<Record<string, string>> {
+  return readJson(join(dir, 'tags.json'), {});
+}
+
 export async function readRunMeta(dir: string): Promise<RunMeta> {
   return JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as RunMeta;
 }
 
-/** A metrics.jsonl whose last line was cut short (power loss mid-write). */
+/** Where a run's system metrics and per-step metrics go (see LocalRunStore.logMetrics). */
+export const SYSTEM_METRICS_FILE = 'system_metrics.jsonl';
+export const STEP_METRICS_FILE = 'step_metrics.jsonl';
+const SEPARATE_METRICS: Record<string, string> = { 'system/': SYSTEM_METRICS_FILE, 'step/': STEP_METRICS_FILE };
+
+/** Appends a JSON line and fsyncs it: a crash loses at most the line being written. */
+async function appendLine(path: string, record: Record<string, unknown>): Promise<void> {
+  const handle = await open(path, 'a');
+  try {
+    await handle.appendFile(`${JSON.stringify(record)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The system metrics of a run (system_metrics.jsonl), by their own steps. */
+export function readSystemMetrics(dir: string): Promise<MetricRecord[]> {
+  return readMetrics(dir, SYSTEM_METRICS_FILE);
+}
+
+/** Every metric line of a run in every file: per epoch, system, per step (keys differ between files). */
+export async function readAllMetrics(dir: string): Promise<MetricRecord[]> {
+  return [...(await readMetrics(dir)), ...(await readSystemMetrics(dir)), ...(await readMetrics(dir, STEP_METRICS_FILE))];
+}
+
+/** A metrics file whose last line was cut short (power loss mid-write). */
 export interface TornLine {
   file: string;
   /** 1-based line number and the bytes from which the file is whole again. */
@@ -86,9 +117,9 @@ export interface TornLine {
  * through `onTorn`, never fatal: one torn line must not hide a store's other runs. Writers repair
  * the file (`repairMetrics`) before appending.
  */
-export async function readMetrics(dir: string, onTorn?: (torn: TornLine) => void): Promise<MetricRecord[]> {
-  const file = join(dir, 'metrics.jsonl');
-  const text = await readFile(file, 'utf8').catch(() => '');
+export async function readMetrics(dir: string, file = 'metrics.jsonl', onTorn?: (torn: TornLine) => void): Promise<MetricRecord[]> {
+  const path = join(dir, file);
+  const text = await readFile(path, 'utf8').catch(() => '');
   const byStep = new Map<number, MetricRecord>();
   let offset = 0;
   const lines = text.split('\n');
@@ -101,7 +132,7 @@ export async function readMetrics(dir: string, onTorn?: (torn: TornLine) => void
       record = JSON.parse(line) as MetricRecord;
       if (typeof record?.step !== 'number') throw new Error('no step');
     } catch {
-      onTorn?.({ file, line: index + 1, keepBytes: start, text: line.length > 80 ? `${line.slice(0, 77)}...` : line });
+      onTorn?.({ file: path, line: index + 1, keepBytes: start, text: line.length > 80 ? `${line.slice(0, 77)}...` : line });
       continue;
     }
     byStep.set(record.step, { ...byStep.get(record.step), ...record });
@@ -113,8 +144,8 @@ export async function readMetrics(dir: string, onTorn?: (torn: TornLine) => void
  * Cuts a torn last line off metrics.jsonl so that the next append starts on a fresh line (an
  * append after a torn line would glue onto it and lose both). Returns what was cut, if anything.
  */
-export async function repairMetrics(dir: string): Promise<TornLine | undefined> {
-  const file = join(dir, 'metrics.jsonl');
+export async function repairMetrics(dir: string, name = 'metrics.jsonl'): Promise<TornLine | undefined> {
+  const file = join(dir, name);
   const text = await readFile(file, 'utf8').catch(() => undefined);
   if (!text || text.endsWith('\n')) return undefined;
   const cut = text.lastIndexOf('\n') + 1;
@@ -150,6 +181,17 @@ export class LocalRunStore implements Tracker {
     readonly options: LocalRunStoreOptions = {},
   ) {}
 
+  /**
+   * The store of a finished run, to add to it (an evaluation's metrics and files) without
+   * reopening it: its status and times stay as they are (endRun does nothing).
+   */
+  static async attach(runDir: string): Promise<LocalRunStore> {
+    const store = new LocalRunStore(resolve(runDir, '..', '..'));
+    await readRunMeta(runDir);
+    store.dir = runDir;
+    return store;
+  }
+
   get runDir(): string {
     if (!this.dir) throw new Error('LocalRunStore: no run started');
     return this.dir;
@@ -160,8 +202,10 @@ export class LocalRunStore implements Tracker {
       this.dir = await findRunDir(options.resumeRunId, this.root);
       // One writer per run: a second `--resume` of a live run stops here, naming the holder.
       this.lock = await acquireRunLock(this.dir, { purpose: this.options.purpose ?? 'exp run --resume' });
-      const torn = await repairMetrics(this.dir);
-      if (torn) this.options.log?.(`note: ${torn.file}:${torn.line}: cut off a torn last line (${JSON.stringify(torn.text)}), a write interrupted by a crash`);
+      for (const name of ['metrics.jsonl', SYSTEM_METRICS_FILE, STEP_METRICS_FILE]) {
+        const torn = await repairMetrics(this.dir, name);
+        if (torn) this.options.log?.(`note: ${torn.file}:${torn.line}: cut off a torn last line (${JSON.stringify(torn.text)}), a write interrupted by a crash`);
+      }
       const meta = await readRunMeta(this.dir);
       this.meta = { ...meta, status: 'RUNNING', resumedAt: [...(meta.resumedAt ?? []), new Date().toISOString()] };
       delete this.meta.endTime;
@@ -180,7 +224,7 @@ export class LocalRunStore implements Tracker {
       this.meta = {
         runId,
         experiment: options.experiment,
-        runName: options.runName ?? runId,
+        runName: options.runName ?? defaultRunName(options.experiment, runId),
         status: 'RUNNING',
         startTime: new Date().toISOString(),
         ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
@@ -188,7 +232,7 @@ export class LocalRunStore implements Tracker {
     }
     await writeJsonAtomic(join(this.dir, 'meta.json'), this.meta);
     if (options.tags) await this.setTags(options.tags);
-    return { runId: this.meta.runId, experiment: this.meta.experiment, dir: this.dir };
+    return { runId: this.meta.runId, runName: this.meta.runName, experiment: this.meta.experiment, dir: this.dir };
   }
 
   async logParams(params: Record<string, ParamValue>): Promise<void> {
@@ -201,16 +245,21 @@ export class LocalRunStore implements Tracker {
     if (this.lock?.lost) throw new Error(`lost the lock of run ${this.runDir} to another process; this process stops writing to it`);
   }
 
+  /**
+   * Appends one line per call. Metrics on their own clock go to their own file: system metrics
+   * (`system/...`) to system_metrics.jsonl, per-step ones (`step/...`) to step_metrics.jsonl, so
+   * metrics.jsonl stays one line per epoch (the sweep's executors and `exp runs` read epochs from it).
+   */
   async logMetrics(metrics: Record<string, number>, step: number): Promise<void> {
     this.assertWriter();
-    const line = `${JSON.stringify({ step, time: new Date().toISOString(), ...metrics })}\n`;
-    const handle = await open(join(this.runDir, 'metrics.jsonl'), 'a');
-    try {
-      await handle.appendFile(line);
-      await handle.sync();
-    } finally {
-      await handle.close();
+    const time = new Date().toISOString();
+    const byFile = new Map<string, Record<string, number>>();
+    for (const [key, value] of Object.entries(metrics)) {
+      const file = Object.entries(SEPARATE_METRICS).find(([prefix]) => key.startsWith(prefix))?.[1] ?? 'metrics.jsonl';
+      byFile.set(file, { ...byFile.get(file), [key]: value });
     }
+    if (byFile.size === 0) byFile.set('metrics.jsonl', {});
+    for (const [file, values] of byFile) await appendLine(join(this.runDir, file), { step, time, ...values });
   }
 
   async setTags(tags: Record<string, string>): Promise<void> {

@@ -9,6 +9,7 @@ import {
   fileDigest,
   recordUploadedArtifact,
   LOCAL_RUN_ID_TAG,
+  MLFLOW_EXPERIMENT_TAGS,
   MLFLOW_PARENT_TAG,
   mlflowExperimentName,
   mlflowParentRunId,
@@ -16,8 +17,10 @@ import {
   syncRun,
   toMlflowDataset,
   updateSyncState,
+  withMlflowRunIds,
 } from './sync.ts';
-import type { ArtifactContent, DatasetInput, ParamValue, RunInfo, StartRunOptions, Tracker } from './tracker.ts';
+import { LOGGED_MODEL_TAG, logLoggedModel } from '../models/mlflow.ts';
+import type { ArtifactContent, DatasetInput, ParamValue, RunInfo, SavedModel, StartRunOptions, Tracker } from './tracker.ts';
 
 /**
  * The MLflow side of a run. It runs combined with the local run store and after it
@@ -74,6 +77,7 @@ export class MlflowTracker implements Tracker {
   readonly #log: (message: string) => void;
   #runId: string | undefined;
   #localRunId = '';
+  #experimentId: string | undefined;
   /** Set once MLflow failed: the rest of the run goes to the outbox. */
   #offline: string | undefined;
   /**
@@ -136,7 +140,8 @@ export class MlflowTracker implements Tracker {
         // Catch MLflow up with everything before this session (creating the run if it never got there).
         this.#runId = (await this.#catchUp(dir)).mlflowRunId;
       } else {
-        const experimentId = await this.client.getOrCreateExperiment(this.experiment, this.#requestOptions());
+        const experimentId = await this.client.getOrCreateExperiment(this.experiment, { tags: { ...MLFLOW_EXPERIMENT_TAGS }, ...this.#requestOptions() });
+        this.#experimentId = experimentId;
         const parent = options.parentRunId
           ? ((await mlflowParentRunId(options.parentRunId, this.#local.root, trackingUri, { client: this.client, experimentId })) ?? options.parentRunId)
           : undefined;
@@ -181,7 +186,13 @@ export class MlflowTracker implements Tracker {
   }
 
   setTags(tags: Record<string, string>): Promise<void> {
-    return this.#send('setTags', (runId, options) => this.client.logBatch(runId, { tags }, options));
+    return this.#send('setTags', async (runId, options) => {
+      const search = this.#experimentId ? { client: this.client, experimentId: this.#experimentId } : undefined;
+      const linked = await withMlflowRunIds(tags, (local) => mlflowParentRunId(local, this.#local.root, this.client.trackingUri, search));
+      await this.client.logBatch(runId, { tags: linked.tags }, options);
+      // A run id MLflow does not know yet (see withMlflowRunIds): pending, so `exp sync` sets it later.
+      if (linked.unresolved) await this.#note([{ time: new Date().toISOString(), call: 'setTags (a linked run is not in MLflow yet)' }]);
+    });
   }
 
   logArtifact(path: string, content: ArtifactContent): Promise<void> {
@@ -208,6 +219,25 @@ export class MlflowTracker implements Tracker {
   /** Resolves once every queued call has been sent or noted, or after `ms`; false on the deadline. */
   async #drain(ms: number): Promise<boolean> {
     return (await Promise.race([this.#queue.then(() => 'done' as const), after(ms)])) === 'done';
+  }
+
+  /** The model as an MLflow 3 LoggedModel linked to the run and its metrics; the run's tag names it. */
+  logModel(model: SavedModel): Promise<void> {
+    return this.#send(`logModel ${model.name}`, async (runId) => {
+      const run = await this.client.getRun(runId);
+      const logged = await logLoggedModel({
+        client: this.client,
+        experimentId: run.info.experimentId,
+        runId,
+        name: model.name,
+        files: model.files,
+        metadata: model.metadata,
+        metrics: run.data.metrics,
+        step: model.step,
+      });
+      if (model.name === 'model') await this.client.setTag(runId, LOGGED_MODEL_TAG, logged.modelId);
+      this.#log(`MLflow model: ${logged.modelId} (register it with: exp register ${this.#localRunId} NAME)`);
+    });
   }
 
   async endRun(status: 'FINISHED' | 'FAILED' | 'KILLED', error?: string): Promise<void> {

@@ -49,9 +49,14 @@ export function learningCurveSpec(history: Record<string, number>[], metric: str
 /** The chart of `metric` over epochs, or undefined when no epoch has it. */
 export async function renderLearningCurve(history: Record<string, number>[], metric: string): Promise<LearningCurve | undefined> {
   if (curvePoints(history, metric).length === 0) return undefined;
+  return renderChart(learningCurveSpec(history, metric));
+}
+
+/** Any Vega-Lite chart as SVG and as a PLOT_WIDTH-wide PNG. */
+export async function renderChart(spec: TopLevelSpec): Promise<LearningCurve> {
   // Loaded on first use: Vega alone takes ~0.7 s to import, which every `exp` command would pay.
   const [vega, { compile }, { Resvg }] = await Promise.all([import('vega'), import('vega-lite'), import('@resvg/resvg-js')]);
-  const view = new vega.View(vega.parse(compile(learningCurveSpec(history, metric)).spec), { renderer: 'none' });
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     const svg = await view.toSVG();
     const png = new Resvg(svg, {
@@ -64,6 +69,49 @@ export async function renderLearningCurve(history: Record<string, number>[], met
   } finally {
     view.finalize();
   }
+}
+
+/**
+ * A confusion matrix as a heatmap: true class down, predicted class across, each cell's share
+ * of its true class as the colour (so rare classes show as clearly as common ones), counts as
+ * text when the matrix is small enough to read them.
+ */
+export function confusionMatrixSpec(matrix: readonly (readonly number[])[], classes: readonly string[], title = 'confusion matrix'): TopLevelSpec {
+  const values: { actual: string; predicted: string; count: number; share: number }[] = [];
+  matrix.forEach((row, i) => {
+    const total = row.reduce((a, b) => a + b, 0) || 1;
+    row.forEach((count, j) => values.push({ actual: classes[i]!, predicted: classes[j]!, count, share: count / total }));
+  });
+  const n = classes.length;
+  const side = Math.max(200, Math.min(640, n * 24));
+  const showCounts = n <= 20;
+  const axis = { labelLimit: 90, ...(n > 40 ? { labels: false, ticks: false } : {}) };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: side,
+    height: side,
+    background: 'white',
+    data: { values },
+    encoding: {
+      x: { field: 'predicted', type: 'nominal', sort: [...classes], title: 'predicted', axis },
+      y: { field: 'actual', type: 'nominal', sort: [...classes], title: 'true', axis },
+    },
+    layer: [
+      { mark: 'rect', encoding: { color: { field: 'share', type: 'quantitative', title: 'share of row', scale: { domain: [0, 1], range: ['#ffffff', '#08519c'] } } } },
+      ...(showCounts
+        ? [
+            {
+              mark: { type: 'text' as const, fontSize: 10 },
+              encoding: {
+                text: { field: 'count', type: 'quantitative' as const },
+                color: { condition: { test: 'datum.share > 0.5', value: 'white' }, value: 'black' },
+              },
+            },
+          ]
+        : []),
+    ],
+  } as TopLevelSpec;
 }
 
 /** The curves every run records: `plots/<metric>.png` for loss and accuracy. */

@@ -1,15 +1,16 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'yaml';
 import { redactSecrets } from '../safety/redact.ts';
 import { formatSummary, modelSummary } from '../graph/summary.ts';
-import type { DatasetInfo } from '../registry/kinds.ts';
-import type { EntryConfig, ExperimentConfig } from '../schema/types.ts';
-import type { Provenance } from './provenance.ts';
+import type { DatasetInfo, Split } from '../registry/kinds.ts';
+import type { ExperimentConfig } from '../schema/types.ts';
+import { collectProvenance, type Provenance } from './provenance.ts';
+import type { ModelMetadata } from '../models/metadata.ts';
 import { LOCAL_PARENT_TAG } from './sync.ts';
-import { SystemMetricsSampler } from './system-metrics.ts';
-import { flattenParams, type ParamValue, type Tracker } from './tracker.ts';
+import { flattenParams, type DatasetInput, type ParamValue, type Tracker } from './tracker.ts';
 
 /**
  * What every run records besides the engine's own metrics, in whichever stores the tracker
@@ -29,22 +30,15 @@ function safeValue(value: ParamValue): ParamValue {
 }
 
 /**
- * Params of a run: every leaf of the resolved config by its dotted path (`train.optimizer.type`),
- * plus `epochs`, `batch_size`, `optimizer_name` and `optimizer_<param>`, `model_params`; the
- * config's `backend` is `backend_request` (`backend` is the one the run got).
+ * Params of a run, each value once: every leaf of the config as it ran (`effective`: defaults
+ * filled, else the resolved config) by its dotted path (`train.optimizer.learning_rate`), an
+ * entry of a list by its `name` when it has one (`model.layers.logits.units`, so inserting a layer
+ * renames no other), plus `model_params` (the parameter count). The config's `backend` is
+ * `backend_request`: `backend` is the one the run got (run.ts logs it with the seed).
  */
 export function runParams(config: ExperimentConfig, model: { countParams(): number }): Record<string, ParamValue> {
-  const train = config.train as { epochs?: number; batch_size?: number; optimizer?: EntryConfig };
   const { backend: requestedBackend, ...rest } = redactSecrets(config);
-  // `backend` is the backend the run got (the engine's param); the config only asked for one.
-  const params: Record<string, ParamValue> = { ...flattenParams(rest), ...(requestedBackend ? { backend_request: requestedBackend } : {}) };
-  if (train.epochs !== undefined) params.epochs = train.epochs;
-  if (train.batch_size !== undefined) params.batch_size = train.batch_size;
-  if (train.optimizer) {
-    const { type, ...optimizer } = train.optimizer;
-    params.optimizer_name = type;
-    for (const [key, value] of Object.entries(flattenParams(optimizer))) params[`optimizer_${key}`] = value;
-  }
+  const params: Record<string, ParamValue> = { ...flattenParams(rest, '', {}, { byName: true }), ...(requestedBackend ? { backend_request: requestedBackend } : {}) };
   params.model_params = model.countParams();
   return Object.fromEntries(Object.entries(params).map(([key, value]) => [safeKey(key), safeValue(value)]));
 }
@@ -63,6 +57,14 @@ export function headerComment(text: string): string {
   return lines.join('\n').trim();
 }
 
+/** Who runs, and the code's commit: MLflow's `mlflow.user` and `mlflow.source.git.commit`. */
+export function userAndGitTags(cwd: string): Record<string, string> {
+  const user = currentUser();
+  const { gitCommit } = collectProvenance(cwd);
+  return { ...(gitCommit ? { 'mlflow.source.git.commit': gitCommit } : {}), ...(user ? { 'mlflow.user': user } : {}) };
+}
+
+/** The OS user name (MLflow's `mlflow.user`), if it can be known. */
 function currentUser(): string | undefined {
   try {
     return userInfo().username;
@@ -73,6 +75,8 @@ function currentUser(): string | undefined {
 
 export interface RunStartRecord {
   config: ExperimentConfig;
+  /** The config with the schema's defaults filled in (effectiveConfig), for params; default `config`. */
+  effective?: ExperimentConfig;
   /** The experiment file, or a description such as `<config object>`. */
   source: string;
   overrides: string[];
@@ -109,29 +113,52 @@ export function runTags(record: RunStartRecord): Record<string, string> {
   };
 }
 
-/** Params, tags, the dataset and the descriptive artifacts of a new run. */
+/**
+ * The run's datasets as autolog records them: one input per split the run uses (train,
+ * validation, test), each with its own digest. A split is its source data (the dataset's
+ * fingerprint) and what selects it from the source (its name and size, and the data section:
+ * validation_split, seed, ...), so the digest hashes those: two runs on the same examples share
+ * it, and a change of split or data shows as a new dataset in the UI.
+ */
+export function datasetInputs(dataset: DatasetInfo, config: ExperimentConfig): DatasetInput[] {
+  const dataDir = config.data.dir;
+  const splits: Split[] = ['train', 'validation', 'test'];
+  return splits
+    .filter((split) => dataset.counts[split] > 0)
+    .map((split) => ({
+      name: dataset.name,
+      digest: createHash('sha256')
+        .update(JSON.stringify([dataset.fingerprint, split, dataset.counts[split], config.data, config.seed ?? 0]))
+        .digest('hex')
+        .slice(0, 16),
+      source: typeof dataDir === 'string' ? dataDir : dataset.name,
+      context: split,
+      profile: { num_rows: dataset.counts[split], input_shape: dataset.inputShape, num_classes: dataset.numClasses, source_fingerprint: dataset.fingerprint },
+    }));
+}
+
+/** Params, tags, the datasets and the descriptive artifacts of a new run. */
 export async function recordRunStart(tracker: Tracker, record: RunStartRecord): Promise<void> {
   const config = redactSecrets(record.config);
-  await tracker.logParams(runParams(config, record.model));
+  await tracker.logParams(runParams(record.effective ?? config, record.model));
   await tracker.setTags(runTags(record));
-  const dataDir = config.data.dir;
-  await tracker.logInputs?.([
-    {
-      name: record.dataset.name,
-      digest: record.dataset.fingerprint,
-      source: typeof dataDir === 'string' ? dataDir : record.dataset.name,
-      context: 'train',
-      profile: { counts: record.dataset.counts, input_shape: record.dataset.inputShape, num_classes: record.dataset.numClasses },
-    },
-  ]);
+  await tracker.logInputs?.(datasetInputs(record.dataset, config));
+  if (record.dataset.stats) {
+    await tracker.logParams(Object.fromEntries(Object.entries(record.dataset.stats).map(([k, v]) => [`dataset.${k}`, v])));
+  }
+  if (record.dataset.labelNames) await tracker.logArtifact('class_names.json', { bytes: JSON.stringify(record.dataset.labelNames) });
   await tracker.logArtifact('config.yaml', { bytes: stringify(config) });
   await tracker.logArtifact('overrides.yaml', { bytes: stringify(redactSecrets(record.overrides)) });
   await tracker.logArtifact('model_summary.txt', { bytes: `${formatSummary(modelSummary(record.model))}\n` });
 }
 
-/** The model in the TF.js layers format: model.json (topology + manifest) and weights.bin. */
-export async function serializeModel(model: tf.LayersModel): Promise<{ json: string; weights: Uint8Array }> {
+/**
+ * The model in the TF.js layers format: model.json (topology + manifest, and Tessera's metadata
+ * under `userDefinedMetadata.tessera` when given) and weights.bin.
+ */
+export async function serializeModel(model: tf.LayersModel, metadata?: ModelMetadata): Promise<{ json: string; weights: Uint8Array }> {
   let files: { json: string; weights: Uint8Array } | undefined;
+  if (metadata) model.setUserDefinedMetadata({ tessera: metadata });
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
       const buffers = ([] as ArrayBuffer[]).concat((artifacts.weightData ?? []) as ArrayBuffer | ArrayBuffer[]);
@@ -142,6 +169,7 @@ export async function serializeModel(model: tf.LayersModel): Promise<{ json: str
           convertedBy: null,
           modelTopology: artifacts.modelTopology,
           weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+          ...(artifacts.userDefinedMetadata ? { userDefinedMetadata: artifacts.userDefinedMetadata } : {}),
         }),
         weights: new Uint8Array(tf.io.concatenateArrayBuffers(buffers)),
       };
@@ -151,39 +179,31 @@ export async function serializeModel(model: tf.LayersModel): Promise<{ json: str
   return files!;
 }
 
-/** Stores the model as `<prefix>/model.json` and `<prefix>/weights.bin`. */
-export async function logModel(tracker: Tracker, prefix: string, model: tf.LayersModel): Promise<void> {
-  const files = await serializeModel(model);
-  await tracker.logArtifact(`${prefix}/model.json`, { bytes: files.json });
-  await tracker.logArtifact(`${prefix}/weights.bin`, { bytes: files.weights });
-}
-
 export interface EpochRecorderOptions {
   /** Epochs already recorded (a resumed run), so that "best" continues from them. */
   history?: readonly Record<string, unknown>[];
-  sampler?: SystemMetricsSampler;
   /** Lower is better; default val_loss when the epoch has it, else loss. */
   monitor?: string;
   /** Where a note goes when the model cannot be serialized (best_model/ is then skipped). */
   log?: (message: string) => void;
+  /** What best_model/ records about itself (classes, preprocessing, run id) for the given epoch. */
+  metadata?: (epoch: number) => ModelMetadata;
 }
 
 /**
- * The engine's per-epoch hook: the epoch's metrics with system metrics (step = epoch), and the
+ * The engine's per-epoch hook: the epoch's metrics (step = epoch), and the
  * model as `best_model/` whenever the monitored loss improves (tags `tessera.best_epoch`,
  * `tessera.best_value`).
  */
 export class EpochRecorder {
   #best: number | undefined;
   #unserializable = false;
-  readonly #sampler: SystemMetricsSampler;
 
   constructor(
     readonly tracker: Tracker,
     readonly model: tf.LayersModel,
     readonly options: EpochRecorderOptions = {},
   ) {
-    this.#sampler = options.sampler ?? new SystemMetricsSampler();
     for (const logs of options.history ?? []) this.#improves(logs);
   }
 
@@ -201,11 +221,11 @@ export class EpochRecorder {
   }
 
   async epochEnd(epoch: number, logs: Record<string, number>): Promise<void> {
-    await this.tracker.logMetrics({ ...logs, ...this.#sampler.sample() }, epoch);
+    await this.tracker.logMetrics(logs, epoch);
     if (!this.#improves(logs) || this.#unserializable) return;
     let files;
     try {
-      files = await serializeModel(this.model);
+      files = await serializeModel(this.model, this.options.metadata?.(epoch));
     } catch (error) {
       // A layer without serialization support must not cost the run: the checkpoint has the weights.
       this.#unserializable = true;

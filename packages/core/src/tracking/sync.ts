@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isMlflowError, type DatasetInput as MlflowDatasetInput, type MetricInput, type MlflowClient, type Run } from '@tessera/mlflow';
-import { defaultRunsDir, findRunDir, readMetrics, readRunMeta, type RunMeta } from './local-store.ts';
+import { defaultRunsDir, findRunDir, readAllMetrics, readRunMeta, type RunMeta } from './local-store.ts';
 import { writeJsonAtomic } from '../safety/atomic-write.ts';
 import { acquireRunLock } from './run-lock.ts';
 import type { DatasetInput } from './tracker.ts';
@@ -25,6 +25,41 @@ export const LOCAL_RUN_ID_TAG = 'tessera.run_id';
 /** Where the local run id of a parent run is kept; MLflow's own tag needs the parent's MLflow id. */
 export const LOCAL_PARENT_TAG = 'tessera.parent_run_id';
 export const MLFLOW_PARENT_TAG = 'mlflow.parentRunId';
+/**
+ * Tags whose local value is a local run id and whose MLflow value is that run's MLflow id (so the
+ * UI's search `attributes.run_id = '...'` and a run URL work): a sweep run's best trial.
+ */
+export const RUN_ID_TAGS = ['best_run_id'] as const;
+/**
+ * Tags of every MLflow experiment Tessera creates: MLflow 3's UI opens an experiment of this kind
+ * on its model-training view (runs, charts, compare) rather than on the GenAI one (traces).
+ */
+export const MLFLOW_EXPERIMENT_TAGS: Readonly<Record<string, string>> = { 'mlflow.experimentKind': 'custom_model_development' };
+
+/**
+ * The tags as MLflow should have them: each of RUN_ID_TAGS holds the MLflow id of the local run
+ * it names (the local id stays as `tessera.<tag>`); one whose run MLflow does not have yet is
+ * left out, and `unresolved` says so.
+ */
+export async function withMlflowRunIds(
+  tags: Record<string, string>,
+  mlflowRunId: (localRunId: string) => Promise<string | undefined>,
+): Promise<{ tags: Record<string, string>; unresolved: boolean }> {
+  const out = { ...tags };
+  let unresolved = false;
+  for (const key of RUN_ID_TAGS) {
+    const local = tags[key];
+    if (local === undefined) continue;
+    const id = await mlflowRunId(local);
+    out[`tessera.${key}`] = local;
+    if (id) out[key] = id;
+    else {
+      delete out[key];
+      unresolved = true;
+    }
+  }
+  return { tags: out, unresolved };
+}
 
 export interface OutboxEntry {
   time: string;
@@ -241,11 +276,11 @@ async function syncRunLocked(runDir: string, options: SyncOptions): Promise<Sync
   const parentId = meta.parentRunId
     ? await mlflowParentRunId(meta.parentRunId, join(runDir, '..', '..'), trackingUri, {
         client,
-        experimentId: run?.info.experimentId ?? (await client.getOrCreateExperiment(experimentName)),
+        experimentId: run?.info.experimentId ?? (await client.getOrCreateExperiment(experimentName, { tags: { ...MLFLOW_EXPERIMENT_TAGS } })),
       })
     : undefined;
   if (!run) {
-    const experimentId = await client.getOrCreateExperiment(experimentName);
+    const experimentId = await client.getOrCreateExperiment(experimentName, { tags: { ...MLFLOW_EXPERIMENT_TAGS } });
     // A create whose answer was lost (or whose state was never written) left a run behind.
     const found = await client.searchRuns({
       experimentIds: [experimentId],
@@ -297,10 +332,16 @@ async function syncRunLocked(runDir: string, options: SyncOptions): Promise<Sync
     ...(meta.error ? { 'tessera.error': meta.error } : {}),
     ...(parentId ? { [MLFLOW_PARENT_TAG]: parentId } : {}),
   };
-  const changedTags = Object.fromEntries(Object.entries(wantedTags).filter(([key, value]) => run!.data.tags[key] !== value));
+  // A sweep run reaches MLflow before its trials: until its best trial is there, the tag waits and the run stays pending.
+  const linked = await withMlflowRunIds(wantedTags, (local) =>
+    mlflowParentRunId(local, join(runDir, '..', '..'), trackingUri, { client, experimentId: run!.info.experimentId }),
+  );
+  const unresolved = linked.unresolved;
+  const changedTags = Object.fromEntries(Object.entries(linked.tags).filter(([key, value]) => run!.data.tags[key] !== value));
 
   // Metrics: every (key, step) MLflow has no value for; the local line's time is the timestamp.
-  const records = await readMetrics(runDir);
+  // Per-epoch, system and per-step metrics (their keys differ; each file has its own steps).
+  const records = await readAllMetrics(runDir);
   const remoteKeys = new Set(run.data.metrics.map((m) => m.key));
   const localKeys = new Set(records.flatMap((r) => Object.keys(r).filter((k) => k !== 'step' && k !== 'time')));
   const metrics: MetricInput[] = [];
@@ -345,7 +386,7 @@ async function syncRunLocked(runDir: string, options: SyncOptions): Promise<Sync
   await updateSyncState(runDir, trackingUri, ({ lastError: _fixed, ...old } = { trackingUri, experimentName, pending: false, outbox: [] }) => ({
     ...old,
     runId,
-    pending: false,
+    pending: unresolved,
     outbox: [],
     lastSync: new Date().toISOString(),
   }));

@@ -1,4 +1,5 @@
 import { redactSecrets } from '../safety/redact.ts';
+import type { ModelMetadata } from '../models/metadata.ts';
 
 /**
  * Where runs are recorded. The engine talks only to this interface; the local run store is the
@@ -9,9 +10,17 @@ export type RunStatus = 'RUNNING' | 'FINISHED' | 'FAILED' | 'KILLED';
 
 export type ParamValue = string | number | boolean;
 
+/** MLflow's tag for a run's display name. */
+export const RUN_NAME_TAG = 'mlflow.runName';
+
+/** A plain run's default name: `<experiment>-<the run id's random part>`, e.g. `smoke-ab12cd`. */
+export function defaultRunName(experiment: string, runId: string): string {
+  return `${experiment}-${runId.split('-').at(-1)}`;
+}
+
 export interface StartRunOptions {
   experiment: string;
-  /** Human-readable run name (defaults to the run id). */
+  /** Human-readable run name (default: defaultRunName). */
   runName?: string;
   /** Continue this run instead of creating one (exp run --resume). */
   resumeRunId?: string;
@@ -35,12 +44,25 @@ export interface DatasetInput {
 
 export interface RunInfo {
   runId: string;
+  /** The run's display name (MLflow's run name). */
+  runName?: string;
   experiment: string;
   /** Local directory of the run, when the tracker keeps one (checkpoints live there). */
   dir?: string;
 }
 
 export type ArtifactContent = { file: string } | { bytes: Uint8Array | string };
+
+/** A trained model as a tracker may record it besides its artifacts (MLflow: a LoggedModel). */
+export interface SavedModel {
+  /** `model` (the final one) or `best_model`. */
+  name: string;
+  /** model.json, weights.bin by file name. */
+  files: Map<string, Uint8Array | string>;
+  metadata: ModelMetadata;
+  /** The epoch the model is from. */
+  step: number;
+}
 
 export interface Tracker {
   startRun(options: StartRunOptions): Promise<RunInfo>;
@@ -52,6 +74,8 @@ export interface Tracker {
   logArtifact(path: string, content: ArtifactContent): Promise<void>;
   /** Records the datasets the run used (optional: trackers without it skip the call). */
   logInputs?(datasets: DatasetInput[]): Promise<void>;
+  /** Records a model saved as artifacts as a model entity too (optional: MLflow's LoggedModel). */
+  logModel?(model: SavedModel): Promise<void>;
   endRun(status: Exclude<RunStatus, 'RUNNING'>, error?: string): Promise<void>;
 }
 
@@ -67,7 +91,7 @@ export function combineTrackers(primary: Tracker, ...others: Tracker[]): Tracker
       for (const other of others) {
         await other.startRun({
           ...rest,
-          runName: options.runName ?? info.runId,
+          runName: options.runName ?? info.runName ?? info.runId,
           ...(options.resumeRunId ? { resumeRunId: info.runId } : {}),
           tags: { ...options.tags, 'tessera.run_id': info.runId },
         });
@@ -89,19 +113,41 @@ export function combineTrackers(primary: Tracker, ...others: Tracker[]): Tracker
     async logInputs(datasets) {
       for (const t of all) await t.logInputs?.(datasets);
     },
+    async logModel(model) {
+      for (const t of all) await t.logModel?.(model);
+    },
     async endRun(status, error) {
       for (const t of all) await t.endRun(status, error);
     },
   };
 }
 
-/** Flattens nested config into MLflow-style dotted params: {train: {epochs: 3}} -> train.epochs. */
-export function flattenParams(value: unknown, prefix = '', out: Record<string, ParamValue> = {}): Record<string, ParamValue> {
+/**
+ * Flattens nested config into MLflow-style dotted params: {train: {epochs: 3}} -> train.epochs.
+ * A list of scalars is one JSON value; a list of objects is keyed by index, or with `byName` by
+ * each item's `name` where the items' names are unique strings (index for an unnamed one).
+ */
+export function flattenParams(
+  value: unknown,
+  prefix = '',
+  out: Record<string, ParamValue> = {},
+  options: { byName?: boolean } = {},
+): Record<string, ParamValue> {
+  const join = (key: string | number) => (prefix ? `${prefix}.${key}` : String(key));
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-    for (const [k, v] of Object.entries(value)) flattenParams(v, prefix ? `${prefix}.${k}` : k, out);
+    for (const [k, v] of Object.entries(value)) flattenParams(v, join(k), out, options);
   } else if (Array.isArray(value)) {
     if (value.every((v) => v === null || typeof v !== 'object')) out[prefix] = JSON.stringify(value);
-    else value.forEach((v, i) => flattenParams(v, `${prefix}.${i}`, out));
+    else {
+      const names = value.map((v) => (options.byName && v !== null && typeof v === 'object' && typeof (v as { name?: unknown }).name === 'string' ? (v as { name: string }).name : undefined));
+      const unique = (name: string | undefined) => name !== undefined && !/^\d+$/.test(name) && names.filter((n) => n === name).length === 1;
+      value.forEach((v, i) => {
+        if (!unique(names[i])) return void flattenParams(v, join(i), out, options);
+        // Keyed by its name, the item's `name` would only repeat the key.
+        const { name: _name, ...rest } = v as Record<string, unknown>;
+        flattenParams(rest, join(names[i]!), out, options);
+      });
+    }
   } else if (value !== undefined && value !== null && prefix) {
     out[prefix] = value as ParamValue;
   }

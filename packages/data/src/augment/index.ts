@@ -1,4 +1,5 @@
 import type { TransformEntry } from '@tessera/core/registry';
+import { autoAugmentEntry, randAugmentEntry } from './auto_augment.ts';
 import { cutmixEntry, mixupEntry } from './mix.ts';
 import { normalizeEntry } from './normalize.ts';
 import { randomCropEntry } from './random_crop.ts';
@@ -14,4 +15,6 @@ export const transformEntries: TransformEntry[] = [
   randomCropEntry,
   mixupEntry,
   cutmixEntry,
+  randAugmentEntry,
+  autoAugmentEntry,
 ];

@@ -232,7 +232,7 @@ describe.skipIf(!existsSync(realDir))('the real CIFAR-100', () => {
     expect(data.test.count).toBe(10000);
     expect([...data.train.labels.subarray(0, 10)]).toEqual([19, 29, 0, 11, 1, 86, 90, 28, 23, 31]);
     expect([...data.test.labels.subarray(0, 10)]).toEqual([49, 33, 72, 51, 71, 92, 15, 14, 23, 0]);
-    const perClass = (labels: Uint8Array) => labels.reduce((counts, l) => (counts[l]!++, counts), new Array<number>(100).fill(0));
+    const perClass = (labels: ArrayLike<number>) => Array.from(labels).reduce((counts, l) => (counts[l]!++, counts), new Array<number>(100).fill(0));
     expect(new Set(perClass(data.train.labels))).toEqual(new Set([500]));
     expect(new Set(perClass(data.test.labels))).toEqual(new Set([100]));
     expect(data.labelNames?.[19]).toBe('cattle');

@@ -264,7 +264,7 @@ function concatSets(sets: ImageSet[]): ImageSet {
     ...first,
     bytes: Buffer.concat(sets.map((s) => s.bytes)),
     count: sets.reduce((n, s) => n + s.count, 0),
-    labels: Buffer.concat(sets.map((s) => s.labels)),
+    labels: Buffer.concat(sets.map((s) => s.labels as Uint8Array)), // CIFAR's labels are bytes
   };
 }
 

@@ -1,80 +1,12 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
-import { ConfigError, describeValue, type Dataset, type DatasetContext, type DatasetEntry, type EntryConfig, type JsonSchema, type Registries } from '@tessera/core/registry';
-import { createPipeline, type ConfiguredTransform } from '../pipeline.ts';
-import { Rng, deriveSeed } from '../random.ts';
-import { range, type ImageSet, type SplitView } from '../store.ts';
+import { describeValue, type Dataset, type DatasetContext, type DatasetEntry } from '@tessera/core/registry';
+import { createPipeline } from '../pipeline.ts';
+import { range } from '../store.ts';
+import { buildTransforms, commonSchema, configRelativePath, paramError, splitTraining, transformedShape, type CommonParams } from './common.ts';
 import { CIFAR10, CIFAR100, CIFAR_IMAGE_SHAPE, defaultCacheDir, gunzipFile, loadCifar, parseRecords, type CifarFormat, type LabelMode } from './cifar.ts';
+import { imageFolderEntry, manifestEntry } from './images/entries.ts';
+import { FASHION_MNIST, IDX_IMAGE_SHAPE, MNIST, loadIdx, type IdxFormat } from './mnist.ts';
 import { syntheticFingerprint, syntheticImages } from './synthetic.ts';
-
-/** Parameters every dataset shares: how to split and what to apply. */
-interface CommonParams {
-  transforms?: EntryConfig[];
-  validation_split?: number;
-  validation_shuffle?: boolean;
-}
-
-const commonSchema: Record<string, JsonSchema> = {
-  transforms: {
-    type: 'array',
-    items: { $ref: '#/$defs/transform' },
-    default: [],
-    description: 'preprocessing and augmentation steps, applied in order (random ones in training only)',
-  },
-  validation_split: {
-    type: 'number',
-    minimum: 0,
-    exclusiveMaximum: 1,
-    default: 0,
-    description: 'fraction of the training examples held out for validation: the LAST ones, before any shuffle (Keras)',
-  },
-  validation_shuffle: {
-    type: 'boolean',
-    default: false,
-    description: 'hold out a random (seeded by the run seed) subset instead of the last examples',
-  },
-};
-
-function paramError(
-  ctx: DatasetContext,
-  key: (string | number)[],
-  init: { expected?: string; found?: string; message?: string; hint?: string },
-  cause?: unknown,
-): ConfigError {
-  const path = ['data', ...key];
-  return new ConfigError({ ...init, path, location: ctx.locate?.(path) }, cause === undefined ? undefined : { cause });
-}
-
-function buildTransforms(params: CommonParams, ctx: DatasetContext): ConfiguredTransform[] {
-  return (params.transforms ?? []).map(({ type, ...rest }, i) => {
-    let entry;
-    try {
-      entry = ctx.registries.transforms.get(type);
-    } catch (cause) {
-      // The registry's message already lists the valid types with a did-you-mean.
-      throw paramError(ctx, ['transforms', i, 'type'], { message: (cause as Error).message }, cause);
-    }
-    return { type, params: rest, transform: entry.create(rest) };
-  });
-}
-
-/** One example's shape as the model sees it: the source's shape through each transform's outputShape. */
-function transformedShape(raw: readonly number[], params: CommonParams, registries: Registries): number[] {
-  return (params.transforms ?? []).reduce((shape, { type, ...rest }) => registries.transforms.get(type).create(rest).outputShape(shape), [...raw]);
-}
-
-/** Splits `train` into train/validation views: the last fraction (Keras) or a seeded random one. */
-function splitTraining(train: ImageSet, params: CommonParams, seed: number): { train: SplitView; validation: SplitView } {
-  const fraction = params.validation_split ?? 0;
-  // Keras: split_at = int(n * (1 - validation_split)).
-  const splitAt = Math.floor(train.count * (1 - fraction));
-  let indices = range(0, train.count);
-  if (params.validation_shuffle && fraction > 0) indices = new Rng(deriveSeed(seed, 0x5ab1e)).shuffle(indices);
-  return {
-    train: { set: train, indices: indices.slice(0, splitAt) },
-    validation: { set: train, indices: indices.slice(splitAt) },
-  };
-}
 
 interface CifarParams extends CommonParams {
   dir?: string;
@@ -86,13 +18,6 @@ interface CifarParams extends CommonParams {
   md5?: string;
   cache_dir?: string;
   cache_decoded?: boolean;
-}
-
-/** A path written in the config, absolute; a relative one is relative to the file that wrote it (a base file for `extends`). */
-function configRelativePath(path: (string | number)[], p: string, ctx: Pick<DatasetContext, 'configDir' | 'locate'>): string {
-  if (isAbsolute(p)) return p;
-  const written = ctx.locate?.(path)?.file;
-  return resolve(written && !written.startsWith('--set ') ? dirname(resolve(written)) : ctx.configDir, p);
 }
 
 /**
@@ -175,6 +100,7 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
         transforms: buildTransforms(params, ctx),
         cacheDir,
         log: ctx.log,
+        ...(params.workers !== undefined ? { workers: params.workers } : {}),
       });
     },
   };
@@ -182,6 +108,51 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
 
 export const cifar100Entry = cifarEntry('cifar100', CIFAR100, true);
 export const cifar10Entry = cifarEntry('cifar10', CIFAR10, false);
+
+interface IdxParams extends CommonParams {
+  dir?: string;
+  download?: boolean;
+  url?: string;
+  cache_dir?: string;
+}
+
+function idxEntry(type: string, format: IdxFormat): DatasetEntry<IdxParams> {
+  return {
+    type,
+    description: `${format.name} (28x28x1, 10 classes) from the official IDX files; downloaded into the cache when absent`,
+    params: {
+      properties: {
+        dir: { type: 'string', description: `directory holding the four IDX files (gzipped or not, also in a ${format.folder}/ subfolder), relative to the experiment file; default: TESSERA_DATA_DIR, then the cache` },
+        ...commonSchema,
+        download: { type: 'boolean', default: true, description: 'download the official files into the cache when no local copy is found' },
+        url: { type: 'string', default: format.url, description: 'base URL the four files are downloaded from (a mirror)' },
+        cache_dir: { type: 'string', description: 'download cache; default: TESSERA_CACHE or ~/.cache/tessera' },
+      },
+      additionalProperties: false,
+    },
+    describe: (params, { registries }) => ({ inputShape: transformedShape(IDX_IMAGE_SHAPE, params, registries), numClasses: format.classNames.length }),
+    async create(params, ctx: DatasetContext): Promise<Dataset> {
+      const { dir, cacheDir } = cifarPlaces(params, ctx);
+      if (params.dir !== undefined && !(existsSync(dir!) && statSync(dir!).isDirectory())) {
+        throw paramError(ctx, ['dir'], { expected: `a directory holding ${format.name}`, found: `${describeValue(params.dir)} (${dir} does not exist)` });
+      }
+      const data = await loadIdx(format, { ...(dir ? { dir } : {}), cacheDir, download: params.download ?? true, ...(params.url ? { url: params.url } : {}), log: ctx.log });
+      ctx.log(`${format.name}: ${data.train.count} training and ${data.test.count} test images from ${data.source}`);
+      return createPipeline({
+        info: { name: type, numClasses: format.classNames.length, labelNames: format.classNames, fingerprint: data.fingerprint },
+        splits: { ...splitTraining(data.train, params, ctx.seed), test: { set: data.test, indices: range(0, data.test.count) } },
+        adaptOn: data.train,
+        transforms: buildTransforms(params, ctx),
+        cacheDir,
+        log: ctx.log,
+        ...(params.workers !== undefined ? { workers: params.workers } : {}),
+      });
+    },
+  };
+}
+
+export const mnistEntry = idxEntry('mnist', MNIST);
+export const fashionMnistEntry = idxEntry('fashion_mnist', FASHION_MNIST);
 
 interface SyntheticParams extends CommonParams {
   image_shape?: [number, number, number];
@@ -224,8 +195,9 @@ export const syntheticEntry: DatasetEntry<SyntheticParams> = {
       adaptOn: train,
       transforms: buildTransforms(params, ctx),
       log: ctx.log,
+      ...(params.workers !== undefined ? { workers: params.workers } : {}),
     });
   },
 };
 
-export const datasetEntries: DatasetEntry[] = [cifar100Entry, cifar10Entry, syntheticEntry];
+export const datasetEntries: DatasetEntry[] = [cifar100Entry, cifar10Entry, syntheticEntry, imageFolderEntry, manifestEntry, mnistEntry, fashionMnistEntry];

@@ -42,6 +42,21 @@ describe('decodeImage', () => {
     expect(Buffer.from(img.data).equals(pixels(5, 7, 3, f))).toBe(true);
   });
 
+  it('the in-thread PNG path gives exactly what libvips decodes: every row filter, gray, RGB, RGBA', async () => {
+    for (const channels of [1, 3, 4] as const) {
+      const f = (y: number, x: number, c: number) => ((y * 53) ^ (x * 29) ^ (c * 101)) % 256;
+      for (const options of [{ adaptiveFiltering: true }, { adaptiveFiltering: false }, { compressionLevel: 0 }]) {
+        const source = raw(32, 32, channels, f);
+        const png = await (channels === 1 ? source.toColourspace('b-w') : source).png(options).toBuffer();
+        expect(png[25], 'PNG colour type').toBe({ 1: 0, 3: 2, 4: 6 }[channels]);
+        // sharp outputs gray as sRGB unless told: its first channel is the gray value.
+        const viaSharp = await (channels === 1 ? sharp(png).extractChannel(0) : sharp(png)).raw().toBuffer();
+        const img = await decodeImage(png, { height: 32, width: 32, channels });
+        expect(Buffer.from(img.data).equals(viaSharp), `${channels} channels ${JSON.stringify(options)}`).toBe(true);
+      }
+    }
+  });
+
   it('reads from a path and from bytes alike', async () => {
     const file = join(tmp, 'a.png');
     writeFileSync(file, await halves(8, 8).png().toBuffer());
@@ -145,9 +160,12 @@ describe('decodeImage', () => {
   it('throws ImageDecodeError naming the file: corrupt, truncated, not an image, missing, empty', async () => {
     const jpeg = await halves(64, 64).jpeg().toBuffer();
     const png = await halves(64, 64).png().toBuffer();
+    // Already 8x8 RGB: the fast path (decode only) must catch truncation too.
+    const small = await raw(8, 8, 3, (y, x, c) => (y * 97 + x * 31 + c * 59) % 256).png({ compressionLevel: 0 }).toBuffer();
     const files: Record<string, Buffer> = {
       'truncated.jpg': jpeg.subarray(0, Math.floor(jpeg.length / 2)),
       'truncated.png': png.subarray(0, Math.floor(png.length / 2)),
+      'truncated-8x8.png': small.subarray(0, Math.floor(small.length * 0.7)),
       'text.png': Buffer.from('this is not an image\n'),
       'empty.jpg': Buffer.alloc(0),
       'bad.bmp': Buffer.from('BM garbage that is not a bitmap'),
@@ -170,6 +188,7 @@ describe('decodeImage', () => {
     expect(reasons).toEqual({
       'truncated.jpg': 'corrupt',
       'truncated.png': 'corrupt',
+      'truncated-8x8.png': 'corrupt',
       'text.png': 'unsupported',
       'empty.jpg': 'corrupt',
       'bad.bmp': 'corrupt',

@@ -1,0 +1,289 @@
+// A run's model end to end against a REAL mlflow server (startMlflowServer: sqlite store, proxied
+// artifacts, temp folder): exp run --register -> exp evaluate -> exp predict -> exp serve (a child
+// process answering concurrent requests, SIGTERM) -> the LoggedModel and registered versions
+// through MLflow's REST API -> exp predict models:/NAME/VERSION and models:/NAME@ALIAS.
+// Needs `bash scripts/setup-mlflow.sh`; skipped locally without it, fails under CI=true.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MlflowClient } from '@tessera/mlflow';
+import { locateMlflowForTests, startMlflowServer, type MlflowServerHandle } from '@tessera/mlflow/testing';
+import sharp from 'sharp';
+import { parse } from 'yaml';
+import { main } from '../main.ts';
+
+const mlflow = locateMlflowForTests();
+const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
+const SMOKE = join(ROOT, 'experiments', 'smoke.yaml');
+const work = mkdtempSync(join(tmpdir(), 'tessera-models-e2e-'));
+const runsDir = join(work, 'runs');
+const NAME = `smoke-${randomBytes(3).toString('hex')}`;
+
+/** Width and height from a PNG's IHDR chunk (after the 8-byte signature and the chunk header). */
+function pngSize(png: Uint8Array): [number, number] {
+  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  return [view.getUint32(16), view.getUint32(20)];
+}
+
+/** A 107-byte PNG whose header claims width x height pixels (a decompression bomb's first line). */
+function hugePng(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+/** n smoke-sized records (1 label byte, then 64 red, 64 green, 64 blue bytes), deterministic. */
+function records(n: number): Uint8Array {
+  const bytes = new Uint8Array(n * 193);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919 + 13) % 256;
+  for (let r = 0; r < n; r++) bytes[r * 193] = r % 4;
+  return bytes;
+}
+
+/** Record r as an HxWxC array, as a client would send it to the server. */
+function recordImage(bytes: Uint8Array, r: number): number[][][] {
+  return Array.from({ length: 8 }, (_, y) => Array.from({ length: 8 }, (_, x) => [0, 1, 2].map((c) => bytes[r * 193 + 1 + c * 64 + y * 8 + x]!)));
+}
+
+async function exp(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(args, { cwd: work, stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) } });
+  return { code, out: out.join(''), err: err.join('') };
+}
+
+let server: MlflowServerHandle;
+let client: MlflowClient;
+const saved: Record<string, string | undefined> = {};
+
+beforeAll(async () => {
+  if (!mlflow.binary) return;
+  server = await startMlflowServer();
+  client = new MlflowClient({ trackingUri: server.uri });
+  for (const key of ['MLFLOW_TRACKING_URI', 'TESSERA_RUNS_DIR', 'TESSERA_CACHE']) saved[key] = process.env[key];
+  Object.assign(process.env, { MLFLOW_TRACKING_URI: server.uri, TESSERA_RUNS_DIR: runsDir, TESSERA_CACHE: join(work, 'cache') });
+  writeFileSync(join(work, 'images.bin'), records(6));
+  // Two real image files of another size than the model's 8x8: a 24x16 PNG and a 16x16 JPEG.
+  const gradient = (w: number, h: number) => Buffer.from(Array.from({ length: w * h * 3 }, (_, i) => (i * 13 + (i % 3) * 80) % 256));
+  await sharp(gradient(24, 16), { raw: { width: 24, height: 16, channels: 3 } }).png().toFile(join(work, 'a.png'));
+  await sharp(gradient(16, 16), { raw: { width: 16, height: 16, channels: 3 } }).jpeg({ quality: 90 }).toFile(join(work, 'b.jpg'));
+  const png = readFileSync(join(work, 'a.png'));
+  writeFileSync(join(work, 'broken.png'), png.subarray(0, png.length >> 1)); // truncated mid-data
+  writeFileSync(join(work, 'huge.png'), hugePng(100_000, 100_000));
+}, 120_000);
+
+afterAll(async () => {
+  for (const [key, value] of Object.entries(saved)) {
+    if (value === undefined) delete process.env[key];
+    else process.env[key] = value;
+  }
+  await server?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, register (real MLflow)', () => {
+  let runId = '';
+  let runDir = '';
+  let predicted: { predictions: { input: string; probabilities: number[]; top_k: { class: string }[] }[] };
+  let imagePredictions: typeof predicted;
+
+  it('exp run --register trains, saves final + best models with metadata, logs a LoggedModel and registers version 1', async () => {
+    const result = await exp('run', SMOKE, '--backend', 'cpu', '--set', 'train.epochs=2', '--register', NAME, '--alias', 'champion');
+    expect(result.code, result.err + result.out).toBe(0);
+    runId = /Run (\S+) FINISHED/.exec(result.out)![1]!;
+    runDir = join(runsDir, 'smoke', runId);
+    expect(result.out).toMatch(new RegExp(`Registered ${NAME} version 1 \\(LoggedModel m-\\w+`));
+    for (const which of ['model', 'best_model']) {
+      const json = JSON.parse(readFileSync(join(runDir, 'artifacts', which, 'model.json'), 'utf8'));
+      const meta = json.userDefinedMetadata.tessera;
+      expect(meta).toMatchObject({ format: 2, runId, which: which === 'model' ? 'final' : 'best', rawShape: [8, 8, 3], classes: ['class_0', 'class_1', 'class_2', 'class_3'] });
+      expect(meta.configDigest).toMatch(/^[0-9a-f]{12}$/);
+      expect(Object.keys(meta.data.state.normalize)).toEqual(['mean', 'variance']);
+    }
+  }, 180_000);
+
+  it('exp evaluate records loss/metrics, a real confusion-matrix PNG and CSVs in the run and in MLflow', async () => {
+    const result = await exp('evaluate', runId, '--backend', 'cpu');
+    expect(result.code, result.err).toBe(0);
+    expect(result.out).toMatch(/128 examples \(test\): loss \d\.\d{4}, accuracy \d+\.\d\d%/);
+    const dir = join(runDir, 'artifacts', 'eval', 'test');
+    const png = readFileSync(join(dir, 'confusion_matrix.png'));
+    expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    const [width, height] = pngSize(png);
+    expect(width).toBe(800); // PLOT_WIDTH
+    expect(height).toBeGreaterThan(300);
+    const matrix = readFileSync(join(dir, 'confusion_matrix.csv'), 'utf8').trim().split('\n').slice(1).map((line) => line.split(',').slice(1).map(Number));
+    expect(matrix).toHaveLength(4);
+    expect(matrix.flat().reduce((a, b) => a + b, 0)).toBe(128);
+    const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
+    const accuracy = matrix.reduce((sum, row, i) => sum + row[i]!, 0) / 128;
+    expect(report.metrics.accuracy).toBeCloseTo(accuracy, 12);
+    // Recall of class c by hand: its diagonal cell over its row.
+    report.per_class.forEach((r: { recall: number }, c: number) => expect(r.recall).toBeCloseTo(matrix[c]![c]! / matrix[c]!.reduce((a, b) => a + b, 0), 12));
+
+    const [mlflowRun] = (await client.searchAllRuns({ experimentIds: [(await client.getExperimentByName('smoke'))!.experimentId], filter: `tags.\`tessera.run_id\` = '${runId}'` }));
+    const metrics = Object.fromEntries(mlflowRun!.data.metrics.map((m) => [m.key, m.value]));
+    expect(metrics.eval_accuracy).toBeCloseTo(accuracy, 6);
+    const files = (await client.listArtifacts(mlflowRun!.info.runId, 'eval/test')).map((f) => f.path);
+    expect(files).toContain('eval/test/confusion_matrix.png');
+
+    // Another dataset config: the smoke data drawn with another seed (other images, same classes).
+    writeFileSync(join(work, 'other-data.yaml'), readFileSync(SMOKE, 'utf8').replace(/^seed: 1$/m, 'seed: 9'));
+    const other = await exp('evaluate', runId, '--data', 'other-data.yaml', '--split', 'validation', '--backend', 'cpu');
+    expect(other.code, other.err).toBe(0);
+    expect(other.out).toMatch(/128 examples \(validation\): loss/);
+    expect(existsSync(join(runDir, 'artifacts', 'eval', 'synthetic-validation', 'confusion_matrix.png'))).toBe(true);
+  }, 120_000);
+
+  it('exp predict RUN classifies records with the top-k table, JSON and the training preprocessing', async () => {
+    const result = await exp('predict', runId, '--input', 'images.bin', '--json', '--backend', 'cpu');
+    expect(result.code, result.err).toBe(0);
+    predicted = JSON.parse(result.out);
+    expect(predicted.predictions).toHaveLength(6);
+    for (const p of predicted.predictions) expect(p.probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+
+    const images = await exp('predict', runId, '--input', 'a.png', 'b.jpg', '--json', '--backend', 'cpu');
+    expect(images.code, images.err).toBe(0);
+    imagePredictions = JSON.parse(images.out);
+    expect(imagePredictions.predictions.map((p) => p.input)).toEqual(['a.png', 'b.jpg']);
+    const table = await exp('predict', runId, '--input', 'a.png', '--input', 'b.jpg', '--top-k', '2', '--backend', 'cpu');
+    expect(table.out).toMatch(/^input +top-1 +top-2\na\.png +class_\d \d+\.\d\d% +class_\d/);
+    const glob = await exp('predict', runId, '--input', '*.{png,jpg}', '--json', '--backend', 'cpu');
+    expect(glob.code, glob.err).toBe(2); // broken.png matches too: an error naming it
+    expect(glob.err).toMatch(/broken\.png: corrupt or truncated image/);
+    const huge = await exp('predict', runId, '--input', 'huge.png', '--backend', 'cpu');
+    expect(huge.code).toBe(2);
+    expect(huge.err).toMatch(/^huge\.png: .*exceeds pixel limit$/m);
+  }, 60_000);
+
+  it('exp serve answers 16 concurrent clients with exp predict\'s probabilities (to 1e-6), then stops on SIGTERM', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'packages/cli/src/bin.ts'), 'serve', runId, '--port', '0', '--backend', 'cpu'], {
+      cwd: ROOT, // where tsx resolves; the run is found through TESSERA_RUNS_DIR
+      env: process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+    const started = Date.now();
+    while (!/at (http:\/\/127\.0\.0\.1:\d+)/.test(output)) {
+      if (Date.now() - started > 60_000 || child.exitCode !== null) throw new Error(`exp serve did not start:\n${output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const url = /at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1]!;
+    const bytes = records(6);
+    const responses = await Promise.all(
+      Array.from({ length: 16 }, (_, i) =>
+        fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [recordImage(bytes, i % 6)] }) }).then((r) => r.json() as Promise<{ predictions: { probabilities: number[] }[] }>),
+      ),
+    );
+    responses.forEach((body, i) => {
+      const want = predicted.predictions[i % 6]!.probabilities;
+      body.predictions[0]!.probabilities.forEach((p, c) => expect(Math.abs(p - want[c]!)).toBeLessThan(1e-6));
+    });
+    // The same image files as base64 JSON and as multipart: exp predict's probabilities to 1e-6.
+    const encoded = ['a.png', 'b.jpg'].map((file) => readFileSync(join(work, file)).toString('base64'));
+    const viaJson = (await (await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: encoded }) })).json()) as {
+      predictions: { probabilities: number[] }[];
+    };
+    const form = new FormData();
+    for (const file of ['a.png', 'b.jpg']) form.append('file', new Blob([readFileSync(join(work, file))]), file);
+    const viaForm = (await (await fetch(`${url}/invocations`, { method: 'POST', body: form })).json()) as typeof viaJson;
+    for (const answer of [viaJson, viaForm]) {
+      answer.predictions.forEach((p, i) => p.probabilities.forEach((v, c) => expect(Math.abs(v - imagePredictions.predictions[i]!.probabilities[c]!)).toBeLessThan(1e-6)));
+    }
+    const broken = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [readFileSync(join(work, 'broken.png')).toString('base64')] }) });
+    expect(broken.status).toBe(400);
+    expect(((await broken.json()) as { error: string }).error).toMatch(/^instances\[0\]: corrupt or truncated image/);
+    const huge = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [readFileSync(join(work, 'huge.png')).toString('base64')] }) });
+    expect(huge.status).toBe(400);
+    expect(((await huge.json()) as { error: string }).error).toMatch(/^instances\[0\]: .*pixel limit/);
+    const metadata = (await (await fetch(`${url}/metadata`)).json()) as { stats: { batches: number; items: number } };
+    expect(metadata).toMatchObject({ run_id: runId, classes: ['class_0', 'class_1', 'class_2', 'class_3'], input: { shape: [8, 8, 3] } });
+    expect(metadata.stats.items).toBe(16 + 2 + 2); // every image went through the batcher once
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(output).toMatch(/SIGTERM: finishing the requests in flight/);
+  }, 120_000);
+
+  it('MLflow shows the LoggedModel (tessera flavor, linked to the run) and registered versions; models:/ URIs predict the same', async () => {
+    const experimentId = (await client.getExperimentByName('smoke'))!.experimentId;
+    const [mlflowRun] = await client.searchAllRuns({ experimentIds: [experimentId], filter: `tags.\`tessera.run_id\` = '${runId}'` });
+    const models = await client.searchLoggedModels({ experimentIds: [experimentId] });
+    const logged = models.find((m) => m.sourceRunId === mlflowRun!.info.runId)!;
+    expect(logged).toMatchObject({ status: 'LOGGED_MODEL_READY', modelType: 'tessera', name: 'model' });
+    expect(mlflowRun!.data.tags['tessera.model_id']).toBe(logged.modelId);
+    expect(logged.metrics.map((m) => m.key)).toEqual(expect.arrayContaining(['val_accuracy', 'test_accuracy']));
+    const files = (await client.listLoggedModelArtifacts(logged.modelId)).map((f) => f.path).sort();
+    expect(files).toEqual(['MLmodel', 'model.json', 'weights.bin']);
+    const dir = join(work, 'mlmodel');
+    await client.downloadLoggedModelFile(logged.modelId, 'MLmodel', join(dir, 'MLmodel'));
+    const mlmodel = parse(readFileSync(join(dir, 'MLmodel'), 'utf8'));
+    expect(mlmodel.flavors.tessera).toMatchObject({ format: 'tfjs-layers-model', model_path: 'model.json', classes: ['class_0', 'class_1', 'class_2', 'class_3'], tessera_run_id: runId });
+    expect(JSON.parse(mlmodel.signature.inputs)[0]['tensor-spec']).toEqual({ dtype: 'uint8', shape: [-1, 8, 8, 3] });
+
+    const v1 = await client.getModelVersion(NAME, '1');
+    // MLflow 3.x's REST answer names the LoggedModel in `source` (model_id is not echoed back).
+    expect(v1).toMatchObject({ runId: mlflowRun!.info.runId, source: `models:/${logged.modelId}` });
+    expect(v1.tags['tessera.run_id']).toBe(runId);
+    expect(Number(v1.tags['metric.test_accuracy'])).toBeGreaterThan(0);
+    expect((await client.getModelVersionByAlias(NAME, 'champion')).version).toBe('1');
+
+    // exp register makes version 2 (the best epoch's model: a second LoggedModel).
+    const second = await exp('register', runId, NAME, '--which', 'best');
+    expect(second.code, second.err).toBe(0);
+    expect(second.out).toMatch(new RegExp(`Registered ${NAME} version 2`));
+
+    // A sweep's run stands for its best trial (tag best_run_id): one command registers the winner.
+    const sweepDir = join(runsDir, 'smoke-sweep', '20261205-000000-5weep0');
+    mkdirSync(sweepDir, { recursive: true });
+    writeFileSync(join(sweepDir, 'meta.json'), JSON.stringify({ runId: '20261205-000000-5weep0', experiment: 'smoke-sweep', runName: 'sweep', status: 'FINISHED', startTime: new Date().toISOString() }));
+    writeFileSync(join(sweepDir, 'tags.json'), JSON.stringify({ best_trial: 't2', best_run_id: runId }));
+    const sweep = await exp('register', '20261205-000000-5weep0', `${NAME}-best`);
+    expect(sweep.code, sweep.err).toBe(0);
+    expect(sweep.err).toMatch(new RegExp(`sweep 20261205-000000-5weep0: registering its best trial, run ${runId}`));
+    expect((await client.getModelVersion(`${NAME}-best`, '1')).tags['tessera.run_id']).toBe(runId);
+
+    for (const uri of [`models:/${NAME}/1`, `models:/${NAME}@champion`, `runs:/${mlflowRun!.info.runId}/model`]) {
+      const result = await exp('predict', uri, '--input', 'images.bin', '--json', '--backend', 'cpu');
+      expect(result.code, result.err).toBe(0);
+      const got = JSON.parse(result.out) as typeof predicted;
+      got.predictions.forEach((p, i) => p.probabilities.forEach((v, c) => expect(v).toBe(predicted.predictions[i]!.probabilities[c])));
+    }
+    expect(existsSync(join(work, 'cache', 'mlflow-models', logged.modelId, 'model.json'))).toBe(true);
+  }, 180_000);
+
+  it('refuses a registered name that does not exist, a missing run and an old model directory with clear errors (exit 2)', async () => {
+    const missing = await exp('predict', `models:/${NAME}-nope/1`, '--input', 'images.bin');
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/not found in MLflow/);
+    const noRun = await exp('evaluate', '20990101-000000-ffffff');
+    expect(noRun.code).toBe(2);
+    expect(noRun.err).toMatch(/no such run id/);
+    const old = join(work, 'old-model');
+    const json = JSON.parse(readFileSync(join(runDir, 'artifacts', 'model', 'model.json'), 'utf8'));
+    json.userDefinedMetadata = { tessera: { experiment: 'x', inputShape: [8, 8, 3], data: { type: 'synthetic' } } };
+    mkdirSync(old, { recursive: true });
+    writeFileSync(join(old, 'model.json'), JSON.stringify(json));
+    writeFileSync(join(old, 'weights.bin'), readFileSync(join(runDir, 'artifacts', 'model', 'weights.bin')));
+    const refused = await exp('predict', old, '--input', 'images.bin');
+    expect(refused.code).toBe(2);
+    expect(refused.err).toMatch(/older Tessera \(metadata format 1\) and lacks rawShape, classes, config, data\.transforms, data\.state, data\.numClasses, data\.records/);
+  }, 60_000);
+});

@@ -1,0 +1,129 @@
+import { resolve } from 'node:path';
+import type { ImageDecoder, Predictor, ResolvedModel, WhichModel } from '@tessera/core';
+import { UsageError, type CommandContext, type OptionSpec } from './command.ts';
+
+/* ------------------------------------------------------------------------------------------ *
+ * What predict, serve, evaluate and export share: MODEL to a loaded Predictor (the model, its *
+ * metadata and the training preprocessing restored from the data package), and the options.   *
+ * ------------------------------------------------------------------------------------------ */
+
+export const modelOptions = {
+  which: { type: 'string', placeholder: 'best|final', default: 'final', description: 'For a run: its final model or the best epoch\'s' },
+  'runs-dir': { type: 'string', placeholder: 'DIR', description: 'Root of the local run store (default: $TESSERA_RUNS_DIR, else runs/ in the repository)' },
+  backend: { type: 'string', placeholder: 'NAME', default: 'auto', description: 'auto, tensorflow-gpu, tensorflow, wasm or cpu' },
+} as const satisfies Record<string, OptionSpec>;
+
+export const MODEL_ARGUMENT = {
+  name: 'MODEL',
+  description: 'A run id, a run directory, a directory written by exp export, runs:/ID/model, models:/NAME/VERSION or models:/NAME@ALIAS',
+};
+
+export function whichOption(value: string, command: string): WhichModel {
+  if (value !== 'best' && value !== 'final') throw new UsageError(`--which is best or final, got "${value}"`, command);
+  return value;
+}
+
+export function positiveInteger(name: string, value: string, command: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} expects a positive integer, got "${value}"`, command);
+  return Number(value);
+}
+
+/** The one image decoder (packages/data, sharp-based) and the file extensions it reads. */
+export async function imageCodec(): Promise<{ decode: ImageDecoder; extensions: readonly string[] }> {
+  const { decodeImage, IMAGE_EXTENSIONS } = await import('@tessera/data');
+  return { decode: decodeImage, extensions: IMAGE_EXTENSIONS };
+}
+
+export async function runsRoot(context: CommandContext, option: string | undefined): Promise<string> {
+  if (option) return resolve(context.cwd, option);
+  const { defaultRunsRoot } = await import('@tessera/core');
+  return defaultRunsRoot(context.cwd);
+}
+
+/** MODEL to a local directory, fetching MLflow URIs through the MLflow client configured by the environment. */
+export async function resolveModelArgument(
+  spec: string,
+  context: CommandContext,
+  options: { which: WhichModel; runsDir?: string | undefined },
+): Promise<ResolvedModel> {
+  const { resolveModel, fetchMlflowModel } = await import('@tessera/core');
+  return resolveModel(spec, {
+    cwd: context.cwd,
+    runsDir: await runsRoot(context, options.runsDir),
+    which: options.which,
+    ...(process.env.MLFLOW_TRACKING_URI ? { fetchMlflow: (uri: string) => fetchMlflowModel(uri, { log: (m) => void context.stderr.write(`${m}\n`) }) } : {}),
+  });
+}
+
+/** Loads MODEL (after picking the backend) with its training preprocessing. */
+export async function openPredictor(
+  spec: string,
+  context: CommandContext,
+  options: { which: string; runsDir?: string | undefined; backend: string },
+  command: string,
+): Promise<{ predictor: Predictor; resolved: ResolvedModel }> {
+  const which = whichOption(options.which, command);
+  const registries = await context.registries(); // registers the primitives' layer classes too
+  const { selectBackend, loadModelDir, Predictor } = await import('@tessera/core');
+  const { restoreTransforms } = await import('@tessera/data');
+  await selectBackend(options.backend as Parameters<typeof selectBackend>[0], () => {});
+  const resolved = await resolveModelArgument(spec, context, { which, runsDir: options.runsDir });
+  const { model, metadata } = await loadModelDir(resolved.dir, resolved.label);
+  const transforms = restoreTransforms(metadata.data.transforms, metadata.data.state, registries);
+  return { predictor: new Predictor(model, metadata, transforms), resolved };
+}
+
+/** The MLflow client for a run: MLFLOW_TRACKING_URI, else the server the run was recorded in. */
+async function mlflowClientFor(runDir: string): Promise<import('@tessera/mlflow').MlflowClient> {
+  const { MlflowClient } = await import('@tessera/mlflow');
+  const { readSyncStates } = await import('@tessera/core');
+  if (process.env.MLFLOW_TRACKING_URI) return MlflowClient.fromEnv();
+  const known = Object.keys(await readSyncStates(runDir));
+  if (known.length === 1) return MlflowClient.fromEnv(process.env, { trackingUri: known[0]! });
+  throw new UsageError(
+    known.length === 0
+      ? 'registering a model needs an MLflow server: set MLFLOW_TRACKING_URI (the run is then sent there first)'
+      : `the run was recorded in several MLflow servers (${known.join(', ')}): choose one with MLFLOW_TRACKING_URI`,
+    'register',
+  );
+}
+
+/**
+ * Registers RUN's model as a new version of NAME in MLflow's Model Registry. A sweep's run
+ * stands for its best trial (tag best_run_id), so the winner is registered in one command.
+ */
+export async function registerRun(
+  spec: string,
+  name: string,
+  context: CommandContext,
+  options: { which: WhichModel; alias?: string | undefined; runsDir?: string | undefined; tags?: Record<string, string> | undefined },
+): Promise<void> {
+  const { findRunDir, readRunMeta, readRunTags, registerRunModel } = await import('@tessera/core');
+  const root = await runsRoot(context, options.runsDir);
+  let runDir = await findRunDir(resolve(context.cwd, spec), root).catch(() => findRunDir(spec, root)).catch(() => {
+    throw new UsageError(`no run "${spec}" under ${root}`, 'register');
+  });
+  const tags = await readRunTags(runDir);
+  if (tags.best_run_id) {
+    context.stderr.write(`sweep ${(await readRunMeta(runDir)).runId}: registering its best trial, run ${tags.best_run_id}\n`);
+    runDir = await findRunDir(tags.best_run_id, root);
+  }
+  const client = await mlflowClientFor(runDir);
+  const log = (message: string) => void context.stderr.write(`${message}\n`);
+  const registered = await registerRunModel({
+    client,
+    runDir,
+    name,
+    which: options.which,
+    ...(options.alias ? { alias: options.alias } : {}),
+    ...(options.tags ? { tags: options.tags } : {}),
+    log,
+  });
+  const { version } = registered;
+  context.stdout.write(
+    `Registered ${name} version ${version.version} (LoggedModel ${registered.modelId}, MLflow run ${registered.mlflowRunId})` +
+      `${options.alias ? `, alias @${options.alias}` : ''}\n` +
+      `  use it: exp predict models:/${name}/${version.version} --input IMAGE   |   exp serve models:/${name}${options.alias ? `@${options.alias}` : `/${version.version}`}\n` +
+      `  in the UI: ${client.trackingUri}/#/models/${encodeURIComponent(name)}/versions/${version.version}\n`,
+  );
+}

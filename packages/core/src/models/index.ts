@@ -1,0 +1,37 @@
+// What a program uses to work with a trained model (docs/models.md): its metadata, finding and
+// loading it, predicting, evaluating, serving, and MLflow's LoggedModel and Model Registry.
+export { MODEL_FORMAT, modelMetadata, checkModelMetadata, configDigest, recordFormat, rawImageShape } from './metadata.ts';
+export type { ModelMetadata, ModelMetadataInit, ModelData, ModelWhich, RecordFormat } from './metadata.ts';
+export { resolveModel, runModelDir, RUN_MODEL_PATHS, type ResolvedModel, type ResolveModelOptions, type WhichModel } from './resolve.ts';
+export { Predictor, loadModelDir, softmaxRows, type TopK } from './predictor.ts';
+export { expandInputs, readInputs, readRecords, type ImageDecoder, type NamedImages, type ReadInputsOptions } from './inputs.ts';
+export { predictionsOf, formatPredictionTable, predictionsJson, predictionsCsv, npy, type Prediction } from './output.ts';
+export {
+  evaluatePredictor,
+  evaluationArtifacts,
+  formatEvaluation,
+  recordEvaluation,
+  rawDataset,
+  runConfigDir,
+  confusionMatrix,
+  classReport,
+  mostConfused,
+  type Evaluation,
+  type ClassReport,
+  type ConfusedPair,
+  type RecordEvaluationOptions,
+} from './evaluate.ts';
+export { DynamicBatcher, QueueFullError, type BatcherOptions } from './batcher.ts';
+export { startModelServer, type ServeOptions, type ModelServer } from './serve.ts';
+export {
+  logLoggedModel,
+  registerRunModel,
+  fetchMlflowModel,
+  mlmodelFile,
+  modelDirFiles,
+  modelCacheDir,
+  LOGGED_MODEL_TAG,
+  type LogLoggedModelOptions,
+  type RegisterOptions,
+  type Registration,
+} from './mlflow.ts';

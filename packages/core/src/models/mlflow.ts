@@ -1,0 +1,272 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { MlflowClient, type LoggedModel, type Metric, type ModelVersion } from '@tessera/mlflow';
+import { stringify } from 'yaml';
+import { ConfigError } from '../errors.ts';
+import { MODEL_FILE } from '../graph/io.ts';
+import { readMetrics, readRunMeta } from '../tracking/local-store.ts';
+import { readSyncStates, syncRun } from '../tracking/sync.ts';
+import type { ModelMetadata } from './metadata.ts';
+import { RUN_MODEL_PATHS, type WhichModel } from './resolve.ts';
+
+/* ------------------------------------------------------------------------------------------ *
+ * A Tessera model in MLflow 3: a LoggedModel (its own artifacts: model.json, weights.bin and  *
+ * an MLmodel file declaring the `tessera` flavor) linked to the run and its metrics, and      *
+ * Model Registry versions pointing at it. Also the way back: models:/ URIs to a local folder. *
+ * ------------------------------------------------------------------------------------------ */
+
+/** The MLflow run tag that names the run's final LoggedModel. */
+export const LOGGED_MODEL_TAG = 'tessera.model_id';
+export const FLAVOR = 'tessera';
+
+/** The MLmodel file: MLflow's model descriptor, with the `tessera` flavor and an input/output signature. */
+export function mlmodelFile(metadata: ModelMetadata, ids: { modelId: string; runId?: string; artifactPath?: string }, files: string[]): string {
+  const [height, width, channels] = metadata.rawShape;
+  return stringify({
+    artifact_path: ids.artifactPath ?? 'model',
+    model_id: ids.modelId,
+    ...(ids.runId ? { run_id: ids.runId } : {}),
+    utc_time_created: new Date().toISOString().replace('T', ' ').replace('Z', ''),
+    flavors: {
+      [FLAVOR]: {
+        loader: 'exp predict models:/NAME/VERSION (or tf.loadLayersModel on model_path)',
+        format: 'tfjs-layers-model',
+        model_path: MODEL_FILE,
+        files,
+        metadata_format: metadata.format,
+        raw_input_shape: metadata.rawShape,
+        input_shape: metadata.inputShape,
+        classes: metadata.classes,
+        config_digest: metadata.configDigest,
+        tessera_run_id: metadata.runId ?? null,
+        which: metadata.which,
+      },
+    },
+    signature: {
+      inputs: JSON.stringify([{ type: 'tensor', 'tensor-spec': { dtype: 'uint8', shape: [-1, height, width, channels] } }]),
+      outputs: JSON.stringify([{ type: 'tensor', 'tensor-spec': { dtype: 'float32', shape: [-1, metadata.classes.length] } }]),
+    },
+  });
+}
+
+export interface LogLoggedModelOptions {
+  client: MlflowClient;
+  experimentId: string;
+  /** The MLflow run that produced the model. */
+  runId: string;
+  name: string;
+  /** model.json, weights.bin, ... by file name. */
+  files: Map<string, Uint8Array | string>;
+  metadata: ModelMetadata;
+  /**
+   * The run's metrics to link to the model (its latest values, as MLflow's getRun returns them).
+   * They are logged again with the model's id and their own key, step, timestamp and value:
+   * MLflow keeps one row per (key, timestamp, step, value) in the run's history, so the run's
+   * curves do not change, and the model's page shows them.
+   */
+  metrics?: Metric[];
+  step?: number;
+}
+
+/** Creates the LoggedModel, uploads its files and MLmodel, links it to the run and its metrics, marks it READY. */
+export async function logLoggedModel(options: LogLoggedModelOptions): Promise<LoggedModel> {
+  const { client, metadata } = options;
+  const model = await client.createLoggedModel({
+    experimentId: options.experimentId,
+    name: options.name,
+    modelType: FLAVOR,
+    sourceRunId: options.runId,
+    params: { experiment: metadata.experiment, which: metadata.which, classes: metadata.classes.length, input_shape: JSON.stringify(metadata.rawShape) },
+    tags: {
+      'tessera.config_digest': metadata.configDigest,
+      'tessera.which': metadata.which,
+      ...(metadata.runId ? { 'tessera.run_id': metadata.runId } : {}),
+    },
+  });
+  try {
+    for (const [path, content] of options.files) await client.uploadLoggedModelArtifact(model.modelId, path, content);
+    await client.uploadLoggedModelArtifact(model.modelId, 'MLmodel', mlmodelFile(metadata, { modelId: model.modelId, runId: options.runId }, [...options.files.keys()]));
+  } catch (error) {
+    await client.finalizeLoggedModel(model.modelId, 'LOGGED_MODEL_UPLOAD_FAILED').catch(() => undefined);
+    throw error;
+  }
+  const step = options.step ?? 0;
+  const metrics = (options.metrics ?? []).filter((m) => !m.key.startsWith('system/'));
+  if (metrics.length > 0) {
+    await client.logBatch(options.runId, { metrics: metrics.map((m) => ({ key: m.key, value: m.value, step: m.step, timestamp: m.timestamp, modelId: model.modelId })) });
+  }
+  await client.logOutputs(options.runId, [{ modelId: model.modelId, step }]);
+  return client.finalizeLoggedModel(model.modelId);
+}
+
+/** Reads a local model directory's files (model.json and the weights its manifest names). */
+export async function modelDirFiles(dir: string): Promise<{ files: Map<string, Uint8Array>; metadata: ModelMetadata }> {
+  const json = await readFile(join(dir, MODEL_FILE));
+  const parsed = JSON.parse(json.toString('utf8')) as { weightsManifest?: { paths: string[] }[]; userDefinedMetadata?: { tessera?: ModelMetadata } };
+  const files = new Map<string, Uint8Array>([[MODEL_FILE, json]]);
+  for (const path of (parsed.weightsManifest ?? []).flatMap((g) => g.paths)) files.set(path, await readFile(join(dir, path)));
+  const metadata = parsed.userDefinedMetadata?.tessera;
+  if (!metadata?.classes) throw new ConfigError({ message: `${dir}: the model has no Tessera metadata; it was saved by an older Tessera (train it again, or export it with exp export)` });
+  return { files, metadata };
+}
+
+/** The last epoch's metrics (and the test metrics) of a local run, for the model and its version. */
+export async function finalMetrics(runDir: string): Promise<{ metrics: Record<string, number>; step: number }> {
+  const history = await readMetrics(runDir);
+  const metrics: Record<string, number> = {};
+  for (const record of history) {
+    for (const [key, value] of Object.entries(record)) {
+      if (typeof value === 'number' && key !== 'step' && !key.startsWith('system/')) metrics[key] = value;
+    }
+  }
+  return { metrics, step: history.at(-1)?.step ?? 0 };
+}
+
+export interface RegisterOptions {
+  client: MlflowClient;
+  /** The local run directory. */
+  runDir: string;
+  /** Registered model name. */
+  name: string;
+  which?: WhichModel;
+  alias?: string;
+  /** Extra tags on the version. */
+  tags?: Record<string, string>;
+  log?: (message: string) => void;
+}
+
+export interface Registration {
+  version: ModelVersion;
+  modelId: string;
+  mlflowRunId: string;
+}
+
+/**
+ * Registers a local run's model as a new version of `name`: syncs the run to MLflow first when
+ * it is not complete there, uses the run's LoggedModel (or logs one from the local files: a run
+ * trained offline, or --which best), and tags the version with the run's metrics and ids.
+ */
+export async function registerRunModel(options: RegisterOptions): Promise<Registration> {
+  const { client, runDir } = options;
+  const which = options.which ?? 'final';
+  const log = options.log ?? (() => {});
+  const meta = await readRunMeta(runDir);
+  let state = (await readSyncStates(runDir))[client.trackingUri];
+  if (!state?.runId || state.pending) {
+    log(`sending run ${meta.runId} to MLflow (${client.trackingUri}) first`);
+    await syncRun(runDir, { client });
+    state = (await readSyncStates(runDir))[client.trackingUri];
+  }
+  const mlflowRunId = state!.runId!;
+  const run = await client.getRun(mlflowRunId);
+  const dir = join(runDir, 'artifacts', RUN_MODEL_PATHS[which]);
+  if (!existsSync(join(dir, MODEL_FILE))) throw new ConfigError({ message: `run ${meta.runId} (status ${meta.status}) has no ${which} model to register (${dir} is missing)` });
+  const { metrics, step } = await finalMetrics(runDir);
+  let modelId = which === 'final' ? run.data.tags[LOGGED_MODEL_TAG] : undefined;
+  if (!modelId) {
+    const { files, metadata } = await modelDirFiles(dir);
+    const logged = await logLoggedModel({ client, experimentId: run.info.experimentId, runId: mlflowRunId, name: which === 'final' ? 'model' : 'best_model', files, metadata, metrics: run.data.metrics, step });
+    modelId = logged.modelId;
+    if (which === 'final') await client.setTag(mlflowRunId, LOGGED_MODEL_TAG, modelId);
+    log(`logged model ${modelId} for run ${meta.runId}`);
+  }
+  await client.getOrCreateRegisteredModel(options.name);
+  const metricTags = Object.fromEntries(Object.entries(metrics).map(([key, value]) => [`metric.${key}`, String(value)]));
+  const version = await client.createModelVersion({
+    name: options.name,
+    source: `models:/${modelId}`,
+    runId: mlflowRunId,
+    modelId,
+    tags: {
+      'tessera.run_id': meta.runId,
+      'tessera.experiment': meta.experiment,
+      'tessera.which': which,
+      ...Object.fromEntries(Object.entries(run.data.tags).filter(([key]) => key.startsWith('tessera.') && key !== 'tessera.packages')),
+      ...metricTags,
+      ...options.tags,
+    },
+  });
+  if (options.alias) await client.setRegisteredModelAlias(options.name, options.alias, version.version);
+  return { version, modelId, mlflowRunId };
+}
+
+/** Where MLflow models are cached locally (a LoggedModel's files never change once READY). */
+export function modelCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  // The same root as the dataset cache (packages/data): TESSERA_CACHE, else ~/.cache/tessera.
+  return join(env.TESSERA_CACHE || join(homedir(), '.cache', 'tessera'), 'mlflow-models');
+}
+
+/** A model version from `models:/NAME/VERSION` or `models:/NAME@ALIAS`; undefined for `models:/<model id>`. */
+async function versionOf(client: MlflowClient, uri: string): Promise<ModelVersion | undefined> {
+  const alias = /^models:\/([^/@]+)@([^/]+)$/.exec(uri);
+  if (alias) return client.getModelVersionByAlias(alias[1]!, alias[2]!);
+  const numbered = /^models:\/([^/@]+)\/(\d+|latest)$/.exec(uri);
+  if (!numbered) return undefined;
+  return client.getModelVersion(numbered[1]!, numbered[2]!);
+}
+
+/**
+ * Fetches `models:/NAME/VERSION`, `models:/NAME@ALIAS`, `models:/<model id>` or
+ * `runs:/<mlflow run id>/PATH` into the local cache and returns the directory.
+ */
+export async function fetchMlflowModel(uri: string, options: { client?: MlflowClient; cacheDir?: string; log?: (m: string) => void } = {}): Promise<string> {
+  const client = options.client ?? MlflowClient.fromEnv();
+  const cache = options.cacheDir ?? modelCacheDir();
+  let download: { key: string; list: () => Promise<string[]>; get: (path: string, to: string) => Promise<void> };
+  try {
+    if (uri.startsWith('runs:/')) {
+      const [, runId, path = 'model'] = /^runs:\/([^/]+)\/?(.*)$/.exec(uri) ?? [];
+      if (!runId) throw new ConfigError({ message: `${uri}: expected runs:/RUN_ID/PATH` });
+      const prefix = path.replace(/\/+$/, '');
+      download = {
+        key: `run-${runId}-${prefix.replaceAll('/', '_')}`,
+        list: async () => (await client.listArtifacts(runId, prefix)).filter((f) => !f.isDir).map((f) => f.path.slice(prefix.length + 1)),
+        get: (file, to) => client.downloadFile(runId, `${prefix}/${file}`, to),
+      };
+    } else {
+      const version = await versionOf(client, uri);
+      // A version made from a LoggedModel has source models:/<model id> (model_id is not always echoed).
+      let modelId = version?.modelId ?? /^models:\/(m-[\w-]+)$/.exec(version?.source ?? '')?.[1];
+      if (!version) {
+        const id = /^models:\/(m-[\w-]+)$/.exec(uri)?.[1];
+        if (!id) throw new ConfigError({ message: `${uri}: expected models:/NAME/VERSION, models:/NAME@ALIAS or models:/<model id>` });
+        modelId = id;
+      }
+      if (!modelId) {
+        // A version registered from a run's artifact path (MLflow 2 style): fetch that.
+        if (version?.source.startsWith('runs:/')) return fetchMlflowModel(version.source, options);
+        throw new ConfigError({ message: `${uri}: version ${version?.version} has neither a LoggedModel nor a runs:/ source (${version?.source})` });
+      }
+      const id = modelId;
+      download = {
+        key: id,
+        list: async () => (await client.listLoggedModelArtifacts(id)).filter((f) => !f.isDir).map((f) => f.path),
+        get: (file, to) => client.downloadLoggedModelFile(id, file, to),
+      };
+    }
+  } catch (error) {
+    if ((error as Error).name === 'MlflowError' && /RESOURCE_DOES_NOT_EXIST|not found/i.test(String((error as { errorCode?: string }).errorCode ?? (error as Error).message))) {
+      throw new ConfigError({ message: `${uri}: not found in MLflow (${client.trackingUri}): ${(error as Error).message}` });
+    }
+    throw error;
+  }
+  const dir = join(cache, download.key);
+  if (existsSync(join(dir, MODEL_FILE))) return dir;
+  options.log?.(`downloading ${uri} from ${client.trackingUri}`);
+  const temp = `${dir}.${randomBytes(4).toString('hex')}.partial`;
+  await mkdir(temp, { recursive: true });
+  try {
+    const files = await download.list();
+    if (!files.includes(MODEL_FILE)) throw new ConfigError({ message: `${uri}: the MLflow artifacts have no ${MODEL_FILE} (found: ${files.join(', ') || 'nothing'})` });
+    for (const file of files) await download.get(file, join(temp, file));
+    await rm(dir, { recursive: true, force: true });
+    await rename(temp, dir);
+  } catch (error) {
+    await rm(temp, { recursive: true, force: true });
+    throw error;
+  }
+  return dir;
+}

@@ -1,0 +1,90 @@
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { ConfigError, type DatasetContext, type EntryConfig, type JsonSchema, type Registries } from '@tessera/core/registry';
+import type { ConfiguredTransform } from '../pipeline.ts';
+import { Rng, deriveSeed } from '../random.ts';
+import { range, type ImageSet, type SplitView } from '../store.ts';
+
+/** Parameters every dataset shares: how to split and what to apply. */
+export interface CommonParams {
+  transforms?: EntryConfig[];
+  validation_split?: number;
+  validation_shuffle?: boolean;
+  workers?: number;
+}
+
+export const commonSchema: Record<string, JsonSchema> = {
+  transforms: {
+    type: 'array',
+    items: { $ref: '#/$defs/transform' },
+    default: [],
+    description: 'preprocessing and augmentation steps, applied in order (random ones in training only)',
+  },
+  validation_split: {
+    type: 'number',
+    minimum: 0,
+    exclusiveMaximum: 1,
+    default: 0,
+    description: 'fraction of the training examples held out for validation: the LAST ones, before any shuffle (Keras)',
+  },
+  validation_shuffle: {
+    type: 'boolean',
+    default: false,
+    description: 'hold out a random (seeded by the run seed) subset instead of the last examples',
+  },
+  workers: {
+    type: 'integer',
+    minimum: 0,
+    description:
+      'worker threads that gather and augment batches off the training thread, prefetching ahead of it (0: on the training thread); ' +
+      'default: the cores left after training, at most 4 (env TESSERA_DATA_WORKERS). Same batches for any count >= 1',
+  },
+};
+
+export function paramError(
+  ctx: Pick<DatasetContext, 'locate'>,
+  key: (string | number)[],
+  init: { expected?: string; found?: string; message?: string; hint?: string },
+  cause?: unknown,
+): ConfigError {
+  const path = ['data', ...key];
+  return new ConfigError({ ...init, path, location: ctx.locate?.(path) }, cause === undefined ? undefined : { cause });
+}
+
+export function buildTransforms(params: CommonParams, ctx: DatasetContext): ConfiguredTransform[] {
+  return (params.transforms ?? []).map(({ type, ...rest }, i) => {
+    let entry;
+    try {
+      entry = ctx.registries.transforms.get(type);
+    } catch (cause) {
+      // The registry's message already lists the valid types with a did-you-mean.
+      throw paramError(ctx, ['transforms', i, 'type'], { message: (cause as Error).message }, cause);
+    }
+    return { type, params: rest, transform: entry.create(rest) };
+  });
+}
+
+/** One example's shape as the model sees it: the source's shape through each transform's outputShape. */
+export function transformedShape(raw: readonly number[], params: CommonParams, registries: Registries): number[] {
+  return (params.transforms ?? []).reduce((shape, { type, ...rest }) => registries.transforms.get(type).create(rest).outputShape(shape), [...raw]);
+}
+
+/** Splits `train` into train/validation views: the last fraction (Keras) or a seeded random one. */
+export function splitTraining(train: ImageSet, params: CommonParams, seed: number): { train: SplitView; validation: SplitView } {
+  const fraction = params.validation_split ?? 0;
+  // Keras: split_at = int(n * (1 - validation_split)).
+  const splitAt = Math.floor(train.count * (1 - fraction));
+  let indices = range(0, train.count);
+  if (params.validation_shuffle && fraction > 0) indices = new Rng(deriveSeed(seed, 0x5ab1e)).shuffle(indices);
+  return {
+    train: { set: train, indices: indices.slice(0, splitAt) },
+    validation: { set: train, indices: indices.slice(splitAt) },
+  };
+}
+
+/** A path written in the config, absolute; a relative one is relative to the file that wrote it (a base file for `extends`). */
+export function configRelativePath(path: (string | number)[], p: string, ctx: Pick<DatasetContext, 'configDir' | 'locate'>): string {
+  if (isAbsolute(p)) return p;
+  const written = ctx.locate?.(path)?.file;
+  return resolve(written && !written.startsWith('--set ') ? dirname(resolve(written)) : ctx.configDir, p);
+}
+
