@@ -95,9 +95,6 @@ export default defineCommand({
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
     }
-    // The worker has returned (within its shutdown deadline, whatever Redis does): a connection
-    // left retrying a dead server must not keep the process alive after it.
-    setTimeout(() => process.exit(process.exitCode ?? 0), 2_000).unref();
     return 0;
   },
 });

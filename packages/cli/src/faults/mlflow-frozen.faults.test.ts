@@ -17,7 +17,7 @@ import { filesUnder, SMOKE, spawnExp, waitForOutput } from './helpers.ts';
 const mlflow = locateMlflowForTests();
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 // Several seconds of training after the freeze: long enough for a 10% comparison, short enough for CI.
-const TRAIN = ['--set', 'train.epochs=8', '--set', 'train.batch_size=8'];
+const TRAIN = ['--set', 'train.epochs=24', '--set', 'train.batch_size=8'];
 
 /** Seconds from the run's first line (after MLflow's run exists) to the process's exit. */
 async function timedRun(args: string[], env: Record<string, string>, onStarted?: () => void) {

@@ -40,7 +40,7 @@ describe('fault: torn and failed writes', () => {
     appendFileSync(join(runDir, 'metrics.jsonl'), '{"step":3,"time":"2026-12-05T00:00:00.000Z","loss":0.12');
     const runs = await runCli(['runs', '--runs-dir', runsDir]);
     expect(runs.code).toBe(0);
-    expect(runs.stdout).toMatch(new RegExp(`${runId}\\s+smoke\\s+FINISHED\\s+2\\s`));
+    expect(runs.stdout).toMatch(new RegExp(`${runId}\\s+\\S+\\s+smoke\\s+FINISHED\\s+2\\s`));
     expect(runs.stderr.match(/ignored a torn line/g)).toHaveLength(1);
     expect(runs.stderr).toContain('metrics.jsonl:4'); // lines 1-3: two epochs and the test metrics
     const resume = await runCli(['run', '--resume', runId, '--runs-dir', runsDir]);
