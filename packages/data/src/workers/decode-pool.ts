@@ -69,14 +69,6 @@ function onCrash(slot: Slot, error: Error): void {
   dispatch();
 }
 
-/**
- * Starts decode workers ahead of their first range (a worker takes ~0.3 s to start from source,
- * ~0.05 s built), so their start-up overlaps what the caller does meanwhile.
- */
-export function startDecodeWorkers(count: number): void {
-  ensure(count);
-}
-
 function ensure(count: number): void {
   while (slots.length < count) {
     const slot: Slot = { worker: spawnWorker('decode-worker'), busy: [] };

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { ImageDecodeError } from '../../image/decode.ts';
 import type { ImageSet } from '../../store.ts';
-import { decodeOnWorkers, startDecodeWorkers } from '../../workers/decode-pool.ts';
+import { decodeOnWorkers } from '../../workers/decode-pool.ts';
 import { decodeRange, type DecodeRange, type DecodeSettings, type RangeFailure } from './decode-range.ts';
 import type { FileList } from './scan.ts';
 import type { ShardIndex } from './stream.ts';
@@ -221,11 +221,6 @@ async function readEntry(dir: string, settings: DecodeSettings, inMemory: boolea
  * with one warning each (`onBadImage: 'skip'`) or thrown as ImageDecodeError ('error').
  */
 export async function decodeFileList(list: FileList, settings: DecodeSettings, options: DecodeListOptions): Promise<DecodedImages> {
-  const total = list.files.length;
-  const threads = Math.max(1, options.threads ?? (total >= MIN_IMAGES_FOR_WORKERS ? availableParallelism() : 1));
-  // The workers start while the digest stats every file (~0.2 s per 50,000): a first pass gains
-  // that much; a cache hit leaves them idle (unref'd, reused by the next split's first pass).
-  if (threads > 1) startDecodeWorkers(threads - 1);
   const digest = listDigest(list, settings);
   const root = options.cacheDir ? join(options.cacheDir, 'images') : undefined;
   const entryDir = root ? join(root, digest) : undefined;
@@ -248,8 +243,10 @@ export async function decodeFileList(list: FileList, settings: DecodeSettings, o
 
   const { height, width, channels } = settings;
   const imageBytes = height * width * channels;
+  const total = list.files.length;
   const perShard = Math.max(1, Math.floor((options.shardBytes ?? SHARD_BYTES) / imageBytes));
   const concurrency = Math.max(1, options.concurrency ?? 4);
+  const threads = Math.max(1, options.threads ?? (total >= MIN_IMAGES_FOR_WORKERS ? availableParallelism() : 1));
   // Parallelism comes from decoding many images at once; one libvips thread per image avoids
   // oversubscribing the cores with per-image threads that small images cannot use.
   const previousConcurrency = sharp.concurrency();
