@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoggedModel, Metric, MlflowClient } from '@tessera/mlflow';
 import { stringify } from 'yaml';
@@ -133,12 +132,16 @@ async function readModelMetadata(dir: string): Promise<ModelMetadata | undefined
  * final one's LoggedModel (`best` then names `final`).
  */
 export async function runModelsToLog(runDir: string): Promise<{ log: WhichModel[]; bestIsFinal: boolean }> {
-  const dirOf = (which: WhichModel) => join(runDir, 'artifacts', RUN_MODEL_PATHS[which]);
-  const final = existsSync(join(dirOf('final'), MODEL_FILE));
-  const best = await readModelMetadata(dirOf('best'));
+  // A model saved by an older Tessera (no metadata) cannot be described by an MLmodel file: it is
+  // left out here (exp sync still sends its files as run artifacts), and exp register names what it lacks.
+  const usable = async (which: WhichModel) => {
+    const metadata = await readModelMetadata(join(runDir, 'artifacts', RUN_MODEL_PATHS[which]));
+    return metadata?.classes ? metadata : undefined;
+  };
+  const final = await usable('final');
+  const best = await usable('best');
   if (!final) return { log: best ? ['best'] : [], bestIsFinal: false };
-  const finalEpoch = (await readModelMetadata(dirOf('final')))?.epoch;
-  const bestIsFinal = !best || best.epoch === finalEpoch;
+  const bestIsFinal = !best || best.epoch === final.epoch;
   return { log: bestIsFinal ? ['final'] : ['final', 'best'], bestIsFinal };
 }
 

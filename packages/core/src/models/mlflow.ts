@@ -8,7 +8,7 @@ import { ConfigError } from '../errors.ts';
 import { MODEL_FILE } from '../graph/io.ts';
 import { readMetrics, readRunMeta } from '../tracking/local-store.ts';
 import { readSyncStates, syncRun } from '../tracking/sync.ts';
-import { ensureRunLoggedModels } from './logged-model.ts';
+import { ensureRunLoggedModels, modelDirFiles } from './logged-model.ts';
 import { RUN_MODEL_PATHS, type WhichModel } from './resolve.ts';
 
 export {
@@ -87,6 +87,7 @@ export async function registerRunModel(options: RegisterOptions): Promise<Regist
   const { metrics } = await finalMetrics(runDir);
   const { ids } = await ensureRunLoggedModels(runDir, { client, runId: mlflowRunId, experimentId: run.info.experimentId, log });
   const modelId = ids[which];
+  if (!modelId) await modelDirFiles(dir); // names what an older Tessera's model lacks
   if (!modelId) throw new ConfigError({ message: `run ${meta.runId}: its ${which} model has no LoggedModel in MLflow (${client.trackingUri})` });
   await client.getOrCreateRegisteredModel(options.name);
   const metricTags = Object.fromEntries(Object.entries(metrics).map(([key, value]) => [`metric.${key}`, String(value)]));
