@@ -179,3 +179,86 @@ def build(name):
         raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
     make_block, positional_encoding = MODELS[name]
     return build_classifier([make_block() for _ in range(NUM_BLOCKS)], positional_encoding)
+
+
+# ------------------------------------------------------------------------------------------------
+# Beyond the MLP example: two more Keras examples, layer for layer, minus their augmentation.
+# ------------------------------------------------------------------------------------------------
+
+
+def build_convmixer(image_size=32, filters=256, depth=8, kernel_size=5, patch_size=2, num_classes=10):
+    """ConvMixer-256/8 of "Image classification with ConvMixer" (keras.io/examples/vision/convmixer)."""
+
+    def activation_block(x):
+        x = layers.Activation("gelu")(x)
+        return layers.BatchNormalization()(x)
+
+    def conv_mixer_block(x):
+        x0 = x
+        x = layers.DepthwiseConv2D(kernel_size=kernel_size, padding="same")(x)
+        x = layers.Add()([activation_block(x), x0])
+        x = layers.Conv2D(filters, kernel_size=1)(x)
+        return activation_block(x)
+
+    inputs = keras.Input((image_size, image_size, 3))
+    x = layers.Rescaling(scale=1.0 / 255)(inputs)
+    x = layers.Conv2D(filters, kernel_size=patch_size, strides=patch_size)(x)
+    x = activation_block(x)
+    for _ in range(depth):
+        x = conv_mixer_block(x)
+    x = layers.GlobalAvgPool2D()(x)
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+class PatchEncoder(layers.Layer):
+    """The ViT example's PatchEncoder: Dense(projection_dim) of each patch + Embedding of its position."""
+
+    def __init__(self, num_patches, projection_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.num_patches = num_patches
+        self.projection = layers.Dense(units=projection_dim)
+        self.position_embedding = layers.Embedding(input_dim=num_patches, output_dim=projection_dim)
+
+    def call(self, patch):
+        positions = keras.ops.expand_dims(keras.ops.arange(start=0, stop=self.num_patches, step=1), axis=0)
+        return self.projection(patch) + self.position_embedding(positions)
+
+
+def build_vit(projection_dim=256, head_units=(2048, 1024), image_size=72, patch_size=6, num_heads=4, key_dim=64,
+              transformer_layers=8, num_classes=100):
+    """"Image classification with Vision Transformer" (keras.io/examples/vision/
+    image_classification_with_vision_transformer): experiments/vit.yaml with the defaults,
+    experiments/vit-small.yaml with projection_dim=64, head_units=(512,)."""
+
+    def mlp(x, hidden_units, dropout_rate):
+        for units in hidden_units:
+            x = layers.Dense(units, activation=keras.activations.gelu)(x)
+            x = layers.Dropout(dropout_rate)(x)
+        return x
+
+    num_patches = (image_size // patch_size) ** 2
+    inputs = keras.Input((image_size, image_size, 3))
+    patches = Patches(patch_size)(inputs)
+    encoded = PatchEncoder(num_patches, projection_dim)(patches)
+    for _ in range(transformer_layers):
+        x1 = layers.LayerNormalization(epsilon=1e-6)(encoded)
+        attention = layers.MultiHeadAttention(num_heads=num_heads, key_dim=key_dim, dropout=0.1)(x1, x1)
+        x2 = layers.Add()([attention, encoded])
+        x3 = layers.LayerNormalization(epsilon=1e-6)(x2)
+        x3 = mlp(x3, hidden_units=[projection_dim * 2, projection_dim], dropout_rate=0.1)
+        encoded = layers.Add()([x3, x2])
+    representation = layers.LayerNormalization(epsilon=1e-6)(encoded)
+    representation = layers.Flatten()(representation)
+    representation = layers.Dropout(0.5)(representation)
+    features = mlp(representation, hidden_units=head_units, dropout_rate=0.5)
+    logits = layers.Dense(num_classes)(features)
+    return keras.Model(inputs=inputs, outputs=logits)
+
+
+# name -> (builder, input image size, classes, whether the outputs are logits, AdamW learning rate, batch)
+MORE_MODELS = {
+    "convmixer": (build_convmixer, 32, 10, False, 0.001, 128),
+    "vit-small": (lambda: build_vit(projection_dim=64, head_units=(512,)), 72, 100, True, 0.001, 256),
+    "vit": (build_vit, 72, 100, True, 0.001, 256),
+}

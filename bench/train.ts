@@ -1,13 +1,16 @@
-// Training throughput of the three reference models, Tessera vs the Keras 3 reference.
+// Training throughput, Tessera vs the Keras 3 reference: the three reference models by default,
+// ConvMixer and ViT-small (experiments/convmixer.yaml, vit-small.yaml) on request.
 //
 //   pnpm bench train                      every available backend except plain-JS cpu, + Keras
+//   pnpm bench train -- --models convmixer,vit-small
 //   pnpm bench train -- --backends wasm --models mixer --steps 5 --warmup 2 --no-keras
 //
 // For each (model, backend) a child process builds the model from experiments/<model>.yaml,
 // then times full training steps (forward, cross-entropy, gradients, AdamW update: the engine's
 // step without its metrics) on random data at batch 128, and reports the median step after a
-// warm-up, images/s and peak memory. bench/keras_reference.py measures the same for Keras 3 and
-// the machine's sgemm rate (numpy) in the same run. Everything lands in bench/results.md.
+// warm-up, images/s and peak memory. bench/keras_reference.py measures the same for Keras 3
+// (the faster of its default step and jit_compile=True, XLA) and the machine's sgemm rate
+// (numpy) in the same run. Everything lands in bench/results.md.
 // See docs/performance.md for what the numbers mean.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -21,14 +24,19 @@ import { ensureBenchVenv } from './lib/venv.ts';
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = dirname(benchDir);
 
-const MODELS = ['mixer', 'fnet', 'gmlp'] as const;
+const MODELS = ['mixer', 'fnet', 'gmlp', 'convmixer', 'vit-small'] as const;
 type ModelKey = (typeof MODELS)[number];
+/** What `pnpm bench train` measures when --models is not given. */
+const DEFAULT_MODELS: ModelKey[] = ['mixer', 'fnet', 'gmlp'];
 /**
- * Forward multiply-accumulates per 64x64 image (REFERENCE.md "Compute per image"); a training
- * step costs about 3x the forward pass, 2 FLOP per MAC: 6 FLOP per MAC. FNet counts its 2D DFT
- * as cos/sin matrix products (as Tessera computes it); Keras' FFT does less work than that.
+ * Forward multiply-accumulates per image (REFERENCE.md "Compute per image" for the 64x64
+ * reference models); a training step costs about 3x the forward pass, 2 FLOP per MAC: 6 FLOP
+ * per MAC. FNet counts its 2D DFT as cos/sin matrix products (as Tessera computes it); Keras'
+ * FFT does less work than that. ConvMixer-256/8 on 32x32: stem 0.8 M + 8 x (depthwise 5x5
+ * 1.6 M + pointwise 16.8 M). ViT-small on 72x72 (144 tokens of 64): 8 x (projections 9.4 M +
+ * attention 10.6 M + MLP 2.4 M) + patch projection 1.0 M + head 4.8 M.
  */
-const FORWARD_MACS: Record<ModelKey, number> = { mixer: 20e6, fnet: 79e6, gmlp: 58e6 };
+const FORWARD_MACS: Record<ModelKey, number> = { mixer: 20e6, fnet: 79e6, gmlp: 58e6, convmixer: 148e6, 'vit-small': 185e6 };
 const trainFlopPerImage = (model: ModelKey) => 6 * FORWARD_MACS[model];
 
 interface Measurement {
@@ -120,6 +128,8 @@ async function measureOne(model: ModelKey, backend: string, batch: number, warmu
   const network = built.model;
   const inputShape = built.data.inputShape;
   const numClasses = built.data.numClasses;
+  // ConvMixer ends in a softmax: its loss takes probabilities, as in its experiment.
+  const fromLogits = (experiment.config.train as { loss?: { from_logits?: boolean } }).loss?.from_logits ?? true;
   const params = network.trainableWeights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b ?? 1), 1), 0);
   const trainable = network.trainableWeights.map((w) => ({ name: w.originalName, variable: w.read() as import('@tensorflow/tfjs').Variable }));
   const variables = trainable.map((t) => t.variable);
@@ -129,7 +139,7 @@ async function measureOne(model: ModelKey, backend: string, batch: number, warmu
   const y = tf.randomUniform([batch], 0, numClasses, 'int32');
   const trainStep = async () => {
     const { value, grads } = tf.tidy(() =>
-      tf.variableGrads(() => engine.crossEntropy(network.apply(x, { training: true }) as import('@tensorflow/tfjs').Tensor, y, { from_logits: true }), variables),
+      tf.variableGrads(() => engine.crossEntropy(network.apply(x, { training: true }) as import('@tensorflow/tfjs').Tensor, y, { from_logits: fromLogits }), variables),
     );
     optimizer.applyGradients(trainable, variables.map((v) => grads[v.name]!), 0.001);
     const loss = (await value.data())[0]!;
@@ -263,9 +273,10 @@ function formatResults(
       `${sgemm ? `, sgemm (numpy float32 matmul, best of the run) ${fmt(sgemm, 1)} GFLOP/s` : ''}.`,
     `Reproduce: \`${command}\` (see docs/performance.md).`,
     '',
-    'One training step = forward, sparse cross-entropy on logits, gradients and the AdamW update, on random',
-    `64x64x3 inputs at batch ${tessera[0]?.batch ?? keras[0]?.batch ?? 128} (the data pipeline and augmentation are not timed, in either framework).`,
-    'Step time is the median over the measured steps after warm-up. "vs Keras" is images/s over Keras\'s images/s for the same model.',
+    'One training step = forward, sparse cross-entropy (on logits; on ConvMixer\'s softmax probabilities), gradients and the AdamW update, on random',
+    `inputs of each model's size (64x64x3; ConvMixer 32x32x3, ViT-small 72x72x3) at batch ${tessera[0]?.batch ?? keras[0]?.batch ?? 128} (the data pipeline and augmentation are not timed, in either framework).`,
+    'Step time is the median over the measured steps after warm-up. The Keras row is the faster of Keras\' default step and',
+    '`jit_compile=True` (XLA), measured in the same run ("(XLA)" in its backend column when XLA won). "vs Keras" is images/s over that row\'s images/s.',
     'GFLOP/s counts 6 FLOP per forward multiply-accumulate (REFERENCE.md: Mixer 20 M, FNet 79 M with the DFT as matrix products,',
     'gMLP 58 M per image); "of sgemm" divides it by the sgemm rate measured in the same run. On the native backend both',
     'frameworks compute FNet\'s DFT with an FFT (fewer FLOPs), so its GFLOP/s there is an effective rate. Peak memory is the process\'s',
@@ -287,7 +298,7 @@ async function main(): Promise<void> {
       probe: { type: 'boolean' },
       model: { type: 'string' },
       backend: { type: 'string' },
-      models: { type: 'string', default: MODELS.join(',') },
+      models: { type: 'string', default: DEFAULT_MODELS.join(',') },
       backends: { type: 'string', default: 'default' },
       batch: { type: 'string', default: '128' },
       warmup: { type: 'string', default: '2' },
@@ -350,7 +361,10 @@ async function main(): Promise<void> {
     keras = k.results;
     sgemm = k.sgemm;
     if (k.versions) notes.push(`Keras reference: ${k.versions}`);
-    for (const m of keras) console.log(`  keras ${m.model}: ${m.imagesPerSecond.toFixed(1)} images/s (median step ${m.medianStepMs.toFixed(0)} ms)`);
+    for (const m of keras) {
+      console.log(`  keras ${m.model}: ${m.imagesPerSecond.toFixed(1)} images/s (median step ${m.medianStepMs.toFixed(0)} ms; ${m.note})`);
+      if (m.note) notes.push(`Keras ${m.model}: ${m.note} (default vs jit_compile=True; the faster is the Keras row)`);
+    }
     if (sgemm) console.log(`  sgemm: ${sgemm.toFixed(1)} GFLOP/s`);
   }
   notes.push(

@@ -41,8 +41,12 @@ export interface CommandContext {
   stderr: Output;
   cwd: string;
   debug: boolean;
-  /** The built-in registries (or the test's), built on first use. */
-  registries(): Promise<Registries>;
+  /**
+   * The built-in registries (or the test's), built on first use, with the plugins of the
+   * project (tessera.config.yaml at or above `file`'s folder, else the working directory) and,
+   * given an experiment `file`, the plugins it lists. A bad plugin is a located ConfigError.
+   */
+  registries(file?: string, overrides?: readonly string[]): Promise<Registries>;
 }
 
 export interface Command<O extends Record<string, OptionSpec> = Record<string, OptionSpec>> {
@@ -76,6 +80,24 @@ export class UsageError extends Error {
 }
 
 /** The `--set` option, shared by every command that loads an experiment. */
+/** `--plugin PATH` (repeatable): modules to load, relative to the working directory, besides tessera.config.yaml's. */
+export const pluginOption = {
+  type: 'string',
+  multiple: true,
+  placeholder: 'PATH',
+  description: 'Also load this plugin module (repeatable; relative to the working directory), besides tessera.config.yaml\'s',
+} as const satisfies OptionSpec;
+
+/** The registries with the project's plugins and those given with --plugin. */
+export async function registriesWithPlugins(context: CommandContext, plugins: readonly string[] | undefined): Promise<Registries> {
+  const registries = await context.registries();
+  if (plugins?.length) {
+    const { loadPlugins } = await import('@tessera/core');
+    await loadPlugins(registries, plugins.map((path, i) => ({ path, baseDir: context.cwd, yamlPath: ['--plugin', i] })));
+  }
+  return registries;
+}
+
 export const setOption = {
   type: 'string',
   multiple: true,

@@ -35,7 +35,13 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     stderr,
     cwd: options.cwd ?? process.cwd(),
     debug,
-    registries: () => (registries ??= Promise.resolve(options.registries ? options.registries() : import('@tessera/builtins').then((m) => m.builtinRegistries()))),
+    registries: async (file, overrides) => {
+      const built = await (registries ??= Promise.resolve(options.registries ? options.registries() : import('@tessera/builtins').then((m) => m.builtinRegistries())));
+      const { loadExperimentPlugins, loadPlugins, projectPluginRefs } = await import('@tessera/core');
+      if (file !== undefined) await loadExperimentPlugins(built, file, overrides);
+      else await loadPlugins(built, projectPluginRefs(context.cwd));
+      return built;
+    },
   };
   try {
     if (name === undefined || name.startsWith('-')) {

@@ -18,4 +18,5 @@ export * from './graph/index.ts';
 export * from './experiment/index.ts';
 export * from './engine/index.ts';
 export * from './tracking/index.ts';
+export * from './plugins/plugins.ts';
 export * from './models/index.ts';

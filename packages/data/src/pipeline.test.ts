@@ -63,7 +63,7 @@ const dispose = (b: Batch) => tf.dispose([b.x, b.y, ...(b.yOneHot ? [b.yOneHot] 
 describe('registerData', () => {
   it('registers the datasets and transforms with their params schemas', () => {
     expect(registries.datasets.types()).toEqual(['cifar10', 'cifar100', 'fashion_mnist', 'image_folder', 'manifest', 'mnist', 'synthetic']);
-    expect(registries.transforms.types()).toEqual(['auto_augment', 'cutmix', 'mixup', 'normalize', 'rand_augment', 'random_crop', 'random_flip', 'random_zoom', 'resize']);
+    expect(registries.transforms.types()).toEqual(['auto_augment', 'cutmix', 'mixup', 'normalize', 'rand_augment', 'random_crop', 'random_flip', 'random_rotation', 'random_zoom', 'resize']);
     const props = registries.datasets.get('cifar100').params.properties as Record<string, any>;
     expect(props.transforms.items).toEqual({ $ref: '#/$defs/transform' });
     expect(Object.keys(props)).toEqual(expect.arrayContaining(['dir', 'label_mode', 'validation_split', 'validation_file', 'download']));
@@ -233,6 +233,19 @@ describe('synthetic dataset', () => {
 });
 
 describe('validation options', () => {
+  it('holds out the FIRST examples with validation_from: start (the ConvMixer example\'s x_train[:n])', async () => {
+    const ds = await registries.datasets
+      .get('synthetic')
+      .create({ train_size: 40, num_classes: 40, image_shape: [2, 2, 1], validation_split: 0.25, validation_from: 'start' }, ctx());
+    expect(ds.info.counts).toEqual({ train: 30, validation: 10, test: 200 });
+    const [batch] = await toArray(ds.batches('validation', { batchSize: 100, training: false, seed: 1, epoch: 0 }));
+    expect([...batch!.y.dataSync()]).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    dispose(batch!);
+    const [train] = await toArray(ds.batches('train', { batchSize: 100, training: false, seed: 1, epoch: 0 }));
+    expect([...train!.y.dataSync()].sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, i) => i + 10));
+    dispose(train!);
+  });
+
   it('holds out a seeded random subset with validation_shuffle', async () => {
     const create = (seed: number) =>
       registries.datasets.get('synthetic').create({ train_size: 40, num_classes: 40, image_shape: [2, 2, 1], validation_split: 0.25, validation_shuffle: true }, ctx({ seed }));

@@ -48,7 +48,7 @@ const CASES: Case[] = [
   { file: 'bad/float-for-integer.yaml', at: 'bad/float-for-integer.yaml:5:28', gist: /^model.layers\[0\].units: expected an integer, got 33.33333\d*; computed by "\$\{width \/ 3\}" where width = 100/ },
   { file: 'bad/unknown-key.yaml', at: 'bad/unknown-key.yaml:4:21', gist: /^model.layers\[0\].unit: unknown key "unit" for block type "dense"; did you mean "units"\? \(valid keys: type, name, units, / },
   { file: 'bad/unknown-top-level-key.yaml', at: 'bad/unknown-top-level-key.yaml:2:1', gist: /^trian: unknown key "trian"; did you mean "train"\?/ },
-  { file: 'bad/unknown-block-type.yaml', at: 'bad/unknown-block-type.yaml:5:14', gist: /^model.layers\[1\].type: unknown block type "dens"; did you mean "dense"\? \(valid block types: .*dense, dropout/ },
+  { file: 'bad/unknown-block-type.yaml', at: 'bad/unknown-block-type.yaml:5:14', gist: /^model.layers\[1\].type: unknown block type "dens"; did you mean "dense"\? \(valid block types: .*dense, drop_path, dropout/ },
   { file: 'bad/unknown-transform-type.yaml', at: 'bad/unknown-transform-type.yaml:5:14', gist: /^data.transforms\[1\].type: unknown transform type "random_flp"; did you mean "random_flip"\?/ },
   { file: 'bad/missing-type.yaml', at: 'bad/missing-type.yaml:4:7', gist: /^model.layers\[0\]: missing required key "type" \(which block this is\); valid block types: / },
   { file: 'bad/missing-required-param.yaml', at: 'bad/missing-required-param.yaml:5:7', gist: /^model.layers\[1\]: missing required key "units" for block type "dense"$/ },

@@ -1,5 +1,5 @@
 import type { EntryBase, EntryKind, JsonSchema } from '@tessera/core';
-import { defineCommand, table, UsageError } from '../command.ts';
+import { defineCommand, pluginOption, registriesWithPlugins, table, UsageError } from '../command.ts';
 
 // The kinds of core's ENTRY_KINDS, spelled out so that `exp --help` need not load core.
 const KINDS = ['block', 'dataset', 'transform', 'optimizer', 'schedule', 'callback'] as const satisfies readonly EntryKind[];
@@ -62,15 +62,17 @@ export default defineCommand({
   options: {
     kind: { type: 'string', short: 'k', placeholder: 'KIND', description: `Only this kind: ${KINDS.join(', ')}` },
     brief: { type: 'boolean', default: false, description: 'One line per type, without parameters' },
+    plugin: pluginOption,
   },
   examples: [
     ['exp blocks', 'Everything, grouped by kind'],
     ['exp blocks --kind transform --brief', 'The transform types, one per line'],
     ['exp blocks dense', 'The dense block and its parameters'],
+    ['exp blocks --plugin examples/plugins/affine.ts affine', 'A plugin\'s block (tessera.config.yaml\'s plugins are always loaded)'],
   ],
   async run({ positionals, options }, context) {
     const { ENTRY_KINDS, didYouMean } = await import('@tessera/core');
-    const registries = await context.registries();
+    const registries = await registriesWithPlugins(context, options.plugin);
     const registryOf = (kind: Kind) => registries[ENTRY_KINDS[kind].registry];
     const kinds = options.kind === undefined ? [...KINDS] : [kindOf(options.kind)];
     const only = positionals[0];

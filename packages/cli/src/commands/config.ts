@@ -24,7 +24,7 @@ export default defineCommand({
   async run({ positionals, options }, context) {
     const { loadValidatedExperiment, formatConfig, formatLocation, redactSecrets } = await import('@tessera/core');
     const file = resolve(context.cwd, positionals[0]!);
-    const loaded = loadValidatedExperiment(file, await context.registries(), { overrides: options.set ?? [] });
+    const loaded = loadValidatedExperiment(file, await context.registries(file, options.set ?? []), { overrides: options.set ?? [] });
     const config = redactSecrets(loaded.config);
     if (options.json) {
       context.stdout.write(formatConfig(config, 'json'));

@@ -54,8 +54,8 @@ export default defineCommand({
 
     if (options.seed !== undefined && !/^\d+$/.test(options.seed)) throw new UsageError(`--seed expects a non-negative integer, got "${options.seed}"`, 'export');
     const { exportModel, selectBackend, disposeModel, loadValidatedExperiment, buildExperimentModel, createExperimentData, modelMetadata } = await import('@tessera/core');
-    const registries = await context.registries();
     const file = resolve(context.cwd, spec);
+    const registries = await context.registries(file, options.set ?? []);
     const log = (message: string) => void context.stderr.write(`${message}\n`);
     const experiment = loadValidatedExperiment(file, registries, { overrides: options.set ?? [] });
     const { config } = experiment;

@@ -136,7 +136,7 @@ export default defineCommand({
     const stop = stopOnSignals((text) => void context.stdout.write(text));
     try {
       const summary = await runExperiment(file ? resolve(context.cwd, file) : undefined, {
-        registries: await context.registries(),
+        registries: await context.registries(file ? resolve(context.cwd, file) : undefined, options.set ?? []),
         signal: stop.signal,
         output: context.stdout,
         overrides,

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { defineCommand } from '../command.ts';
+import { defineCommand, pluginOption, registriesWithPlugins } from '../command.ts';
 
 export default defineCommand({
   name: 'schema',
@@ -16,6 +16,7 @@ export default defineCommand({
   options: {
     out: { type: 'string', short: 'o', placeholder: 'FILE', description: 'Write to FILE instead of standard output' },
     sweep: { type: 'boolean', description: 'The schema of sweep files (experiments/sweeps/*.yaml) instead' },
+    plugin: pluginOption,
   },
   examples: [
     ['exp schema --out schema/experiment.schema.json', 'Regenerate the committed schema'],
@@ -25,7 +26,7 @@ export default defineCommand({
   async run({ options }, context) {
     const { editorSchema } = await import('@tessera/core');
     const { sweepSchema } = await import('@tessera/sweeps');
-    const schema = options.sweep ? sweepSchema() : editorSchema(await context.registries());
+    const schema = options.sweep ? sweepSchema() : editorSchema(await registriesWithPlugins(context, options.plugin));
     const text = `${JSON.stringify(schema, null, 2)}\n`;
     if (options.out === undefined) {
       context.stdout.write(text);

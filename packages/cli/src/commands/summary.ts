@@ -33,8 +33,9 @@ export default defineCommand({
   async run({ positionals, options }, context) {
     const { loadValidatedExperiment, buildExperimentModel, modelSummary, formatSummary, disposeModel } = await import('@tessera/core');
     const inputShape = parseShape(options['input-shape'], 'summary');
-    const registries = await context.registries();
-    const experiment = loadValidatedExperiment(resolve(context.cwd, positionals[0]!), registries, { overrides: options.set ?? [] });
+    const file = resolve(context.cwd, positionals[0]!);
+    const registries = await context.registries(file, options.set ?? []);
+    const experiment = loadValidatedExperiment(file, registries, { overrides: options.set ?? [] });
     const { model } = buildExperimentModel(experiment, registries, inputShape ? { inputShape } : {});
     const summary = modelSummary(model);
     context.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary));

@@ -58,7 +58,7 @@ export default defineCommand({
     if (options.executor !== 'local' && options.executor !== 'queue') throw new UsageError(`--executor expects local or queue, got "${options.executor}"`, 'sweep');
     const sweeps = await import('@tessera/sweeps');
     const file = resolve(context.cwd, positionals[0]!);
-    const registries = await context.registries();
+    const registries = await context.registries(await sweepExperimentFile(file), options.set ?? []);
     const parallel = integerOption('parallel', options.parallel);
     const maxTrials = integerOption('max-trials', options['max-trials']);
     const show = (f: string) => {
@@ -128,3 +128,14 @@ export default defineCommand({
     }
   },
 });
+
+/**
+ * The experiment a sweep file names (relative to the sweep file), so that its plugins load
+ * before the sweep is validated; undefined when the file does not name one (loadSweep says so).
+ */
+async function sweepExperimentFile(sweepFile: string): Promise<string | undefined> {
+  const { parseYamlFile } = await import('@tessera/core');
+  const { dirname } = await import('node:path');
+  const value = parseYamlFile(sweepFile).value as Record<string, unknown> | null;
+  return typeof value?.experiment === 'string' ? resolve(dirname(sweepFile), value.experiment) : undefined;
+}

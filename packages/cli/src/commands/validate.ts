@@ -19,7 +19,6 @@ export default defineCommand({
   ],
   async run({ positionals, options }, context) {
     const { isConfigError, configErrorsOf, cpuLoader, disposeModel, loadValidatedExperiment, buildExperimentModel } = await import('@tessera/core');
-    const registries = await context.registries();
     // The model is built too (shapes, names, the class count are only known then), but no data is
     // read. The plain JavaScript backend starts at once and, unlike the native one, logs nothing.
     await cpuLoader.load({});
@@ -29,6 +28,8 @@ export default defineCommand({
     for (const file of positionals) {
       const shown = relative(context.cwd, resolve(context.cwd, file)) || file;
       try {
+        // Each file's own plugins (and its project's) join the registries before it is checked.
+        const registries = await context.registries(resolve(context.cwd, file), options.set ?? []);
         const experiment = loadValidatedExperiment(resolve(context.cwd, file), registries, { overrides: options.set ?? [] });
         disposeModel(buildExperimentModel(experiment, registries).model);
         context.stdout.write(`${out.green('ok')} ${shown}\n`);

@@ -6,6 +6,7 @@ import type { Registries } from '../registry/kinds.ts';
 import type { TrackingConfig } from '../schema/types.ts';
 import { effectiveConfig } from '../schema/validate.ts';
 import { selectBackend, type BackendRequest } from '../backend/select.ts';
+import { loadExperimentPlugins, loadPlugins, pluginRefs, projectPluginRefs } from '../plugins/plugins.ts';
 import { buildExperimentModel, createExperimentData, loadValidatedExperiment, type Experiment } from '../experiment/experiment.ts';
 import { disposeModel } from '../graph/build.ts';
 import { LocalRunStore, findRunDir, readMetrics, readSystemMetrics } from '../tracking/local-store.ts';
@@ -105,7 +106,15 @@ function shorthandOverrides(options: RunOptions): string[] {
 /** Loads, overrides and validates the experiment (a file path or an already-parsed config). */
 function prepare(fileOrConfig: string | Record<string, unknown>, options: RunOptions): Experiment {
   const overrides = [...(options.overrides ?? []), ...shorthandOverrides(options)];
-  return loadValidatedExperiment(typeof fileOrConfig === 'string' ? fileOrConfig : { config: fileOrConfig }, options.registries, { overrides });
+  if (typeof fileOrConfig === 'string') {
+    const experiment = loadValidatedExperiment(fileOrConfig, options.registries, { overrides });
+    // The saved config names its plugins by absolute path (each was relative to the file that
+    // listed it, a base file maybe), so a resumed run loads the same modules.
+    const plugins = experiment.config.plugins;
+    if (plugins) experiment.config.plugins = plugins.map((path, i) => resolve(dirname(experiment.locate(['plugins', i]).file), path));
+    return experiment;
+  }
+  return loadValidatedExperiment({ config: fileOrConfig }, options.registries, { overrides });
 }
 
 /** A resumed run trains the config it saved, not whatever the YAML file says today. */
@@ -122,6 +131,8 @@ async function prepareResume(runDir: string, options: RunOptions): Promise<Exper
   if (options.epochs !== undefined) (config.train as Record<string, unknown>).epochs = options.epochs;
   // Another machine may need another backend; the numbers then match to float tolerance only.
   if (options.backend !== undefined) config.backend = options.backend;
+  const start = { file: join(runDir, 'artifacts', CONFIG_ARTIFACT), line: 1, col: 1 };
+  await loadPlugins(options.registries, [...projectPluginRefs(saved.configDir), ...pluginRefs(config.plugins, saved.configDir, () => start)]);
   return loadValidatedExperiment(
     { config, source: saved.source, file: join(runDir, 'artifacts', CONFIG_ARTIFACT), configDir: saved.configDir, overrides: saved.overrides },
     options.registries,
@@ -197,6 +208,12 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
 
   const resumeDir = options.resume ? await findRunDir(options.resume, options.runsDir ?? defaultRunsRoot(process.cwd())) : undefined;
   if (!resumeDir && fileOrConfig === undefined) throw new Error('runExperiment needs an experiment file or config (or options.resume)');
+  // Plugins register their entries before the config is validated against the registries.
+  if (!resumeDir && typeof fileOrConfig === 'string') {
+    await loadExperimentPlugins(options.registries, fileOrConfig, [...(options.overrides ?? []), ...shorthandOverrides(options)]);
+  } else if (!resumeDir && fileOrConfig) {
+    await loadPlugins(options.registries, [...projectPluginRefs(process.cwd()), ...pluginRefs((fileOrConfig as Record<string, unknown>).plugins, process.cwd())]);
+  }
   const prepared = resumeDir ? await prepareResume(resumeDir, options) : prepare(fileOrConfig!, options);
   const { config, configDir, seed } = prepared;
   const experiment = config.name ?? 'experiment';

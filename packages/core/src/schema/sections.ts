@@ -1,6 +1,7 @@
 import { BACKEND_REQUESTS } from '../backend/select.ts';
 import { trainSectionSchema } from '../engine/train-schema.ts';
 import type { JsonSchema } from '../registry/registry.ts';
+import { pluginsSchema } from '../plugins/plugins.ts';
 
 /* ------------------------------------------------------------------------------------------ *
  * The top-level sections of an experiment file, one schema each. The assembler               *
@@ -79,6 +80,7 @@ export function topLevelProperties(): Record<string, JsonSchema> {
       description: 'Base files (relative to this file), deep-merged in order before this file.',
       anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
     },
+    plugins: pluginsSchema,
     name: { type: 'string', description: 'Run name; also the default tracking experiment.' },
     description: { type: 'string' },
     seed: { type: 'integer', minimum: 0, description: 'Seeds initialisation, shuffling and augmentation.' },

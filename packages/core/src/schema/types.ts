@@ -33,6 +33,8 @@ export interface TrackingConfig {
  * stay loosely typed here; they narrow them where they read them (e.g. the engine's TrainConfig).
  */
 export interface ExperimentConfig {
+  /** Plugin modules (see plugins/plugins.ts); absolute paths once a run has resolved them. */
+  plugins?: string[];
   name?: string;
   description?: string;
   seed?: number;

@@ -6,7 +6,8 @@ import { Normalize } from './normalize.ts';
 import { createRandomCrop } from './random_crop.ts';
 import { createRandomFlip, flipWhere } from './random_flip.ts';
 import { createRandomZoom, zoomMap } from './random_zoom.ts';
-import { affineBatch } from './affine.ts';
+import { affineBatch, projectiveBatch, type AffineRow } from './affine.ts';
+import { createRandomRotation, rotationRow } from './random_rotation.ts';
 import { createResize } from './resize.ts';
 
 beforeAll(async () => {
@@ -247,4 +248,56 @@ describe('mixup and cutmix', () => {
       expect(t.applyWithLabels!(x, y, { training: false, seed: 11 }).x.dataSync()).toEqual(x.dataSync());
     });
   }
+});
+
+describe('random_rotation', () => {
+  const options = (fillMode: 'reflect' | 'constant' | 'wrap' | 'nearest', interpolation: 'bilinear' | 'nearest' = 'bilinear') =>
+    ({ interpolation, fillMode, fillValue: fillMode === 'constant' ? 7 : 0 }) as const;
+
+  it("samples as TF's ImageProjectiveTransform (the cpu kernel, one image at a time) in every fill mode", () => {
+    const [n, h, w] = [3, 9, 7];
+    const data = Float32Array.from({ length: n * h * w * 2 }, (_, i) => (i * 37) % 251);
+    const x = tf.tensor4d(data, [n, h, w, 2]);
+    const rows = [0.3, -1.1, 2.6].map((angle) => rotationRow(angle, h, w));
+    for (const mode of ['reflect', 'constant', 'wrap', 'nearest'] as const) {
+      for (const interpolation of ['bilinear', 'nearest'] as const) {
+        const got = projectiveBatch(x, rows, options(mode, interpolation)).dataSync();
+        const images = tf.split(x, n, 0);
+        const want = tf.concat(
+          images.map((image, i) => tf.image.transform(image as tf.Tensor4D, tf.tensor2d([[...rows[i]!, 0, 0]]), interpolation, mode, options(mode).fillValue)),
+          0,
+        ).dataSync();
+        // Nearest interpolation may round a sample sitting exactly on .5 the other way (see affineBatch); none does here.
+        want.forEach((v, i) => expect(got[i]).toBeCloseTo(v, 3));
+      }
+    }
+  });
+
+  it('equals the separable path for axis-aligned maps', () => {
+    const x = ramp(2, 6, 5, 1);
+    const maps = [zoomMap(0.7, 1.3, 6, 5), zoomMap(1.6, 0.8, 6, 5)];
+    const rows = maps.map((m) => [m.scaleX, 0, m.shiftX, 0, m.scaleY, m.shiftY] as AffineRow);
+    for (const mode of ['reflect', 'constant'] as const) {
+      const want = affineBatch(x, maps, { ...options(mode), method: 'matmul' }).dataSync();
+      projectiveBatch(x, rows, options(mode)).dataSync().forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 3));
+    }
+  });
+
+  it('turns a square image a quarter turn counter-clockwise for factor 0.25 (Keras: positive = counter-clockwise)', () => {
+    const x = ramp(1, 4, 4, 1);
+    const out = values(createRandomRotation({ factor: [0.25, 0.25] }).apply(x, train(1)))[0]!;
+    const input = values(x)[0]!;
+    // Counter-clockwise by 90 degrees: output (y, x) = input (x, 3 - y) (np.rot90).
+    for (let y = 0; y < 4; y++) for (let xo = 0; xo < 4; xo++) expect(out[y]![xo]![0]).toBeCloseTo(input[xo]![3 - y]![0]!, 3);
+  });
+
+  it('draws angles within factor * 2 pi per image, reproducibly; identity at inference and for factor 0', () => {
+    const x = ramp(4, 8, 8, 1);
+    const rotate = createRandomRotation({ factor: 0.02 });
+    const a = rotate.apply(x, train(3)).dataSync();
+    expect(rotate.apply(x, train(3)).dataSync()).toEqual(a);
+    expect(rotate.apply(x, train(4)).dataSync()).not.toEqual(a);
+    expect(rotate.apply(x, { training: false, seed: 3 }).dataSync()).toEqual(x.dataSync());
+    createRandomRotation({ factor: 0 }).apply(x, train(3)).dataSync().forEach((v, i) => expect(v).toBeCloseTo(x.dataSync()[i]!, 3));
+  });
 });

@@ -4,6 +4,7 @@ import { cutmixEntry, mixupEntry } from './mix.ts';
 import { normalizeEntry } from './normalize.ts';
 import { randomCropEntry } from './random_crop.ts';
 import { randomFlipEntry } from './random_flip.ts';
+import { randomRotationEntry } from './random_rotation.ts';
 import { randomZoomEntry } from './random_zoom.ts';
 import { resizeEntry } from './resize.ts';
 
@@ -12,6 +13,7 @@ export const transformEntries: TransformEntry[] = [
   resizeEntry,
   randomFlipEntry,
   randomZoomEntry,
+  randomRotationEntry,
   randomCropEntry,
   mixupEntry,
   cutmixEntry,

@@ -1,17 +1,14 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Transform, TransformEntry } from '@tessera/core/registry';
 import { Rng } from '../random.ts';
-import { affineBatch, fillModeSchema, type AxisAffine, type FillMode, type Interpolation } from './affine.ts';
+import { affineBatch, samplingOptions, samplingSchema, type AxisAffine, type SamplingParams } from './affine.ts';
 
 type Factor = number | [number, number];
 
-export interface RandomZoomParams {
+export interface RandomZoomParams extends SamplingParams {
   height_factor: Factor;
   /** Defaults to the height's zoom, keeping the aspect ratio (as Keras). */
   width_factor?: Factor;
-  fill_mode?: FillMode;
-  interpolation?: Interpolation;
-  fill_value?: number;
 }
 
 /** A factor f means [-f, f]; a pair is [lower, upper]. Positive values zoom out. */
@@ -34,11 +31,7 @@ export function zoomMap(zx: number, zy: number, height: number, width: number): 
 export function createRandomZoom(params: RandomZoomParams): Transform {
   const [heightLow, heightHigh] = bounds(params.height_factor);
   const widthBounds = params.width_factor === undefined ? undefined : bounds(params.width_factor);
-  const options = {
-    interpolation: params.interpolation ?? 'bilinear',
-    fillMode: params.fill_mode ?? 'reflect',
-    fillValue: params.fill_value ?? 0,
-  } as const;
+  const options = samplingOptions(params);
   return {
     random: true,
     outputShape: (inputShape) => inputShape,
@@ -71,9 +64,7 @@ export const randomZoomEntry: TransformEntry<RandomZoomParams> = {
     properties: {
       height_factor: factor,
       width_factor: factor,
-      fill_mode: { ...fillModeSchema, default: 'reflect' },
-      interpolation: { enum: ['bilinear', 'nearest'], default: 'bilinear' },
-      fill_value: { type: 'number', default: 0 },
+      ...samplingSchema,
     },
     required: ['height_factor'],
     additionalProperties: false,

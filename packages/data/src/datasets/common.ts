@@ -9,6 +9,7 @@ export interface CommonParams {
   transforms?: EntryConfig[];
   validation_split?: number;
   validation_shuffle?: boolean;
+  validation_from?: 'end' | 'start';
   workers?: number;
 }
 
@@ -30,6 +31,11 @@ export const commonSchema: Record<string, JsonSchema> = {
     type: 'boolean',
     default: false,
     description: 'hold out a random (seeded by the run seed) subset instead of the last examples',
+  },
+  validation_from: {
+    enum: ['end', 'start'],
+    default: 'end',
+    description: 'which end of the (unshuffled) training set validation_split holds out: the last examples (Keras\' validation_split) or the first (the ConvMixer example\'s x_train[:n])',
   },
   workers: {
     type: 'integer',
@@ -75,6 +81,11 @@ export function splitTraining(train: ImageSet, params: CommonParams, seed: numbe
   const splitAt = Math.floor(train.count * (1 - fraction));
   let indices = range(0, train.count);
   if (params.validation_shuffle && fraction > 0) indices = new Rng(deriveSeed(seed, 0x5ab1e)).shuffle(indices);
+  if (params.validation_from === 'start') {
+    // x_train[:int(n * fraction)] held out, x_train[int(n * fraction):] trained on.
+    const held = Math.floor(train.count * fraction);
+    return { train: { set: train, indices: indices.slice(held) }, validation: { set: train, indices: indices.slice(0, held) } };
+  }
   return {
     train: { set: train, indices: indices.slice(0, splitAt) },
     validation: { set: train, indices: indices.slice(splitAt) },

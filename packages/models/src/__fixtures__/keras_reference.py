@@ -1,4 +1,4 @@
-"""Golden logits for experiments/{mixer,fnet,gmlp}.yaml from the Keras reference itself.
+"""Golden logits for experiments/{mixer,fnet,gmlp,convmixer,vit-small}.yaml from the Keras reference itself.
 
 The three models are bench/keras_models.py: the Keras example "Image classification with modern
 MLP models" (keras.io/examples/vision/mlp_image_classification, Keras 3 version), layer for layer,
@@ -7,6 +7,13 @@ that `pnpm bench train` times. Each is given the weights Tessera initialises wit
 by reference.test.ts when TESSERA_KERAS_EXPORT=DIR is set) and run on a fixed input; the logits
 and the parameter counts go to keras_reference.json (or to OUT), which reference.test.ts compares
 against.
+
+ConvMixer and ViT-small (keras_models.MORE_MODELS) run on real images: the first CIFAR-100 test
+images (their raw bytes go into the fixture, so the test needs no data), nearest-upsampled to 72x72
+and scaled to [0, 1] for the ViT. Their weights are loaded by position: reference.test.ts writes
+the names in Keras' order (layer by layer, each layer's trainable weights then its
+non-trainable ones) to WEIGHTS_DIR/<name>/order.json. ConvMixer is run in training mode (batch
+statistics; its moving statistics move once), then at inference with the moved statistics.
 
 Usage: keras_reference.py WEIGHTS_DIR [OUT]
 
@@ -106,9 +113,71 @@ def load_gmlp(model, w):
 LOAD_BLOCKS = {"mixer": load_mixer, "fnet": load_fnet, "gmlp": load_gmlp}
 
 
+CIFAR100_TEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), *[os.pardir] * 5, "shared", "data", "cifar-100", "test.bin.gz")
+REAL_IMAGES = 4
+
+
+def real_images():
+    """[REAL_IMAGES, 32, 32, 3] uint8: the first CIFAR-100 test images (records: coarse, fine, 3 planes of 32x32)."""
+    import gzip
+
+    with gzip.open(CIFAR100_TEST, "rb") as f:
+        data = np.frombuffer(f.read(REAL_IMAGES * 3074), dtype=np.uint8).reshape(REAL_IMAGES, 3074)
+    return data[:, 2:].reshape(REAL_IMAGES, 3, 32, 32).transpose(0, 2, 3, 1).copy()
+
+
+def upsample(images, size):
+    """Nearest upsampling by integer index arithmetic (reference.test.ts does the same), scaled to [0, 1]."""
+    index = (np.arange(size) * images.shape[1]) // size
+    return (images[:, index][:, :, index].astype(np.float64) / 255).astype(np.float32)
+
+
+def load_by_order(model, directory):
+    w = tessera_weights(directory)
+    with open(os.path.join(directory, "order.json")) as f:
+        order = json.load(f)
+    if len(order) != len(model.weights):
+        raise SystemExit(f"{directory}: Tessera has {len(order)} weights, Keras {len(model.weights)}")
+    for variable, name in zip(model.weights, order):
+        value = w[name]
+        if "depthwise" in variable.path and value.size == np.prod(variable.shape):
+            # conv2d with groups = channels keeps Keras Conv2D's [kh, kw, 1, c * m]; DepthwiseConv2D
+            # holds the same numbers as [kh, kw, c, m] (output c * m + k reads input c).
+            value = value.reshape(variable.shape)
+        if tuple(variable.shape) != value.shape:
+            raise SystemExit(f"{directory}: Keras {variable.path} {tuple(variable.shape)} vs Tessera {name} {w[name].shape}")
+        variable.assign(value)
+
+
+def first_batch_norm(model):
+    return next(l for l in model.layers if isinstance(l, layers.BatchNormalization))
+
+
+def more_models(root, result):
+    images = real_images()
+    result["real_images"] = images.reshape(-1).tolist()
+    for name, (build, size, _, _, _, _) in keras_models.MORE_MODELS.items():
+        if not os.path.isdir(os.path.join(root, name)):
+            continue
+        model = build()
+        load_by_order(model, os.path.join(root, name))
+        entry = {"params": model.count_params(), "trainable": int(sum(np.prod(v.shape) for v in model.trainable_weights))}
+        if name == "convmixer":
+            x = images.astype(np.float32)
+            entry["training"] = keras.ops.convert_to_numpy(model(x, training=True)).tolist()
+            norm = first_batch_norm(model)
+            entry["moving_mean"] = keras.ops.convert_to_numpy(norm.moving_mean).tolist()
+            entry["moving_variance"] = keras.ops.convert_to_numpy(norm.moving_variance).tolist()
+        else:
+            x = upsample(images, size)
+        entry["logits"] = keras.ops.convert_to_numpy(model(x, training=False)).tolist()
+        result[name] = entry
+
+
 def main(root, out=DEFAULT_OUT):
     x = fixed_input()
     result = {}
+    more_models(root, result)
     for name, load_blocks in LOAD_BLOCKS.items():
         w = tessera_weights(os.path.join(root, name))
         model = keras_models.build(name)

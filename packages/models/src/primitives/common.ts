@@ -13,6 +13,7 @@ export const INITIALIZERS = [
   'lecun_uniform',
   'lecun_normal',
   'truncated_normal',
+  'random_uniform',
 ] as const;
 export type InitializerName = (typeof INITIALIZERS)[number];
 
@@ -52,6 +53,9 @@ export function makeInitializer(name: string, seed: number): ReturnType<typeof t
     case 'truncated_normal':
       // Keras' TruncatedNormal defaults: mean 0, stddev 0.05.
       return tf.initializers.truncatedNormal({ mean: 0, stddev: 0.05, seed });
+    case 'random_uniform':
+      // Keras' RandomUniform defaults (and Embedding's default initializer): uniform in [-0.05, 0.05].
+      return tf.initializers.randomUniform({ minval: -0.05, maxval: 0.05, seed });
     default:
       throw new Error(`unknown initializer "${name}"; valid: ${INITIALIZERS.join(', ')}`);
   }
@@ -158,3 +162,29 @@ export const matMulMiddleAxis = tf.customGrad((...args: unknown[]) => {
     },
   };
 }) as unknown as (x: tf.Tensor3D, kernel: tf.Tensor2D) => tf.Tensor3D;
+
+/** An integer or [height, width] pair from a config (kernel sizes, strides, pool sizes). */
+export type IntPair = number | [number, number];
+
+export function toPair(value: IntPair, what: string): [number, number] {
+  const pair: [number, number] = Array.isArray(value) ? [value[0], value[1]] : [value, value];
+  if (!pair.every((v) => Number.isInteger(v) && v >= 1)) throw new Error(`${what} must be a positive integer or a pair of them, got ${JSON.stringify(value)}`);
+  return pair;
+}
+
+/** The JSON Schema of an IntPair parameter. */
+export function intPairSchema(description: string, defaultValue?: number) {
+  return {
+    oneOf: [
+      { type: 'integer', minimum: 1 },
+      { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 2, maxItems: 2 },
+    ],
+    ...(defaultValue !== undefined ? { default: defaultValue } : {}),
+    description,
+  };
+}
+
+/** The output length of one spatial axis of a convolution or pooling window (TensorFlow's rule). */
+export function windowOutput(size: number, window: number, stride: number, padding: 'same' | 'valid'): number {
+  return padding === 'same' ? Math.ceil(size / stride) : Math.floor((size - window) / stride) + 1;
+}

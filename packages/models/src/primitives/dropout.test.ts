@@ -1,22 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { withRandom } from './with-random.testing.ts';
 import { Dropout, dropoutMask } from './dropout.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
-
-/** Runs `fn` with Math.random replaced by a fixed sequence, as the trainer does per step. */
-function withRandom<T>(values: number[], fn: () => T): T {
-  const original = Math.random;
-  let i = 0;
-  Math.random = () => values[i++ % values.length]!;
-  try {
-    return fn();
-  } finally {
-    Math.random = original;
-  }
-}
 
 describe('dropout', () => {
   const x = tf.ones([4, 256]);

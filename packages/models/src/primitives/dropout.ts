@@ -26,10 +26,21 @@ export function dropoutMask(shape: number[], rate: number, seed: number): tf.Ten
 }
 
 /**
+ * The seed of one training call's mask. A fixed seed would draw the same mask every step.
+ * Math.random is what the trainer seeds per (run seed, epoch, step), so masks are reproducible
+ * and a resumed run draws the same ones; mixing in the layer's own seed keeps two layers from
+ * sharing a stream. Every layer that draws randomness in training (dropout, drop_path, attention
+ * dropout) takes its seed here.
+ */
+export function stepSeed(layerSeed: number): number {
+  return subSeed(layerSeed, Math.floor(Math.random() * 2147483647));
+}
+
+/**
  * x times the mask of (rate, seed). With the fused kernel nothing is uploaded or stored: the
  * backward pass runs the same kernel on dy, which recomputes the same mask from the seed.
  */
-function applyDropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
+export function applyDropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
   if (x.dtype !== 'float32' || !hasFusedKernel(FUSED_KERNELS.dropout)) return tf.mul(x, dropoutMask(x.shape, rate, seed));
   const attrs = { rate, seed };
   const dropout = tf.customGrad((...args: unknown[]) => ({
@@ -57,11 +68,7 @@ export class Dropout extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
     const x = singleTensor(inputs);
     if (!kwargs?.['training'] || this.rate === 0) return tf.clone(x);
-    // A fixed seed would draw the same mask every step. Math.random is what the trainer seeds per
-    // (run seed, epoch, step), so masks are reproducible and a resumed run draws the same ones;
-    // mixing in the layer's own seed keeps two dropout layers from sharing a stream.
-    const draw = Math.floor(Math.random() * 2147483647);
-    return tf.tidy(() => applyDropout(x, this.rate, subSeed(this.seed, draw)));
+    return tf.tidy(() => applyDropout(x, this.rate, stepSeed(this.seed)));
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {

@@ -3,32 +3,41 @@ import type { BlockEntry } from '@tessera/core/registry';
 import { resolveAxis, singleShape, singleTensor } from './common.ts';
 
 export interface GlobalAveragePoolingArgs {
-  /** Axis averaged away (default 1: the patches of [batch, patches, channels]). */
-  axis?: number;
+  /** Axis or axes averaged away (default 1: the patches of [batch, patches, channels]; [1, 2] for 2-D maps). */
+  axis?: number | number[];
   name?: string;
 }
 
-/** Averages one axis away, like Keras' GlobalAveragePooling1D over the patches. */
+/**
+ * Averages axes away: Keras' GlobalAveragePooling1D over the patches (axis 1), or
+ * GlobalAveragePooling2D over the maps of [batch, h, w, c] (axis [1, 2]).
+ */
 export class GlobalAveragePooling extends tf.layers.Layer {
   static className = 'TesseraGlobalAveragePooling';
-  readonly axis: number;
+  readonly axis: number | number[];
 
   constructor(args: GlobalAveragePoolingArgs) {
     super(args);
     this.axis = args.axis ?? 1;
   }
 
+  private axes(rank: number): number[] {
+    const axes = (Array.isArray(this.axis) ? this.axis : [this.axis]).map((a) => resolveAxis(a, rank, 'global_average_pooling'));
+    if (new Set(axes).size !== axes.length) throw new Error(`global_average_pooling: axis [${this.axis}] names an axis twice`);
+    return axes;
+  }
+
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const x = singleTensor(inputs);
-      return tf.mean(x, resolveAxis(this.axis, x.rank, 'global_average_pooling'));
+      return tf.mean(x, this.axes(x.rank));
     });
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
     const shape = singleShape(inputShape, 'global_average_pooling');
-    const axis = resolveAxis(this.axis, shape.length, 'global_average_pooling');
-    return shape.filter((_, i) => i !== axis);
+    const axes = this.axes(shape.length);
+    return shape.filter((_, i) => !axes.includes(i));
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -36,13 +45,19 @@ export class GlobalAveragePooling extends tf.layers.Layer {
   }
 }
 
-export const globalAveragePoolingEntry: BlockEntry<{ axis?: number }> = {
+export const globalAveragePoolingEntry: BlockEntry<{ axis?: number | number[] }> = {
   type: 'global_average_pooling',
-  description: 'Averages one axis away (default 1, the patches).',
+  description: 'Averages axes away: 1 (default) the patches of [batch, patches, c]; [1, 2] the maps of [batch, h, w, c].',
   params: {
     type: 'object',
     additionalProperties: false,
-    properties: { axis: { type: 'integer', default: 1, description: 'Axis to average over.' } },
+    properties: {
+      axis: {
+        oneOf: [{ type: 'integer' }, { type: 'array', items: { type: 'integer' }, minItems: 1 }],
+        default: 1,
+        description: 'Axis or axes to average over: 1 for token sequences, [1, 2] for 2-D feature maps.',
+      },
+    },
   },
   create: (params, ctx) => new GlobalAveragePooling({ axis: params.axis, name: ctx.name }),
 };

@@ -3,7 +3,11 @@ import type { BlockEntry } from '@tessera/core/registry';
 import { initializerSchema, makeInitializer, singleShape, singleTensor, snakeCase, type InitializerName } from './common.ts';
 
 export interface PositionEmbeddingArgs {
-  /** Initializer of the [sequence, channels] table (default glorot_uniform, as keras_hub's PositionEmbedding). */
+  /**
+   * Initializer of the [sequence, channels] table: default glorot_uniform, as keras_hub's
+   * PositionEmbedding; random_uniform (+-0.05) is Keras' Embedding(num_positions, dim) table,
+   * the ViT example's PatchEncoder.
+   */
   initializer?: InitializerName;
   seed?: number;
   name?: string;
@@ -47,11 +51,16 @@ export class PositionEmbedding extends tf.layers.Layer {
 
 export const positionEmbeddingEntry: BlockEntry<{ initializer?: InitializerName }> = {
   type: 'position_embedding',
-  description: 'Adds a learned [sequence, channels] position embedding.',
+  description: 'Adds a learned [sequence, channels] position table (keras_hub PositionEmbedding, or Keras Embedding with initializer: random_uniform).',
   params: {
     type: 'object',
     additionalProperties: false,
-    properties: { initializer: initializerSchema('glorot_uniform', 'embedding table') },
+    properties: {
+      initializer: {
+        ...initializerSchema('glorot_uniform', 'embedding table'),
+        description: "Initializer of the table: glorot_uniform (keras_hub's PositionEmbedding) or random_uniform (+-0.05, Keras' Embedding over positions, as in the ViT example).",
+      },
+    },
   },
   create: (params, ctx) => new PositionEmbedding({ initializer: params.initializer, seed: ctx.seed, name: ctx.name }),
 };

@@ -33,12 +33,40 @@ const CASES: Record<string, Case[]> = {
   ],
   transpose: [{ params: { perm: [0, 2, 1] }, inputShape: [2, 4, 5] }],
   fourier_2d: [{ params: {}, inputShape: [2, 4, 6] }],
-  position_embedding: [{ params: {}, inputShape: [2, 4, 5] }],
+  position_embedding: [
+    { params: {}, inputShape: [2, 4, 5] },
+    { params: { initializer: 'random_uniform' }, inputShape: [2, 4, 5] },
+  ],
   split: [
     { params: { chunks: 2, index: 1 }, inputShape: [2, 4, 6] },
     { params: { chunks: 2, index: 0, axis: 1 }, inputShape: [2, 4, 6] },
   ],
-  global_average_pooling: [{ params: { axis: 1 }, inputShape: [2, 4, 5] }],
+  global_average_pooling: [
+    { params: { axis: 1 }, inputShape: [2, 4, 5] },
+    { params: { axis: [1, 2] }, inputShape: [2, 4, 5, 3] },
+  ],
+  rescaling: [{ params: { scale: 0.5, offset: -1 }, inputShape: [2, 4, 4, 3] }],
+  conv2d: [
+    { params: { filters: 4, kernel_size: 3, activation: 'gelu' }, inputShape: [2, 6, 6, 3] },
+    { params: { filters: 4, kernel_size: 2, strides: 2, padding: 'same' }, inputShape: [2, 5, 5, 3] },
+    { params: { filters: 6, kernel_size: [3, 2], groups: 3, padding: 'same', dilation: 2 }, inputShape: [2, 6, 6, 3] },
+    { params: { filters: 4, kernel_size: 3, groups: 2, use_bias: false }, inputShape: [2, 5, 5, 4] },
+  ],
+  batch_norm: [
+    { params: {}, inputShape: [2, 4, 4, 3] },
+    { params: { axis: 1, center: false, momentum: 0.9 }, inputShape: [3, 4, 5] },
+  ],
+  max_pool_2d: [{ params: { pool_size: 2 }, inputShape: [2, 4, 6, 3] }],
+  average_pool_2d: [{ params: { pool_size: 3, strides: 2, padding: 'same' }, inputShape: [2, 5, 5, 3] }],
+  multi_head_attention: [
+    { params: { num_heads: 2, key_dim: 3 }, inputShape: [2, 4, 5] },
+    { params: { num_heads: 3, key_dim: 2, value_dim: 4, dropout: 0.2, use_bias: false }, inputShape: [2, 4, 5] },
+  ],
+  class_token: [{ params: { initializer: 'random_uniform' }, inputShape: [2, 4, 5] }],
+  flatten: [{ params: {}, inputShape: [2, 4, 5, 3] }],
+  reshape: [{ params: { target_shape: [-1, 6] }, inputShape: [2, 4, 3] }],
+  layer_scale: [{ params: { init_value: 0.1 }, inputShape: [2, 4, 5] }],
+  drop_path: [{ params: { rate: 0.5 }, inputShape: [8, 4, 5] }],
 };
 
 const registries = registerModels(createRegistries());
