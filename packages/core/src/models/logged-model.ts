@@ -64,7 +64,7 @@ export interface LogLoggedModelOptions {
   files: Map<string, Uint8Array | string>;
   metadata: ModelMetadata;
   /**
-   * The run's metrics to link to the model (its latest values, as MLflow's getRun returns them).
+   * The run's metrics to link to the model (as MLflow holds them at the model's epoch).
    * They are logged again with the model's id and their own key, step, timestamp and value:
    * MLflow keeps one row per (key, timestamp, step, value) in the run's history, so the run's
    * curves do not change, and the model's page shows them.
@@ -78,7 +78,7 @@ export interface LogLoggedModelOptions {
 /** Creates the LoggedModel, uploads its files and MLmodel, links it to the run and its metrics, marks it READY. */
 export async function logLoggedModel(options: LogLoggedModelOptions): Promise<LoggedModel> {
   const { client, metadata } = options;
-  const model = options.existing ?? await client.createLoggedModel({
+  const model = options.existing ?? (await client.createLoggedModel({
     experimentId: options.experimentId,
     name: options.name,
     modelType: FLAVOR,
@@ -90,7 +90,7 @@ export async function logLoggedModel(options: LogLoggedModelOptions): Promise<Lo
       'tessera.epoch': String(metadata.epoch ?? 0),
       ...(metadata.runId ? { 'tessera.run_id': metadata.runId } : {}),
     },
-  });
+  }));
   try {
     for (const [path, content] of options.files) await client.uploadLoggedModelArtifact(model.modelId, path, content);
     await client.uploadLoggedModelArtifact(model.modelId, 'MLmodel', mlmodelFile(metadata, { modelId: model.modelId, runId: options.runId }, [...options.files.keys()]));
@@ -117,7 +117,6 @@ export async function modelDirFiles(dir: string): Promise<{ files: Map<string, U
   if (!metadata?.classes) throw new ConfigError({ message: `${dir}: the model has no Tessera metadata; it was saved by an older Tessera (train it again, or export it with exp export)` });
   return { files, metadata };
 }
-
 
 /** The metadata of a local model directory, or undefined without one. */
 async function readModelMetadata(dir: string): Promise<ModelMetadata | undefined> {
