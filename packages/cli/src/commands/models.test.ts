@@ -313,7 +313,7 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     }
   }, 120_000);
 
-  it('a run trained while MLflow is down gets its final and best LoggedModels from exp sync, once (sync twice, concurrently)', async () => {
+  it('a run trained while MLflow is down gets its final and best LoggedModels from exp sync, once (sync twice)', async () => {
     // lr 0.3 on the cpu backend (deterministic): the best epoch (val_loss) is 3 of 4, so best_model differs.
     process.env.MLFLOW_TRACKING_URI = 'http://127.0.0.1:9'; // nothing listens there
     let trained;
