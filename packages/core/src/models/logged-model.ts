@@ -184,7 +184,7 @@ export interface RunLoggedModels {
  * searched first (by source run, then the tessera.which and tessera.epoch tags), a READY one is
  * used as it is and an unfinished one (an upload cut short) is completed, so a second call (exp
  * sync twice, exp register after a sync) creates nothing. Two callers at once would each create
- * one: callers hold the run's sync lock (syncRun) or run inside the live run itself.
+ * one: callers hold the run's sync lock (syncRun, registerRunModel) or are the live run itself.
  */
 export async function ensureRunLoggedModels(runDir: string, options: EnsureLoggedModelsOptions): Promise<RunLoggedModels> {
   const { client, runId, experimentId } = options;

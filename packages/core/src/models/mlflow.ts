@@ -7,6 +7,7 @@ import { MlflowClient, type ModelVersion } from '@tessera/mlflow';
 import { ConfigError } from '../errors.ts';
 import { MODEL_FILE } from '../graph/io.ts';
 import { readMetrics, readRunMeta } from '../tracking/local-store.ts';
+import { acquireRunLock } from '../tracking/run-lock.ts';
 import { readSyncStates, syncRun } from '../tracking/sync.ts';
 import { ensureRunLoggedModels, modelDirFiles } from './logged-model.ts';
 import { RUN_MODEL_PATHS, type WhichModel } from './resolve.ts';
@@ -85,7 +86,14 @@ export async function registerRunModel(options: RegisterOptions): Promise<Regist
   const dir = join(runDir, 'artifacts', RUN_MODEL_PATHS[which]);
   if (!existsSync(join(dir, MODEL_FILE))) throw new ConfigError({ message: `run ${meta.runId} (status ${meta.status}) has no ${which} model to register (${dir} is missing)` });
   const { metrics } = await finalMetrics(runDir);
-  const { ids } = await ensureRunLoggedModels(runDir, { client, runId: mlflowRunId, experimentId: run.info.experimentId, log });
+  // Under the run's sync lock, as exp sync logs them: never two LoggedModels for one model.
+  const lock = await acquireRunLock(runDir, { name: 'sync.lock', purpose: 'exp register', waitMs: 120_000 });
+  let ids;
+  try {
+    ({ ids } = await ensureRunLoggedModels(runDir, { client, runId: mlflowRunId, experimentId: run.info.experimentId, log }));
+  } finally {
+    await lock.release();
+  }
   const modelId = ids[which];
   if (!modelId) await modelDirFiles(dir); // names what an older Tessera's model lacks
   if (!modelId) throw new ConfigError({ message: `run ${meta.runId}: its ${which} model has no LoggedModel in MLflow (${client.trackingUri})` });
