@@ -136,6 +136,8 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     runId = /Run (\S+) FINISHED/.exec(result.out)![1]!;
     runDir = join(runsDir, 'smoke', runId);
     expect(result.out).toMatch(new RegExp(`Registered ${NAME} version 1 \\(LoggedModel m-\\w+`));
+    // The live run logged its LoggedModel itself (exp register then used it).
+    expect(result.err + result.out).toMatch(/MLflow model: m-\w+/);
     for (const which of ['model', 'best_model']) {
       const json = JSON.parse(readFileSync(join(runDir, 'artifacts', which, 'model.json'), 'utf8'));
       const meta = json.userDefinedMetadata.tessera;
