@@ -44,7 +44,7 @@ function inputs(o: SelfAttentionOptions, batch = BATCH, sequence = SEQUENCE) {
 
 /** The textbook composite, differentiated by TF.js' autodiff: the independent reference. */
 function naive(x: tf.Tensor, kernels: tf.Tensor[], biases: tf.Tensor[], o: SelfAttentionOptions): tf.Tensor {
-  const [batch, sequence] = x.shape;
+  const [batch, sequence] = x.shape as [number, number];
   const heads = (t: tf.Tensor, size: number) => tf.transpose(t.reshape([batch, sequence, o.numHeads, size]), [0, 2, 1, 3]);
   const project = (n: number, size: number) => {
     const y = tf.matMul(x.reshape([batch * sequence, DIM]), kernels[n]!);

@@ -76,10 +76,16 @@ export function selfAttention(x: tf.Tensor, kernels: tf.Tensor[], biases: tf.Ten
           const [sFlat, sq, sk, sv, sw, sAttended, ...sk4] = saved as tf.Tensor[];
           const dOut = (Array.isArray(dy) ? dy[0]! : dy).reshape([batch * sequence, dim]);
           const dAttended = split(tf.matMul(dOut, sk4[3]!, false, true), o.valueDim);
-          const dValue = tf.matMul(drop(sw!), dAttended, true, false);
-          const dWeights = drop(tf.matMul(dAttended, sv!, false, true));
+          // The [batch, heads, sequence, sequence] temporaries go as soon as they are used: at most
+          // three of them live at once.
+          const dValue = tf.tidy(() => tf.matMul(drop(sw!), dAttended, true, false));
+          const dWeights = tf.tidy(() => drop(tf.matMul(dAttended, sv!, false, true)));
           // softmax: dS = w * (dW - sum over the keys of dW * w)
-          const dScores = tf.mul(sw!, tf.sub(dWeights, tf.sum(tf.mul(dWeights, sw!), -1, true)));
+          const rowSums = tf.tidy(() => tf.sum(tf.mul(dWeights, sw!), -1, true));
+          const centered = tf.sub(dWeights, rowSums);
+          dWeights.dispose();
+          const dScores = tf.mul(sw!, centered);
+          centered.dispose();
           const dProjections = [tf.mul(tf.matMul(dScores, sk!), scale), tf.matMul(dScores, sq!, true, false), dValue].map((d, n) =>
             merge(d, sizes[n]!),
           );
