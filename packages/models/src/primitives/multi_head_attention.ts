@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BlockEntry } from '@tessera/core/registry';
-import { initializerSchema, makeInitializer, singleShape, singleTensor, snakeCase, subSeed, type InitializerName } from './common.ts';
+import { initializerSchema, makeInitializer, matMul2dTransposed, singleShape, singleTensor, snakeCase, subSeed, type InitializerName } from './common.ts';
 import { applyDropout, stepSeed } from './dropout.ts';
 
 export interface MultiHeadAttentionArgs {
@@ -75,7 +75,7 @@ export function selfAttention(x: tf.Tensor, kernels: tf.Tensor[], biases: tf.Ten
         tf.tidy(() => {
           const [sFlat, sq, sk, sv, sw, sAttended, ...sk4] = saved as tf.Tensor[];
           const dOut = (Array.isArray(dy) ? dy[0]! : dy).reshape([batch * sequence, dim]);
-          const dAttended = split(tf.matMul(dOut, sk4[3]!, false, true), o.valueDim);
+          const dAttended = split(matMul2dTransposed(dOut as tf.Tensor2D, sk4[3]! as tf.Tensor2D, false, true), o.valueDim);
           // The [batch, heads, sequence, sequence] temporaries go as soon as they are used: at most
           // three of them live at once.
           const dValue = tf.tidy(() => tf.matMul(drop(sw!), dAttended, true, false));
@@ -90,10 +90,12 @@ export function selfAttention(x: tf.Tensor, kernels: tf.Tensor[], biases: tf.Ten
             merge(d, sizes[n]!),
           );
           const dx = dProjections.reduce((sum: tf.Tensor | null, d, n) => {
-            const term = tf.matMul(d, sk4[n]!, false, true);
+            const term = matMul2dTransposed(d as tf.Tensor2D, sk4[n]! as tf.Tensor2D, false, true);
             return sum ? tf.add(sum, term) : term;
           }, null)!;
-          const dKernels = [...dProjections.map((d) => tf.matMul(sFlat!, d, true, false)), tf.matMul(sAttended!, dOut, true, false)];
+          const dKernels = [sFlat, sFlat, sFlat, sAttended].map((a, n) =>
+            matMul2dTransposed(a as tf.Tensor2D, (n < 3 ? dProjections[n] : dOut) as tf.Tensor2D, true, false),
+          );
           const dBiases = useBias ? [...dProjections, dOut].map((d) => tf.sum(d, 0)) : [];
           return [dx.reshape([batch, sequence, dim]), ...dKernels, ...dBiases];
         }),
