@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { distance } from 'fastest-levenshtein';
 import type { ConfigError, Registries } from '@tessera/core';
 import { commandHelp, GLOBAL_OPTIONS, table, UsageError, type Command, type CommandContext, type Output } from './command.ts';
 import { commands, type CommandName } from './commands/index.ts';
 import { renderConfigError, styleFor } from './style.ts';
+import { redacting } from './redacting-output.ts';
 
 export interface MainOptions {
   stdout?: Output;
@@ -20,8 +22,8 @@ const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.
 
 /** Runs the `exp` command line and returns its exit code; never calls process.exit (but a second Ctrl-C of `exp run`). */
 export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
-  const stdout = options.stdout ?? process.stdout;
-  const stderr = options.stderr ?? process.stderr;
+  const stdout = redacting(options.stdout ?? process.stdout);
+  const stderr = redacting(options.stderr ?? process.stderr);
   const end = argv.indexOf('--') < 0 ? argv.length : argv.indexOf('--');
   const isGlobal = (arg: string, index: number) => index < end && (arg === '--debug' || arg === '--help' || arg === '-h');
   const debug = argv.slice(0, end).includes('--debug');
@@ -151,20 +153,7 @@ function parseCommandLine(command: Command, args: string[]): { positionals: stri
 
 function nearestOption(flag: string, names: string[]): string | undefined {
   const bare = flag.replace(/^-+/, '');
-  return names.find((name) => name.startsWith(bare) || bare.startsWith(name)) ?? names.find((name) => levenshteinAtMost(bare, name, 2));
-}
-
-function levenshteinAtMost(a: string, b: string, limit: number): boolean {
-  if (Math.abs(a.length - b.length) > limit) return false;
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[b.length]! <= limit;
+  return names.find((name) => name.startsWith(bare) || bare.startsWith(name)) ?? names.find((name) => distance(bare, name) <= 2);
 }
 
 function usageFailure(stderr: Output, command: string | undefined, message: string): number {
@@ -195,6 +184,11 @@ export function reportError(error: unknown, command: string, context: Pick<Comma
     return EXIT.badInput;
   }
   const prefix = command ? `exp ${command}` : 'exp';
+  // A corrupt or missing data file is bad input, like a bad config: its message names the file.
+  if (error instanceof Error && error.name === 'DataError' && !debug) {
+    stderr.write(`${style.red(`${prefix}: ${error.message.split('\n')[0]}`)}\n`);
+    return EXIT.badInput;
+  }
   if (debug) {
     stderr.write(`${prefix}: ${describeStack(error)}\n`);
   } else {

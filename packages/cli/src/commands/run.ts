@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { defineCommand, setOption, UsageError, type CommandContext } from '../command.ts';
+import { abortOnSignals, stopDeadlineSeconds } from '../interrupt.ts';
 import { registerRun } from '../models.ts';
 
 function integerOption(name: string, value: string | undefined, minimum: number): number | undefined {
@@ -27,32 +28,18 @@ export function tagOptions(values: readonly string[] | undefined): Record<string
 export const EXIT_INTERRUPTED = 130;
 
 /**
- * SIGINT/SIGTERM abort the run (it finishes the step, checkpoints and ends KILLED). A second one a
- * while after the first means "now": the process exits at once, keeping the last epoch checkpoint.
- * One within a second is the same keypress relayed by a wrapper (tsx, pnpm), not a second one.
- * The only exit outside `main`'s return value: nothing else can stop a training step mid-way.
+ * A trial of a sweep (its controller sets TESSERA_PARENT_PID) stops like a signalled run when its
+ * controller dies: a controller killed with SIGKILL takes its trials with it instead of leaving
+ * them training as orphans.
  */
-function stopOnSignals(write: (text: string) => void): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  let firstAt: number | undefined;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (firstAt === undefined) {
-      firstAt = Date.now();
-      controller.abort(signal);
-    } else if (Date.now() - firstAt > 1000) {
-      write(`${signal} again: exiting now; the run keeps its last checkpoint\n`);
-      process.exit(EXIT_INTERRUPTED);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return {
-    signal: controller.signal,
-    dispose() {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    },
-  };
+function watchParent(isAlive: (pid: number) => boolean, stop: (reason: string) => void): NodeJS.Timeout | undefined {
+  const parent = Number(process.env.TESSERA_PARENT_PID);
+  if (!Number.isInteger(parent) || parent <= 0) return undefined;
+  const watch = setInterval(() => {
+    if (!isAlive(parent)) stop(`the sweep process that started this trial (pid ${parent}) is gone`);
+  }, 1000);
+  watch.unref();
+  return watch;
 }
 
 export default defineCommand({
@@ -132,8 +119,20 @@ export default defineCommand({
     const seed = integerOption('seed', options.seed, 0);
     const epochs = integerOption('epochs', options.epochs, 1);
     const tags = tagOptions(options.tag);
-    const { runExperiment, NonFiniteLossError } = await import('@tessera/core');
-    const stop = stopOnSignals((text) => void context.stdout.write(text));
+    const { runExperiment, NonFiniteLossError, isProcessAlive } = await import('@tessera/core');
+    // SIGINT/SIGTERM abort the run (it finishes the step, checkpoints and ends KILLED); a second
+    // one (interrupt.ts) means "now", and so does the stop deadline (TESSERA_STOP_DEADLINE, 60 s)
+    // that a supervisor relies on: the process exits at once, keeping the last epoch checkpoint.
+    // The only exit outside `main`'s return value: nothing else can stop a training step mid-way.
+    const exitNow = (why: string) => {
+      context.stdout.write(`${why}: exiting now; the run keeps its last checkpoint\n`);
+      process.exit(EXIT_INTERRUPTED);
+    };
+    const stop = abortOnSignals({
+      again: (signal) => exitNow(`${signal} again`),
+      deadline: { seconds: stopDeadlineSeconds(), expired: (seconds) => exitNow(`still stopping after ${seconds} s`) },
+    });
+    const parentWatch = watchParent(isProcessAlive, stop.abort);
     try {
       const summary = await runExperiment(file ? resolve(context.cwd, file) : undefined, {
         registries: await context.registries(file ? resolve(context.cwd, file) : undefined, options.set ?? []),
@@ -159,7 +158,8 @@ export default defineCommand({
       context.stderr.write(`exp run: training diverged: ${error.message}\nThe run is marked FAILED; its metrics and last checkpoint are kept.\n`);
       return 1;
     } finally {
-      stop.dispose();
+      stop.release();
+      clearInterval(parentWatch);
     }
   },
 });

@@ -351,7 +351,11 @@ describe.skipIf(!mlflow.binary)('runs in a real mlflow server', () => {
       const logMetrics = tracker.logMetrics.bind(tracker);
       tracker.logMetrics = async (metrics, step) => {
         await logMetrics(metrics, step);
-        if (step === 1) await server.stop();
+        // Calls go out in the background: wait for step 1 to be delivered before the outage.
+        if (step === 1) {
+          await tracker.flush();
+          await server.stop();
+        }
       };
       return tracker;
     };

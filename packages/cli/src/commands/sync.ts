@@ -7,8 +7,8 @@ export default defineCommand({
   description:
     'Replays local runs into MLflow. Each run is compared with its MLflow copy and only what MLflow lacks is sent: ' +
     'missing params, every metric value (per key and step) it has no value for, tags that differ, datasets, ' +
-    'artifacts that are missing or of another size, then the status and end time. A run is created in MLflow ' +
-    'once and found again by id afterwards, so syncing twice changes nothing. Without RUN, every local run that ' +
+    'artifacts that are missing or whose content (sha256) MLflow was not sent, then the status and end time. A run is created in MLflow ' +
+    'once (one sync per run at a time; a race with another host is resolved to one run) and found again by id afterwards, so syncing twice changes nothing. Without RUN, every local run that ' +
     'this server is missing something of (sweep runs and their trials under runs/sweeps/ included, each sweep run ' +
     'before its trials so they nest under it): runs recorded while it was down (their outbox is not empty) or never ' +
     'sent to it. Credentials come from MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN.',

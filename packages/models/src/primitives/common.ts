@@ -17,8 +17,8 @@ export const INITIALIZERS = [
 ] as const;
 export type InitializerName = (typeof INITIALIZERS)[number];
 
-export function initializerSchema(defaultName: InitializerName, what: string) {
-  return { enum: [...INITIALIZERS], default: defaultName, description: `Initializer of the ${what}.` };
+export function initializerSchema<D extends InitializerName>(defaultName: D, what: string) {
+  return { enum: INITIALIZERS, default: defaultName, description: `Initializer of the ${what}.` } as const;
 }
 
 /**
@@ -59,12 +59,6 @@ export function makeInitializer(name: string, seed: number): ReturnType<typeof t
     default:
       throw new Error(`unknown initializer "${name}"; valid: ${INITIALIZERS.join(', ')}`);
   }
-}
-
-/** Derives a distinct, deterministic seed for the n-th weight of a layer. */
-export function subSeed(seed: number, n: number): number {
-  // A multiplicative hash keeps neighbouring seeds far apart; the result stays a 31-bit integer.
-  return (Math.imul(seed ^ (n * 0x9e3779b1), 0x85ebca6b) >>> 1) % 2147483647;
 }
 
 /** Resolves a possibly negative axis against a rank; refuses the batch axis unless allowed. */
@@ -171,23 +165,33 @@ export const matMulMiddleAxis = tf.customGrad((...args: unknown[]) => {
   };
 }) as unknown as (x: tf.Tensor3D, kernel: tf.Tensor2D) => tf.Tensor3D;
 
-/** An integer or [height, width] pair from a config (kernel sizes, strides, pool sizes). */
-export type IntPair = number | [number, number];
+/**
+ * An integer or [height, width] pair from a config (kernel sizes, strides, pool sizes). An array,
+ * because that is the type FromSchema derives from intPairSchema's items + minItems/maxItems;
+ * toPair checks the length for programs that construct a layer directly.
+ */
+export type IntPair = number | readonly number[];
 
 export function toPair(value: IntPair, what: string): [number, number] {
-  const pair: [number, number] = Array.isArray(value) ? [value[0], value[1]] : [value, value];
-  if (!pair.every((v) => Number.isInteger(v) && v >= 1)) throw new Error(`${what} must be a positive integer or a pair of them, got ${JSON.stringify(value)}`);
+  const pair: [number, number] = typeof value === 'number' ? [value, value] : [value[0]!, value[1]!];
+  if ((typeof value !== 'number' && value.length !== 2) || !pair.every((v) => Number.isInteger(v) && v >= 1)) throw new Error(`${what} must be a positive integer or a pair of them, got ${JSON.stringify(value)}`);
   return pair;
 }
 
-/** The JSON Schema of an IntPair parameter. */
+const INT_PAIR_ONE_OF = [
+  { type: 'integer', minimum: 1 },
+  { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 2, maxItems: 2 },
+] as const;
+
+/** The JSON Schema of an IntPair parameter, typed literally so that FromSchema derives its type (IntPair). */
+export function intPairSchema(description: string): { readonly oneOf: typeof INT_PAIR_ONE_OF; readonly description: string };
+export function intPairSchema(description: string, defaultValue: number): { readonly oneOf: typeof INT_PAIR_ONE_OF; readonly default: [number, number]; readonly description: string };
 export function intPairSchema(description: string, defaultValue?: number) {
   return {
-    oneOf: [
-      { type: 'integer', minimum: 1 },
-      { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 2, maxItems: 2 },
-    ],
-    ...(defaultValue !== undefined ? { default: defaultValue } : {}),
+    oneOf: INT_PAIR_ONE_OF,
+    // The default is written as the [height, width] pair the layer runs with (and its getConfig
+    // reports), so the config the validator fills in is exactly what ran.
+    ...(defaultValue !== undefined ? { default: [defaultValue, defaultValue] } : {}),
     description,
   };
 }

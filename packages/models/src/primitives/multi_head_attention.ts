@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core/registry';
-import { initializerSchema, makeInitializer, matMul2dTransposed, singleShape, singleTensor, snakeCase, subSeed, type InitializerName } from './common.ts';
+import { childSeed } from '@tessera/core/random';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
+import { initializerSchema, makeInitializer, matMul2dTransposed, singleShape, singleTensor, snakeCase, type InitializerName } from './common.ts';
 import { applyDropout, stepSeed } from './dropout.ts';
 
 export interface MultiHeadAttentionArgs {
@@ -133,11 +135,11 @@ export class MultiHeadAttention extends tf.layers.Layer {
     this.numHeads = args.numHeads;
     this.keyDim = args.keyDim;
     this.valueDim = args.valueDim ?? args.keyDim;
-    this.dropout = args.dropout ?? 0;
+    this.dropout = args.dropout ?? DEFAULTS.dropout;
     if (!(this.dropout >= 0 && this.dropout < 1)) throw new Error(`multi_head_attention: dropout must be in [0, 1), got ${this.dropout}`);
-    this.useBias = args.useBias ?? true;
-    this.kernelInitializer = snakeCase(args.kernelInitializer ?? 'glorot_uniform') as InitializerName;
-    this.biasInitializer = snakeCase(args.biasInitializer ?? 'zeros') as InitializerName;
+    this.useBias = args.useBias ?? DEFAULTS.use_bias;
+    this.kernelInitializer = snakeCase(args.kernelInitializer ?? DEFAULTS.kernel_initializer) as InitializerName;
+    this.biasInitializer = snakeCase(args.biasInitializer ?? DEFAULTS.bias_initializer) as InitializerName;
     this.seed = args.seed ?? 0;
   }
 
@@ -151,9 +153,9 @@ export class MultiHeadAttention extends tf.layers.Layer {
     const dim = this.width(singleShape(inputShape, 'multi_head_attention'));
     const h = this.numHeads;
     const kernel = (name: string, shape: number[], n: number) =>
-      this.addWeight(`${name}/kernel`, shape, 'float32', makeInitializer(this.kernelInitializer, subSeed(this.seed, 2 * n)));
+      this.addWeight(`${name}/kernel`, shape, 'float32', makeInitializer(this.kernelInitializer, childSeed(this.seed, 2 * n)));
     const bias = (name: string, shape: number[], n: number) =>
-      this.addWeight(`${name}/bias`, shape, 'float32', makeInitializer(this.biasInitializer, subSeed(this.seed, 2 * n + 1)));
+      this.addWeight(`${name}/bias`, shape, 'float32', makeInitializer(this.biasInitializer, childSeed(this.seed, 2 * n + 1)));
     // Keras' order: query, key, value, attention_output; each kernel then its bias.
     PROJECTIONS.forEach((name, n) => {
       const size = name === 'value' ? this.valueDim : this.keyDim;
@@ -200,33 +202,28 @@ export class MultiHeadAttention extends tf.layers.Layer {
   }
 }
 
-export interface MultiHeadAttentionParams {
-  num_heads: number;
-  key_dim: number;
-  value_dim?: number;
-  dropout?: number;
-  use_bias?: boolean;
-  kernel_initializer?: InitializerName;
-  bias_initializer?: InitializerName;
-}
+/** multi_head_attention's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const multiHeadAttentionParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['num_heads', 'key_dim'],
+  properties: {
+    num_heads: { type: 'integer', minimum: 1, description: 'Number of attention heads.' },
+    key_dim: { type: 'integer', minimum: 1, description: 'Size of each head\'s queries and keys.' },
+    value_dim: { type: 'integer', minimum: 1, description: 'Size of each head\'s values (default key_dim).' },
+    dropout: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0, description: 'Dropout on the attention weights, in training.' },
+    use_bias: { type: 'boolean', default: true, description: 'Biases on the four projections.' },
+    kernel_initializer: initializerSchema('glorot_uniform', 'projection kernels'),
+    bias_initializer: initializerSchema('zeros', 'projection biases'),
+  },
+} as const satisfies JsonSchema;
+export type MultiHeadAttentionParams = FromSchema<typeof multiHeadAttentionParams>;
+const DEFAULTS = defaultsOf(multiHeadAttentionParams);
 
 export const multiHeadAttentionEntry: BlockEntry<MultiHeadAttentionParams> = {
   type: 'multi_head_attention',
   description: "Keras' MultiHeadAttention as self-attention over [batch, sequence, dim], Keras' weight shapes; output width = input width.",
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['num_heads', 'key_dim'],
-    properties: {
-      num_heads: { type: 'integer', minimum: 1, description: 'Number of attention heads.' },
-      key_dim: { type: 'integer', minimum: 1, description: 'Size of each head\'s queries and keys.' },
-      value_dim: { type: 'integer', minimum: 1, description: 'Size of each head\'s values (default key_dim).' },
-      dropout: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0, description: 'Dropout on the attention weights, in training.' },
-      use_bias: { type: 'boolean', default: true, description: 'Biases on the four projections.' },
-      kernel_initializer: initializerSchema('glorot_uniform', 'projection kernels'),
-      bias_initializer: initializerSchema('zeros', 'projection biases'),
-    },
-  },
+  params: multiHeadAttentionParams,
   create: (params, ctx) =>
     new MultiHeadAttention({
       numHeads: params.num_heads,
