@@ -93,6 +93,15 @@ export function transposeFlagsAreFast(): boolean {
 }
 
 /**
+ * 2-D a x b with either operand transposed: through the transpose flags where the backend runs
+ * them fast (transposeFlagsAreFast), else an explicit transpose and a plain matMul.
+ */
+export function matMul2dTransposed(a: tf.Tensor2D, b: tf.Tensor2D, transposeA: boolean, transposeB: boolean): tf.Tensor2D {
+  if (transposeFlagsAreFast()) return tf.matMul(a, b, transposeA, transposeB);
+  return tf.matMul(transposeA ? tf.transpose(a) : a, transposeB ? tf.transpose(b) : b);
+}
+
+/**
  * a [m, k] x b [k, n] whose gradients are also plain 2-D matMuls over explicitly transposed
  * operands where the backend needs it. Autodiff of tf.matMul uses the transposeA/transposeB
  * flags, which the wasm backend runs several times slower than a transpose followed by a plain
@@ -107,8 +116,7 @@ export const matMul2d = tf.customGrad((...args: unknown[]) => {
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
       const upstream = (Array.isArray(dy) ? dy[0] : dy) as tf.Tensor2D;
       const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
-      if (transposeFlagsAreFast()) return [tf.matMul(upstream, sb, false, true), tf.matMul(sa, upstream, true, false)];
-      return [tf.matMul(upstream, tf.transpose(sb)), tf.matMul(tf.transpose(sa), upstream)];
+      return [matMul2dTransposed(upstream, sb, false, true), matMul2dTransposed(sa, upstream, true, false)];
     },
   };
 }) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
