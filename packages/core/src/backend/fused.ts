@@ -27,12 +27,24 @@ import './quiet-cpu.ts';
  *   y = x * (keep(i) ? s : 0) with s = float32(1 / (1 - rate)) and a float32 product (so every
  *   backend rounds alike, and a dropped negative x gives -0), keep(i) from `dropoutKeeps` below. Its gradient is the same
  *   kernel applied to dy with the same attrs: the mask is recomputed, never stored.
+ * - `TesseraBatchNorm`: training-mode batch normalisation, inputs `{x [n, h, w, C], gamma [C],
+ *   beta [C]}` (channels last; any [rows, C] as [1, 1, rows, C]), attr `epsilon`; outputs
+ *   `[y (x's shape), mean [C], variance [C]]`, the mean and the biased variance over n, h, w,
+ *   y = (x - mean) / sqrt(variance + epsilon) gamma + beta. Its gradient (registered below) is
+ *   `TesseraBatchNormGrad`: inputs `{dy, x, mean, variance, gamma}`, attr `epsilon`; outputs
+ *   `[dx, dgamma, dbeta]`: with xhat = (x - mean) rstd, rstd = 1 / sqrt(variance + epsilon),
+ *   dx = rstd gamma (dy - mean_rows(dy) - xhat mean_rows(dy xhat)), dgamma = sum_rows(dy xhat),
+ *   dbeta = sum_rows(dy). The mean and variance outputs carry no gradient (the formula for dx
+ *   already accounts for them; they only feed the moving statistics). On the native backend these
+ *   are TensorFlow's own FusedBatchNormV3 and FusedBatchNormGradV3 (what Keras runs).
  */
 export const FUSED_KERNELS = {
   geluExact: 'TesseraGeluExact',
   layerNorm: 'TesseraLayerNorm',
   layerNormGrad: 'TesseraLayerNormGrad',
   dropout: 'TesseraDropout',
+  batchNorm: 'TesseraBatchNorm',
+  batchNormGrad: 'TesseraBatchNormGrad',
 } as const;
 
 /** Whether the active backend has the fused kernel `name` (one of FUSED_KERNELS). */
@@ -230,6 +242,59 @@ export function referenceDropout(x: ArrayLike<number>, rate: number, seed: numbe
   return y;
 }
 
+/**
+ * TesseraBatchNorm on plain arrays (x row-major [rows, C], C = gamma.length): per column the
+ * mean, the biased variance about it, then y. Float64 arithmetic.
+ */
+export function referenceBatchNorm(
+  x: ArrayLike<number>,
+  gamma: ArrayLike<number>,
+  beta: ArrayLike<number>,
+  epsilon: number,
+): { y: Float32Array; mean: Float32Array; variance: Float32Array } {
+  const columns = gamma.length;
+  const rows = x.length / columns;
+  const mean = new Float64Array(columns);
+  const variance = new Float64Array(columns);
+  for (let i = 0; i < x.length; i++) mean[i % columns]! += x[i]!;
+  for (let c = 0; c < columns; c++) mean[c]! /= rows;
+  for (let i = 0; i < x.length; i++) variance[i % columns]! += (x[i]! - mean[i % columns]!) ** 2;
+  for (let c = 0; c < columns; c++) variance[c]! /= rows;
+  const y = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const c = i % columns;
+    y[i] = ((x[i]! - mean[c]!) / Math.sqrt(variance[c]! + epsilon)) * gamma[c]! + beta[c]!;
+  }
+  return { y, mean: Float32Array.from(mean), variance: Float32Array.from(variance) };
+}
+
+/** TesseraBatchNormGrad on plain arrays (x and dy row-major [rows, C]). */
+export function referenceBatchNormGrad(
+  dy: ArrayLike<number>,
+  x: ArrayLike<number>,
+  mean: ArrayLike<number>,
+  variance: ArrayLike<number>,
+  gamma: ArrayLike<number>,
+  epsilon: number,
+): { dx: Float32Array; dgamma: Float32Array; dbeta: Float32Array } {
+  const columns = gamma.length;
+  const rows = x.length / columns;
+  const rstd = Array.from(variance, (v) => 1 / Math.sqrt(v + epsilon));
+  const xhat = (i: number) => (x[i]! - mean[i % columns]!) * rstd[i % columns]!;
+  const dgamma = new Float64Array(columns);
+  const dbeta = new Float64Array(columns);
+  for (let i = 0; i < x.length; i++) {
+    dgamma[i % columns]! += dy[i]! * xhat(i);
+    dbeta[i % columns]! += dy[i]!;
+  }
+  const dx = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const c = i % columns;
+    dx[i] = rstd[c]! * gamma[c]! * (dy[i]! - dbeta[c]! / rows - xhat(i) * (dgamma[c]! / rows));
+  }
+  return { dx, dgamma: Float32Array.from(dgamma), dbeta: Float32Array.from(dbeta) };
+}
+
 /* ----------------------------- the cpu backend's kernels --------------------------------- */
 
 /** The part of the cpu backend the kernels use. */
@@ -286,6 +351,49 @@ function registerCpuFusedKernels(): void {
     const x = inputs.x as tf.TensorInfo;
     return backend.makeTensorInfo(x.shape, 'float32', referenceDropout(values(backend, x), attrs.rate as number, attrs.seed as number));
   });
+  register(FUSED_KERNELS.batchNorm, (inputs, backend, attrs) => {
+    const x = inputs.x as tf.TensorInfo;
+    const gamma = inputs.gamma as tf.TensorInfo;
+    const { y, mean, variance } = referenceBatchNorm(values(backend, x), values(backend, gamma), values(backend, inputs.beta as tf.TensorInfo), attrs.epsilon as number);
+    return [backend.makeTensorInfo(x.shape, 'float32', y), backend.makeTensorInfo(gamma.shape, 'float32', mean), backend.makeTensorInfo(gamma.shape, 'float32', variance)];
+  });
+  register(FUSED_KERNELS.batchNormGrad, (inputs, backend, attrs) => {
+    const x = inputs.x as tf.TensorInfo;
+    const gamma = inputs.gamma as tf.TensorInfo;
+    const { dx, dgamma, dbeta } = referenceBatchNormGrad(
+      values(backend, inputs.dy as tf.TensorInfo),
+      values(backend, x),
+      values(backend, inputs.mean as tf.TensorInfo),
+      values(backend, inputs.variance as tf.TensorInfo),
+      values(backend, gamma),
+      attrs.epsilon as number,
+    );
+    return [backend.makeTensorInfo(x.shape, 'float32', dx), backend.makeTensorInfo(gamma.shape, 'float32', dgamma), backend.makeTensorInfo(gamma.shape, 'float32', dbeta)];
+  });
 }
+
+/**
+ * TesseraBatchNorm's gradient, for every backend that has the kernel pair: one
+ * TesseraBatchNormGrad call serves x, gamma and beta. A registered gradient rather than a
+ * tf.customGrad, so the kernel's mean and variance outputs reach the caller (for the moving
+ * statistics) while autodiff still wires y back to the inputs.
+ */
+function registerBatchNormGradient(): void {
+  tf.registerGradient({
+    kernelName: FUSED_KERNELS.batchNorm,
+    inputsToSave: ['x', 'gamma'],
+    outputsToSave: [false, true, true],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, gamma, mean, variance] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+      const upstream = Array.isArray(dy) ? dy[0]! : dy;
+      // Computed here, not in the thunks: the engine runs each thunk in its own tidy, which
+      // would dispose the other two outputs of a call made in the first.
+      const [dx, dgamma, dbeta] = tf.engine().runKernel(FUSED_KERNELS.batchNormGrad, { dy: upstream, x, mean, variance, gamma }, { epsilon: attrs.epsilon as number }) as tf.Tensor[];
+      return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta! };
+    },
+  });
+}
+
+registerBatchNormGradient();
 
 registerCpuFusedKernels();

@@ -237,7 +237,8 @@ function layerNormGrad({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; bac
  * JavaScript loop still halves its composite path, while dropout's ties and LayerNorm's loses.
  */
 export function fusedKernelsToRegister(simd: boolean): string[] {
-  return simd ? Object.values(FUSED_KERNELS) : [FUSED_KERNELS.geluExact];
+  // Batch norm has no wasm kernel: its primitive falls back to the composite ops there.
+  return simd ? Object.keys(WASM_FUSED_KERNELS) : [FUSED_KERNELS.geluExact];
 }
 
 /** The fused kernels this file implements for wasm, registered or not (see fusedKernelsToRegister). */
