@@ -160,5 +160,8 @@ export function registerNativeFusedKernels(library = NATIVE_OPS_LIBRARY): Native
       return outputs.slice(0, 3);
     }),
   );
+  const floatType = (backend: NativeOpBackend): OpAttr[] => [{ name: 'T', type: backend.binding.TF_ATTR_TYPE, value: backend.binding.TF_FLOAT }];
+  register(FUSED_KERNELS.biasAdd, (backend, inputs) => backend.executeSingleOutput('BiasAdd', floatType(backend), [input(inputs, 'x'), input(inputs, 'bias')]));
+  register(FUSED_KERNELS.biasAddGrad, (backend, inputs) => backend.executeSingleOutput('BiasAddGrad', floatType(backend), [input(inputs, 'dy')]));
   return { registered: true };
 }
