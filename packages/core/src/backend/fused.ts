@@ -396,7 +396,7 @@ function registerCpuFusedKernels(): void {
   });
   register(FUSED_KERNELS.biasAddGrad, (inputs, backend) => {
     const dy = inputs.dy as tf.TensorInfo;
-    const columns = dy.shape[dy.rank - 1]!;
+    const columns = dy.shape[dy.shape.length - 1]!;
     return backend.makeTensorInfo([columns], 'float32', referenceBiasAddGrad(values(backend, dy), columns));
   });
 }

@@ -4,6 +4,9 @@ import {
   FUSED_KERNELS,
   dropoutKeeps,
   hasFusedKernel,
+  referenceBatchNorm,
+  referenceBatchNormGrad,
+  referenceBiasAddGrad,
   referenceDropout,
   referenceGeluExact,
   referenceLayerNorm,
@@ -155,6 +158,53 @@ describe('native fused kernels (TensorFlow custom ops)', () => {
       expectClose(dgamma!, reference.dgamma, () => 1e-6 * rows! + 1e-6, `dgamma of ${what}`);
       expectClose(dbeta!, reference.dbeta, () => 1e-6 * rows! + 1e-6, `dbeta of ${what}`);
     }
+  });
+
+  it('TesseraBatchNorm and TesseraBatchNormGrad (TF FusedBatchNormV3 and its gradient) match the reference', (context) => {
+    requireNative(context);
+    for (const [k, [rows, columns]] of [[2, 3], [37, 16], [4096, 64]].entries()) {
+      const x = between(rows! * columns!, 1, 5, 70 + k);
+      const dy = between(rows! * columns!, -1, 1, 80 + k);
+      const gamma = between(columns!, 0.5, 1.5, 90 + k);
+      const beta = between(columns!, -1, 1, 100 + k);
+      const shape = [1, 1, rows!, columns!];
+      const [y, mean, variance] = runFused(
+        FUSED_KERNELS.batchNorm,
+        { x: { values: x, shape }, gamma: { values: gamma, shape: [columns!] }, beta: { values: beta, shape: [columns!] } },
+        { epsilon: 1e-3 },
+      );
+      const reference = referenceBatchNorm(x, gamma, beta, 1e-3);
+      const what = `[${rows}, ${columns}]`;
+      expectClose(mean!, reference.mean, () => 1e-5, `mean of ${what}`);
+      // The biased variance (what the moving variance moves towards), not TF's Bessel-corrected batch_variance.
+      expectClose(variance!, reference.variance, (i) => 1e-5 * (1 + reference.variance[i]!), `variance of ${what}`);
+      expectClose(y!, reference.y, () => 2e-5, `y of ${what}`);
+      const [dx, dgamma, dbeta] = runFused(
+        FUSED_KERNELS.batchNormGrad,
+        {
+          dy: { values: dy, shape },
+          x: { values: x, shape },
+          mean: { values: reference.mean, shape: [columns!] },
+          variance: { values: reference.variance, shape: [columns!] },
+          gamma: { values: gamma, shape: [columns!] },
+        },
+        { epsilon: 1e-3 },
+      );
+      const grads = referenceBatchNormGrad(dy, x, reference.mean, reference.variance, gamma, 1e-3);
+      expectClose(dx!, grads.dx, () => 2e-5, `dx of ${what}`);
+      expectClose(dgamma!, grads.dgamma, () => 1e-6 * rows! + 1e-6, `dgamma of ${what}`);
+      expectClose(dbeta!, grads.dbeta, () => 1e-6 * rows! + 1e-6, `dbeta of ${what}`);
+    }
+  });
+
+  it('TesseraBiasAdd adds along the last axis and TesseraBiasAddGrad sums the rest (TF BiasAdd, BiasAddGrad)', (context) => {
+    requireNative(context);
+    const x = between(3 * 4 * 5, -2, 2, 110);
+    const bias = between(5, -1, 1, 111);
+    const [y] = runFused(FUSED_KERNELS.biasAdd, { x: { values: x, shape: [3, 4, 5] }, bias: { values: bias, shape: [5] } });
+    expect(Array.from(y!)).toEqual(Array.from(x, (v, i) => Math.fround(v + bias[i % 5]!)));
+    const [dbias] = runFused(FUSED_KERNELS.biasAddGrad, { dy: { values: x, shape: [3, 4, 5] } });
+    expectClose(dbias!, referenceBiasAddGrad(x, 5), () => 1e-5, 'dbias');
   });
 
   it('TesseraDropout is bit-identical to the reference (mask, scale, -0 and NaN), for any size, rate and seed', (context) => {
