@@ -160,7 +160,7 @@ const section = [
   `\`pnpm bench data\` on ${new Date().toISOString().slice(0, 10)}, ${cpus().length} x ${cpu}, Node ${process.version}, load average ${load} at the end.`,
   `Real CIFAR-100 training split (45,000 images), batch ${batchSize}, normalize -> resize 64x64 -> random_flip -> random_zoom(0.2, 0.2),`,
   `training mode (shuffled, augmented); median of ${timed} batches after ${warmup} warm-up batches. The pipeline runs on`,
-  `the training thread, so its time per batch adds to the step time (at best ~100-400 ms per step of 128 for the reference models here, REFERENCE.md).`,
+  `the training thread, so its time per batch adds to the step time (at best ~100-400 ms per step of 128 for the reference models here, docs/reference.md).`,
   '',
   '| backend | median ms / batch | images/s | host gather ms / batch | dataset ready (s) |',
   '|---|---|---|---|---|',

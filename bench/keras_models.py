@@ -1,6 +1,6 @@
 """The three models of the Keras example "Image classification with modern MLP models"
 (keras.io/examples/vision/mlp_image_classification, Keras 3 version; restated in
-/work/shared/reference/REFERENCE.md), layer for layer, minus the data augmentation: Tessera's data
+docs/reference.md), layer for layer, minus the data augmentation: Tessera's data
 pipeline does that before the model, and neither measurement times it.
 
 One definition for both users, so that what is timed is what is checked:

@@ -1,6 +1,6 @@
 """The Keras 3 reference for `pnpm bench train`: times training steps of the three models of
 the Keras example "Image classification with modern MLP models" (restated in
-/work/shared/reference/REFERENCE.md), built exactly as that example builds them (keras_models.py,
+docs/reference.md), built exactly as that example builds them (keras_models.py,
 the same models that give Tessera's golden logits), on random 64x64x3 inputs at batch 128, and of
 ConvMixer (32x32x3) and ViT-small (72x72x3) from keras_models.MORE_MODELS; and measures the
 machine's sgemm rate with numpy in the same run. Each model is timed twice, compiled with Keras'

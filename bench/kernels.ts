@@ -1,4 +1,4 @@
-// The fused kernels (packages/core/src/backend/fused.ts) against the composite TF.js ops they
+// The fused kernels (packages/core/src/backend/kernels/) against the composite TF.js ops they
 // replace, side by side, through the primitives the models use.
 //
 //   pnpm bench kernels                                          tensorflow and wasm, where they load
@@ -25,7 +25,7 @@ const repoRoot = dirname(benchDir);
 
 /** The Mixer's dropout rate (experiments/ config), so the mask costs what it costs in training. */
 const DROPOUT_RATE = 0.2;
-/** The reference's LayerNorm epsilon (REFERENCE.md). */
+/** The reference's LayerNorm epsilon (docs/reference.md). */
 const EPSILON = 1e-6;
 const WIDE: [number, number, number] = [128, 64, 256];
 const TOKEN_MIXING: [number, number, number] = [128, 256, 64];
@@ -213,7 +213,7 @@ function formatSection(results: ChildResult[], notes: string[], command: string,
     `\`${command}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cpus().length} x ${cpu}, Node ${process.version}, ` +
       `load average ${loadavg()[0]!.toFixed(1)} at the end.`,
     'The primitives geluExact, layerNorm (last axis, epsilon 1e-6) and the Dropout layer (training, rate 0.2) on float32 inputs,',
-    'through the backend\'s fused kernels (backend/fused.ts) and through the composite TF.js ops they fall back to (the fused',
+    'through the backend\'s fused kernels (backend/kernels/) and through the composite TF.js ops they fall back to (the fused',
     'kernels unregistered for the call). forward+backward is tf.grads with a given dy (for layer_norm: of x, gamma and beta).',
     `Median of ${repeats} runs after ${warmup} warm-up runs, the two paths alternating in one process; speed-up = composite / fused.`,
     'rel. diff is the largest difference between the two paths\' outputs (and gradients), relative to the largest value of each:',

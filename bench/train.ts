@@ -29,7 +29,7 @@ type ModelKey = (typeof MODELS)[number];
 /** What `pnpm bench train` measures when --models is not given. */
 const DEFAULT_MODELS: ModelKey[] = ['mixer', 'fnet', 'gmlp'];
 /**
- * Forward multiply-accumulates per image (REFERENCE.md "Compute per image" for the 64x64
+ * Forward multiply-accumulates per image (docs/reference.md "Compute per image" for the 64x64
  * reference models); a training step costs about 3x the forward pass, 2 FLOP per MAC: 6 FLOP
  * per MAC. FNet counts its 2D DFT as cos/sin matrix products (as Tessera computes it); Keras'
  * FFT does less work than that. ConvMixer-256/8 on 32x32: stem 0.8 M + 8 x (depthwise 5x5
@@ -277,7 +277,7 @@ function formatResults(
     `inputs of each model's size (64x64x3; ConvMixer 32x32x3, ViT-small 72x72x3) at batch ${tessera[0]?.batch ?? keras[0]?.batch ?? 128} (the data pipeline and augmentation are not timed, in either framework).`,
     'Step time is the median over the measured steps after warm-up. The Keras row is the faster of Keras\' default step and',
     '`jit_compile=True` (XLA), measured in the same run ("(XLA)" in its backend column when XLA won). "vs Keras" is images/s over that row\'s images/s.',
-    'GFLOP/s counts 6 FLOP per forward multiply-accumulate (REFERENCE.md: Mixer 20 M, FNet 79 M with the DFT as matrix products,',
+    'GFLOP/s counts 6 FLOP per forward multiply-accumulate (docs/reference.md: Mixer 20 M, FNet 79 M with the DFT as matrix products,',
     'gMLP 58 M per image); "of sgemm" divides it by the sgemm rate measured in the same run. On the native backend both',
     'frameworks compute FNet\'s DFT with an FFT (fewer FLOPs), so its GFLOP/s there is an effective rate. Peak memory is the process\'s',
     'maximum resident set (in parentheses: TF.js-tracked tensor memory at the worst step).',

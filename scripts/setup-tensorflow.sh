@@ -128,7 +128,7 @@ say "compiling the addon with node-gyp ${nodedir_flag[*]:-}"
 
 # --- 5. the fused kernels ----------------------------------------------------------------------------
 # One library that is both TensorFlow custom ops and a Node addon: require() dlopens it into the
-# TensorFlow tfjs-node loaded, which registers the ops (packages/core/src/backend/native-kernels.ts).
+# TensorFlow tfjs-node loaded, which registers the ops (packages/core/src/backend/kernels/native.ts).
 # -march=native: it is compiled where it runs. The ABI and Eigen alignment flags are the wheel's
 # (tf.sysconfig.get_compile_flags()); a mismatch corrupts memory rather than failing to link.
 OPS_DIR="${REPO_ROOT}/packages/core/src/backend/native-ops"
@@ -167,7 +167,7 @@ model.fit(x, x.mul(2).sub(1), { epochs: 100, verbose: 0 }).then((history) => {
   const loss = history.history.loss;
   check(loss.at(-1) < 1e-3 && loss.at(-1) < loss[0], `fit loss ${loss[0]} -> ${loss.at(-1)}`);
   // The fused ops, on values worked out by hand (gelu(1) = Phi(1), gelu'(0) = 1/2; a row [1, 3]
-  // has mean 2, rstd 1/sqrt(1 + eps)); native-kernels.native.test.ts checks them thoroughly.
+  // has mean 2, rstd 1/sqrt(1 + eps)); kernels/native.native.test.ts checks them thoroughly.
   require(process.argv[3]);
   const backend = tf.backend();
   const [gelu, slope] = backend.executeMultipleOutputs('TesseraGeluExact', [], [tf.tensor1d([1, 0])], 2);

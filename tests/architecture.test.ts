@@ -60,14 +60,14 @@ const tesseraEntry = (specifier: string) => (specifier.startsWith('@tessera/') ?
 /**
  * Which Tessera entry points each package's source may import. Dependencies point one way:
  * the MLflow client knows nothing of Tessera; core knows only the client; models and data see
- * only core's registry and backend entry points (never the engine, tracking or each other);
+ * only core's registry, backend and random entry points (never the engine, tracking or each other);
  * the composition root and the sweeps sit above core; the CLI on top.
  */
 const ALLOWED: Record<string, RegExp> = {
   mlflow: /^$/,
   core: /^@tessera\/mlflow$/,
-  models: /^@tessera\/core\/(registry|backend)$/,
-  data: /^@tessera\/core\/(registry|backend)$/,
+  models: /^@tessera\/core\/(registry|backend|random)$/,
+  data: /^@tessera\/core\/(registry|backend|random)$/,
   builtins: /^@tessera\/(core|models|data)$/,
   sweeps: /^@tessera\/(core|mlflow)$/,
   cli: /^@tessera\/(core|data|mlflow|builtins|sweeps(\/queue)?)$/,

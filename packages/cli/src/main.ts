@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { distance } from 'fastest-levenshtein';
 import type { ConfigError, Registries } from '@tessera/core';
 import { commandHelp, GLOBAL_OPTIONS, table, UsageError, type Command, type CommandContext, type Output } from './command.ts';
 import { commands, type CommandName } from './commands/index.ts';
@@ -151,20 +152,7 @@ function parseCommandLine(command: Command, args: string[]): { positionals: stri
 
 function nearestOption(flag: string, names: string[]): string | undefined {
   const bare = flag.replace(/^-+/, '');
-  return names.find((name) => name.startsWith(bare) || bare.startsWith(name)) ?? names.find((name) => levenshteinAtMost(bare, name, 2));
-}
-
-function levenshteinAtMost(a: string, b: string, limit: number): boolean {
-  if (Math.abs(a.length - b.length) > limit) return false;
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[b.length]! <= limit;
+  return names.find((name) => name.startsWith(bare) || bare.startsWith(name)) ?? names.find((name) => distance(bare, name) <= 2);
 }
 
 function usageFailure(stderr: Output, command: string | undefined, message: string): number {

@@ -44,7 +44,7 @@ describe('ConfigError', () => {
 
 describe('formatLocation', () => {
   it('shows a file under the working directory relative to it, and one outside it absolute', () => {
-    expect(formatLocation({ file: '/work/repo/experiments/x.yaml', line: 3, col: 5 }, '/work/repo')).toBe('experiments/x.yaml:3:5');
+    expect(formatLocation({ file: '/home/ada/repo/experiments/x.yaml', line: 3, col: 5 }, '/home/ada/repo')).toBe('experiments/x.yaml:3:5');
     expect(formatLocation({ file: '/tmp/t/x.yaml', line: 1, col: 2 }, '/tmp/ci/main')).toBe('/tmp/t/x.yaml:1:2');
     expect(formatLocation({ file: '--set train.epochs=x', line: 1, col: 14 }, '/')).toBe('"--set train.epochs=x"');
   });

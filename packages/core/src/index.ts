@@ -1,7 +1,8 @@
 // `@tessera/core`: the public API a program uses. Narrower entry points for packages that need
 // only a part: `@tessera/core/registry` (entry kinds and the registry), `@tessera/core/backend`
-// (backend selection and the fused kernels' contracts), `@tessera/core/plots` (learning curves;
-// Vega, Vega-Lite and resvg load only there).
+// (backend selection and the fused kernels' contracts), `@tessera/core/random` (the seed tree, the
+// seeded generator, the config fingerprint), `@tessera/core/plots` (learning curves; Vega,
+// Vega-Lite and resvg load only there).
 export * from './registry/index.ts';
 export {
   formatLocation,
@@ -11,6 +12,7 @@ export {
   OVERRIDE_PREFIX,
   type ConfigErrorInit,
 } from './errors.ts';
+export * from './random/index.ts';
 export * from './config/index.ts';
 export * from './schema/index.ts';
 export * from './backend/index.ts';

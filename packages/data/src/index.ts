@@ -18,6 +18,5 @@ export { downloadFile, md5File } from './datasets/download.ts';
 export { DataError } from './datasets/errors.ts';
 export { decodeImage, probeImage, ImageDecodeError, IMAGE_EXTENSIONS, type DecodeOptions, type DecodedImage, type ImageErrorReason, type Interpolation, type ResizeFit } from './image/decode.ts';
 export { createPipeline, restoreTransforms, transformStateKeys, type ConfiguredTransform, type PipelineSpec } from './pipeline.ts';
-export { Rng, deriveSeed } from './random.ts';
 export { channelMoments, gatherBatch, type ImageSet, type SplitView } from './store.ts';
 export { Normalize } from './augment/normalize.ts';

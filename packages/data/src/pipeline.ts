@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Batch, BatchOptions, Dataset, DatasetInfo, EntryConfig, RawImages, Registries, Split, Transform, TransformState } from '@tessera/core/registry';
-import { deriveSeed, Rng } from './random.ts';
+import { deriveSeed, fingerprint, Rng, SEED_STREAMS } from '@tessera/core/random';
 import { transformEntries } from './augment/index.ts';
 import { gatherBatch, range, type ImageSet, type SplitView } from './store.ts';
 import { attachWorkers, defaultWorkerCount, shareSet, startWorkers, type WorkerHandle } from './workers/pool.ts';
@@ -42,9 +41,6 @@ export interface SplitStream {
   count: number;
   open(training: boolean, seed: number, epoch: number): { take(n: number): ImageSet };
 }
-
-/** Salt that separates the shuffle's random stream from the transforms'. */
-const SHUFFLE = 0x5f3759df;
 
 /**
  * Builds the Dataset: adapts the transforms that learn state (once per data fingerprint, cached),
@@ -99,7 +95,7 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
       // A stream gives its images in its own (seeded) order: `order` only counts positions.
       const epochStream = stream?.open(options.training, options.seed, options.epoch);
       const order = Int32Array.from({ length: stream ? stream.count : view.indices.length }, (_, i) => i);
-      if (options.training && !stream) new Rng(deriveSeed(options.seed, options.epoch, SHUFFLE)).shuffle(order);
+      if (options.training && !stream) new Rng(deriveSeed(options.seed, options.epoch, SEED_STREAMS.shuffle)).shuffle(order);
       const span = (b: number) => [b * options.batchSize, Math.min(order.length, (b + 1) * options.batchSize)] as const;
       // A batch's source: images in a registered set (by index), or a streamed batch set.
       const source = (b: number): { set: number | ImageSet; indices: Int32Array } => {
@@ -247,7 +243,7 @@ export function restoreTransforms(
 }
 
 function adaptCached(spec: PipelineSpec, type: string, params: Record<string, unknown>, transform: Transform): TransformState {
-  const key = createHash('sha1').update(JSON.stringify([spec.info.fingerprint, type, params])).digest('hex').slice(0, 16);
+  const key = fingerprint([spec.info.fingerprint, type, params]);
   const file = spec.cacheDir ? join(spec.cacheDir, 'state', `${type}-${key}.json`) : undefined;
   if (file && existsSync(file)) {
     try {

@@ -6,7 +6,7 @@ import { registerModels } from './index.ts';
 
 /*
  * The bundled reference experiments, built from their YAML files: the trainable parameter
- * counts are the Keras reference's (REFERENCE.md, "verified by building the layers"), and the
+ * counts are the Keras reference's (docs/reference.md, "Parameter counts"), and the
  * reference's quirks are really there.
  */
 

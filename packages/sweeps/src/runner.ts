@@ -1,3 +1,4 @@
+import { fingerprint } from '@tessera/core';
 import { decide } from './early-stop.ts';
 import type { Executor, TrialLaunch } from './executor.ts';
 import { createSearcher, type Observation } from './searcher.ts';
@@ -7,7 +8,6 @@ import { toOverrides, trialRunName } from './space.ts';
 import { SweepRun, sweepRunStatus, type SweepTrackingOptions } from './sweep-run.ts';
 import {
   curveOf,
-  fingerprintOf,
   loadState,
   newState,
   prepareResume,
@@ -56,7 +56,7 @@ type Event =
 
 /** What decides the trials' params: a state file made with a different one cannot be resumed. */
 export function sweepFingerprint(spec: SweepSpec): string {
-  return fingerprintOf({
+  return fingerprint({
     experiment: spec.experiment,
     baseOverrides: spec.baseOverrides,
     method: spec.method,

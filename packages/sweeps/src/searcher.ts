@@ -1,5 +1,5 @@
 import { gridPoint, gridSize } from './grid.ts';
-import { rngFor } from './rng.ts';
+import { deriveSeed, Rng } from '@tessera/core';
 import { sampleParams, type Parameter, type Params } from './space.ts';
 import { TPE_DEFAULTS, tpeSuggest, type TpeOptions } from './tpe.ts';
 
@@ -38,13 +38,18 @@ export interface SearcherOptions {
   tpe?: Partial<TpeOptions>;
 }
 
-/** Distinct stream tags, so random draws and TPE candidates never share a stream. */
+/** Distinct stream tags, so random draws and TPE candidates never share a stream (the seed tree: sweep -> trial -> purpose). */
 const RANDOM_STREAM = 1;
 const TPE_STREAM = 2;
 
+/** Trial `index`'s stream for one purpose: a function of the seed and the index only, never of other trials' draws. */
+function trialRng(seed: number, index: number, purpose: number): Rng {
+  return new Rng(deriveSeed(seed, index, purpose));
+}
+
 export function createSearcher(options: SearcherOptions): Searcher {
   const { parameters, seed } = options;
-  const randomDraw = (index: number): Params => sampleParams(parameters, rngFor(seed, index, RANDOM_STREAM));
+  const randomDraw = (index: number): Params => sampleParams(parameters, trialRng(seed, index, RANDOM_STREAM));
   switch (options.method) {
     case 'grid':
       return { method: 'grid', capacity: gridSize(parameters), suggest: (index) => gridPoint(parameters, index) };
@@ -68,7 +73,7 @@ export function createSearcher(options: SearcherOptions): Searcher {
           // all sent to the same promising spot; the lie goes once the real value is known.
           const worst = Math.max(...losses.map((l) => l.loss));
           const lies = inFlight.map((params) => ({ params, loss: worst }));
-          return tpeSuggest(parameters, [...losses, ...lies], rngFor(seed, index, TPE_STREAM), tpe);
+          return tpeSuggest(parameters, [...losses, ...lies], trialRng(seed, index, TPE_STREAM), tpe);
         },
       };
     }

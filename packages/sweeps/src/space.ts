@@ -1,4 +1,4 @@
-import { normal, pickWeighted, type Rng } from './rng.ts';
+import type { Rng } from '@tessera/core';
 
 /** A value a sweep may assign: what `--set path=value` accepts for a scalar. */
 export type ParamValue = number | string | boolean;
@@ -38,19 +38,19 @@ export function sample(distribution: Distribution, rng: Rng): ParamValue {
   const d = distribution;
   switch (d.type) {
     case 'uniform':
-      return quantize(d.min + rng() * (d.max - d.min), d.q);
+      return quantize(d.min + rng.next() * (d.max - d.min), d.q);
     case 'log_uniform': {
       const [lo, hi] = [Math.log(d.min), Math.log(d.max)];
-      return quantize(clamp(Math.exp(lo + rng() * (hi - lo)), d.min, d.max), d.q);
+      return quantize(clamp(Math.exp(lo + rng.next() * (hi - lo)), d.min, d.max), d.q);
     }
     case 'int_uniform':
-      return Math.min(d.max, d.min + Math.floor(rng() * (d.max - d.min + 1)));
+      return Math.min(d.max, d.min + Math.floor(rng.next() * (d.max - d.min + 1)));
     case 'normal':
-      return quantize(d.mu + d.sigma * normal(rng), d.q);
+      return quantize(d.mu + d.sigma * rng.normal(), d.q);
     case 'log_normal':
-      return quantize(Math.exp(d.mu + d.sigma * normal(rng)), d.q);
+      return quantize(Math.exp(d.mu + d.sigma * rng.normal()), d.q);
     case 'categorical':
-      return d.values[d.probabilities ? pickWeighted(rng, d.probabilities) : Math.floor(rng() * d.values.length)]!;
+      return d.values[d.probabilities ? rng.pick(d.probabilities) : Math.floor(rng.next() * d.values.length)]!;
   }
 }
 

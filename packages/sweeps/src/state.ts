@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { writeJsonAtomic } from '@tessera/core';
 import type { Params } from './space.ts';
@@ -50,21 +49,6 @@ export function trialId(index: number): string {
 
 export function newState(name: string, fingerprint: string): SweepState {
   return { version: 1, name, fingerprint, trials: [] };
-}
-
-/** A stable hash of a JSON value (object keys sorted). */
-export function fingerprintOf(value: unknown): string {
-  return createHash('sha256').update(stableJson(value)).digest('hex').slice(0, 16);
-}
-
-function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
-    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rngFor } from './rng.ts';
+import { deriveSeed, Rng } from '@tessera/core';
 import { fitEstimator, normalCdf, ParzenEstimator } from './tpe.ts';
 
 describe('Parzen estimator', () => {
@@ -33,7 +33,7 @@ describe('Parzen estimator', () => {
     for (let k = 1; k <= 6; k++) total += Math.exp(est.logDensity(k));
     expect(total).toBeCloseTo(1, 6);
     expect(est.logDensity(2)).toBeGreaterThan(est.logDensity(4));
-    const rng = rngFor(1, 0);
+    const rng = new Rng(deriveSeed(1, 0));
     for (let i = 0; i < 200; i++) {
       const v = est.sample(rng) as number;
       expect(Number.isInteger(v) && v >= 1 && v <= 6).toBe(true);
@@ -49,7 +49,7 @@ describe('Parzen estimator', () => {
 
   it('fits log_uniform parameters in log space', () => {
     const est = fitEstimator({ path: 'lr', distribution: { type: 'log_uniform', min: 1e-5, max: 1 } }, [1e-3, 1.1e-3, 0.9e-3], 1);
-    const rng = rngFor(2, 0);
+    const rng = new Rng(deriveSeed(2, 0));
     const draws = Array.from({ length: 2000 }, () => est.sample(rng) as number);
     const nearOptimum = draws.filter((x) => x > 1e-4 && x < 1e-2).length / draws.length;
     // Expected share of [1e-4, 1e-2]: three components at ln(~1e-3) whose bandwidth is clipped up to

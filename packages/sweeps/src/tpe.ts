@@ -1,4 +1,4 @@
-import { normal, pickWeighted, type Rng } from './rng.ts';
+import type { Rng } from '@tessera/core';
 import { clamp, quantize, type Parameter, type ParamValue, type Params } from './space.ts';
 
 /**
@@ -143,12 +143,12 @@ export class ParzenEstimator {
   }
 
   sampleInner(rng: Rng): number {
-    const k = pickWeighted(rng, this.weights);
+    const k = rng.pick(this.weights);
     const [mu, sigma] = [this.mus[k]!, this.sigmas[k]!];
     // Rejection sampling is cheap here: every mean lies inside [low, high] and sigma <= range,
     // so at least a third of each component's mass is inside.
     for (let attempt = 0; attempt < 100; attempt++) {
-      const x = mu + sigma * normal(rng);
+      const x = mu + sigma * rng.normal();
       if (x >= this.low && x <= this.high) return x;
     }
     return clamp(mu, this.low, this.high);
@@ -196,7 +196,7 @@ class CategoricalEstimator implements Estimator {
   }
 
   sample(rng: Rng): ParamValue {
-    return this.choices[pickWeighted(rng, this.weights)]!;
+    return this.choices[rng.pick(this.weights)]!;
   }
 
   logDensity(value: ParamValue): number {

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { configErrorsOf, isConfigError, type ConfigError, type ConfigErrors } from '@tessera/core';
 import { gridSize } from './grid.ts';
 import { loadSweep } from './load.ts';
-import { rngFor } from './rng.ts';
+import { deriveSeed, Rng } from '@tessera/core';
 import { sample, type Distribution } from './space.ts';
 
 /*
@@ -126,7 +126,7 @@ parameters:
     expect(byPath['model.layers.0.units']).toEqual({ type: 'log_uniform', min: 16, max: 512, q: 16 });
   });
 
-  const draws = (d: Distribution, n = 4000) => Array.from({ length: n }, (_, i) => sample(d, rngFor(7, i)) as number);
+  const draws = (d: Distribution, n = 4000) => Array.from({ length: n }, (_, i) => sample(d, new Rng(deriveSeed(7, i))) as number);
 
   it('the distributions themselves: ranges, quantization, log spacing, moments', () => {
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -151,7 +151,7 @@ parameters:
     expect(Math.log(median(ln))).toBeCloseTo(0, 1);
     expect(draws({ type: 'normal', mu: 0, sigma: 10, q: 2 }).every((x) => Math.abs(x % 2) === 0)).toBe(true);
     // Weighted categorical values.
-    const picks = Array.from({ length: 4000 }, (_, i) => sample({ type: 'categorical', values: ['a', 'b'], probabilities: [0.9, 0.1] }, rngFor(3, i)));
+    const picks = Array.from({ length: 4000 }, (_, i) => sample({ type: 'categorical', values: ['a', 'b'], probabilities: [0.9, 0.1] }, new Rng(deriveSeed(3, i))));
     expect(picks.filter((p) => p === 'a').length / picks.length).toBeCloseTo(0.9, 1);
   });
 

@@ -10,23 +10,40 @@ const ROOT = join(import.meta.dirname, '../../../..');
 const FIXTURES = join(import.meta.dirname, '__fixtures__');
 
 describe('exp config', () => {
-  it('prints the resolved config as JSON: variables evaluated, overrides applied', async () => {
+  it('prints the resolved config as JSON: variables evaluated, overrides applied, every default written in', async () => {
     const { code, stdout } = await runCli(['config', 'good.yaml', '--json', '--set', 'vars.patch_size=2', '--set', 'train.epochs=5'], { cwd: FIXTURES });
     expect(code).toBe(0);
+    const dense = { axis: -1, activation: 'linear', use_bias: true, kernel_initializer: 'glorot_uniform', bias_initializer: 'zeros' };
     expect(JSON.parse(stdout)).toEqual({
       name: 'good',
       seed: 1,
       vars: { num_classes: 4, patch_size: 2 },
-      data: { type: 'synthetic', image_shape: [8, 8, 3], num_classes: 4, train_size: 64, test_size: 16, transforms: [{ type: 'normalize' }] },
+      data: {
+        type: 'synthetic',
+        image_shape: [8, 8, 3],
+        num_classes: 4,
+        train_size: 64,
+        test_size: 16,
+        transforms: [{ type: 'normalize', epsilon: 1e-7 }],
+        noise: 40,
+        validation_split: 0,
+        validation_shuffle: false,
+      },
       model: {
         layers: [
           { type: 'patches', size: 2 },
-          { type: 'dense', units: 32, activation: 'gelu' },
+          { type: 'dense', units: 32, ...dense, activation: 'gelu' },
           { type: 'global_average_pooling', axis: 1 },
-          { type: 'dense', units: 4 },
+          { type: 'dense', units: 4, ...dense },
         ],
       },
-      train: { epochs: 5, batch_size: 16, optimizer: { type: 'adamw', learning_rate: 0.01 } },
+      train: {
+        epochs: 5,
+        batch_size: 16,
+        optimizer: { type: 'adamw', learning_rate: 0.01, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7, weight_decay: 0.004, exclude_from_weight_decay: [] },
+        metrics: ['accuracy', 'top5_accuracy'],
+        callbacks: [],
+      },
     });
   });
 

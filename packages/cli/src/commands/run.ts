@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { defineCommand, setOption, UsageError, type CommandContext } from '../command.ts';
+import { abortOnSignals } from '../interrupt.ts';
 import { registerRun } from '../models.ts';
 
 function integerOption(name: string, value: string | undefined, minimum: number): number | undefined {
@@ -25,35 +26,6 @@ export function tagOptions(values: readonly string[] | undefined): Record<string
 
 /** Exit codes beyond the framework's 0/1/2: a run stopped by SIGINT/SIGTERM exits like a shell's Ctrl-C. */
 export const EXIT_INTERRUPTED = 130;
-
-/**
- * SIGINT/SIGTERM abort the run (it finishes the step, checkpoints and ends KILLED). A second one a
- * while after the first means "now": the process exits at once, keeping the last epoch checkpoint.
- * One within a second is the same keypress relayed by a wrapper (tsx, pnpm), not a second one.
- * The only exit outside `main`'s return value: nothing else can stop a training step mid-way.
- */
-function stopOnSignals(write: (text: string) => void): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  let firstAt: number | undefined;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (firstAt === undefined) {
-      firstAt = Date.now();
-      controller.abort(signal);
-    } else if (Date.now() - firstAt > 1000) {
-      write(`${signal} again: exiting now; the run keeps its last checkpoint\n`);
-      process.exit(EXIT_INTERRUPTED);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return {
-    signal: controller.signal,
-    dispose() {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    },
-  };
-}
 
 export default defineCommand({
   name: 'run',
@@ -133,7 +105,15 @@ export default defineCommand({
     const epochs = integerOption('epochs', options.epochs, 1);
     const tags = tagOptions(options.tag);
     const { runExperiment, NonFiniteLossError } = await import('@tessera/core');
-    const stop = stopOnSignals((text) => void context.stdout.write(text));
+    // SIGINT/SIGTERM abort the run (it finishes the step, checkpoints and ends KILLED); a second
+    // one (interrupt.ts) means "now": the process exits at once, keeping the last epoch checkpoint.
+    // The only exit outside `main`'s return value: nothing else can stop a training step mid-way.
+    const stop = abortOnSignals({
+      again: (signal) => {
+        context.stdout.write(`${signal} again: exiting now; the run keeps its last checkpoint\n`);
+        process.exit(EXIT_INTERRUPTED);
+      },
+    });
     try {
       const summary = await runExperiment(file ? resolve(context.cwd, file) : undefined, {
         registries: await context.registries(file ? resolve(context.cwd, file) : undefined, options.set ?? []),
@@ -159,7 +139,7 @@ export default defineCommand({
       context.stderr.write(`exp run: training diverged: ${error.message}\nThe run is marked FAILED; its metrics and last checkpoint are kept.\n`);
       return 1;
     } finally {
-      stop.dispose();
+      stop.release();
     }
   },
 });

@@ -1,6 +1,7 @@
 import { relative, resolve } from 'node:path';
 import type { SweepSpec, SweepState } from '@tessera/sweeps';
 import { defineCommand, UsageError } from '../command.ts';
+import { abortOnSignals } from '../interrupt.ts';
 import { LiveBlock } from '../live.ts';
 import { expCommand } from '../self.ts';
 import { printSweepStatus, queueUrl } from './worker.ts';
@@ -84,13 +85,9 @@ export default defineCommand({
       return 0;
     }
 
-    const controller = new AbortController();
-    const interrupt = () => {
-      context.stderr.write('\nexp sweep: stopping the running trials (they checkpoint); run the same command to resume\n');
-      controller.abort();
-    };
-    process.once('SIGINT', interrupt);
-    process.once('SIGTERM', interrupt);
+    const interrupt = abortOnSignals({
+      first: () => context.stderr.write('\nexp sweep: stopping the running trials (they checkpoint); run the same command to resume\n'),
+    });
     const live = LiveBlock.forOutput(context.stdout);
     try {
       const common = {
@@ -104,7 +101,7 @@ export default defineCommand({
         // On a terminal the trial table stays live at the bottom; elsewhere, plain progress lines.
         log: live ? (line: string) => live.log(line) : (line: string) => context.stdout.write(`${line}\n`),
         ...(live ? { onUpdate: (state: SweepState, spec: SweepSpec) => live.update(sweeps.formatSweepTable(state, spec)) } : {}),
-        signal: controller.signal,
+        signal: interrupt.signal,
       };
       const result =
         options.executor === 'queue'
@@ -123,8 +120,7 @@ export default defineCommand({
       return result.state.trials.length > 0 && failed.length === result.state.trials.length ? 1 : 0;
     } finally {
       live?.close();
-      process.off('SIGINT', interrupt);
-      process.off('SIGTERM', interrupt);
+      interrupt.release();
     }
   },
 });

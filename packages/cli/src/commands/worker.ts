@@ -1,4 +1,5 @@
 import { defineCommand, UsageError, type CommandContext } from '../command.ts';
+import { abortOnSignals } from '../interrupt.ts';
 import { expCommand } from '../self.ts';
 
 /** The `--queue` URL (or $TESSERA_QUEUE), checked; credentials never echoed. */
@@ -71,13 +72,9 @@ export default defineCommand({
     const { runQueueWorker } = await import('@tessera/sweeps/queue');
     const { resolve } = await import('node:path');
 
-    const shutdown = new AbortController();
-    const stop = () => {
-      context.stderr.write('\nexp worker: checkpointing the running trials and handing them back to the queue\n');
-      shutdown.abort();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    const shutdown = abortOnSignals({
+      first: () => context.stderr.write('\nexp worker: checkpointing the running trials and handing them back to the queue\n'),
+    });
     try {
       await runQueueWorker({
         url,
@@ -92,8 +89,7 @@ export default defineCommand({
         signal: shutdown.signal,
       });
     } finally {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
+      shutdown.release();
     }
     return 0;
   },

@@ -22,6 +22,7 @@ export {
   type LoadResult,
 } from './loaders.ts';
 export {
+  registerFusedKernels,
   FUSED_KERNELS,
   hasFusedKernel,
   dropoutKeeps,
@@ -30,9 +31,8 @@ export {
   dropoutScale,
   dropoutPairBits,
   dropoutThreshold,
-  fmix32,
   referenceGeluExact,
   referenceLayerNorm,
   referenceLayerNormGrad,
   referenceDropout,
-} from './fused.ts';
+} from './kernels/index.ts';

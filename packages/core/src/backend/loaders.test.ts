@@ -25,7 +25,7 @@ function tfjsNodeDir(): string | undefined {
 describe('backend loaders', () => {
   it('cpu always loads and computes', async () => {
     const result = await cpuLoader.load({});
-    expect(result).toEqual({ ok: true, detail: { summary: 'JavaScript (tfjs-backend-cpu), 1 thread', tfjsBackend: 'cpu', threads: 1 } });
+    expect(result).toEqual({ ok: true, detail: { summary: 'JavaScript (tfjs-backend-cpu), 1 thread, fused kernels', tfjsBackend: 'cpu', threads: 1 } });
     expect(tf.getBackend()).toBe('cpu');
     expect(multiply()).toEqual(product);
   });

@@ -3,8 +3,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS } from './fused.ts';
-import { registerNativeFusedKernels } from './native-kernels.ts';
+import { FUSED_KERNELS, registerFusedKernels } from './kernels/index.ts';
 import './quiet-cpu.ts';
 import { useFasterWasmKernels } from './wasm/index.ts';
 
@@ -114,7 +113,7 @@ export function nativeLoader(name: 'tensorflow' | 'tensorflow-gpu'): BackendLoad
       const libraryVersion = backend.binding?.TF_Version ?? builtVersion(packageJson) ?? 'unknown';
       const threads = Number(process.env.TF_NUM_INTRAOP_THREADS);
       // The fused kernels are TensorFlow CPU ops: tfjs-node-gpu (also 'tensorflow') runs without them.
-      const fused = name === 'tensorflow' ? registerNativeFusedKernels() : undefined;
+      const fused = name === 'tensorflow' ? registerFusedKernels('tensorflow') : undefined;
       return {
         ok: true,
         detail: {
@@ -172,6 +171,7 @@ export const wasmLoader: BackendLoader = {
       if (tf.findBackend('wasm') === null) wasm.setThreadsCount(options.threads ?? availableParallelism());
       if (!(await tf.setBackend('wasm'))) return { ok: false, why: "failed to load: the 'wasm' backend did not initialise" };
       useFasterWasmKernels();
+      registerFusedKernels('wasm');
       const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
       const threads = wasm.getThreadsCount();
       return {
@@ -190,7 +190,7 @@ export const wasmLoader: BackendLoader = {
 };
 
 
-/** Which of the fused kernels (fused.ts) the backend has: "fused kernels" when all, else which. */
+/** Which of the fused kernels (kernels/) the backend has: "fused kernels" when all, else which. */
 function fusedKernelsSummary(backend: string): string {
   const names = Object.values(FUSED_KERNELS);
   const present = names.filter((name) => tf.getKernel(name, backend) !== undefined);
@@ -203,7 +203,8 @@ export const cpuLoader: BackendLoader = {
   name: 'cpu',
   async load() {
     if (!(await tf.setBackend('cpu'))) return { ok: false, why: "failed to load: the 'cpu' backend did not initialise" };
-    return { ok: true, detail: { summary: 'JavaScript (tfjs-backend-cpu), 1 thread', tfjsBackend: 'cpu', threads: 1 } };
+    registerFusedKernels('cpu');
+    return { ok: true, detail: { summary: `JavaScript (tfjs-backend-cpu), 1 thread, ${fusedKernelsSummary('cpu')}`, tfjsBackend: 'cpu', threads: 1 } };
   },
 };
 

@@ -31,17 +31,46 @@ export interface Callback {
 
 type Mode = 'auto' | 'min' | 'max';
 
-/** Keras' "auto" mode: metrics with "acc" in their name should grow, everything else shrink. */
-function wantsIncrease(monitor: string, mode: Mode): boolean {
-  return mode === 'max' || (mode === 'auto' && monitor.includes('acc'));
-}
+/**
+ * The metric a callback watches (Keras' `monitor` and `mode`) and the best value seen so far,
+ * shared by ReduceLrOnPlateau and EarlyStopping; each keeps its own Keras comparison with
+ * min_delta, as the two differ in float rounding.
+ */
+class Monitor {
+  /** Whether larger is better. Keras' "auto": metrics with "acc" in their name grow, the rest shrink. */
+  readonly increase: boolean;
+  best: number;
 
-function monitored(type: string, monitor: string, logs: Record<string, number>, control: TrainerControl): number | undefined {
-  const value = logs[monitor];
-  if (value === undefined) {
-    control.log(`${type}: metric "${monitor}" is not available (have: ${Object.keys(logs).join(', ')}); skipping`);
+  constructor(
+    private readonly callback: string,
+    readonly name: string,
+    mode: Mode,
+  ) {
+    this.increase = mode === 'max' || (mode === 'auto' && name.includes('acc'));
+    this.best = this.worst();
   }
-  return value;
+
+  /** The epoch's value of the metric, or undefined (logged) when the epoch did not produce it. */
+  read(logs: Record<string, number>, control: TrainerControl): number | undefined {
+    const value = logs[this.name];
+    if (value === undefined) {
+      control.log(`${this.callback}: metric "${this.name}" is not available (have: ${Object.keys(logs).join(', ')}); skipping`);
+    }
+    return value;
+  }
+
+  /** The best value for a checkpoint: JSON has no Infinity, so an unset best is null. */
+  bestJson(): number | null {
+    return Number.isFinite(this.best) ? this.best : null;
+  }
+
+  restoreBest(json: unknown): void {
+    this.best = typeof json === 'number' ? json : this.worst();
+  }
+
+  private worst(): number {
+    return this.increase ? -Infinity : Infinity;
+  }
 }
 
 export interface ReduceLrOnPlateauParams {
@@ -57,42 +86,40 @@ export interface ReduceLrOnPlateauParams {
 /** keras.callbacks.ReduceLROnPlateau, same defaults and the same order of checks. */
 export class ReduceLrOnPlateau implements Callback {
   readonly type = 'reduce_lr_on_plateau';
-  private readonly monitor: string;
+  private readonly monitor: Monitor;
   private readonly factor: number;
   private readonly patience: number;
   private readonly minDelta: number;
   private readonly cooldown: number;
   private readonly minLr: number;
-  private readonly increase: boolean;
-  private best: number;
   private wait = 0;
   private cooldownCounter = 0;
 
   constructor(params: ReduceLrOnPlateauParams = {}) {
-    this.monitor = params.monitor ?? 'val_loss';
+    this.monitor = new Monitor(this.type, params.monitor ?? 'val_loss', params.mode ?? 'auto');
     this.factor = params.factor ?? 0.1;
     if (this.factor >= 1) throw new Error('reduce_lr_on_plateau: factor must be < 1');
     this.patience = params.patience ?? 10;
     this.minDelta = params.min_delta ?? 1e-4;
     this.cooldown = params.cooldown ?? 0;
     this.minLr = params.min_lr ?? 0;
-    this.increase = wantsIncrease(this.monitor, params.mode ?? 'auto');
-    this.best = this.increase ? -Infinity : Infinity;
   }
 
+  /** Keras' np.less(a, b - min_delta) (np.greater(a, b + min_delta) in max mode). */
   private improved(current: number): boolean {
-    return this.increase ? current > this.best + this.minDelta : current < this.best - this.minDelta;
+    const best = this.monitor.best;
+    return this.monitor.increase ? current > best + this.minDelta : current < best - this.minDelta;
   }
 
   onEpochEnd(_epoch: number, logs: Record<string, number>, control: TrainerControl): void {
-    const current = monitored(this.type, this.monitor, logs, control);
+    const current = this.monitor.read(logs, control);
     if (current === undefined) return;
     if (this.cooldownCounter > 0) {
       this.cooldownCounter -= 1;
       this.wait = 0;
     }
     if (this.improved(current)) {
-      this.best = current;
+      this.monitor.best = current;
       this.wait = 0;
     } else if (this.cooldownCounter === 0) {
       this.wait += 1;
@@ -102,7 +129,7 @@ export class ReduceLrOnPlateau implements Callback {
         if (oldLr > Math.fround(this.minLr)) {
           const newLr = Math.max(oldLr * this.factor, this.minLr);
           control.setLearningRate(newLr);
-          control.log(`reduce_lr_on_plateau: ${this.monitor} did not improve for ${this.wait} epochs; learning rate ${oldLr} -> ${newLr}`);
+          control.log(`reduce_lr_on_plateau: ${this.monitor.name} did not improve for ${this.wait} epochs; learning rate ${oldLr} -> ${newLr}`);
           this.cooldownCounter = this.cooldown;
           this.wait = 0;
         }
@@ -111,13 +138,11 @@ export class ReduceLrOnPlateau implements Callback {
   }
 
   getState(): CallbackState {
-    // JSON has no Infinity: an unset best is stored as null.
-    const best = Number.isFinite(this.best) ? this.best : null;
-    return { json: { best, wait: this.wait, cooldownCounter: this.cooldownCounter }, tensors: [] };
+    return { json: { best: this.monitor.bestJson(), wait: this.wait, cooldownCounter: this.cooldownCounter }, tensors: [] };
   }
 
   setState({ json }: CallbackState): void {
-    this.best = typeof json.best === 'number' ? json.best : this.increase ? -Infinity : Infinity;
+    this.monitor.restoreBest(json.best);
     this.wait = json.wait as number;
     this.cooldownCounter = json.cooldownCounter as number;
   }
@@ -141,32 +166,29 @@ export interface EarlyStoppingParams {
  */
 export class EarlyStopping implements Callback {
   readonly type = 'early_stopping';
-  private readonly monitor: string;
+  private readonly monitor: Monitor;
   private readonly patience: number;
   private readonly minDelta: number;
   private readonly baseline: number | undefined;
   private readonly restoreBestWeights: boolean;
   private readonly startFromEpoch: number;
-  private readonly increase: boolean;
-  private best: number;
   private bestEpoch = 0;
   private wait = 0;
   private stoppedEpoch = 0;
   private bestWeights: tf.Tensor[] | undefined;
 
   constructor(params: EarlyStoppingParams = {}) {
-    this.monitor = params.monitor ?? 'val_loss';
+    this.monitor = new Monitor(this.type, params.monitor ?? 'val_loss', params.mode ?? 'auto');
     this.patience = params.patience ?? 0;
     this.minDelta = Math.abs(params.min_delta ?? 0);
     this.baseline = params.baseline;
     this.restoreBestWeights = params.restore_best_weights ?? false;
     this.startFromEpoch = params.start_from_epoch ?? 0;
-    this.increase = wantsIncrease(this.monitor, params.mode ?? 'auto');
-    this.best = this.increase ? -Infinity : Infinity;
   }
 
+  /** Keras' monitor_op(value - min_delta, reference), min_delta negated in min mode. */
   private isImprovement(value: number, reference: number): boolean {
-    return this.increase ? value - this.minDelta > reference : value + this.minDelta < reference;
+    return this.monitor.increase ? value - this.minDelta > reference : value + this.minDelta < reference;
   }
 
   private keepWeights(control: TrainerControl): void {
@@ -175,15 +197,15 @@ export class EarlyStopping implements Callback {
   }
 
   onEpochEnd(epoch: number, logs: Record<string, number>, control: TrainerControl): void {
-    const current = monitored(this.type, this.monitor, logs, control);
+    const current = this.monitor.read(logs, control);
     if (current === undefined || epoch < this.startFromEpoch) return;
     if (this.restoreBestWeights && !this.bestWeights) {
       this.keepWeights(control);
       this.bestEpoch = epoch;
     }
     this.wait += 1;
-    if (this.isImprovement(current, this.best)) {
-      this.best = current;
+    if (this.isImprovement(current, this.monitor.best)) {
+      this.monitor.best = current;
       this.bestEpoch = epoch;
       if (this.restoreBestWeights) this.keepWeights(control);
       if (this.baseline === undefined || this.isImprovement(current, this.baseline)) this.wait = 0;
@@ -191,28 +213,27 @@ export class EarlyStopping implements Callback {
     }
     if (this.wait >= this.patience && epoch > 0) {
       this.stoppedEpoch = epoch;
-      control.log(`early_stopping: ${this.monitor} did not improve for ${this.wait} epochs; stopping after epoch ${epoch + 1}`);
+      control.log(`early_stopping: ${this.monitor.name} did not improve for ${this.wait} epochs; stopping after epoch ${epoch + 1}`);
       control.stopTraining();
     }
   }
 
   onTrainEnd(control: TrainerControl): void {
     if (this.restoreBestWeights && this.bestWeights) {
-      control.log(`early_stopping: restoring the weights of epoch ${this.bestEpoch + 1} (best ${this.monitor} = ${this.best})`);
+      control.log(`early_stopping: restoring the weights of epoch ${this.bestEpoch + 1} (best ${this.monitor.name} = ${this.monitor.best})`);
       control.setWeights(this.bestWeights);
     }
   }
 
   getState(): CallbackState {
-    const best = Number.isFinite(this.best) ? this.best : null;
     return {
-      json: { best, bestEpoch: this.bestEpoch, wait: this.wait, stoppedEpoch: this.stoppedEpoch, hasBestWeights: !!this.bestWeights },
+      json: { best: this.monitor.bestJson(), bestEpoch: this.bestEpoch, wait: this.wait, stoppedEpoch: this.stoppedEpoch, hasBestWeights: !!this.bestWeights },
       tensors: this.bestWeights ?? [],
     };
   }
 
   setState({ json, tensors }: CallbackState): void {
-    this.best = typeof json.best === 'number' ? json.best : this.increase ? -Infinity : Infinity;
+    this.monitor.restoreBest(json.best);
     this.bestEpoch = json.bestEpoch as number;
     this.wait = json.wait as number;
     this.stoppedEpoch = json.stoppedEpoch as number;

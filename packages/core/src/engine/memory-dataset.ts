@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Batch, BatchOptions, Dataset, Split } from '../registry/kinds.ts';
-import { mixSeed, mulberry32 } from './rng.ts';
+import { Rng, SEED_STREAMS, stepSeed } from '../random/index.ts';
 
 /**
  * A Dataset over arrays already in memory: for programs that bring their own data and for the
@@ -33,13 +33,7 @@ export function createMemoryDataset(
     async *batches(split: Split, options: BatchOptions): AsyncIterable<Batch> {
       const { x, y } = splits[split];
       const order = Array.from({ length: y.length }, (_, i) => i);
-      if (options.training) {
-        const random = mulberry32(mixSeed(options.seed, options.epoch, 0x5eed));
-        for (let i = order.length - 1; i > 0; i--) {
-          const j = Math.floor(random() * (i + 1));
-          [order[i], order[j]] = [order[j]!, order[i]!];
-        }
-      }
+      if (options.training) new Rng(stepSeed(options.seed, options.epoch, SEED_STREAMS.memoryShuffle)).shuffle(order);
       for (let start = 0; start < order.length; start += options.batchSize) {
         const indices = order.slice(start, start + options.batchSize);
         const xb = new Float32Array(indices.length * exampleSize);

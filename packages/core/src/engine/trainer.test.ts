@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createRegistries, type Dataset, type Registries } from '../registry/kinds.ts';
 import { registerEngine } from './register.ts';
 import { createMemoryDataset, type MemorySplit } from './memory-dataset.ts';
-import { mulberry32 } from './rng.ts';
+import { Rng } from '../random/index.ts';
 import { NonFiniteLossError, train, type TrainOptions } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
 import type { TrainConfig } from './train-schema.ts';
@@ -16,7 +16,8 @@ const SHAPE = [4, 4, 1];
 
 /** Four well-separated Gaussian clusters in 16 dimensions. */
 function clusters(n: number, seed: number): MemorySplit {
-  const random = mulberry32(seed);
+  const rng = new Rng(seed);
+  const random = () => rng.next();
   const centers = Array.from({ length: CLASSES }, () => Array.from({ length: 16 }, () => random() * 4 - 2));
   const x = new Float32Array(n * 16);
   const y = new Int32Array(n);

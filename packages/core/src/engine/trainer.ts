@@ -6,7 +6,7 @@ import type { Callback, TrainerControl } from './callbacks.ts';
 import { crossEntropy } from './losses.ts';
 import { addBatch, batchStats, emptySums, means, METRIC_NAMES, type MetricName, type MetricSums } from './metrics.ts';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
-import { mixSeed, withSeededRandom } from './rng.ts';
+import { stepSeed, withSeededRandom } from '../random/index.ts';
 import type { ProgressReporter } from './progress.ts';
 import { entryParams, type TrainConfig } from './train-schema.ts';
 
@@ -237,7 +237,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const trainStep = async (batch: Batch): Promise<Float32Array> => {
     const lr = learningRate();
     let stats: tf.Tensor | undefined;
-    const { value, grads } = withSeededRandom(mixSeed(seed, epoch, stepInEpoch), () =>
+    const { value, grads } = withSeededRandom(stepSeed(seed, epoch, stepInEpoch), () =>
       tf.tidy(() =>
         tf.variableGrads(() => {
           const logits = model.apply(batch.x, { training: true }) as tf.Tensor;

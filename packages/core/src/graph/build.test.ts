@@ -7,7 +7,8 @@ import { loadExperiment } from '../config/index.ts';
 import { ConfigError } from '../errors.ts';
 import { createRegistries, type BlockEntry } from '../registry/kinds.ts';
 import type { ModelConfig } from '../schema/types.ts';
-import { buildModel, disposeModel, layerSeed } from './build.ts';
+import { buildModel, disposeModel } from './build.ts';
+import { layerSeed } from '../random/index.ts';
 import { registerCombinators } from './combinators.ts';
 import { modelSummary, formatSummary } from './summary.ts';
 

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ConfigError, type ConfigPath } from '../errors.ts';
 import type { BlockEntry } from '../registry/kinds.ts';
 import { didYouMean } from '../registry/registry.ts';
+import { layerSeed } from '../random/index.ts';
 import type { EntryConfig, ModelConfig } from '../schema/types.ts';
 import { COMBINATOR_TYPES, type CombinatorType } from './combinators.ts';
 import { instanceContext, instantiateModel, ModelPlan, type CallSite, type InstantiateOptions } from './instantiate.ts';
@@ -74,16 +75,6 @@ interface Frame {
 
 const isCombinator = (type: string): type is CombinatorType => (COMBINATOR_TYPES as readonly string[]).includes(type);
 
-/** A 31-bit seed from the run seed and a layer name (FNV-1a), so adding a layer elsewhere changes no other layer's weights. */
-export function layerSeed(seed: number, name: string): number {
-  let hash = 0x811c9dc5;
-  for (const char of `${seed}:${name}`) {
-    hash ^= char.codePointAt(0)!;
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return (hash >>> 1) % 2147483647;
-}
-
 /**
  * Builds the model described by `model` (the `model:` section, or the plan `instantiateModel`
  * made of it) as a functional tf.LayersModel. Errors about the config are ConfigErrors located
@@ -106,12 +97,15 @@ export function disposeModel(model: tf.LayersModel): void {
 
 /** Releases every reference to each layer, so that each one frees its weights. */
 function disposeLayers(layers: Iterable<tf.layers.Layer>): void {
-  const references = (layer: tf.layers.Layer) => (layer as unknown as { _refCount: number | null })._refCount;
   for (const layer of layers) {
     if (!layer.built) continue; // it made no weights
-    // Built but never applied (its call failed): dispose() refuses such a layer.
-    if (references(layer) === null) for (const weight of layer.weights) weight.dispose();
-    while ((references(layer) ?? 0) > 0) layer.dispose();
+    // Each symbolic application added one inbound node and one reference. Built but never
+    // applied (its call failed): dispose() refuses such a layer, so free its weights directly.
+    if (layer.inboundNodes.length === 0) {
+      for (const weight of layer.weights) weight.dispose();
+      continue;
+    }
+    while (layer.dispose().refCountAfterDispose > 0);
   }
 }
 

@@ -1,4 +1,4 @@
-export { buildModel, disposeModel, layerSeed } from './build.ts';
+export { buildModel, disposeModel } from './build.ts';
 export type { BuildOptions } from './build.ts';
 export { instantiateModel, ModelPlan, type InstantiateOptions, type TemplateInstance } from './instantiate.ts';
 export { registerCombinators, combinatorEntries, COMBINATOR_TYPES } from './combinators.ts';

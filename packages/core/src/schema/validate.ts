@@ -27,7 +27,7 @@ function schemaFor(registries: Registries): Ajv {
   const signature = signatureOf(registries);
   const cached = compiled.get(registries);
   if (cached?.signature === signature) return cached.ajv;
-  const ajv = new Ajv({ allErrors: true, discriminator: true, strict: true, verbose: true, allowUnionTypes: true });
+  const ajv = new Ajv({ allErrors: true, discriminator: true, strict: true, verbose: true, allowUnionTypes: true, useDefaults: true });
   ajv.addSchema(experimentSchema(registries), EXPERIMENT);
   compiled.set(registries, { signature, ajv });
   return ajv;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Rng } from '../random.ts';
+import { Rng } from '@tessera/core/random';
 import { CIFAR10_POLICY, RAND_AUGMENT_OPS, createAutoAugment, createRandAugment } from './auto_augment.ts';
 import * as ops from './image_ops.ts';
 

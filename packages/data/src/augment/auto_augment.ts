@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Transform, TransformEntry } from '@tessera/core/registry';
-import { Rng } from '../random.ts';
+import { Rng } from '@tessera/core/random';
 import { applyOp, magnitudes, type Image, type OpName } from './image_ops.ts';
 
 /**

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Transform, TransformEntry } from '@tessera/core/registry';
-import { Rng } from '../random.ts';
+import { Rng } from '@tessera/core/random';
 import { affineBatch, fillModeSchema, type FillMode } from './affine.ts';
 
 export interface RandomCropParams {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Transform, TransformEntry } from '@tessera/core/registry';
-import { Rng } from '../random.ts';
+import { Rng } from '@tessera/core/random';
 
 export type FlipMode = 'horizontal' | 'vertical' | 'horizontal_and_vertical';
 

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Transform, TransformEntry } from '@tessera/core/registry';
-import { Rng } from '../random.ts';
+import { Rng } from '@tessera/core/random';
 import { projectiveBatch, samplingOptions, samplingSchema, type AffineRow, type SamplingParams } from './affine.ts';
 
 export interface RandomRotationParams extends SamplingParams {

@@ -1,7 +1,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, type DatasetContext, type EntryConfig, type JsonSchema, type Registries } from '@tessera/core/registry';
 import type { ConfiguredTransform } from '../pipeline.ts';
-import { Rng, deriveSeed } from '../random.ts';
+import { deriveSeed, Rng, SEED_STREAMS } from '@tessera/core/random';
 import { range, type ImageSet, type SplitView } from '../store.ts';
 
 /** Parameters every dataset shares: how to split and what to apply. */
@@ -80,7 +80,7 @@ export function splitTraining(train: ImageSet, params: CommonParams, seed: numbe
   // Keras: split_at = int(n * (1 - validation_split)).
   const splitAt = Math.floor(train.count * (1 - fraction));
   let indices = range(0, train.count);
-  if (params.validation_shuffle && fraction > 0) indices = new Rng(deriveSeed(seed, 0x5ab1e)).shuffle(indices);
+  if (params.validation_shuffle && fraction > 0) indices = new Rng(deriveSeed(seed, SEED_STREAMS.split)).shuffle(indices);
   if (params.validation_from === 'start') {
     // x_train[:int(n * fraction)] held out, x_train[int(n * fraction):] trained on.
     const held = Math.floor(train.count * fraction);

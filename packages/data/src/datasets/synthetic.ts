@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { deriveSeed, Rng } from '../random.ts';
+import { deriveSeed, fingerprint, Rng } from '@tessera/core/random';
 import type { ImageSet } from '../store.ts';
 
 export interface SyntheticSpec {
@@ -41,5 +40,5 @@ export function syntheticImages(spec: SyntheticSpec, stream: number): ImageSet {
 }
 
 export function syntheticFingerprint(spec: SyntheticSpec): string {
-  return createHash('sha1').update(JSON.stringify(['synthetic', spec])).digest('hex').slice(0, 16);
+  return fingerprint(['synthetic', spec]);
 }

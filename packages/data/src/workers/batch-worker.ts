@@ -11,7 +11,7 @@ import { selectBackend } from '@tessera/core/backend';
 import { createRegistries, type Transform } from '@tessera/core/registry';
 import { registerData } from '../index.ts';
 import { restoreTransforms, runTransforms } from '../pipeline.ts';
-import { deriveSeed } from '../random.ts';
+import { deriveSeed } from '@tessera/core/random';
 import { gatherBatch, range, type ImageSet } from '../store.ts';
 import type { BatchJob, BatchResult, FromWorker, SharedSet, ToWorker } from './protocol.ts';
 

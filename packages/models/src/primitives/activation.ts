@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_KERNELS, hasFusedKernel } from '@tessera/core/backend';
-import type { BlockEntry } from '@tessera/core/registry';
+import type { BlockEntry, JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { singleShape, singleTensor, snakeCase } from './common.ts';
 
 /** Activation functions, by their Keras names. */
@@ -8,9 +9,11 @@ export const ACTIVATIONS = ['linear', 'relu', 'gelu', 'gelu_tanh', 'sigmoid', 't
 export type ActivationName = (typeof ACTIVATIONS)[number];
 
 /** The schema of an activation name; `defaultName` undefined when the parameter is required. */
+export function activationSchema(): { readonly enum: typeof ACTIVATIONS; readonly description: string };
+export function activationSchema<D extends ActivationName>(defaultName: D): { readonly enum: typeof ACTIVATIONS; readonly default: D; readonly description: string };
 export function activationSchema(defaultName?: ActivationName) {
   return {
-    enum: [...ACTIVATIONS],
+    enum: ACTIVATIONS,
     ...(defaultName ? { default: defaultName } : {}),
     description: 'Activation: gelu is the exact erf form (Keras\' default), gelu_tanh the tanh approximation.',
   };
@@ -42,7 +45,7 @@ const geluExactComposite = tf.customGrad((...args: unknown[]) => {
 }) as unknown as (x: tf.Tensor) => tf.Tensor;
 
 /**
- * The same through the fused kernel (backend/fused.ts), which returns the value and the
+ * The same through the fused kernel (backend/kernels/), which returns the value and the
  * derivative in one pass: the backward pass is one Multiply, and one tensor is saved, not two.
  */
 const geluExactFused = tf.customGrad((...args: unknown[]) => {
@@ -119,15 +122,18 @@ export class Activation extends tf.layers.Layer {
   }
 }
 
-export const activationEntry: BlockEntry<{ activation: ActivationName }> = {
+export const activationParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['activation'],
+  properties: { activation: activationSchema() },
+} as const satisfies JsonSchema;
+export type ActivationParams = FromSchema<typeof activationParams>;
+
+export const activationEntry: BlockEntry<ActivationParams> = {
   type: 'activation',
   description: 'Element-wise activation (gelu exact erf form, gelu_tanh, relu, sigmoid, tanh, swish, softmax).',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['activation'],
-    properties: { activation: activationSchema() },
-  },
+  params: activationParams,
   create: (params, ctx) => new Activation({ activation: params.activation, name: ctx.name }),
 };
 

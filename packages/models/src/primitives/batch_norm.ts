@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_KERNELS, hasFusedKernel } from '@tessera/core/backend';
+import { childSeed } from '@tessera/core/random';
 import type { BlockEntry } from '@tessera/core/registry';
-import { initializerSchema, makeInitializer, resolveAxis, singleShape, singleTensor, snakeCase, subSeed, type InitializerName } from './common.ts';
+import { initializerSchema, makeInitializer, resolveAxis, singleShape, singleTensor, snakeCase, type InitializerName } from './common.ts';
 
 export interface BatchNormArgs {
   /** The feature axis (default -1, the channels); statistics are taken over every other axis. */
@@ -133,7 +134,7 @@ export class BatchNorm extends tf.layers.Layer {
     const shape = singleShape(inputShape, 'batch_norm');
     const size = shape[resolveAxis(this.axis, shape.length, 'batch_norm')];
     if (size == null) throw new Error('batch_norm: the size of the feature axis must be known');
-    const init = (name: InitializerName, n: number) => makeInitializer(name, subSeed(this.seed, n));
+    const init = (name: InitializerName, n: number) => makeInitializer(name, childSeed(this.seed, n));
     if (this.scale) this.gamma = this.addWeight('gamma', [size], 'float32', init(this.gammaInitializer, 0));
     if (this.center) this.beta = this.addWeight('beta', [size], 'float32', init(this.betaInitializer, 1));
     this.movingMean = this.addWeight('moving_mean', [size], 'float32', init(this.movingMeanInitializer, 2), undefined, false);

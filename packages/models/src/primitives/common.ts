@@ -18,8 +18,8 @@ export const INITIALIZERS = [
 ] as const;
 export type InitializerName = (typeof INITIALIZERS)[number];
 
-export function initializerSchema(defaultName: InitializerName, what: string) {
-  return { enum: [...INITIALIZERS], default: defaultName, description: `Initializer of the ${what}.` };
+export function initializerSchema<D extends InitializerName>(defaultName: D, what: string) {
+  return { enum: INITIALIZERS, default: defaultName, description: `Initializer of the ${what}.` } as const;
 }
 
 /**
@@ -60,12 +60,6 @@ export function makeInitializer(name: string, seed: number): ReturnType<typeof t
     default:
       throw new Error(`unknown initializer "${name}"; valid: ${INITIALIZERS.join(', ')}`);
   }
-}
-
-/** Derives a distinct, deterministic seed for the n-th weight of a layer. */
-export function subSeed(seed: number, n: number): number {
-  // A multiplicative hash keeps neighbouring seeds far apart; the result stays a 31-bit integer.
-  return (Math.imul(seed ^ (n * 0x9e3779b1), 0x85ebca6b) >>> 1) % 2147483647;
 }
 
 /** Resolves a possibly negative axis against a rank; refuses the batch axis unless allowed. */
@@ -180,7 +174,9 @@ export function intPairSchema(description: string, defaultValue?: number) {
       { type: 'integer', minimum: 1 },
       { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 2, maxItems: 2 },
     ],
-    ...(defaultValue !== undefined ? { default: defaultValue } : {}),
+    // The default is written as the [height, width] pair the layer runs with (and its getConfig
+    // reports), so the config the validator fills in is exactly what ran.
+    ...(defaultValue !== undefined ? { default: [defaultValue, defaultValue] } : {}),
     description,
   };
 }

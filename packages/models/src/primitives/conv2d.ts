@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { childSeed } from '@tessera/core/random';
 import type { BlockEntry } from '@tessera/core/registry';
 import { activate, activationSchema, type ActivationName } from './activation.ts';
 import {
@@ -9,7 +10,6 @@ import {
   singleShape,
   singleTensor,
   snakeCase,
-  subSeed,
   toPair,
   windowOutput,
   type InitializerName,
@@ -92,8 +92,8 @@ export class Conv2d extends tf.layers.Layer {
   override build(inputShape: tf.Shape | tf.Shape[]): void {
     const c = this.channels(singleShape(inputShape, 'conv2d'));
     const [kh, kw] = this.kernelSize;
-    this.kernel = this.addWeight('kernel', [kh, kw, c / this.groups, this.filters], 'float32', makeInitializer(this.kernelInitializer, subSeed(this.seed, 0)));
-    if (this.useBias) this.bias = this.addWeight('bias', [this.filters], 'float32', makeInitializer(this.biasInitializer, subSeed(this.seed, 1)));
+    this.kernel = this.addWeight('kernel', [kh, kw, c / this.groups, this.filters], 'float32', makeInitializer(this.kernelInitializer, childSeed(this.seed, 0)));
+    if (this.useBias) this.bias = this.addWeight('bias', [this.filters], 'float32', makeInitializer(this.biasInitializer, childSeed(this.seed, 1)));
     this.built = true;
   }
 

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core/registry';
+import { childSeed } from '@tessera/core/random';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { activate, activationSchema, type ActivationName } from './activation.ts';
 import {
   initializerSchema,
@@ -10,23 +12,39 @@ import {
   singleShape,
   singleTensor,
   snakeCase,
-  subSeed,
   transposeFlagsAreFast,
   type InitializerName,
 } from './common.ts';
 
+/** dense's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const denseParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['units'],
+  properties: {
+    units: { type: 'integer', minimum: 1, description: 'Output width along `axis`.' },
+    axis: { type: 'integer', default: -1, description: 'Axis to mix: -1 the channels, 1 the patches (token mixing).' },
+    activation: activationSchema('linear'),
+    use_bias: { type: 'boolean', default: true, description: 'Add a bias.' },
+    kernel_initializer: initializerSchema('glorot_uniform', 'kernel'),
+    bias_initializer: initializerSchema('zeros', 'bias'),
+  },
+} as const satisfies JsonSchema;
+export type DenseParams = FromSchema<typeof denseParams>;
+const DEFAULTS = defaultsOf(denseParams);
+
 export interface DenseArgs {
   /** Output width along `axis`. */
   units: number;
-  /** The axis the layer mixes (default -1, the channels). axis 1 on [batch, patches, channels] mixes tokens. */
+  /** The axis the layer mixes (default: denseParams). axis 1 on [batch, patches, channels] mixes tokens. */
   axis?: number;
-  /** Activation applied after the bias (default linear). */
+  /** Activation applied after the bias. */
   activation?: ActivationName;
-  /** Whether to add a bias (default true). */
+  /** Whether to add a bias. */
   useBias?: boolean;
-  /** Kernel initializer (default glorot_uniform, as Keras). */
+  /** Kernel initializer. */
   kernelInitializer?: InitializerName;
-  /** Bias initializer (default zeros, as Keras; a spatial gate that starts open uses ones). */
+  /** Bias initializer (a spatial gate that starts open uses ones). */
   biasInitializer?: InitializerName;
   /** Seed of the initializers. */
   seed?: number;
@@ -57,11 +75,11 @@ export class Dense extends tf.layers.Layer {
       throw new Error(`dense: units must be a positive integer, got ${args.units}`);
     }
     this.units = args.units;
-    this.axis = args.axis ?? -1;
-    this.activation = snakeCase(args.activation ?? 'linear') as ActivationName;
-    this.useBias = args.useBias ?? true;
-    this.kernelInitializer = snakeCase(args.kernelInitializer ?? 'glorot_uniform') as InitializerName;
-    this.biasInitializer = snakeCase(args.biasInitializer ?? 'zeros') as InitializerName;
+    this.axis = args.axis ?? DEFAULTS.axis;
+    this.activation = snakeCase(args.activation ?? DEFAULTS.activation) as ActivationName;
+    this.useBias = args.useBias ?? DEFAULTS.use_bias;
+    this.kernelInitializer = snakeCase(args.kernelInitializer ?? DEFAULTS.kernel_initializer) as InitializerName;
+    this.biasInitializer = snakeCase(args.biasInitializer ?? DEFAULTS.bias_initializer) as InitializerName;
     this.seed = args.seed ?? 0;
   }
 
@@ -74,14 +92,14 @@ export class Dense extends tf.layers.Layer {
       'kernel',
       [inDim, this.units],
       'float32',
-      makeInitializer(this.kernelInitializer, subSeed(this.seed, 0)),
+      makeInitializer(this.kernelInitializer, childSeed(this.seed, 0)),
     );
     if (this.useBias) {
       this.bias = this.addWeight(
         'bias',
         [this.units],
         'float32',
-        makeInitializer(this.biasInitializer, subSeed(this.seed, 1)),
+        makeInitializer(this.biasInitializer, childSeed(this.seed, 1)),
       );
     }
     this.built = true;
@@ -138,31 +156,10 @@ export class Dense extends tf.layers.Layer {
   }
 }
 
-export interface DenseParams {
-  units: number;
-  axis?: number;
-  activation?: ActivationName;
-  use_bias?: boolean;
-  kernel_initializer?: InitializerName;
-  bias_initializer?: InitializerName;
-}
-
 export const denseEntry: BlockEntry<DenseParams> = {
   type: 'dense',
   description: 'Fully connected layer along an axis (axis 1 mixes tokens), explicit initializers, optional activation.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['units'],
-    properties: {
-      units: { type: 'integer', minimum: 1, description: 'Output width along `axis`.' },
-      axis: { type: 'integer', default: -1, description: 'Axis to mix: -1 the channels, 1 the patches (token mixing).' },
-      activation: activationSchema('linear'),
-      use_bias: { type: 'boolean', default: true, description: 'Add a bias.' },
-      kernel_initializer: initializerSchema('glorot_uniform', 'kernel'),
-      bias_initializer: initializerSchema('zeros', 'bias'),
-    },
-  },
+  params: denseParams,
   create: (params, ctx) =>
     new Dense({
       units: params.units,

@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_KERNELS, dropoutKeeps, dropoutScale, hasFusedKernel } from '@tessera/core/backend';
-import type { BlockEntry } from '@tessera/core/registry';
-import { singleShape, singleTensor, subSeed } from './common.ts';
+import { childSeed } from '@tessera/core/random';
+import type { BlockEntry, JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
+import { singleShape, singleTensor } from './common.ts';
 
 export interface DropoutArgs {
   /** Fraction of the units zeroed in training, in [0, 1). */
@@ -13,7 +15,7 @@ export interface DropoutArgs {
 
 /**
  * The scaled keep mask of inverted dropout: each value is 1/(1-rate) where unit i is kept, else 0,
- * decided by the counter-based hash of backend/fused.ts (`dropoutKeeps`' rule: the 16 bits of unit
+ * decided by the counter-based hash of backend/kernels/ (`dropoutKeeps`' rule: the 16 bits of unit
  * i below ceil(rate * 65536) drop it), so every backend, fused kernel or not, draws the same mask
  * for the same seed. The fallback where the backend has no fused dropout kernel.
  */
@@ -33,7 +35,7 @@ export function dropoutMask(shape: number[], rate: number, seed: number): tf.Ten
  * dropout) takes its seed here.
  */
 export function stepSeed(layerSeed: number): number {
-  return subSeed(layerSeed, Math.floor(Math.random() * 2147483647));
+  return childSeed(layerSeed, Math.floor(Math.random() * 2147483647));
 }
 
 /**
@@ -80,15 +82,19 @@ export class Dropout extends tf.layers.Layer {
   }
 }
 
-export const dropoutEntry: BlockEntry<{ rate: number }> = {
+/** dropout's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const dropoutParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['rate'],
+  properties: { rate: { type: 'number', minimum: 0, exclusiveMaximum: 1, description: 'Fraction of units dropped in training.' } },
+} as const satisfies JsonSchema;
+export type DropoutParams = FromSchema<typeof dropoutParams>;
+
+export const dropoutEntry: BlockEntry<DropoutParams> = {
   type: 'dropout',
   description: 'Inverted dropout, active only in training; seeded.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['rate'],
-    properties: { rate: { type: 'number', minimum: 0, exclusiveMaximum: 1, description: 'Fraction of units dropped in training.' } },
-  },
+  params: dropoutParams,
   create: (params, ctx) => new Dropout({ rate: params.rate, seed: ctx.seed, name: ctx.name }),
 };
 

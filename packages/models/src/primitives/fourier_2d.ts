@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core/registry';
+import type { BlockEntry, JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { matMulByConstant, singleShape, singleTensor } from './common.ts';
 
 export interface Fourier2dArgs {
@@ -169,10 +170,14 @@ export class Fourier2d extends tf.layers.Layer {
   }
 }
 
-export const fourier2dEntry: BlockEntry<Record<string, never>> = {
+/** fourier_2d's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const fourier2dParams = { type: 'object', additionalProperties: false, properties: {} } as const satisfies JsonSchema;
+export type Fourier2dParams = FromSchema<typeof fourier2dParams>;
+
+export const fourier2dEntry: BlockEntry<Fourier2dParams> = {
   type: 'fourier_2d',
   description: 'Real part of the 2-D DFT over [tokens, channels]: FFT kernels on the native backends, cos/sin matrix products elsewhere (Fourier token mixing, no weights).',
-  params: { type: 'object', additionalProperties: false, properties: {} },
+  params: fourier2dParams,
   create: (_params, ctx) => new Fourier2d({ name: ctx.name }),
 };
 

@@ -1,13 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, dropoutKeeps, hasFusedKernel } from '@tessera/core';
+import { childSeed, FUSED_KERNELS, dropoutKeeps, hasFusedKernel, registerFusedKernels } from '@tessera/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { geluExact } from './activation.ts';
-import { subSeed } from './common.ts';
 import { Dropout } from './dropout.ts';
 import { layerNorm } from './layer_norm.ts';
 
 /*
- * The primitives that have fused kernels (backend/fused.ts) take them where the backend has them
+ * The primitives that have fused kernels (backend/kernels/) take them where the backend has them
  * and fall back to composite TF.js ops elsewhere: both paths must give the same values and
  * gradients. The cpu backend has the fused kernels (the reference implementations), so the
  * composite path is reached by unregistering them for the duration of a call.
@@ -15,6 +14,7 @@ import { layerNorm } from './layer_norm.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
+  registerFusedKernels('cpu');
 });
 
 function composite<T>(fn: () => T): T {
@@ -97,7 +97,7 @@ describe('fused and composite paths agree', () => {
     expect(await kernelsOf(run)).toContain(FUSED_KERNELS.dropout);
     // The gradient is the mask: dropoutKeeps' pattern for the seed the layer derived from its own
     // seed and the Math.random draw, scaled by float32(1 / 0.7).
-    const seed = subSeed(5, Math.floor(0.25 * 2147483647));
+    const seed = childSeed(5, Math.floor(0.25 * 2147483647));
     expect(fused[1]!).toEqual(Array.from(dropoutKeeps(132, 0.3, seed), (keep) => (keep ? Math.fround(1 / 0.7) : 0)));
   });
 });

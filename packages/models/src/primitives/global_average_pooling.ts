@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core/registry';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { resolveAxis, singleShape, singleTensor } from './common.ts';
 
 export interface GlobalAveragePoolingArgs {
@@ -18,7 +19,7 @@ export class GlobalAveragePooling extends tf.layers.Layer {
 
   constructor(args: GlobalAveragePoolingArgs) {
     super(args);
-    this.axis = args.axis ?? 1;
+    this.axis = args.axis ?? DEFAULTS.axis;
   }
 
   private axes(rank: number): number[] {
@@ -45,20 +46,25 @@ export class GlobalAveragePooling extends tf.layers.Layer {
   }
 }
 
-export const globalAveragePoolingEntry: BlockEntry<{ axis?: number | number[] }> = {
-  type: 'global_average_pooling',
-  description: 'Averages axes away: 1 (default) the patches of [batch, patches, c]; [1, 2] the maps of [batch, h, w, c].',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      axis: {
-        oneOf: [{ type: 'integer' }, { type: 'array', items: { type: 'integer' }, minItems: 1 }],
-        default: 1,
-        description: 'Axis or axes to average over: 1 for token sequences, [1, 2] for 2-D feature maps.',
-      },
+/** global_average_pooling's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const globalAveragePoolingParams = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    axis: {
+      oneOf: [{ type: 'integer' }, { type: 'array', items: { type: 'integer' }, minItems: 1 }],
+      default: 1,
+      description: 'Axis or axes to average over: 1 for token sequences, [1, 2] for 2-D feature maps.',
     },
   },
+} as const satisfies JsonSchema;
+export type GlobalAveragePoolingParams = FromSchema<typeof globalAveragePoolingParams>;
+const DEFAULTS = defaultsOf(globalAveragePoolingParams);
+
+export const globalAveragePoolingEntry: BlockEntry<GlobalAveragePoolingParams> = {
+  type: 'global_average_pooling',
+  description: 'Averages axes away: 1 (default) the patches of [batch, patches, c]; [1, 2] the maps of [batch, h, w, c].',
+  params: globalAveragePoolingParams,
   create: (params, ctx) => new GlobalAveragePooling({ axis: params.axis, name: ctx.name }),
 };
 

@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_KERNELS, hasFusedKernel } from '@tessera/core/backend';
-import type { BlockEntry } from '@tessera/core/registry';
+import { childSeed } from '@tessera/core/random';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import {
   initializerSchema,
   makeInitializer,
@@ -8,7 +10,6 @@ import {
   singleShape,
   singleTensor,
   snakeCase,
-  subSeed,
   type InitializerName,
 } from './common.ts';
 
@@ -71,7 +72,7 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, axis:
 }
 
 /**
- * The same over the last axis through the fused kernels (backend/fused.ts): one kernel each
+ * The same over the last axis through the fused kernels (backend/kernels/): one kernel each
  * way instead of ~7 forward and ~11 backward, and the backward pass keeps x with a mean and an
  * rstd per row (x is alive anyway as the previous layer's output) instead of a normalised copy.
  */
@@ -108,13 +109,13 @@ export class LayerNorm extends tf.layers.Layer {
 
   constructor(args: LayerNormArgs) {
     super(args);
-    this.axis = args.axis ?? -1;
-    this.epsilon = args.epsilon ?? 1e-3;
+    this.axis = args.axis ?? DEFAULTS.axis;
+    this.epsilon = args.epsilon ?? DEFAULTS.epsilon;
     if (!(this.epsilon > 0)) throw new Error(`layer_norm: epsilon must be positive, got ${this.epsilon}`);
-    this.center = args.center ?? true;
-    this.scale = args.scale ?? true;
-    this.gammaInitializer = snakeCase(args.gammaInitializer ?? 'ones') as InitializerName;
-    this.betaInitializer = snakeCase(args.betaInitializer ?? 'zeros') as InitializerName;
+    this.center = args.center ?? DEFAULTS.center;
+    this.scale = args.scale ?? DEFAULTS.scale;
+    this.gammaInitializer = snakeCase(args.gammaInitializer ?? DEFAULTS.gamma_initializer) as InitializerName;
+    this.betaInitializer = snakeCase(args.betaInitializer ?? DEFAULTS.beta_initializer) as InitializerName;
     this.seed = args.seed ?? 0;
   }
 
@@ -123,10 +124,10 @@ export class LayerNorm extends tf.layers.Layer {
     const size = shape[resolveAxis(this.axis, shape.length, 'layer_norm')];
     if (size == null) throw new Error('layer_norm: the size of the normalised axis must be known');
     if (this.scale) {
-      this.gamma = this.addWeight('gamma', [size], 'float32', makeInitializer(this.gammaInitializer, subSeed(this.seed, 0)));
+      this.gamma = this.addWeight('gamma', [size], 'float32', makeInitializer(this.gammaInitializer, childSeed(this.seed, 0)));
     }
     if (this.center) {
-      this.beta = this.addWeight('beta', [size], 'float32', makeInitializer(this.betaInitializer, subSeed(this.seed, 1)));
+      this.beta = this.addWeight('beta', [size], 'float32', makeInitializer(this.betaInitializer, childSeed(this.seed, 1)));
     }
     this.built = true;
   }
@@ -161,30 +162,26 @@ export class LayerNorm extends tf.layers.Layer {
   }
 }
 
-export interface LayerNormParams {
-  axis?: number;
-  epsilon?: number;
-  center?: boolean;
-  scale?: boolean;
-  gamma_initializer?: InitializerName;
-  beta_initializer?: InitializerName;
-}
+/** layer_norm's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const layerNormParams = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    axis: { type: 'integer', default: -1, description: 'Axis to normalise over.' },
+    epsilon: { type: 'number', exclusiveMinimum: 0, default: 0.001, description: "Added to the variance (Keras' default 1e-3; the reference uses 1e-6)." },
+    center: { type: 'boolean', default: true, description: 'Learn an offset beta.' },
+    scale: { type: 'boolean', default: true, description: 'Learn a scale gamma.' },
+    gamma_initializer: initializerSchema('ones', 'scale gamma'),
+    beta_initializer: initializerSchema('zeros', 'offset beta'),
+  },
+} as const satisfies JsonSchema;
+export type LayerNormParams = FromSchema<typeof layerNormParams>;
+const DEFAULTS = defaultsOf(layerNormParams);
 
 export const layerNormEntry: BlockEntry<LayerNormParams> = {
   type: 'layer_norm',
   description: 'Layer normalisation over one axis with broadcast gamma/beta and a hand-written gradient.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      axis: { type: 'integer', default: -1, description: 'Axis to normalise over.' },
-      epsilon: { type: 'number', exclusiveMinimum: 0, default: 0.001, description: "Added to the variance (Keras' default 1e-3; the reference uses 1e-6)." },
-      center: { type: 'boolean', default: true, description: 'Learn an offset beta.' },
-      scale: { type: 'boolean', default: true, description: 'Learn a scale gamma.' },
-      gamma_initializer: initializerSchema('ones', 'scale gamma'),
-      beta_initializer: initializerSchema('zeros', 'offset beta'),
-    },
-  },
+  params: layerNormParams,
   create: (params, ctx) =>
     new LayerNorm({
       axis: params.axis,

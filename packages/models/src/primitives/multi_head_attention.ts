@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import { childSeed } from '@tessera/core/random';
 import type { BlockEntry } from '@tessera/core/registry';
-import { initializerSchema, makeInitializer, matMulLastAxis, singleShape, singleTensor, snakeCase, subSeed, type InitializerName } from './common.ts';
+import { initializerSchema, makeInitializer, matMulLastAxis, singleShape, singleTensor, snakeCase, type InitializerName } from './common.ts';
 import { applyDropout, stepSeed } from './dropout.ts';
 
 export interface MultiHeadAttentionArgs {
@@ -67,9 +68,9 @@ export class MultiHeadAttention extends tf.layers.Layer {
     const dim = this.width(singleShape(inputShape, 'multi_head_attention'));
     const h = this.numHeads;
     const kernel = (name: string, shape: number[], n: number) =>
-      this.addWeight(`${name}/kernel`, shape, 'float32', makeInitializer(this.kernelInitializer, subSeed(this.seed, 2 * n)));
+      this.addWeight(`${name}/kernel`, shape, 'float32', makeInitializer(this.kernelInitializer, childSeed(this.seed, 2 * n)));
     const bias = (name: string, shape: number[], n: number) =>
-      this.addWeight(`${name}/bias`, shape, 'float32', makeInitializer(this.biasInitializer, subSeed(this.seed, 2 * n + 1)));
+      this.addWeight(`${name}/bias`, shape, 'float32', makeInitializer(this.biasInitializer, childSeed(this.seed, 2 * n + 1)));
     // Keras' order: query, key, value, attention_output; each kernel then its bias.
     PROJECTIONS.forEach((name, n) => {
       const size = name === 'value' ? this.valueDim : this.keyDim;

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core/registry';
+import type { BlockEntry, JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { singleShape, singleTensor } from './common.ts';
 
 export interface PatchesArgs {
@@ -54,15 +55,19 @@ export class Patches extends tf.layers.Layer {
   }
 }
 
-export const patchesEntry: BlockEntry<{ size: number }> = {
+/** patches's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const patchesParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['size'],
+  properties: { size: { type: 'integer', minimum: 1, description: 'Patch side in pixels.' } },
+} as const satisfies JsonSchema;
+export type PatchesParams = FromSchema<typeof patchesParams>;
+
+export const patchesEntry: BlockEntry<PatchesParams> = {
   type: 'patches',
   description: 'Non-overlapping size x size image patches -> [batch, num_patches, size*size*channels].',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['size'],
-    properties: { size: { type: 'integer', minimum: 1, description: 'Patch side in pixels.' } },
-  },
+  params: patchesParams,
   create: (params, ctx) => new Patches({ size: params.size, name: ctx.name }),
 };
 

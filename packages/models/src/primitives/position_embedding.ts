@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core/registry';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { initializerSchema, makeInitializer, singleShape, singleTensor, snakeCase, type InitializerName } from './common.ts';
 
 export interface PositionEmbeddingArgs {
@@ -22,7 +23,7 @@ export class PositionEmbedding extends tf.layers.Layer {
 
   constructor(args: PositionEmbeddingArgs) {
     super(args);
-    this.initializer = snakeCase(args.initializer ?? 'glorot_uniform') as InitializerName;
+    this.initializer = snakeCase(args.initializer ?? DEFAULTS.initializer) as InitializerName;
     this.seed = args.seed ?? 0;
   }
 
@@ -49,19 +50,24 @@ export class PositionEmbedding extends tf.layers.Layer {
   }
 }
 
-export const positionEmbeddingEntry: BlockEntry<{ initializer?: InitializerName }> = {
-  type: 'position_embedding',
-  description: 'Adds a learned [sequence, channels] position table (keras_hub PositionEmbedding, or Keras Embedding with initializer: random_uniform).',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      initializer: {
-        ...initializerSchema('glorot_uniform', 'embedding table'),
-        description: "Initializer of the table: glorot_uniform (keras_hub's PositionEmbedding) or random_uniform (+-0.05, Keras' Embedding over positions, as in the ViT example).",
-      },
+/** position_embedding's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const positionEmbeddingParams = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    initializer: {
+      ...initializerSchema('glorot_uniform', 'embedding table'),
+      description: "Initializer of the table: glorot_uniform (keras_hub's PositionEmbedding) or random_uniform (+-0.05, Keras' Embedding over positions, as in the ViT example).",
     },
   },
+} as const satisfies JsonSchema;
+export type PositionEmbeddingParams = FromSchema<typeof positionEmbeddingParams>;
+const DEFAULTS = defaultsOf(positionEmbeddingParams);
+
+export const positionEmbeddingEntry: BlockEntry<PositionEmbeddingParams> = {
+  type: 'position_embedding',
+  description: 'Adds a learned [sequence, channels] position table (keras_hub PositionEmbedding, or Keras Embedding with initializer: random_uniform).',
+  params: positionEmbeddingParams,
   create: (params, ctx) => new PositionEmbedding({ initializer: params.initializer, seed: ctx.seed, name: ctx.name }),
 };
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createRegistries, type BlockEntry } from '@tessera/core';
+import { createRegistries, defaultsOf, registerCombinators, validateExperimentPart, type BlockEntry } from '@tessera/core';
 import { registerModels } from '../index.ts';
 
 /*
@@ -138,5 +138,38 @@ describe('every registered primitive', () => {
       model.dispose();
       restored.dispose();
     });
+  });
+});
+
+/*
+ * One source of truth per parameter (core's registry/params.ts): a default is written once, in
+ * the entry's schema. The validator writes it into the config (ajv useDefaults), and a layer
+ * created without it falls back to the same value.
+ */
+describe("every primitive's documented defaults are its runtime defaults", () => {
+  const camel = (key: string) => key.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
+  const schemaOf = (entry: BlockEntry) => entry.params as { properties: Record<string, unknown>; required?: string[] };
+  const requiredOnly = (entry: BlockEntry) =>
+    Object.fromEntries(Object.entries(CASES[entry.type]![0]!.params).filter(([key]) => schemaOf(entry).required?.includes(key)));
+  const config = (entry: BlockEntry, params: Record<string, unknown>) => {
+    const { name: _name, ...rest } = entry.create(params, { name: 'probe', seed: 7 }).getConfig();
+    return rest;
+  };
+
+  it.each(entries.map((entry) => [entry.type, entry] as const))('%s', (_type, entry) => {
+    const defaults = defaultsOf(schemaOf(entry));
+    const bare = config(entry, requiredOnly(entry));
+    // The layer's own fallbacks equal the schema's defaults ...
+    for (const [key, value] of Object.entries(defaults)) expect([key, bare[camel(key)]]).toEqual([key, value]);
+    // ... so a layer given the validator's filled-in params is the same layer.
+    expect(config(entry, { ...defaults, ...requiredOnly(entry) })).toEqual(bare);
+  });
+
+  it('the validator writes every default into the config it returns (what is recorded is what ran)', () => {
+    const all = registerModels(registerCombinators(createRegistries()));
+    const layers = entries.map((entry) => ({ type: entry.type, ...requiredOnly(entry) }));
+    const nowhere = { config: {}, locate: () => undefined, locateKey: () => undefined };
+    expect(validateExperimentPart('layers', layers, ['model', 'layers'], nowhere, all)).toEqual([]);
+    for (const [i, entry] of entries.entries()) expect(layers[i]).toEqual({ type: entry.type, ...requiredOnly(entry), ...defaultsOf(schemaOf(entry)) });
   });
 });

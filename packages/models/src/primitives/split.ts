@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core/registry';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { resolveAxis, singleShape, singleTensor } from './common.ts';
 
 export interface SplitArgs {
@@ -27,7 +28,7 @@ export class Split extends tf.layers.Layer {
     }
     this.chunks = args.chunks;
     this.index = args.index;
-    this.axis = args.axis ?? -1;
+    this.axis = args.axis ?? DEFAULTS.axis;
   }
 
   /** The resolved axis and the chunk size. */
@@ -62,19 +63,24 @@ export class Split extends tf.layers.Layer {
   }
 }
 
-export const splitEntry: BlockEntry<{ chunks: number; index: number; axis?: number }> = {
+/** split's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const splitParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['chunks', 'index'],
+  properties: {
+    chunks: { type: 'integer', minimum: 1, description: 'Number of equal chunks.' },
+    index: { type: 'integer', minimum: 0, description: 'The chunk kept, 0-based.' },
+    axis: { type: 'integer', default: -1, description: 'Axis to cut.' },
+  },
+} as const satisfies JsonSchema;
+export type SplitParams = FromSchema<typeof splitParams>;
+const DEFAULTS = defaultsOf(splitParams);
+
+export const splitEntry: BlockEntry<SplitParams> = {
   type: 'split',
   description: 'Keeps chunk `index` of `chunks` equal slices along an axis (e.g. the two halves of a gating unit).',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['chunks', 'index'],
-    properties: {
-      chunks: { type: 'integer', minimum: 1, description: 'Number of equal chunks.' },
-      index: { type: 'integer', minimum: 0, description: 'The chunk kept, 0-based.' },
-      axis: { type: 'integer', default: -1, description: 'Axis to cut.' },
-    },
-  },
+  params: splitParams,
   create: (params, ctx) => new Split({ chunks: params.chunks, index: params.index, axis: params.axis, name: ctx.name }),
 };
 

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core/registry';
+import type { BlockEntry, JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { singleShape, singleTensor } from './common.ts';
 
 export interface TransposeArgs {
@@ -46,17 +47,21 @@ export class Transpose extends tf.layers.Layer {
   }
 }
 
-export const transposeEntry: BlockEntry<{ perm: number[] }> = {
+/** transpose's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const transposeParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['perm'],
+  properties: {
+    perm: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 2, description: 'Permutation of the axes, batch first.' },
+  },
+} as const satisfies JsonSchema;
+export type TransposeParams = FromSchema<typeof transposeParams>;
+
+export const transposeEntry: BlockEntry<TransposeParams> = {
   type: 'transpose',
   description: 'Permutes axes (perm includes the batch axis 0 first); [0, 2, 1] swaps patches and channels.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['perm'],
-    properties: {
-      perm: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 2, description: 'Permutation of the axes, batch first.' },
-    },
-  },
+  params: transposeParams,
   create: (params, ctx) => new Transpose({ perm: params.perm, name: ctx.name }),
 };
 

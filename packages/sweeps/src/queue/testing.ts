@@ -8,11 +8,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { Redis } from 'ioredis';
+import { freePort } from '@tessera/mlflow';
 
 const GUARD = join(import.meta.dirname, 'guard.mjs');
 
@@ -94,14 +94,6 @@ export async function startRedis(options: { binary?: string } = {}): Promise<Red
       await rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 async function waitForPing(port: number, guard: ChildProcess): Promise<void> {

@@ -1,8 +1,8 @@
 // Tessera's fused kernels as TensorFlow custom ops, for the native backend (tfjs-node).
 //
 // The contract (names, inputs, outputs, attrs, exact math, dropout's hash) is
-// packages/core/src/backend/fused.ts; its plain-JS reference implementations are what these are
-// tested against (native-kernels.native.test.ts). Each op replaces a chain of small element-wise
+// packages/core/src/backend/kernels/ (contract.ts); their plain-JS reference implementations are what these are
+// tested against (kernels/native.native.test.ts). Each op replaces a chain of small element-wise
 // TF kernels with one pass over memory, split across the op's CPU thread pool and vectorised with
 // Eigen's packet math (the same erf/exp TF's own Erf/Exp kernels use).
 //
@@ -240,7 +240,7 @@ class LayerNormGradOp : public OpKernel {
 
 /* -------------------------------------- TesseraDropout ------------------------------------- */
 
-// fused.ts's fmix32, dropoutKey and dropoutPairBits in uint32 arithmetic: bit-identical masks.
+// kernels/dropout/reference.ts's fmix32, dropoutKey and dropoutPairBits in uint32 arithmetic: bit-identical masks.
 inline uint32_t Fmix32(uint32_t h) {
   h ^= h >> 16;
   h *= 0x85ebca6bu;
@@ -275,7 +275,7 @@ class DropoutOp : public OpKernel {
     OP_REQUIRES(ctx, rate >= 0.0f && rate < 1.0f,
                 tensorflow::errors::InvalidArgument("rate must be in [0, 1), got ", rate));
     // dropoutThreshold and the scale, from the float32 rate unless the caller passed the values it
-    // computed from its float64 rate (as native-kernels.ts does): float32(0.9) is 0.89999998, whose
+    // computed from its float64 rate (as kernels/native.ts does): float32(0.9) is 0.89999998, whose
     // 1 / (1 - rate) rounds two ulps away from float32(1 / (1 - 0.9)).
     threshold_ = threshold >= 0 ? static_cast<uint32_t>(threshold)
                                 : static_cast<uint32_t>(std::ceil(static_cast<double>(rate) * 65536.0));
@@ -371,7 +371,7 @@ REGISTER_OP("TesseraDropout")
     .Attr("threshold: int = -1")
     .Attr("scale: float = -1")
     .SetShapeFn(SameAsInput)
-    .Doc("Dropout with a counter-based mask (Tessera's fused.ts dropoutKeeps), scaled by 1 / (1 - rate). "
+    .Doc("Dropout with a counter-based mask (Tessera's dropoutKeeps), scaled by 1 / (1 - rate). "
          "threshold (ceil(rate * 65536)) and scale, where given (>= 0 and > 0), override the values "
          "derived from the float32 rate.");
 

@@ -1,20 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
-import { fusedKernelsToRegister, WASM_FUSED_KERNELS } from './fused-kernels.ts';
 import { identitySharingData, reverseLastAxis, sliceInRows, splitBySlices, sumOverLeadingAxes, transposeInBlocks } from './kernel-replacements.ts';
-import { usesSimdKernels } from './simd/module.ts';
 
 /* ------------------------------------------------------------------------------------------ *
- * Faster kernels for TF.js's wasm backend, behind one entry point: useFasterWasmKernels(),   *
- * which the wasm loader calls. The parts:                                                    *
+ * Faster kernels for TF.js's wasm backend: useFasterWasmKernels(), which the wasm loader     *
+ * calls (the fused kernels are ../kernels/'s). The parts:                                    *
  *   kernel-replacements.ts  TF.js kernels replaced where 4.22's own does needless work       *
- *   fused-kernels.ts        the kernels of ../fused.ts on the wasm heap                      *
- *   simd/                   the WebAssembly SIMD module both call: its functions, the tiny   *
- *                           assembler they are written with, its instantiation over the      *
- *                           backend's memory                                                 *
+ *   simd/                   the WebAssembly SIMD module (the fused kernels' functions and    *
+ *                           these), the tiny assembler, its instantiation over the backend's *
+ *                           memory and its text (module.wat)                                 *
  *   heap.ts                 the part of the wasm backend object they use                     *
  * ------------------------------------------------------------------------------------------ */
 
-export { fusedKernelsToRegister, WASM_FUSED_KERNELS } from './fused-kernels.ts';
 export { asBatchedMatrixTranspose, type BatchedMatrixTranspose } from './kernel-replacements.ts';
 export { usesSimdKernels } from './simd/module.ts';
 
@@ -24,7 +20,7 @@ let installed = false;
  * Replaces wasm kernels, once per process: Identity by one that shares its buffer; Sum over
  * leading axes, Transpose, Slice, SplitV and Reverse by faster ones for the cases in
  * kernel-replacements.ts (the same values: data movement is exact, the sum at least as
- * precise); and registers the fused kernels.
+ * precise). The fused kernels are registerWasmFusedKernels'.
  */
 export function useFasterWasmKernels(): void {
   if (installed) return;
@@ -59,8 +55,6 @@ export function useFasterWasmKernels(): void {
       return identitySharingData(args);
     },
   });
-  for (const kernelName of fusedKernelsToRegister(usesSimdKernels())) {
-    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: WASM_FUSED_KERNELS[kernelName]! });
-  }
   installed = true;
 }
+

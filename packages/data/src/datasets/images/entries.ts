@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { ConfigError, describeValue, type Split, type Dataset, type DatasetContext, type DatasetEntry, type DataShape, type DataShapeContext, type JsonSchema } from '@tessera/core/registry';
 import { ImageDecodeError, type Interpolation } from '../../image/decode.ts';
 import { createPipeline, type SplitStream } from '../../pipeline.ts';
-import { Rng, deriveSeed } from '../../random.ts';
+import { deriveSeed, Rng, SEED_STREAMS } from '@tessera/core/random';
 import { range, type ImageSet, type SplitView } from '../../store.ts';
 import { defaultCacheDir } from '../cifar.ts';
 import { buildTransforms, commonSchema, configRelativePath, paramError, splitTraining, transformedShape, type CommonParams } from '../common.ts';
@@ -159,8 +159,6 @@ async function decodeSplits(
 
 const whole = (set: ImageSet): SplitView => ({ set, indices: range(0, set.count) });
 
-/** Separates the stream's shuffle from the in-memory one (pipeline.ts) and the transforms. */
-const STREAM_SHUFFLE = 0x57e4a;
 /** Images that adaptive transforms (normalize) learn from when the training split streams. */
 const STREAM_ADAPT_SAMPLE = 10000;
 
@@ -173,7 +171,7 @@ function streamOf(decoded: DecodedImages, buffer: number, log: (m: string) => vo
   );
   const stream: SplitStream = {
     count: decoded.count,
-    open: (training, seed, epoch) => reader.openEpoch(training ? { rng: new Rng(deriveSeed(seed, epoch, STREAM_SHUFFLE)), buffer } : undefined),
+    open: (training, seed, epoch) => reader.openEpoch(training ? { rng: new Rng(deriveSeed(seed, epoch, SEED_STREAMS.imageStreamShuffle)), buffer } : undefined),
   };
   return { stream, reader };
 }

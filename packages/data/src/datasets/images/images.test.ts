@@ -314,7 +314,7 @@ describe('streaming from the shards (larger than memory)', () => {
   it('decodes shard by shard, then streams an epoch through a seeded shuffle buffer, one shard at a time', async () => {
     const { decodeFileList } = await import('./cache.ts');
     const { ShardReader } = await import('./stream.ts');
-    const { Rng } = await import('../../random.ts');
+    const { Rng } = await import('@tessera/core/random');
     const files: Record<string, Promise<Buffer>> = {};
     // 40 images whose red value is 5 x their number: pixels name the image.
     for (let i = 0; i < 40; i++) files[`${i < 20 ? 'a' : 'b'}/${String(i).padStart(2, '0')}.png`] = solid(4, 4, [i * 5, 0, 0]).png().toBuffer();

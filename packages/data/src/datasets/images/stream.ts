@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Rng } from '../../random.ts';
+import { Rng } from '@tessera/core/random';
 import type { ImageSet } from '../../store.ts';
 
 export interface ShardIndex {

@@ -1,15 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HeapBackend } from '../heap.ts';
 import { assembleModule } from './assembler.ts';
-import { dropoutFunction, geluFunction, layerNormFunction, layerNormGradFunction } from './fused-functions.ts';
+import { dropoutFunction } from '../../kernels/dropout/simd.ts';
+import { geluFunction } from '../../kernels/gelu/simd.ts';
+import { layerNormFunction, layerNormGradFunction } from '../../kernels/layer_norm/simd.ts';
 import { blockTransposeFunction, columnSumsFunction, transposeFunction } from './replacement-functions.ts';
 
 /* --------------------------- the SIMD kernels, in WebAssembly ---------------------------- *
  * V8 runs the JavaScript loops one float64 at a time; WebAssembly SIMD does four float32 lanes *
  * per instruction. The kernels are a small module that imports the wasm backend's own memory, *
  * so they read and write the tensors where they lie. It is assembled here from the functions  *
- * of fused-functions.ts and replacement-functions.ts, written in the handful of instructions   *
- * of assembler.ts (no toolchain needed); each function is tested against fused.ts's references *
+ * of each kernel's simd.ts (../../kernels/) and replacement-functions.ts, written in the handful of instructions   *
+ * of assembler.ts (no toolchain needed); each function is tested against the kernels' references *
  * or the cpu backend.                                                                          *
  * ---------------------------------------------------------------------------------------- */
 
@@ -37,6 +39,14 @@ let simdModule: object | null | undefined;
 /** The kernels instantiated over each backend memory (a WebAssembly.Memory), once; null where they cannot be. */
 const simdInstances = new WeakMap<object, SimdKernels | null>();
 
+/**
+ * The module's bytes, as assembled from the functions. Its text form is committed beside this
+ * file (module.wat) and kept equal by module-text.test.ts: review a change to a kernel there.
+ */
+export function simdModuleBytes(): Uint8Array {
+  return assembleModule([geluFunction(), dropoutFunction(), layerNormFunction(), layerNormGradFunction(), transposeFunction(4), transposeFunction(16), columnSumsFunction(), blockTransposeFunction()]);
+}
+
 /** Whether the fused kernels run in WebAssembly SIMD on the active backend (else in JavaScript only). */
 export function usesSimdKernels(): boolean {
   return simdKernels(tf.backend() as unknown as HeapBackend) !== undefined;
@@ -50,7 +60,7 @@ export function simdKernels(heap: HeapBackend): SimdKernels | undefined {
   const memory = heap.wasm?.asm?.memory;
   if (!memory || !webAssembly) return undefined;
   if (simdModule === undefined) {
-    const bytes = assembleModule([geluFunction(), dropoutFunction(), layerNormFunction(), layerNormGradFunction(), transposeFunction(4), transposeFunction(16), columnSumsFunction(), blockTransposeFunction()]);
+    const bytes = simdModuleBytes();
     simdModule = webAssembly.validate(bytes) ? new webAssembly.Module(bytes) : null;
   }
   if (simdModule === null) return undefined;

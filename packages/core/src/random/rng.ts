@@ -1,25 +1,10 @@
+/** The one seeded generator; its seeds come from the derivation tree in seeds.ts. */
+
 /**
- * Seeded randomness for the input pipeline. Every random decision is a pure function of
- * (run seed, epoch, batch index, step), so a run can be replayed batch by batch and does not
- * depend on the backend's own random kernels.
+ * mulberry32 (Tommy Ettinger's 32-bit-state generator): uniform floats in [0, 1), small and fast;
+ * its 2^32 period is far beyond any single stream drawn here (one batch's augmentations, one
+ * trial's parameters, one training step's dropout draws).
  */
-
-/** Mixes any number of integers into one 32-bit seed (murmur3's finaliser over a running hash). */
-export function deriveSeed(...parts: number[]): number {
-  let h = 0x9e3779b9;
-  for (const part of parts) {
-    h = Math.imul(h ^ (part | 0), 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-    // Parts beyond 32 bits (e.g. large seeds) still count.
-    h = Math.imul(h ^ Math.floor(part / 4294967296), 0x27d4eb2f);
-    h ^= h >>> 15;
-  }
-  return h >>> 0;
-}
-
-/** A small, fast, seeded generator (mulberry32): uniform floats in [0, 1). */
 export class Rng {
   private state: number;
 
@@ -43,8 +28,8 @@ export class Rng {
     return Math.floor(this.next() * n);
   }
 
+  /** A standard normal draw (Box-Muller; 1 - next() keeps the log argument in (0, 1]). */
   normal(): number {
-    // Box-Muller; 1 - next() keeps the log argument in (0, 1].
     const u = 1 - this.next();
     const v = this.next();
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
@@ -73,6 +58,18 @@ export class Rng {
     return a / (a + this.gamma(beta));
   }
 
+  /** An index in [0, weights.length) chosen with probability proportional to `weights[i]`. */
+  pick(weights: readonly number[]): number {
+    let total = 0;
+    for (const w of weights) total += w;
+    let r = this.next() * total;
+    for (let i = 0; i < weights.length; i++) {
+      r -= weights[i]!;
+      if (r < 0) return i;
+    }
+    return weights.length - 1;
+  }
+
   /** In-place Fisher-Yates shuffle. */
   shuffle<T extends { length: number; [i: number]: any }>(items: T): T {
     for (let i = items.length - 1; i > 0; i--) {
@@ -82,5 +79,22 @@ export class Rng {
       items[j] = tmp;
     }
     return items;
+  }
+}
+
+/**
+ * Runs the synchronous `fn` with Math.random drawing from `new Rng(seed)`, then puts Math.random
+ * back. TF.js random ops given no seed (and the dropout layers' per-call draws) read Math.random,
+ * so the trainer runs each step under stepSeed(run seed, epoch, step). `fn` must not await:
+ * other code would see the seeded generator.
+ */
+export function withSeededRandom<T>(seed: number, fn: () => T): T {
+  const original = Math.random;
+  const rng = new Rng(seed);
+  Math.random = () => rng.next();
+  try {
+    return fn();
+  } finally {
+    Math.random = original;
   }
 }

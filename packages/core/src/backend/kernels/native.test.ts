@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { FUSED_KERNELS } from './fused.ts';
-import { NATIVE_FUSED_KERNELS_SWITCH, NATIVE_OPS_LIBRARY, registerNativeFusedKernels } from './native-kernels.ts';
+import { FUSED_KERNELS } from './contract.ts';
+import { NATIVE_FUSED_KERNELS_SWITCH, NATIVE_OPS_LIBRARY, registerNativeFusedKernels } from './native.ts';
 
 /* Without a usable op library the native backend runs without fused kernels: no throw, a reason. */
 

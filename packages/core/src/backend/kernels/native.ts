@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, dropoutScale, dropoutThreshold } from './fused.ts';
+import { FUSED_KERNELS } from './contract.ts';
+import { dropoutScale, dropoutThreshold } from './dropout/reference.ts';
 
 /* ------------------------------------------------------------------------------------------- *
  * The native backend's fused kernels: TensorFlow custom ops of the same names (compiled from   *
@@ -12,7 +13,7 @@ import { FUSED_KERNELS, dropoutScale, dropoutThreshold } from './fused.ts';
 
 /** Where scripts/setup-tensorflow.sh puts the compiled op library (a Node addon). */
 // Beside the C++ source in src/, also when this module runs built from dist/ (same depth).
-export const NATIVE_OPS_LIBRARY = fileURLToPath(new URL('../../src/backend/native-ops/build/tessera_ops.node', import.meta.url));
+export const NATIVE_OPS_LIBRARY = fileURLToPath(new URL('../../../src/backend/native-ops/build/tessera_ops.node', import.meta.url));
 
 /** Set to 0 to run the native backend without its fused kernels (to compare, or to rule them out). */
 export const NATIVE_FUSED_KERNELS_SWITCH = 'TESSERA_NATIVE_FUSED_KERNELS';
