@@ -52,7 +52,7 @@ function columnMean(t: tf.Tensor2D): tf.Tensor1D {
   return tf.matMul(tf.fill([1, rows], 1 / rows), t).reshape([t.shape[1]]);
 }
 
-export function trainingNormalize(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): { y: tf.Tensor2D; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+function trainingNormalize(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): { y: tf.Tensor2D; mean: tf.Tensor1D; variance: tf.Tensor1D } {
   const mean = columnMean(x);
   const variance = columnMean(tf.square(tf.sub(x, mean)) as tf.Tensor2D);
   const rstd = tf.rsqrt(tf.add(variance, epsilon));
@@ -84,6 +84,17 @@ export function trainingNormalize(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.T
  * ~8 forward and ~10 backward full-size ones. x [n, h, w, C] goes in as it is, other ranks as
  * [1, 1, rows, C].
  */
+/**
+ * Training-mode batch normalisation of x [..., C] over every axis but the last: y, and the
+ * batch's mean and biased variance [C] (for the moving statistics). Through the fused kernels
+ * where the backend has them, else the composite ops (the same values, float32 rounding aside).
+ */
+export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  if (x.dtype === 'float32' && hasFusedKernel(FUSED_KERNELS.batchNorm)) return trainingNormalizeFused(x, gamma, beta, epsilon);
+  const normalised = trainingNormalize(x.reshape([-1, x.shape[x.rank - 1]!]) as tf.Tensor2D, gamma, beta, epsilon);
+  return { ...normalised, y: normalised.y.reshape(x.shape) };
+}
+
 function trainingNormalizeFused(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
   const size = x.shape[x.rank - 1]!;
   const input = x.rank === 4 ? x : x.reshape([1, 1, -1, size]);
@@ -156,10 +167,7 @@ export class BatchNorm extends tf.layers.Layer {
       const beta = (this.beta ? this.beta.read() : tf.zeros([size])) as tf.Tensor1D;
       let y: tf.Tensor;
       if (kwargs?.['training']) {
-        const normalised =
-          x.dtype === 'float32' && hasFusedKernel(FUSED_KERNELS.batchNorm)
-            ? trainingNormalizeFused(moved, gamma, beta, this.epsilon)
-            : trainingNormalize(rows, gamma, beta, this.epsilon);
+        const normalised = batchNormTraining(moved, gamma, beta, this.epsilon);
         const keep = 1 - this.momentum;
         for (const [moving, batch] of [[this.movingMean!, normalised.mean], [this.movingVariance!, normalised.variance]] as const) {
           moving.write(tf.add(tf.mul(moving.read(), this.momentum), tf.mul(batch, keep)));
