@@ -79,12 +79,6 @@ function trainingNormalize(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D
 }
 
 /**
- * The same through the fused batch-norm kernels (backend/fused.ts; on the native backend
- * TensorFlow's FusedBatchNormV3 and its gradient, as Keras): one kernel each way instead of
- * ~8 forward and ~10 backward full-size ones. x [n, h, w, C] goes in as it is, other ranks as
- * [1, 1, rows, C].
- */
-/**
  * Training-mode batch normalisation of x [..., C] over every axis but the last: y, and the
  * batch's mean and biased variance [C] (for the moving statistics). Through the fused kernels
  * where the backend has them, else the composite ops (the same values, float32 rounding aside).
@@ -95,6 +89,12 @@ export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Ten
   return { ...normalised, y: normalised.y.reshape(x.shape) };
 }
 
+/**
+ * trainingNormalize through the fused batch-norm kernels (backend/kernels/batch_norm; on the native backend
+ * TensorFlow's FusedBatchNormV3 and its gradient, as Keras): one kernel each way instead of
+ * ~8 forward and ~10 backward full-size ones. x [n, h, w, C] goes in as it is, other ranks as
+ * [1, 1, rows, C].
+ */
 function trainingNormalizeFused(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
   const size = x.shape[x.rank - 1]!;
   const input = x.rank === 4 ? x : x.reshape([1, 1, -1, size]);

@@ -5,7 +5,7 @@ import { addBias } from './common.ts';
 
 /*
  * On the native backend addBias runs TensorFlow's BiasAdd, and its gradient BiasAddGrad (the
- * fused TesseraBiasAdd pair of backend/fused.ts). Values and gradients must be those of the
+ * fused TesseraBiasAdd pair of backend/kernels/bias_add). Values and gradients must be those of the
  * broadcast tf.add it replaces.
  */
 

@@ -143,9 +143,8 @@ export function registerNativeFusedKernels(library = NATIVE_OPS_LIBRARY): Native
         [input(inputs, 'x'), input(inputs, 'gamma'), input(inputs, 'beta'), empty, empty],
         6,
       );
-      const [y, mean, , , variance] = [outputs[0]!, outputs[1]!, outputs[2]!, outputs[3]!, outputs[4]!];
       for (const i of [2, 3, 5]) backend.disposeData(outputs[i]!.dataId);
-      return [y, mean, variance];
+      return [outputs[0]!, outputs[1]!, outputs[4]!];
     }),
   );
   register(FUSED_KERNELS.batchNormGrad, (backend, inputs, attrs) =>
