@@ -12,6 +12,9 @@ if (!process.env.NODE_OPTIONS?.includes(`--conditions=${SOURCE_CONDITION}`)) {
 // Tests whose assertions depend on leases and timeouts between real processes (Redis workers, exp ui):
 // they run last, one file at a time, so a busy neighbour cannot stall a worker past its lease.
 const timingSensitive = ['packages/sweeps/src/queue/**/*.test.ts', 'packages/cli/src/commands/worker.test.ts', 'packages/cli/src/commands/ui.browser.test.ts'];
+// The fault-injection suite (`pnpm test:faults`; docs/reliability.md): real processes killed,
+// frozen and raced against each other. Part of `pnpm test`, last and one file at a time.
+const faults = ['packages/*/src/**/*.faults.test.ts'];
 
 export default defineConfig({
   resolve: { conditions: [SOURCE_CONDITION, 'module', 'node', 'development|production'] },
@@ -30,14 +33,18 @@ export default defineConfig({
         test: {
           name: 'tests',
           include: ['packages/*/src/**/*.test.ts', 'examples/*/*.test.ts', 'tests/*.test.ts'],
-          exclude: timingSensitive,
+          exclude: [...timingSensitive, ...faults],
           maxWorkers: 2,
           sequence: { groupOrder: 0 },
         },
       },
       {
         extends: true,
-        test: { name: 'distributed', include: timingSensitive, maxWorkers: 1, sequence: { groupOrder: 1 } },
+        test: { name: 'distributed', include: timingSensitive, exclude: faults, maxWorkers: 1, sequence: { groupOrder: 1 } },
+      },
+      {
+        extends: true,
+        test: { name: 'faults', include: faults, maxWorkers: 1, sequence: { groupOrder: 2 } },
       },
     ],
   },

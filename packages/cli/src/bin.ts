@@ -10,4 +10,9 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const argv = process.argv.slice(2);
+process.exitCode = await main(argv);
+// A run or a worker that has returned is done: a handle left open (a data worker after a failure,
+// a connection retrying a Redis or MLflow server that is gone) must not keep the process alive.
+// Unref'd, so it fires only if something still holds the process; the exit code is main's.
+if (argv[0] === 'run' || argv[0] === 'worker') setTimeout(() => process.exit(), 2_000).unref();

@@ -5,6 +5,7 @@ import type { ConfigError, Registries } from '@tessera/core';
 import { commandHelp, GLOBAL_OPTIONS, table, UsageError, type Command, type CommandContext, type Output } from './command.ts';
 import { commands, type CommandName } from './commands/index.ts';
 import { renderConfigError, styleFor } from './style.ts';
+import { redacting } from './redacting-output.ts';
 
 export interface MainOptions {
   stdout?: Output;
@@ -21,8 +22,8 @@ const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.
 
 /** Runs the `exp` command line and returns its exit code; never calls process.exit (but a second Ctrl-C of `exp run`). */
 export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
-  const stdout = options.stdout ?? process.stdout;
-  const stderr = options.stderr ?? process.stderr;
+  const stdout = redacting(options.stdout ?? process.stdout);
+  const stderr = redacting(options.stderr ?? process.stderr);
   const end = argv.indexOf('--') < 0 ? argv.length : argv.indexOf('--');
   const isGlobal = (arg: string, index: number) => index < end && (arg === '--debug' || arg === '--help' || arg === '-h');
   const debug = argv.slice(0, end).includes('--debug');
@@ -183,6 +184,11 @@ export function reportError(error: unknown, command: string, context: Pick<Comma
     return EXIT.badInput;
   }
   const prefix = command ? `exp ${command}` : 'exp';
+  // A corrupt or missing data file is bad input, like a bad config: its message names the file.
+  if (error instanceof Error && error.name === 'DataError' && !debug) {
+    stderr.write(`${style.red(`${prefix}: ${error.message.split('\n')[0]}`)}\n`);
+    return EXIT.badInput;
+  }
   if (debug) {
     stderr.write(`${prefix}: ${describeStack(error)}\n`);
   } else {

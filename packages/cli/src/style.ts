@@ -1,3 +1,4 @@
+import { underlying } from './redacting-output.ts';
 import type { ConfigError } from '@tessera/core';
 import type { Output } from './command.ts';
 
@@ -15,7 +16,8 @@ export interface Style {
  */
 export function styleFor(stream: Output): Style {
   const force = process.env.FORCE_COLOR;
-  const own = stream === process.stdout || stream === process.stderr;
+  const raw = underlying(stream);
+  const own = raw === process.stdout || raw === process.stderr;
   const on = own && (force !== undefined && force !== '' ? force !== '0' : Boolean((stream as { isTTY?: boolean }).isTTY) && !process.env.NO_COLOR);
   const sgr = (open: number, close: number) => (text: string) => (on ? `\x1b[${open}m${text}\x1b[${close}m` : text);
   return { red: sgr(31, 39), green: sgr(32, 39), cyan: sgr(36, 39), bold: sgr(1, 22), dim: sgr(2, 22) };

@@ -1,5 +1,6 @@
 import { relative, isAbsolute } from 'node:path';
 import type { SourceLocation } from './registry/kinds.ts';
+import { redactSecrets } from './safety/redact.ts';
 
 /** A path into a config: `['model', 'layers', 3, 'units']`, printed as `model.layers[3].units`. */
 export type ConfigPath = readonly (string | number)[];
@@ -48,8 +49,8 @@ export function formatLocation(location: SourceLocation, cwd = process.cwd()): s
 export function describeValue(value: unknown): string {
   if (value === null || value === undefined) return 'null';
   if (typeof value === 'string') {
-    // Error messages end up in logs: never print the password of a URL with credentials.
-    const shown = value.replace(/(:\/\/[^/\s:@]*:)[^/\s@]+@/g, '$1****@');
+    // Error messages end up in logs: never print a secret (the one redaction function).
+    const shown = redactSecrets(value);
     return `string ${JSON.stringify(shown.length > 60 ? `${shown.slice(0, 57)}...` : shown)}`;
   }
   if (Array.isArray(value)) return `a list of ${value.length} item${value.length === 1 ? '' : 's'}`;

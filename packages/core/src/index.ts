@@ -13,6 +13,7 @@ export {
   type ConfigErrorInit,
 } from './errors.ts';
 export * from './random/index.ts';
+export * from './safety/index.ts';
 export * from './config/index.ts';
 export * from './schema/index.ts';
 export * from './backend/index.ts';

@@ -53,6 +53,8 @@ export interface MlflowServerHandle {
   admin: { username: string; password: string } | undefined;
   /** The last lines the server printed. */
   log(): string;
+  /** The server's process group (the guardian leads it): `process.kill(-pgid, 'SIGSTOP')` freezes it. */
+  pgid: number;
   stop(): Promise<void>;
 }
 
@@ -183,7 +185,7 @@ async function launch(
     }
     await sleep(250);
   }
-  return { uri, port, dir, artifactsDir, admin, log, stop };
+  return { uri, port, dir, artifactsDir, admin, log, stop, pgid: child.pid! };
 }
 
 const GUARDIAN = `

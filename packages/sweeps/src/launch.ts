@@ -1,5 +1,5 @@
 import { join, relative } from 'node:path';
-import { defaultRunsRoot, type RunOptions, type TrackingConfig, type Registries } from '@tessera/core';
+import { assertSafeName, containedJoin, defaultRunsRoot, type RunOptions, type TrackingConfig, type Registries } from '@tessera/core';
 import { LocalProcessExecutor } from './local-executor.ts';
 import { loadSweep, type LoadedSweep } from './load.ts';
 import { bestTrial, runSweep, type RunSweepOptions, type SweepResult } from './runner.ts';
@@ -37,7 +37,8 @@ export interface SweepFileOptions {
 
 /** Where a sweep keeps its trial table and its trials' run records. */
 export function sweepDir(spec: Pick<SweepSpec, 'name' | 'experiment'>, runsDir?: string): string {
-  return join(runsDir ?? defaultRunsRoot(spec.experiment), 'sweeps', spec.name);
+  // The name may come from a queue message: it is data, never a path.
+  return containedJoin(runsDir ?? defaultRunsRoot(spec.experiment), 'sweeps', assertSafeName(spec.name, 'sweep name'));
 }
 
 /**

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { readMetrics, readRunMeta, type RunMeta } from '@tessera/core';
+import { assertSafeName, containedJoin, currentHolder, readMetrics, readRunMeta, type LockHolder, type RunMeta } from '@tessera/core';
 import type { Executor, TrialLaunch, TrialSink } from './executor.ts';
 import { tagEndedRun } from './run-tags.ts';
 import type { EpochMetrics } from './state.ts';
@@ -58,7 +58,7 @@ export class LocalProcessExecutor implements Executor {
   constructor(private readonly options: LocalExecutorOptions) {}
 
   async start(launch: TrialLaunch, sink: TrialSink): Promise<void> {
-    const attemptDir = join(this.options.trialsDir, launch.id, `attempt-${launch.attempt}`);
+    const attemptDir = containedJoin(this.options.trialsDir, assertSafeName(launch.id, 'trial id'), `attempt-${launch.attempt}`);
     await mkdir(attemptDir, { recursive: true });
     const previous = launch.previousRunId ? await this.previousRun(launch.id, launch.previousRunId) : null;
     if (previous?.status === 'FINISHED') {
@@ -68,6 +68,15 @@ export class LocalProcessExecutor implements Executor {
       return;
     }
     const resumable = previous && (previous.status === 'KILLED' || previous.status === 'RUNNING') && previous.checkpoint ? previous.dir : null;
+    if (resumable) {
+      // One writer per run: an earlier controller's trial may still be stopping (it watches its
+      // controller and checkpoints on its death); its resume waits for it instead of racing it.
+      const holder = await waitForRunLockRelease(resumable, this.options.killAfterMs ?? 60_000);
+      if (holder) {
+        sink.failed(`run ${resumable} is still being written by pid ${holder.pid} on ${holder.host} (${holder.purpose}); not starting a second writer`);
+        return;
+      }
+    }
     // Tags from the start, so MLflow has them as soon as the run exists (and a continued run its new attempt).
     const tags = Object.entries(launch.tags).flatMap(([key, value]) => ['--tag', `${key}=${value}`]);
     const args = resumable
@@ -86,7 +95,8 @@ export class LocalProcessExecutor implements Executor {
     const [program, ...prefix] = this.options.command;
     const child = spawn(program!, [...prefix, ...args, ...(this.options.extraArgs ?? [])], {
       cwd: this.options.cwd,
-      env: { ...process.env, ...this.options.env, CI: 'true' },
+      // The trial watches this process: if it dies (even by SIGKILL), the trial stops too.
+      env: { ...process.env, ...this.options.env, CI: 'true', TESSERA_PARENT_PID: String(process.pid) },
       stdio: ['ignore', fd, fd],
       detached: this.options.detached ?? false,
     });
@@ -237,6 +247,14 @@ export class LocalProcessExecutor implements Executor {
       const detail = meta?.error ?? (await lastLines(run.log, 5));
       run.sink.failed(`exp run ended with ${how}${detail ? `: ${detail}` : ''} (log: ${run.log})`);
     }
+  }
+}
+
+/** Waits until nobody alive holds the run's lock; the holder if one still does after `ms`. */
+async function waitForRunLockRelease(dir: string, ms: number): Promise<LockHolder | undefined> {
+  for (const deadline = Date.now() + ms; ; await new Promise((r) => setTimeout(r, 250))) {
+    const holder = await currentHolder(dir);
+    if (!holder || Date.now() > deadline) return holder;
   }
 }
 

@@ -69,6 +69,9 @@ const CASES: Case[] = [
   // overrides
   { file: 'good.yaml', args: ['--set', 'train.epoch=3'], at: '"--set train.epoch=3"', gist: /^train.epoch: no such key to override; did you mean "epochs"\?/ },
   { file: 'good.yaml', args: ['--set', 'train.batch_size=big'], at: '"--set train.batch_size=big"', gist: /^train.batch_size: expected an integer, got string "big"$/ },
+  // Names are data, not paths; an empty data.dir would silently mean the experiment's own directory.
+  { file: 'good.yaml', args: ['--set', 'name=../../elsewhere'], at: '"--set name=../../elsewhere"', gist: /^name: string "..\/..\/elsewhere" cannot be a name: it contains a path separator; names become one directory/ },
+  { file: 'good.yaml', args: ['--set', 'data={type: cifar100, dir: ""}'], at: '"--set data={type: cifar100, dir: \"\"}"', gist: /^data.dir: expected a non-empty string, got string ""$/ },
   { file: 'good.yaml', args: ['--set', 'model.layers[9].units=3'], at: '"--set model.layers[9].units=3"', gist: /^model.layers: index 9 is out of range; the list has 4 items$/ },
   { file: 'good.yaml', args: ['--set', 'seed'], at: '"--set seed"', gist: /^expected KEY=VALUE/ },
 ];

@@ -28,6 +28,7 @@ describe('exp config', () => {
         noise: 40,
         validation_split: 0,
         validation_shuffle: false,
+        validation_from: 'end',
       },
       model: {
         layers: [

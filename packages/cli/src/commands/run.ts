@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { defineCommand, setOption, UsageError, type CommandContext } from '../command.ts';
-import { abortOnSignals } from '../interrupt.ts';
+import { abortOnSignals, stopDeadlineSeconds } from '../interrupt.ts';
 import { registerRun } from '../models.ts';
 
 function integerOption(name: string, value: string | undefined, minimum: number): number | undefined {
@@ -26,6 +26,21 @@ export function tagOptions(values: readonly string[] | undefined): Record<string
 
 /** Exit codes beyond the framework's 0/1/2: a run stopped by SIGINT/SIGTERM exits like a shell's Ctrl-C. */
 export const EXIT_INTERRUPTED = 130;
+
+/**
+ * A trial of a sweep (its controller sets TESSERA_PARENT_PID) stops like a signalled run when its
+ * controller dies: a controller killed with SIGKILL takes its trials with it instead of leaving
+ * them training as orphans.
+ */
+function watchParent(isAlive: (pid: number) => boolean, stop: (reason: string) => void): NodeJS.Timeout | undefined {
+  const parent = Number(process.env.TESSERA_PARENT_PID);
+  if (!Number.isInteger(parent) || parent <= 0) return undefined;
+  const watch = setInterval(() => {
+    if (!isAlive(parent)) stop(`the sweep process that started this trial (pid ${parent}) is gone`);
+  }, 1000);
+  watch.unref();
+  return watch;
+}
 
 export default defineCommand({
   name: 'run',
@@ -104,16 +119,20 @@ export default defineCommand({
     const seed = integerOption('seed', options.seed, 0);
     const epochs = integerOption('epochs', options.epochs, 1);
     const tags = tagOptions(options.tag);
-    const { runExperiment, NonFiniteLossError } = await import('@tessera/core');
+    const { runExperiment, NonFiniteLossError, isProcessAlive } = await import('@tessera/core');
     // SIGINT/SIGTERM abort the run (it finishes the step, checkpoints and ends KILLED); a second
-    // one (interrupt.ts) means "now": the process exits at once, keeping the last epoch checkpoint.
+    // one (interrupt.ts) means "now", and so does the stop deadline (TESSERA_STOP_DEADLINE, 60 s)
+    // that a supervisor relies on: the process exits at once, keeping the last epoch checkpoint.
     // The only exit outside `main`'s return value: nothing else can stop a training step mid-way.
+    const exitNow = (why: string) => {
+      context.stdout.write(`${why}: exiting now; the run keeps its last checkpoint\n`);
+      process.exit(EXIT_INTERRUPTED);
+    };
     const stop = abortOnSignals({
-      again: (signal) => {
-        context.stdout.write(`${signal} again: exiting now; the run keeps its last checkpoint\n`);
-        process.exit(EXIT_INTERRUPTED);
-      },
+      again: (signal) => exitNow(`${signal} again`),
+      deadline: { seconds: stopDeadlineSeconds(), expired: (seconds) => exitNow(`still stopping after ${seconds} s`) },
     });
+    const parentWatch = watchParent(isProcessAlive, stop.abort);
     try {
       const summary = await runExperiment(file ? resolve(context.cwd, file) : undefined, {
         registries: await context.registries(file ? resolve(context.cwd, file) : undefined, options.set ?? []),
@@ -140,6 +159,7 @@ export default defineCommand({
       return 1;
     } finally {
       stop.release();
+      clearInterval(parentWatch);
     }
   },
 });

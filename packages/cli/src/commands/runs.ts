@@ -32,7 +32,7 @@ export default defineCommand({
   async run({ options }, context) {
     const { defaultRunsRoot, formatRunsTable, listLocalRuns, queryRuns } = await import('@tessera/core');
     const root = options['runs-dir'] ? resolve(context.cwd, options['runs-dir']) : defaultRunsRoot(context.cwd);
-    const all = await listLocalRuns({ root, ...(options.experiment ? { experiment: options.experiment } : {}) });
+    const all = await listLocalRuns({ root, warn: (message) => void context.stderr.write(`${message}\n`), ...(options.experiment ? { experiment: options.experiment } : {}) });
     const rows = queryRuns(all, { ...(options.where ? { where: options.where } : {}), ...(options.sort ? { sort: options.sort } : {}) });
     const columns = options.columns?.split(',').map((c) => c.trim()).filter(Boolean) ?? [];
     if (options.json) {

@@ -1,7 +1,7 @@
 import { relative, resolve } from 'node:path';
 import type { SweepSpec, SweepState } from '@tessera/sweeps';
 import { defineCommand, UsageError } from '../command.ts';
-import { abortOnSignals } from '../interrupt.ts';
+import { abortOnSignals, stopDeadlineSeconds } from '../interrupt.ts';
 import { LiveBlock } from '../live.ts';
 import { expCommand } from '../self.ts';
 import { printSweepStatus, queueUrl } from './worker.ts';
@@ -85,8 +85,18 @@ export default defineCommand({
       return 0;
     }
 
+    // A deadline, so that one SIGTERM always ends the controller (a queue that went away, a trial
+    // that does not stop): its trials' own deadline, plus the time to record them. Local trials
+    // watch this process and stop when it exits.
     const interrupt = abortOnSignals({
       first: () => context.stderr.write('\nexp sweep: stopping the running trials (they checkpoint); run the same command to resume\n'),
+      deadline: {
+        seconds: stopDeadlineSeconds() + 30,
+        expired: (seconds) => {
+          context.stderr.write(`exp sweep: still stopping after ${seconds} s: exiting; run the same command to resume\n`);
+          process.exit(EXIT_INTERRUPTED);
+        },
+      },
     });
     const live = LiveBlock.forOutput(context.stdout);
     try {

@@ -31,7 +31,7 @@ describe('exp worker / exp sweep --executor queue: usage', () => {
       expect(http.stderr).toContain('--queue expects a redis:// or rediss:// URL, got "http://..."');
       const secret = await runCli(['sweep', SMOKE_GRID, '--executor', 'queue', '--queue', 'redis://me:hunter2@queue.lan/x']);
       expect(secret.code).toBe(2);
-      expect(secret.stderr).toContain('the database in redis://***@queue.lan/x must be a number');
+      expect(secret.stderr).toContain('the database in redis://me:****@queue.lan/x must be a number');
       expect(secret.stderr).not.toContain('hunter2');
     } finally {
       if (saved !== undefined) process.env.TESSERA_QUEUE = saved;

@@ -34,6 +34,16 @@ function isScope(scope: ScopeLike): scope is Scope {
   return typeof (scope as Scope).has === 'function' && typeof (scope as Scope).names === 'function';
 }
 
+/** How deeply an expression may nest (parentheses, operators, calls): 20,000 `(` is an attack, not a config. */
+export const MAX_EXPRESSION_DEPTH = 100;
+
+/**
+ * The largest value an expression may build, in characters of text or items of lists and
+ * mappings (counted as written out): doubling a variable 39 times must fail at once, located,
+ * not after gigabytes. Sized like the config file limit.
+ */
+export const MAX_EXPRESSION_VALUE_SIZE = 10_000_000;
+
 /** An error inside one expression; `offset` is the 0-based character index in the expression. */
 export class ExpressionError extends Error {
   override name = 'ExpressionError';
@@ -141,6 +151,7 @@ const KEYWORDS: Record<string, boolean | null> = { true: true, false: false, Tru
 
 class Parser {
   private position = 0;
+  private depth = 0;
   constructor(private readonly tokens: Token[]) {}
 
   parse(): Node {
@@ -168,6 +179,18 @@ class Parser {
   }
 
   private expression(minBp: number): Node {
+    if (this.depth >= MAX_EXPRESSION_DEPTH) {
+      throw new ExpressionError(`expression nested more than ${MAX_EXPRESSION_DEPTH} levels deep`, this.peek().offset, 'split it into variables');
+    }
+    this.depth++;
+    try {
+      return this.expressionAt(minBp);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private expressionAt(minBp: number): Node {
     let left = this.prefix();
     for (;;) {
       const token = this.peek();
@@ -372,7 +395,7 @@ class Evaluator {
     }
     const left = this.eval(node.left);
     const right = this.eval(node.right);
-    if (op === '+' && typeof left === 'string' && typeof right === 'string') return left + right;
+    if (op === '+' && typeof left === 'string' && typeof right === 'string') return boundedText(left.length + right.length, offset) && left + right;
     if (op === '+' && (typeof left === 'string' || typeof right === 'string')) {
       throw new ExpressionError(`cannot add ${typeName(left)} and ${typeName(right)}`, offset, 'text is joined by writing it outside ${...}, e.g. "block_${i}"');
     }
@@ -521,6 +544,7 @@ function interpolateString(value: string, scope: Scope): unknown {
     const only = parts[0]!;
     return 'expr' in only ? run(only) : only.text;
   }
+  let length = 0;
   return parts
     .map((part) => {
       if ('text' in part) return part.text;
@@ -528,7 +552,18 @@ function interpolateString(value: string, scope: Scope): unknown {
       if (result !== null && typeof result === 'object') {
         throw new ExpressionError(`a ${typeName(result)} cannot be interpolated into text`, part.offset);
       }
-      return String(result);
+      const text = String(result);
+      length += text.length;
+      boundedText(length, part.offset);
+      return text;
     })
     .join('');
+}
+
+/** Refuses text longer than MAX_EXPRESSION_VALUE_SIZE before it is built; true otherwise. */
+function boundedText(length: number, offset: number): true {
+  if (length > MAX_EXPRESSION_VALUE_SIZE) {
+    throw new ExpressionError(`the text built here would be ${length} characters, over the limit of ${MAX_EXPRESSION_VALUE_SIZE}`, offset);
+  }
+  return true;
 }

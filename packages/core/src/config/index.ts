@@ -9,7 +9,7 @@ export { parseOverride } from './overrides.ts';
 export { isPlainObject } from './plain.ts';
 export type { Override } from './overrides.ts';
 export { describeOrigin, isTemplatePath, type ValueOrigin } from './resolve.ts';
-export { MAX_ALIAS_COUNT, parseYamlFile, parseYamlText, type ParsedFile } from './source.ts';
+export { DEFAULT_MAX_CONFIG_BYTES, MAX_ALIAS_COUNT, maxConfigBytes, parseYamlFile, parseYamlText, type ParsedFile } from './source.ts';
 
 export interface FormatOptions {
   /** Annotates each value with where it came from (`exp config --show-origin`). */
@@ -48,25 +48,4 @@ function annotateOrigins(node: unknown, path: (string | number)[], origin: (path
   }
   if (isMap(node)) for (const pair of node.items) annotateOrigins(pair.value, [...path, String(isScalar(pair.key) ? pair.key.value : pair.key)], origin);
   else if (isSeq(node)) node.items.forEach((item, index) => annotateOrigins(item, [...path, index], origin));
-}
-
-const SECRET_KEY = /(password|passwd|secret|token|api_?key|credential)/i;
-
-/**
- * A copy for display with secrets masked: values of keys that name a secret, and the password
- * of a URL with credentials (`http://user:****@host`). Everything else is unchanged.
- */
-export function redactSecrets<T>(value: T): T {
-  const walk = (item: unknown, key: string): unknown => {
-    if (typeof item === 'string') {
-      if (SECRET_KEY.test(key) && item !== '') return '****';
-      return item.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:)[^/\s@]+@/gi, '$1****@');
-    }
-    if (Array.isArray(item)) return item.map((x) => walk(x, key));
-    if (item !== null && typeof item === 'object') {
-      return Object.fromEntries(Object.entries(item).map(([k, v]) => [k, SECRET_KEY.test(k) && v !== null && typeof v !== 'object' ? '****' : walk(v, k)]));
-    }
-    return item;
-  };
-  return walk(value, '') as T;
 }

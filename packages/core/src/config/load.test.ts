@@ -224,19 +224,3 @@ describe('reading files', () => {
   });
 });
 
-describe('redactSecrets', () => {
-  it('masks secret-named keys and URL passwords, nothing else', async () => {
-    const { redactSecrets } = await import('./index.ts');
-    expect(
-      redactSecrets({
-        tracking: { uri: 'https://alice:s3cret@mlflow.example.com/x', tags: { api_key: 'abc', team: 'vision' } },
-        token: 42,
-        list: ['http://h/no-credentials', 'ftp://bob:pw@h/'],
-      }),
-    ).toEqual({
-      tracking: { uri: 'https://alice:****@mlflow.example.com/x', tags: { api_key: '****', team: 'vision' } },
-      token: '****',
-      list: ['http://h/no-credentials', 'ftp://bob:****@h/'],
-    });
-  });
-});

@@ -1,61 +1,91 @@
 import type { SourceLocation } from '../registry/kinds.ts';
 import type { ConfigPath } from '../errors.ts';
 
-// A path as a map key; numbers and digit strings meet, so ['layers', 3] and ['layers', '3'] agree.
-const SEPARATOR = '\u0000';
-const keyOf = (path: ConfigPath): string => path.map(String).join(SEPARATOR);
+/** One level of the map: where the value and the key at this path were written, and below it. */
+interface LocationNode {
+  value?: SourceLocation;
+  key?: SourceLocation;
+  children?: Map<string, LocationNode>;
+}
 
 /**
  * Where each value (and each mapping key) of a merged config was written. Lookups fall back to
  * the nearest ancestor, so a value created by a merge or an alias still points somewhere useful.
+ *
+ * A tree keyed by path segment, so that replacing or copying a subtree (a merge, an override)
+ * costs the size of that subtree, not of the whole map: loading stays linear in the file size.
+ * Numbers and digit strings meet, so ['layers', 3] and ['layers', '3'] agree.
  */
 export class LocationMap {
-  private readonly values = new Map<string, SourceLocation>();
-  private readonly keys = new Map<string, SourceLocation>();
+  private readonly root: LocationNode = {};
+
+  private node(path: ConfigPath, create: true): LocationNode;
+  private node(path: ConfigPath, create: false): LocationNode | undefined;
+  private node(path: ConfigPath, create: boolean): LocationNode | undefined {
+    let current = this.root;
+    for (const part of path) {
+      const key = String(part);
+      let next = current.children?.get(key);
+      if (!next) {
+        if (!create) return undefined;
+        next = {};
+        (current.children ??= new Map()).set(key, next);
+      }
+      current = next;
+    }
+    return current;
+  }
 
   setValue(path: ConfigPath, location: SourceLocation): void {
-    this.values.set(keyOf(path), location);
+    this.node(path, true).value = location;
   }
 
   setKey(path: ConfigPath, location: SourceLocation): void {
-    this.keys.set(keyOf(path), location);
+    this.node(path, true).key = location;
   }
 
   /** The value at `path`, or its nearest recorded ancestor. */
   value(path: ConfigPath): SourceLocation | undefined {
-    for (let n = path.length; n >= 0; n--) {
-      const found = this.values.get(keyOf(path.slice(0, n)));
-      if (found) return found;
+    let found = this.root.value;
+    let current: LocationNode | undefined = this.root;
+    for (const part of path) {
+      current = current.children?.get(String(part));
+      if (!current) break;
+      if (current.value) found = current.value;
     }
-    return undefined;
+    return found;
   }
 
   /** The key that introduces `path` (for "unknown key" errors); falls back to the value. */
   key(path: ConfigPath): SourceLocation | undefined {
-    return this.keys.get(keyOf(path)) ?? this.value(path);
+    return this.node(path, false)?.key ?? this.value(path);
   }
 
   /** Forgets `path` and everything under it (a merge or override replaces the whole value). */
   deleteUnder(path: ConfigPath): void {
-    const prefix = keyOf(path);
-    for (const map of [this.values, this.keys]) {
-      for (const k of [...map.keys()]) {
-        if (path.length === 0 || k === prefix || k.startsWith(prefix + SEPARATOR)) map.delete(k);
-      }
+    if (path.length === 0) {
+      delete this.root.value;
+      delete this.root.key;
+      delete this.root.children;
+      return;
     }
+    this.node(path.slice(0, -1), false)?.children?.delete(String(path[path.length - 1]));
   }
 
   /** Copies the entries of `other` at or under `path`. */
   copyUnder(other: LocationMap, path: ConfigPath): void {
-    const prefix = keyOf(path);
-    const pairs: [Map<string, SourceLocation>, Map<string, SourceLocation>][] = [
-      [other.values, this.values],
-      [other.keys, this.keys],
-    ];
-    for (const [from, to] of pairs) {
-      for (const [k, location] of from) {
-        if (path.length === 0 || k === prefix || k.startsWith(prefix + SEPARATOR)) to.set(k, location);
+    const source = other.node(path, false);
+    if (!source) return;
+    const target = this.node(path, true);
+    const copy = (from: LocationNode, to: LocationNode): void => {
+      if (from.value) to.value = from.value;
+      if (from.key) to.key = from.key;
+      for (const [key, child] of from.children ?? []) {
+        let next = to.children?.get(key);
+        if (!next) (to.children ??= new Map()).set(key, (next = {}));
+        copy(child, next);
       }
-    }
+    };
+    copy(source, target);
   }
 }

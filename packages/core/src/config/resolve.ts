@@ -1,6 +1,6 @@
 import { ConfigError, describeValue, formatLocation, type ConfigPath } from '../errors.ts';
 import type { SourceLocation } from '../registry/kinds.ts';
-import { ExpressionError, interpolate, type Scope } from './expression.ts';
+import { ExpressionError, interpolate, MAX_EXPRESSION_VALUE_SIZE, type Scope } from './expression.ts';
 import type { LocationMap } from './locations.ts';
 import { isPlainObject, setOwn } from './plain.ts';
 
@@ -108,11 +108,43 @@ class Resolver {
 
   resolve(value: unknown, path: ConfigPath, scope: ResolvingScope): unknown {
     if (typeof value === 'string') return value.includes('${') ? this.evaluate(value, path, scope) : value;
-    if (Array.isArray(value)) return value.map((item, index) => this.resolve(item, [...path, index], scope));
+    if (Array.isArray(value)) return this.bounded(value.map((item, index) => this.resolve(item, [...path, index], scope)), path);
     if (isPlainObject(value)) {
       const out: Record<string, unknown> = {};
       for (const [key, item] of Object.entries(value)) setOwn(out, key, this.resolve(item, [...path, key], scope));
-      return out;
+      return this.bounded(out, path);
+    }
+    return value;
+  }
+
+  /** Sizes of values already measured: a value shared by many references is measured once. */
+  private readonly sizes = new WeakMap<object, number>();
+
+  /** Characters of text plus items of lists and mappings, as if written out (shared values count each time). */
+  private size(value: unknown): number {
+    if (typeof value === 'string') return value.length;
+    if (value === null || typeof value !== 'object') return 1;
+    const known = this.sizes.get(value);
+    if (known !== undefined) return known;
+    let total = 1;
+    for (const item of Array.isArray(value) ? value : Object.values(value)) {
+      total += this.size(item);
+      if (total > MAX_EXPRESSION_VALUE_SIZE) break;
+    }
+    this.sizes.set(value, total);
+    return total;
+  }
+
+  /** Refuses a list or mapping that references make too large to write out (a doubling bomb). */
+  private bounded<T>(value: T, path: ConfigPath): T {
+    const size = this.size(value);
+    if (size > MAX_EXPRESSION_VALUE_SIZE) {
+      throw new ConfigError({
+        location: this.locations.value(path),
+        path,
+        message: `this value expands to more than ${MAX_EXPRESSION_VALUE_SIZE} items and characters (variables referring to variables), over the limit`,
+        hint: 'a variable used twice per level doubles with every level',
+      });
     }
     return value;
   }
@@ -134,7 +166,8 @@ class Resolver {
       return value;
     } catch (error) {
       if (!(error instanceof ExpressionError)) throw error;
-      throw new ConfigError({ location: this.locations.value(path), path, message: `${error.message} in ${JSON.stringify(text)}`, hint: error.hint });
+      const shown = text.length > 80 ? `${text.slice(0, 77)}...` : text;
+      throw new ConfigError({ location: this.locations.value(path), path, message: `${error.message} in ${JSON.stringify(shown)}`, hint: error.hint });
     }
   }
 }

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
+import { readFileSync, statSync } from 'node:fs';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode, type Pair } from 'yaml';
 import { ConfigError, type ConfigPath } from '../errors.ts';
 import type { SourceLocation } from '../registry/kinds.ts';
 import { closingBrace } from './expression.ts';
@@ -7,6 +7,21 @@ import { LocationMap } from './locations.ts';
 
 /** How many alias expansions one file may cause; a "billion laughs" bomb needs far more. */
 export const MAX_ALIAS_COUNT = 100;
+
+/**
+ * The largest config file read (default 10 MB; TESSERA_MAX_CONFIG_BYTES changes it). Parsing is
+ * linear but not free (a few seconds per 10 MB); a file far larger is a mistake or an attack.
+ */
+export const DEFAULT_MAX_CONFIG_BYTES = 10 * 1024 * 1024;
+
+export function maxConfigBytes(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.TESSERA_MAX_CONFIG_BYTES;
+  const value = text === undefined || text === '' ? DEFAULT_MAX_CONFIG_BYTES : Number(text);
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new ConfigError({ message: `TESSERA_MAX_CONFIG_BYTES=${JSON.stringify(text)}: expected a positive number of bytes` });
+  }
+  return value;
+}
 
 /** One parsed YAML file: its plain value and where every value and key was written. */
 export interface ParsedFile {
@@ -19,8 +34,19 @@ export interface ParsedFile {
 export function parseYamlFile(file: string, located?: { location: SourceLocation; path: ConfigPath }): ParsedFile {
   let bytes: Buffer;
   try {
+    const limit = maxConfigBytes();
+    const size = statSync(file).size;
+    if (size > limit) {
+      throw new ConfigError({
+        location: located?.location ?? { file, line: 1, col: 1 },
+        path: located?.path,
+        message: `"${file}" is ${(size / 1024 / 1024).toFixed(1)} MB, over the ${(limit / 1024 / 1024).toFixed(1)} MB limit for config files`,
+        hint: 'set TESSERA_MAX_CONFIG_BYTES to raise the limit if the file is meant to be this large',
+      });
+    }
     bytes = readFileSync(file);
   } catch (error) {
+    if (error instanceof ConfigError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (error as Error).message;
     throw new ConfigError({ location: located?.location, path: located?.path, message: `cannot read "${file}": ${reason}` }, { cause: error });
@@ -111,7 +137,9 @@ function protectExpressions(text: string): { text: string; restore: (value: stri
 export function parseYamlDocument(source: string, file: string): { doc: Document; at: (offset: number) => SourceLocation } {
   const { text, restore } = protectExpressions(source);
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
+  // yaml's own duplicate-key check compares each key with every earlier one (quadratic in the
+  // keys of a mapping); `duplicateKey` below does it with a Set.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false, merge: true });
   const at = (offset: number): SourceLocation => {
     const { line, col } = lineCounter.linePos(offset);
     return { file, line, col };
@@ -126,6 +154,11 @@ export function parseYamlDocument(source: string, file: string): { doc: Document
     const hint = /indent|nested mappings|compact mapping/i.test(first.message) ? INDENTATION_HINT : undefined;
     throw new ConfigError({ location: at(start), message, hint });
   }
+  const duplicate = duplicateKey(doc.contents);
+  if (duplicate) {
+    const key = isScalar(duplicate.key) ? String(duplicate.key.value) : String(duplicate.key);
+    throw new ConfigError({ location: at((duplicate.key as YamlNode).range?.[0] ?? 0), message: YAML_MESSAGES.DUPLICATE_KEY!(restore(key)) });
+  }
   if (text !== source) {
     visit(doc, {
       Scalar(_, node) {
@@ -134,6 +167,29 @@ export function parseYamlDocument(source: string, file: string): { doc: Document
     });
   }
   return { doc, at };
+}
+
+/** The first key written twice in one mapping (linear: one Set per mapping; no alias is followed). */
+function duplicateKey(root: unknown): Pair | undefined {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      const seen = new Set<unknown>();
+      for (const pair of node.items) {
+        // `<<` merge keys may repeat; other keys are compared by their scalar value.
+        const key = isScalar(pair.key) ? pair.key.value : pair.key;
+        if (key !== '<<' && isScalar(pair.key)) {
+          if (seen.has(key)) return pair;
+          seen.add(key);
+        }
+        stack.push(pair.value);
+      }
+    } else if (isSeq(node)) {
+      stack.push(...node.items);
+    }
+  }
+  return undefined;
 }
 
 /** Parses YAML text into a mapping with positions; syntax errors are located ConfigErrors. */

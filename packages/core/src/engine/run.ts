@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
+import { ConfigError } from '../errors.ts';
 import type { Registries } from '../registry/kinds.ts';
 import type { TrackingConfig } from '../schema/types.ts';
 import { effectiveConfig } from '../schema/validate.ts';
@@ -9,9 +10,11 @@ import { selectBackend, type BackendRequest } from '../backend/select.ts';
 import { loadExperimentPlugins, loadPlugins, pluginRefs, projectPluginRefs } from '../plugins/plugins.ts';
 import { buildExperimentModel, createExperimentData, loadValidatedExperiment, type Experiment } from '../experiment/experiment.ts';
 import { disposeModel } from '../graph/build.ts';
-import { LocalRunStore, findRunDir, readMetrics, readSystemMetrics } from '../tracking/local-store.ts';
+import { LocalRunStore, findRunDir, readMetrics, readRunMeta, readSystemMetrics } from '../tracking/local-store.ts';
+import { currentHolder, RunLockedError } from '../tracking/run-lock.ts';
 import { SystemMetricsMonitor } from '../tracking/system-metrics.ts';
-import { combineTrackers, RUN_NAME_TAG, type RunStatus, type Tracker } from '../tracking/tracker.ts';
+import { combineTrackers, redactingTracker, RUN_NAME_TAG, type RunStatus, type Tracker } from '../tracking/tracker.ts';
+import { redactSecrets } from '../safety/redact.ts';
 import { collectProvenance } from '../tracking/provenance.ts';
 import { createMlflowTracker, type TrackerContext } from '../tracking/mlflow-tracker.ts';
 import { EpochRecorder, recordRunEnd, recordRunStart, serializeModel } from '../tracking/run-record.ts';
@@ -128,6 +131,18 @@ async function prepareResume(runDir: string, options: RunOptions): Promise<Exper
   if (options.overrides?.length || options.seed !== undefined) {
     throw new Error('--resume continues a run with its saved config; only --epochs and --backend may change');
   }
+  const meta = await readRunMeta(runDir);
+  if (meta.status === 'FINISHED') {
+    // A finished run has its test evaluation and final model; resuming it would redo them.
+    const done = (await readMetrics(runDir)).filter((record) => Object.keys(record).some((key) => !key.startsWith('test_') && key !== 'step' && key !== 'time')).length;
+    const planned = (config.train as { epochs?: number }).epochs ?? done;
+    if (options.epochs === undefined || options.epochs <= Math.max(done, planned)) {
+      throw new ConfigError({
+        message: `run ${meta.runId} is FINISHED (${done} epoch(s)); --resume continues it only when --epochs extends it beyond ${Math.max(done, planned)}`,
+        hint: `exp run --resume ${meta.runId} --epochs ${Math.max(done, planned) + 1}`,
+      });
+    }
+  }
   if (options.epochs !== undefined) (config.train as Record<string, unknown>).epochs = options.epochs;
   // Another machine may need another backend; the numbers then match to float tolerance only.
   if (options.backend !== undefined) config.backend = options.backend;
@@ -207,6 +222,11 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
   const log = (message: string) => progress.message(message);
 
   const resumeDir = options.resume ? await findRunDir(options.resume, options.runsDir ?? defaultRunsRoot(process.cwd())) : undefined;
+  if (resumeDir) {
+    // Refuse a live run before loading data; the lock taken by startRun settles any race.
+    const holder = await currentHolder(resumeDir);
+    if (holder) throw new RunLockedError(resumeDir, holder);
+  }
   if (!resumeDir && fileOrConfig === undefined) throw new Error('runExperiment needs an experiment file or config (or options.resume)');
   // Plugins register their entries before the config is validated against the registries.
   if (!resumeDir && typeof fileOrConfig === 'string') {
@@ -230,9 +250,10 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
     throw error;
   }
 
-  const local = new LocalRunStore(options.runsDir ?? defaultRunsRoot(configDir));
+  const local = new LocalRunStore(options.runsDir ?? defaultRunsRoot(configDir), { log, purpose: resumeDir ? 'exp run --resume' : 'exp run' });
   const extra = (options.createTracker ?? createMlflowTracker)(config.tracking ?? {}, experiment, { local, log, locate: prepared.locate });
-  const tracker = extra ? combineTrackers(local, extra) : local;
+  // Every recorded string passes the one redaction function, whichever tracker gets it.
+  const tracker = redactingTracker(extra ? combineTrackers(local, extra) : local);
   // tracking.run_name wins (the user's word), then the caller's name (a sweep trial's), then the default.
   const runName = config.tracking?.run_name ?? options.runName ?? options.tags?.[RUN_NAME_TAG];
   const tags = options.tags && runName ? { ...options.tags, [RUN_NAME_TAG]: runName } : options.tags;
@@ -260,16 +281,18 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
   try {
     if (!resumeDir) {
       const provenance = collectProvenance(configDir);
-      await tracker.logArtifact(CONFIG_ARTIFACT, { bytes: JSON.stringify(config, null, 2) });
+      // Secrets are masked in what is written; a resumed run takes credentials from the environment.
+      const overrides = redactSecrets(prepared.overrides);
+      await tracker.logArtifact(CONFIG_ARTIFACT, { bytes: JSON.stringify(redactSecrets(config), null, 2) });
       await tracker.logArtifact(RUN_ARTIFACT, {
-        bytes: JSON.stringify({ source: prepared.source, configDir, overrides: prepared.overrides, seed, backend: backend.name, provenance }, null, 2),
+        bytes: JSON.stringify({ source: prepared.source, configDir, overrides, seed, backend: backend.name, provenance }, null, 2),
       });
       // The config's params come with recordRunStart (each once); these are what the run chose.
       await tracker.logParams({ seed, backend: backend.name });
       await tracker.setTags({
         'tessera.run_id': run.runId,
         'tessera.source': prepared.source,
-        'tessera.overrides': JSON.stringify(prepared.overrides),
+        'tessera.overrides': JSON.stringify(overrides),
         'tessera.backend': backend.name,
         'tessera.seed': String(seed),
         'tessera.dataset': dataset.info.name,

@@ -1,3 +1,4 @@
+import { SAFE_NAME_PATTERN } from '../safety/paths.ts';
 import { BACKEND_REQUESTS } from '../backend/select.ts';
 import { trainSectionSchema } from '../engine/train-schema.ts';
 import type { JsonSchema } from '../registry/registry.ts';
@@ -81,7 +82,11 @@ export function topLevelProperties(): Record<string, JsonSchema> {
       anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
     },
     plugins: pluginsSchema,
-    name: { type: 'string', description: 'Run name; also the default tracking experiment.' },
+    name: {
+      type: 'string',
+      pattern: SAFE_NAME_PATTERN,
+      description: 'Run name; also the default tracking experiment and the run store directory (letters, digits, space and _ . @ + = , -; no path).',
+    },
     description: { type: 'string' },
     seed: { type: 'integer', minimum: 0, description: 'Seeds initialisation, shuffling and augmentation.' },
     backend: { enum: [...BACKEND_REQUESTS], description: 'TF.js backend; auto picks the fastest available.' },

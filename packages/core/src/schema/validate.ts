@@ -1,3 +1,4 @@
+import { SAFE_NAME_PATTERN, unsafeNameReason } from '../safety/paths.ts';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { describeOrigin, type ValueOrigin } from '../config/resolve.ts';
 import { ConfigError, describeValue, OVERRIDE_PREFIX, throwIfAny, type ConfigPath } from '../errors.ts';
@@ -317,7 +318,13 @@ function explain(error: ErrorObject, path: ConfigPath, loaded: Locator, registri
         const keyPath = [...path, error.propertyName];
         return new ConfigError({ location: loaded.locateKey(keyPath), path: keyPath, message: `invalid name "${error.propertyName}"`, hint: `names match ${params.pattern}` });
       }
+      if (params.pattern === SAFE_NAME_PATTERN && typeof data === 'string') {
+        // Names are data, not paths: say why, not the regex.
+        return new ConfigError({ location, path, message: `${describeValue(data)} cannot be a name: ${unsafeNameReason(data)}`, hint: 'names become one directory of the run store and may not contain a path' });
+      }
       return new ConfigError({ location, path, expected: `a string matching ${params.pattern}`, found: describeValue(data) });
+    case 'minLength':
+      return new ConfigError({ location, path, expected: params.limit === 1 ? 'a non-empty string' : `a string of at least ${params.limit} characters`, found: describeValue(data) });
     case 'uniqueItems':
       return new ConfigError({ location, path, message: `items ${params.j} and ${params.i} are the same; each may appear once` });
     case 'anyOf':

@@ -3,6 +3,7 @@
 // entry point `@tessera/core/plots` (Vega and resvg load only there).
 export {
   combineTrackers,
+  redactingTracker,
   defaultRunName,
   RUN_NAME_TAG,
   type Tracker,
@@ -23,19 +24,24 @@ export {
   readMetrics,
   readSystemMetrics,
   readAllMetrics,
-  writeJsonAtomic,
+  repairMetrics,
   SYSTEM_METRICS_FILE,
   STEP_METRICS_FILE,
   type RunMeta,
   type MetricRecord,
+  type TornLine,
+  type LocalRunStoreOptions,
 } from './local-store.ts';
-export { MlflowTracker, createMlflowTracker, type MlflowTrackerOptions, type TrackerContext } from './mlflow-tracker.ts';
+export { acquireRunLock, currentHolder, isHolderDead, isProcessAlive, RunLock, RunLockedError, type LockHolder, type LockOptions } from './run-lock.ts';
+export { MlflowTracker, createMlflowTracker, mlflowDeadlineMs, type MlflowTrackerOptions, type TrackerContext } from './mlflow-tracker.ts';
 export {
   syncRun,
   runsToSync,
   listRunDirs,
   readSyncStates,
   updateSyncState,
+  fileDigest,
+  bytesDigest,
   SYNC_STATE_FILE,
   LOCAL_RUN_ID_TAG,
   LOCAL_PARENT_TAG,

@@ -85,3 +85,39 @@ describe('trackers', () => {
     expect(calls).toEqual(['a.start', 'b.start', 'a.metrics4', 'b.metrics4', 'a.FAILED', 'b.FAILED']);
   });
 });
+
+describe('LocalRunStore: torn writes, names, one writer', () => {
+  it('reads past a torn last line of metrics.jsonl, reports it, and a resume repairs it before appending', async () => {
+    const store = new LocalRunStore(root);
+    const run = await store.startRun({ experiment: 'torn' });
+    await store.logMetrics({ loss: 2 }, 1);
+    await store.logMetrics({ loss: 1 }, 2);
+    await store.endRun('KILLED');
+    appendFileSync(join(run.dir!, 'metrics.jsonl'), '{"step":3,"time":"2026-01-01T00:00:00Z","lo');
+    const torn: unknown[] = [];
+    expect((await readMetrics(run.dir!, 'metrics.jsonl', (t) => torn.push(t))).map((r) => r.step)).toEqual([1, 2]);
+    expect(torn).toEqual([expect.objectContaining({ line: 3, text: '{"step":3,"time":"2026-01-01T00:00:00Z","lo' })]);
+    const notes: string[] = [];
+    const resumed = new LocalRunStore(root, { log: (m) => notes.push(m) });
+    await resumed.startRun({ experiment: 'torn', resumeRunId: run.runId });
+    expect(notes.join('\n')).toMatch(/metrics.jsonl:3: cut off a torn last line/);
+    await resumed.logMetrics({ loss: 0.5 }, 3);
+    await resumed.endRun('FINISHED');
+    expect(readFileSync(join(run.dir!, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step)).toEqual([1, 2, 3]);
+  });
+
+  it('refuses an experiment name that is a path', async () => {
+    const store = new LocalRunStore(root);
+    await expect(store.startRun({ experiment: '../../elsewhere' })).rejects.toThrow('experiment name "../../elsewhere" cannot name a directory');
+  });
+
+  it('a run being written cannot be resumed by a second writer; after endRun it can', async () => {
+    const first = new LocalRunStore(root);
+    const run = await first.startRun({ experiment: 'locked' });
+    await expect(new LocalRunStore(root).startRun({ experiment: 'locked', resumeRunId: run.runId })).rejects.toThrow(/being written by another process: exp run, pid/);
+    await first.endRun('KILLED');
+    const second = new LocalRunStore(root);
+    await second.startRun({ experiment: 'locked', resumeRunId: run.runId });
+    await second.endRun('FINISHED');
+  });
+});

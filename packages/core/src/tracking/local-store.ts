@@ -1,6 +1,9 @@
-import { copyFile, mkdir, open, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { mkdir, open, readFile, readdir, stat, truncate } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { copyFileAtomic, writeFileAtomic, writeJsonAtomic } from '../safety/atomic-write.ts';
+import { assertSafeName, containedJoin } from '../safety/paths.ts';
+import { acquireRunLock, type RunLock } from './run-lock.ts';
 import { defaultRunName, type ArtifactContent, type DatasetInput, type ParamValue, type RunInfo, type RunStatus, type StartRunOptions, type Tracker } from './tracker.ts';
 
 /**
@@ -38,28 +41,6 @@ export function defaultRunsDir(): string {
 export function newRunId(date = new Date()): string {
   const stamp = date.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   return `${stamp}-${randomBytes(3).toString('hex')}`;
-}
-
-/**
- * Writes JSON atomically: a crash leaves the old file or the new one, never half of one.
- * The temp name is unique, so two writers (a sweep and its trials) never share one.
- */
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    const handle = await open(temp, 'w');
-    try {
-      await handle.writeFile(`${JSON.stringify(value, null, 2)}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (error) {
-    await unlink(temp).catch(() => {});
-    throw error;
-  }
 }
 
 async function readJson<T>(path: string, fallback: T): Promise<T> {
@@ -121,23 +102,84 @@ export async function readAllMetrics(dir: string): Promise<MetricRecord[]> {
   return [...(await readMetrics(dir)), ...(await readSystemMetrics(dir)), ...(await readMetrics(dir, STEP_METRICS_FILE))];
 }
 
-/** Every metrics line of a run; a later line for the same step supersedes an earlier one. */
-export async function readMetrics(dir: string, file = 'metrics.jsonl'): Promise<MetricRecord[]> {
-  const text = await readFile(join(dir, file), 'utf8').catch(() => '');
+/** A metrics file whose last line was cut short (power loss mid-write). */
+export interface TornLine {
+  file: string;
+  /** 1-based line number and the bytes from which the file is whole again. */
+  line: number;
+  keepBytes: number;
+  text: string;
+}
+
+/**
+ * Every metrics line of a run; a later line for the same step supersedes an earlier one. A line
+ * that is not whole JSON (a write cut short by a crash or power loss) is skipped and reported
+ * through `onTorn`, never fatal: one torn line must not hide a store's other runs. Writers repair
+ * the file (`repairMetrics`) before appending.
+ */
+export async function readMetrics(dir: string, file = 'metrics.jsonl', onTorn?: (torn: TornLine) => void): Promise<MetricRecord[]> {
+  const path = join(dir, file);
+  const text = await readFile(path, 'utf8').catch(() => '');
   const byStep = new Map<number, MetricRecord>();
-  for (const line of text.split('\n')) {
+  let offset = 0;
+  const lines = text.split('\n');
+  for (const [index, line] of lines.entries()) {
+    const start = offset;
+    offset += Buffer.byteLength(line) + 1;
     if (!line.trim()) continue;
-    const record = JSON.parse(line) as MetricRecord;
+    let record: MetricRecord;
+    try {
+      record = JSON.parse(line) as MetricRecord;
+      if (typeof record?.step !== 'number') throw new Error('no step');
+    } catch {
+      onTorn?.({ file: path, line: index + 1, keepBytes: start, text: line.length > 80 ? `${line.slice(0, 77)}...` : line });
+      continue;
+    }
     byStep.set(record.step, { ...byStep.get(record.step), ...record });
   }
   return [...byStep.values()].sort((a, b) => a.step - b.step);
 }
 
+/**
+ * Cuts a torn last line off metrics.jsonl so that the next append starts on a fresh line (an
+ * append after a torn line would glue onto it and lose both). Returns what was cut, if anything.
+ */
+export async function repairMetrics(dir: string, name = 'metrics.jsonl'): Promise<TornLine | undefined> {
+  const file = join(dir, name);
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (!text || text.endsWith('\n')) return undefined;
+  const cut = text.lastIndexOf('\n') + 1;
+  const tail = text.slice(cut);
+  try {
+    JSON.parse(tail);
+    // A whole record that only lacks its newline: complete it instead of dropping it.
+    const handle = await open(file, 'a');
+    await handle.appendFile('\n').finally(() => handle.close());
+    return undefined;
+  } catch {
+    const keepBytes = Buffer.byteLength(text.slice(0, cut));
+    await truncate(file, keepBytes);
+    const line = text.slice(0, cut).split('\n').length;
+    return { file, line, keepBytes, text: tail.length > 80 ? `${tail.slice(0, 77)}...` : tail };
+  }
+}
+
+export interface LocalRunStoreOptions {
+  /** Where notes go (a repaired torn line); default: none. */
+  log?: (message: string) => void;
+  /** How the lock names its holder (`exp run`, `exp run --resume`). */
+  purpose?: string;
+}
+
 export class LocalRunStore implements Tracker {
   private dir: string | undefined;
   private meta: RunMeta | undefined;
+  private lock: RunLock | undefined;
 
-  constructor(readonly root = defaultRunsDir()) {}
+  constructor(
+    readonly root = defaultRunsDir(),
+    readonly options: LocalRunStoreOptions = {},
+  ) {}
 
   /**
    * The store of a finished run, to add to it (an evaluation's metrics and files) without
@@ -158,14 +200,27 @@ export class LocalRunStore implements Tracker {
   async startRun(options: StartRunOptions): Promise<RunInfo> {
     if (options.resumeRunId) {
       this.dir = await findRunDir(options.resumeRunId, this.root);
+      // One writer per run: a second `--resume` of a live run stops here, naming the holder.
+      this.lock = await acquireRunLock(this.dir, { purpose: this.options.purpose ?? 'exp run --resume' });
+      for (const name of ['metrics.jsonl', SYSTEM_METRICS_FILE, STEP_METRICS_FILE]) {
+        const torn = await repairMetrics(this.dir, name);
+        if (torn) this.options.log?.(`note: ${torn.file}:${torn.line}: cut off a torn last line (${JSON.stringify(torn.text)}), a write interrupted by a crash`);
+      }
       const meta = await readRunMeta(this.dir);
       this.meta = { ...meta, status: 'RUNNING', resumedAt: [...(meta.resumedAt ?? []), new Date().toISOString()] };
       delete this.meta.endTime;
       delete this.meta.error;
     } else {
       const runId = newRunId();
-      this.dir = join(this.root, options.experiment, runId);
-      await mkdir(join(this.dir, 'artifacts'), { recursive: true });
+      // Names are data, not paths: the experiment name is one directory level under the store.
+      this.dir = containedJoin(this.root, assertSafeName(options.experiment, 'experiment name'), runId);
+      try {
+        await mkdir(join(this.dir, 'artifacts'), { recursive: true });
+      } catch (error) {
+        // Recursive mkdir reports a read-only file system as ENOENT: say what the user can check.
+        throw new Error(`cannot create run directory ${this.dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (is the run store ${this.root} read-only, full or missing?)`, { cause: error });
+      }
+      this.lock = await acquireRunLock(this.dir, { purpose: this.options.purpose ?? 'exp run' });
       this.meta = {
         runId,
         experiment: options.experiment,
@@ -185,12 +240,18 @@ export class LocalRunStore implements Tracker {
     await writeJsonAtomic(path, { ...(await readJson(path, {})), ...params });
   }
 
+  /** Refuses to write once another process has taken this run's lock over. */
+  private assertWriter(): void {
+    if (this.lock?.lost) throw new Error(`lost the lock of run ${this.runDir} to another process; this process stops writing to it`);
+  }
+
   /**
    * Appends one line per call. Metrics on their own clock go to their own file: system metrics
    * (`system/...`) to system_metrics.jsonl, per-step ones (`step/...`) to step_metrics.jsonl, so
    * metrics.jsonl stays one line per epoch (the sweep's executors and `exp runs` read epochs from it).
    */
   async logMetrics(metrics: Record<string, number>, step: number): Promise<void> {
+    this.assertWriter();
     const time = new Date().toISOString();
     const byFile = new Map<string, Record<string, number>>();
     for (const [key, value] of Object.entries(metrics)) {
@@ -207,11 +268,12 @@ export class LocalRunStore implements Tracker {
   }
 
   async logArtifact(path: string, content: ArtifactContent): Promise<void> {
-    if (path.split('/').some((part) => part === '..' || part === '')) throw new Error(`bad artifact path "${path}"`);
-    const target = join(this.runDir, 'artifacts', ...path.split('/'));
-    await mkdir(dirname(target), { recursive: true });
-    if ('file' in content) await copyFile(content.file, target);
-    else await writeFile(target, content.bytes);
+    this.assertWriter();
+    if (path.split('/').some((part) => part === '..' || part === '' || part === '.')) throw new Error(`bad artifact path "${path}"`);
+    const target = containedJoin(join(this.runDir, 'artifacts'), ...path.split('/'));
+    // Temp file + rename: a full disk leaves the previous artifact (or none), never a 0-byte PNG.
+    if ('file' in content) await copyFileAtomic(content.file, target);
+    else await writeFileAtomic(target, content.bytes);
   }
 
   /** inputs.json: every dataset logged, once per (name, digest, context). */
@@ -225,6 +287,11 @@ export class LocalRunStore implements Tracker {
   async endRun(status: Exclude<RunStatus, 'RUNNING'>, error?: string): Promise<void> {
     if (!this.meta) return;
     this.meta = { ...this.meta, status, endTime: new Date().toISOString(), ...(error ? { error } : {}) };
-    await writeJsonAtomic(join(this.runDir, 'meta.json'), this.meta);
+    try {
+      if (!this.lock?.lost) await writeJsonAtomic(join(this.runDir, 'meta.json'), this.meta);
+    } finally {
+      await this.lock?.release();
+      this.lock = undefined;
+    }
   }
 }

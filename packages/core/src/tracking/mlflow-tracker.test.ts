@@ -79,6 +79,6 @@ describe('MlflowTracker with the server down', () => {
     const state = (await readSyncStates(run.dir!))[uri]!;
     expect(state).toMatchObject({ trackingUri: uri, experimentName: 'offline', pending: true, lastError: expect.stringMatching(/NETWORK_ERROR|connect|ECONNREFUSED|fetch failed/i) });
     expect(state.runId).toBeUndefined();
-    expect(state.outbox.map((entry) => entry.call)).toEqual(['startRun', 'logParams', 'logMetrics step 1', 'logMetrics step 2', 'logArtifact notes.txt']);
+    expect(state.outbox.map((entry) => entry.call)).toEqual(['startRun', 'logParams', 'logMetrics step 1', 'logMetrics step 2', 'logArtifact notes.txt', 'endRun FINISHED']);
   });
 });

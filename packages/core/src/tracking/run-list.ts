@@ -20,11 +20,19 @@ export interface RunRow {
   mlflow: Record<string, 'synced' | 'pending'>;
 }
 
-export async function listLocalRuns(options: { root?: string; experiment?: string } = {}): Promise<RunRow[]> {
+/**
+ * Every run of a store. A torn metrics line (a crash mid-write) costs that line only: it is
+ * reported through `warn` (once per file) and the run is listed with the rest of its metrics.
+ */
+export async function listLocalRuns(options: { root?: string; experiment?: string; warn?: (message: string) => void } = {}): Promise<RunRow[]> {
   const rows: RunRow[] = [];
   for (const dir of await listRunDirs(options)) {
     const meta = await readRunMeta(dir);
-    const records = await readMetrics(dir);
+    let reported = false;
+    const records = await readMetrics(dir, 'metrics.jsonl', (torn) => {
+      if (!reported) options.warn?.(`warning: ${torn.file}:${torn.line}: ignored a torn line (${JSON.stringify(torn.text)}); the next resume of run ${meta.runId} repairs it`);
+      reported = true;
+    });
     const last: Record<string, number> = {};
     for (const record of records) for (const [key, value] of Object.entries(record)) if (typeof value === 'number' && key !== 'step') last[key] = value;
     const mlflow = Object.fromEntries(

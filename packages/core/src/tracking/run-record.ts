@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'yaml';
+import { redactSecrets } from '../safety/redact.ts';
 import { formatSummary, modelSummary } from '../graph/summary.ts';
 import type { DatasetInfo, Split } from '../registry/kinds.ts';
 import type { ExperimentConfig } from '../schema/types.ts';
@@ -28,13 +29,6 @@ function safeValue(value: ParamValue): ParamValue {
   return typeof value === 'string' && value.length > 6000 ? `${value.slice(0, 5997)}...` : value;
 }
 
-/** The config without anything secret: user info in a URI (the tracker refuses it anyway). */
-export function redactConfig(config: ExperimentConfig): ExperimentConfig {
-  const uri = config.tracking?.uri;
-  if (!uri || !/^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(uri)) return config;
-  return { ...config, tracking: { ...config.tracking, uri: uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, '$1') } };
-}
-
 /**
  * Params of a run, each value once: every leaf of the config as it ran (`effective`: defaults
  * filled, else the resolved config) by its dotted path (`train.optimizer.learning_rate`), an
@@ -43,7 +37,7 @@ export function redactConfig(config: ExperimentConfig): ExperimentConfig {
  * `backend_request`: `backend` is the one the run got (run.ts logs it with the seed).
  */
 export function runParams(config: ExperimentConfig, model: { countParams(): number }): Record<string, ParamValue> {
-  const { backend: requestedBackend, ...rest } = redactConfig(config);
+  const { backend: requestedBackend, ...rest } = redactSecrets(config);
   const params: Record<string, ParamValue> = { ...flattenParams(rest, '', {}, { byName: true }), ...(requestedBackend ? { backend_request: requestedBackend } : {}) };
   params.model_params = model.countParams();
   return Object.fromEntries(Object.entries(params).map(([key, value]) => [safeKey(key), safeValue(value)]));
@@ -145,7 +139,7 @@ export function datasetInputs(dataset: DatasetInfo, config: ExperimentConfig): D
 
 /** Params, tags, the datasets and the descriptive artifacts of a new run. */
 export async function recordRunStart(tracker: Tracker, record: RunStartRecord): Promise<void> {
-  const config = redactConfig(record.config);
+  const config = redactSecrets(record.config);
   await tracker.logParams(runParams(record.effective ?? config, record.model));
   await tracker.setTags(runTags(record));
   await tracker.logInputs?.(datasetInputs(record.dataset, config));
@@ -154,7 +148,7 @@ export async function recordRunStart(tracker: Tracker, record: RunStartRecord): 
   }
   if (record.dataset.labelNames) await tracker.logArtifact('class_names.json', { bytes: JSON.stringify(record.dataset.labelNames) });
   await tracker.logArtifact('config.yaml', { bytes: stringify(config) });
-  await tracker.logArtifact('overrides.yaml', { bytes: stringify(record.overrides) });
+  await tracker.logArtifact('overrides.yaml', { bytes: stringify(redactSecrets(record.overrides)) });
   await tracker.logArtifact('model_summary.txt', { bytes: `${formatSummary(modelSummary(record.model))}\n` });
 }
 

@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { listRunDirs, runsToSync } from './sync.ts';
+import type { MlflowClient, Run } from '@tessera/mlflow';
+import { listRunDirs, resolveCreateRace, runsToSync } from './sync.ts';
 
 let root: string;
 beforeEach(() => {
@@ -42,5 +43,33 @@ describe('listRunDirs / runsToSync: every local run, sweep trials included', () 
     // Another server has none of them.
     expect(await runsToSync('http://elsewhere:5000', { root })).toEqual([plain, parent, early, retried, other]);
     expect(await listRunDirs({ root: join(root, 'missing') })).toEqual([]);
+  });
+});
+
+describe('resolveCreateRace (two hosts created a run for one local run at once)', () => {
+  const run = (runId: string) => ({ info: { runId } }) as Run;
+  /** The part of MlflowClient the race needs, over an in-memory list of live runs. */
+  function fakeClient(live: string[]): MlflowClient & { deleted: string[] } {
+    const deleted: string[] = [];
+    return {
+      deleted,
+      searchAllRuns: async () => live.filter((id) => !deleted.includes(id)).map(run),
+      deleteRun: async (id: string) => void deleted.push(id),
+      getRun: async (id: string) => run(id),
+    } as unknown as MlflowClient & { deleted: string[] };
+  }
+
+  it('every racer keeps the run with the smallest id and deletes the others', async () => {
+    const client = fakeClient(['b2', 'a1', 'c3']);
+    expect((await resolveCreateRace(client, '0', 'local', run('b2'))).info.runId).toBe('a1');
+    expect(client.deleted.sort()).toEqual(['b2', 'c3']);
+    // The other racer, after: its own run is the survivor; nothing left to delete.
+    expect((await resolveCreateRace(client, '0', 'local', run('a1'))).info.runId).toBe('a1');
+  });
+
+  it('alone, keeps its run', async () => {
+    const client = fakeClient(['x']);
+    expect((await resolveCreateRace(client, '0', 'local', run('x'))).info.runId).toBe('x');
+    expect(client.deleted).toEqual([]);
   });
 });

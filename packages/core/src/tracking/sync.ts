@@ -1,7 +1,12 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isMlflowError, type DatasetInput as MlflowDatasetInput, type MetricInput, type MlflowClient, type Run } from '@tessera/mlflow';
-import { defaultRunsDir, findRunDir, readAllMetrics, readRunMeta, writeJsonAtomic, type RunMeta } from './local-store.ts';
+import { ensureRunLoggedModels } from '../models/logged-model.ts';
+import { defaultRunsDir, findRunDir, readAllMetrics, readRunMeta, type RunMeta } from './local-store.ts';
+import { writeJsonAtomic } from '../safety/atomic-write.ts';
+import { acquireRunLock } from './run-lock.ts';
 import type { DatasetInput } from './tracker.ts';
 
 /**
@@ -74,6 +79,11 @@ export interface SyncState {
   outbox: OutboxEntry[];
   lastError?: string;
   lastSync?: string;
+  /**
+   * sha256 of each artifact as MLflow last received it, by path. MLflow's listing gives sizes
+   * only: a best model rewritten at the same size must still be sent again.
+   */
+  artifacts?: Record<string, string>;
 }
 
 /** Every server a run was sent to, keyed by tracking URI (without credentials). */
@@ -119,6 +129,8 @@ export interface SyncOptions {
   /** Experiment for a run never sent to this server (default: see mlflowExperimentName). */
   experiment?: string;
   env?: NodeJS.ProcessEnv;
+  /** How long to wait for another sync of the same run to finish (default 120 s). */
+  lockWaitMs?: number;
 }
 
 export interface SyncResult {
@@ -128,7 +140,8 @@ export interface SyncResult {
   experimentId: string;
   /** The MLflow run was created by this sync (false: found by id or by its tessera.run_id tag). */
   created: boolean;
-  sent: { params: number; metrics: number; tags: number; inputs: number; artifacts: number; status: boolean };
+  /** `models`: LoggedModels created (or completed) for the run's final and best models. */
+  sent: { params: number; metrics: number; tags: number; inputs: number; artifacts: number; models: number; status: boolean };
   /** Params whose value in MLflow differs from the local one (MLflow params cannot change). */
   conflicts: string[];
 }
@@ -141,16 +154,39 @@ async function readJsonFile<T>(path: string, fallback: T): Promise<T> {
   }
 }
 
-/** Relative '/'-separated paths and sizes of every file under `dir`. */
-async function localFiles(dir: string, prefix = ''): Promise<Map<string, number>> {
-  const files = new Map<string, number>();
+/** sha256 (hex) of a file, streamed; of bytes, at once. */
+export async function fileDigest(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+export function bytesDigest(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Relative '/'-separated paths and sha256 digests of every file under `dir` (temp files of an unfinished write excluded). */
+async function localFiles(dir: string, prefix = ''): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
   for (const entry of entries) {
     const path = prefix ? `${prefix}/${entry.name}` : entry.name;
-    if (entry.isDirectory()) for (const [p, size] of await localFiles(join(dir, entry.name), path)) files.set(p, size);
-    else if (entry.isFile()) files.set(path, (await stat(join(dir, entry.name))).size);
+    if (entry.isDirectory()) for (const [p, digest] of await localFiles(join(dir, entry.name), path)) files.set(p, digest);
+    else if (entry.isFile() && !entry.name.endsWith('.tmp')) files.set(path, await fileDigest(join(dir, entry.name)));
   }
   return files;
+}
+
+/** Records that MLflow has the artifact `path` with this digest (the live tracker's uploads). */
+export async function recordUploadedArtifact(runDir: string, trackingUri: string, path: string, digest: string): Promise<void> {
+  await updateSyncState(runDir, trackingUri, (state) => ({
+    trackingUri,
+    experimentName: '',
+    pending: false,
+    outbox: [],
+    ...state,
+    artifacts: { ...state?.artifacts, [path]: digest },
+  }));
 }
 
 async function remoteFiles(client: MlflowClient, runId: string, path = ''): Promise<Map<string, number | undefined>> {
@@ -203,10 +239,34 @@ async function configuredExperiment(runDir: string, meta: RunMeta, env: NodeJS.P
 
 /**
  * Brings the MLflow copy of the local run in `runDir` up to date: creates (or finds) the run,
- * then sends the params, tags, metric values (per key and step), datasets and artifacts it
- * lacks, and its status and end time.
+ * then sends the params, tags, metric values (per key and step), datasets, artifacts and (once
+ * the run has ended) the LoggedModels of its final and best models it lacks, and its status and
+ * end time.
  */
 export async function syncRun(runDir: string, options: SyncOptions): Promise<SyncResult> {
+  // One sync per run at a time (a second `exp sync` waits, then finds the run the first created).
+  const lock = await acquireRunLock(runDir, { name: 'sync.lock', purpose: 'exp sync', waitMs: options.lockWaitMs ?? 120_000 });
+  try {
+    return await syncRunLocked(runDir, options);
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * After creating a run: if another process (on another host, without our lock) created one for
+ * the same local run at the same time, all but the one with the smallest id are deleted, by
+ * every racer alike, so exactly one survives.
+ */
+export async function resolveCreateRace(client: MlflowClient, experimentId: string, localRunId: string, mine: Run): Promise<Run> {
+  const all = await client.searchAllRuns({ experimentIds: [experimentId], filter: `tags.\`${LOCAL_RUN_ID_TAG}\` = '${localRunId}'`, runViewType: 'ACTIVE_ONLY' });
+  if (all.length <= 1) return mine;
+  const sorted = [...all].sort((a, b) => a.info.runId.localeCompare(b.info.runId));
+  for (const loser of sorted.slice(1)) await client.deleteRun(loser.info.runId).catch(() => undefined);
+  return sorted[0]!.info.runId === mine.info.runId ? mine : await client.getRun(sorted[0]!.info.runId);
+}
+
+async function syncRunLocked(runDir: string, options: SyncOptions): Promise<SyncResult> {
   const { client } = options;
   const env = options.env ?? process.env;
   const trackingUri = client.trackingUri;
@@ -239,7 +299,9 @@ export async function syncRun(runDir: string, options: SyncOptions): Promise<Syn
         startTime: Date.parse(meta.startTime),
         tags: { [LOCAL_RUN_ID_TAG]: meta.runId, ...(parentId ? { [MLFLOW_PARENT_TAG]: parentId } : {}) },
       });
-      created = true;
+      const survivor = await resolveCreateRace(client, experimentId, meta.runId, run);
+      created = survivor === run;
+      run = survivor;
     }
     const mlflowRun = run;
     await updateSyncState(runDir, trackingUri, (old) => ({
@@ -306,16 +368,22 @@ export async function syncRun(runDir: string, options: SyncOptions): Promise<Syn
   const missingInputs = inputs.map(toMlflowDataset).filter((d) => !remoteInputs.has(key(d)));
   if (missingInputs.length > 0) await client.logInputs(runId, missingInputs);
 
-  // Artifacts: missing or of another size.
+  // Artifacts: missing in MLflow's listing, or not known to have been sent with this content.
   const artifactsDir = join(runDir, 'artifacts');
   const local = await localFiles(artifactsDir);
   const remote = local.size > 0 ? await remoteFiles(client, runId) : new Map<string, number | undefined>();
+  const sentDigests = { ...(await readSyncStates(runDir))[trackingUri]?.artifacts };
   let artifacts = 0;
-  for (const [path, size] of local) {
-    if (remote.get(path) === size) continue;
+  for (const [path, digest] of local) {
+    if (remote.has(path) && sentDigests[path] === digest) continue;
     await client.uploadFile(runId, join(artifactsDir, ...path.split('/')), path);
+    await recordUploadedArtifact(runDir, trackingUri, path, digest);
     artifacts++;
   }
+
+  // The models as LoggedModels, once the run has ended (a running run's best model still changes):
+  // those MLflow lacks (the run was offline when they were saved), linked to the metrics of their epoch.
+  const models = meta.status === 'RUNNING' ? 0 : (await ensureRunLoggedModels(runDir, { client, runId, experimentId: run.info.experimentId })).created;
 
   // Status and end time, last: a FINISHED run in MLflow has everything.
   const endTime = meta.endTime ? Date.parse(meta.endTime) : undefined;
@@ -341,6 +409,7 @@ export async function syncRun(runDir: string, options: SyncOptions): Promise<Syn
       tags: Object.keys(changedTags).length,
       inputs: missingInputs.length,
       artifacts,
+      models,
       status: statusChanged,
     },
     conflicts,

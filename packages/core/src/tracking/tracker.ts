@@ -1,3 +1,4 @@
+import { redactSecrets } from '../safety/redact.ts';
 import type { ModelMetadata } from '../models/metadata.ts';
 
 /**
@@ -151,4 +152,24 @@ export function flattenParams(
     out[prefix] = value as ParamValue;
   }
   return out;
+}
+
+/**
+ * The tracker with every recorded string passed through the one redaction function: params,
+ * tags, the error a run ends with, and text artifacts. A run's own code cannot forget it.
+ */
+export function redactingTracker(tracker: Tracker): Tracker {
+  const text = (content: ArtifactContent): ArtifactContent =>
+    'bytes' in content && typeof content.bytes === 'string' ? { bytes: redactSecrets(content.bytes) } : content;
+  return {
+    startRun: (options) => tracker.startRun(options.tags ? { ...options, tags: redactSecrets(options.tags) } : options),
+    logParams: (params) => tracker.logParams(redactSecrets(params)),
+    logMetrics: (metrics, step) => tracker.logMetrics(metrics, step),
+    setTags: (tags) => tracker.setTags(redactSecrets(tags)),
+    logArtifact: (path, content) => tracker.logArtifact(path, text(content)),
+    ...(tracker.logInputs ? { logInputs: (datasets: DatasetInput[]) => tracker.logInputs!(redactSecrets(datasets)) } : {}),
+    // The model's files are the run's model artifacts (binary, as logArtifact passes them on).
+    ...(tracker.logModel ? { logModel: (model: SavedModel) => tracker.logModel!(model) } : {}),
+    endRun: (status, error) => tracker.endRun(status, error === undefined ? undefined : redactSecrets(error)),
+  };
 }

@@ -42,7 +42,8 @@ function cifarEntry(type: string, format: CifarFormat, withLabelMode: boolean): 
     description: `${format.name} from the official binary files (.bin, .bin.gz or ${format.archive.file}); downloaded when absent`,
     params: {
       properties: {
-        dir: { type: 'string', description: 'directory holding the binary files or the archive, relative to the experiment file; default: TESSERA_DATA_DIR, then the cache' },
+        // minLength: an empty dir would silently mean the experiment's own directory.
+        dir: { type: 'string', minLength: 1, description: 'directory holding the binary files or the archive, relative to the experiment file; default: TESSERA_DATA_DIR, then the cache' },
         search: {
           type: 'array',
           items: { type: 'string' },

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_KERNELS, hasFusedKernel } from '@tessera/core/backend';
 import { childSeed } from '@tessera/core/random';
-import type { BlockEntry } from '@tessera/core/registry';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { initializerSchema, makeInitializer, resolveAxis, singleShape, singleTensor, snakeCase, type InitializerName } from './common.ts';
 
 export interface BatchNormArgs {
@@ -127,17 +128,17 @@ export class BatchNorm extends tf.layers.Layer {
 
   constructor(args: BatchNormArgs) {
     super(args);
-    this.axis = args.axis ?? -1;
-    this.momentum = args.momentum ?? 0.99;
+    this.axis = args.axis ?? DEFAULTS.axis;
+    this.momentum = args.momentum ?? DEFAULTS.momentum;
     if (!(this.momentum >= 0 && this.momentum <= 1)) throw new Error(`batch_norm: momentum must be in [0, 1], got ${this.momentum}`);
-    this.epsilon = args.epsilon ?? 1e-3;
+    this.epsilon = args.epsilon ?? DEFAULTS.epsilon;
     if (!(this.epsilon > 0)) throw new Error(`batch_norm: epsilon must be positive, got ${this.epsilon}`);
-    this.center = args.center ?? true;
-    this.scale = args.scale ?? true;
-    this.gammaInitializer = snakeCase(args.gammaInitializer ?? 'ones') as InitializerName;
-    this.betaInitializer = snakeCase(args.betaInitializer ?? 'zeros') as InitializerName;
-    this.movingMeanInitializer = snakeCase(args.movingMeanInitializer ?? 'zeros') as InitializerName;
-    this.movingVarianceInitializer = snakeCase(args.movingVarianceInitializer ?? 'ones') as InitializerName;
+    this.center = args.center ?? DEFAULTS.center;
+    this.scale = args.scale ?? DEFAULTS.scale;
+    this.gammaInitializer = snakeCase(args.gammaInitializer ?? DEFAULTS.gamma_initializer) as InitializerName;
+    this.betaInitializer = snakeCase(args.betaInitializer ?? DEFAULTS.beta_initializer) as InitializerName;
+    this.movingMeanInitializer = snakeCase(args.movingMeanInitializer ?? DEFAULTS.moving_mean_initializer) as InitializerName;
+    this.movingVarianceInitializer = snakeCase(args.movingVarianceInitializer ?? DEFAULTS.moving_variance_initializer) as InitializerName;
     this.seed = args.seed ?? 0;
   }
 
@@ -204,36 +205,29 @@ export class BatchNorm extends tf.layers.Layer {
   }
 }
 
-export interface BatchNormParams {
-  axis?: number;
-  momentum?: number;
-  epsilon?: number;
-  center?: boolean;
-  scale?: boolean;
-  gamma_initializer?: InitializerName;
-  beta_initializer?: InitializerName;
-  moving_mean_initializer?: InitializerName;
-  moving_variance_initializer?: InitializerName;
-}
+/** batch_norm's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const batchNormParams = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    axis: { type: 'integer', default: -1, description: 'Feature axis; statistics are taken over all the others.' },
+    momentum: { type: 'number', minimum: 0, maximum: 1, default: 0.99, description: 'moving = moving * momentum + batch * (1 - momentum).' },
+    epsilon: { type: 'number', exclusiveMinimum: 0, default: 0.001, description: 'Added to the variance (Keras\' default 1e-3).' },
+    center: { type: 'boolean', default: true, description: 'Learn an offset beta.' },
+    scale: { type: 'boolean', default: true, description: 'Learn a scale gamma.' },
+    gamma_initializer: initializerSchema('ones', 'scale gamma'),
+    beta_initializer: initializerSchema('zeros', 'offset beta'),
+    moving_mean_initializer: initializerSchema('zeros', 'moving mean'),
+    moving_variance_initializer: initializerSchema('ones', 'moving variance'),
+  },
+} as const satisfies JsonSchema;
+export type BatchNormParams = FromSchema<typeof batchNormParams>;
+const DEFAULTS = defaultsOf(batchNormParams);
 
 export const batchNormEntry: BlockEntry<BatchNormParams> = {
   type: 'batch_norm',
   description: "Keras' BatchNormalization: batch statistics in training, non-trainable moving mean/variance (momentum 0.99) at inference.",
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      axis: { type: 'integer', default: -1, description: 'Feature axis; statistics are taken over all the others.' },
-      momentum: { type: 'number', minimum: 0, maximum: 1, default: 0.99, description: 'moving = moving * momentum + batch * (1 - momentum).' },
-      epsilon: { type: 'number', exclusiveMinimum: 0, default: 0.001, description: 'Added to the variance (Keras\' default 1e-3).' },
-      center: { type: 'boolean', default: true, description: 'Learn an offset beta.' },
-      scale: { type: 'boolean', default: true, description: 'Learn a scale gamma.' },
-      gamma_initializer: initializerSchema('ones', 'scale gamma'),
-      beta_initializer: initializerSchema('zeros', 'offset beta'),
-      moving_mean_initializer: initializerSchema('zeros', 'moving mean'),
-      moving_variance_initializer: initializerSchema('ones', 'moving variance'),
-    },
-  },
+  params: batchNormParams,
   create: (params, ctx) =>
     new BatchNorm({
       axis: params.axis,

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core/registry';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { initializerSchema, makeInitializer, singleShape, singleTensor, snakeCase, type InitializerName } from './common.ts';
 
 export interface ClassTokenArgs {
@@ -18,7 +19,7 @@ export class ClassToken extends tf.layers.Layer {
 
   constructor(args: ClassTokenArgs) {
     super(args);
-    this.initializer = snakeCase(args.initializer ?? 'zeros') as InitializerName;
+    this.initializer = snakeCase(args.initializer ?? DEFAULTS.initializer) as InitializerName;
     this.seed = args.seed ?? 0;
   }
 
@@ -53,14 +54,19 @@ export class ClassToken extends tf.layers.Layer {
   }
 }
 
-export const classTokenEntry: BlockEntry<{ initializer?: InitializerName }> = {
+/** class_token's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const classTokenParams = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { initializer: initializerSchema('zeros', 'token') },
+} as const satisfies JsonSchema;
+export type ClassTokenParams = FromSchema<typeof classTokenParams>;
+const DEFAULTS = defaultsOf(classTokenParams);
+
+export const classTokenEntry: BlockEntry<ClassTokenParams> = {
   type: 'class_token',
   description: 'Prepends a learned [channels] token to the sequence (ViT/BERT class token).',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    properties: { initializer: initializerSchema('zeros', 'token') },
-  },
+  params: classTokenParams,
   create: (params, ctx) => new ClassToken({ initializer: params.initializer, seed: ctx.seed, name: ctx.name }),
 };
 

@@ -94,6 +94,15 @@ export function transposeFlagsAreFast(): boolean {
 }
 
 /**
+ * 2-D a x b with either operand transposed: through the transpose flags where the backend runs
+ * them fast (transposeFlagsAreFast), else an explicit transpose and a plain matMul.
+ */
+export function matMul2dTransposed(a: tf.Tensor2D, b: tf.Tensor2D, transposeA: boolean, transposeB: boolean): tf.Tensor2D {
+  if (transposeFlagsAreFast()) return tf.matMul(a, b, transposeA, transposeB);
+  return tf.matMul(transposeA ? tf.transpose(a) : a, transposeB ? tf.transpose(b) : b);
+}
+
+/**
  * a [m, k] x b [k, n] whose gradients are also plain 2-D matMuls over explicitly transposed
  * operands where the backend needs it. Autodiff of tf.matMul uses the transposeA/transposeB
  * flags, which the wasm backend runs several times slower than a transpose followed by a plain
@@ -108,8 +117,7 @@ export const matMul2d = tf.customGrad((...args: unknown[]) => {
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
       const upstream = (Array.isArray(dy) ? dy[0] : dy) as tf.Tensor2D;
       const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
-      if (transposeFlagsAreFast()) return [tf.matMul(upstream, sb, false, true), tf.matMul(sa, upstream, true, false)];
-      return [tf.matMul(upstream, tf.transpose(sb)), tf.matMul(tf.transpose(sa), upstream)];
+      return [matMul2dTransposed(upstream, sb, false, true), matMul2dTransposed(sa, upstream, true, false)];
     },
   };
 }) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
@@ -158,22 +166,30 @@ export const matMulMiddleAxis = tf.customGrad((...args: unknown[]) => {
   };
 }) as unknown as (x: tf.Tensor3D, kernel: tf.Tensor2D) => tf.Tensor3D;
 
-/** An integer or [height, width] pair from a config (kernel sizes, strides, pool sizes). */
-export type IntPair = number | [number, number];
+/**
+ * An integer or [height, width] pair from a config (kernel sizes, strides, pool sizes). An array,
+ * because that is the type FromSchema derives from intPairSchema's items + minItems/maxItems;
+ * toPair checks the length for programs that construct a layer directly.
+ */
+export type IntPair = number | readonly number[];
 
 export function toPair(value: IntPair, what: string): [number, number] {
-  const pair: [number, number] = Array.isArray(value) ? [value[0], value[1]] : [value, value];
-  if (!pair.every((v) => Number.isInteger(v) && v >= 1)) throw new Error(`${what} must be a positive integer or a pair of them, got ${JSON.stringify(value)}`);
+  const pair: [number, number] = typeof value === 'number' ? [value, value] : [value[0]!, value[1]!];
+  if ((typeof value !== 'number' && value.length !== 2) || !pair.every((v) => Number.isInteger(v) && v >= 1)) throw new Error(`${what} must be a positive integer or a pair of them, got ${JSON.stringify(value)}`);
   return pair;
 }
 
-/** The JSON Schema of an IntPair parameter. */
+const INT_PAIR_ONE_OF = [
+  { type: 'integer', minimum: 1 },
+  { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 2, maxItems: 2 },
+] as const;
+
+/** The JSON Schema of an IntPair parameter, typed literally so that FromSchema derives its type (IntPair). */
+export function intPairSchema(description: string): { readonly oneOf: typeof INT_PAIR_ONE_OF; readonly description: string };
+export function intPairSchema(description: string, defaultValue: number): { readonly oneOf: typeof INT_PAIR_ONE_OF; readonly default: [number, number]; readonly description: string };
 export function intPairSchema(description: string, defaultValue?: number) {
   return {
-    oneOf: [
-      { type: 'integer', minimum: 1 },
-      { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 2, maxItems: 2 },
-    ],
+    oneOf: INT_PAIR_ONE_OF,
     // The default is written as the [height, width] pair the layer runs with (and its getConfig
     // reports), so the config the validator fills in is exactly what ran.
     ...(defaultValue !== undefined ? { default: [defaultValue, defaultValue] } : {}),

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { childSeed } from '@tessera/core/random';
-import type { BlockEntry } from '@tessera/core/registry';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { activate, activationSchema, type ActivationName } from './activation.ts';
 import {
   addBias,
@@ -66,19 +67,19 @@ export class Conv2d extends tf.layers.Layer {
     if (!Number.isInteger(args.filters) || args.filters < 1) throw new Error(`conv2d: filters must be a positive integer, got ${args.filters}`);
     this.filters = args.filters;
     this.kernelSize = toPair(args.kernelSize, 'conv2d: kernel_size');
-    this.strides = toPair(args.strides ?? 1, 'conv2d: strides');
-    this.padding = args.padding ?? 'valid';
-    this.dilation = toPair(args.dilation ?? 1, 'conv2d: dilation');
+    this.strides = toPair(args.strides ?? DEFAULTS.strides, 'conv2d: strides');
+    this.padding = args.padding ?? DEFAULTS.padding;
+    this.dilation = toPair(args.dilation ?? DEFAULTS.dilation, 'conv2d: dilation');
     if (this.dilation.some((d) => d > 1) && this.strides.some((s) => s > 1)) {
       throw new Error('conv2d: a dilation above 1 needs strides 1 (as in Keras)');
     }
-    this.groups = args.groups ?? 1;
+    this.groups = args.groups ?? DEFAULTS.groups;
     if (!Number.isInteger(this.groups) || this.groups < 1) throw new Error(`conv2d: groups must be a positive integer, got ${this.groups}`);
     if (this.filters % this.groups !== 0) throw new Error(`conv2d: filters (${this.filters}) must be divisible by groups (${this.groups})`);
-    this.useBias = args.useBias ?? true;
-    this.activation = snakeCase(args.activation ?? 'linear') as ActivationName;
-    this.kernelInitializer = snakeCase(args.kernelInitializer ?? 'glorot_uniform') as InitializerName;
-    this.biasInitializer = snakeCase(args.biasInitializer ?? 'zeros') as InitializerName;
+    this.useBias = args.useBias ?? DEFAULTS.use_bias;
+    this.activation = snakeCase(args.activation ?? DEFAULTS.activation) as ActivationName;
+    this.kernelInitializer = snakeCase(args.kernelInitializer ?? DEFAULTS.kernel_initializer) as InitializerName;
+    this.biasInitializer = snakeCase(args.biasInitializer ?? DEFAULTS.bias_initializer) as InitializerName;
     this.seed = args.seed ?? 0;
   }
 
@@ -156,39 +157,31 @@ export class Conv2d extends tf.layers.Layer {
   }
 }
 
-export interface Conv2dParams {
-  filters: number;
-  kernel_size: IntPair;
-  strides?: IntPair;
-  padding?: 'same' | 'valid';
-  dilation?: IntPair;
-  groups?: number;
-  use_bias?: boolean;
-  activation?: ActivationName;
-  kernel_initializer?: InitializerName;
-  bias_initializer?: InitializerName;
-}
+/** conv2d's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const conv2dParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['filters', 'kernel_size'],
+  properties: {
+    filters: { type: 'integer', minimum: 1, description: 'Output channels.' },
+    kernel_size: intPairSchema('Window size: an integer or [height, width].'),
+    strides: intPairSchema('Step of the window: an integer or [height, width].', 1),
+    padding: { enum: ['same', 'valid'], default: 'valid', description: 'same keeps ceil(size / stride); valid only full windows (Keras\' default).' },
+    dilation: intPairSchema('Dilation rate (Keras dilation_rate): an integer or [height, width].', 1),
+    groups: { type: 'integer', minimum: 1, default: 1, description: 'Channel groups convolved apart; groups = input channels is a depthwise convolution.' },
+    use_bias: { type: 'boolean', default: true, description: 'Add a bias.' },
+    activation: activationSchema('linear'),
+    kernel_initializer: initializerSchema('glorot_uniform', 'kernel'),
+    bias_initializer: initializerSchema('zeros', 'bias'),
+  },
+} as const satisfies JsonSchema;
+export type Conv2dParams = FromSchema<typeof conv2dParams>;
+const DEFAULTS = defaultsOf(conv2dParams);
 
 export const conv2dEntry: BlockEntry<Conv2dParams> = {
   type: 'conv2d',
   description: "2-D convolution over [batch, h, w, c] with Keras' semantics: strides, same/valid padding, dilation, groups (groups = channels is depthwise).",
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['filters', 'kernel_size'],
-    properties: {
-      filters: { type: 'integer', minimum: 1, description: 'Output channels.' },
-      kernel_size: intPairSchema('Window size: an integer or [height, width].'),
-      strides: intPairSchema('Step of the window: an integer or [height, width].', 1),
-      padding: { enum: ['same', 'valid'], default: 'valid', description: 'same keeps ceil(size / stride); valid only full windows (Keras\' default).' },
-      dilation: intPairSchema('Dilation rate (Keras dilation_rate): an integer or [height, width].', 1),
-      groups: { type: 'integer', minimum: 1, default: 1, description: 'Channel groups convolved apart; groups = input channels is a depthwise convolution.' },
-      use_bias: { type: 'boolean', default: true, description: 'Add a bias.' },
-      activation: activationSchema('linear'),
-      kernel_initializer: initializerSchema('glorot_uniform', 'kernel'),
-      bias_initializer: initializerSchema('zeros', 'bias'),
-    },
-  },
+  params: conv2dParams,
   create: (params, ctx) =>
     new Conv2d({
       filters: params.filters,

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core/registry';
+import type { BlockEntry, JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { singleShape, singleTensor } from './common.ts';
 import { dropoutMask, stepSeed } from './dropout.ts';
 
@@ -44,15 +45,19 @@ export class DropPath extends tf.layers.Layer {
   }
 }
 
-export const dropPathEntry: BlockEntry<{ rate: number }> = {
+/** drop_path's params, declared once (core's registry/params.ts): the type derives from it. */
+export const dropPathParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['rate'],
+  properties: { rate: { type: 'number', minimum: 0, exclusiveMaximum: 1, description: 'Probability of dropping an example\'s branch.' } },
+} as const satisfies JsonSchema;
+export type DropPathParams = FromSchema<typeof dropPathParams>;
+
+export const dropPathEntry: BlockEntry<DropPathParams> = {
   type: 'drop_path',
   description: 'Stochastic depth: drops whole examples of a residual branch in training (per-example dropout); seeded like dropout.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['rate'],
-    properties: { rate: { type: 'number', minimum: 0, exclusiveMaximum: 1, description: 'Probability of dropping an example\'s branch.' } },
-  },
+  params: dropPathParams,
   create: (params, ctx) => new DropPath({ rate: params.rate, seed: ctx.seed, name: ctx.name }),
 };
 

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core/registry';
+import type { BlockEntry, JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { singleShape, singleTensor } from './common.ts';
 
 /** Keras' Flatten: [batch, ...] -> [batch, product of the rest], row-major. */
@@ -21,10 +22,14 @@ export class Flatten extends tf.layers.Layer {
   }
 }
 
-export const flattenEntry: BlockEntry<Record<string, never>> = {
+/** flatten's params (none), declared once (core's registry/params.ts): the type derives from it. */
+export const flattenParams = { type: 'object', additionalProperties: false, properties: {} } as const satisfies JsonSchema;
+export type FlattenParams = FromSchema<typeof flattenParams>;
+
+export const flattenEntry: BlockEntry<FlattenParams> = {
   type: 'flatten',
   description: 'Flattens every axis but the batch (row-major, like Keras\' Flatten).',
-  params: { type: 'object', additionalProperties: false, properties: {} },
+  params: flattenParams,
   create: (_params, ctx) => new Flatten({ name: ctx.name }),
 };
 

@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core/registry';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { resolveAxis, singleShape, singleTensor } from './common.ts';
 
 export interface LayerScaleArgs {
-  /** Starting value of every scale (CaiT 1e-5 to 1e-6 by depth, ResMLP 0.1 to 1e-6). */
-  initValue: number;
+  /** Starting value of every scale (default 1e-5; CaiT 1e-5 to 1e-6 by depth, ResMLP 0.1 to 1e-6). */
+  initValue?: number;
   /** The channel axis (default -1). */
   axis?: number;
   name?: string;
@@ -19,9 +20,9 @@ export class LayerScale extends tf.layers.Layer {
 
   constructor(args: LayerScaleArgs) {
     super(args);
-    if (!Number.isFinite(args.initValue)) throw new Error(`layer_scale: init_value must be a number, got ${args.initValue}`);
-    this.initValue = args.initValue;
-    this.axis = args.axis ?? -1;
+    this.initValue = args.initValue ?? DEFAULTS.init_value;
+    if (!Number.isFinite(this.initValue)) throw new Error(`layer_scale: init_value must be a number, got ${this.initValue}`);
+    this.axis = args.axis ?? DEFAULTS.axis;
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
@@ -50,18 +51,23 @@ export class LayerScale extends tf.layers.Layer {
   }
 }
 
-export const layerScaleEntry: BlockEntry<{ init_value?: number; axis?: number }> = {
+/** layer_scale's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const layerScaleParams = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    init_value: { type: 'number', default: 1e-5, description: 'Starting value of every scale (CaiT 1e-5, ResMLP 0.1 for shallow models).' },
+    axis: { type: 'integer', default: -1, description: 'The channel axis.' },
+  },
+} as const satisfies JsonSchema;
+export type LayerScaleParams = FromSchema<typeof layerScaleParams>;
+const DEFAULTS = defaultsOf(layerScaleParams);
+
+export const layerScaleEntry: BlockEntry<LayerScaleParams> = {
   type: 'layer_scale',
   description: 'Learned per-channel scale y = x * gamma (LayerScale of CaiT / ResMLP), gamma starting at init_value.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      init_value: { type: 'number', default: 1e-5, description: 'Starting value of every scale (CaiT 1e-5, ResMLP 0.1 for shallow models).' },
-      axis: { type: 'integer', default: -1, description: 'The channel axis.' },
-    },
-  },
-  create: (params, ctx) => new LayerScale({ initValue: params.init_value ?? 1e-5, axis: params.axis, name: ctx.name }),
+  params: layerScaleParams,
+  create: (params, ctx) => new LayerScale({ initValue: params.init_value, axis: params.axis, name: ctx.name }),
 };
 
 tf.serialization.registerClass(LayerScale);

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core/registry';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { intPairSchema, singleShape, singleTensor, toPair, windowOutput, type IntPair } from './common.ts';
 
 export interface Pool2dArgs {
@@ -29,9 +30,9 @@ export class Pool2d extends tf.layers.Layer {
   constructor(args: Pool2dArgs) {
     super(args);
     this.mode = args.mode;
-    this.poolSize = toPair(args.poolSize ?? 2, 'pool_2d: pool_size');
+    this.poolSize = toPair(args.poolSize ?? DEFAULTS.pool_size, 'pool_2d: pool_size');
     this.strides = toPair(args.strides ?? this.poolSize, 'pool_2d: strides');
-    this.padding = args.padding ?? 'valid';
+    this.padding = args.padding ?? DEFAULTS.padding;
   }
 
   private check(shape: tf.Shape): void {
@@ -59,25 +60,24 @@ export class Pool2d extends tf.layers.Layer {
   }
 }
 
-export interface Pool2dParams {
-  pool_size?: IntPair;
-  strides?: IntPair;
-  padding?: 'same' | 'valid';
-}
+/** max_pool_2d's and average_pool_2d's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const pool2dParams = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    pool_size: intPairSchema('Window: an integer or [height, width].', 2),
+    strides: intPairSchema('Step of the window (default: pool_size).'),
+    padding: { enum: ['same', 'valid'], default: 'valid', description: 'same keeps ceil(size / stride); valid only full windows.' },
+  },
+} as const satisfies JsonSchema;
+export type Pool2dParams = FromSchema<typeof pool2dParams>;
+const DEFAULTS = defaultsOf(pool2dParams);
 
 function poolEntry(mode: 'max' | 'average'): BlockEntry<Pool2dParams> {
   return {
     type: `${mode}_pool_2d`,
     description: `${mode === 'max' ? 'Max' : 'Average'} pooling over [batch, h, w, c] (Keras' ${mode === 'max' ? 'MaxPooling2D' : 'AveragePooling2D'}).`,
-    params: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        pool_size: intPairSchema('Window: an integer or [height, width].', 2),
-        strides: intPairSchema('Step of the window (default: pool_size).'),
-        padding: { enum: ['same', 'valid'], default: 'valid', description: 'same keeps ceil(size / stride); valid only full windows.' },
-      },
-    },
+    params: pool2dParams,
     create: (params, ctx) => new Pool2d({ mode, poolSize: params.pool_size, strides: params.strides, padding: params.padding, name: ctx.name }),
   };
 }

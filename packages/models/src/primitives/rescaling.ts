@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core/registry';
+import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { singleShape, singleTensor } from './common.ts';
 
 export interface RescalingArgs {
@@ -19,7 +20,7 @@ export class Rescaling extends tf.layers.Layer {
   constructor(args: RescalingArgs) {
     super(args);
     this.scale = args.scale;
-    this.offset = args.offset ?? 0;
+    this.offset = args.offset ?? DEFAULTS.offset;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
@@ -38,18 +39,23 @@ export class Rescaling extends tf.layers.Layer {
   }
 }
 
-export const rescalingEntry: BlockEntry<{ scale: number; offset?: number }> = {
+/** rescaling's params, declared once (core's registry/params.ts): the type and the layer's defaults derive from it. */
+export const rescalingParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['scale'],
+  properties: {
+    scale: { type: 'number', description: 'Multiplier.' },
+    offset: { type: 'number', default: 0, description: 'Added after scaling.' },
+  },
+} as const satisfies JsonSchema;
+export type RescalingParams = FromSchema<typeof rescalingParams>;
+const DEFAULTS = defaultsOf(rescalingParams);
+
+export const rescalingEntry: BlockEntry<RescalingParams> = {
   type: 'rescaling',
   description: 'y = x * scale + offset (Keras\' Rescaling; scale: ${1 / 255} maps pixels to [0, 1]).',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['scale'],
-    properties: {
-      scale: { type: 'number', description: 'Multiplier.' },
-      offset: { type: 'number', default: 0, description: 'Added after scaling.' },
-    },
-  },
+  params: rescalingParams,
   create: (params, ctx) => new Rescaling({ scale: params.scale, offset: params.offset, name: ctx.name }),
 };
 

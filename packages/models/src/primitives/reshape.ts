@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BlockEntry } from '@tessera/core/registry';
+import type { BlockEntry, JsonSchema } from '@tessera/core/registry';
+import type { FromSchema } from 'json-schema-to-ts';
 import { singleShape, singleTensor } from './common.ts';
 
 export interface ReshapeArgs {
@@ -52,23 +53,27 @@ export class Reshape extends tf.layers.Layer {
   }
 }
 
-export const reshapeEntry: BlockEntry<{ target_shape: number[] }> = {
-  type: 'reshape',
-  description: 'Reshapes each example to target_shape (no batch axis; one -1 is inferred).',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['target_shape'],
-    properties: {
-      target_shape: {
-        type: 'array',
-        minItems: 1,
-        // 0 and a second -1 are refused by the layer (a located error from the graph builder).
-        items: { type: 'integer', minimum: -1 },
-        description: 'Shape of one example without the batch axis: positive sizes and at most one -1.',
-      },
+/** reshape's params, declared once (core's registry/params.ts): the type derives from it. */
+export const reshapeParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['target_shape'],
+  properties: {
+    target_shape: {
+      type: 'array',
+      minItems: 1,
+      // 0 and a second -1 are refused by the layer (a located error from the graph builder).
+      items: { type: 'integer', minimum: -1 },
+      description: 'Shape of one example without the batch axis: positive sizes and at most one -1.',
     },
   },
+} as const satisfies JsonSchema;
+export type ReshapeParams = FromSchema<typeof reshapeParams>;
+
+export const reshapeEntry: BlockEntry<ReshapeParams> = {
+  type: 'reshape',
+  description: 'Reshapes each example to target_shape (no batch axis; one -1 is inferred).',
+  params: reshapeParams,
   create: (params, ctx) => new Reshape({ targetShape: params.target_shape, name: ctx.name }),
 };
 

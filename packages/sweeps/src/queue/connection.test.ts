@@ -26,9 +26,9 @@ describe('parseRedisUrl', () => {
         return e as Error;
       }
     })();
-    expect(error?.message).toBe('--queue: the database in redis://***@queue.lan/zero must be a number, got "zero"');
+    expect(error?.message).toBe('--queue: the database in redis://me:****@queue.lan/zero must be a number, got "zero"');
     expect(error?.message).not.toContain('hunter2');
-    expect(describeQueue('redis://me:hunter2@queue.lan:6379/0')).toBe('redis://***@queue.lan:6379/0');
+    expect(describeQueue('redis://me:hunter2@queue.lan:6379/0')).toBe('redis://me:****@queue.lan:6379/0');
     expect(describeQueue('redis://queue.lan:6379/0')).toBe('redis://queue.lan:6379/0');
   });
 });
@@ -40,7 +40,7 @@ describe('reachable', () => {
     try {
       const error = await reachable(client, url, 500).then(() => null, (e: unknown) => e as Error);
       expect(error).toBeInstanceOf(QueueUnreachableError);
-      expect(error!.message).toMatch(/^cannot reach Redis at redis:\/\/\*\*\*@127\.0\.0\.1:1\/0 within 0\.5 s \(connect ECONNREFUSED 127\.0\.0\.1:1\)$/);
+      expect(error!.message).toMatch(/^cannot reach Redis at redis:\/\/me:\*\*\*\*@127\.0\.0\.1:1\/0 within 0\.5 s \(connect ECONNREFUSED 127\.0\.0\.1:1\)$/);
     } finally {
       client.disconnect();
     }

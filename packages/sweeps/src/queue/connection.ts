@@ -1,3 +1,4 @@
+import { redactSecrets } from '@tessera/core';
 import { Redis, type RedisOptions } from 'ioredis';
 
 /** A `--queue` value that is not a Redis URL: a usage error the CLI prints without a stack. */
@@ -14,7 +15,7 @@ export function parseRedisUrl(url: string): RedisOptions {
   try {
     parsed = new URL(url);
   } catch {
-    throw new QueueUrlError(`--queue expects a Redis URL like redis://HOST:6379/0, got "${redact(url)}"`);
+    throw new QueueUrlError(`--queue expects a Redis URL like redis://HOST:6379/0, got "${redactSecrets(url)}"`);
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
     throw new QueueUrlError(`--queue expects a redis:// or rediss:// URL, got "${parsed.protocol}//..."`);
@@ -33,11 +34,7 @@ export function parseRedisUrl(url: string): RedisOptions {
 
 /** The URL without its credentials, for messages. */
 export function describeQueue(url: string): string {
-  return redact(url);
-}
-
-function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
+  return redactSecrets(url);
 }
 
 /** Redis did not answer: a wrong host or port, a firewall, a stopped server. */

@@ -39,6 +39,13 @@ export interface QueueWorkerOptions {
   checkMs?: number;
   /** After a cooperative stop (SIGINT), how long before SIGKILL (default 60 s). */
   graceMs?: number;
+  /**
+   * The whole shutdown's deadline (default graceMs + 15 s): past it, trials still running are
+   * killed (their last epoch checkpoint stands; their lease expires and another worker resumes
+   * them) and the worker returns even if Redis never answers again. A supervisor's SIGTERM is
+   * then always enough.
+   */
+  shutdownDeadlineMs?: number;
   /** How often a running trial's run record is read (default 250 ms). */
   pollMs?: number;
   /** Extra environment for every trial. */
@@ -235,24 +242,41 @@ export async function runQueueWorker(options: QueueWorkerOptions): Promise<void>
   await heartbeat();
   const beat = setInterval(() => void heartbeat().catch(() => {}), 5_000);
 
+  let forced = false;
+  let giveUp: () => void = () => {};
+  const deadline = new Promise<void>((resolve) => (giveUp = resolve));
+  let deadlineTimer: NodeJS.Timeout | undefined;
   const shutdown = () => {
     if (shuttingDown) return;
     shuttingDown = true;
-    log(`worker ${name}: shutting down; running trials checkpoint and go back to the queue`);
+    const deadlineMs = options.shutdownDeadlineMs ?? (options.graceMs ?? 60_000) + 15_000;
+    log(`worker ${name}: shutting down; running trials checkpoint and go back to the queue (at most ${Math.round(deadlineMs / 1000)} s)`);
     for (const entry of active.values()) void entry.executor.stop(entry.trial, 'worker shutting down');
-    void worker.close();
+    void worker.close().catch(() => {});
+    deadlineTimer = setTimeout(() => {
+      forced = true;
+      log(`worker ${name}: still shutting down after ${Math.round(deadlineMs / 1000)} s (is Redis reachable?): exiting; unfinished trials keep their last checkpoint and go to another worker when their lease expires`);
+      for (const entry of active.values()) entry.executor.kill(entry.trial);
+      void worker.close(true).catch(() => {});
+      giveUp();
+    }, deadlineMs);
   };
   if (options.signal?.aborted) shutdown();
   options.signal?.addEventListener('abort', shutdown, { once: true });
 
   log(`worker ${name}: ${concurrency} slot(s)${gpus.length ? `, GPUs ${gpus.join(',')}` : ''}, queue ${describeQueue(options.url)}`);
   try {
-    await worker.run();
+    await Promise.race([worker.run(), deadline]);
   } finally {
     options.signal?.removeEventListener('abort', shutdown);
     clearInterval(beat);
-    await redis.multi().zrem(WORKERS_KEY, name).del(workerKey(name)).exec().catch(() => {});
-    await redis.quit().catch(() => {});
+    clearTimeout(deadlineTimer);
+    // A Redis that is gone never answers: the goodbye gets a few seconds, then the connection is dropped.
+    const bounded = (work: Promise<unknown>) => Promise.race([work.catch(() => {}), new Promise((r) => setTimeout(r, forced ? 0 : 3_000).unref())]);
+    await bounded(redis.multi().zrem(WORKERS_KEY, name).del(workerKey(name)).exec());
+    if (forced) redis.disconnect();
+    else await bounded(redis.quit());
+    redis.disconnect();
   }
 }
 

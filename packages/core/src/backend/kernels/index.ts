@@ -10,9 +10,11 @@ import { registerWasmFusedKernels } from './wasm.ts';
  *   <kernel>/wasm.ts     the wasm heap kernel (JavaScript remainder and fallback)            *
  *   <kernel>/simd.ts     its WebAssembly SIMD function (assembled by ../wasm/simd/module.ts, *
  *                        reviewable as ../wasm/simd/module.wat)                              *
- *   cpu.ts, wasm.ts, native.ts  each backend's registration; the native kernels are the      *
- *                        TensorFlow custom ops of ../native-ops/tessera_ops.cc, one library  *
- *                        built by `pnpm setup:tensorflow`                                    *
+ *   <kernel>/native.cc   its TensorFlow custom op(s), for the native backend; with           *
+ *                        native-ops.h (shared helpers) and native-addon.cc (the Node addon   *
+ *                        entry) compiled into one library, build/fused-kernels.node, by      *
+ *                        `pnpm setup:tensorflow`                                             *
+ *   cpu.ts, wasm.ts, native.ts  each backend's registration                                  *
  *   <kernel>/*.test.ts   its reference, its wasm and its native kernel, each tested; the    *
  *                        helpers they share are testing.ts'                                  *
  * gelu: TesseraGeluExact; layer_norm: TesseraLayerNorm(+Grad); dropout: TesseraDropout;     *

@@ -7,13 +7,13 @@ import { dropoutScale, dropoutThreshold } from './dropout/reference.ts';
 
 /* ------------------------------------------------------------------------------------------- *
  * The native backend's fused kernels: TensorFlow custom ops of the same names (compiled from   *
- * native-ops/tessera_ops.cc by `pnpm setup:tensorflow`), each registered as the TF.js kernel   *
+ * each kernel's native.cc by `pnpm setup:tensorflow`), each registered as the TF.js kernel     *
  * of backend 'tensorflow' that runs the op in one call through tfjs-node's binding.            *
  * ------------------------------------------------------------------------------------------- */
 
 /** Where scripts/setup-tensorflow.sh puts the compiled op library (a Node addon). */
-// Beside the C++ source in src/, also when this module runs built from dist/ (same depth).
-export const NATIVE_OPS_LIBRARY = fileURLToPath(new URL('../../../src/backend/native-ops/build/tessera_ops.node', import.meta.url));
+// Beside the C++ sources in src/, also when this module runs built from dist/ (same depth).
+export const NATIVE_OPS_LIBRARY = fileURLToPath(new URL('../../../src/backend/kernels/build/fused-kernels.node', import.meta.url));
 
 /** Set to 0 to run the native backend without its fused kernels (to compare, or to rule them out). */
 export const NATIVE_FUSED_KERNELS_SWITCH = 'TESSERA_NATIVE_FUSED_KERNELS';
@@ -93,7 +93,7 @@ export function registerNativeFusedKernels(library = NATIVE_OPS_LIBRARY): Native
   register(FUSED_KERNELS.dropout, (backend, inputs, attrs) => {
     const rate = attrs.rate as number;
     const { TF_ATTR_FLOAT, TF_ATTR_INT } = backend.binding;
-    // The op takes the seed as a tensor (see tessera_ops.cc): a backend-only scalar, freed here.
+    // The op takes the seed as a tensor (see dropout/native.cc): a backend-only scalar, freed here.
     const seed: tf.TensorInfo = { dataId: backend.write(Int32Array.of(attrs.seed as number), [], 'int32'), shape: [], dtype: 'int32' };
     try {
       return backend.executeSingleOutput(

@@ -1,0 +1,81 @@
+// Fault: sync that duplicates or goes stale (issue 17, items 1 and 3), against a real MLflow
+// server. Two `exp sync` of the same never-synced run at once, ten times over: exactly one MLflow
+// run each time. A best model rewritten at the same size while MLflow was unreachable: `exp sync`
+// sends it again, and afterwards every artifact in MLflow is byte-identical to the local one.
+import { createHash } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MlflowClient } from '@tessera/mlflow';
+import { locateMlflowForTests, startMlflowServer, type MlflowServerHandle } from '@tessera/mlflow/testing';
+import { readSyncStates, updateSyncState } from '@tessera/core';
+import { filesUnder, SMOKE, spawnExp } from './helpers.ts';
+
+const mlflow = locateMlflowForTests();
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+describe.skipIf(!mlflow.binary)('fault: sync duplicates or goes stale', () => {
+  let server: MlflowServerHandle;
+  let client: MlflowClient;
+  let work: string;
+  let offlineStore: string;
+  let offlineRun: string;
+
+  beforeAll(async () => {
+    server = await startMlflowServer({ binary: mlflow.binary });
+    client = new MlflowClient({ trackingUri: server.uri });
+    work = mkdtempSync(join(tmpdir(), 'tessera-fault-sync-'));
+    offlineStore = join(work, 'offline');
+    const run = await spawnExp(['run', SMOKE, '--runs-dir', offlineStore, '--set', 'train.epochs=2', '--set', 'train.steps_per_epoch=2']).exit;
+    expect(run.code, run.output).toBe(0);
+    offlineRun = /Run (\d{8}-\d{6}-[0-9a-f]{6}):/.exec(run.output)![1]!;
+  });
+  afterAll(async () => {
+    await server?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('two exp sync at once, 10 times: exactly one MLflow run each time', async () => {
+    for (let round = 0; round < 10; round++) {
+      const store = join(work, `round-${round}`);
+      cpSync(offlineStore, store, { recursive: true });
+      const env = { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: `concurrent-${round}` };
+      const results = await Promise.all([0, 1].map(() => spawnExp(['sync', offlineRun, '--runs-dir', store], { env }).exit));
+      for (const result of results) expect(result.code, result.output).toBe(0);
+      const experiment = await client.getExperimentByName(`concurrent-${round}`);
+      const runs = await client.searchAllRuns({ experimentIds: [experiment!.experimentId], runViewType: 'ALL' });
+      expect(runs, `round ${round}`).toHaveLength(1);
+      expect(results.map((r) => r.output).join('\n').match(/\(created\)/g)).toHaveLength(1);
+    }
+  });
+
+  it('a best model rewritten at the same size is sent again; MLflow ends byte-identical to local by digest', async () => {
+    const store = join(work, 'stale');
+    cpSync(offlineStore, store, { recursive: true });
+    const runDir = join(store, 'smoke', offlineRun);
+    const env = { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: 'stale' };
+    const first = await spawnExp(['sync', offlineRun, '--runs-dir', store], { env }).exit;
+    expect(first.code, first.output).toBe(0);
+    // A later epoch's best model, recorded while MLflow was unreachable: same size, other bytes.
+    const weights = join(runDir, 'artifacts', 'best_model', 'weights.bin');
+    const bytes = readFileSync(weights);
+    const changed = Buffer.from(bytes.map((b) => b ^ 0xff));
+    expect(changed.length).toBe(bytes.length);
+    writeFileSync(weights, changed);
+    await updateSyncState(runDir, server.uri, (state) => ({ ...state!, pending: true, outbox: [{ time: new Date().toISOString(), call: 'logArtifact best_model/weights.bin' }] }));
+    const second = await spawnExp(['sync', '--runs-dir', store], { env }).exit;
+    expect(second.code, second.output).toBe(0);
+    expect(second.output).toMatch(/sent .*1 artifacts/);
+    const mlflowRunId = (await readSyncStates(runDir))[server.uri]!.runId!;
+    const artifactsDir = join(runDir, 'artifacts');
+    const local = filesUnder(artifactsDir);
+    expect(local.length).toBeGreaterThan(5);
+    for (const file of local) {
+      const path = relative(artifactsDir, file).split('\\').join('/');
+      expect(sha256(await client.downloadArtifact(mlflowRunId, path)), path).toBe(sha256(readFileSync(file)));
+    }
+    const third = await spawnExp(['sync', offlineRun, '--runs-dir', store], { env }).exit;
+    expect(third.output).toContain('already up to date');
+  });
+});
