@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { FUSED_KERNELS, hasFusedKernel } from '@tessera/core/backend';
 
 /* Helpers shared by the primitives: initializers, axes and the names that survive serialization. */
 
@@ -199,4 +200,16 @@ export function intPairSchema(description: string, defaultValue?: number) {
 /** The output length of one spatial axis of a convolution or pooling window (TensorFlow's rule). */
 export function windowOutput(size: number, window: number, stride: number, padding: 'same' | 'valid'): number {
   return padding === 'same' ? Math.ceil(size / stride) : Math.floor((size - window) / stride) + 1;
+}
+
+/**
+ * x + bias along x's last axis. Through the fused TesseraBiasAdd kernel where the backend has
+ * it (on native TensorFlow's BiasAdd/BiasAddGrad, ~4x faster than a broadcast Add and the Sum
+ * of its gradient on ConvMixer's [128, 16, 16, 256]), else a broadcast add.
+ */
+export function addBias(x: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+  if (x.dtype === 'float32' && x.rank >= 2 && hasFusedKernel(FUSED_KERNELS.biasAdd)) {
+    return tf.engine().runKernel(FUSED_KERNELS.biasAdd, { x, bias }) as tf.Tensor;
+  }
+  return tf.add(x, bias);
 }

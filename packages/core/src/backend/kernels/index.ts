@@ -1,4 +1,5 @@
 import { registerCpuFusedKernels } from './cpu.ts';
+import { registerFusedGradients } from './gradients.ts';
 import { registerNativeFusedKernels, type NativeFusedKernels } from './native.ts';
 import { registerWasmFusedKernels } from './wasm.ts';
 
@@ -16,10 +17,14 @@ import { registerWasmFusedKernels } from './wasm.ts';
  *   cpu.ts, wasm.ts, native.ts  each backend's registration                                  *
  *   <kernel>/*.test.ts   its reference, its wasm and its native kernel, each tested; the    *
  *                        helpers they share are testing.ts'                                  *
- * gelu: TesseraGeluExact; layer_norm: TesseraLayerNorm(+Grad); dropout: TesseraDropout.      *
+ * gelu: TesseraGeluExact; layer_norm: TesseraLayerNorm(+Grad); dropout: TesseraDropout;     *
+ * batch_norm: TesseraBatchNorm(+Grad), bias_add: TesseraBiasAdd(+Grad) (no wasm kernels; on   *
+ * native TensorFlow's own FusedBatchNormV3 and BiasAdd ops; their gradients: gradients.ts).   *
  * ------------------------------------------------------------------------------------------ */
 
 export { FUSED_KERNELS, hasFusedKernel } from './contract.ts';
+export { referenceBatchNorm, referenceBatchNormGrad } from './batch_norm/reference.ts';
+export { referenceBiasAdd, referenceBiasAddGrad } from './bias_add/reference.ts';
 export { dropoutKeeps, DROPOUT_WEYL_STEP, dropoutKey, dropoutScale, dropoutPairBits, dropoutThreshold, referenceDropout } from './dropout/reference.ts';
 export { erf, referenceGeluExact } from './gelu/reference.ts';
 export { layerNormInto, referenceLayerNorm, referenceLayerNormGrad } from './layer_norm/reference.ts';
@@ -35,6 +40,7 @@ export type { NativeFusedKernels } from './native.ts';
  * (`hasFusedKernel`).
  */
 export function registerFusedKernels(backend: 'cpu' | 'wasm' | 'tensorflow'): NativeFusedKernels {
+  registerFusedGradients();
   switch (backend) {
     case 'cpu':
       registerCpuFusedKernels();
