@@ -9,7 +9,7 @@
 #   2. extract the two shared libraries and the headers (cached under $TESSERA_CACHE/tf-<version>),
 #   3. check the library exports every TF_/TFE_ symbol the binding calls,
 #   4. link them into tfjs-node's deps/ and compile the addon with node-gyp (no network),
-#   5. compile Tessera's fused kernels (TensorFlow custom ops, packages/core/src/backend/native-ops),
+#   5. compile Tessera's fused kernels (TensorFlow custom ops, packages/core/src/backend/kernels/*/native.cc),
 #   6. load it in Node and check TF_Version, a matMul, a gradient, a tiny fit and the fused ops.
 # Idempotent: with everything cached it only recompiles the addon and the ops (~25 s).
 #
@@ -131,19 +131,21 @@ say "compiling the addon with node-gyp ${nodedir_flag[*]:-}"
 # TensorFlow tfjs-node loaded, which registers the ops (packages/core/src/backend/kernels/native.ts).
 # -march=native: it is compiled where it runs. The ABI and Eigen alignment flags are the wheel's
 # (tf.sysconfig.get_compile_flags()); a mismatch corrupts memory rather than failing to link.
-OPS_DIR="${REPO_ROOT}/packages/core/src/backend/native-ops"
-OPS_LIBRARY="${OPS_DIR}/build/tessera_ops.node"
+KERNELS_DIR="${REPO_ROOT}/packages/core/src/backend/kernels"
+OPS_LIBRARY="${KERNELS_DIR}/build/fused-kernels.node"
+# Each kernel's ops in its folder (kernels/<kernel>/native.cc), and the addon entry they share.
+OPS_SOURCES=("${KERNELS_DIR}/native-addon.cc" "${KERNELS_DIR}"/*/native.cc)
 node_include=""
 for candidate in "${node_prefix}/include/node" "${HOME}/.cache/node-gyp/$(node -p 'process.versions.node')/include/node"; do
   [[ -f "${candidate}/node_api.h" ]] && { node_include="${candidate}"; break; }
 done
 [[ -n "${node_include}" ]] || fail "Node's headers (node_api.h) are in neither ${node_prefix}/include/node nor node-gyp's cache"
-say "compiling the fused kernels (${OPS_DIR#"${REPO_ROOT}/"}/tessera_ops.cc)"
-mkdir -p "${OPS_DIR}/build"
+say "compiling the fused kernels (${KERNELS_DIR#"${REPO_ROOT}/"}: ${OPS_SOURCES[*]#"${KERNELS_DIR}/"})"
+mkdir -p "${KERNELS_DIR}/build"
 g++ -std=c++17 -shared -fPIC -O3 -march=native -w -D_GLIBCXX_USE_CXX11_ABI=1 -DEIGEN_MAX_ALIGN_BYTES=64 \
-  -I"${TF_DIR}/include" -I"${node_include}" "${OPS_DIR}/tessera_ops.cc" -o "${OPS_LIBRARY}.tmp" \
-  -L"${TF_DIR}" -l:libtensorflow_framework.so.2 -Wl,-rpath,"${TFJS_NODE}/deps/lib" >"${CACHE}/tessera-ops.log" 2>&1 ||
-  { tail -n 30 "${CACHE}/tessera-ops.log" >&2; fail "compiling the fused kernels failed (full log: ${CACHE}/tessera-ops.log)"; }
+  -I"${TF_DIR}/include" -I"${node_include}" "${OPS_SOURCES[@]}" -o "${OPS_LIBRARY}.tmp" \
+  -L"${TF_DIR}" -l:libtensorflow_framework.so.2 -Wl,-rpath,"${TFJS_NODE}/deps/lib" >"${CACHE}/fused-kernels.log" 2>&1 ||
+  { tail -n 30 "${CACHE}/fused-kernels.log" >&2; fail "compiling the fused kernels failed (full log: ${CACHE}/fused-kernels.log)"; }
 mv -f "${OPS_LIBRARY}.tmp" "${OPS_LIBRARY}"
 
 # --- 6. verify ----------------------------------------------------------------------------------------

@@ -142,6 +142,7 @@ describe('transforms in the pipeline', () => {
           { type: 'normalize' },
           { type: 'resize', height: 8, width: 8 },
           { type: 'random_flip', mode: 'horizontal_and_vertical' },
+          { type: 'random_rotation', factor: 0.02 },
           { type: 'random_zoom', height_factor: 0.2 },
           { type: 'random_crop', padding: 1 },
           { type: 'mixup' },

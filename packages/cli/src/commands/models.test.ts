@@ -67,6 +67,34 @@ async function exp(...args: string[]): Promise<{ code: number; out: string; err:
   return { code, out: out.join(''), err: err.join('') };
 }
 
+/** `exp serve MODEL` as a child process (as users start it); resolves once it listens. */
+async function startServe(model: string): Promise<{ url: string; output: () => string; stop: () => Promise<number | null>; kill: () => void }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'packages/cli/src/bin.ts'), 'serve', model, '--port', '0', '--backend', 'cpu'], {
+    cwd: ROOT, // where tsx resolves; the run is found through TESSERA_RUNS_DIR
+    env: process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+  const started = Date.now();
+  while (!/at (http:\/\/127\.0\.0\.1:\d+)/.test(output)) {
+    if (Date.now() - started > 60_000 || child.exitCode !== null) {
+      child.kill('SIGKILL');
+      throw new Error(`exp serve did not start:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const url = /at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1]!;
+  return {
+    url,
+    output: () => output,
+    stop: () => (child.kill('SIGTERM'), exited),
+    kill: () => child.kill('SIGKILL'),
+  };
+}
+
 let server: MlflowServerHandle;
 let client: MlflowClient;
 const saved: Record<string, string | undefined> = {};
@@ -108,6 +136,8 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     runId = /Run (\S+) FINISHED/.exec(result.out)![1]!;
     runDir = join(runsDir, 'smoke', runId);
     expect(result.out).toMatch(new RegExp(`Registered ${NAME} version 1 \\(LoggedModel m-\\w+`));
+    // The live run logged its LoggedModel itself (exp register then used it).
+    expect(result.err + result.out).toMatch(/MLflow model: m-\w+/);
     for (const which of ['model', 'best_model']) {
       const json = JSON.parse(readFileSync(join(runDir, 'artifacts', which, 'model.json'), 'utf8'));
       const meta = json.userDefinedMetadata.tessera;
@@ -172,21 +202,8 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
   }, 60_000);
 
   it('exp serve answers 16 concurrent clients with exp predict\'s probabilities (to 1e-6), then stops on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'packages/cli/src/bin.ts'), 'serve', runId, '--port', '0', '--backend', 'cpu'], {
-      cwd: ROOT, // where tsx resolves; the run is found through TESSERA_RUNS_DIR
-      env: process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
-    const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-    const started = Date.now();
-    while (!/at (http:\/\/127\.0\.0\.1:\d+)/.test(output)) {
-      if (Date.now() - started > 60_000 || child.exitCode !== null) throw new Error(`exp serve did not start:\n${output}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const url = /at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1]!;
+    const served = await startServe(runId);
+    const url = served.url;
     const bytes = records(6);
     const responses = await Promise.all(
       Array.from({ length: 16 }, (_, i) =>
@@ -217,16 +234,15 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     const metadata = (await (await fetch(`${url}/metadata`)).json()) as { stats: { batches: number; items: number } };
     expect(metadata).toMatchObject({ run_id: runId, classes: ['class_0', 'class_1', 'class_2', 'class_3'], input: { shape: [8, 8, 3] } });
     expect(metadata.stats.items).toBe(16 + 2 + 2); // every image went through the batcher once
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(output).toMatch(/SIGTERM: finishing the requests in flight/);
+    expect(await served.stop()).toBe(0);
+    expect(served.output()).toMatch(/SIGTERM: finishing the requests in flight/);
   }, 120_000);
 
   it('MLflow shows the LoggedModel (tessera flavor, linked to the run) and registered versions; models:/ URIs predict the same', async () => {
     const experimentId = (await client.getExperimentByName('smoke'))!.experimentId;
     const [mlflowRun] = await client.searchAllRuns({ experimentIds: [experimentId], filter: `tags.\`tessera.run_id\` = '${runId}'` });
     const models = await client.searchLoggedModels({ experimentIds: [experimentId] });
-    const logged = models.find((m) => m.sourceRunId === mlflowRun!.info.runId)!;
+    const logged = models.find((m) => m.sourceRunId === mlflowRun!.info.runId && m.name === 'model')!;
     expect(logged).toMatchObject({ status: 'LOGGED_MODEL_READY', modelType: 'tessera', name: 'model' });
     expect(mlflowRun!.data.tags['tessera.model_id']).toBe(logged.modelId);
     expect(logged.metrics.map((m) => m.key)).toEqual(expect.arrayContaining(['val_accuracy', 'test_accuracy']));
@@ -245,10 +261,19 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     expect(Number(v1.tags['metric.test_accuracy'])).toBeGreaterThan(0);
     expect((await client.getModelVersionByAlias(NAME, 'champion')).version).toBe('1');
 
-    // exp register makes version 2 (the best epoch's model: a second LoggedModel).
+    // exp register makes version 2 from the best epoch's model: the run's LoggedModel of it (the
+    // final one's when the best epoch is the last), never one more.
+    const before = (await client.searchLoggedModels({ experimentIds: [experimentId] })).filter((m) => m.sourceRunId === mlflowRun!.info.runId);
     const second = await exp('register', runId, NAME, '--which', 'best');
     expect(second.code, second.err).toBe(0);
     expect(second.out).toMatch(new RegExp(`Registered ${NAME} version 2`));
+    const after = (await client.searchLoggedModels({ experimentIds: [experimentId] })).filter((m) => m.sourceRunId === mlflowRun!.info.runId);
+    expect(after.map((m) => m.modelId).sort()).toEqual(before.map((m) => m.modelId).sort());
+    // The live run logged its best model too when it is from another epoch than the final one.
+    const epochOf = (which: string) => JSON.parse(readFileSync(join(runDir, 'artifacts', which, 'model.json'), 'utf8')).userDefinedMetadata.tessera.epoch as number;
+    expect(before.map((m) => m.name).sort()).toEqual(epochOf('best_model') === epochOf('model') ? ['model'] : ['best_model', 'model']);
+    const bestId = before.find((m) => m.name === 'best_model')?.modelId ?? logged.modelId;
+    expect((await client.getModelVersion(NAME, '2')).source).toBe(`models:/${bestId}`);
 
     // A sweep's run stands for its best trial (tag best_run_id): one command registers the winner.
     const sweepDir = join(runsDir, 'smoke-sweep', '20261205-000000-5weep0');
@@ -268,6 +293,90 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     }
     expect(existsSync(join(work, 'cache', 'mlflow-models', logged.modelId, 'model.json'))).toBe(true);
   }, 180_000);
+
+  it('exp serve models:/NAME/1 fetches the registered model and answers as exp predict models:/NAME/1 (to 1e-6)', async () => {
+    const predictedVersion = await exp('predict', `models:/${NAME}/1`, '--input', 'images.bin', '--json', '--backend', 'cpu');
+    expect(predictedVersion.code, predictedVersion.err).toBe(0);
+    const want = (JSON.parse(predictedVersion.out) as typeof predicted).predictions;
+    rmSync(join(work, 'cache'), { recursive: true, force: true }); // the server fetches it itself
+    const served = await startServe(`models:/${NAME}/1`);
+    try {
+      const bytes = records(6);
+      const body = (await (await fetch(`${served.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [0, 1, 2, 3, 4, 5].map((r) => recordImage(bytes, r)) }) })).json()) as {
+        predictions: { probabilities: number[] }[];
+      };
+      expect(body.predictions).toHaveLength(6);
+      body.predictions.forEach((p, i) => p.probabilities.forEach((v, c) => expect(Math.abs(v - want[i]!.probabilities[c]!)).toBeLessThan(1e-6)));
+      const metadata = (await (await fetch(`${served.url}/metadata`)).json()) as { run_id: string };
+      expect(metadata.run_id).toBe(runId);
+      expect(await served.stop()).toBe(0);
+    } finally {
+      served.kill();
+    }
+  }, 120_000);
+
+  it('a run trained while MLflow is down gets its final and best LoggedModels from exp sync, once (two syncs at once, then another)', async () => {
+    // lr 0.3 on the cpu backend (deterministic): the best epoch (val_loss) is 3 of 4, so best_model differs.
+    process.env.MLFLOW_TRACKING_URI = 'http://127.0.0.1:9'; // nothing listens there
+    let trained;
+    try {
+      trained = await exp('run', SMOKE, '--backend', 'cpu', '--set', 'train.epochs=4', '--set', 'train.optimizer.learning_rate=0.3');
+    } finally {
+      process.env.MLFLOW_TRACKING_URI = server.uri;
+    }
+    expect(trained.code, trained.err + trained.out).toBe(0);
+    const offlineId = /Run (\S+) FINISHED/.exec(trained.out)![1]!;
+    const dir = join(runsDir, 'smoke', offlineId);
+    expect(readFileSync(join(dir, 'mlflow.json'), 'utf8')).toMatch(/"call": "logModel model"/);
+    const epochOf = (which: string) => JSON.parse(readFileSync(join(dir, 'artifacts', which, 'model.json'), 'utf8')).userDefinedMetadata.tessera.epoch as number;
+    expect([epochOf('model'), epochOf('best_model')]).toEqual([4, 3]);
+
+    const syncs = await Promise.all([exp('sync', offlineId, '--uri', server.uri), exp('sync', offlineId, '--uri', server.uri)]);
+    for (const sync of syncs) expect(sync.code, sync.err).toBe(0);
+    expect(syncs.map((sync) => sync.out).join('')).toMatch(/2 LoggedModels/);
+    const experimentId = (await client.getExperimentByName('smoke'))!.experimentId;
+    const mlflowRuns = await client.searchAllRuns({ experimentIds: [experimentId], filter: `tags.\`tessera.run_id\` = '${offlineId}'` });
+    expect(mlflowRuns).toHaveLength(1);
+    const mlflowRun = mlflowRuns[0]!;
+    const modelsOfRun = async () => (await client.searchLoggedModels({ experimentIds: [experimentId] })).filter((m) => m.sourceRunId === mlflowRun.info.runId);
+    const models = await modelsOfRun();
+    expect(models.map((m) => `${m.name}:${m.tags['tessera.which']}:${m.tags['tessera.epoch']}:${m.status}`).sort()).toEqual([
+      'best_model:best:3:LOGGED_MODEL_READY',
+      'model:final:4:LOGGED_MODEL_READY',
+    ]);
+    const localHistory = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, number>);
+    const valLossAt = (step: number) => localHistory.filter((r) => r.step === step && r.val_loss !== undefined).at(-1)!.val_loss;
+    for (const [which, folder, tag, epoch] of [['final', 'model', 'tessera.model_id', 4], ['best', 'best_model', 'tessera.best_model_id', 3]] as const) {
+      const model = models.find((m) => m.tags['tessera.which'] === which)!;
+      expect(mlflowRun.data.tags[tag]).toBe(model.modelId);
+      // Linked to the run's metrics as they were at the model's epoch.
+      const linked = (await client.getLoggedModel(model.modelId)).metrics;
+      expect(linked.find((m) => m.key === 'val_loss')).toMatchObject({ step: epoch, value: valLossAt(epoch) });
+      expect((await client.listLoggedModelArtifacts(model.modelId)).map((f) => f.path).sort()).toEqual(['MLmodel', 'model.json', 'weights.bin']);
+      const got = join(work, `synced-${which}`);
+      for (const file of ['MLmodel', 'weights.bin']) await client.downloadLoggedModelFile(model.modelId, file, join(got, file));
+      expect(readFileSync(join(got, 'weights.bin')).equals(readFileSync(join(dir, 'artifacts', folder, 'weights.bin')))).toBe(true);
+      expect(parse(readFileSync(join(got, 'MLmodel'), 'utf8'))).toMatchObject({
+        model_id: model.modelId,
+        run_id: mlflowRun.info.runId,
+        flavors: { tessera: { format: 'tfjs-layers-model', model_path: 'model.json', which, tessera_run_id: offlineId } },
+      });
+    }
+    // The run's curves are unchanged: linking the metrics to the models added no history rows.
+    expect((await client.getMetricHistory(mlflowRun.info.runId, 'val_loss')).map((m) => m.step)).toEqual([1, 2, 3, 4]);
+
+    const again = await exp('sync', offlineId, '--uri', server.uri);
+    expect(again.code, again.err).toBe(0);
+    expect(again.out).toMatch(/already up to date/);
+    // exp register --which best and --which final use those two LoggedModels; none is added.
+    for (const which of ['best', 'final']) {
+      const registered = await exp('register', offlineId, `${NAME}-offline`, '--which', which);
+      expect(registered.code, registered.err).toBe(0);
+    }
+    expect((await client.getModelVersion(`${NAME}-offline`, '1')).source).toBe(`models:/${mlflowRun.data.tags['tessera.best_model_id']}`);
+    expect((await client.getModelVersion(`${NAME}-offline`, '2')).source).toBe(`models:/${mlflowRun.data.tags['tessera.model_id']}`);
+    expect((await modelsOfRun()).map((m) => m.modelId).sort()).toEqual(models.map((m) => m.modelId).sort());
+  }, 240_000);
 
   it('refuses a registered name that does not exist, a missing run and an old model directory with clear errors (exit 2)', async () => {
     const missing = await exp('predict', `models:/${NAME}-nope/1`, '--input', 'images.bin');

@@ -60,6 +60,13 @@ describe('exp summary', () => {
 });
 
 describe('exp export + exp predict', () => {
+  it('a bad --out is exit 2 before any model is loaded (here: a model that does not exist)', async () => {
+    const result = await exp('predict', 'no-such-model', '--input', 'images.bin', '--out', join(work, 'no-such-folder', 'p.json'));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/--out .*p\.json: no such folder .*no-such-folder/);
+    expect(result.stderr).not.toMatch(/no-such-model|ENOENT|\n\s+at /);
+  });
+
   it('writes a loadable model whose predictions on raw records match a hand-normalised forward pass', async () => {
     const file = join(work, 'tiny.yaml');
     writeFileSync(file, EXPERIMENT);

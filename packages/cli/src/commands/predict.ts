@@ -1,5 +1,5 @@
-import { writeFileSync } from 'node:fs';
-import { extname, resolve } from 'node:path';
+import { accessSync, constants, statSync } from 'node:fs';
+import { dirname, extname, resolve } from 'node:path';
 import { defineCommand, UsageError } from '../command.ts';
 import { imageCodec, MODEL_ARGUMENT, modelOptions, openPredictor, positiveInteger } from '../models.ts';
 
@@ -39,6 +39,8 @@ export default defineCommand({
     if (outFormat !== undefined && !OUT_FORMATS.includes(outFormat)) {
       throw new UsageError(`--out FILE must end in ${OUT_FORMATS.join(', ')}, got "${options.out}"`, 'predict');
     }
+    // Before the model loads and the images are classified: a bad --out is a mistake to report now.
+    if (options.out) assertWritableFolder(dirname(resolve(context.cwd, options.out)), options.out);
     const core = await import('@tessera/core');
     const { decode, extensions } = await imageCodec();
     const files = core.expandInputs(inputs, { cwd: context.cwd, imageExtensions: extensions });
@@ -56,9 +58,9 @@ export default defineCommand({
       const json = () => `${JSON.stringify(core.predictionsJson(resolved.label, predictor.classes, predictions, probabilities), null, 1)}\n`;
       if (options.out) {
         const out = resolve(context.cwd, options.out);
-        if (outFormat === '.npy') writeFileSync(out, core.npy(probabilities, [images.count, predictor.numClasses]));
-        else if (outFormat === '.csv') writeFileSync(out, core.predictionsCsv(predictor.classes, predictions, probabilities));
-        else writeFileSync(out, json());
+        if (outFormat === '.npy') await core.writeFileAtomic(out, core.npy(probabilities, [images.count, predictor.numClasses]));
+        else if (outFormat === '.csv') await core.writeFileAtomic(out, core.predictionsCsv(predictor.classes, predictions, probabilities));
+        else await core.writeFileAtomic(out, json());
         context.stderr.write(`wrote ${images.count} predictions to ${options.out}\n`);
       } else if (options.json) {
         context.stdout.write(json());
@@ -70,3 +72,14 @@ export default defineCommand({
     }
   },
 });
+
+function assertWritableFolder(folder: string, out: string): void {
+  let isFolder = false;
+  try {
+    isFolder = statSync(folder).isDirectory();
+    if (isFolder) accessSync(folder, constants.W_OK);
+  } catch {
+    throw new UsageError(`--out ${out}: ${isFolder ? 'cannot write in' : 'no such folder'} ${folder}`, 'predict');
+  }
+  if (!isFolder) throw new UsageError(`--out ${out}: ${folder} is not a folder`, 'predict');
+}

@@ -387,7 +387,7 @@ describe.skipIf(!mlflow.binary)('runs in a real mlflow server', () => {
 
     const synced = await cli(['sync', '--uri', server.uri, '--runs-dir', runsDir, '--experiment', 'smoke']);
     expect(synced.code, synced.err).toBe(0);
-    expect(synced.out).toMatch(new RegExp(`^${summary.runId} -> MLflow run ${state.runId}: sent .*metric values.*artifacts, status\\n$`));
+    expect(synced.out).toMatch(new RegExp(`^${summary.runId} -> MLflow run ${state.runId}: sent .*metric values.*artifacts, [12] LoggedModels?, status\\n$`));
 
     const [run, ...duplicates] = await runByLocalId(client, experimentName, summary.runId);
     expect(duplicates).toEqual([]);

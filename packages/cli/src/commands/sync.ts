@@ -7,7 +7,7 @@ export default defineCommand({
   description:
     'Replays local runs into MLflow. Each run is compared with its MLflow copy and only what MLflow lacks is sent: ' +
     'missing params, every metric value (per key and step) it has no value for, tags that differ, datasets, ' +
-    'artifacts that are missing or whose content (sha256) MLflow was not sent, then the status and end time. A run is created in MLflow ' +
+    'artifacts that are missing or whose content (sha256) MLflow was not sent, the LoggedModels of an ended run\'s final and best models (once each), then the status and end time. A run is created in MLflow ' +
     'once (one sync per run at a time; a race with another host is resolved to one run) and found again by id afterwards, so syncing twice changes nothing. Without RUN, every local run that ' +
     'this server is missing something of (sweep runs and their trials under runs/sweeps/ included, each sweep run ' +
     'before its trials so they nest under it): runs recorded while it was down (their outbox is not empty) or never ' +
@@ -60,6 +60,7 @@ export default defineCommand({
           sent.tags && `${sent.tags} tags`,
           sent.inputs && `${sent.inputs} datasets`,
           sent.artifacts && `${sent.artifacts} artifacts`,
+          sent.models && `${sent.models} LoggedModel${sent.models > 1 ? 's' : ''}`,
           sent.status && 'status',
         ].filter(Boolean);
         const what = parts.length > 0 ? `sent ${parts.join(', ')}` : 'already up to date';

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_KERNELS, registerFusedKernels } from './kernels/index.ts';
+import { WASM_FUSED_KERNELS } from './kernels/wasm.ts';
 import './quiet-cpu.ts';
 import { useFasterWasmKernels } from './wasm/index.ts';
 
@@ -177,7 +178,7 @@ export const wasmLoader: BackendLoader = {
       return {
         ok: true,
         detail: {
-          summary: `WebAssembly (XNNPACK), ${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}, ${fusedKernelsSummary('wasm')}`,
+          summary: `WebAssembly (XNNPACK), ${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}, ${fusedKernelsSummary('wasm', Object.keys(WASM_FUSED_KERNELS))}`,
           tfjsBackend: 'wasm',
           threads,
           simd,
@@ -190,9 +191,11 @@ export const wasmLoader: BackendLoader = {
 };
 
 
-/** Which of the fused kernels (kernels/) the backend has: "fused kernels" when all, else which. */
-function fusedKernelsSummary(backend: string): string {
-  const names = Object.values(FUSED_KERNELS);
+/**
+ * Which of the fused kernels (kernels/) the backend has: "fused kernels" when all it implements
+ * (for wasm: all but batch norm and bias add, which it has none of), else which.
+ */
+function fusedKernelsSummary(backend: string, names: string[] = Object.values(FUSED_KERNELS)): string {
   const present = names.filter((name) => tf.getKernel(name, backend) !== undefined);
   if (present.length === names.length) return 'fused kernels';
   return present.length === 0 ? 'no fused kernels' : `fused kernels: ${present.map((name) => name.replace(/^Tessera/, '')).join(', ')}`;

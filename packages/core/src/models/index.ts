@@ -24,6 +24,12 @@ export {
 export { DynamicBatcher, QueueFullError, type BatcherOptions } from './batcher.ts';
 export { startModelServer, type ServeOptions, type ModelServer } from './serve.ts';
 export {
+  ensureRunLoggedModels,
+  runModelsToLog,
+  LOGGED_MODEL_TAGS,
+  LOGGED_MODEL_NAMES,
+  type EnsureLoggedModelsOptions,
+  type RunLoggedModels,
   logLoggedModel,
   registerRunModel,
   fetchMlflowModel,

@@ -3,115 +3,35 @@ import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { MlflowClient, type LoggedModel, type Metric, type ModelVersion } from '@tessera/mlflow';
-import { stringify } from 'yaml';
+import { MlflowClient, type ModelVersion } from '@tessera/mlflow';
 import { ConfigError } from '../errors.ts';
 import { MODEL_FILE } from '../graph/io.ts';
 import { readMetrics, readRunMeta } from '../tracking/local-store.ts';
+import { acquireRunLock } from '../tracking/run-lock.ts';
 import { readSyncStates, syncRun } from '../tracking/sync.ts';
-import type { ModelMetadata } from './metadata.ts';
+import { ensureRunLoggedModels, modelDirFiles } from './logged-model.ts';
 import { RUN_MODEL_PATHS, type WhichModel } from './resolve.ts';
+
+export {
+  ensureRunLoggedModels,
+  logLoggedModel,
+  mlmodelFile,
+  modelDirFiles,
+  runModelsToLog,
+  FLAVOR,
+  LOGGED_MODEL_NAMES,
+  LOGGED_MODEL_TAG,
+  LOGGED_MODEL_TAGS,
+  type EnsureLoggedModelsOptions,
+  type LogLoggedModelOptions,
+  type RunLoggedModels,
+} from './logged-model.ts';
 
 /* ------------------------------------------------------------------------------------------ *
  * A Tessera model in MLflow 3: a LoggedModel (its own artifacts: model.json, weights.bin and  *
  * an MLmodel file declaring the `tessera` flavor) linked to the run and its metrics, and      *
  * Model Registry versions pointing at it. Also the way back: models:/ URIs to a local folder. *
  * ------------------------------------------------------------------------------------------ */
-
-/** The MLflow run tag that names the run's final LoggedModel. */
-export const LOGGED_MODEL_TAG = 'tessera.model_id';
-export const FLAVOR = 'tessera';
-
-/** The MLmodel file: MLflow's model descriptor, with the `tessera` flavor and an input/output signature. */
-export function mlmodelFile(metadata: ModelMetadata, ids: { modelId: string; runId?: string; artifactPath?: string }, files: string[]): string {
-  const [height, width, channels] = metadata.rawShape;
-  return stringify({
-    artifact_path: ids.artifactPath ?? 'model',
-    model_id: ids.modelId,
-    ...(ids.runId ? { run_id: ids.runId } : {}),
-    utc_time_created: new Date().toISOString().replace('T', ' ').replace('Z', ''),
-    flavors: {
-      [FLAVOR]: {
-        loader: 'exp predict models:/NAME/VERSION (or tf.loadLayersModel on model_path)',
-        format: 'tfjs-layers-model',
-        model_path: MODEL_FILE,
-        files,
-        metadata_format: metadata.format,
-        raw_input_shape: metadata.rawShape,
-        input_shape: metadata.inputShape,
-        classes: metadata.classes,
-        config_digest: metadata.configDigest,
-        tessera_run_id: metadata.runId ?? null,
-        which: metadata.which,
-      },
-    },
-    signature: {
-      inputs: JSON.stringify([{ type: 'tensor', 'tensor-spec': { dtype: 'uint8', shape: [-1, height, width, channels] } }]),
-      outputs: JSON.stringify([{ type: 'tensor', 'tensor-spec': { dtype: 'float32', shape: [-1, metadata.classes.length] } }]),
-    },
-  });
-}
-
-export interface LogLoggedModelOptions {
-  client: MlflowClient;
-  experimentId: string;
-  /** The MLflow run that produced the model. */
-  runId: string;
-  name: string;
-  /** model.json, weights.bin, ... by file name. */
-  files: Map<string, Uint8Array | string>;
-  metadata: ModelMetadata;
-  /**
-   * The run's metrics to link to the model (its latest values, as MLflow's getRun returns them).
-   * They are logged again with the model's id and their own key, step, timestamp and value:
-   * MLflow keeps one row per (key, timestamp, step, value) in the run's history, so the run's
-   * curves do not change, and the model's page shows them.
-   */
-  metrics?: Metric[];
-  step?: number;
-}
-
-/** Creates the LoggedModel, uploads its files and MLmodel, links it to the run and its metrics, marks it READY. */
-export async function logLoggedModel(options: LogLoggedModelOptions): Promise<LoggedModel> {
-  const { client, metadata } = options;
-  const model = await client.createLoggedModel({
-    experimentId: options.experimentId,
-    name: options.name,
-    modelType: FLAVOR,
-    sourceRunId: options.runId,
-    params: { experiment: metadata.experiment, which: metadata.which, classes: metadata.classes.length, input_shape: JSON.stringify(metadata.rawShape) },
-    tags: {
-      'tessera.config_digest': metadata.configDigest,
-      'tessera.which': metadata.which,
-      ...(metadata.runId ? { 'tessera.run_id': metadata.runId } : {}),
-    },
-  });
-  try {
-    for (const [path, content] of options.files) await client.uploadLoggedModelArtifact(model.modelId, path, content);
-    await client.uploadLoggedModelArtifact(model.modelId, 'MLmodel', mlmodelFile(metadata, { modelId: model.modelId, runId: options.runId }, [...options.files.keys()]));
-  } catch (error) {
-    await client.finalizeLoggedModel(model.modelId, 'LOGGED_MODEL_UPLOAD_FAILED').catch(() => undefined);
-    throw error;
-  }
-  const step = options.step ?? 0;
-  const metrics = (options.metrics ?? []).filter((m) => !m.key.startsWith('system/'));
-  if (metrics.length > 0) {
-    await client.logBatch(options.runId, { metrics: metrics.map((m) => ({ key: m.key, value: m.value, step: m.step, timestamp: m.timestamp, modelId: model.modelId })) });
-  }
-  await client.logOutputs(options.runId, [{ modelId: model.modelId, step }]);
-  return client.finalizeLoggedModel(model.modelId);
-}
-
-/** Reads a local model directory's files (model.json and the weights its manifest names). */
-export async function modelDirFiles(dir: string): Promise<{ files: Map<string, Uint8Array>; metadata: ModelMetadata }> {
-  const json = await readFile(join(dir, MODEL_FILE));
-  const parsed = JSON.parse(json.toString('utf8')) as { weightsManifest?: { paths: string[] }[]; userDefinedMetadata?: { tessera?: ModelMetadata } };
-  const files = new Map<string, Uint8Array>([[MODEL_FILE, json]]);
-  for (const path of (parsed.weightsManifest ?? []).flatMap((g) => g.paths)) files.set(path, await readFile(join(dir, path)));
-  const metadata = parsed.userDefinedMetadata?.tessera;
-  if (!metadata?.classes) throw new ConfigError({ message: `${dir}: the model has no Tessera metadata; it was saved by an older Tessera (train it again, or export it with exp export)` });
-  return { files, metadata };
-}
 
 /** The last epoch's metrics (and the test metrics) of a local run, for the model and its version. */
 export async function finalMetrics(runDir: string): Promise<{ metrics: Record<string, number>; step: number }> {
@@ -146,8 +66,9 @@ export interface Registration {
 
 /**
  * Registers a local run's model as a new version of `name`: syncs the run to MLflow first when
- * it is not complete there, uses the run's LoggedModel (or logs one from the local files: a run
- * trained offline, or --which best), and tags the version with the run's metrics and ids.
+ * it is not complete there, uses the run's LoggedModel of that model (the best one is the final
+ * one's when both are from the same epoch; logged now only for a run sent before Tessera logged
+ * models), and tags the version with the run's metrics and ids.
  */
 export async function registerRunModel(options: RegisterOptions): Promise<Registration> {
   const { client, runDir } = options;
@@ -164,15 +85,18 @@ export async function registerRunModel(options: RegisterOptions): Promise<Regist
   const run = await client.getRun(mlflowRunId);
   const dir = join(runDir, 'artifacts', RUN_MODEL_PATHS[which]);
   if (!existsSync(join(dir, MODEL_FILE))) throw new ConfigError({ message: `run ${meta.runId} (status ${meta.status}) has no ${which} model to register (${dir} is missing)` });
-  const { metrics, step } = await finalMetrics(runDir);
-  let modelId = which === 'final' ? run.data.tags[LOGGED_MODEL_TAG] : undefined;
-  if (!modelId) {
-    const { files, metadata } = await modelDirFiles(dir);
-    const logged = await logLoggedModel({ client, experimentId: run.info.experimentId, runId: mlflowRunId, name: which === 'final' ? 'model' : 'best_model', files, metadata, metrics: run.data.metrics, step });
-    modelId = logged.modelId;
-    if (which === 'final') await client.setTag(mlflowRunId, LOGGED_MODEL_TAG, modelId);
-    log(`logged model ${modelId} for run ${meta.runId}`);
+  const { metrics } = await finalMetrics(runDir);
+  // Under the run's sync lock, as exp sync logs them: never two LoggedModels for one model.
+  const lock = await acquireRunLock(runDir, { name: 'sync.lock', purpose: 'exp register', waitMs: 120_000 });
+  let ids;
+  try {
+    ({ ids } = await ensureRunLoggedModels(runDir, { client, runId: mlflowRunId, experimentId: run.info.experimentId, log }));
+  } finally {
+    await lock.release();
   }
+  const modelId = ids[which];
+  if (!modelId) await modelDirFiles(dir); // names what an older Tessera's model lacks
+  if (!modelId) throw new ConfigError({ message: `run ${meta.runId}: its ${which} model has no LoggedModel in MLflow (${client.trackingUri})` });
   await client.getOrCreateRegisteredModel(options.name);
   const metricTags = Object.fromEntries(Object.entries(metrics).map(([key, value]) => [`metric.${key}`, String(value)]));
   const version = await client.createModelVersion({

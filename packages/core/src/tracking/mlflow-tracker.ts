@@ -19,7 +19,7 @@ import {
   updateSyncState,
   withMlflowRunIds,
 } from './sync.ts';
-import { LOGGED_MODEL_TAG, logLoggedModel } from '../models/mlflow.ts';
+import { ensureRunLoggedModels } from '../models/logged-model.ts';
 import type { ArtifactContent, DatasetInput, ParamValue, RunInfo, SavedModel, StartRunOptions, Tracker } from './tracker.ts';
 
 /**
@@ -221,22 +221,17 @@ export class MlflowTracker implements Tracker {
     return (await Promise.race([this.#queue.then(() => 'done' as const), after(ms)])) === 'done';
   }
 
-  /** The model as an MLflow 3 LoggedModel linked to the run and its metrics; the run's tag names it. */
+  /**
+   * The run's final model (and its best one, when from another epoch) as MLflow 3 LoggedModels
+   * linked to the run and its metrics; run tags name them. The local store has written the
+   * models' files already: they are logged from there, as `exp sync` does.
+   */
   logModel(model: SavedModel): Promise<void> {
     return this.#send(`logModel ${model.name}`, async (runId) => {
-      const run = await this.client.getRun(runId);
-      const logged = await logLoggedModel({
-        client: this.client,
-        experimentId: run.info.experimentId,
-        runId,
-        name: model.name,
-        files: model.files,
-        metadata: model.metadata,
-        metrics: run.data.metrics,
-        step: model.step,
-      });
-      if (model.name === 'model') await this.client.setTag(runId, LOGGED_MODEL_TAG, logged.modelId);
-      this.#log(`MLflow model: ${logged.modelId} (register it with: exp register ${this.#localRunId} NAME)`);
+      const experimentId = this.#experimentId ?? (await this.client.getRun(runId)).info.experimentId;
+      const { ids } = await ensureRunLoggedModels(this.#local.runDir, { client: this.client, runId, experimentId });
+      const best = ids.best && ids.best !== ids.final ? `, best epoch's model: ${ids.best}` : '';
+      this.#log(`MLflow model: ${ids.final ?? ids.best}${best} (register it with: exp register ${this.#localRunId} NAME)`);
     });
   }
 

@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isMlflowError, type DatasetInput as MlflowDatasetInput, type MetricInput, type MlflowClient, type Run } from '@tessera/mlflow';
+import { ensureRunLoggedModels } from '../models/logged-model.ts';
 import { defaultRunsDir, findRunDir, readAllMetrics, readRunMeta, type RunMeta } from './local-store.ts';
 import { writeJsonAtomic } from '../safety/atomic-write.ts';
 import { acquireRunLock } from './run-lock.ts';
@@ -139,7 +140,8 @@ export interface SyncResult {
   experimentId: string;
   /** The MLflow run was created by this sync (false: found by id or by its tessera.run_id tag). */
   created: boolean;
-  sent: { params: number; metrics: number; tags: number; inputs: number; artifacts: number; status: boolean };
+  /** `models`: LoggedModels created (or completed) for the run's final and best models. */
+  sent: { params: number; metrics: number; tags: number; inputs: number; artifacts: number; models: number; status: boolean };
   /** Params whose value in MLflow differs from the local one (MLflow params cannot change). */
   conflicts: string[];
 }
@@ -237,8 +239,9 @@ async function configuredExperiment(runDir: string, meta: RunMeta, env: NodeJS.P
 
 /**
  * Brings the MLflow copy of the local run in `runDir` up to date: creates (or finds) the run,
- * then sends the params, tags, metric values (per key and step), datasets and artifacts it
- * lacks, and its status and end time.
+ * then sends the params, tags, metric values (per key and step), datasets, artifacts and (once
+ * the run has ended) the LoggedModels of its final and best models it lacks, and its status and
+ * end time.
  */
 export async function syncRun(runDir: string, options: SyncOptions): Promise<SyncResult> {
   // One sync per run at a time (a second `exp sync` waits, then finds the run the first created).
@@ -378,6 +381,10 @@ async function syncRunLocked(runDir: string, options: SyncOptions): Promise<Sync
     artifacts++;
   }
 
+  // The models as LoggedModels, once the run has ended (a running run's best model still changes):
+  // those MLflow lacks (the run was offline when they were saved), linked to the metrics of their epoch.
+  const models = meta.status === 'RUNNING' ? 0 : (await ensureRunLoggedModels(runDir, { client, runId, experimentId: run.info.experimentId })).created;
+
   // Status and end time, last: a FINISHED run in MLflow has everything.
   const endTime = meta.endTime ? Date.parse(meta.endTime) : undefined;
   const statusChanged = run.info.status !== meta.status || (endTime !== undefined && run.info.endTime !== endTime);
@@ -402,6 +409,7 @@ async function syncRunLocked(runDir: string, options: SyncOptions): Promise<Sync
       tags: Object.keys(changedTags).length,
       inputs: missingInputs.length,
       artifacts,
+      models,
       status: statusChanged,
     },
     conflicts,

@@ -168,6 +168,8 @@ export function redactingTracker(tracker: Tracker): Tracker {
     setTags: (tags) => tracker.setTags(redactSecrets(tags)),
     logArtifact: (path, content) => tracker.logArtifact(path, text(content)),
     ...(tracker.logInputs ? { logInputs: (datasets: DatasetInput[]) => tracker.logInputs!(redactSecrets(datasets)) } : {}),
+    // The model's files are the run's model artifacts (binary, as logArtifact passes them on).
+    ...(tracker.logModel ? { logModel: (model: SavedModel) => tracker.logModel!(model) } : {}),
     endRun: (status, error) => tracker.endRun(status, error === undefined ? undefined : redactSecrets(error)),
   };
 }

@@ -4,6 +4,7 @@ import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/regi
 import type { FromSchema } from 'json-schema-to-ts';
 import { activate, activationSchema, type ActivationName } from './activation.ts';
 import {
+  addBias,
   initializerSchema,
   intPairSchema,
   makeInitializer,
@@ -125,7 +126,7 @@ export class Conv2d extends tf.layers.Layer {
         const ks = tf.split(kernel, this.groups, 3) as tf.Tensor4D[];
         y = tf.concat(xs.map((part, g) => tf.conv2d(part, ks[g]!, strides, this.padding)), 3);
       }
-      const biased = this.bias ? tf.add(y, this.bias.read()) : y;
+      const biased = this.bias ? addBias(y, this.bias.read()) : y;
       return activate(this.activation, biased);
     });
   }

@@ -3,6 +3,8 @@ import { childSeed, FUSED_KERNELS, dropoutKeeps, hasFusedKernel, registerFusedKe
 import { beforeAll, describe, expect, it } from 'vitest';
 import { geluExact } from './activation.ts';
 import { Dropout } from './dropout.ts';
+import { batchNormTraining } from './batch_norm.ts';
+import { addBias } from './common.ts';
 import { layerNorm } from './layer_norm.ts';
 
 /*
@@ -99,5 +101,25 @@ describe('fused and composite paths agree', () => {
     // seed and the Math.random draw, scaled by float32(1 / 0.7).
     const seed = childSeed(5, Math.floor(0.25 * 2147483647));
     expect(fused[1]!).toEqual(Array.from(dropoutKeeps(132, 0.3, seed), (keep) => (keep ? Math.fround(1 / 0.7) : 0)));
+  });
+
+  it('batch norm in training: values, batch statistics and the gradients of x, gamma and beta', async () => {
+    const x = tf.randomNormal([3, 4, 5, 8], 1, 2, 'float32', 11);
+    const gamma = tf.randomNormal([8], 1, 0.3, 'float32', 12);
+    const beta = tf.randomNormal([8], 0, 0.3, 'float32', 13);
+    const w = tf.randomNormal([3, 4, 5, 8], 0, 1, 'float32', 14);
+    const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => batchNormTraining(a, g as tf.Tensor1D, b as tf.Tensor1D, 1e-3).y;
+    const stats = () => tf.tidy(() => Object.values(batchNormTraining(x, gamma as tf.Tensor1D, beta as tf.Tensor1D, 1e-3)).slice(1).map((t) => Array.from(t.dataSync())));
+    expectClose(stats(), composite(stats), 1e-5);
+    expectClose(valueAndGrads(f, [x, gamma, beta], w), composite(() => valueAndGrads(f, [x, gamma, beta], w)), 1e-4);
+    expect(await kernelsOf(() => valueAndGrads(f, [x, gamma, beta], w))).toEqual(expect.arrayContaining([FUSED_KERNELS.batchNorm, FUSED_KERNELS.batchNormGrad]));
+  });
+
+  it('bias add: values and the gradients of x and the bias', async () => {
+    const x = tf.randomNormal([3, 4, 8], 0, 2, 'float32', 15);
+    const bias = tf.randomNormal([8], 0, 1, 'float32', 16);
+    const w = tf.randomNormal([3, 4, 8], 0, 1, 'float32', 17);
+    expectClose(valueAndGrads(addBias, [x, bias], w), composite(() => valueAndGrads(addBias, [x, bias], w)), 1e-5);
+    expect(await kernelsOf(() => valueAndGrads(addBias, [x, bias], w))).toEqual(expect.arrayContaining([FUSED_KERNELS.biasAdd, FUSED_KERNELS.biasAddGrad]));
   });
 });

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { childSeed } from '@tessera/core/random';
 import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
 import type { FromSchema } from 'json-schema-to-ts';
-import { initializerSchema, makeInitializer, matMulLastAxis, singleShape, singleTensor, snakeCase, type InitializerName } from './common.ts';
+import { initializerSchema, makeInitializer, matMul2dTransposed, singleShape, singleTensor, snakeCase, type InitializerName } from './common.ts';
 import { applyDropout, stepSeed } from './dropout.ts';
 
 export interface MultiHeadAttentionArgs {
@@ -21,6 +21,90 @@ export interface MultiHeadAttentionArgs {
 }
 
 const PROJECTIONS = ['query', 'key', 'value'] as const;
+
+export interface SelfAttentionOptions {
+  numHeads: number;
+  keyDim: number;
+  valueDim: number;
+  /** Dropout on the attention weights; 0 outside training. */
+  rate: number;
+  /** The dropout mask's seed (applyDropout): the backward pass redraws the same mask from it. */
+  seed: number;
+}
+
+/**
+ * Multi-head self-attention of x [batch, sequence, dim] with kernels [dim, heads * size] for query,
+ * key and value, [heads * value_dim, dim] for the output, and their biases (none, or one per
+ * kernel), as ONE op with a hand-written gradient. The reason is memory. The attention weights are
+ * [batch, heads, sequence, sequence] (21 MB per layer for ViT-small at batch 64, 85 MB at 256) and
+ * the projections [batch, sequence, heads * size]. Left to autodiff, every intermediate of the layer
+ * (projections, bias adds, transposes, scores, softmax, dropped weights) stays on the tape, and
+ * TF.js keeps every gradient it computes until the whole backward pass ends, so a ViT-small step
+ * at batch 256 peaked at 13 GiB resident. Here the forward keeps x, q, k, v, the softmax weights and
+ * the attended values; the backward recomputes the dropout mask from its seed and frees all its
+ * temporaries as soon as the layer's gradients are out.
+ */
+export function selfAttention(x: tf.Tensor, kernels: tf.Tensor[], biases: tf.Tensor[], o: SelfAttentionOptions): tf.Tensor {
+  const [batch, sequence, dim] = x.shape as [number, number, number];
+  const h = o.numHeads;
+  const sizes = [o.keyDim, o.keyDim, o.valueDim];
+  const scale = 1 / Math.sqrt(o.keyDim);
+  const drop = (t: tf.Tensor) => (o.rate > 0 ? applyDropout(t, o.rate, o.seed) : t);
+  // [batch * sequence, heads * size] <-> [batch, heads, sequence, size]
+  const split = (t: tf.Tensor, size: number) => tf.transpose(t.reshape([batch, sequence, h, size]), [0, 2, 1, 3]);
+  const merge = (t: tf.Tensor, size: number) => tf.transpose(t, [0, 2, 1, 3]).reshape([batch * sequence, h * size]);
+  const useBias = biases.length > 0;
+  const op = tf.customGrad((...args: unknown[]) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const [input, ...weights] = args.slice(0, -1) as tf.Tensor[];
+    const ks = weights.slice(0, 4);
+    const bs = weights.slice(4);
+    const flat = input!.reshape([batch * sequence, dim]);
+    const project = (n: number) => {
+      const y = tf.matMul(flat, ks[n]!);
+      return split(useBias ? tf.add(y, bs[n]!) : y, sizes[n]!);
+    };
+    const q = tf.mul(project(0), scale);
+    const k = project(1);
+    const v = project(2);
+    const w = tf.softmax(tf.matMul(q, k, false, true)); // [batch, heads, sequence, sequence]
+    const attended = merge(tf.matMul(drop(w), v), o.valueDim);
+    const y = tf.matMul(attended, ks[3]!);
+    save([flat, q, k, v, w, attended, ...ks]);
+    return {
+      value: (useBias ? tf.add(y, bs[3]!) : y).reshape([batch, sequence, dim]),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [sFlat, sq, sk, sv, sw, sAttended, ...sk4] = saved as tf.Tensor[];
+          const dOut = (Array.isArray(dy) ? dy[0]! : dy).reshape([batch * sequence, dim]);
+          const dAttended = split(matMul2dTransposed(dOut as tf.Tensor2D, sk4[3]! as tf.Tensor2D, false, true), o.valueDim);
+          // The [batch, heads, sequence, sequence] temporaries go as soon as they are used: at most
+          // three of them live at once.
+          const dValue = tf.tidy(() => tf.matMul(drop(sw!), dAttended, true, false));
+          const dWeights = tf.tidy(() => drop(tf.matMul(dAttended, sv!, false, true)));
+          // softmax: dS = w * (dW - sum over the keys of dW * w)
+          const rowSums = tf.tidy(() => tf.sum(tf.mul(dWeights, sw!), -1, true));
+          const centered = tf.sub(dWeights, rowSums);
+          dWeights.dispose();
+          const dScores = tf.mul(sw!, centered);
+          centered.dispose();
+          const dProjections = [tf.mul(tf.matMul(dScores, sk!), scale), tf.matMul(dScores, sq!, true, false), dValue].map((d, n) =>
+            merge(d, sizes[n]!),
+          );
+          const dx = dProjections.reduce((sum: tf.Tensor | null, d, n) => {
+            const term = matMul2dTransposed(d as tf.Tensor2D, sk4[n]! as tf.Tensor2D, false, true);
+            return sum ? tf.add(sum, term) : term;
+          }, null)!;
+          const dKernels = [sFlat, sFlat, sFlat, sAttended].map((a, n) =>
+            matMul2dTransposed(a as tf.Tensor2D, (n < 3 ? dProjections[n] : dOut) as tf.Tensor2D, true, false),
+          );
+          const dBiases = useBias ? [...dProjections, dOut].map((d) => tf.sum(d, 0)) : [];
+          return [dx.reshape([batch, sequence, dim]), ...dKernels, ...dBiases];
+        }),
+    };
+  }) as unknown as (...inputs: tf.Tensor[]) => tf.Tensor;
+  return op(x, ...kernels, ...biases);
+}
 
 /**
  * Keras' MultiHeadAttention as self-attention over [batch, sequence, dim]: query, key and value
@@ -86,24 +170,14 @@ export class MultiHeadAttention extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
     return tf.tidy(() => {
       const x = singleTensor(inputs);
-      const [batch, sequence] = x.shape as [number, number, number];
       const dim = this.width(x.shape);
       const h = this.numHeads;
-      // [batch, sequence, dim] -> [batch, heads, sequence, size]
-      const project = (n: number, size: number) => {
-        let y = matMulLastAxis(x, this.kernels[n]!.read().reshape([dim, h * size]) as tf.Tensor2D);
-        if (this.useBias) y = tf.add(y, this.biases[n]!.read().reshape([h * size]));
-        return tf.transpose(y.reshape([batch, sequence, h, size]), [0, 2, 1, 3]);
-      };
-      const query = tf.mul(project(0, this.keyDim), 1 / Math.sqrt(this.keyDim));
-      const key = project(1, this.keyDim);
-      const value = project(2, this.valueDim);
-      let weights = tf.softmax(tf.matMul(query, key, false, true)); // [batch, heads, sequence, sequence]
-      if (kwargs?.['training'] && this.dropout > 0) weights = applyDropout(weights, this.dropout, stepSeed(this.seed));
-      const attended = tf.transpose(tf.matMul(weights, value), [0, 2, 1, 3]).reshape([batch, sequence, h * this.valueDim]);
-      let out = matMulLastAxis(attended, this.kernels[3]!.read().reshape([h * this.valueDim, dim]) as tf.Tensor2D);
-      if (this.useBias) out = tf.add(out, this.biases[3]!.read());
-      return out;
+      const sizes = [this.keyDim, this.keyDim, this.valueDim];
+      // Keras' 3-D kernels seen as the 2-D matrices the products use.
+      const kernels = this.kernels.map((k, n) => k.read().reshape(n < 3 ? [dim, h * sizes[n]!] : [h * this.valueDim, dim]));
+      const biases = this.biases.map((b, n) => (n < 3 ? b.read().reshape([h * sizes[n]!]) : b.read()));
+      const rate = kwargs?.['training'] ? this.dropout : 0;
+      return selfAttention(x, kernels, biases, { numHeads: h, keyDim: this.keyDim, valueDim: this.valueDim, rate, seed: rate > 0 ? stepSeed(this.seed) : 0 });
     });
   }
 

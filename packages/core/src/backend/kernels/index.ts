@@ -1,4 +1,5 @@
 import { registerCpuFusedKernels } from './cpu.ts';
+import { registerFusedGradients } from './gradients.ts';
 import { registerNativeFusedKernels, type NativeFusedKernels } from './native.ts';
 import { registerWasmFusedKernels } from './wasm.ts';
 
@@ -9,15 +10,21 @@ import { registerWasmFusedKernels } from './wasm.ts';
  *   <kernel>/wasm.ts     the wasm heap kernel (JavaScript remainder and fallback)            *
  *   <kernel>/simd.ts     its WebAssembly SIMD function (assembled by ../wasm/simd/module.ts, *
  *                        reviewable as ../wasm/simd/module.wat)                              *
- *   cpu.ts, wasm.ts, native.ts  each backend's registration; the native kernels are the      *
- *                        TensorFlow custom ops of ../native-ops/tessera_ops.cc, one library  *
- *                        built by `pnpm setup:tensorflow`                                    *
+ *   <kernel>/native.cc   its TensorFlow custom op(s), for the native backend; with           *
+ *                        native-ops.h (shared helpers) and native-addon.cc (the Node addon   *
+ *                        entry) compiled into one library, build/fused-kernels.node, by      *
+ *                        `pnpm setup:tensorflow`                                             *
+ *   cpu.ts, wasm.ts, native.ts  each backend's registration                                  *
  *   <kernel>/*.test.ts   its reference, its wasm and its native kernel, each tested; the    *
  *                        helpers they share are testing.ts'                                  *
- * gelu: TesseraGeluExact; layer_norm: TesseraLayerNorm(+Grad); dropout: TesseraDropout.      *
+ * gelu: TesseraGeluExact; layer_norm: TesseraLayerNorm(+Grad); dropout: TesseraDropout;     *
+ * batch_norm: TesseraBatchNorm(+Grad), bias_add: TesseraBiasAdd(+Grad) (no wasm kernels; on   *
+ * native TensorFlow's own FusedBatchNormV3 and BiasAdd ops; their gradients: gradients.ts).   *
  * ------------------------------------------------------------------------------------------ */
 
 export { FUSED_KERNELS, hasFusedKernel } from './contract.ts';
+export { referenceBatchNorm, referenceBatchNormGrad } from './batch_norm/reference.ts';
+export { referenceBiasAdd, referenceBiasAddGrad } from './bias_add/reference.ts';
 export { dropoutKeeps, DROPOUT_WEYL_STEP, dropoutKey, dropoutScale, dropoutPairBits, dropoutThreshold, referenceDropout } from './dropout/reference.ts';
 export { erf, referenceGeluExact } from './gelu/reference.ts';
 export { layerNormInto, referenceLayerNorm, referenceLayerNormGrad } from './layer_norm/reference.ts';
@@ -33,6 +40,7 @@ export type { NativeFusedKernels } from './native.ts';
  * (`hasFusedKernel`).
  */
 export function registerFusedKernels(backend: 'cpu' | 'wasm' | 'tensorflow'): NativeFusedKernels {
+  registerFusedGradients();
   switch (backend) {
     case 'cpu':
       registerCpuFusedKernels();

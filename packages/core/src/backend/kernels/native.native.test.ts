@@ -4,7 +4,7 @@ import { FUSED_KERNELS } from './index.ts';
 import { useNativeBackend } from './testing.ts';
 
 /*
- * The native backend's fused kernels (TensorFlow custom ops from native-ops/tessera_ops.cc)
+ * The native backend's fused kernels (TensorFlow custom ops from <kernel>/native.cc)
  * against the kernels' float64 references, run through tf.engine().runKernel as the primitives
  * call them. Skipped where the native backend is not set up (pnpm setup:tensorflow); where it is,
  * the op library must be there too, since the same script builds both.

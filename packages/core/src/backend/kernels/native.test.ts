@@ -10,7 +10,7 @@ import { NATIVE_FUSED_KERNELS_SWITCH, NATIVE_OPS_LIBRARY, registerNativeFusedKer
 
 describe('registerNativeFusedKernels without the op library', () => {
   it('registers nothing and says the library is not built', () => {
-    expect(registerNativeFusedKernels(join(tmpdir(), 'no-such-dir', 'tessera_ops.node'))).toEqual({
+    expect(registerNativeFusedKernels(join(tmpdir(), 'no-such-dir', 'fused-kernels.node'))).toEqual({
       registered: false,
       why: 'not built: run `pnpm setup:tensorflow`',
     });
@@ -18,7 +18,7 @@ describe('registerNativeFusedKernels without the op library', () => {
   });
 
   it('reports a file that is not a loadable library in one line, and registers nothing', () => {
-    const broken = join(mkdtempSync(join(tmpdir(), 'tessera-ops-')), 'tessera_ops.node');
+    const broken = join(mkdtempSync(join(tmpdir(), 'tessera-fused-kernels-')), 'fused-kernels.node');
     writeFileSync(broken, 'not an ELF file');
     const result = registerNativeFusedKernels(broken);
     expect(result.registered).toBe(false);

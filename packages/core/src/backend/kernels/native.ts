@@ -7,13 +7,13 @@ import { dropoutScale, dropoutThreshold } from './dropout/reference.ts';
 
 /* ------------------------------------------------------------------------------------------- *
  * The native backend's fused kernels: TensorFlow custom ops of the same names (compiled from   *
- * native-ops/tessera_ops.cc by `pnpm setup:tensorflow`), each registered as the TF.js kernel   *
+ * each kernel's native.cc by `pnpm setup:tensorflow`), each registered as the TF.js kernel     *
  * of backend 'tensorflow' that runs the op in one call through tfjs-node's binding.            *
  * ------------------------------------------------------------------------------------------- */
 
 /** Where scripts/setup-tensorflow.sh puts the compiled op library (a Node addon). */
-// Beside the C++ source in src/, also when this module runs built from dist/ (same depth).
-export const NATIVE_OPS_LIBRARY = fileURLToPath(new URL('../../../src/backend/native-ops/build/tessera_ops.node', import.meta.url));
+// Beside the C++ sources in src/, also when this module runs built from dist/ (same depth).
+export const NATIVE_OPS_LIBRARY = fileURLToPath(new URL('../../../src/backend/kernels/build/fused-kernels.node', import.meta.url));
 
 /** Set to 0 to run the native backend without its fused kernels (to compare, or to rule them out). */
 export const NATIVE_FUSED_KERNELS_SWITCH = 'TESSERA_NATIVE_FUSED_KERNELS';
@@ -27,13 +27,13 @@ const REBUILD_HINT = 'run `pnpm setup:tensorflow`';
 interface OpAttr {
   name: string;
   type: number;
-  value: number;
+  value: number | boolean;
 }
 
 /** The part of tfjs-node's backend the kernels call. */
 interface NativeOpBackend {
-  binding: { TF_ATTR_FLOAT: number; TF_ATTR_INT: number };
-  write(values: Int32Array, shape: number[], dtype: 'int32'): object;
+  binding: { TF_ATTR_FLOAT: number; TF_ATTR_INT: number; TF_ATTR_BOOL: number; TF_ATTR_TYPE: number; TF_FLOAT: number };
+  write(values: Int32Array | Float32Array, shape: number[], dtype: 'int32' | 'float32'): object;
   disposeData(dataId: object): void;
   executeSingleOutput(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[]): tf.TensorInfo;
   executeMultipleOutputs(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[], numOutputs: number): tf.TensorInfo[];
@@ -93,7 +93,7 @@ export function registerNativeFusedKernels(library = NATIVE_OPS_LIBRARY): Native
   register(FUSED_KERNELS.dropout, (backend, inputs, attrs) => {
     const rate = attrs.rate as number;
     const { TF_ATTR_FLOAT, TF_ATTR_INT } = backend.binding;
-    // The op takes the seed as a tensor (see tessera_ops.cc): a backend-only scalar, freed here.
+    // The op takes the seed as a tensor (see dropout/native.cc): a backend-only scalar, freed here.
     const seed: tf.TensorInfo = { dataId: backend.write(Int32Array.of(attrs.seed as number), [], 'int32'), shape: [], dtype: 'int32' };
     try {
       return backend.executeSingleOutput(
@@ -111,5 +111,57 @@ export function registerNativeFusedKernels(library = NATIVE_OPS_LIBRARY): Native
       backend.disposeData(seed.dataId);
     }
   });
+  // Batch norm is TensorFlow's own FusedBatchNormV3 pair (the kernels Keras runs): nothing to
+  // compile, only the contract's inputs and outputs mapped onto the ops'.
+  const batchNormAttrs = (backend: NativeOpBackend, attrs: tf.NamedAttrMap): OpAttr[] => {
+    const { TF_ATTR_TYPE, TF_ATTR_FLOAT, TF_ATTR_BOOL, TF_FLOAT } = backend.binding;
+    return [
+      { name: 'T', type: TF_ATTR_TYPE, value: TF_FLOAT },
+      { name: 'U', type: TF_ATTR_TYPE, value: TF_FLOAT },
+      { name: 'epsilon', type: TF_ATTR_FLOAT, value: attrs.epsilon as number },
+      { name: 'is_training', type: TF_ATTR_BOOL, value: true },
+    ];
+  };
+  // Training mode with the default exponential_avg_factor 1 ignores the estimated mean and
+  // variance inputs (empty, as tf.compat.v1's fused_batch_norm passes them), and on CPU the
+  // gradient ignores reserve_space_3.
+  const withEmpty = <T>(backend: NativeOpBackend, run: (empty: tf.TensorInfo) => T): T => {
+    const empty: tf.TensorInfo = { dataId: backend.write(new Float32Array(0), [0], 'float32'), shape: [0], dtype: 'float32' };
+    try {
+      return run(empty);
+    } finally {
+      backend.disposeData(empty.dataId);
+    }
+  };
+  register(FUSED_KERNELS.batchNorm, (backend, inputs, attrs) =>
+    withEmpty(backend, (empty) => {
+      // Outputs: y, batch_mean, batch_variance (Bessel-corrected), reserve_space_1 (the mean),
+      // reserve_space_2 (the biased variance), reserve_space_3.
+      const outputs = backend.executeMultipleOutputs(
+        'FusedBatchNormV3',
+        batchNormAttrs(backend, attrs),
+        [input(inputs, 'x'), input(inputs, 'gamma'), input(inputs, 'beta'), empty, empty],
+        6,
+      );
+      for (const i of [2, 3, 5]) backend.disposeData(outputs[i]!.dataId);
+      return [outputs[0]!, outputs[1]!, outputs[4]!];
+    }),
+  );
+  register(FUSED_KERNELS.batchNormGrad, (backend, inputs, attrs) =>
+    withEmpty(backend, (empty) => {
+      // Outputs: x_backprop, scale_backprop, offset_backprop, reserve_space_4, reserve_space_5.
+      const outputs = backend.executeMultipleOutputs(
+        'FusedBatchNormGradV3',
+        batchNormAttrs(backend, attrs),
+        [...['dy', 'x', 'gamma', 'mean', 'variance'].map((name) => input(inputs, name)), empty],
+        5,
+      );
+      for (const i of [3, 4]) backend.disposeData(outputs[i]!.dataId);
+      return outputs.slice(0, 3);
+    }),
+  );
+  const floatType = (backend: NativeOpBackend): OpAttr[] => [{ name: 'T', type: backend.binding.TF_ATTR_TYPE, value: backend.binding.TF_FLOAT }];
+  register(FUSED_KERNELS.biasAdd, (backend, inputs) => backend.executeSingleOutput('BiasAdd', floatType(backend), [input(inputs, 'x'), input(inputs, 'bias')]));
+  register(FUSED_KERNELS.biasAddGrad, (backend, inputs) => backend.executeSingleOutput('BiasAddGrad', floatType(backend), [input(inputs, 'dy')]));
   return { registered: true };
 }

@@ -19,7 +19,8 @@ import { usesSimdKernels } from '../wasm/simd/module.ts';
  * JavaScript loop still halves its composite path, while dropout's ties and LayerNorm's loses.
  */
 export function fusedKernelsToRegister(simd: boolean): string[] {
-  return simd ? Object.values(FUSED_KERNELS) : [FUSED_KERNELS.geluExact];
+  // Batch norm and bias add have no wasm kernels: their primitives use composite ops there.
+  return simd ? Object.keys(WASM_FUSED_KERNELS) : [FUSED_KERNELS.geluExact];
 }
 
 /** The fused kernels this file implements for wasm, registered or not (see fusedKernelsToRegister). */
