@@ -42,7 +42,8 @@ export const commonSchema: Record<string, JsonSchema> = {
     minimum: 0,
     description:
       'worker threads that gather and augment batches off the training thread, prefetching ahead of it (0: on the training thread); ' +
-      'default: the cores left after training, at most 4 (env TESSERA_DATA_WORKERS). Same batches for any count >= 1',
+      'default: none on the native backend (the transforms run on TensorFlow\'s own threads), else the cores left after training, at most 4 ' +
+      '(env TESSERA_DATA_WORKERS). Same batches for any count >= 1',
   },
 };
 

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { createRegistries, type Dataset, type Registries } from '@tessera/core';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -64,10 +65,11 @@ describe('batch workers', () => {
     expect(rest).toHaveLength(6);
   });
 
-  it('defaults to the cores left after training (at most 4), or TESSERA_DATA_WORKERS', () => {
-    expect(defaultWorkerCount({ TESSERA_DATA_WORKERS: '0' })).toBe(0);
-    expect(defaultWorkerCount({ TESSERA_DATA_WORKERS: '3' })).toBe(3);
-    expect(defaultWorkerCount({})).toBeGreaterThanOrEqual(1);
-    expect(defaultWorkerCount({})).toBeLessThanOrEqual(4);
+  it('defaults to the cores left after training (at most 4), none on the native backend, or TESSERA_DATA_WORKERS', () => {
+    expect(defaultWorkerCount({ TESSERA_DATA_WORKERS: '0' }, 'wasm')).toBe(0);
+    expect(defaultWorkerCount({ TESSERA_DATA_WORKERS: '3' }, 'tensorflow')).toBe(3);
+    expect(defaultWorkerCount({}, 'wasm')).toBe(Math.max(1, Math.min(4, availableParallelism() - 1)));
+    expect(defaultWorkerCount({}, 'cpu')).toBeGreaterThanOrEqual(1);
+    expect(defaultWorkerCount({}, 'tensorflow')).toBe(0);
   });
 });

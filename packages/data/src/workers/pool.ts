@@ -7,15 +7,23 @@
  * transferable results, which is most of the code either way.
  */
 import { availableParallelism } from 'node:os';
+import * as tf from '@tensorflow/tfjs';
 import type { Worker } from 'node:worker_threads';
 import type { ImageSet } from '../store.ts';
 import { spawnWorker } from './spawn.ts';
 import type { BatchJob, BatchResult, FromWorker, RegisterMessage, SharedSet, ToWorker } from './protocol.ts';
 
-/** Workers when a dataset does not say: the cores left after the training thread, at most 4. */
-export function defaultWorkerCount(env: NodeJS.ProcessEnv = process.env): number {
+/**
+ * Workers when a dataset does not say. On the native backend none: the batch transforms are
+ * TensorFlow ops, run on TensorFlow's own threads (all cores) at the training thread's turn,
+ * and cost a Mixer batch ~10 ms there, where a WebAssembly worker doing the same work took ~35 ms
+ * of every step from TensorFlow's threads on 2 cores (docs/results.md, issue 14). Every other
+ * backend computes on the training thread's one core: the cores left, at most 4.
+ */
+export function defaultWorkerCount(env: NodeJS.ProcessEnv = process.env, backend = tf.getBackend()): number {
   const fromEnv = env.TESSERA_DATA_WORKERS;
   if (fromEnv !== undefined && /^\d+$/.test(fromEnv)) return Number(fromEnv);
+  if (backend === 'tensorflow') return 0;
   return Math.max(1, Math.min(4, availableParallelism() - 1));
 }
 
