@@ -503,6 +503,9 @@ describe('streaming from the shards (larger than memory)', () => {
     }
     // Another seed holds out other images.
     expect(heldBySeed[1]).not.toEqual(heldBySeed[0]);
+    // Batch workers read the held-out images from shared memory: the same validation batches.
+    const pooled = await registries.datasets.get('image_folder').create({ ...base, workers: 2, cache_dir: join(tmp, 'cache-split-stream-7'), max_memory_mb: 0.0001 }, ctx());
+    expect(numbers((await allBatches(pooled, 'validation')).xs)).toEqual(heldBySeed[0]);
     // validation_shuffle: false holds out the last images (the last class), streamed too.
     const last = await registries.datasets.get('image_folder').create({ ...base, cache_dir: join(tmp, 'cache-split-stream-7'), max_memory_mb: 0.0001, validation_shuffle: false }, ctx());
     expect(numbers((await allBatches(last, 'validation')).xs)).toEqual([27, 28, 29, 30, 31, 32, 33, 34, 35]);
