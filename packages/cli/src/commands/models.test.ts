@@ -3,7 +3,6 @@
 // process answering concurrent requests, SIGTERM) -> the LoggedModel and registered versions
 // through MLflow's REST API -> exp predict models:/NAME/VERSION and models:/NAME@ALIAS.
 // Needs `bash scripts/setup-mlflow.sh`; skipped locally without it, fails under CI=true.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +15,7 @@ import { locateMlflowForTests, startMlflowServer, type MlflowServerHandle } from
 import sharp from 'sharp';
 import { parse } from 'yaml';
 import { main } from '../main.ts';
+import { startExpServe } from '../test-helpers.ts';
 
 const mlflow = locateMlflowForTests();
 const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
@@ -67,33 +67,7 @@ async function exp(...args: string[]): Promise<{ code: number; out: string; err:
   return { code, out: out.join(''), err: err.join('') };
 }
 
-/** `exp serve MODEL` as a child process (as users start it); resolves once it listens. */
-async function startServe(model: string): Promise<{ url: string; output: () => string; stop: () => Promise<number | null>; kill: () => void }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'packages/cli/src/bin.ts'), 'serve', model, '--port', '0', '--backend', 'cpu'], {
-    cwd: ROOT, // where tsx resolves; the run is found through TESSERA_RUNS_DIR
-    env: process.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (d) => (output += d));
-  child.stderr.on('data', (d) => (output += d));
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  const started = Date.now();
-  while (!/at (http:\/\/127\.0\.0\.1:\d+)/.test(output)) {
-    if (Date.now() - started > 60_000 || child.exitCode !== null) {
-      child.kill('SIGKILL');
-      throw new Error(`exp serve did not start:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const url = /at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1]!;
-  return {
-    url,
-    output: () => output,
-    stop: () => (child.kill('SIGTERM'), exited),
-    kill: () => child.kill('SIGKILL'),
-  };
-}
+const startServe = (model: string) => startExpServe(model);
 
 let server: MlflowServerHandle;
 let client: MlflowClient;

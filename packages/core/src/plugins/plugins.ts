@@ -71,7 +71,7 @@ export async function loadPlugins(registries: Registries, refs: readonly PluginR
   const fresh: string[] = [];
   for (const ref of refs) {
     if (typeof ref.path !== 'string' || ref.path === '') throw pluginError(ref, `a plugin is a path to a module, got ${describeValue(ref.path)}`);
-    const file = isAbsolute(ref.path) ? ref.path : resolve(ref.baseDir, ref.path);
+    const file = pluginFile(ref);
     if (done.has(file)) continue;
     if (!existsSync(file) || !statSync(file).isFile()) throw pluginError(ref, `plugin "${ref.path}" not found (looked for ${file})`);
     let module: Record<string, unknown>;
@@ -91,6 +91,11 @@ export async function loadPlugins(registries: Registries, refs: readonly PluginR
     fresh.push(file);
   }
   return fresh;
+}
+
+/** The module a plugin entry names: absolute as written, else relative to the folder of the file that listed it. */
+export function pluginFile(ref: PluginRef): string {
+  return isAbsolute(ref.path) ? ref.path : resolve(ref.baseDir, ref.path);
 }
 
 /** The plugin entries of a config value (`plugins:`), located through `locate`. */
@@ -124,11 +129,11 @@ export function projectPluginRefs(dir: string): PluginRef[] {
 }
 
 /**
- * Loads the plugins an experiment file needs: its project's (tessera.config.yaml at or above
- * the file) and its own `plugins:` (merged through `extends`, each path relative to the file
- * that wrote it). Call before validating the file against `registries`.
+ * The plugins an experiment file needs: its project's (tessera.config.yaml at or above the
+ * file) and its own `plugins:` (merged through `extends`, each path relative to the file that
+ * wrote it), in load order.
  */
-export async function loadExperimentPlugins(registries: Registries, file: string, overrides: readonly string[] = []): Promise<string[]> {
+export function experimentPluginRefs(file: string, overrides: readonly string[] = []): PluginRef[] {
   const project = projectPluginRefs(dirname(resolve(file)));
   const experiment = loadExperiment(file, { overrides });
   const own = pluginRefs(experiment.config.plugins, dirname(experiment.file), experiment.locate).map((ref) => ({
@@ -136,5 +141,10 @@ export async function loadExperimentPlugins(registries: Registries, file: string
     // A base file's plugin is relative to the base file.
     baseDir: ref.location && !ref.location.file.startsWith('--set ') ? dirname(ref.location.file) : ref.baseDir,
   }));
-  return loadPlugins(registries, [...project, ...own]);
+  return [...project, ...own];
+}
+
+/** Loads the plugins an experiment file needs (experimentPluginRefs). Call before validating the file against `registries`. */
+export async function loadExperimentPlugins(registries: Registries, file: string, overrides: readonly string[] = []): Promise<string[]> {
+  return loadPlugins(registries, experimentPluginRefs(file, overrides));
 }
