@@ -18,8 +18,11 @@ export interface ConfiguredTransform {
 export interface PipelineSpec {
   info: Omit<DatasetInfo, 'inputShape' | 'counts'>;
   splits: Record<Split, SplitView>;
-  /** Images that adaptive transforms learn from (the reference: all raw training images). */
-  adaptOn: RawImages;
+  /**
+   * Images that adaptive transforms learn from (the reference: all raw training images): in
+   * memory, or read chunk by chunk when the training split streams from disk.
+   */
+  adaptOn: RawImages | ChunkedImages;
   transforms: ConfiguredTransform[];
   /** Where adapted transform state is cached, keyed by the data fingerprint; none: no cache. */
   cacheDir?: string;
@@ -34,6 +37,15 @@ export interface PipelineSpec {
    */
   streams?: Partial<Record<Split, SplitStream>>;
   log: (message: string) => void;
+}
+
+/** Images too many for memory, read one chunk at a time (a streamed split's shards, in order). */
+export interface ChunkedImages {
+  count: number;
+  height: number;
+  width: number;
+  channels: number;
+  chunks(): Iterable<RawImages>;
 }
 
 /** A split streamed from shards: one epoch at a time, its images taken batch by batch, in order. */
@@ -242,8 +254,14 @@ export function restoreTransforms(
   });
 }
 
+/**
+ * Part of the adapted-state cache key. 2: a streamed training split's state is learnt from all
+ * its images (with 1 it was learnt from the first 10,000, so such a cached state is not reused).
+ */
+const ADAPTED_STATE_VERSION = 2;
+
 function adaptCached(spec: PipelineSpec, type: string, params: Record<string, unknown>, transform: Transform): TransformState {
-  const key = fingerprint([spec.info.fingerprint, type, params]);
+  const key = fingerprint([spec.info.fingerprint, type, params, ADAPTED_STATE_VERSION]);
   const file = spec.cacheDir ? join(spec.cacheDir, 'state', `${type}-${key}.json`) : undefined;
   if (file && existsSync(file)) {
     try {
@@ -254,7 +272,13 @@ function adaptCached(spec: PipelineSpec, type: string, params: Record<string, un
       spec.log(`ignoring unreadable cache ${file}`);
     }
   }
-  const state = transform.adapt!(spec.adaptOn);
+  const source = spec.adaptOn;
+  let state: TransformState;
+  if ('chunks' in source) {
+    if (!transform.adaptChunks) throw new Error(`transform ${type} learns from the training images but has no adaptChunks(), so it cannot learn from a streamed split`);
+    spec.log(`${type}: learning from all ${source.count} training images, one pass over the streamed shards`);
+    state = transform.adaptChunks(source.chunks());
+  } else state = transform.adapt!(source);
   if (file) {
     try {
       mkdirSync(dirname(file), { recursive: true });

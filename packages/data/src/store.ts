@@ -53,26 +53,37 @@ export function gatherBatch(
   return { pixels, labels };
 }
 
-/** Per-channel mean and population variance over all images (on the raw 0..255 scale). */
-export function channelMoments(images: RawImages): { mean: number[]; variance: number[] } {
-  const plane = images.height * images.width;
+/**
+ * Per-channel mean and population variance over all images (on the raw 0..255 scale), given at
+ * once or in chunks read one after another (a split streamed from disk: one pass, one chunk in
+ * memory). A float64 histogram per channel makes the sums exact, so chunks give bit for bit the
+ * result of the images at once, whatever the chunking.
+ */
+export function channelMoments(images: RawImages | Iterable<RawImages>): { mean: number[]; variance: number[] } {
+  const histograms: Float64Array[] = [];
+  let pixels = 0;
+  for (const chunk of Symbol.iterator in images ? images : [images]) {
+    const plane = chunk.height * chunk.width;
+    if (histograms.length === 0) for (let c = 0; c < chunk.channels; c++) histograms.push(new Float64Array(256));
+    if (histograms.length !== chunk.channels) throw new Error(`channelMoments: a chunk has ${chunk.channels} channels, the first had ${histograms.length}`);
+    histograms.forEach((histogram, c) => {
+      for (let i = 0; i < chunk.count; i++) {
+        const start = chunk.offset + i * chunk.stride + c * plane;
+        for (let p = start; p < start + plane; p++) histogram[chunk.bytes[p]!]!++;
+      }
+    });
+    pixels += chunk.count * plane;
+  }
   const mean: number[] = [];
   const variance: number[] = [];
-  for (let c = 0; c < images.channels; c++) {
-    // A histogram makes the sum exact and the inner loop a single increment.
-    const histogram = new Float64Array(256);
-    for (let i = 0; i < images.count; i++) {
-      const start = images.offset + i * images.stride + c * plane;
-      for (let p = start; p < start + plane; p++) histogram[images.bytes[p]!]!++;
-    }
+  for (const histogram of histograms) {
     let sum = 0;
     for (let v = 0; v < 256; v++) sum += v * histogram[v]!;
-    const n = images.count * plane;
-    const m = sum / n;
+    const m = sum / pixels;
     let squares = 0;
     for (let v = 0; v < 256; v++) squares += (v - m) * (v - m) * histogram[v]!;
     mean.push(m);
-    variance.push(squares / n);
+    variance.push(squares / pixels);
   }
   return { mean, variance };
 }

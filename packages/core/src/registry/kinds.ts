@@ -136,6 +136,13 @@ export interface Transform {
    * statistics). The dataset calls it once per data fingerprint and caches the result.
    */
   adapt?(images: RawImages): TransformState;
+  /**
+   * Optional, with `adapt`: the same state learnt from images that arrive in chunks, read once in
+   * order (a training split streamed from disk, larger than memory: one chunk in memory at a
+   * time). Must equal `adapt` over the chunks put end to end. A transform without it cannot learn
+   * from a streamed split (the dataset says so before decoding).
+   */
+  adaptChunks?(chunks: Iterable<RawImages>): TransformState;
   /** Optional: puts back state returned by `adapt` (from a cache or a saved model). */
   restore?(state: TransformState): void;
   /**

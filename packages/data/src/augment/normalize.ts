@@ -41,6 +41,12 @@ export class Normalize implements Transform {
     return this.stats;
   }
 
+  /** `adapt` over a streamed split: one pass, the same statistics (exact sums); fixed ones read nothing. */
+  adaptChunks(chunks: Iterable<RawImages>): NormalizeState {
+    this.stats = this.fixed ?? channelMoments(chunks);
+    return this.stats;
+  }
+
   restore(state: TransformState): void {
     const { mean, variance } = state as NormalizeState;
     this.stats = { mean: [...mean], variance: [...variance] };

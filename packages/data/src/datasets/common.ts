@@ -75,22 +75,29 @@ export function transformedShape(raw: readonly number[], params: CommonParams, r
   return (params.transforms ?? []).reduce((shape, { type, ...rest }) => registries.transforms.get(type).create(rest).outputShape(shape), [...raw]);
 }
 
-/** Splits `train` into train/validation views: the last fraction (Keras) or a seeded random one. */
-export function splitTraining(train: ImageSet, params: CommonParams, seed: number): { train: SplitView; validation: SplitView } {
+/**
+ * Which of `count` training examples are trained on and which are held out for validation: the
+ * last fraction (Keras), the first, or a seeded random one. A function of (count, params, seed)
+ * alone, so a split streamed from disk holds out exactly the examples an in-memory one does.
+ */
+export function splitIndices(count: number, params: CommonParams, seed: number): { train: Int32Array; validation: Int32Array } {
   const fraction = params.validation_split ?? 0;
-  // Keras: split_at = int(n * (1 - validation_split)).
-  const splitAt = Math.floor(train.count * (1 - fraction));
-  let indices = range(0, train.count);
+  let indices = range(0, count);
   if (params.validation_shuffle && fraction > 0) indices = new Rng(deriveSeed(seed, SEED_STREAMS.split)).shuffle(indices);
   if (params.validation_from === 'start') {
     // x_train[:int(n * fraction)] held out, x_train[int(n * fraction):] trained on.
-    const held = Math.floor(train.count * fraction);
-    return { train: { set: train, indices: indices.slice(held) }, validation: { set: train, indices: indices.slice(0, held) } };
+    const held = Math.floor(count * fraction);
+    return { train: indices.slice(held), validation: indices.slice(0, held) };
   }
-  return {
-    train: { set: train, indices: indices.slice(0, splitAt) },
-    validation: { set: train, indices: indices.slice(splitAt) },
-  };
+  // Keras: split_at = int(n * (1 - validation_split)).
+  const splitAt = Math.floor(count * (1 - fraction));
+  return { train: indices.slice(0, splitAt), validation: indices.slice(splitAt) };
+}
+
+/** Splits `train` into train/validation views (see splitIndices). */
+export function splitTraining(train: ImageSet, params: CommonParams, seed: number): { train: SplitView; validation: SplitView } {
+  const split = splitIndices(train.count, params, seed);
+  return { train: { set: train, indices: split.train }, validation: { set: train, indices: split.validation } };
 }
 
 /** A path written in the config, absolute; a relative one is relative to the file that wrote it (a base file for `extends`). */

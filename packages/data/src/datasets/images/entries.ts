@@ -5,13 +5,13 @@
  * the pipeline are shared.
  */
 import { existsSync, statSync } from 'node:fs';
-import { ConfigError, describeValue, type Split, type Dataset, type DatasetContext, type DatasetEntry, type DataShape, type DataShapeContext, type JsonSchema } from '@tessera/core/registry';
+import { ConfigError, describeValue, type RawImages, type Split, type Dataset, type DatasetContext, type DatasetEntry, type DataShape, type DataShapeContext, type JsonSchema } from '@tessera/core/registry';
 import { ImageDecodeError, type Interpolation } from '../../image/decode.ts';
-import { createPipeline, type SplitStream } from '../../pipeline.ts';
+import { createPipeline, type ChunkedImages, type SplitStream } from '../../pipeline.ts';
 import { deriveSeed, Rng, SEED_STREAMS } from '@tessera/core/random';
 import { range, type ImageSet, type SplitView } from '../../store.ts';
 import { defaultCacheDir } from '../cifar.ts';
-import { buildTransforms, commonSchema, configRelativePath, paramError, splitTraining, transformedShape, type CommonParams } from '../common.ts';
+import { buildTransforms, commonSchema, configRelativePath, paramError, splitIndices, splitTraining, transformedShape, type CommonParams } from '../common.ts';
 import { decodeFileList, type DecodeSettings, type DecodedImages } from './cache.ts';
 import { ShardReader } from './stream.ts';
 import { folderClasses, manifestClasses, scanImageFolder, scanManifest, type FileList, type ScanContext, type ScannedImages } from './scan.ts';
@@ -116,10 +116,9 @@ async function decodeSplits(
 ): Promise<{ train: DecodedImages; validation?: DecodedImages; test?: DecodedImages; cacheDir: string }> {
   const settings = settingsOf(params, ctx);
   const cacheDir = params.cache_dir !== undefined ? configRelativePath(['data', 'cache_dir'], params.cache_dir, ctx) : defaultCacheDir();
-  const budget = (params.max_memory_mb ?? 4096) * 2 ** 20;
   const imageBytes = settings.height * settings.width * settings.channels;
   const decode = async (list: FileList, name: string) => {
-    const inMemory = list.files.length * imageBytes <= budget;
+    const inMemory = fitsInMemory(list, params, settings);
     if (!inMemory && params.cache === false) {
       throw paramError(ctx, ['cache'], { message: `the ${name} images take ${Math.ceil((list.files.length * imageBytes) / 2 ** 20)} MiB decoded, more than max_memory_mb (${params.max_memory_mb ?? 4096}); streaming them needs cache: true` });
     }
@@ -159,21 +158,28 @@ async function decodeSplits(
 
 const whole = (set: ImageSet): SplitView => ({ set, indices: range(0, set.count) });
 
-/** Images that adaptive transforms (normalize) learn from when the training split streams. */
-const STREAM_ADAPT_SAMPLE = 10000;
-
-function streamOf(decoded: DecodedImages, buffer: number, log: (m: string) => void, name: string): { stream: SplitStream; reader: ShardReader } {
-  const reader = new ShardReader(decoded.shards!);
-  const shardMiB = Math.max(...decoded.shards!.shards.map((s) => s.count)) * reader.imageBytes;
+/**
+ * A split streamed from its shards: training epochs through the seeded shuffle buffer, leaving
+ * out the images marked in `heldOut` (validation_split); evaluation in order.
+ */
+function streamOf(reader: ShardReader, buffer: number, log: (m: string) => void, name: string, heldOut?: { mask: Uint8Array; count: number }): SplitStream {
+  const shardBytes = Math.max(...reader.index.shards.map((s) => s.count)) * reader.imageBytes;
+  const count = reader.count - (heldOut?.count ?? 0);
   log(
-    `${name}: ${decoded.count} images streamed from ${decoded.shards!.shards.length} shard(s) (more than max_memory_mb decoded): ` +
-      `about ${Math.ceil((buffer * reader.imageBytes + shardMiB) / 2 ** 20)} MiB in memory (a shuffle buffer of ${buffer} images + one shard)`,
+    `${name}: ${heldOut ? `${count} of the ${reader.count}` : reader.count} images streamed from ${reader.index.shards.length} shard(s) (more than max_memory_mb decoded): ` +
+      `about ${Math.ceil((buffer * reader.imageBytes + shardBytes) / 2 ** 20)} MiB in memory (a shuffle buffer of ${buffer} images + one shard)` +
+      (heldOut ? `; the ${heldOut.count} held out for validation are read one batch at a time` : ''),
   );
-  const stream: SplitStream = {
-    count: decoded.count,
-    open: (training, seed, epoch) => reader.openEpoch(training ? { rng: new Rng(deriveSeed(seed, epoch, SEED_STREAMS.imageStreamShuffle)), buffer } : undefined),
+  return {
+    count,
+    open: (training, seed, epoch) =>
+      reader.openEpoch(training ? { rng: new Rng(deriveSeed(seed, epoch, SEED_STREAMS.imageStreamShuffle)), buffer } : undefined, heldOut?.mask),
   };
-  return { stream, reader };
+}
+
+/** Whether a list's decoded images fit in max_memory_mb (else the split streams from the cache). */
+function fitsInMemory(list: FileList, params: ImageParams, settings: DecodeSettings): boolean {
+  return list.files.length * settings.height * settings.width * settings.channels <= (params.max_memory_mb ?? 4096) * 2 ** 20;
 }
 
 async function createImageDataset(
@@ -187,6 +193,19 @@ async function createImageDataset(
   if (scanned.validation && (params.validation_split ?? 0) > 0) {
     throw paramError(ctx, ['validation_split'], { message: `${source} has its own validation images; remove validation_split` });
   }
+  const transforms = buildTransforms(params, ctx);
+  const settings = settingsOf(params, ctx);
+  if (!fitsInMemory(scanned.train, params, settings)) {
+    // Found now, not after an hour of decoding.
+    transforms.forEach(({ type: t, transform }, i) => {
+      if (transform.adapt && !transform.adaptChunks) {
+        throw paramError(ctx, ['transforms', i, 'type'], {
+          message: `${t} learns from the training images, which are streamed here (more than max_memory_mb decoded), and it cannot learn from a stream (it has no adaptChunks())`,
+          hint: 'raise max_memory_mb so that the training images are held in memory, or implement adaptChunks in the transform',
+        });
+      }
+    });
+  }
   const decoded = await decodeSplits(scanned, params, ctx, sourceKey, source);
   const { train, validation, test } = decoded;
   const skipped = [train, validation, test].reduce((n, d) => n + (d?.skipped.length ?? 0), 0);
@@ -196,33 +215,35 @@ async function createImageDataset(
       (skipped > 0 ? `; ${skipped} unreadable image(s) skipped` : ''),
   );
   const buffer = params.shuffle_buffer ?? 10000;
+  const { height, width, channels } = settings;
+  const none: ImageSet = { bytes: new Uint8Array(0), labels: new Uint16Array(0), count: 0, height, width, channels, offset: 0, stride: height * width * channels };
+  const placeholder: SplitView = { set: none, indices: new Int32Array(0) };
+  const splits: Record<Split, SplitView> = { train: placeholder, validation: placeholder, test: placeholder };
   const streams: Partial<Record<Split, SplitStream>> = {};
-  const views: Partial<Record<Split, SplitView>> = {};
-  let adaptOn = train.set;
-  for (const [split, d] of [['train', train], ['validation', validation], ['test', test]] as const) {
-    if (!d) continue;
-    if (d.set) {
-      views[split] = whole(d.set);
-      continue;
-    }
-    const { stream, reader } = streamOf(d, buffer, ctx.log, split);
-    streams[split] = stream;
-    if (split === 'train') {
-      adaptOn = reader.sample(STREAM_ADAPT_SAMPLE);
-      if (params.transforms?.some((t) => t.type === 'normalize')) ctx.log(`normalize learns its statistics from the first ${adaptOn.count} training images (the split streams)`);
-    }
+  const cut = !validation && (params.validation_split ?? 0) > 0;
+  const splitParams = { ...params, validation_shuffle: params.validation_shuffle ?? true };
+  let adaptOn: RawImages | ChunkedImages;
+  if (train.set) {
+    adaptOn = train.set;
+    if (cut) Object.assign(splits, splitTraining(train.set, splitParams, ctx.seed));
+    else splits.train = whole(train.set);
+  } else {
+    const reader = new ShardReader(train.shards!);
+    adaptOn = { count: train.count, height, width, channels, chunks: () => reader.chunks() };
+    if (cut) {
+      // The same held-out images as in memory (splitIndices depends on the count and seed
+      // alone); validation reads them in the same order, training skips them.
+      const held = splitIndices(train.count, splitParams, ctx.seed).validation;
+      const mask = new Uint8Array(train.count);
+      for (const i of held) mask[i] = 1;
+      streams.train = streamOf(reader, buffer, ctx.log, 'train', { mask, count: held.length });
+      streams.validation = { count: held.length, open: () => reader.openSubset(held) };
+    } else streams.train = streamOf(reader, buffer, ctx.log, 'train');
   }
-  const placeholder = { set: adaptOn!, indices: new Int32Array(0) };
-  let trainView = views.train ?? placeholder;
-  let validationView = views.validation ?? placeholder;
-  if (!validation && (params.validation_split ?? 0) > 0) {
-    if (streams.train) {
-      throw paramError(ctx, ['validation_split'], {
-        message: 'the training images are streamed (more than max_memory_mb decoded), and a streamed split is not cut by validation_split',
-        hint: `put validation images in ${sourceKey === 'dir' ? 'a validation/ folder' : 'rows with split: validation'}, or raise max_memory_mb`,
-      });
-    }
-    ({ train: trainView, validation: validationView } = splitTraining(train.set!, { ...params, validation_shuffle: params.validation_shuffle ?? true }, ctx.seed));
+  for (const [split, d] of [['validation', validation], ['test', test]] as const) {
+    if (!d) continue;
+    if (d.set) splits[split] = whole(d.set);
+    else streams[split] = streamOf(new ShardReader(d.shards!), buffer, ctx.log, split);
   }
   const fingerprint = [train, validation, test].map((d) => d?.digest ?? '-').join(':');
   return createPipeline({
@@ -233,10 +254,10 @@ async function createImageDataset(
       fingerprint,
       stats: { skipped_images: skipped },
     },
-    splits: { train: trainView, validation: validationView, test: views.test ?? placeholder },
+    splits,
     ...(Object.keys(streams).length > 0 ? { streams } : {}),
-    adaptOn: adaptOn!,
-    transforms: buildTransforms(params, ctx),
+    adaptOn,
+    transforms,
     cacheDir: decoded.cacheDir,
     log: ctx.log,
     ...(params.workers !== undefined ? { workers: params.workers } : {}),

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -263,7 +263,6 @@ describe('decode progress', () => {
 describe('first pass on decode workers', () => {
   it('writes the same shard bytes, labels and skipped list on 1 thread or 3 decode workers, in memory or streamed', async () => {
     const { decodeFileList } = await import('./cache.ts');
-    const { readFileSync } = await import('node:fs');
     const files: Record<string, Promise<Buffer> | Buffer> = {};
     const bad: string[] = [];
     // 150 images: CIFAR-like PNGs already at size (the in-thread path), others resized by sharp, and bad ones.
@@ -408,6 +407,34 @@ describe('streaming from the shards (larger than memory)', () => {
     expect(reader.reads).toBe(16);
     expect(epoch({ rng: new Rng(1), buffer: 8 })).toEqual(shuffled);
     expect(epoch({ rng: new Rng(2), buffer: 8 })).not.toEqual(shuffled);
+    // Held-out images (0..9 fill shards 0 and 1, and 17) are skipped; shards 0 and 1 are not read.
+    const skip = new Uint8Array(40);
+    for (const i of [...Array.from({ length: 10 }, (_, i) => i), 17]) skip[i] = 1;
+    const readsBefore = reader.reads;
+    const rest = reader.openEpoch(undefined, skip).take(40);
+    expect(Array.from({ length: rest.count }, (_, b) => rest.bytes[b * rest.stride]! / 5)).toEqual(ordered.filter((i) => !skip[i]));
+    expect(reader.reads - readsBefore).toBe(6);
+    // Chosen images in a given order, across shards, read where they lie: pixels and labels.
+    const subset = reader.openSubset(Int32Array.from([37, 3, 12, 4, 25, 39, 0]));
+    const firstTake = subset.take(4);
+    const secondTake = subset.take(4);
+    expect(firstTake.bytes.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect([firstTake, secondTake].flatMap((t) => Array.from({ length: t.count }, (_, b) => t.bytes[b * t.stride]! / 5))).toEqual([37, 3, 12, 4, 25, 39, 0]);
+    expect([...firstTake.labels, ...secondTake.labels]).toEqual([1, 0, 0, 0, 1, 1, 0]);
+    expect(subset.take(4).count).toBe(0);
+    // chunks(): every image, one shard at a time, in order.
+    const chunks = [...reader.chunks()];
+    expect(chunks.map((c) => c.count)).toEqual([5, 5, 5, 5, 5, 5, 5, 5]);
+    expect(Buffer.concat(chunks.map((c) => c.bytes)).equals(Buffer.concat(readdirSync(join(cacheDir, 'images', streamed.digest)).filter((f) => f.endsWith('.u8')).sort().map((f) => readFileSync(join(cacheDir, 'images', streamed.digest, f)))))).toBe(true);
+    expect(chunks.flatMap((c) => [...c.labels])).toEqual(list.labels);
+    // Moments accumulated over the 8 chunks are those of the images at once, bit for bit.
+    const { channelMoments } = await import('../../store.ts');
+    const inMemory = await decodeFileList(list, settings, { onBadImage: 'skip', log: () => {}, name: 'train' });
+    const moments = channelMoments(reader.chunks());
+    expect(moments).toEqual(channelMoments(inMemory.set!));
+    // Red is 5 x the image number: mean 97.5, variance 25 x (40^2 - 1) / 12.
+    expect(moments.mean[0]).toBeCloseTo(97.5, 12);
+    expect(moments.variance[0]).toBeCloseTo((25 * (40 * 40 - 1)) / 12, 10);
     // The next run finds the entry and streams it without reading the pixels.
     const again = await decodeFileList(list, settings, { cacheDir, inMemory: false, onBadImage: 'skip', log: () => {}, name: 'train' });
     expect(again.fromCache).toBe(true);
@@ -432,7 +459,111 @@ describe('streaming from the shards (larger than memory)', () => {
     const first = await allBatches(inline, 'train', true);
     expect(await allBatches(pooled, 'train', true)).toEqual(first);
     expect((await allBatches(pooled, 'validation')).ys).toEqual([0, 1]);
-    const error = await failure(registries.datasets.get('image_folder').create({ ...params, dir: join(dir, 'train'), validation_split: 0.2 }, ctx()));
-    expect(error.message).toMatch(/a streamed split is not cut by validation_split/);
+  });
+
+  /** 36 images (3 classes x 12) whose red value is 5 x their number in file order: pixels name the image. */
+  async function numberedFolder(): Promise<string> {
+    const files: Record<string, Promise<Buffer>> = {};
+    ['cat', 'dog', 'fox'].forEach((c, k) => {
+      for (let i = 0; i < 12; i++) files[`${c}/${String(i).padStart(2, '0')}.png`] = solid(4, 4, [(k * 12 + i) * 5, 40, 90]).png().toBuffer();
+    });
+    return folder(files);
+  }
+  const numbers = (xs: number[][]) => xs.map((x) => x[0]! / 5);
+
+  it('validation_split on a streamed split holds out the same images, in the same order, as in memory; training streams the rest', async () => {
+    const dir = await numberedFolder();
+    const base = { dir, image_size: [4, 4], validation_split: 0.25, workers: 0 };
+    const heldBySeed: number[][] = [];
+    for (const seed of [7, 8]) {
+      const inMemory = await registries.datasets.get('image_folder').create({ ...base, cache_dir: join(tmp, `cache-split-mem-${seed}`) }, ctx({ seed }));
+      logs = [];
+      const streamed = await registries.datasets.get('image_folder').create({ ...base, cache_dir: join(tmp, `cache-split-stream-${seed}`), max_memory_mb: 0.0001, shuffle_buffer: 4 }, ctx({ seed }));
+      expect(logs.some((m) => /train: 27 of the 36 images streamed from 1 shard\(s\) .*; the 9 held out for validation are read one batch at a time/.test(m)), logs.join('\n')).toBe(true);
+      expect(streamed.info.counts).toEqual({ train: 27, validation: 9, test: 0 });
+      expect(inMemory.info.counts).toEqual(streamed.info.counts);
+      // Keras' int(36 * 0.75) = 27 trained on; the held-out 9 are a seeded random choice, not the last class.
+      const held = await allBatches(inMemory, 'validation');
+      const heldNumbers = numbers(held.xs);
+      expect(await allBatches(streamed, 'validation')).toEqual(held);
+      expect(new Set(held.ys).size).toBeGreaterThan(1);
+      expect(held.ys).toEqual(heldNumbers.map((i) => Math.floor(i / 12)));
+      // Training: every other image once per epoch, whether streamed (shuffle buffer) or in memory.
+      const rest = Array.from({ length: 36 }, (_, i) => i).filter((i) => !heldNumbers.includes(i));
+      for (const epoch of [0, 1]) {
+        const trained = [];
+        for await (const batch of streamed.batches('train', { batchSize: 5, training: true, seed, epoch })) {
+          trained.push(...((await batch.x.array()) as number[][][][]).map((img) => img[0]![0]![0]! / 5));
+          tf.dispose([batch.x, batch.y]);
+        }
+        expect(trained.sort((a, b) => a - b)).toEqual(rest);
+      }
+      expect(numbers((await allBatches(inMemory, 'train')).xs).sort((a, b) => a - b)).toEqual(rest);
+      heldBySeed.push(heldNumbers);
+    }
+    // Another seed holds out other images.
+    expect(heldBySeed[1]).not.toEqual(heldBySeed[0]);
+    // Batch workers read the held-out images from shared memory: the same validation batches.
+    const pooled = await registries.datasets.get('image_folder').create({ ...base, workers: 2, cache_dir: join(tmp, 'cache-split-stream-7'), max_memory_mb: 0.0001 }, ctx());
+    expect(numbers((await allBatches(pooled, 'validation')).xs)).toEqual(heldBySeed[0]);
+    // validation_shuffle: false holds out the last images (the last class), streamed too.
+    const last = await registries.datasets.get('image_folder').create({ ...base, cache_dir: join(tmp, 'cache-split-stream-7'), max_memory_mb: 0.0001, validation_shuffle: false }, ctx());
+    expect(numbers((await allBatches(last, 'validation')).xs)).toEqual([27, 28, 29, 30, 31, 32, 33, 34, 35]);
+  });
+  it('normalize learns from every streamed training image: the in-memory statistics exactly, a naive float64 computation to 1e-12', async () => {
+    // 3 classes x 9 images of 5x6 pixels, all different: image k's pixel (y, x, c) is f(k, y, x, c).
+    const f = (k: number, y: number, x: number, c: number) => (k * 53 + y * 29 + x * 7 + c * 101 + ((k * y * x) % 13) * 11) % 256;
+    const files: Record<string, Promise<Buffer>> = {};
+    for (let k = 0; k < 27; k++) {
+      const hwc = Buffer.from(Array.from({ length: 5 * 6 * 3 }, (_, p) => f(k, Math.floor(p / 18), Math.floor(p / 3) % 6, p % 3)));
+      files[`${['a', 'b', 'c'][k % 3]}/${String(k).padStart(2, '0')}.png`] = sharp(hwc, { raw: { height: 5, width: 6, channels: 3 } }).png().toBuffer();
+    }
+    const dir = await folder(files);
+    const base = { dir, image_size: [5, 6], validation_split: 0.2, workers: 0, transforms: [{ type: 'normalize' }] };
+    const inMemory = await registries.datasets.get('image_folder').create({ ...base, cache_dir: join(tmp, 'cache-norm-mem') }, ctx());
+    logs = [];
+    const streamedParams = { ...base, cache_dir: join(tmp, 'cache-norm-stream'), max_memory_mb: 0.0001 };
+    const streamed = await registries.datasets.get('image_folder').create(streamedParams, ctx());
+    expect(logs).toContain('normalize: learning from all 27 training images, one pass over the streamed shards');
+    const state = streamed.state().normalize as { mean: number[]; variance: number[] };
+    expect(state).toEqual(inMemory.state().normalize);
+    // Naive: two passes in float64 over every source pixel (the held-out ones too, as Keras' adapt(x_train) before fit's validation_split).
+    for (let c = 0; c < 3; c++) {
+      const values = Array.from({ length: 27 * 30 }, (_, p) => f(Math.floor(p / 30), Math.floor((p % 30) / 6), p % 6, c));
+      const mean = values.reduce((a, v) => a + v, 0) / values.length;
+      const variance = values.reduce((a, v) => a + (v - mean) ** 2, 0) / values.length;
+      expect(Math.abs(state.mean[c]! - mean)).toBeLessThan(1e-12 * mean);
+      expect(Math.abs(state.variance[c]! - variance)).toBeLessThan(1e-12 * variance);
+    }
+    // The batches are normalized with them: a validation image's first pixel, by hand.
+    const batch = (await allBatches(streamed, 'validation')).xs[0]!;
+    const std = state.variance.map(Math.sqrt);
+    const firstHeld = (await allBatches(await registries.datasets.get('image_folder').create({ ...base, transforms: [], cache_dir: join(tmp, 'cache-norm-mem') }, ctx()), 'validation')).xs[0]!;
+    batch.forEach((v, c) => expect(v).toBeCloseTo((firstHeld[c]! - state.mean[c]!) / std[c]!, 5));
+    // Cached with the transform state: the next run reads it, no second pass.
+    logs = [];
+    const again = await registries.datasets.get('image_folder').create(streamedParams, ctx());
+    expect(logs.some((m) => m.startsWith('normalize: learning'))).toBe(false);
+    expect(again.state()).toEqual(streamed.state());
+  });
+
+  it('an adaptive transform that cannot learn from a stream is a located error before decoding', async () => {
+    const own = registerData(createRegistries());
+    own.transforms.register({
+      type: 'my_stats',
+      description: 'a user transform that adapts on images in memory only',
+      params: { properties: {}, additionalProperties: false },
+      create: () => ({ random: false, outputShape: (s: number[]) => s, apply: (x: tf.Tensor4D) => x, adapt: () => ({}) }),
+    });
+    const dir = await numberedFolder();
+    const location = { file: join(tmp, 'exp.yaml'), line: 9, col: 15 };
+    const cacheDir = join(tmp, 'cache-own');
+    const error = await failure(own.datasets.get('image_folder').create(
+      { dir, image_size: [4, 4], cache_dir: cacheDir, max_memory_mb: 0.0001, transforms: [{ type: 'normalize' }, { type: 'my_stats' }] },
+      ctx({ registries: own, locate: (p) => (p.join('.') === 'data.transforms.1.type' ? location : undefined) }),
+    ));
+    expect(error.message).toMatch(/my_stats learns from the training images, which are streamed here .*\(it has no adaptChunks\(\)\)/);
+    expect(error.location).toEqual(location);
+    expect(existsSync(cacheDir)).toBe(false);
   });
 });
