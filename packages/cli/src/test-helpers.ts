@@ -72,3 +72,25 @@ export async function startExpServe(model: string, args: string[] = [], options:
     kill: () => child.kill('SIGKILL'),
   };
 }
+
+/** n deterministic 8x8x3 images as CIFAR records: 1 label byte (r % 4), then the red, green and blue planes (193 bytes each). */
+export function smallRecords(n: number): Uint8Array {
+  const bytes = new Uint8Array(n * 193);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919 + 13) % 256;
+  for (let r = 0; r < n; r++) bytes[r * 193] = r % 4;
+  return bytes;
+}
+
+/** Record r of smallRecords as an HxWxC array, as a client sends it to exp serve. */
+export function recordImage(bytes: Uint8Array, r: number): number[][][] {
+  return Array.from({ length: 8 }, (_, y) => Array.from({ length: 8 }, (_, x) => [0, 1, 2].map((c) => bytes[r * 193 + 1 + c * 64 + y * 8 + x]!)));
+}
+
+/** The first n smallRecords as NHWC float32, normalised by hand: planes to pixels, (x - mean) / sqrt(variance) per channel. */
+export function normalisedRecords(bytes: Uint8Array, n: number, { mean, variance }: { mean: number[]; variance: number[] }): Float32Array {
+  const pixels = new Float32Array(n * 8 * 8 * 3);
+  for (let r = 0; r < n; r++)
+    for (let p = 0; p < 64; p++)
+      for (let c = 0; c < 3; c++) pixels[(r * 64 + p) * 3 + c] = (bytes[r * 193 + 1 + c * 64 + p]! - mean[c]!) / Math.sqrt(variance[c]!);
+  return pixels;
+}

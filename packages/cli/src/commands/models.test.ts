@@ -15,7 +15,7 @@ import { locateMlflowForTests, startMlflowServer, type MlflowServerHandle } from
 import sharp from 'sharp';
 import { parse } from 'yaml';
 import { main } from '../main.ts';
-import { startExpServe } from '../test-helpers.ts';
+import { recordImage, smallRecords, startExpServe } from '../test-helpers.ts';
 
 const mlflow = locateMlflowForTests();
 const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
@@ -47,19 +47,6 @@ function hugePng(width: number, height: number): Buffer {
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
 }
 
-/** n smoke-sized records (1 label byte, then 64 red, 64 green, 64 blue bytes), deterministic. */
-function records(n: number): Uint8Array {
-  const bytes = new Uint8Array(n * 193);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919 + 13) % 256;
-  for (let r = 0; r < n; r++) bytes[r * 193] = r % 4;
-  return bytes;
-}
-
-/** Record r as an HxWxC array, as a client would send it to the server. */
-function recordImage(bytes: Uint8Array, r: number): number[][][] {
-  return Array.from({ length: 8 }, (_, y) => Array.from({ length: 8 }, (_, x) => [0, 1, 2].map((c) => bytes[r * 193 + 1 + c * 64 + y * 8 + x]!)));
-}
-
 async function exp(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
@@ -79,7 +66,7 @@ beforeAll(async () => {
   client = new MlflowClient({ trackingUri: server.uri });
   for (const key of ['MLFLOW_TRACKING_URI', 'TESSERA_RUNS_DIR', 'TESSERA_CACHE']) saved[key] = process.env[key];
   Object.assign(process.env, { MLFLOW_TRACKING_URI: server.uri, TESSERA_RUNS_DIR: runsDir, TESSERA_CACHE: join(work, 'cache') });
-  writeFileSync(join(work, 'images.bin'), records(6));
+  writeFileSync(join(work, 'images.bin'), smallRecords(6));
   // Two real image files of another size than the model's 8x8: a 24x16 PNG and a 16x16 JPEG.
   const gradient = (w: number, h: number) => Buffer.from(Array.from({ length: w * h * 3 }, (_, i) => (i * 13 + (i % 3) * 80) % 256));
   await sharp(gradient(24, 16), { raw: { width: 24, height: 16, channels: 3 } }).png().toFile(join(work, 'a.png'));
@@ -178,7 +165,7 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
   it('exp serve answers 16 concurrent clients with exp predict\'s probabilities (to 1e-6), then stops on SIGTERM', async () => {
     const served = await startServe(runId);
     const url = served.url;
-    const bytes = records(6);
+    const bytes = smallRecords(6);
     const responses = await Promise.all(
       Array.from({ length: 16 }, (_, i) =>
         fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [recordImage(bytes, i % 6)] }) }).then((r) => r.json() as Promise<{ predictions: { probabilities: number[] }[] }>),
@@ -275,7 +262,7 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     rmSync(join(work, 'cache'), { recursive: true, force: true }); // the server fetches it itself
     const served = await startServe(`models:/${NAME}/1`);
     try {
-      const bytes = records(6);
+      const bytes = smallRecords(6);
       const body = (await (await fetch(`${served.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [0, 1, 2, 3, 4, 5].map((r) => recordImage(bytes, r)) }) })).json()) as {
         predictions: { probabilities: number[] }[];
       };

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { builtinRegistries } from '@tessera/builtins';
 import { importModel, predictImages } from '@tessera/core';
-import { runCli, runExpProcess, startExpServe } from '../test-helpers.ts';
+import { normalisedRecords, recordImage, runCli, runExpProcess, smallRecords, startExpServe } from '../test-helpers.ts';
 
 /*
  * A model trained with a plugin block (examples/plugins: ResMLP's `affine`) used after training:
@@ -25,25 +25,12 @@ beforeAll(() => {
 });
 afterAll(() => vi.unstubAllEnvs());
 
-/** n CIFAR-style records of the example's 8x8x3 images: 1 label byte, then the red, green and blue planes. */
-function records(n: number): Uint8Array {
-  const bytes = new Uint8Array(n * 193);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919 + 13) % 256;
-  for (let r = 0; r < n; r++) bytes[r * 193] = r % 4;
-  return bytes;
-}
-
-/** Record r as an HxWxC array, as a client sends it to exp serve. */
-function recordImage(bytes: Uint8Array, r: number): number[][][] {
-  return Array.from({ length: 8 }, (_, y) => Array.from({ length: 8 }, (_, x) => [0, 1, 2].map((c) => bytes[r * 193 + 1 + c * 64 + y * 8 + x]!)));
-}
-
 type Predictions = { predictions: { probabilities: number[] }[] };
 
 describe('a model with a plugin block, after training', () => {
   let runId: string;
   let runDir: string;
-  const bytes = records(6);
+  const bytes = smallRecords(6);
   const images = join(work, 'images.bin');
 
   beforeAll(async () => {
@@ -71,11 +58,7 @@ describe('a model with a plugin block, after training', () => {
 
     // Independently, in this process: the saved model on hand-normalised pixels, softmax in float64.
     const { model, metadata } = await importModel(join(runDir, 'artifacts', 'model'));
-    const { mean, variance } = (metadata.data as { state: { normalize: { mean: number[]; variance: number[] } } }).state.normalize;
-    const pixels = new Float32Array(6 * 8 * 8 * 3);
-    for (let r = 0; r < 6; r++)
-      for (let p = 0; p < 64; p++)
-        for (let c = 0; c < 3; c++) pixels[(r * 64 + p) * 3 + c] = (bytes[r * 193 + 1 + c * 64 + p]! - mean[c]!) / Math.sqrt(variance[c]!);
+    const pixels = normalisedRecords(bytes, 6, (metadata.data as { state: { normalize: { mean: number[]; variance: number[] } } }).state.normalize);
     const logits = await predictImages(model, { pixels, count: 6, shape: [8, 8, 3] }, []);
     model.dispose();
     expect(result.predictions).toHaveLength(6);
