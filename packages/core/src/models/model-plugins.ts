@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { parseYamlText } from '../config/source.ts';
 import { ConfigError, type ConfigPath } from '../errors.ts';
 import { MODEL_FILE } from '../graph/io.ts';
-import { loadPlugins, pluginRefs, type PluginRef } from '../plugins/plugins.ts';
+import { pluginRefs } from '../plugins/plugins.ts';
+import { loadPlugins, type PluginRef } from '../registry/plugin-loader.ts';
 import type { Registries } from '../registry/kinds.ts';
 import type { ResolvedModel } from './resolve.ts';
 
