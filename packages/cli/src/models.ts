@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
-import type { ImageDecoder, Predictor, ResolvedModel, WhichModel } from '@tessera/core';
-import { UsageError, type CommandContext, type OptionSpec } from './command.ts';
+import type { ImageDecoder, Predictor, Registries, ResolvedModel, WhichModel } from '@tessera/core';
+import { pluginOption, registriesWithPlugins, UsageError, type CommandContext, type OptionSpec } from './command.ts';
 
 /* ------------------------------------------------------------------------------------------ *
  * What predict, serve, evaluate and export share: MODEL to a loaded Predictor (the model, its *
@@ -11,6 +11,12 @@ export const modelOptions = {
   which: { type: 'string', placeholder: 'best|final', default: 'final', description: 'For a run: its final model or the best epoch\'s' },
   'runs-dir': { type: 'string', placeholder: 'DIR', description: 'Root of the local run store (default: $TESSERA_RUNS_DIR, else runs/ in the repository)' },
   backend: { type: 'string', placeholder: 'NAME', default: 'auto', description: 'auto, tensorflow-gpu, tensorflow, wasm or cpu' },
+  plugin: {
+    ...pluginOption,
+    description:
+      'Load this plugin module instead of those the model recorded (repeatable; relative to the working directory): ' +
+      'for a model whose plugins moved, or one fetched from MLflow, whose recorded plugins are never loaded',
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 export const MODEL_ARGUMENT = {
@@ -55,20 +61,31 @@ export async function resolveModelArgument(
   });
 }
 
-/** Loads MODEL (after picking the backend) with its training preprocessing. */
+/**
+ * Loads a resolved model into `registries`' world: first the plugins its layers and transforms
+ * come from (those it recorded, through the same loader and path rules as `exp run`; --plugin
+ * modules instead when given; none recorded by a model fetched from MLflow), then the model.
+ */
+export async function loadResolvedModel(resolved: ResolvedModel, registries: Registries, plugins: readonly string[] | undefined) {
+  const { loadModelDir, loadModelPlugins } = await import('@tessera/core');
+  if (!plugins?.length) await loadModelPlugins(registries, resolved);
+  return loadModelDir(resolved.dir, resolved.label);
+}
+
+/** Loads MODEL (after picking the backend) with its plugins and its training preprocessing. */
 export async function openPredictor(
   spec: string,
   context: CommandContext,
-  options: { which: string; runsDir?: string | undefined; backend: string },
+  options: { which: string; runsDir?: string | undefined; backend: string; plugin?: string[] | undefined },
   command: string,
 ): Promise<{ predictor: Predictor; resolved: ResolvedModel }> {
   const which = whichOption(options.which, command);
-  const registries = await context.registries(); // registers the primitives' layer classes too
-  const { selectBackend, loadModelDir, Predictor } = await import('@tessera/core');
+  const registries = await registriesWithPlugins(context, options.plugin); // registers the primitives' layer classes too
+  const { selectBackend, Predictor } = await import('@tessera/core');
   const { restoreTransforms } = await import('@tessera/data');
   await selectBackend(options.backend as Parameters<typeof selectBackend>[0], () => {});
   const resolved = await resolveModelArgument(spec, context, { which, runsDir: options.runsDir });
-  const { model, metadata } = await loadModelDir(resolved.dir, resolved.label);
+  const { model, metadata } = await loadResolvedModel(resolved, registries, options.plugin);
   const transforms = restoreTransforms(metadata.data.transforms, metadata.data.state, registries);
   return { predictor: new Predictor(model, metadata, transforms), resolved };
 }

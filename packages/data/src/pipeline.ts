@@ -6,6 +6,7 @@ import { deriveSeed, fingerprint, Rng, SEED_STREAMS } from '@tessera/core/random
 import { transformEntries } from './augment/index.ts';
 import { gatherBatch, range, type ImageSet, type SplitView } from './store.ts';
 import { attachWorkers, defaultWorkerCount, shareSet, startWorkers, type WorkerHandle } from './workers/pool.ts';
+import { workersCanLoad } from './workers/spawn.ts';
 import type { BatchResult } from './workers/protocol.ts';
 
 /** A transform as configured: its YAML params (for cache keys) and the live object. */
@@ -13,6 +14,8 @@ export interface ConfiguredTransform {
   type: string;
   params: Record<string, unknown>;
   transform: Transform;
+  /** The plugin module that registered its type (absolute path), if a plugin did: batch workers load it too. */
+  plugin?: string;
 }
 
 export interface PipelineSpec {
@@ -78,13 +81,16 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
   const applyTransforms = (x: tf.Tensor4D, labels: tf.Tensor1D | undefined, training: boolean, batchSeed: (i: number) => number) =>
     runTransforms(transforms, x, labels, training, info.numClasses, batchSeed);
 
-  // Workers rebuild the transforms from the built-in registry; a user's own transform type
-  // exists only here, so such a pipeline stays on the training thread.
+  // Workers rebuild the transforms from the built-in registry and the plugins that registered
+  // the others (loaded there as here). A type a program registered by hand exists only here, and
+  // a TypeScript plugin needs tsx, which only workers running from source have: such a pipeline
+  // stays on the training thread.
   const builtIn = new Set(transformEntries.map((e) => e.type));
-  const foreign = spec.transforms.filter(({ type }) => !builtIn.has(type)).map(({ type }) => type);
+  const foreign = spec.transforms.filter(({ type, plugin }) => !builtIn.has(type) && !(plugin && workersCanLoad(plugin))).map(({ type }) => type);
+  const plugins = [...new Set(spec.transforms.flatMap(({ type, plugin }) => (plugin && !builtIn.has(type) ? [plugin] : [])))];
   let workerCount = spec.workers ?? defaultWorkerCount();
   if (workerCount > 0 && foreign.length > 0) {
-    spec.log(`transforms ${foreign.join(', ')} are not built in: batches are made on the training thread`);
+    spec.log(`transforms ${foreign.join(', ')} are not built in (nor from a plugin the batch workers can load): batches are made on the training thread`);
     workerCount = 0;
   }
   const sets = [...new Set((Object.keys(spec.splits) as Split[]).filter((split) => !spec.streams?.[split]).map((split) => spec.splits[split].set))];
@@ -125,6 +131,7 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
           specs: spec.transforms.map(({ type, params }) => ({ type, ...params })),
           state: states,
           numClasses: info.numClasses,
+          plugins,
         });
         return workerBatchStream(workers, total, source, options, 2 * workerCount, info.numClasses);
       }

@@ -34,7 +34,7 @@ export default defineCommand({
     const batchSize = positiveInteger('batch-size', options['batch-size'], 'evaluate');
     const core = await import('@tessera/core');
     const registries = await context.registries();
-    const { predictor, resolved } = await openPredictor(positionals[0]!, context, { which: options.which, runsDir: options['runs-dir'], backend: options.backend }, 'evaluate');
+    const { predictor, resolved } = await openPredictor(positionals[0]!, context, { which: options.which, runsDir: options['runs-dir'], backend: options.backend, plugin: options.plugin }, 'evaluate');
     if (!resolved.runDir && !options.out) {
       predictor.dispose();
       throw new UsageError(`${resolved.label} is not a local run, so there is no run to record the evaluation in: give --out DIR`, 'evaluate');
@@ -47,7 +47,8 @@ export default defineCommand({
       let name: string = split;
       if (options.data) {
         const file = resolve(context.cwd, options.data);
-        data = core.loadValidatedExperiment(file, registries).config.data;
+        // Its dataset or transforms may come from its plugins.
+        data = core.loadValidatedExperiment(file, await context.registries(file)).config.data;
         configDir = dirname(file);
         name = `${data.type}-${split}`;
       } else {

@@ -1,6 +1,6 @@
 import { relative, resolve } from 'node:path';
-import { defineCommand, setOption, UsageError } from '../command.ts';
-import { MODEL_ARGUMENT, modelOptions, resolveModelArgument, whichOption } from '../models.ts';
+import { defineCommand, registriesWithPlugins, setOption, UsageError } from '../command.ts';
+import { loadResolvedModel, MODEL_ARGUMENT, modelOptions, resolveModelArgument, whichOption } from '../models.ts';
 
 export default defineCommand({
   name: 'export',
@@ -19,6 +19,7 @@ export default defineCommand({
     set: setOption,
     which: modelOptions.which,
     'runs-dir': modelOptions['runs-dir'],
+    plugin: modelOptions.plugin,
   },
   examples: [
     ['exp export 20261204-010203-abcdef --out models/mixer', 'A run\'s final model, ready to copy anywhere'],
@@ -38,11 +39,15 @@ export default defineCommand({
     if (!isYaml && (options.init || options.seed !== undefined || options.set?.length)) {
       throw new UsageError('--init, --seed and --set apply to an experiment YAML; a run exports the model it trained', 'export');
     }
+    if (isYaml && options.plugin?.length) {
+      throw new UsageError('--plugin applies to a model; an experiment YAML lists its plugins itself (plugins:, tessera.config.yaml)', 'export');
+    }
     if (!isYaml) {
-      const { copyModelDir, loadModelDir, disposeModel } = await import('@tessera/core');
-      await context.registries(); // the primitives' layer classes, to check the model loads
+      const { copyModelDir, disposeModel } = await import('@tessera/core');
+      // The primitives' layer classes and the model's plugins, to check the model loads.
+      const registries = await registriesWithPlugins(context, options.plugin);
       const resolved = await resolveModelArgument(spec, context, { which: whichOption(options.which, 'export'), runsDir: options['runs-dir'] });
-      const { model, metadata } = await loadModelDir(resolved.dir, resolved.label);
+      const { model, metadata } = await loadResolvedModel(resolved, registries, options.plugin);
       disposeModel(model);
       const copied = copyModelDir(resolved.dir, out);
       context.stdout.write(
@@ -53,7 +58,8 @@ export default defineCommand({
     }
 
     if (options.seed !== undefined && !/^\d+$/.test(options.seed)) throw new UsageError(`--seed expects a non-negative integer, got "${options.seed}"`, 'export');
-    const { exportModel, selectBackend, disposeModel, loadValidatedExperiment, buildExperimentModel, createExperimentData, modelMetadata } = await import('@tessera/core');
+    const { exportModel, selectBackend, disposeModel, loadValidatedExperiment, buildExperimentModel, createExperimentData, modelMetadata, experimentPluginRefs, pluginFile } =
+      await import('@tessera/core');
     const file = resolve(context.cwd, spec);
     const registries = await context.registries(file, options.set ?? []);
     const log = (message: string) => void context.stderr.write(`${message}\n`);
@@ -66,7 +72,8 @@ export default defineCommand({
     try {
       // The data section is instantiated for its preprocessing state (normalization statistics).
       const dataset = await createExperimentData(experiment, registries, { log });
-      await exportModel(model, out, modelMetadata({ config, dataset, which: 'init', source: relative(context.cwd, file) || file, seed }));
+      const plugins = experimentPluginRefs(file, options.set ?? []).map(pluginFile);
+      await exportModel(model, out, modelMetadata({ config, dataset, which: 'init', source: relative(context.cwd, file) || file, seed, plugins }));
       context.stdout.write(`wrote ${where}/model.json and weights.bin (${model.countParams().toLocaleString('en-US')} parameters, initial weights)\n`);
     } finally {
       disposeModel(model);

@@ -3,7 +3,6 @@
 // process answering concurrent requests, SIGTERM) -> the LoggedModel and registered versions
 // through MLflow's REST API -> exp predict models:/NAME/VERSION and models:/NAME@ALIAS.
 // Needs `bash scripts/setup-mlflow.sh`; skipped locally without it, fails under CI=true.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +15,7 @@ import { locateMlflowForTests, startMlflowServer, type MlflowServerHandle } from
 import sharp from 'sharp';
 import { parse } from 'yaml';
 import { main } from '../main.ts';
+import { recordImage, smallRecords, startExpServe } from '../test-helpers.ts';
 
 const mlflow = locateMlflowForTests();
 const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
@@ -47,19 +47,6 @@ function hugePng(width: number, height: number): Buffer {
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
 }
 
-/** n smoke-sized records (1 label byte, then 64 red, 64 green, 64 blue bytes), deterministic. */
-function records(n: number): Uint8Array {
-  const bytes = new Uint8Array(n * 193);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919 + 13) % 256;
-  for (let r = 0; r < n; r++) bytes[r * 193] = r % 4;
-  return bytes;
-}
-
-/** Record r as an HxWxC array, as a client would send it to the server. */
-function recordImage(bytes: Uint8Array, r: number): number[][][] {
-  return Array.from({ length: 8 }, (_, y) => Array.from({ length: 8 }, (_, x) => [0, 1, 2].map((c) => bytes[r * 193 + 1 + c * 64 + y * 8 + x]!)));
-}
-
 async function exp(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
@@ -67,33 +54,7 @@ async function exp(...args: string[]): Promise<{ code: number; out: string; err:
   return { code, out: out.join(''), err: err.join('') };
 }
 
-/** `exp serve MODEL` as a child process (as users start it); resolves once it listens. */
-async function startServe(model: string): Promise<{ url: string; output: () => string; stop: () => Promise<number | null>; kill: () => void }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'packages/cli/src/bin.ts'), 'serve', model, '--port', '0', '--backend', 'cpu'], {
-    cwd: ROOT, // where tsx resolves; the run is found through TESSERA_RUNS_DIR
-    env: process.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (d) => (output += d));
-  child.stderr.on('data', (d) => (output += d));
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  const started = Date.now();
-  while (!/at (http:\/\/127\.0\.0\.1:\d+)/.test(output)) {
-    if (Date.now() - started > 60_000 || child.exitCode !== null) {
-      child.kill('SIGKILL');
-      throw new Error(`exp serve did not start:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const url = /at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1]!;
-  return {
-    url,
-    output: () => output,
-    stop: () => (child.kill('SIGTERM'), exited),
-    kill: () => child.kill('SIGKILL'),
-  };
-}
+const startServe = (model: string) => startExpServe(model);
 
 let server: MlflowServerHandle;
 let client: MlflowClient;
@@ -105,7 +66,7 @@ beforeAll(async () => {
   client = new MlflowClient({ trackingUri: server.uri });
   for (const key of ['MLFLOW_TRACKING_URI', 'TESSERA_RUNS_DIR', 'TESSERA_CACHE']) saved[key] = process.env[key];
   Object.assign(process.env, { MLFLOW_TRACKING_URI: server.uri, TESSERA_RUNS_DIR: runsDir, TESSERA_CACHE: join(work, 'cache') });
-  writeFileSync(join(work, 'images.bin'), records(6));
+  writeFileSync(join(work, 'images.bin'), smallRecords(6));
   // Two real image files of another size than the model's 8x8: a 24x16 PNG and a 16x16 JPEG.
   const gradient = (w: number, h: number) => Buffer.from(Array.from({ length: w * h * 3 }, (_, i) => (i * 13 + (i % 3) * 80) % 256));
   await sharp(gradient(24, 16), { raw: { width: 24, height: 16, channels: 3 } }).png().toFile(join(work, 'a.png'));
@@ -204,7 +165,7 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
   it('exp serve answers 16 concurrent clients with exp predict\'s probabilities (to 1e-6), then stops on SIGTERM', async () => {
     const served = await startServe(runId);
     const url = served.url;
-    const bytes = records(6);
+    const bytes = smallRecords(6);
     const responses = await Promise.all(
       Array.from({ length: 16 }, (_, i) =>
         fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [recordImage(bytes, i % 6)] }) }).then((r) => r.json() as Promise<{ predictions: { probabilities: number[] }[] }>),
@@ -301,7 +262,7 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     rmSync(join(work, 'cache'), { recursive: true, force: true }); // the server fetches it itself
     const served = await startServe(`models:/${NAME}/1`);
     try {
-      const bytes = records(6);
+      const bytes = smallRecords(6);
       const body = (await (await fetch(`${served.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [0, 1, 2, 3, 4, 5].map((r) => recordImage(bytes, r)) }) })).json()) as {
         predictions: { probabilities: number[] }[];
       };

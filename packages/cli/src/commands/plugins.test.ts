@@ -75,6 +75,10 @@ describe('plugins', () => {
     expect(stdout).toContain('ok');
     // exp blocks in the project sees it too.
     expect((await exp(['blocks', 'affine'], project)).code).toBe(0);
+    // An exported model names the project's plugin (absolute), so predict and serve load it again.
+    const exported = await exp(['export', file, '--init', '--out', join(project, 'model')]);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(project, 'model', 'model.json'), 'utf8')).userDefinedMetadata.tessera.plugins).toEqual([AFFINE]);
   });
 
   it('resolves a base file\'s plugin relative to the base file', async () => {

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { importModel, predictImages } from '@tessera/core';
 import { builtinRegistries } from '@tessera/builtins';
-import { runCli } from '../test-helpers.ts';
+import { normalisedRecords, runCli, smallRecords } from '../test-helpers.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
 const work = mkdtempSync(join(tmpdir(), 'tessera-predict-test-'));
@@ -33,14 +33,6 @@ model:
     - {type: dense, units: 4, name: logits}
 train: {epochs: 1, batch_size: 8, optimizer: {type: adamw, learning_rate: 0.01}}
 `;
-
-/** n records: 1 label byte, then 64 red, 64 green, 64 blue bytes. */
-function records(n: number): Uint8Array {
-  const bytes = new Uint8Array(n * 193);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919 + 13) % 256;
-  for (let r = 0; r < n; r++) bytes[r * 193] = r % 4;
-  return bytes;
-}
 
 describe('exp summary', () => {
   it('prints the Keras-style table and the exact parameter count of the reference Mixer', async () => {
@@ -74,7 +66,7 @@ describe('exp export + exp predict', () => {
     expect(exported.code, exported.stderr).toBe(0);
     expect(exported.stdout).toMatch(/wrote model\/model.json and weights.bin/);
 
-    const bytes = records(5);
+    const bytes = smallRecords(5);
     writeFileSync(join(work, 'images.bin'), bytes);
     const predicted = await exp('predict', 'model', '--input', 'images.bin', '--out', 'predictions.json', '--batch-size', '2');
     expect(predicted.code, predicted.stderr).toBe(0);
@@ -84,11 +76,7 @@ describe('exp export + exp predict', () => {
 
     // Independently: planes -> NHWC by hand, (x - mean) / sqrt(variance) with the saved statistics, softmax in float64.
     const { model, metadata } = await importModel(join(work, 'model'));
-    const { mean, variance } = (metadata.data as { state: { normalize: { mean: number[]; variance: number[] } } }).state.normalize;
-    const pixels = new Float32Array(5 * 8 * 8 * 3);
-    for (let r = 0; r < 5; r++)
-      for (let p = 0; p < 64; p++)
-        for (let c = 0; c < 3; c++) pixels[(r * 64 + p) * 3 + c] = (bytes[r * 193 + 1 + c * 64 + p]! - mean[c]!) / Math.sqrt(variance[c]!);
+    const pixels = normalisedRecords(bytes, 5, (metadata.data as { state: { normalize: { mean: number[]; variance: number[] } } }).state.normalize);
     const flat = await predictImages(model, { pixels, count: 5, shape: [8, 8, 3] }, []);
     const want = Array.from({ length: 5 }, (_, i) => {
       const row = Array.from(flat.subarray(i * 4, i * 4 + 4));

@@ -44,7 +44,7 @@ export default defineCommand({
     const core = await import('@tessera/core');
     const { decode, extensions } = await imageCodec();
     const files = core.expandInputs(inputs, { cwd: context.cwd, imageExtensions: extensions });
-    const { predictor, resolved } = await openPredictor(positionals[0]!, context, { which: options.which, runsDir: options['runs-dir'], backend: options.backend }, 'predict');
+    const { predictor, resolved } = await openPredictor(positionals[0]!, context, { which: options.which, runsDir: options['runs-dir'], backend: options.backend, plugin: options.plugin }, 'predict');
     try {
       const { metadata } = predictor;
       const images = await core.readInputs(files, { shape: metadata.rawShape, records: metadata.data.records, cwd: context.cwd, decode });

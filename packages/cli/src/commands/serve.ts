@@ -41,7 +41,7 @@ export default defineCommand({
       topK: positiveInteger('top-k', options['top-k'], 'serve'),
     };
     const { startModelServer } = await import('@tessera/core');
-    const { predictor, resolved } = await openPredictor(positionals[0]!, context, { which: options.which, runsDir: options['runs-dir'], backend: options.backend }, 'serve');
+    const { predictor, resolved } = await openPredictor(positionals[0]!, context, { which: options.which, runsDir: options['runs-dir'], backend: options.backend, plugin: options.plugin }, 'serve');
     const { decode } = await imageCodec();
     const log = (message: string) => void context.stderr.write(`${message}\n`);
     let server;

@@ -1,6 +1,7 @@
 // exp worker and exp sweep --executor queue / status: usage errors in-process, then the real
 // binaries end to end (real redis-server, real `exp run` children): a worker killed with kill -9
-// mid-trial, its trial resumed by another worker from the checkpoint through `exp run --resume`.
+// mid-trial, its trial resumed by another worker from the checkpoint through `exp run --resume`;
+// a sweep over the plugin example, whose trials load the plugin on the worker.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import { runCli } from '../test-helpers.ts';
 const ROOT = join(import.meta.dirname, '../../../..');
 const BIN = join(ROOT, 'packages/cli/src/bin.ts');
 const SMOKE_GRID = join(ROOT, 'experiments/sweeps/smoke-grid.yaml');
+const PLUGIN_SWEEP = join(ROOT, 'examples/plugins/resmlp-sweep.yaml');
 const redis = locateRedisForTests();
 const mlflow = locateMlflowForTests();
 
@@ -117,6 +119,35 @@ describe.skipIf(!redis.binary)('exp worker and exp sweep --executor queue (real 
       expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringContaining('no sweep "nope" on redis://127.0.0.1:')]);
     }
   });
+
+  it('a queue sweep over the plugin example: its trials load ./affine.ts on the worker and finish with the plugin layers in their models', async () => {
+    const url = `${server.url.slice(0, -2)}/7`;
+    const runsDir = join(dir, 'runs-plugin');
+    const worker = exp('worker-plugin', ['worker', '--queue', url, '--runs-dir', runsDir, '--name', 'plugin', '--concurrency', '2']);
+    const tiny = ['--set', 'train.epochs=1', '--set', 'data.train_size=64', '--set', 'data.test_size=32'];
+    const sweep = exp('sweep-plugin', ['sweep', PLUGIN_SWEEP, '--executor', 'queue', '--queue', url, '--runs-dir', runsDir, ...tiny, '--backend', 'cpu']);
+    expect(await exited(sweep), `${log('sweep-plugin')}\n${log('worker-plugin')}`).toBe(0);
+    process.kill(-worker.pid!, 'SIGINT');
+    await exited(worker);
+
+    const trials = (await sweepStatus(url, 'resmlp-sweep'))!.trials;
+    expect(trials.map((t) => [t.id, t.state, t.worker])).toEqual([
+      ['trial-000', 'FINISHED', 'plugin'],
+      ['trial-001', 'FINISHED', 'plugin'],
+    ]);
+    for (const trial of trials) {
+      expect(log('worker-plugin')).toContain(`resmlp-sweep/${trial.id} attempt 1: finished`);
+      const runDir = join(runsDir, 'sweeps/resmlp-sweep/trials', trial.id, 'attempt-1/resmlp_plugin_example', trial.runId!);
+      // The plugin's block is in the trained model (5 Affine layers), which names the plugin for predict and serve.
+      expect(readFileSync(join(runDir, 'artifacts/model_summary.txt'), 'utf8').match(/\(ExampleAffine\)/g)).toHaveLength(5);
+      const modelJson = JSON.parse(readFileSync(join(runDir, 'artifacts/model/model.json'), 'utf8'));
+      expect(modelJson.userDefinedMetadata.tessera.plugins).toEqual([join(ROOT, 'examples/plugins/affine.ts')]);
+      expect(modelJson.userDefinedMetadata.tessera.config.train.optimizer.learning_rate).toBe(trial.id === 'trial-000' ? 0.003 : 0.01);
+      const metrics = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+      expect(metrics.find((m) => m.val_loss !== undefined)!.val_loss).toBeCloseTo(trial.result!.val_loss!, 6);
+      expect(metrics.some((m) => m.test_accuracy !== undefined)).toBe(true);
+    }
+  }, 180_000);
 
   it.skipIf(!mlflow.binary)('a tracked queue sweep in MLflow: one sweep run, each trial run nested under it, matching the Redis trial table', async () => {
     const tracking = await startMlflowServer({ binary: mlflow.binary! });

@@ -7,7 +7,8 @@ import type { Registries } from '../registry/kinds.ts';
 import type { TrackingConfig } from '../schema/types.ts';
 import { effectiveConfig } from '../schema/validate.ts';
 import { selectBackend, type BackendRequest } from '../backend/select.ts';
-import { loadExperimentPlugins, loadPlugins, pluginRefs, projectPluginRefs } from '../plugins/plugins.ts';
+import { experimentPluginRefs, pluginRefs, projectPluginRefs } from '../plugins/plugins.ts';
+import { loadPlugins, pluginFile, type PluginRef } from '../registry/plugin-loader.ts';
 import { buildExperimentModel, createExperimentData, loadValidatedExperiment, type Experiment } from '../experiment/experiment.ts';
 import { disposeModel } from '../graph/build.ts';
 import { LocalRunStore, findRunDir, readMetrics, readRunMeta, readSystemMetrics } from '../tracking/local-store.ts';
@@ -120,6 +121,14 @@ function prepare(fileOrConfig: string | Record<string, unknown>, options: RunOpt
   return loadValidatedExperiment({ config: fileOrConfig }, options.registries, { overrides });
 }
 
+/** The plugins a resumed run needs: its project's and those its saved config names (absolute since the run started). */
+async function resumePluginRefs(runDir: string): Promise<PluginRef[]> {
+  const { configDir } = JSON.parse(await readFile(join(runDir, 'artifacts', RUN_ARTIFACT), 'utf8')) as { configDir: string };
+  const config = JSON.parse(await readFile(join(runDir, 'artifacts', CONFIG_ARTIFACT), 'utf8')) as Record<string, unknown>;
+  const start = { file: join(runDir, 'artifacts', CONFIG_ARTIFACT), line: 1, col: 1 };
+  return [...projectPluginRefs(configDir), ...pluginRefs(config.plugins, configDir, () => start)];
+}
+
 /** A resumed run trains the config it saved, not whatever the YAML file says today. */
 async function prepareResume(runDir: string, options: RunOptions): Promise<Experiment> {
   const saved = JSON.parse(await readFile(join(runDir, 'artifacts', RUN_ARTIFACT), 'utf8')) as {
@@ -146,8 +155,6 @@ async function prepareResume(runDir: string, options: RunOptions): Promise<Exper
   if (options.epochs !== undefined) (config.train as Record<string, unknown>).epochs = options.epochs;
   // Another machine may need another backend; the numbers then match to float tolerance only.
   if (options.backend !== undefined) config.backend = options.backend;
-  const start = { file: join(runDir, 'artifacts', CONFIG_ARTIFACT), line: 1, col: 1 };
-  await loadPlugins(options.registries, [...projectPluginRefs(saved.configDir), ...pluginRefs(config.plugins, saved.configDir, () => start)]);
   return loadValidatedExperiment(
     { config, source: saved.source, file: join(runDir, 'artifacts', CONFIG_ARTIFACT), configDir: saved.configDir, overrides: saved.overrides },
     options.registries,
@@ -229,11 +236,14 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
   }
   if (!resumeDir && fileOrConfig === undefined) throw new Error('runExperiment needs an experiment file or config (or options.resume)');
   // Plugins register their entries before the config is validated against the registries.
-  if (!resumeDir && typeof fileOrConfig === 'string') {
-    await loadExperimentPlugins(options.registries, fileOrConfig, [...(options.overrides ?? []), ...shorthandOverrides(options)]);
-  } else if (!resumeDir && fileOrConfig) {
-    await loadPlugins(options.registries, [...projectPluginRefs(process.cwd()), ...pluginRefs((fileOrConfig as Record<string, unknown>).plugins, process.cwd())]);
-  }
+  const pluginList = resumeDir
+    ? await resumePluginRefs(resumeDir)
+    : typeof fileOrConfig === 'string'
+      ? experimentPluginRefs(fileOrConfig, [...(options.overrides ?? []), ...shorthandOverrides(options)])
+      : [...projectPluginRefs(process.cwd()), ...pluginRefs((fileOrConfig as Record<string, unknown>).plugins, process.cwd())];
+  await loadPlugins(options.registries, pluginList);
+  // Every saved model names them (absolute), so predict, serve, evaluate and export load them again.
+  const plugins = pluginList.map(pluginFile);
   const prepared = resumeDir ? await prepareResume(resumeDir, options) : prepare(fileOrConfig!, options);
   const { config, configDir, seed } = prepared;
   const experiment = config.name ?? 'experiment';
@@ -322,7 +332,7 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       tracker.logMetrics(Object.fromEntries(Object.entries(logs).map(([key, value]) => [`step/${key}`, value])), step);
     // Every saved model (best_model/ per improvement, model/ at the end) carries what using it needs.
     const metadataFor = (which: 'best' | 'final', epoch: number) =>
-      modelMetadata({ config, dataset, which, epoch, source: prepared.source, seed, runId: run.runId });
+      modelMetadata({ config, dataset, which, epoch, source: prepared.source, seed, runId: run.runId, plugins });
     const epochs = new EpochRecorder(tracker, model, {
       history: resumeDir ? await readMetrics(runDir) : [],
       log,

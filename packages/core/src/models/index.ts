@@ -4,6 +4,7 @@ export { MODEL_FORMAT, modelMetadata, checkModelMetadata, configDigest, recordFo
 export type { ModelMetadata, ModelMetadataInit, ModelData, ModelWhich, RecordFormat } from './metadata.ts';
 export { resolveModel, runModelDir, RUN_MODEL_PATHS, type ResolvedModel, type ResolveModelOptions, type WhichModel } from './resolve.ts';
 export { Predictor, loadModelDir, softmaxRows, type TopK } from './predictor.ts';
+export { loadModelPlugins, modelPluginRefs } from './model-plugins.ts';
 export { expandInputs, readInputs, readRecords, type ImageDecoder, type NamedImages, type ReadInputsOptions } from './inputs.ts';
 export { predictionsOf, formatPredictionTable, predictionsJson, predictionsCsv, npy, type Prediction } from './output.ts';
 export {

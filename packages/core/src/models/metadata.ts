@@ -56,6 +56,12 @@ export interface ModelMetadata {
   configDigest: string;
   source: string;
   seed: number;
+  /**
+   * The plugin modules its layers and transforms come from (the project's and the experiment's,
+   * absolute paths): predict, serve, evaluate and export load them before the model. Absent when
+   * it needs none.
+   */
+  plugins?: string[];
   data: ModelData;
   config: ExperimentConfig;
 }
@@ -93,6 +99,8 @@ export interface ModelMetadataInit {
   seed: number;
   runId?: string;
   epoch?: number;
+  /** Absolute paths of the plugins loaded for the experiment. */
+  plugins?: readonly string[];
 }
 
 export function modelMetadata(init: ModelMetadataInit): ModelMetadata {
@@ -111,6 +119,7 @@ export function modelMetadata(init: ModelMetadataInit): ModelMetadata {
     configDigest: configDigest(config),
     source: init.source,
     seed: init.seed,
+    ...(init.plugins?.length ? { plugins: [...init.plugins] } : {}),
     data: {
       type,
       transforms: (config.data.transforms ?? []) as ModelData['transforms'],

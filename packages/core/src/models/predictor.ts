@@ -5,6 +5,7 @@ import { importModel, MODEL_FILE } from '../graph/io.ts';
 import { predictImages, type ImageBatch } from '../graph/predict.ts';
 import type { Transform } from '../registry/kinds.ts';
 import { checkModelMetadata, type ModelMetadata } from './metadata.ts';
+import { recordedModelPlugins } from './model-plugins.ts';
 
 /** A model directory loaded with its metadata checked (the transforms are restored by the caller). */
 export async function loadModelDir(dir: string, where = dir): Promise<{ model: tf.LayersModel; metadata: ModelMetadata }> {
@@ -12,7 +13,19 @@ export async function loadModelDir(dir: string, where = dir): Promise<{ model: t
   try {
     loaded = await importModel(dir);
   } catch (error) {
-    throw new ConfigError({ message: `cannot load a model from ${where}/${MODEL_FILE}: ${(error as Error).message}` });
+    const message = (error as Error).message;
+    // A layer class nobody registered: most likely one from a plugin that was not loaded.
+    const unknown = /^Unknown layer: (\S+?)\./.exec(message)?.[1];
+    if (unknown) {
+      const plugins = recordedModelPlugins(dir);
+      throw new ConfigError({
+        message: `cannot load a model from ${where}/${MODEL_FILE}: its layer class ${unknown} is not registered`,
+        hint: plugins.length > 0
+          ? `it was trained with the plugin(s) ${plugins.join(', ')}: load them with --plugin PATH (or list them in tessera.config.yaml)`
+          : 'if it comes from a plugin, load the plugin with --plugin PATH (or list it in tessera.config.yaml)',
+      });
+    }
+    throw new ConfigError({ message: `cannot load a model from ${where}/${MODEL_FILE}: ${message}` });
   }
   try {
     return { model: loaded.model, metadata: checkModelMetadata(loaded.metadata, where) };

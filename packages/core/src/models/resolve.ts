@@ -21,6 +21,8 @@ export interface ResolvedModel {
   label: string;
   /** The local run directory, when the model belongs to one. */
   runDir?: string;
+  /** Fetched from an MLflow server: its metadata is downloaded data (so the plugins it names are not loaded). */
+  downloaded?: boolean;
 }
 
 export interface ResolveModelOptions {
@@ -52,7 +54,7 @@ export async function resolveModel(spec: string, options: ResolveModelOptions): 
   const which = options.which ?? 'final';
   if (spec.startsWith('models:/')) {
     if (!options.fetchMlflow) throw new ConfigError({ message: `${spec}: models:/ URIs need an MLflow server (set MLFLOW_TRACKING_URI)` });
-    return { dir: await options.fetchMlflow(spec), label: spec };
+    return { dir: await options.fetchMlflow(spec), label: spec, downloaded: true };
   }
   if (spec.startsWith('runs:/')) {
     const match = /^runs:\/([^/]+)(?:\/(.+))?$/.exec(spec);
@@ -65,7 +67,7 @@ export async function resolveModel(spec: string, options: ResolveModelOptions): 
       return { dir, label: spec, runDir: local };
     }
     if (!options.fetchMlflow) throw new ConfigError({ message: `${spec}: no local run ${runId} under ${shown(options.runsDir, options.cwd)}, and no MLflow server is configured` });
-    return { dir: await options.fetchMlflow(spec), label: spec };
+    return { dir: await options.fetchMlflow(spec), label: spec, downloaded: true };
   }
   const path = resolve(options.cwd, spec);
   if (existsSync(join(path, MODEL_FILE))) {

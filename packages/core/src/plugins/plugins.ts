@@ -1,10 +1,10 @@
-import { existsSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { loadExperiment } from '../config/load.ts';
 import { parseYamlFile } from '../config/source.ts';
 import { ConfigError, describeValue, type ConfigPath } from '../errors.ts';
 import type { Registries, SourceLocation } from '../registry/kinds.ts';
+import { loadPlugins, type PluginRef } from '../registry/plugin-loader.ts';
 
 /* ------------------------------------------------------------------------------------------ *
  * Plugins: a user's TypeScript or JavaScript modules that register blocks, datasets,          *
@@ -17,23 +17,6 @@ import type { Registries, SourceLocation } from '../registry/kinds.ts';
 /** The project file whose `plugins:` apply to every experiment below its folder. */
 export const PROJECT_CONFIG = 'tessera.config.yaml';
 
-/**
- * What a plugin module exports: `register(registries)` (named, or as the default export, or a
- * default object with `register`). It may be async.
- */
-export type PluginRegister = (registries: Registries) => void | Promise<void>;
-
-/** One plugin as a config lists it: the path as written and where. */
-export interface PluginRef {
-  /** As written: relative to the listing file's folder, or absolute. */
-  path: string;
-  /** The folder relative paths resolve against. */
-  baseDir: string;
-  location?: SourceLocation;
-  /** The config path of the entry, e.g. ['plugins', 0]. */
-  yamlPath: ConfigPath;
-}
-
 export const pluginsSchema = {
   type: 'array',
   items: { type: 'string', minLength: 1 },
@@ -41,57 +24,6 @@ export const pluginsSchema = {
     'Modules (.ts, .js, .mjs) that register your own blocks, datasets, transforms, optimizers or callbacks, ' +
     'relative to this file; each exports register(registries). Loaded before the file is validated.',
 };
-
-/** Plugins already loaded into a registries object (absolute paths), so a second load is a no-op. */
-const loaded = new WeakMap<Registries, Set<string>>();
-
-/** The absolute paths of the plugins loaded into `registries` so far, in load order. */
-export function loadedPlugins(registries: Registries): string[] {
-  return [...(loaded.get(registries) ?? [])];
-}
-
-function pluginError(ref: PluginRef, message: string, cause?: unknown): ConfigError {
-  return new ConfigError({ location: ref.location, path: ref.yamlPath, message }, cause === undefined ? undefined : { cause });
-}
-
-function registerFunction(module: Record<string, unknown>): PluginRegister | undefined {
-  const candidates = [module.register, module.default, (module.default as Record<string, unknown> | undefined)?.register];
-  return candidates.find((c): c is PluginRegister => typeof c === 'function');
-}
-
-/**
- * Imports each plugin and calls its `register(registries)`, in order. A missing file, a module
- * that throws while loading or registering, a module without `register`, or an entry whose name
- * is already taken is a ConfigError located at the plugin's entry (the CLI exits 2), with the
- * cause chained. Returns the absolute paths loaded by this call.
- */
-export async function loadPlugins(registries: Registries, refs: readonly PluginRef[]): Promise<string[]> {
-  const done = loaded.get(registries) ?? new Set<string>();
-  loaded.set(registries, done);
-  const fresh: string[] = [];
-  for (const ref of refs) {
-    if (typeof ref.path !== 'string' || ref.path === '') throw pluginError(ref, `a plugin is a path to a module, got ${describeValue(ref.path)}`);
-    const file = isAbsolute(ref.path) ? ref.path : resolve(ref.baseDir, ref.path);
-    if (done.has(file)) continue;
-    if (!existsSync(file) || !statSync(file).isFile()) throw pluginError(ref, `plugin "${ref.path}" not found (looked for ${file})`);
-    let module: Record<string, unknown>;
-    try {
-      module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-    } catch (error) {
-      throw pluginError(ref, `plugin "${ref.path}" failed to load: ${(error as Error)?.message ?? String(error)}`, error);
-    }
-    const register = registerFunction(module);
-    if (!register) throw pluginError(ref, `plugin "${ref.path}" exports no register(registries) function`);
-    try {
-      await register(registries);
-    } catch (error) {
-      throw pluginError(ref, `plugin "${ref.path}" failed to register: ${(error as Error)?.message ?? String(error)}`, error);
-    }
-    done.add(file);
-    fresh.push(file);
-  }
-  return fresh;
-}
 
 /** The plugin entries of a config value (`plugins:`), located through `locate`. */
 export function pluginRefs(value: unknown, baseDir: string, locate?: (path: ConfigPath) => SourceLocation | undefined): PluginRef[] {
@@ -124,11 +56,11 @@ export function projectPluginRefs(dir: string): PluginRef[] {
 }
 
 /**
- * Loads the plugins an experiment file needs: its project's (tessera.config.yaml at or above
- * the file) and its own `plugins:` (merged through `extends`, each path relative to the file
- * that wrote it). Call before validating the file against `registries`.
+ * The plugins an experiment file needs: its project's (tessera.config.yaml at or above the
+ * file) and its own `plugins:` (merged through `extends`, each path relative to the file that
+ * wrote it), in load order.
  */
-export async function loadExperimentPlugins(registries: Registries, file: string, overrides: readonly string[] = []): Promise<string[]> {
+export function experimentPluginRefs(file: string, overrides: readonly string[] = []): PluginRef[] {
   const project = projectPluginRefs(dirname(resolve(file)));
   const experiment = loadExperiment(file, { overrides });
   const own = pluginRefs(experiment.config.plugins, dirname(experiment.file), experiment.locate).map((ref) => ({
@@ -136,5 +68,10 @@ export async function loadExperimentPlugins(registries: Registries, file: string
     // A base file's plugin is relative to the base file.
     baseDir: ref.location && !ref.location.file.startsWith('--set ') ? dirname(ref.location.file) : ref.baseDir,
   }));
-  return loadPlugins(registries, [...project, ...own]);
+  return [...project, ...own];
+}
+
+/** Loads the plugins an experiment file needs (experimentPluginRefs). Call before validating the file against `registries`. */
+export async function loadExperimentPlugins(registries: Registries, file: string, overrides: readonly string[] = []): Promise<string[]> {
+  return loadPlugins(registries, experimentPluginRefs(file, overrides));
 }

@@ -28,5 +28,7 @@ export {
 } from './kinds.ts';
 // The node every entry is written as in YAML: `{type, ...params}`.
 export type { EntryConfig } from '../schema/types.ts';
+// The plugin loader (which modules to load is decided by core's plugins/ and models/).
+export { loadPlugins, loadedPlugins, pluginFile, pluginOf, type PluginRef, type PluginRegister } from './plugin-loader.ts';
 // The errors an entry's `create` throws for a bad parameter: located by the caller.
 export { ConfigError, ConfigErrors, describeValue, formatPath, type ConfigPath } from '../errors.ts';

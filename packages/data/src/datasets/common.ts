@@ -1,5 +1,5 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { ConfigError, type DatasetContext, type EntryConfig, type JsonSchema, type Registries } from '@tessera/core/registry';
+import { ConfigError, pluginOf, type DatasetContext, type EntryConfig, type JsonSchema, type Registries } from '@tessera/core/registry';
 import type { ConfiguredTransform } from '../pipeline.ts';
 import { deriveSeed, Rng, SEED_STREAMS } from '@tessera/core/random';
 import { range, type ImageSet, type SplitView } from '../store.ts';
@@ -66,7 +66,8 @@ export function buildTransforms(params: CommonParams, ctx: DatasetContext): Conf
       // The registry's message already lists the valid types with a did-you-mean.
       throw paramError(ctx, ['transforms', i, 'type'], { message: (cause as Error).message }, cause);
     }
-    return { type, params: rest, transform: entry.create(rest) };
+    const plugin = pluginOf(entry);
+    return { type, params: rest, transform: entry.create(rest), ...(plugin ? { plugin } : {}) };
   });
 }
 

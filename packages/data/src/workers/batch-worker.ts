@@ -8,25 +8,37 @@
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '@tessera/core/backend';
-import { createRegistries, type Transform } from '@tessera/core/registry';
+import { createRegistries, loadPlugins, type Transform } from '@tessera/core/registry';
 import { registerData } from '../index.ts';
 import { restoreTransforms, runTransforms } from '../pipeline.ts';
 import { deriveSeed } from '@tessera/core/random';
 import { gatherBatch, range, type ImageSet } from '../store.ts';
-import type { BatchJob, BatchResult, FromWorker, SharedSet, ToWorker } from './protocol.ts';
+import type { BatchJob, BatchResult, FromWorker, RegisterMessage, SharedSet, ToWorker } from './protocol.ts';
 
 // wasm, else the CPU backend (the same kernels everywhere the workers run: batches match).
 await selectBackend('wasm', () => {}, { threads: 1 }).catch(() => tf.setBackend('cpu'));
 const registries = registerData(createRegistries());
-const pipelines = new Map<number, { sets: SharedSet[]; transforms: Transform[]; numClasses: number }>();
+interface Pipeline {
+  sets: SharedSet[];
+  transforms: Transform[];
+  numClasses: number;
+}
+/** Each registered pipeline, ready once its plugins are loaded and its transforms rebuilt. */
+const pipelines = new Map<number, Promise<Pipeline>>();
+
+async function registerPipeline(message: RegisterMessage): Promise<Pipeline> {
+  // The plugins whose transforms it uses, through the same loader as the training thread's.
+  await loadPlugins(registries, message.plugins.map((path, i) => ({ path, baseDir: '/', yamlPath: ['plugins', i] })));
+  return { sets: message.sets, transforms: restoreTransforms(message.specs, message.state, registries), numClasses: message.numClasses };
+}
 
 function owned(data: Float32Array): Float32Array {
   // Transfer only a buffer that holds exactly this array.
   return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer ? data : data.slice();
 }
 
-function runJob(job: BatchJob): BatchResult {
-  const pipeline = pipelines.get(job.pipelineId);
+async function runJob(job: BatchJob): Promise<BatchResult> {
+  const pipeline = await pipelines.get(job.pipelineId);
   if (!pipeline) throw new Error(`batch for unknown pipeline ${job.pipelineId}`);
   const set = (job.inline ?? pipeline.sets[job.set]!) as ImageSet;
   const n = job.indices.length;
@@ -46,19 +58,24 @@ function runJob(job: BatchJob): BatchResult {
 
 parentPort!.on('message', (message: ToWorker) => {
   if (message.kind === 'register') {
-    const transforms = restoreTransforms(message.specs, message.state, registries);
-    pipelines.set(message.pipelineId, { sets: message.sets, transforms, numClasses: message.numClasses });
+    const ready = registerPipeline(message);
+    ready.catch(() => {}); // reported by each of its batches
+    pipelines.set(message.pipelineId, ready);
   } else if (message.kind === 'forget') {
     pipelines.delete(message.pipelineId);
   } else {
-    let reply: FromWorker;
-    try {
-      reply = runJob(message);
-    } catch (e) {
-      reply = { kind: 'error', jobId: message.jobId, message: (e as Error).message, ...((e as Error).stack ? { stack: (e as Error).stack } : {}) };
-    }
-    const transfer = reply.kind === 'batch' ? [reply.pixels.buffer, reply.labels.buffer, ...(reply.soft ? [reply.soft.buffer] : [])] : [];
-    parentPort!.postMessage(reply, transfer as ArrayBuffer[]);
+    void answer(message);
   }
 });
+
+async function answer(job: BatchJob): Promise<void> {
+  let reply: FromWorker;
+  try {
+    reply = await runJob(job);
+  } catch (e) {
+    reply = { kind: 'error', jobId: job.jobId, message: (e as Error).message, ...((e as Error).stack ? { stack: (e as Error).stack } : {}) };
+  }
+  const transfer = reply.kind === 'batch' ? [reply.pixels.buffer, reply.labels.buffer, ...(reply.soft ? [reply.soft.buffer] : [])] : [];
+  parentPort!.postMessage(reply, transfer as ArrayBuffer[]);
+}
 parentPort!.postMessage({ kind: 'ready' } satisfies FromWorker);

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { createRegistries, type Dataset, type Registries } from '@tessera/core';
+import { createRegistries, loadPlugins, type Dataset, type Registries } from '@tessera/core';
+import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { registerData } from '../index.ts';
 import { batchesMadeByWorkers, defaultWorkerCount } from './pool.ts';
@@ -63,6 +64,46 @@ describe('batch workers', () => {
     expect(tf.memory().numTensors).toBe(before);
     const rest = await epoch(ds, 0);
     expect(rest).toHaveLength(6);
+  });
+
+  it("load the plugins whose transforms a pipeline uses (TypeScript, as the training thread did) and make the same batches", async () => {
+    const withPlugin = registerData(createRegistries());
+    await loadPlugins(withPlugin, [{ path: fileURLToPath(new URL('./__fixtures__/scale-plugin.ts', import.meta.url)), baseDir: '/', yamlPath: ['plugins', 0] }]);
+    const logs: string[] = [];
+    const pipeline = (workers: number, scale: boolean) =>
+      withPlugin.datasets.get('synthetic').create(
+        {
+          train_size: 20,
+          test_size: 4,
+          num_classes: 3,
+          image_shape: [8, 8, 3],
+          transforms: [{ type: 'normalize' }, { type: 'random_flip' }, ...(scale ? [{ type: 'test_scale', factor: -2 }] : [])],
+          workers,
+        },
+        { configDir: '.', seed: 5, registries: withPlugin, log: (message: string) => logs.push(message) },
+      );
+    const before = batchesMadeByWorkers().reduce((a, b) => a + b, 0);
+    const inline = await epoch(await pipeline(0, true), 1);
+    const two = await epoch(await pipeline(2, true), 1);
+    expect(logs.filter((line) => /not built in/.test(line))).toEqual([]);
+    expect(batchesMadeByWorkers().reduce((a, b) => a + b, 0) - before).toBe(3); // 20 images, batches of 8
+    expect(two).toEqual(inline);
+    // The plugin's transform acted in the workers: -2 x the batches without it (same flips).
+    const plain = await epoch(await pipeline(0, false), 1);
+    two.forEach((batch, b) => batch.x.forEach((v, i) => expect(v).toBeCloseTo(-2 * plain[b]!.x[i]!, 5)));
+  });
+
+  it("keep a transform a program registered by hand on the training thread: the workers could not rebuild it", async () => {
+    const own = registerData(createRegistries());
+    own.transforms.register({ type: 'hand_scale', description: '', params: {}, create: () => ({ random: false, outputShape: (shape: number[]) => shape, apply: (x: tf.Tensor4D) => x.mul(2) }) });
+    const logs: string[] = [];
+    const before = batchesMadeByWorkers().reduce((a, b) => a + b, 0);
+    const ds = await own.datasets
+      .get('synthetic')
+      .create({ train_size: 16, test_size: 4, num_classes: 3, image_shape: [8, 8, 3], transforms: [{ type: 'hand_scale' }], workers: 2 }, { configDir: '.', seed: 5, registries: own, log: (m: string) => logs.push(m) });
+    expect(await epoch(ds, 0)).toHaveLength(2);
+    expect(logs).toEqual(['transforms hand_scale are not built in (nor from a plugin the batch workers can load): batches are made on the training thread']);
+    expect(batchesMadeByWorkers().reduce((a, b) => a + b, 0)).toBe(before);
   });
 
   it('defaults to the cores left after training (at most 4), none on the native backend, or TESSERA_DATA_WORKERS', () => {

@@ -14,6 +14,8 @@ export interface RegisterMessage {
   specs: EntryConfig[];
   state: Record<string, Record<string, unknown>>;
   numClasses: number;
+  /** Plugin modules (absolute paths) whose transforms `specs` uses: the worker loads them first, as the training thread did. */
+  plugins: string[];
 }
 
 export interface BatchJob {
