@@ -15,7 +15,8 @@ export const modelOptions = {
     ...pluginOption,
     description:
       'Load this plugin module instead of those the model recorded (repeatable; relative to the working directory): ' +
-      'for a model whose plugins moved, or one fetched from MLflow, whose recorded plugins are never loaded',
+      'for a model whose plugins moved, or one fetched from MLflow, whose recorded plugins are never loaded; ' +
+      'with exp export, the exported model records these instead',
   },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -63,12 +64,12 @@ export async function resolveModelArgument(
 
 /**
  * Loads a resolved model into `registries`' world: first the plugins its layers and transforms
- * come from (those it recorded, through the same loader and path rules as `exp run`; --plugin
- * modules instead when given; none recorded by a model fetched from MLflow), then the model.
+ * come from (those it recorded by absolute path, each named on stderr as it loads; --plugin
+ * modules instead when given; none recorded by a downloaded model), then the model.
  */
-export async function loadResolvedModel(resolved: ResolvedModel, registries: Registries, plugins: readonly string[] | undefined) {
+export async function loadResolvedModel(resolved: ResolvedModel, registries: Registries, plugins: readonly string[] | undefined, context: CommandContext) {
   const { loadModelDir, loadModelPlugins } = await import('@tessera/core');
-  if (!plugins?.length) await loadModelPlugins(registries, resolved);
+  if (!plugins?.length) await loadModelPlugins(registries, resolved, (message) => void context.stderr.write(`${message}\n`));
   return loadModelDir(resolved.dir, resolved.label);
 }
 
@@ -85,7 +86,7 @@ export async function openPredictor(
   const { restoreTransforms } = await import('@tessera/data');
   await selectBackend(options.backend as Parameters<typeof selectBackend>[0], () => {});
   const resolved = await resolveModelArgument(spec, context, { which, runsDir: options.runsDir });
-  const { model, metadata } = await loadResolvedModel(resolved, registries, options.plugin);
+  const { model, metadata } = await loadResolvedModel(resolved, registries, options.plugin, context);
   const transforms = restoreTransforms(metadata.data.transforms, metadata.data.state, registries);
   return { predictor: new Predictor(model, metadata, transforms), resolved };
 }

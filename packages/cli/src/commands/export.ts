@@ -43,13 +43,20 @@ export default defineCommand({
       throw new UsageError('--plugin applies to a model; an experiment YAML lists its plugins itself (plugins:, tessera.config.yaml)', 'export');
     }
     if (!isYaml) {
-      const { copyModelDir, disposeModel } = await import('@tessera/core');
+      const { copyModelDir, disposeModel, withRecordedPlugins } = await import('@tessera/core');
       // The primitives' layer classes and the model's plugins, to check the model loads.
       const registries = await registriesWithPlugins(context, options.plugin);
       const resolved = await resolveModelArgument(spec, context, { which: whichOption(options.which, 'export'), runsDir: options['runs-dir'] });
-      const { model, metadata } = await loadResolvedModel(resolved, registries, options.plugin);
+      const { model, metadata } = await loadResolvedModel(resolved, registries, options.plugin, context);
       disposeModel(model);
-      const copied = copyModelDir(resolved.dir, out);
+      // The plugins the copy names, which `exp predict OUT` will load: those given with --plugin
+      // (a user wrote them); else a local model's own; never a downloaded model's (its list is data).
+      const given = options.plugin?.map((path) => resolve(context.cwd, path));
+      const replace = given?.length ? given : resolved.downloaded ? [] : undefined;
+      const copied = copyModelDir(resolved.dir, out, replace ? (text) => withRecordedPlugins(text, replace) : undefined);
+      if (resolved.downloaded && !given?.length && (metadata.plugins ?? (metadata.config as { plugins?: unknown[] }).plugins)?.length) {
+        context.stderr.write(`${resolved.label} was downloaded: the plugins it names are not recorded in ${where}/model.json (give them with --plugin when exporting or loading it)\n`);
+      }
       context.stdout.write(
         `wrote ${where}/ (${copied.files.join(', ')}; ${(copied.bytes / 1e6).toFixed(1)} MB): ${metadata.which} model of run ${metadata.runId ?? '-'}, ` +
           `${metadata.classes.length} classes, input ${metadata.rawShape.join('x')}\n`,
@@ -58,7 +65,7 @@ export default defineCommand({
     }
 
     if (options.seed !== undefined && !/^\d+$/.test(options.seed)) throw new UsageError(`--seed expects a non-negative integer, got "${options.seed}"`, 'export');
-    const { exportModel, selectBackend, disposeModel, loadValidatedExperiment, buildExperimentModel, createExperimentData, modelMetadata, experimentPluginRefs, pluginFile } =
+    const { exportModel, selectBackend, disposeModel, loadValidatedExperiment, buildExperimentModel, createExperimentData, modelMetadata, loadedPlugins } =
       await import('@tessera/core');
     const file = resolve(context.cwd, spec);
     const registries = await context.registries(file, options.set ?? []);
@@ -72,7 +79,8 @@ export default defineCommand({
     try {
       // The data section is instantiated for its preprocessing state (normalization statistics).
       const dataset = await createExperimentData(experiment, registries, { log });
-      const plugins = experimentPluginRefs(file, options.set ?? []).map(pluginFile);
+      // What context.registries(file) loaded: the project's and the experiment's plugins (absolute).
+      const plugins = loadedPlugins(registries);
       await exportModel(model, out, modelMetadata({ config, dataset, which: 'init', source: relative(context.cwd, file) || file, seed, plugins }));
       context.stdout.write(`wrote ${where}/model.json and weights.bin (${model.countParams().toLocaleString('en-US')} parameters, initial weights)\n`);
     } finally {

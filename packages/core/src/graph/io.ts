@@ -1,6 +1,8 @@
 import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { ConfigError } from '../errors.ts';
+import { containedJoin, UnsafePathError } from '../safety/paths.ts';
 
 /* ------------------------------------------------------------------------------------------ *
  * A directory in the TF.js LayersModel format (model.json + weights.bin), written and read    *
@@ -13,6 +15,19 @@ export const WEIGHTS_FILE = 'weights.bin';
 /** What Tessera records next to the topology (model.json `userDefinedMetadata.tessera`). */
 export interface ExportMetadata {
   [key: string]: unknown;
+}
+
+/**
+ * A weight file a model.json names, inside `dir`: model.json may come from anywhere (a download),
+ * so a path that leaves its directory (`../x`, `/etc/x`) is refused, never read nor written.
+ */
+function weightsFile(dir: string, path: string): string {
+  try {
+    return containedJoin(dir, ...path.split('/'));
+  } catch (error) {
+    if (!(error instanceof UnsafePathError)) throw error;
+    throw new ConfigError({ message: `${join(dir, MODEL_FILE)}: weightsManifest names ${JSON.stringify(path)}, which is not a file in the model directory` });
+  }
 }
 
 function concatenate(data: ArrayBuffer | ArrayBuffer[]): Uint8Array {
@@ -67,7 +82,7 @@ export function directoryHandler(dir: string): tf.io.IOHandler {
       const buffers: Uint8Array[] = [];
       for (const group of modelJson.weightsManifest ?? []) {
         weightSpecs.push(...group.weights);
-        for (const path of group.paths) buffers.push(readFileSync(join(dirname(file), path)));
+        for (const path of group.paths) buffers.push(readFileSync(weightsFile(dirname(file), path)));
       }
       const weightData = concatenate(buffers.map((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer));
       return {
@@ -99,17 +114,22 @@ export async function importModel(dir: string): Promise<{ model: tf.LayersModel;
   return { model, metadata };
 }
 
-/** Copies a model directory (model.json and the weight files its manifest names) to `to`. */
-export function copyModelDir(from: string, to: string): { files: string[]; bytes: number } {
-  const modelJson = JSON.parse(readFileSync(join(from, MODEL_FILE), 'utf8')) as tf.io.ModelJSON;
+/**
+ * Copies a model directory (model.json and the weight files its manifest names) to `to`;
+ * `rewrite` may change model.json's text on the way (exp export replaces a model's plugin list).
+ */
+export function copyModelDir(from: string, to: string, rewrite: (modelJson: string) => string = (text) => text): { files: string[]; bytes: number } {
+  const text = readFileSync(join(from, MODEL_FILE), 'utf8');
+  const modelJson = JSON.parse(text) as tf.io.ModelJSON;
   const paths = (modelJson.weightsManifest ?? []).flatMap((group) => group.paths);
+  const files = paths.map((path) => ({ path, source: weightsFile(from, path), target: weightsFile(to, path) }));
   mkdirSync(to, { recursive: true });
   let bytes = 0;
-  for (const path of paths) {
-    const data = readFileSync(join(from, path));
+  for (const { source, target } of files) {
+    const data = readFileSync(source);
     bytes += data.byteLength;
-    writeFileAtomic(join(to, path), data);
+    writeFileAtomic(target, data);
   }
-  writeFileAtomic(join(to, MODEL_FILE), readFileSync(join(from, MODEL_FILE)));
+  writeFileAtomic(join(to, MODEL_FILE), rewrite(text));
   return { files: [MODEL_FILE, ...paths], bytes };
 }

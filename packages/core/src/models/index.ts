@@ -2,9 +2,9 @@
 // loading it, predicting, evaluating, serving, and MLflow's LoggedModel and Model Registry.
 export { MODEL_FORMAT, modelMetadata, checkModelMetadata, configDigest, recordFormat, rawImageShape } from './metadata.ts';
 export type { ModelMetadata, ModelMetadataInit, ModelData, ModelWhich, RecordFormat } from './metadata.ts';
-export { resolveModel, runModelDir, RUN_MODEL_PATHS, type ResolvedModel, type ResolveModelOptions, type WhichModel } from './resolve.ts';
+export { isDownloadedModel, modelCacheDir, resolveModel, runModelDir, RUN_MODEL_PATHS, type ResolvedModel, type ResolveModelOptions, type WhichModel } from './resolve.ts';
 export { Predictor, loadModelDir, softmaxRows, type TopK } from './predictor.ts';
-export { loadModelPlugins, modelPluginRefs } from './model-plugins.ts';
+export { loadModelPlugins, modelPluginRefs, withRecordedPlugins } from './model-plugins.ts';
 export { expandInputs, readInputs, readRecords, type ImageDecoder, type NamedImages, type ReadInputsOptions } from './inputs.ts';
 export { predictionsOf, formatPredictionTable, predictionsJson, predictionsCsv, npy, type Prediction } from './output.ts';
 export {
@@ -36,7 +36,6 @@ export {
   fetchMlflowModel,
   mlmodelFile,
   modelDirFiles,
-  modelCacheDir,
   LOGGED_MODEL_TAG,
   type LogLoggedModelOptions,
   type RegisterOptions,

@@ -119,7 +119,8 @@ export function modelMetadata(init: ModelMetadataInit): ModelMetadata {
     configDigest: configDigest(config),
     source: init.source,
     seed: init.seed,
-    ...(init.plugins?.length ? { plugins: [...init.plugins] } : {}),
+    // Each module once (the project and the experiment may both list it).
+    ...(init.plugins?.length ? { plugins: [...new Set(init.plugins)] } : {}),
     data: {
       type,
       transforms: (config.data.transforms ?? []) as ModelData['transforms'],

@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { MlflowClient, type ModelVersion } from '@tessera/mlflow';
@@ -10,7 +9,7 @@ import { readMetrics, readRunMeta } from '../tracking/local-store.ts';
 import { acquireRunLock } from '../tracking/run-lock.ts';
 import { readSyncStates, syncRun } from '../tracking/sync.ts';
 import { ensureRunLoggedModels, modelDirFiles } from './logged-model.ts';
-import { RUN_MODEL_PATHS, type WhichModel } from './resolve.ts';
+import { modelCacheDir, RUN_MODEL_PATHS, type WhichModel } from './resolve.ts';
 
 export {
   ensureRunLoggedModels,
@@ -115,12 +114,6 @@ export async function registerRunModel(options: RegisterOptions): Promise<Regist
   });
   if (options.alias) await client.setRegisteredModelAlias(options.name, options.alias, version.version);
   return { version, modelId, mlflowRunId };
-}
-
-/** Where MLflow models are cached locally (a LoggedModel's files never change once READY). */
-export function modelCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  // The same root as the dataset cache (packages/data): TESSERA_CACHE, else ~/.cache/tessera.
-  return join(env.TESSERA_CACHE || join(homedir(), '.cache', 'tessera'), 'mlflow-models');
 }
 
 /** A model version from `models:/NAME/VERSION` or `models:/NAME@ALIAS`; undefined for `models:/<model id>`. */

@@ -1,5 +1,6 @@
-import { existsSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { ConfigError } from '../errors.ts';
 import { MODEL_FILE } from '../graph/io.ts';
 import { findRunDir, readRunMeta } from '../tracking/local-store.ts';
@@ -21,8 +22,24 @@ export interface ResolvedModel {
   label: string;
   /** The local run directory, when the model belongs to one. */
   runDir?: string;
-  /** Fetched from an MLflow server: its metadata is downloaded data (so the plugins it names are not loaded). */
+  /** Fetched from an MLflow server, or lying in its download cache: its metadata is downloaded data (so the plugins it names are not loaded). */
   downloaded?: boolean;
+}
+
+/** Where MLflow models are cached locally (a LoggedModel's files never change once READY). */
+export function modelCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  // The same root as the dataset cache (packages/data): TESSERA_CACHE, else ~/.cache/tessera.
+  return join(env.TESSERA_CACHE || join(homedir(), '.cache', 'tessera'), 'mlflow-models');
+}
+
+/**
+ * Whether `dir` lies in the MLflow model cache: a model downloaded there, however MODEL names it
+ * (a models:/ URI, or the cache directory's path), is data from a server.
+ */
+export function isDownloadedModel(dir: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  const real = (path: string) => (existsSync(path) ? realpathSync(path) : resolve(path));
+  const rel = relative(real(modelCacheDir(env)), real(dir));
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
 }
 
 export interface ResolveModelOptions {
@@ -73,7 +90,7 @@ export async function resolveModel(spec: string, options: ResolveModelOptions): 
   if (existsSync(join(path, MODEL_FILE))) {
     // An exported directory, or a run's artifacts/model: find its run for `evaluate`.
     const runDir = existsSync(join(path, '..', '..', 'meta.json')) ? resolve(path, '..', '..') : undefined;
-    return { dir: path, label: shown(path, options.cwd), ...(runDir ? { runDir } : {}) };
+    return { dir: path, label: shown(path, options.cwd), ...(runDir ? { runDir } : {}), ...(isDownloadedModel(path) ? { downloaded: true } : {}) };
   }
   if (existsSync(join(path, 'meta.json'))) {
     return { dir: await runModelDir(path, which, options.cwd), label: `run ${shown(path, options.cwd)} (${which})`, runDir: path };
