@@ -5,7 +5,7 @@ import type { Batch, BatchOptions, Dataset, DatasetInfo, EntryConfig, RawImages,
 import { deriveSeed, fingerprint, Rng, SEED_STREAMS } from '@tessera/core/random';
 import { transformEntries } from './augment/index.ts';
 import { gatherBatch, range, type ImageSet, type SplitView } from './store.ts';
-import { attachWorkers, defaultWorkerCount, shareSet, startWorkers, type WorkerHandle } from './workers/pool.ts';
+import { attachWorkers, defaultWorkerCount, shareSet, startWorkers, WorkerSetupError, type WorkerHandle } from './workers/pool.ts';
 import { workersCanLoad } from './workers/spawn.ts';
 import type { BatchResult } from './workers/protocol.ts';
 
@@ -116,7 +116,7 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
       if (options.training && !stream) new Rng(deriveSeed(options.seed, options.epoch, SEED_STREAMS.shuffle)).shuffle(order);
       const span = (b: number) => [b * options.batchSize, Math.min(order.length, (b + 1) * options.batchSize)] as const;
       // A batch's source: images in a registered set (by index), or a streamed batch set.
-      const source = (b: number): { set: number | ImageSet; indices: Int32Array } => {
+      const source = (b: number): BatchSource => {
         const [from, to] = span(b);
         // Batches are requested once each, in order, so the stream is read front to back.
         if (epochStream) return { set: epochStream.take(to - from), indices: range(0, to - from) };
@@ -125,22 +125,8 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
         return { set: sets.indexOf(view.set), indices };
       };
       const total = Math.ceil(order.length / options.batchSize);
-      if (workerCount > 0) {
-        workers ??= attachWorkers(dataset, workerCount, {
-          sets: sets.map(shareSet),
-          specs: spec.transforms.map(({ type, params }) => ({ type, ...params })),
-          state: states,
-          numClasses: info.numClasses,
-          plugins,
-        });
-        return workerBatchStream(workers, total, source, options, 2 * workerCount, info.numClasses);
-      }
-      const host = (b: number) => {
-        const { set, indices } = source(b);
-        const batchSet = typeof set === 'number' ? sets[set]! : set;
-        return gatherBatch({ set: batchSet, indices }, range(0, indices.length), 0, indices.length);
-      };
-      return batchStream(total, host, (host, batchIndex) => {
+      const gather = ({ set, indices }: BatchSource) => gatherBatch({ set: typeof set === 'number' ? sets[set]! : set, indices }, range(0, indices.length), 0, indices.length);
+      const toBatch = (host: HostBatch, batchIndex: number): Batch => {
         const x = tf.tensor4d(host.pixels, [host.labels.length, rawShape[0]!, rawShape[1]!, rawShape[2]!]);
         const y = tf.tensor1d(host.labels, 'int32');
         const out = applyTransforms(x, y, options.training, (i) => deriveSeed(options.seed, options.epoch, batchIndex, i));
@@ -149,7 +135,26 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
         y.dispose();
         // With mixed labels, y names each example's heaviest class (for accuracy metrics).
         return { x: out.images, y: tf.tidy(() => tf.argMax(out.soft!, 1).toInt()) as tf.Tensor1D, yOneHot: out.soft };
-      });
+      };
+      if (workerCount > 0) {
+        workers ??= attachWorkers(dataset, workerCount, {
+          sets: sets.map(shareSet),
+          specs: spec.transforms.map(({ type, params }) => ({ type, ...params })),
+          state: states,
+          numClasses: info.numClasses,
+          plugins,
+        });
+        return workerBatchStream(workers, total, source, options, 2 * workerCount, info.numClasses, {
+          onThread: (batch, batchIndex) => toBatch(gather(batch), batchIndex),
+          // The workers could not set the pipeline up (a plugin that loads here but not there):
+          // the same batches, made here from now on (they depend only on the seeds).
+          failedSetup: (error) => {
+            if (workerCount > 0) spec.log(`the batch workers could not set up this pipeline (${error.message}): batches are made on the training thread`);
+            workerCount = 0;
+          },
+        });
+      }
+      return batchStream(total, (b) => gather(source(b)), toBatch);
     },
   };
   return dataset;
@@ -163,29 +168,47 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
 function workerBatchStream(
   workers: WorkerHandle,
   total: number,
-  source: (b: number) => { set: number | ImageSet; indices: Int32Array },
+  source: (b: number) => BatchSource,
   options: BatchOptions,
   depth: number,
   numClasses: number,
+  fallback: { onThread: (batch: BatchSource, batchIndex: number) => Batch; failedSetup: (error: WorkerSetupError) => void },
 ): AsyncIterable<Batch> {
   const request = (b: number) => {
-    const { set, indices } = source(b);
-    const result = workers.run(set, indices, { training: options.training, seed: options.seed, epoch: options.epoch, batchIndex: b });
+    const batch = source(b);
+    const result = workers.run(batch.set, batch.indices, { training: options.training, seed: options.seed, epoch: options.epoch, batchIndex: b });
     result.catch(() => {}); // awaited in order below; an abandoned one must not be an unhandled rejection
-    return result;
+    return { batch, result };
   };
   return {
     [Symbol.asyncIterator]() {
-      const inFlight = new Map<number, Promise<BatchResult>>();
+      // Each batch's images are kept with its request: a streamed split is read once, so a batch
+      // the workers could not make is made here from the images already taken.
+      const inFlight = new Map<number, { batch: BatchSource; result: Promise<BatchResult> }>();
       let requested = 0;
       let delivered = 0;
+      let onThread = false;
       return {
         async next(): Promise<IteratorResult<Batch>> {
           if (delivered >= total) return { done: true, value: undefined };
-          while (requested < total && requested <= delivered + depth) inFlight.set(requested, request(requested++));
           const index = delivered++;
-          const result = await inFlight.get(index)!;
+          if (onThread) {
+            const pending = inFlight.get(index);
+            inFlight.delete(index);
+            return { done: false, value: fallback.onThread(pending?.batch ?? source(index), index) };
+          }
+          while (requested < total && requested <= index + depth) inFlight.set(requested, request(requested++));
+          const { batch, result: pending } = inFlight.get(index)!;
           inFlight.delete(index);
+          let result: BatchResult;
+          try {
+            result = await pending;
+          } catch (error) {
+            if (!(error instanceof WorkerSetupError)) throw error;
+            fallback.failedSetup(error);
+            onThread = true;
+            return { done: false, value: fallback.onThread(batch, index) };
+          }
           const x = tf.tensor4d(result.pixels, result.shape);
           if (!result.soft) return { done: false, value: { x, y: tf.tensor1d(result.labels, 'int32') } };
           // With mixed labels, y names each example's heaviest class (for accuracy metrics).
@@ -299,6 +322,9 @@ function adaptCached(spec: PipelineSpec, type: string, params: Record<string, un
 }
 
 type HostBatch = ReturnType<typeof gatherBatch>;
+
+/** A batch's images: indices into a registered set (by its index), or a streamed batch's own set. */
+type BatchSource = { set: number | ImageSet; indices: Int32Array };
 
 /**
  * Yields batches in `order`, the last partial batch kept. The host-side gather of the next batch

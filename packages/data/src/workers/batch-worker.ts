@@ -26,10 +26,17 @@ interface Pipeline {
 /** Each registered pipeline, ready once its plugins are loaded and its transforms rebuilt. */
 const pipelines = new Map<number, Promise<Pipeline>>();
 
+/** A pipeline this worker could not set up: each of its batches says so (the training thread then makes them). */
+class SetupError extends Error {}
+
 async function registerPipeline(message: RegisterMessage): Promise<Pipeline> {
-  // The plugins whose transforms it uses, through the same loader as the training thread's.
-  await loadPlugins(registries, message.plugins.map((path, i) => ({ path, baseDir: '/', yamlPath: ['plugins', i] })));
-  return { sets: message.sets, transforms: restoreTransforms(message.specs, message.state, registries), numClasses: message.numClasses };
+  try {
+    // The plugins whose transforms it uses, through the same loader as the training thread's.
+    await loadPlugins(registries, message.plugins.map((path, i) => ({ path, baseDir: '/', yamlPath: ['plugins', i] })));
+    return { sets: message.sets, transforms: restoreTransforms(message.specs, message.state, registries), numClasses: message.numClasses };
+  } catch (error) {
+    throw new SetupError((error as Error)?.message ?? String(error), { cause: error });
+  }
 }
 
 function owned(data: Float32Array): Float32Array {
@@ -73,7 +80,13 @@ async function answer(job: BatchJob): Promise<void> {
   try {
     reply = await runJob(job);
   } catch (e) {
-    reply = { kind: 'error', jobId: job.jobId, message: (e as Error).message, ...((e as Error).stack ? { stack: (e as Error).stack } : {}) };
+    reply = {
+      kind: 'error',
+      jobId: job.jobId,
+      message: (e as Error).message,
+      ...((e as Error).stack ? { stack: (e as Error).stack } : {}),
+      ...(e instanceof SetupError ? { setup: true as const } : {}),
+    };
   }
   const transfer = reply.kind === 'batch' ? [reply.pixels.buffer, reply.labels.buffer, ...(reply.soft ? [reply.soft.buffer] : [])] : [];
   parentPort!.postMessage(reply, transfer as ArrayBuffer[]);

@@ -93,6 +93,28 @@ describe('batch workers', () => {
     two.forEach((batch, b) => batch.x.forEach((v, i) => expect(v).toBeCloseTo(-2 * plain[b]!.x[i]!, 5)));
   });
 
+  it('make a pipeline\'s batches on the training thread, saying why once, when a plugin fails to load in the workers', async () => {
+    const withPlugin = registerData(createRegistries());
+    const plugin = fileURLToPath(new URL('./__fixtures__/main-thread-plugin.mjs', import.meta.url));
+    await loadPlugins(withPlugin, [{ path: plugin, baseDir: '/', yamlPath: ['plugins', 0] }]);
+    const logs: string[] = [];
+    const pipeline = (workers: number) =>
+      withPlugin.datasets.get('synthetic').create(
+        { train_size: 20, test_size: 4, num_classes: 3, image_shape: [8, 8, 3], transforms: [{ type: 'normalize' }, { type: 'random_flip' }, { type: 'test_triple' }], workers },
+        { configDir: '.', seed: 5, registries: withPlugin, log: (message: string) => logs.push(message) },
+      );
+    const inline = await epoch(await pipeline(0), 1);
+    const ds = await pipeline(2);
+    const before = batchesMadeByWorkers().reduce((a, b) => a + b, 0);
+    // Every batch, the ones the workers failed included, made here: the same as without workers.
+    expect(await epoch(ds, 1)).toEqual(inline);
+    expect(await epoch(ds, 1)).toEqual(inline);
+    expect(logs).toEqual([
+      expect.stringMatching(/^the batch workers could not set up this pipeline \(.*plugin ".*main-thread-plugin\.mjs" failed to load: this plugin loads only on the main thread\): batches are made on the training thread$/),
+    ]);
+    expect(batchesMadeByWorkers().reduce((a, b) => a + b, 0)).toBe(before);
+  });
+
   it("keep a transform a program registered by hand on the training thread: the workers could not rebuild it", async () => {
     const own = registerData(createRegistries());
     own.transforms.register({ type: 'hand_scale', description: '', params: {}, create: () => ({ random: false, outputShape: (shape: number[]) => shape, apply: (x: tf.Tensor4D) => x.mul(2) }) });

@@ -27,6 +27,11 @@ export function defaultWorkerCount(env: NodeJS.ProcessEnv = process.env, backend
   return Math.max(1, Math.min(4, availableParallelism() - 1));
 }
 
+/** A batch the workers could not make because its pipeline could not be set up there (not a failure of the batch itself). */
+export class WorkerSetupError extends Error {
+  override name = 'WorkerSetupError';
+}
+
 interface Pending {
   job: BatchJob;
   resolve: (result: BatchResult) => void;
@@ -90,10 +95,11 @@ class WorkerPool {
     const pending = slot.busy;
     slot.busy = undefined;
     const at = this.workers.indexOf(slot);
-    this.made[at] = (this.made[at] ?? 0) + 1;
+    if (message.kind === 'batch') this.made[at] = (this.made[at] ?? 0) + 1;
     slot.worker.unref();
     if (pending && pending.job.jobId === message.jobId) {
       if (message.kind === 'batch') pending.resolve(message);
+      else if (message.setup) pending.reject(new WorkerSetupError(message.message));
       else pending.reject(Object.assign(new Error(`batch worker: ${message.message}`), { stack: message.stack }));
     }
     this.dispatch();

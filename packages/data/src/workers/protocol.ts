@@ -57,6 +57,8 @@ export interface ErrorResult {
   jobId: number;
   message: string;
   stack?: string;
+  /** The batch's pipeline could not be set up in the worker (a plugin that fails to load there, say). */
+  setup?: true;
 }
 
 export type FromWorker = BatchResult | ErrorResult | { kind: 'ready' };
