@@ -54,8 +54,6 @@ async function exp(...args: string[]): Promise<{ code: number; out: string; err:
   return { code, out: out.join(''), err: err.join('') };
 }
 
-const startServe = (model: string) => startExpServe(model);
-
 let server: MlflowServerHandle;
 let client: MlflowClient;
 const saved: Record<string, string | undefined> = {};
@@ -163,7 +161,7 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
   }, 60_000);
 
   it('exp serve answers 16 concurrent clients with exp predict\'s probabilities (to 1e-6), then stops on SIGTERM', async () => {
-    const served = await startServe(runId);
+    const served = await startExpServe(runId);
     const url = served.url;
     const bytes = smallRecords(6);
     const responses = await Promise.all(
@@ -260,7 +258,7 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     expect(predictedVersion.code, predictedVersion.err).toBe(0);
     const want = (JSON.parse(predictedVersion.out) as typeof predicted).predictions;
     rmSync(join(work, 'cache'), { recursive: true, force: true }); // the server fetches it itself
-    const served = await startServe(`models:/${NAME}/1`);
+    const served = await startExpServe(`models:/${NAME}/1`);
     try {
       const bytes = smallRecords(6);
       const body = (await (await fetch(`${served.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [0, 1, 2, 3, 4, 5].map((r) => recordImage(bytes, r)) }) })).json()) as {

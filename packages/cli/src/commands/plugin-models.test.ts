@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +54,8 @@ describe('a model with a plugin block, after training', () => {
   it('exp predict (a fresh process) gives the in-process model\'s probabilities', async () => {
     const predicted = await runExpProcess(['predict', runId, '--runs-dir', runsDir, '--backend', 'cpu', '--input', images, '--json']);
     expect(predicted.code, predicted.stderr).toBe(0);
+    // The user sees which code runs: one line per recorded module.
+    expect(predicted.stderr).toContain(`loading plugin ${AFFINE} (recorded in ${join(runDir, 'artifacts', 'model', 'model.json')})\n`);
     const result = JSON.parse(predicted.stdout) as Predictions;
 
     // Independently, in this process: the saved model on hand-normalised pixels, softmax in float64.
@@ -119,10 +121,11 @@ describe('a model with a plugin block, after training', () => {
     writeFileSync(join(moved, 'model.json'), text);
     const line = text.split('\n').findIndex((l) => l.includes('/nowhere/affine.ts')) + 1;
     const col = text.split('\n')[line - 1]!.indexOf('"/nowhere') + 1;
-    for (const command of ['predict', 'evaluate', 'export']) {
-      const argv = command === 'predict' ? ['--input', images] : command === 'evaluate' ? ['--out', join(work, 'eval')] : ['--out', join(work, 'again')];
+    for (const command of ['predict', 'evaluate', 'export', 'serve']) {
+      const argv =
+        command === 'predict' ? ['--input', images] : command === 'evaluate' ? ['--out', join(work, 'eval')] : command === 'export' ? ['--out', join(work, 'again')] : ['--port', '0'];
       const missing = await runCli([command, moved, ...argv], { registries: builtinRegistries });
-      expect(missing.code).toBe(2);
+      expect(missing.code, command).toBe(2);
       expect(missing.stderr).toContain(
         `${join(moved, 'model.json')}:${line}:${col} userDefinedMetadata.tessera.plugins[0]: plugin "/nowhere/affine.ts" not found (looked for /nowhere/affine.ts); ` +
           'the model was trained with it; if the module moved, load it from where it is now with --plugin PATH',
@@ -135,11 +138,66 @@ describe('a model with a plugin block, after training', () => {
     expect((JSON.parse(given.stdout) as Predictions).predictions).toEqual((JSON.parse(fromExport.stdout) as Predictions).predictions);
 
     // A plugin that throws while loading: exit 2, its path named, no stack trace.
-    writeFileSync(join(moved, 'bad.mjs'), 'throw new Error("boom at load");\n');
-    writeFileSync(join(moved, 'model.json'), text.replace('"/nowhere/affine.ts"', '"./bad.mjs"'));
+    const bad = join(work, 'bad.mjs');
+    writeFileSync(bad, 'throw new Error("boom at load");\n');
+    writeFileSync(join(moved, 'model.json'), text.replace('"/nowhere/affine.ts"', JSON.stringify(bad)));
     const failing = await runCli(['predict', moved, '--input', images], { registries: builtinRegistries });
     expect(failing.code).toBe(2);
-    expect(failing.stderr).toContain(`userDefinedMetadata.tessera.plugins[0]: plugin "./bad.mjs" failed to load: boom at load`);
+    expect(failing.stderr).toContain(`userDefinedMetadata.tessera.plugins[0]: plugin "${bad}" failed to load: boom at load`);
     expect(failing.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('a model directory cannot make exp predict import a module it ships: a relative recorded plugin is refused, located, never loaded', async () => {
+    const shipped = join(work, 'shipped');
+    cpSync(join(runDir, 'artifacts', 'model'), shipped, { recursive: true });
+    const marker = join(work, 'shipped-ran');
+    writeFileSync(join(shipped, 'affine.mjs'), `import { writeFileSync } from 'node:fs';\nwriteFileSync(${JSON.stringify(marker)}, 'ran');\nexport function register() {}\n`);
+    const text = readFileSync(join(shipped, 'model.json'), 'utf8').replace(JSON.stringify(AFFINE), JSON.stringify('./affine.mjs'));
+    writeFileSync(join(shipped, 'model.json'), text);
+    const line = text.split('\n').findIndex((l) => l.includes('./affine.mjs')) + 1;
+    const result = await runCli(['predict', shipped, '--input', images], { registries: builtinRegistries });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      `${join(shipped, 'model.json')}:${line}:${text.split('\n')[line - 1]!.indexOf('"./') + 1} userDefinedMetadata.tessera.plugins[0]: plugin string "./affine.mjs" is not an absolute path: ` +
+        "a model's recorded plugins load only from absolute paths (exp run and exp export --init record them so), never from beside the model; if you trust the module, load it with --plugin PATH",
+    );
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('a truncated model.json: exit 2, located at the file, no stack trace', async () => {
+    const truncated = join(work, 'truncated');
+    cpSync(join(runDir, 'artifacts', 'model'), truncated, { recursive: true });
+    const text = readFileSync(join(truncated, 'model.json'), 'utf8');
+    writeFileSync(join(truncated, 'model.json'), text.slice(0, Math.floor(text.length / 2)));
+    const result = await runCli(['predict', truncated, '--input', images], { registries: builtinRegistries });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(new RegExp(`${join(truncated, 'model.json').replaceAll('.', '\\.')}:\\d+:\\d+ model\\.json is not valid JSON \\(.+\\): the file is corrupt or truncated; export or download the model again`));
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('a model in the MLflow download cache is downloaded data: its plugins never load, and exp export drops them (or records --plugin\'s)', async () => {
+    const cache = join(work, 'cache');
+    const cached = join(cache, 'mlflow-models', 'm-0123');
+    cpSync(join(runDir, 'artifacts', 'model'), cached, { recursive: true });
+    const env = { ...process.env, TESSERA_CACHE: cache };
+    // Named by its path, its recorded plugin is still not loaded: the layer class is unknown.
+    const predicted = await runExpProcess(['predict', cached, '--backend', 'cpu', '--input', images], { env });
+    expect(predicted.code).toBe(2);
+    expect(predicted.stderr).toContain('its layer class ExampleAffine is not registered');
+    expect(predicted.stderr).not.toContain('loading plugin');
+
+    const dropped = join(work, 'from-download');
+    const exported = await runExpProcess(['export', cached, '--plugin', 'examples/plugins/affine.ts', '--out', dropped], { env });
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(dropped, 'model.json'), 'utf8')).userDefinedMetadata.tessera.plugins).toEqual([AFFINE]);
+    // Without --plugin (the class is registered in this process by the training): no list at all.
+    vi.stubEnv('TESSERA_CACHE', cache);
+    const none = join(work, 'from-download-none');
+    const withoutPlugin = await runCli(['export', cached, '--out', none], { registries: builtinRegistries });
+    expect(withoutPlugin.code, withoutPlugin.stderr).toBe(0);
+    expect(withoutPlugin.stderr).toContain('was downloaded: the plugins it names are not recorded in');
+    const tessera = JSON.parse(readFileSync(join(none, 'model.json'), 'utf8')).userDefinedMetadata.tessera;
+    expect(tessera.plugins).toBeUndefined();
+    expect(tessera.config.plugins).toBeUndefined();
   });
 });
