@@ -6,6 +6,9 @@ import { ConfigError } from '../errors.ts';
 import { createRegistries } from '../registry/kinds.ts';
 import { loadModelPlugins, modelPluginRefs, withRecordedPlugins } from './model-plugins.ts';
 import { loadModelDir } from './predictor.ts';
+import { modelMetadata } from './metadata.ts';
+import type { DatasetInfo } from '../registry/kinds.ts';
+import type { ExperimentConfig } from '../schema/types.ts';
 import { isDownloadedModel, resolveModel } from './resolve.ts';
 import { copyModelDir } from '../graph/io.ts';
 
@@ -115,6 +118,13 @@ describe('a model\'s plugins', () => {
     writeFileSync(join(dir, 'model.json'), JSON.stringify({ modelTopology: {}, weightsManifest: [{ paths: ['../secret.txt'], weights: [] }] }));
     expect(() => copyModelDir(dir, join(work, 'copy'))).toThrow(`${join(dir, 'model.json')}: weightsManifest names "../secret.txt", which is not a file in the model directory`);
     expect(existsSync(join(work, 'copy'))).toBe(false);
+  });
+
+  it('a model records each plugin once, though the project and the experiment both list it', () => {
+    const config = { name: 'x', data: { type: 'synthetic', image_shape: [4, 4, 3] }, model: {}, train: {} } as unknown as ExperimentConfig;
+    const dataset = { info: { inputShape: [4, 4, 3], numClasses: 2, counts: {} } as unknown as DatasetInfo, state: () => ({}) };
+    const metadata = modelMetadata({ config, dataset, which: 'init', source: 'x.yaml', seed: 1, plugins: ['/p/a.ts', '/p/b.ts', '/p/a.ts'] });
+    expect(metadata.plugins).toEqual(['/p/a.ts', '/p/b.ts']);
   });
 
   it('a layer class nobody registered names the plugins the model was trained with', async () => {
