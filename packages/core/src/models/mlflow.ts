@@ -7,6 +7,7 @@ import { ConfigError } from '../errors.ts';
 import { MODEL_FILE } from '../graph/io.ts';
 import { readMetrics, readRunMeta } from '../tracking/local-store.ts';
 import { acquireRunLock } from '../tracking/run-lock.ts';
+import { containedJoin } from '../safety/paths.ts';
 import { readSyncStates, syncRun } from '../tracking/sync.ts';
 import { ensureRunLoggedModels, modelDirFiles } from './logged-model.ts';
 import { modelCacheDir, RUN_MODEL_PATHS, type WhichModel } from './resolve.ts';
@@ -178,7 +179,17 @@ export async function fetchMlflowModel(uri: string, options: { client?: MlflowCl
   try {
     const files = await download.list();
     if (!files.includes(MODEL_FILE)) throw new ConfigError({ message: `${uri}: the MLflow artifacts have no ${MODEL_FILE} (found: ${files.join(', ') || 'nothing'})` });
-    for (const file of files) await download.get(file, join(temp, file));
+    for (const file of files) {
+      // The file names come from the server: none may land outside the model's directory.
+      const target = (() => {
+        try {
+          return containedJoin(temp, ...file.split('/'));
+        } catch {
+          throw new ConfigError({ message: `${uri}: the MLflow artifacts name ${JSON.stringify(file)}, which is not a file in the model's directory` });
+        }
+      })();
+      await download.get(file, target);
+    }
     await rm(dir, { recursive: true, force: true });
     await rename(temp, dir);
   } catch (error) {

@@ -1,12 +1,14 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import type { MlflowClient } from '@tessera/mlflow';
 import { ConfigError } from '../errors.ts';
 import { createRegistries } from '../registry/kinds.ts';
 import { loadModelPlugins, modelPluginRefs, withRecordedPlugins } from './model-plugins.ts';
 import { loadModelDir } from './predictor.ts';
 import { modelMetadata } from './metadata.ts';
+import { fetchMlflowModel } from './mlflow.ts';
 import type { DatasetInfo } from '../registry/kinds.ts';
 import type { ExperimentConfig } from '../schema/types.ts';
 import { isDownloadedModel, resolveModel } from './resolve.ts';
@@ -110,6 +112,26 @@ describe('a model\'s plugins', () => {
     } finally {
       vi.unstubAllEnvs();
     }
+  });
+
+  it('downloading a model refuses an artifact name that leaves its directory (the names come from the server)', async () => {
+    const fetched: string[] = [];
+    const client = {
+      trackingUri: 'http://127.0.0.1:1',
+      listLoggedModelArtifacts: async () => [{ path: 'model.json', isDir: false }, { path: '../../escaped.mjs', isDir: false }],
+      downloadLoggedModelFile: async (_id: string, file: string, to: string) => {
+        fetched.push(to);
+        mkdirSync(dirname(to), { recursive: true });
+        writeFileSync(to, file === 'model.json' ? '{}' : 'export function register() {}');
+      },
+    } as unknown as MlflowClient;
+    const cacheDir = join(work, 'download-cache');
+    await expect(fetchMlflowModel('models:/m-0001', { client, cacheDir })).rejects.toThrow(
+      'models:/m-0001: the MLflow artifacts name "../../escaped.mjs", which is not a file in the model\'s directory',
+    );
+    expect(fetched).toHaveLength(1);
+    expect(existsSync(join(work, 'escaped.mjs'))).toBe(false);
+    expect(existsSync(join(cacheDir, 'm-0001'))).toBe(false);
   });
 
   it('copying a model refuses a weights path that leaves its directory (model.json may come from a download)', () => {
