@@ -224,12 +224,14 @@ export async function loadCifar(format: CifarFormat, options: LoadOptions): Prom
     `, or the official ${archive.file} (md5 ${archive.md5}) at ${cached}`;
   if (!options.download) throw new DataError(options.dir ?? cached, `${format.name} not found; ${whereToPut}`);
   const failures: string[] = [];
+  const causes: unknown[] = [];
   for (const source of [archive, ...mirrors]) {
     const target = join(options.cacheDir, source.file);
     options.log(`${source === archive ? `${format.name} not found locally; downloading` : 'downloading the mirror'} ${source.url} to ${target}`);
     try {
       await downloadFile(source.url, target, { md5: source.md5, log: options.log });
     } catch (cause) {
+      causes.push(cause);
       failures.push(cause instanceof Error ? cause.message : String(cause));
       if (source !== mirrors.at(-1) && mirrors.length > 0) options.log(`${failures.at(-1)}; trying the next source`);
       continue;
@@ -237,7 +239,8 @@ export async function loadCifar(format: CifarFormat, options: LoadOptions): Prom
     // Downloaded with the right md5: what is wrong with it from here on is not a download failure.
     return readArchive(format, target, source.md5, extracted, options);
   }
-  throw new DataError(options.dir ?? cached, `${format.name} not found and the download failed (${failures.join('; ')}). Offline? Then ${whereToPut}`);
+  const cause = causes.length === 1 ? causes[0] : new AggregateError(causes, 'every source failed');
+  throw new DataError(options.dir ?? cached, `${format.name} not found and the download failed (${failures.join('; ')}). Offline? Then ${whereToPut}`, { cause });
 }
 
 async function readBinaries(
