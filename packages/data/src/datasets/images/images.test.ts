@@ -6,6 +6,7 @@ import { ConfigError, createRegistries, type Dataset, type DatasetContext, type 
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerData } from '../../index.ts';
+import { batchesMadeByWorkers } from '../../workers/pool.ts';
 import { parseCsvLine } from './scan.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tessera-images-'));
@@ -505,7 +506,9 @@ describe('streaming from the shards (larger than memory)', () => {
     expect(heldBySeed[1]).not.toEqual(heldBySeed[0]);
     // Batch workers read the held-out images from shared memory: the same validation batches.
     const pooled = await registries.datasets.get('image_folder').create({ ...base, workers: 2, cache_dir: join(tmp, 'cache-split-stream-7'), max_memory_mb: 0.0001 }, ctx());
+    const madeBefore = batchesMadeByWorkers().reduce((a, b) => a + b, 0);
     expect(numbers((await allBatches(pooled, 'validation')).xs)).toEqual(heldBySeed[0]);
+    expect(batchesMadeByWorkers().reduce((a, b) => a + b, 0) - madeBefore, 'validation batches made by the workers').toBeGreaterThan(0);
     // validation_shuffle: false holds out the last images (the last class), streamed too.
     const last = await registries.datasets.get('image_folder').create({ ...base, cache_dir: join(tmp, 'cache-split-stream-7'), max_memory_mb: 0.0001, validation_shuffle: false }, ctx());
     expect(numbers((await allBatches(last, 'validation')).xs)).toEqual([27, 28, 29, 30, 31, 32, 33, 34, 35]);
