@@ -36,6 +36,13 @@ export const samplingSchema = {
  * (scaleX * x + shiftX, scaleY * y + shiftY), the convention of tf.image.transform and of
  * Keras' random image layers.
  */
+/** A Keras-style random factor: f means [-f, f]; a pair is [lower, upper]. */
+export type Factor = number | [number, number];
+
+export function factorBounds(factor: Factor): [number, number] {
+  return typeof factor === 'number' ? [-Math.abs(factor), Math.abs(factor)] : factor;
+}
+
 export interface AxisAffine {
   scaleX: number;
   scaleY: number;

@@ -1,11 +1,11 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Transform, TransformEntry } from '@tessera/core/registry';
 import { Rng } from '@tessera/core/random';
-import { projectiveBatch, samplingOptions, samplingSchema, type AffineRow, type SamplingParams } from './affine.ts';
+import { factorBounds, projectiveBatch, samplingOptions, samplingSchema, type AffineRow, type Factor, type SamplingParams } from './affine.ts';
 
 export interface RandomRotationParams extends SamplingParams {
   /** f rotates by a random angle in [-f, f] * 2 pi; a pair [lower, upper] in the same unit (Keras). */
-  factor: number | [number, number];
+  factor: Factor;
 }
 
 /**
@@ -26,7 +26,7 @@ export function rotationRow(angle: number, height: number, width: number): Affin
  * in [lower, upper] * 2 pi (factor f: [-f, f]), bilinear, reflect fill by default.
  */
 export function createRandomRotation(params: RandomRotationParams): Transform {
-  const [lower, upper] = typeof params.factor === 'number' ? [-Math.abs(params.factor), Math.abs(params.factor)] : params.factor;
+  const [lower, upper] = factorBounds(params.factor);
   if (!(lower <= upper)) throw new Error(`random_rotation: factor [${lower}, ${upper}] must have lower <= upper`);
   const options = samplingOptions(params);
   return {

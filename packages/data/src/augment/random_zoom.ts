@@ -1,19 +1,12 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Transform, TransformEntry } from '@tessera/core/registry';
 import { Rng } from '@tessera/core/random';
-import { affineBatch, samplingOptions, samplingSchema, type AxisAffine, type SamplingParams } from './affine.ts';
-
-type Factor = number | [number, number];
+import { affineBatch, factorBounds, samplingOptions, samplingSchema, type AxisAffine, type Factor, type SamplingParams } from './affine.ts';
 
 export interface RandomZoomParams extends SamplingParams {
   height_factor: Factor;
   /** Defaults to the height's zoom, keeping the aspect ratio (as Keras). */
   width_factor?: Factor;
-}
-
-/** A factor f means [-f, f]; a pair is [lower, upper]. Positive values zoom out. */
-function bounds(factor: Factor): [number, number] {
-  return typeof factor === 'number' ? [-Math.abs(factor), Math.abs(factor)] : factor;
 }
 
 /**
@@ -29,8 +22,8 @@ export function zoomMap(zx: number, zy: number, height: number, width: number): 
  * zoom = 1 + uniform(lower, upper) per image and axis, bilinear, reflect fill by default.
  */
 export function createRandomZoom(params: RandomZoomParams): Transform {
-  const [heightLow, heightHigh] = bounds(params.height_factor);
-  const widthBounds = params.width_factor === undefined ? undefined : bounds(params.width_factor);
+  const [heightLow, heightHigh] = factorBounds(params.height_factor);
+  const widthBounds = params.width_factor === undefined ? undefined : factorBounds(params.width_factor);
   const options = samplingOptions(params);
   return {
     random: true,
