@@ -223,8 +223,8 @@ export async function loadCifar(format: CifarFormat, options: LoadOptions): Prom
     (options.dir ? ` into ${resolve(options.dir)}` : ` into a directory named by data.dir or TESSERA_DATA_DIR`) +
     `, or the official ${archive.file} (md5 ${archive.md5}) at ${cached}`;
   if (!options.download) throw new DataError(options.dir ?? cached, `${format.name} not found; ${whereToPut}`);
-  const failures: string[] = [];
   const causes: unknown[] = [];
+  const message = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause));
   for (const source of [archive, ...mirrors]) {
     const target = join(options.cacheDir, source.file);
     options.log(`${source === archive ? `${format.name} not found locally; downloading` : 'downloading the mirror'} ${source.url} to ${target}`);
@@ -232,15 +232,14 @@ export async function loadCifar(format: CifarFormat, options: LoadOptions): Prom
       await downloadFile(source.url, target, { md5: source.md5, log: options.log });
     } catch (cause) {
       causes.push(cause);
-      failures.push(cause instanceof Error ? cause.message : String(cause));
-      if (source !== mirrors.at(-1) && mirrors.length > 0) options.log(`${failures.at(-1)}; trying the next source`);
+      if (source !== mirrors.at(-1) && mirrors.length > 0) options.log(`${message(cause)}; trying the next source`);
       continue;
     }
     // Downloaded with the right md5: what is wrong with it from here on is not a download failure.
     return readArchive(format, target, source.md5, extracted, options);
   }
   const cause = causes.length === 1 ? causes[0] : new AggregateError(causes, 'every source failed');
-  throw new DataError(options.dir ?? cached, `${format.name} not found and the download failed (${failures.join('; ')}). Offline? Then ${whereToPut}`, { cause });
+  throw new DataError(options.dir ?? cached, `${format.name} not found and the download failed (${causes.map(message).join('; ')}). Offline? Then ${whereToPut}`, { cause });
 }
 
 async function readBinaries(
