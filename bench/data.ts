@@ -62,8 +62,7 @@ function writeSection(title: string, section: string): void {
 
 if (suites.includes('images')) {
   const { benchImageFolder } = await import('./lib/image-folder.ts');
-  const { homedir } = await import('node:os');
-  const root = values['png-root'] ?? join(process.env.TESSERA_CACHE || join(homedir(), '.cache', 'tessera'), 'bench', 'cifar100-png');
+  const root = values['png-root'] ?? join(core.cacheRoot(), 'bench', 'cifar100-png');
   const table = await benchImageFolder({ cifarDir: dataDir, root, batch: Number(values.batch), stepImagesPerSecond: 503 });
   writeSection(
     'Data: image folder',
@@ -135,8 +134,8 @@ for (const backend of String(values.backends).split(',').filter(Boolean)) {
 
   // The host-side share: gathering and converting a batch without any TF.js op.
   const { gatherBatch } = await import('../packages/data/src/store.ts');
-  const { CIFAR100, loadCifar, defaultCacheDir } = await import('../packages/data/src/datasets/cifar.ts');
-  const raw = await loadCifar(CIFAR100, { dir: dataDir, labelMode: 'fine', cacheDir: defaultCacheDir(), download: false, cacheDecoded: true, log: () => {} });
+  const { CIFAR100, loadCifar } = await import('../packages/data/src/datasets/cifar.ts');
+  const raw = await loadCifar(CIFAR100, { dir: dataDir, labelMode: 'fine', cacheDir: core.cacheRoot(), download: false, cacheDecoded: true, log: () => {} });
   const order = Int32Array.from({ length: raw.train.count }, (_, i) => (i * 7919) % raw.train.count);
   const view = { set: raw.train, indices: Int32Array.from({ length: raw.train.count }, (_, i) => i) };
   const gatherTimes: number[] = [];

@@ -15,10 +15,11 @@ if (phase === 'generate') {
   const { createRequire } = await import('node:module');
   // sharp is a dependency of @tessera/data, not of the repository root.
   const sharp = createRequire(join(import.meta.dirname, '..', '..', 'packages', 'data', 'package.json'))('sharp') as typeof import('sharp');
-  const { CIFAR100, loadCifar, defaultCacheDir } = await import('../../packages/data/src/datasets/cifar.ts');
+  const { CIFAR100, loadCifar } = await import('../../packages/data/src/datasets/cifar.ts');
+  const { cacheRoot } = await import('../../packages/core/src/index.ts');
   const done = join(root, '.complete');
   if (!existsSync(done)) {
-    const data = await loadCifar(CIFAR100, { dir: cifarDir, labelMode: 'fine', cacheDir: defaultCacheDir(), download: false, cacheDecoded: true, log: () => {} });
+    const data = await loadCifar(CIFAR100, { dir: cifarDir, labelMode: 'fine', cacheDir: cacheRoot(), download: false, cacheDecoded: true, log: () => {} });
     const names = data.labelNames ?? Array.from({ length: 100 }, (_, i) => `class_${i}`);
     const set = data.train;
     const perClass = new Array<number>(100).fill(0);

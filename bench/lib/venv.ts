@@ -3,9 +3,9 @@
 // cached, else from PyPI.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cacheRoot } from '../../packages/core/src/registry/cache.ts';
 
 const benchDir = dirname(dirname(fileURLToPath(import.meta.url)));
 
@@ -15,8 +15,7 @@ export function ensureBenchVenv(): { python: string } | { error: string } {
   const tfVersion = process.env.TESSERA_TF_VERSION ?? '2.19.1';
   if (!existsSync(python)) {
     console.log(`bench: creating ${venv} with Keras 3 and tensorflow-cpu ${tfVersion} (once)`);
-    const cache = process.env.TESSERA_CACHE ?? join(homedir(), '.cache', 'tessera');
-    const wheels = join(cache, 'wheels');
+    const wheels = join(cacheRoot(), 'wheels');
     // Reuse the wheel `pnpm setup:tensorflow` downloaded; pip fetches it (and caches it there) otherwise.
     const wheel = existsSync(wheels) ? readdirSync(wheels).find((f) => f.startsWith(`tensorflow_cpu-${tfVersion}-`)) : undefined;
     const steps = [

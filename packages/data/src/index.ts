@@ -11,7 +11,7 @@ export function registerData(registries: Registries): Registries {
 
 export { datasetEntries, cifar100Entry, cifar10Entry, syntheticEntry, mnistEntry, fashionMnistEntry, cifarPlaces } from './datasets/entries.ts';
 export { transformEntries } from './augment/index.ts';
-export { CIFAR10, CIFAR100, loadCifar, findCifar, defaultCacheDir, type CifarData, type CifarSource, type CifarFormat, type LabelMode, type LoadOptions } from './datasets/cifar.ts';
+export { CIFAR10, CIFAR100, loadCifar, findCifar, type CifarData, type CifarSource, type CifarFormat, type LabelMode, type LoadOptions } from './datasets/cifar.ts';
 export { MNIST, FASHION_MNIST, loadIdx, parseIdx, type IdxFormat, type IdxData } from './datasets/mnist.ts';
 export { imageFolderEntry, manifestEntry } from './datasets/images/entries.ts';
 export { downloadFile, md5File } from './datasets/download.ts';

@@ -1,6 +1,6 @@
 import { existsSync, realpathSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
+import { cacheRoot } from '../registry/cache.ts';
 import { ConfigError } from '../errors.ts';
 import { MODEL_FILE } from '../graph/io.ts';
 import { findRunDir, readRunMeta } from '../tracking/local-store.ts';
@@ -28,8 +28,7 @@ export interface ResolvedModel {
 
 /** Where MLflow models are cached locally (a LoggedModel's files never change once READY). */
 export function modelCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  // The same root as the dataset cache (packages/data): TESSERA_CACHE, else ~/.cache/tessera.
-  return join(env.TESSERA_CACHE || join(homedir(), '.cache', 'tessera'), 'mlflow-models');
+  return join(cacheRoot(env), 'mlflow-models');
 }
 
 /**

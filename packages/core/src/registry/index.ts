@@ -28,6 +28,8 @@ export {
 } from './kinds.ts';
 // The node every entry is written as in YAML: `{type, ...params}`.
 export type { EntryConfig } from '../schema/types.ts';
+// Where downloads and decoded data are kept (TESSERA_CACHE, else ~/.cache/tessera).
+export { cacheRoot } from './cache.ts';
 // The plugin loader (which modules to load is decided by core's plugins/ and models/).
 export { loadPlugins, loadedPlugins, pluginFile, pluginOf, type PluginRef, type PluginRegister } from './plugin-loader.ts';
 // The errors an entry's `create` throws for a bad parameter: located by the caller.

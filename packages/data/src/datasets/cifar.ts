@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
@@ -110,10 +109,6 @@ export interface LoadOptions {
   /** Keep an uncompressed copy of gzipped files in the cache, so later loads skip gunzip. */
   cacheDecoded: boolean;
   log: (message: string) => void;
-}
-
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.TESSERA_CACHE || join(homedir(), '.cache', 'tessera');
 }
 
 /** Decodes one binary file's records into an ImageSet, checking size and label ranges. */

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { describeValue, type Dataset, type DatasetContext, type DatasetEntry } from '@tessera/core/registry';
+import { cacheRoot, describeValue, type Dataset, type DatasetContext, type DatasetEntry } from '@tessera/core/registry';
 import { createPipeline } from '../pipeline.ts';
 import { range } from '../store.ts';
 import { buildTransforms, commonSchema, configRelativePath, paramError, splitTraining, transformedShape, type CommonParams } from './common.ts';
-import { CIFAR10, CIFAR100, CIFAR_IMAGE_SHAPE, defaultCacheDir, gunzipFile, loadCifar, parseRecords, type CifarFormat, type LabelMode } from './cifar.ts';
+import { CIFAR10, CIFAR100, CIFAR_IMAGE_SHAPE, gunzipFile, loadCifar, parseRecords, type CifarFormat, type LabelMode } from './cifar.ts';
 import { imageFolderEntry, manifestEntry } from './images/entries.ts';
 import { FASHION_MNIST, IDX_IMAGE_SHAPE, MNIST, loadIdx, type IdxFormat } from './mnist.ts';
 import { syntheticFingerprint, syntheticImages } from './synthetic.ts';
@@ -32,7 +32,7 @@ export function cifarPlaces(
   return {
     dir: params.dir !== undefined ? configRelativePath(['data', 'dir'], params.dir, ctx) : env.TESSERA_DATA_DIR || undefined,
     searchDirs: (params.search ?? []).map((p, i) => configRelativePath(['data', 'search', i], p, ctx)),
-    cacheDir: params.cache_dir !== undefined ? configRelativePath(['data', 'cache_dir'], params.cache_dir, ctx) : defaultCacheDir(env),
+    cacheDir: params.cache_dir !== undefined ? configRelativePath(['data', 'cache_dir'], params.cache_dir, ctx) : cacheRoot(env),
   };
 }
 

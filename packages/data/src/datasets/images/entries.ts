@@ -5,12 +5,11 @@
  * the pipeline are shared.
  */
 import { existsSync, statSync } from 'node:fs';
-import { ConfigError, describeValue, type RawImages, type Split, type Dataset, type DatasetContext, type DatasetEntry, type DataShape, type DataShapeContext, type JsonSchema } from '@tessera/core/registry';
+import { cacheRoot, ConfigError, describeValue, type RawImages, type Split, type Dataset, type DatasetContext, type DatasetEntry, type DataShape, type DataShapeContext, type JsonSchema } from '@tessera/core/registry';
 import { ImageDecodeError, type Interpolation } from '../../image/decode.ts';
 import { createPipeline, type ChunkedImages, type SplitStream } from '../../pipeline.ts';
 import { deriveSeed, Rng, SEED_STREAMS } from '@tessera/core/random';
 import { range, type ImageSet, type SplitView } from '../../store.ts';
-import { defaultCacheDir } from '../cifar.ts';
 import { buildTransforms, commonSchema, configRelativePath, paramError, splitIndices, splitTraining, transformedShape, type CommonParams } from '../common.ts';
 import { decodeFileList, type DecodeSettings, type DecodedImages } from './cache.ts';
 import { ShardReader } from './stream.ts';
@@ -115,7 +114,7 @@ async function decodeSplits(
   sourceFile: string,
 ): Promise<{ train: DecodedImages; validation?: DecodedImages; test?: DecodedImages; cacheDir: string }> {
   const settings = settingsOf(params, ctx);
-  const cacheDir = params.cache_dir !== undefined ? configRelativePath(['data', 'cache_dir'], params.cache_dir, ctx) : defaultCacheDir();
+  const cacheDir = params.cache_dir !== undefined ? configRelativePath(['data', 'cache_dir'], params.cache_dir, ctx) : cacheRoot();
   const imageBytes = settings.height * settings.width * settings.channels;
   const decode = async (list: FileList, name: string) => {
     const inMemory = fitsInMemory(list, params, settings);
