@@ -124,7 +124,9 @@ export async function registerRun(
   const tags = await readRunTags(runDir);
   if (tags.best_run_id) {
     context.stderr.write(`sweep ${(await readRunMeta(runDir)).runId}: registering its best trial, run ${tags.best_run_id}\n`);
-    runDir = await findRunDir(tags.best_run_id, root);
+    runDir = await findRunDir(tags.best_run_id, root).catch(() => {
+      throw new UsageError(`sweep ${spec}: its best trial's run ${tags.best_run_id} is not under ${root} (run the command where the sweep ran, or give --runs-dir)`, 'register');
+    });
   }
   const client = await mlflowClientFor(runDir);
   const log = (message: string) => void context.stderr.write(`${message}\n`);

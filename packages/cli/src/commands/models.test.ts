@@ -15,7 +15,7 @@ import { locateMlflowForTests, startMlflowServer, type MlflowServerHandle } from
 import sharp from 'sharp';
 import { parse } from 'yaml';
 import { main } from '../main.ts';
-import { recordImage, smallRecords, startExpServe } from '../test-helpers.ts';
+import { recordImage, runExpProcess, smallRecords, startExpServe } from '../test-helpers.ts';
 
 const mlflow = locateMlflowForTests();
 const ROOT = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
@@ -234,15 +234,25 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     const bestId = before.find((m) => m.name === 'best_model')?.modelId ?? logged.modelId;
     expect((await client.getModelVersion(NAME, '2')).source).toBe(`models:/${bestId}`);
 
-    // A sweep's run stands for its best trial (tag best_run_id): one command registers the winner.
-    const sweepDir = join(runsDir, 'smoke-sweep', '20261205-000000-5weep0');
-    mkdirSync(sweepDir, { recursive: true });
-    writeFileSync(join(sweepDir, 'meta.json'), JSON.stringify({ runId: '20261205-000000-5weep0', experiment: 'smoke-sweep', runName: 'sweep', status: 'FINISHED', startTime: new Date().toISOString() }));
-    writeFileSync(join(sweepDir, 'tags.json'), JSON.stringify({ best_trial: 't2', best_run_id: runId }));
-    const sweep = await exp('register', '20261205-000000-5weep0', `${NAME}-best`);
+    // A real sweep (two trials, exp run processes, their runs in the sweep's trial stores): its run
+    // stands for its best trial (tag best_run_id), and one command registers the winner.
+    writeFileSync(
+      join(work, 'grid.yaml'),
+      `experiment: ${SMOKE}\nmethod: grid\nmetric: {name: val_loss, goal: minimize}\nparameters:\n  train.optimizer.learning_rate: {values: [0.01, 0.003]}\nparallel: 2\nseed: 0\n`,
+    );
+    const swept = await runExpProcess(['sweep', join(work, 'grid.yaml'), '--set', 'train.epochs=1', '--backend', 'cpu', '--runs-dir', runsDir]);
+    expect(swept.code, swept.stderr + swept.stdout).toBe(0);
+    const sweepRunId = /exp register (\S+) NAME/.exec(swept.stdout)![1]!;
+    const bestTrialRun = JSON.parse(readFileSync(join(runsDir, 'smoke', sweepRunId, 'tags.json'), 'utf8')).best_run_id as string;
+    expect(existsSync(join(runsDir, 'smoke', bestTrialRun))).toBe(false); // it lives under runs/sweeps/grid/trials/
+    const sweep = await exp('register', sweepRunId, `${NAME}-best`);
     expect(sweep.code, sweep.err).toBe(0);
-    expect(sweep.err).toMatch(new RegExp(`sweep 20261205-000000-5weep0: registering its best trial, run ${runId}`));
-    expect((await client.getModelVersion(`${NAME}-best`, '1')).tags['tessera.run_id']).toBe(runId);
+    expect(sweep.err).toMatch(new RegExp(`sweep ${sweepRunId}: registering its best trial, run ${bestTrialRun}`));
+    expect((await client.getModelVersion(`${NAME}-best`, '1')).tags['tessera.run_id']).toBe(bestTrialRun);
+    const bestByTrial = await exp('predict', bestTrialRun, '--input', 'a.png', 'b.jpg', '--json', '--backend', 'cpu');
+    const bestByRegistry = await exp('predict', `models:/${NAME}-best/1`, '--input', 'a.png', 'b.jpg', '--json', '--backend', 'cpu');
+    expect(bestByTrial.code, bestByTrial.err).toBe(0);
+    expect(JSON.parse(bestByRegistry.out).predictions).toEqual(JSON.parse(bestByTrial.out).predictions);
 
     for (const uri of [`models:/${NAME}/1`, `models:/${NAME}@champion`, `runs:/${mlflowRun!.info.runId}/model`]) {
       const result = await exp('predict', uri, '--input', 'images.bin', '--json', '--backend', 'cpu');
@@ -250,6 +260,10 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
       const got = JSON.parse(result.out) as typeof predicted;
       got.predictions.forEach((p, i) => p.probabilities.forEach((v, c) => expect(v).toBe(predicted.predictions[i]!.probabilities[c])));
     }
+    // The registered version classifies the real PNG and JPEG as the run's model did.
+    const viaRegistry = await exp('predict', `models:/${NAME}/1`, '--input', 'a.png', 'b.jpg', '--json', '--backend', 'cpu');
+    expect(viaRegistry.code, viaRegistry.err).toBe(0);
+    expect((JSON.parse(viaRegistry.out) as typeof predicted).predictions).toEqual(imagePredictions.predictions);
     expect(existsSync(join(work, 'cache', 'mlflow-models', logged.modelId, 'model.json'))).toBe(true);
   }, 180_000);
 

@@ -82,6 +82,7 @@ describe('exp sweep', () => {
         expect(JSON.parse(tags['tessera.overrides'])).toEqual(trial.overrides);
       }
       expect(first.stdout).toMatch(/Best: trial-00[01]; rerun it with: exp run experiments\/smoke.yaml --set train.optimizer.learning_rate=0.01 --set model.layers.1.units=(16|32)/);
+      expect(first.stdout).toContain(`Register its model in MLflow with: exp register ${state.runId} NAME`);
 
       const again = spawnSync(join(ROOT, 'node_modules/.bin/tsx'), args, { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
       expect(again.status).toBe(0);

@@ -121,7 +121,12 @@ export default defineCommand({
       context.stdout.write(`\n${sweeps.formatSweepTable(result.state, result.spec)}\n`);
       context.stdout.write(`Trial table: ${show(result.statePath)}\n`);
       const again = sweeps.reproduceCommand(result.state, result.spec, context.cwd);
-      if (again) context.stdout.write(`Best: ${sweeps.bestTrial(result.state, result.spec)!.id}; rerun it with: ${again}\n`);
+      const best = sweeps.bestTrial(result.state, result.spec);
+      if (again) context.stdout.write(`Best: ${best!.id}; rerun it with: ${again}\n`);
+      // The sweep's run stands for its best trial (tag best_run_id): one command registers the winner.
+      if (again && result.state.runId && best?.runId) {
+        context.stdout.write(`Register its model in MLflow with: exp register ${result.state.runId} NAME\n`);
+      }
       if (result.interrupted) return EXIT_INTERRUPTED;
       const failed = result.state.trials.filter((t) => t.state === 'FAILED');
       if (failed.length > 0) {

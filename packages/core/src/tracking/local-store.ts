@@ -52,19 +52,44 @@ async function readJson<T>(path: string, fallback: T): Promise<T> {
 }
 
 /**
- * Finds a run directory from what a user typed after --resume: a path to the run directory,
- * or a run id (searched under every experiment in `root`).
+ * Where a sweep keeps its trials' runs under a run store root (see the sweeps' sweepDir and
+ * executors): each attempt of each trial is a run store of its own,
+ * `<root>/sweeps/<sweep>/trials/<trial>/attempt-<n>/`, holding `<experiment>/<run-id>/`.
+ */
+const SWEEP_ATTEMPT_STORES = ['sweeps', '*', 'trials', '*', 'attempt-*'];
+
+/** The run stores under `root`: `root` itself, then every sweep trial attempt's store. */
+export async function runStores(root: string): Promise<string[]> {
+  return [root, ...(await matchDirs(root, SWEEP_ATTEMPT_STORES))];
+}
+
+/** The directories below `dir` that match `pattern`, one segment per level (`*` and a `prefix*`). */
+export async function matchDirs(dir: string, pattern: readonly string[]): Promise<string[]> {
+  if (pattern.length === 0) return [dir];
+  const [segment, ...rest] = pattern as [string, ...string[]];
+  const entries = (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
+  const matches = segment.endsWith('*') ? entries.filter((e) => e.name.startsWith(segment.slice(0, -1))) : entries.filter((e) => e.name === segment);
+  const found: string[] = [];
+  for (const entry of matches) found.push(...(await matchDirs(join(dir, entry.name), rest)));
+  return found;
+}
+
+/**
+ * Finds a run directory from what a user typed (--resume, exp predict, exp register, ...): a
+ * path to the run directory, or a run id, searched under every experiment in `root` and then in
+ * the sweeps' trial stores (a sweep's best trial is a run id like any other).
  */
 export async function findRunDir(run: string, root = defaultRunsDir()): Promise<string> {
   const direct = resolve(run);
-  if (await stat(join(direct, 'meta.json')).then(() => true, () => false)) return direct;
-  const experiments = await readdir(root, { withFileTypes: true }).catch(() => []);
-  for (const experiment of experiments) {
-    if (!experiment.isDirectory()) continue;
-    const candidate = join(root, experiment.name, run);
-    if (await stat(join(candidate, 'meta.json')).then(() => true, () => false)) return candidate;
+  const isRun = (dir: string) => stat(join(dir, 'meta.json')).then(() => true, () => false);
+  if (await isRun(direct)) return direct;
+  for (const store of await runStores(root)) {
+    for (const experiment of await matchDirs(store, ['*'])) {
+      const candidate = join(experiment, run);
+      if (await isRun(candidate)) return candidate;
+    }
   }
-  throw new Error(`no run "${run}" found (looked for a run directory and for ${join(root, '*', run)})`);
+  throw new Error(`no run "${run}" found (looked for a run directory, for ${join(root, '*', run)} and in the sweeps' trials under ${join(root, 'sweeps')})`);
 }
 
 /** tags.json of a run ({} when it has none). */

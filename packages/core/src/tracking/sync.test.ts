@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { MlflowClient, Run } from '@tessera/mlflow';
+import { findRunDir } from './local-store.ts';
 import { listRunDirs, resolveCreateRace, runsToSync } from './sync.ts';
 
 let root: string;
@@ -43,6 +44,9 @@ describe('listRunDirs / runsToSync: every local run, sweep trials included', () 
     // Another server has none of them.
     expect(await runsToSync('http://elsewhere:5000', { root })).toEqual([plain, parent, early, retried, other]);
     expect(await listRunDirs({ root: join(root, 'missing') })).toEqual([]);
+    // A run id finds its run wherever listing finds it: a sweep's trial (its best, for exp register) too.
+    for (const dir of [plain, parent, early, retried, other]) expect(await findRunDir(dir.split('/').at(-1)!, root)).toBe(dir);
+    await expect(findRunDir('20260101-000009-zzzzzz', root)).rejects.toThrow(/no run "20260101-000009-zzzzzz" found .*sweeps' trials/);
   });
 });
 

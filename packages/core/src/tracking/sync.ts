@@ -4,7 +4,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isMlflowError, type DatasetInput as MlflowDatasetInput, type MetricInput, type MlflowClient, type Run } from '@tessera/mlflow';
 import { ensureRunLoggedModels } from '../models/logged-model.ts';
-import { defaultRunsDir, findRunDir, readAllMetrics, readRunMeta, type RunMeta } from './local-store.ts';
+import { defaultRunsDir, findRunDir, matchDirs, readAllMetrics, readRunMeta, runStores, type RunMeta } from './local-store.ts';
 import { writeJsonAtomic } from '../safety/atomic-write.ts';
 import { acquireRunLock } from './run-lock.ts';
 import type { DatasetInput } from './tracker.ts';
@@ -435,18 +435,12 @@ export async function runsToSync(trackingUri: string, options: { root?: string; 
 }
 
 /**
- * Where a sweep keeps its trials' runs under a run store root (see sweepDir and the executors):
- * each attempt of each trial is a run store of its own, `sweeps/<sweep>/trials/<trial>/attempt-<n>/`.
- */
-const SWEEP_ATTEMPT_STORES = ['sweeps', '*', 'trials', '*', 'attempt-*'];
-
-/**
  * Every local run directory (one with meta.json), oldest first: the runs of `<root>/<experiment>/`
  * (sweep runs included) and the trial runs in the sweeps' attempt stores under `<root>/sweeps/`.
  */
 export async function listRunDirs(options: { root?: string; experiment?: string } = {}): Promise<string[]> {
   const root = options.root ?? defaultRunsDir();
-  const stores = [root, ...(await matchDirs(root, SWEEP_ATTEMPT_STORES))];
+  const stores = await runStores(root);
   const dirs: string[] = [];
   for (const store of stores) dirs.push(...(await storeRunDirs(store, options.experiment)));
   // Run ids start with a UTC timestamp.
@@ -460,15 +454,4 @@ async function storeRunDirs(store: string, experiment?: string): Promise<string[
     if (await stat(join(folder, 'meta.json')).then(() => true, () => false)) dirs.push(folder);
   }
   return dirs;
-}
-
-/** The directories below `dir` that match `pattern`, one segment per level (`*` and a `prefix*`). */
-async function matchDirs(dir: string, pattern: readonly string[]): Promise<string[]> {
-  if (pattern.length === 0) return [dir];
-  const [segment, ...rest] = pattern as [string, ...string[]];
-  const entries = (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
-  const matches = segment.endsWith('*') ? entries.filter((e) => e.name.startsWith(segment.slice(0, -1))) : entries.filter((e) => e.name === segment);
-  const found: string[] = [];
-  for (const entry of matches) found.push(...(await matchDirs(join(dir, entry.name), rest)));
-  return found;
 }
