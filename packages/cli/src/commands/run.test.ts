@@ -132,6 +132,15 @@ describe('exp run', () => {
     expect(failed[0]!.error).toMatch(/^NonFiniteLossError: loss is (NaN|Infinity) at epoch 1/);
   });
 
+  it('--register NAME without an MLflow server is refused before training (exit 2, no run recorded)', async () => {
+    const before = existsSync(join(runsDir, 'smoke')) ? readdirSync(join(runsDir, 'smoke')).length : 0;
+    let stderr = '';
+    const code = await main(['run', SMOKE, '--register', 'smoke-classifier', '--runs-dir', runsDir], { stdout: silent, stderr: { write: (text: string) => (stderr += text) } });
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^exp run: --register NAME needs an MLflow server to register in: set MLFLOW_TRACKING_URI/);
+    expect(readdirSync(join(runsDir, 'smoke'))).toHaveLength(before);
+  });
+
   it('logged none of these runs to MLflow, whatever MLFLOW_* the developer has set', () => {
     expect(Object.keys(process.env).filter((key) => key.startsWith('MLFLOW_'))).toEqual([]);
     const runDirs = readdirSync(join(runsDir, 'smoke')).map((id) => join(runsDir, 'smoke', id));

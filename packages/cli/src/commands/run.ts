@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { defineCommand, setOption, UsageError, type CommandContext } from '../command.ts';
 import { abortOnSignals, stopDeadlineSeconds } from '../interrupt.ts';
-import { registerRun } from '../models.ts';
+import { registerRun, runsRoot } from '../models.ts';
 
 function integerOption(name: string, value: string | undefined, minimum: number): number | undefined {
   if (value === undefined) return undefined;
@@ -22,6 +22,32 @@ export function tagOptions(values: readonly string[] | undefined): Record<string
     tags[key] = value.slice(equals + 1);
   }
   return tags;
+}
+
+/**
+ * `exp run --register NAME` registers in MLflow once the run finishes: without a server to
+ * register in (MLFLOW_TRACKING_URI, the experiment's tracking.uri, or for --resume the server the
+ * run was recorded in) it is refused now, not after hours of training.
+ */
+async function assertMlflowConfigured(
+  file: string | undefined,
+  resume: string | undefined,
+  runsDir: string | undefined,
+  overrides: string[],
+  registries: import('@tessera/core').Registries,
+  context: CommandContext,
+): Promise<void> {
+  if (process.env.MLFLOW_TRACKING_URI) return;
+  const core = await import('@tessera/core');
+  if (file) {
+    // Loading the file reports its mistakes (located, exit 2) as the run itself would.
+    if (core.loadValidatedExperiment(resolve(context.cwd, file), registries, { overrides }).config.tracking?.uri) return;
+  } else if (resume) {
+    const root = await runsRoot(context, runsDir);
+    const runDir = await core.findRunDir(resolve(context.cwd, resume), root).catch(() => core.findRunDir(resume, root)).catch(() => undefined);
+    if (!runDir || Object.keys(await core.readSyncStates(runDir)).length > 0) return; // a missing run: the resume reports it
+  }
+  throw new UsageError('--register NAME needs an MLflow server to register in: set MLFLOW_TRACKING_URI (or tracking.uri in the experiment)', 'run');
 }
 
 /** Exit codes beyond the framework's 0/1/2: a run stopped by SIGINT/SIGTERM exits like a shell's Ctrl-C. */
@@ -120,6 +146,8 @@ export default defineCommand({
     const epochs = integerOption('epochs', options.epochs, 1);
     const tags = tagOptions(options.tag);
     const { runExperiment, NonFiniteLossError, isProcessAlive } = await import('@tessera/core');
+    const registries = await context.registries(file ? resolve(context.cwd, file) : undefined, options.set ?? []);
+    if (options.register) await assertMlflowConfigured(file, options.resume, options['runs-dir'], overrides, registries, context);
     // SIGINT/SIGTERM abort the run (it finishes the step, checkpoints and ends KILLED); a second
     // one (interrupt.ts) means "now", and so does the stop deadline (TESSERA_STOP_DEADLINE, 60 s)
     // that a supervisor relies on: the process exits at once, keeping the last epoch checkpoint.
@@ -135,7 +163,7 @@ export default defineCommand({
     const parentWatch = watchParent(isProcessAlive, stop.abort);
     try {
       const summary = await runExperiment(file ? resolve(context.cwd, file) : undefined, {
-        registries: await context.registries(file ? resolve(context.cwd, file) : undefined, options.set ?? []),
+        registries,
         signal: stop.signal,
         output: context.stdout,
         overrides,
