@@ -355,6 +355,9 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     const missing = await exp('predict', `models:/${NAME}-nope/1`, '--input', 'images.bin');
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/not found in MLflow/);
+    const badHost = await exp('serve', runId, '--host', 'no-such-host.invalid', '--port', '0', '--backend', 'cpu');
+    expect(badHost.code).toBe(2);
+    expect(badHost.err).toMatch(/^exp serve: cannot listen on no-such-host\.invalid:0: (ENOTFOUND|EAI_AGAIN)$/m);
     const noRun = await exp('evaluate', '20990101-000000-ffffff');
     expect(noRun.code).toBe(2);
     expect(noRun.err).toMatch(/no such run id/);

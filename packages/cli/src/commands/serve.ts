@@ -9,7 +9,7 @@ export default defineCommand({
     'probabilities per image. A request is JSON {"instances": [...]} of base64 images, {"b64": ...} objects or ' +
     'HxWxC pixel arrays (plus an optional "top_k"), or multipart/form-data with image files. Requests arriving ' +
     'within --max-wait-ms are run together, up to --max-batch images per forward pass; beyond --max-queue waiting ' +
-    'images the server answers 503. Bad input gets 400 with a one-line reason, a body over --max-body-mb 413. ' +
+    'images, or --max-incoming requests being received, the server answers 503. Bad input gets 400 with a one-line reason, a body over --max-body-mb 413. ' +
     'Binds 127.0.0.1 unless --host says otherwise; SIGTERM or Ctrl-C finishes the requests in flight, then exits.',
   positionals: [MODEL_ARGUMENT],
   options: {
@@ -18,6 +18,7 @@ export default defineCommand({
     'max-batch': { type: 'string', placeholder: 'N', default: '32', description: 'Images per forward pass' },
     'max-wait-ms': { type: 'string', placeholder: 'MS', default: '5', description: 'How long a request waits for others to batch with (0: no dynamic batching)' },
     'max-queue': { type: 'string', placeholder: 'N', default: '256', description: 'Waiting images before 503' },
+    'max-incoming': { type: 'string', placeholder: 'N', default: '32', description: 'Requests being received or decoded at once before 503' },
     'max-images': { type: 'string', placeholder: 'N', default: '64', description: 'Images per request' },
     'max-body-mb': { type: 'string', placeholder: 'MB', default: '20', description: 'Request body limit' },
     'top-k': { type: 'string', placeholder: 'K', default: '5', description: 'Classes per image unless the request asks for top_k' },
@@ -36,6 +37,7 @@ export default defineCommand({
       maxBatch: positiveInteger('max-batch', options['max-batch'], 'serve'),
       maxWaitMs: Number(options['max-wait-ms']),
       maxQueue: positiveInteger('max-queue', options['max-queue'], 'serve'),
+      maxIncoming: positiveInteger('max-incoming', options['max-incoming'], 'serve'),
       maxImagesPerRequest: positiveInteger('max-images', options['max-images'], 'serve'),
       maxBodyBytes: positiveInteger('max-body-mb', options['max-body-mb'], 'serve') * 1024 * 1024,
       topK: positiveInteger('top-k', options['top-k'], 'serve'),
@@ -50,7 +52,8 @@ export default defineCommand({
     } catch (error) {
       predictor.dispose();
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') throw new UsageError(`cannot listen on ${options.host}:${port}: ${code}`, 'serve');
+      // The port is taken or privileged, or --host is not an address of this machine (or no name at all).
+      if (['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN'].includes(code ?? '')) throw new UsageError(`cannot listen on ${options.host}:${port}: ${code}`, 'serve');
       throw error;
     }
     const { metadata } = predictor;

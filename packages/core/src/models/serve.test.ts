@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamicBatcher, QueueFullError } from './batcher.ts';
@@ -130,10 +131,50 @@ describe('back-pressure and shutdown', () => {
     expect((await json(refused)).error).toMatch(/server busy: 1 images queued \(limit 1\)/);
     const closed = busy.close();
     release();
-    expect((await running).status).toBe(200);
-    expect((await queued).status).toBe(200);
+    for (const answer of [await running, await queued]) {
+      expect(answer.status).toBe(200);
+      // Answered during shutdown: the connection closes with it, so close() need not wait out keep-alive.
+      expect(answer.headers.get('connection')).toBe('close');
+    }
     await closed;
     slow.dispose();
+  });
+});
+
+describe('requests being received', () => {
+  it('beyond maxIncoming are refused with 503 before their bodies are read; the slow ones still get answers', async () => {
+    const limited = await startModelServer({ predictor, port: 0, maxIncoming: 2, maxBodyBytes: 64 * 1024 });
+    const body = JSON.stringify({ instances: [image(1)] });
+    // Two uploads that send half their body, then stall: both hold a slot.
+    const stalled = [0, 1].map(() => {
+      const req = request(`${limited.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } });
+      const answered = new Promise<{ status: number; text: string }>((resolve, reject) => {
+        req.on('response', (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode!, text }));
+        });
+        req.on('error', reject);
+      });
+      req.write(body.slice(0, body.length >> 1));
+      return { req, answered };
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const refused = await fetch(`${limited.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(60 * 1024) });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(refused.headers.get('connection')).toBe('close');
+    expect((await json(refused)).error).toBe('server busy: 2 requests being received (limit 2); retry shortly');
+    expect((await json(await fetch(`${limited.url}/metadata`))).batching.max_incoming).toBe(2);
+    for (const { req } of stalled) req.end(body.slice(body.length >> 1));
+    for (const { answered } of stalled) {
+      const { status, text } = await answered;
+      expect(status).toBe(200);
+      expect(JSON.parse(text).predictions[0].probabilities).toHaveLength(3);
+    }
+    // The slots are free again.
+    expect((await post({ instances: [image(2)] }, '/predict')).status).toBe(200);
+    await limited.close();
   });
 });
 

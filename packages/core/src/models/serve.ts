@@ -27,6 +27,12 @@ export interface ServeOptions {
   maxWaitMs?: number;
   /** Images waiting before requests are refused with 503 (default 256). */
   maxQueue?: number;
+  /**
+   * Requests being received or decoded at once before more are refused with 503 (default 32):
+   * with the body limit, this bounds the memory that a flood of uploads can take before the queue
+   * (which counts decoded images only) sees them.
+   */
+  maxIncoming?: number;
   /** Images in one request (default 64). */
   maxImagesPerRequest?: number;
   /** Request body limit in bytes (default 20 MiB). */
@@ -158,10 +164,14 @@ export async function startModelServer(options: ServeOptions): Promise<ModelServ
   const maxImages = options.maxImagesPerRequest ?? 64;
   const maxBody = options.maxBodyBytes ?? 20 * 1024 * 1024;
   const defaultTopK = options.topK ?? 5;
+  const maxIncoming = options.maxIncoming ?? 32;
   const shape = predictor.rawShape;
   const size = shape[0] * shape[1] * shape[2];
   /** /predict requests being read or decoded: the batcher waits for them only. */
   let incoming = 0;
+  /** Set by close(): new requests get 503, and every answer closes its connection (no keep-alive to wait out). */
+  let closing = false;
+  const reply: typeof send = (res, status, body, headers = {}) => send(res, status, body, closing ? { ...headers, connection: 'close' } : headers);
   const batcher = new DynamicBatcher<Float32Array>({ maxBatch, maxWaitMs, maxQueue: options.maxQueue ?? 256, incoming: () => incoming }, async (images) => {
     const pixels = new Float32Array(images.length * size);
     images.forEach((image, i) => pixels.set(image, i * size));
@@ -177,7 +187,7 @@ export async function startModelServer(options: ServeOptions): Promise<ModelServ
     config_digest: predictor.metadata.configDigest,
     classes: predictor.classes,
     input: { shape, dtype: 'uint8', formats: options.decode ? ['base64 image (PNG, JPEG, WebP, GIF, TIFF, BMP)', 'multipart/form-data files', 'HxWxC pixel array'] : ['HxWxC pixel array'] },
-    batching: { max_batch: maxBatch, max_wait_ms: maxWaitMs, max_queue: batcher.options.maxQueue, max_images_per_request: maxImages, max_body_bytes: maxBody },
+    batching: { max_batch: maxBatch, max_wait_ms: maxWaitMs, max_queue: batcher.options.maxQueue, max_incoming: maxIncoming, max_images_per_request: maxImages, max_body_bytes: maxBody },
   };
 
   async function toPixels(instance: Instance): Promise<Float32Array> {
@@ -193,6 +203,8 @@ export async function startModelServer(options: ServeOptions): Promise<ModelServ
   }
 
   async function predict(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Refused before a byte of its body is read (the answer closes the connection).
+    if (incoming >= maxIncoming) throw new HttpError(503, `server busy: ${incoming} requests being received (limit ${maxIncoming}); retry shortly`);
     incoming += 1;
     let submitted = false;
     const submit = (pixels: Float32Array[]) => {
@@ -235,20 +247,19 @@ export async function startModelServer(options: ServeOptions): Promise<ModelServ
         probabilities: Array.from(probabilities),
       };
     });
-    send(res, 200, { predictions });
+    reply(res, 200, { predictions });
   }
 
-  let closing = false;
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const handle = async () => {
       if (closing) throw new HttpError(503, 'server is shutting down');
       if (path === '/health' || path === '/ping') {
         if (req.method !== 'GET') throw new HttpError(405, `${path} takes GET`);
-        send(res, 200, { status: 'ok' });
+        reply(res, 200, { status: 'ok' });
       } else if (path === '/metadata') {
         if (req.method !== 'GET') throw new HttpError(405, `${path} takes GET`);
-        send(res, 200, { ...metadata, stats: { ...batcher.stats, queued: batcher.queued } });
+        reply(res, 200, { ...metadata, stats: { ...batcher.stats, queued: batcher.queued } });
       } else if (path === '/predict' || path === '/invocations') {
         if (req.method !== 'POST') throw new HttpError(405, `${path} takes POST`);
         await predict(req, res);
@@ -259,11 +270,12 @@ export async function startModelServer(options: ServeOptions): Promise<ModelServ
     handle().catch((error: unknown) => {
       if (res.headersSent) return void res.destroy();
       if (error instanceof HttpError) {
-        // Unread body bytes (a 413 mid-upload) would otherwise stall the client: close after answering.
-        send(res, error.status, { error: error.message }, { ...(error.status === 503 ? { 'retry-after': '1' } : {}), ...(error.status === 413 ? { connection: 'close' } : {}) });
+        // Unread body bytes (a 413 mid-upload, a 503 before reading) would otherwise stall the client: close after answering.
+        const unread = !req.readableEnded;
+        reply(res, error.status, { error: error.message }, { ...(error.status === 503 ? { 'retry-after': '1' } : {}), ...(unread ? { connection: 'close' } : {}) });
       } else {
         log(`error: ${(error as Error).stack ?? String(error)}`);
-        send(res, 500, { error: `internal error: ${(error as Error).message.split('\n')[0]}` });
+        reply(res, 500, { error: `internal error: ${(error as Error).message.split('\n')[0]}` });
       }
     });
   });
