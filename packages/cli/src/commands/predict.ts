@@ -1,5 +1,6 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
+import type { Prediction } from '@tessera/core';
 import { defineCommand, UsageError } from '../command.ts';
 import { imageCodec, MODEL_ARGUMENT, modelOptions, openPredictor, positiveInteger } from '../models.ts';
 
@@ -47,9 +48,20 @@ export default defineCommand({
     const { predictor, resolved } = await openPredictor(positionals[0]!, context, { which: options.which, runsDir: options['runs-dir'], backend: options.backend, plugin: options.plugin }, 'predict');
     try {
       const { metadata } = predictor;
-      const images = await core.readInputs(files, { shape: metadata.rawShape, records: metadata.data.records, cwd: context.cwd, decode });
-      const probabilities = await predictor.probabilities(images, batchSize);
-      const predictions = core.predictionsOf(predictor, images, probabilities, k);
+      // One batch of pixels in memory at a time; what is kept per image is its probabilities.
+      const predictions: Prediction[] = [];
+      const rows: Float32Array[] = [];
+      for await (const images of core.readInputBatches(files, { shape: metadata.rawShape, records: metadata.data.records, cwd: context.cwd, decode, batchSize })) {
+        const batch = await predictor.probabilities(images, batchSize);
+        predictions.push(...core.predictionsOf(predictor, images, batch, k));
+        rows.push(batch);
+      }
+      const probabilities = new Float32Array(predictions.length * predictor.numClasses);
+      let offset = 0;
+      for (const row of rows) {
+        probabilities.set(row, offset);
+        offset += row.length;
+      }
       const labelled = predictions.filter((p) => p.label !== undefined);
       if (labelled.length > 0) {
         const correct = labelled.filter((p) => p.top.indices[0] === p.label).length;
@@ -58,10 +70,10 @@ export default defineCommand({
       const json = () => `${JSON.stringify(core.predictionsJson(resolved.label, predictor.classes, predictions, probabilities), null, 1)}\n`;
       if (options.out) {
         const out = resolve(context.cwd, options.out);
-        if (outFormat === '.npy') await core.writeFileAtomic(out, core.npy(probabilities, [images.count, predictor.numClasses]));
+        if (outFormat === '.npy') await core.writeFileAtomic(out, core.npy(probabilities, [predictions.length, predictor.numClasses]));
         else if (outFormat === '.csv') await core.writeFileAtomic(out, core.predictionsCsv(predictor.classes, predictions, probabilities));
         else await core.writeFileAtomic(out, json());
-        context.stderr.write(`wrote ${images.count} predictions to ${options.out}\n`);
+        context.stderr.write(`wrote ${predictions.length} predictions to ${options.out}\n`);
       } else if (options.json) {
         context.stdout.write(json());
       } else {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { classReport, confusionMatrix, mostConfused } from './evaluate.ts';
-import { expandInputs, readRecords } from './inputs.ts';
+import { expandInputs, readInputBatches, readInputs, readRecords } from './inputs.ts';
 import { checkModelMetadata, configDigest } from './metadata.ts';
 import { softmaxRows } from './predictor.ts';
 
@@ -77,6 +77,31 @@ describe('model inputs and metadata', () => {
     expect(count).toBe(1);
     expect(labels).toEqual([42]);
     expect(Array.from(pixels)).toEqual([10, 20, 30, 11, 21, 31]);
+  });
+
+  it('reads inputs in batches of at most batchSize images, a record file split across them, in order; the batches make up readInputs', async () => {
+    // 1x1 RGB images. Records: label byte, then R, G, B planes of one pixel; record r is label r, pixel (r, 10r, 100+r).
+    writeFileSync(join(dir, 'five.bin'), Uint8Array.from(Array.from({ length: 5 }, (_, r) => [r, r, 10 * r, 100 + r]).flat()));
+    // A "decoder" that makes pixel (value, value, value) from the file's first byte.
+    const decode = async (bytes: Uint8Array, o: { height: number; width: number; channels: number }) => ({ data: new Uint8Array(o.height * o.width * o.channels).fill(bytes[0]!) });
+    writeFileSync(join(dir, 'a.png'), Uint8Array.of(200));
+    writeFileSync(join(dir, 'b.png'), Uint8Array.of(201));
+    const files = ['a.png', 'five.bin', 'b.png'].map((f) => join(dir, f));
+    const read = { shape: [1, 1, 3], records: { labelBytes: 1, labelIndex: 0 }, cwd: dir, decode };
+    const batches = [];
+    for await (const batch of readInputBatches(files, { ...read, batchSize: 3 })) batches.push(batch);
+    expect(batches.map((b) => b.names)).toEqual([['a.png', 'five.bin#0', 'five.bin#1'], ['five.bin#2', 'five.bin#3', 'five.bin#4'], ['b.png']]);
+    expect(batches.map((b) => b.labels)).toEqual([[undefined, 0, 1], [2, 3, 4], [undefined]]);
+    expect(batches.map((b) => Array.from(b.pixels))).toEqual([
+      [200, 200, 200, 0, 0, 100, 1, 10, 101],
+      [2, 20, 102, 3, 30, 103, 4, 40, 104],
+      [201, 201, 201],
+    ]);
+    const all = await readInputs(files, read);
+    expect(all.names).toEqual(batches.flatMap((b) => b.names));
+    expect(Array.from(all.pixels)).toEqual(batches.flatMap((b) => Array.from(b.pixels)));
+    writeFileSync(join(dir, 'torn.bin'), new Uint8Array(6));
+    await expect(readInputs([join(dir, 'torn.bin')], read)).rejects.toThrow(/torn\.bin: 6 bytes is not a whole number of 4-byte records/);
   });
 
   it('names what an old or foreign model.json lacks', () => {

@@ -99,13 +99,27 @@ export interface ReadInputsOptions {
   decode?: ImageDecoder;
 }
 
-/** Reads every file into one batch; an unreadable or undecodable file is an error naming it. */
-export async function readInputs(files: readonly string[], options: ReadInputsOptions): Promise<NamedImages> {
+/**
+ * Reads the files in order as batches of at most `batchSize` images (a record file is split
+ * across batches), so that classifying a large folder holds one batch of pixels at a time, not
+ * every image. An unreadable or undecodable file is an error naming it.
+ */
+export async function* readInputBatches(files: readonly string[], options: ReadInputsOptions & { batchSize: number }): AsyncGenerator<NamedImages> {
   const [height, width, channels] = options.shape as [number, number, number];
   const size = height * width * channels;
-  const parts: Float32Array[] = [];
-  const names: string[] = [];
-  const labels: (number | undefined)[] = [];
+  const recordSize = options.records.labelBytes + size;
+  let batch: { parts: Float32Array[]; names: string[]; labels: (number | undefined)[] } = { parts: [], names: [], labels: [] };
+  const take = (): NamedImages => {
+    const pixels = new Float32Array(batch.names.length * size);
+    let offset = 0;
+    for (const part of batch.parts) {
+      pixels.set(part, offset);
+      offset += part.length;
+    }
+    const images = { pixels, count: batch.names.length, shape: [height, width, channels], names: batch.names, labels: batch.labels };
+    batch = { parts: [], names: [], labels: [] };
+    return images;
+  };
   for (const file of files) {
     const shown = relative(options.cwd, file).startsWith('..') ? file : relative(options.cwd, file);
     let bytes: Uint8Array;
@@ -122,12 +136,19 @@ export async function readInputs(files: readonly string[], options: ReadInputsOp
           throw new ConfigError({ message: `${shown}: not a valid gzip file (${(error as Error).message})` });
         }
       }
-      const read = readRecords(bytes, options.shape, options.records, shown);
-      parts.push(read.pixels);
-      read.labels.forEach((label, i) => {
-        names.push(`${shown}#${i}`);
-        labels.push(label);
-      });
+      if (bytes.length === 0 || bytes.length % recordSize !== 0) readRecords(bytes, options.shape, options.records, shown); // throws, naming the file
+      const count = bytes.length / recordSize;
+      for (let start = 0; start < count; ) {
+        const end = Math.min(count, start + options.batchSize - batch.names.length);
+        const read = readRecords(bytes.subarray(start * recordSize, end * recordSize), options.shape, options.records, shown);
+        batch.parts.push(read.pixels);
+        read.labels.forEach((label, i) => {
+          batch.names.push(`${shown}#${start + i}`);
+          batch.labels.push(label);
+        });
+        start = end;
+        if (batch.names.length >= options.batchSize) yield take();
+      }
       continue;
     }
     if (!options.decode) throw new ConfigError({ message: `${shown}: image files need the image decoder, which this build lacks` });
@@ -140,15 +161,19 @@ export async function readInputs(files: readonly string[], options: ReadInputsOp
       throw new ConfigError({ message: message.includes(shown) ? message : `${shown}: ${message}` });
     }
     if (decoded.data.length !== size) throw new ConfigError({ message: `${shown}: decoded to ${decoded.data.length} values, expected ${height}x${width}x${channels}` });
-    parts.push(Float32Array.from(decoded.data));
-    names.push(shown);
-    labels.push(undefined);
+    batch.parts.push(Float32Array.from(decoded.data));
+    batch.names.push(shown);
+    batch.labels.push(undefined);
+    if (batch.names.length >= options.batchSize) yield take();
   }
-  const pixels = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    pixels.set(part, offset);
-    offset += part.length;
-  }
-  return { pixels, count: names.length, shape: [height, width, channels], names, labels };
+  if (batch.names.length > 0) yield take();
+}
+
+/** Reads every file into one batch (readInputBatches without the bound on memory). */
+export async function readInputs(files: readonly string[], options: ReadInputsOptions): Promise<NamedImages> {
+  const [height, width, channels] = options.shape as [number, number, number];
+  const batches: NamedImages[] = [];
+  for await (const batch of readInputBatches(files, { ...options, batchSize: Number.MAX_SAFE_INTEGER })) batches.push(batch);
+  if (batches.length === 1) return batches[0]!;
+  return { pixels: new Float32Array(0), count: 0, shape: [height, width, channels], names: [], labels: [] };
 }
