@@ -158,6 +158,16 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     const huge = await exp('predict', runId, '--input', 'huge.png', '--backend', 'cpu');
     expect(huge.code).toBe(2);
     expect(huge.err).toMatch(/^huge\.png: .*exceeds pixel limit$/m);
+
+    // exp export --which best: the best epoch's model as a self-contained directory, predicting as the run's best model.
+    const exported = await exp('export', runId, '--which', 'best', '--out', 'exported-best');
+    expect(exported.code, exported.err).toBe(0);
+    expect(exported.out).toMatch(new RegExp(`wrote exported-best/ \\(model\\.json, weights\\.bin; .* MB\\): best model of run ${runId}, 4 classes, input 8x8x3`));
+    expect(readFileSync(join(work, 'exported-best', 'weights.bin')).equals(readFileSync(join(runDir, 'artifacts', 'best_model', 'weights.bin')))).toBe(true);
+    const fromExport = await exp('predict', 'exported-best', '--input', 'a.png', 'b.jpg', '--json', '--backend', 'cpu');
+    const fromRun = await exp('predict', runId, '--which', 'best', '--input', 'a.png', 'b.jpg', '--json', '--backend', 'cpu');
+    expect(fromExport.code, fromExport.err).toBe(0);
+    expect(JSON.parse(fromExport.out).predictions).toEqual(JSON.parse(fromRun.out).predictions);
   }, 60_000);
 
   it('exp serve answers 16 concurrent clients with exp predict\'s probabilities (to 1e-6), then stops on SIGTERM', async () => {
