@@ -4,7 +4,7 @@
 // through MLflow's REST API -> exp predict models:/NAME/VERSION and models:/NAME@ALIAS.
 // Needs `bash scripts/setup-mlflow.sh`; skipped locally without it, fails under CI=true.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
@@ -174,18 +174,21 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     const served = await startExpServe(runId);
     const url = served.url;
     const bytes = smallRecords(6);
+    // 16 clients at once: half send a record's pixels, half the PNG or the JPEG as base64 (decoded by the server).
+    const images = ['a.png', 'b.jpg'].map((file) => readFileSync(join(work, file)).toString('base64'));
+    const instance = (i: number) => (i % 2 === 0 ? recordImage(bytes, (i / 2) % 6) : images[(i >> 1) % 2]);
+    const wanted = (i: number) => (i % 2 === 0 ? predicted.predictions[(i / 2) % 6]! : imagePredictions.predictions[(i >> 1) % 2]!).probabilities;
     const responses = await Promise.all(
       Array.from({ length: 16 }, (_, i) =>
-        fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [recordImage(bytes, i % 6)] }) }).then((r) => r.json() as Promise<{ predictions: { probabilities: number[] }[] }>),
+        fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [instance(i)] }) }).then((r) => r.json() as Promise<{ predictions: { probabilities: number[] }[] }>),
       ),
     );
     responses.forEach((body, i) => {
-      const want = predicted.predictions[i % 6]!.probabilities;
+      const want = wanted(i);
       body.predictions[0]!.probabilities.forEach((p, c) => expect(Math.abs(p - want[c]!)).toBeLessThan(1e-6));
     });
     // The same image files as base64 JSON and as multipart: exp predict's probabilities to 1e-6.
-    const encoded = ['a.png', 'b.jpg'].map((file) => readFileSync(join(work, file)).toString('base64'));
-    const viaJson = (await (await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: encoded }) })).json()) as {
+    const viaJson = (await (await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: images }) })).json()) as {
       predictions: { probabilities: number[] }[];
     };
     const form = new FormData();
@@ -368,6 +371,15 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     const badHost = await exp('serve', runId, '--host', 'no-such-host.invalid', '--port', '0', '--backend', 'cpu');
     expect(badHost.code).toBe(2);
     expect(badHost.err).toMatch(/^exp serve: cannot listen on no-such-host\.invalid:0: (ENOTFOUND|EAI_AGAIN)$/m);
+    // A run stopped before its end has a best model only: register says so before sending anything to MLflow.
+    const killed = join(runsDir, 'smoke', '20261205-000001-k111ed');
+    mkdirSync(join(killed, 'artifacts'), { recursive: true });
+    cpSync(join(runDir, 'artifacts', 'best_model'), join(killed, 'artifacts', 'best_model'), { recursive: true });
+    writeFileSync(join(killed, 'meta.json'), JSON.stringify({ runId: '20261205-000001-k111ed', experiment: 'smoke', runName: 'killed', status: 'KILLED', startTime: new Date().toISOString() }));
+    const noFinal = await exp('register', '20261205-000001-k111ed', `${NAME}-killed`);
+    expect(noFinal.code).toBe(2);
+    expect(noFinal.err).toMatch(/run 20261205-000001-k111ed \(status KILLED\) has no final model .*; it has a best model: --which best/);
+    expect(existsSync(join(killed, 'mlflow.json'))).toBe(false);
     const noRun = await exp('evaluate', '20990101-000000-ffffff');
     expect(noRun.code).toBe(2);
     expect(noRun.err).toMatch(/no such run id/);

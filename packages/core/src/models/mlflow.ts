@@ -10,7 +10,7 @@ import { acquireRunLock } from '../tracking/run-lock.ts';
 import { containedJoin } from '../safety/paths.ts';
 import { readSyncStates, syncRun } from '../tracking/sync.ts';
 import { ensureRunLoggedModels, modelDirFiles } from './logged-model.ts';
-import { modelCacheDir, RUN_MODEL_PATHS, type WhichModel } from './resolve.ts';
+import { modelCacheDir, runModelDir, type WhichModel } from './resolve.ts';
 
 export {
   ensureRunLoggedModels,
@@ -75,6 +75,8 @@ export async function registerRunModel(options: RegisterOptions): Promise<Regist
   const which = options.which ?? 'final';
   const log = options.log ?? (() => {});
   const meta = await readRunMeta(runDir);
+  // Before anything is sent: a run without this model (one stopped early has no final model) says which it has.
+  const dir = await runModelDir(runDir, which, process.cwd());
   let state = (await readSyncStates(runDir))[client.trackingUri];
   if (!state?.runId || state.pending) {
     log(`sending run ${meta.runId} to MLflow (${client.trackingUri}) first`);
@@ -83,8 +85,6 @@ export async function registerRunModel(options: RegisterOptions): Promise<Regist
   }
   const mlflowRunId = state!.runId!;
   const run = await client.getRun(mlflowRunId);
-  const dir = join(runDir, 'artifacts', RUN_MODEL_PATHS[which]);
-  if (!existsSync(join(dir, MODEL_FILE))) throw new ConfigError({ message: `run ${meta.runId} (status ${meta.status}) has no ${which} model to register (${dir} is missing)` });
   const { metrics } = await finalMetrics(runDir);
   // Under the run's sync lock, as exp sync logs them: never two LoggedModels for one model.
   const lock = await acquireRunLock(runDir, { name: 'sync.lock', purpose: 'exp register', waitMs: 120_000 });
