@@ -100,7 +100,7 @@ async function mlflowClientFor(runDir: string): Promise<import('@tessera/mlflow'
   if (known.length === 1) return MlflowClient.fromEnv(process.env, { trackingUri: known[0]! });
   throw new UsageError(
     known.length === 0
-      ? 'registering a model needs an MLflow server: set MLFLOW_TRACKING_URI (the run is then sent there first)'
+      ? 'registering a model needs an MLflow server: set MLFLOW_TRACKING_URI (the run is then sent there first), e.g. the URL `exp ui` prints while it runs'
       : `the run was recorded in several MLflow servers (${known.join(', ')}): choose one with MLFLOW_TRACKING_URI`,
     'register',
   );

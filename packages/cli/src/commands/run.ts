@@ -47,7 +47,7 @@ async function assertMlflowConfigured(
     const runDir = await core.findRunDir(resolve(context.cwd, resume), root).catch(() => core.findRunDir(resume, root)).catch(() => undefined);
     if (!runDir || Object.keys(await core.readSyncStates(runDir)).length > 0) return; // a missing run: the resume reports it
   }
-  throw new UsageError('--register NAME needs an MLflow server to register in: set MLFLOW_TRACKING_URI (or tracking.uri in the experiment)', 'run');
+  throw new UsageError('--register NAME needs an MLflow server to register in: set MLFLOW_TRACKING_URI (or tracking.uri in the experiment), e.g. the URL `exp ui` prints while it runs', 'run');
 }
 
 /** Exit codes beyond the framework's 0/1/2: a run stopped by SIGINT/SIGTERM exits like a shell's Ctrl-C. */
