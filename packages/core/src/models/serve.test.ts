@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamicBatcher, QueueFullError } from './batcher.ts';
@@ -175,6 +176,26 @@ describe('requests being received', () => {
     // The slots are free again.
     expect((await post({ instances: [image(2)] }, '/predict')).status).toBe(200);
     await limited.close();
+  });
+});
+
+describe('a client that goes away', () => {
+  it('mid-body costs one log line (no stack trace), and the server answers the next request', async () => {
+    const lines: string[] = [];
+    const watched = await startModelServer({ predictor, port: 0, log: (line) => lines.push(line) });
+    const { port } = new URL(watched.url);
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.end('POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"instances": [', () => socket.destroy());
+      });
+      socket.on('close', () => resolve());
+      socket.on('error', reject);
+    });
+    for (let i = 0; i < 50 && lines.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(lines).toEqual(['a client closed its connection before its request was read (POST /predict)']);
+    const answer = await fetch(`${watched.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [image(3)] }) });
+    expect(answer.status).toBe(200);
+    await watched.close();
   });
 });
 

@@ -269,6 +269,8 @@ export async function startModelServer(options: ServeOptions): Promise<ModelServ
     };
     handle().catch((error: unknown) => {
       if (res.headersSent) return void res.destroy();
+      // The client went away mid-request: no one to answer, and nothing wrong with the server.
+      if (req.destroyed && !(error instanceof HttpError)) return void log(`a client closed its connection before its request was read (${req.method} ${path})`);
       if (error instanceof HttpError) {
         // Unread body bytes (a 413 mid-upload, a 503 before reading) would otherwise stall the client: close after answering.
         const unread = !req.readableEnded;
