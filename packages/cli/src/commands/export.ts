@@ -8,7 +8,7 @@ export default defineCommand({
   description:
     'Given a run (id, directory or MLflow URI), copies its final model (or --which best) to DIR: model.json ' +
     '(architecture, and in userDefinedMetadata.tessera the preprocessing state such as normalization statistics, ' +
-    'class names, input size, config digest and run id) and weights.bin, loadable by tf.loadLayersModel, ' +
+    'class names, input size, config digest and run id) and weights.bin, loadable by tf.loadLayersModel once @tessera/models is imported, ' +
     '`exp predict`, `exp serve` and `exp evaluate`. Given an experiment YAML with --init, builds the model with ' +
     'its initial weights instead (seeded by the run seed or --seed), adapting the preprocessing on the data.',
   positionals: [{ ...MODEL_ARGUMENT, name: 'RUN|FILE.yaml', description: `${MODEL_ARGUMENT.description}; or an experiment YAML with --init` }],

@@ -34,7 +34,7 @@ export function mlmodelFile(metadata: ModelMetadata, ids: { modelId: string; run
     utc_time_created: new Date().toISOString().replace('T', ' ').replace('Z', ''),
     flavors: {
       [FLAVOR]: {
-        loader: 'exp predict models:/NAME/VERSION (or tf.loadLayersModel on model_path)',
+        loader: 'exp predict models:/NAME/VERSION (or tf.loadLayersModel on model_path after importing @tessera/models)',
         format: 'tfjs-layers-model',
         model_path: MODEL_FILE,
         files,
