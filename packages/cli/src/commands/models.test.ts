@@ -312,6 +312,7 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     }
     expect(trained.code, trained.err + trained.out).toBe(0);
     const offlineId = /Run (\S+) FINISHED/.exec(trained.out)![1]!;
+    expect(trained.out).toContain(`Use its model: exp evaluate ${offlineId} | exp predict ${offlineId} --input IMAGE | exp serve ${offlineId} | exp register ${offlineId} NAME`);
     const dir = join(runsDir, 'smoke', offlineId);
     expect(readFileSync(join(dir, 'mlflow.json'), 'utf8')).toMatch(/"call": "logModel model"/);
     const epochOf = (which: string) => JSON.parse(readFileSync(join(dir, 'artifacts', which, 'model.json'), 'utf8')).userDefinedMetadata.tessera.epoch as number;

@@ -177,6 +177,9 @@ export default defineCommand({
       });
       if (options.register && summary.status === 'FINISHED') {
         await registerRun(summary.runDir, options.register, context, { which: 'final', alias: options.alias, runsDir: options['runs-dir'] });
+      } else if (summary.status === 'FINISHED') {
+        const id = summary.runId;
+        context.stdout.write(`Use its model: exp evaluate ${id} | exp predict ${id} --input IMAGE | exp serve ${id} | exp register ${id} NAME (docs/models.md)\n`);
       } else if (options.register) {
         context.stderr.write(`exp run: not registering ${options.register}: the run ended ${summary.status}\n`);
       }
