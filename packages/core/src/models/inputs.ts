@@ -171,9 +171,6 @@ export async function* readInputBatches(files: readonly string[], options: ReadI
 
 /** Reads every file into one batch (readInputBatches without the bound on memory). */
 export async function readInputs(files: readonly string[], options: ReadInputsOptions): Promise<NamedImages> {
-  const [height, width, channels] = options.shape as [number, number, number];
-  const batches: NamedImages[] = [];
-  for await (const batch of readInputBatches(files, { ...options, batchSize: Number.MAX_SAFE_INTEGER })) batches.push(batch);
-  if (batches.length === 1) return batches[0]!;
-  return { pixels: new Float32Array(0), count: 0, shape: [height, width, channels], names: [], labels: [] };
+  for await (const batch of readInputBatches(files, { ...options, batchSize: Number.MAX_SAFE_INTEGER })) return batch; // the only one
+  return { pixels: new Float32Array(0), count: 0, shape: options.shape, names: [], labels: [] };
 }
