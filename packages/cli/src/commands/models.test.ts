@@ -116,6 +116,10 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     const [width, height] = pngSize(png);
     expect(width).toBe(800); // PLOT_WIDTH
     expect(height).toBeGreaterThan(300);
+    // A real PNG: it decodes whole, to the size its header says, and is not blank (the heatmap's cells differ).
+    const decoded = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    expect([decoded.info.width, decoded.info.height]).toEqual([width, height]);
+    expect(new Set(decoded.data).size).toBeGreaterThan(16);
     const matrix = readFileSync(join(dir, 'confusion_matrix.csv'), 'utf8').trim().split('\n').slice(1).map((line) => line.split(',').slice(1).map(Number));
     expect(matrix).toHaveLength(4);
     expect(matrix.flat().reduce((a, b) => a + b, 0)).toBe(128);
