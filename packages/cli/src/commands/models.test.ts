@@ -204,6 +204,11 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     const broken = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [readFileSync(join(work, 'broken.png')).toString('base64')] }) });
     expect(broken.status).toBe(400);
     expect(((await broken.json()) as { error: string }).error).toMatch(/^instances\[0\]: corrupt or truncated image/);
+    // An SVG (which libvips could render) is not an image format the server reads.
+    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="red"/></svg>').toString('base64');
+    const vector = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [svg] }) });
+    expect(vector.status).toBe(400);
+    expect(((await vector.json()) as { error: string }).error).toBe('instances[0]: not a readable image (unknown format; PNG, JPEG, WebP, GIF, TIFF and BMP are read)');
     const huge = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [readFileSync(join(work, 'huge.png')).toString('base64')] }) });
     expect(huge.status).toBe(400);
     expect(((await huge.json()) as { error: string }).error).toMatch(/^instances\[0\]: .*pixel limit/);

@@ -183,7 +183,7 @@ describe('decodeImage', () => {
     expect(pixelAt(opaque, 0, 0)).toEqual([...RED, 255]);
   });
 
-  it('reads BMP, WebP, GIF and 16-bit PNG', async () => {
+  it('reads BMP, WebP, GIF, TIFF and 16-bit PNG', async () => {
     const f = (y: number, x: number, c: number) => (y * 50 + x * 20 + c * 70) % 256;
     // bmp-ts takes ABGR bytes.
     const abgr = pixels(3, 5, 4, (y, x, c) => (c === 0 ? 255 : f(y, x, 3 - c)));
@@ -195,6 +195,8 @@ describe('decodeImage', () => {
     expect(Buffer.from(webp.data).equals(pixels(3, 5, 3, f))).toBe(true);
     const gif = await decodeImage(await halves(4, 4).gif().toBuffer(), { height: 4, width: 4, channels: 3 });
     expectClose(pixelAt(gif, 0, 0), RED, 8);
+    const tiff = await decodeImage(await raw(3, 5, 3, f).tiff({ compression: 'lzw' }).toBuffer(), { height: 3, width: 5, channels: 3 });
+    expect(Buffer.from(tiff.data).equals(pixels(3, 5, 3, f))).toBe(true);
 
     const png16 = await raw(4, 4, 3, (_y, _x, c) => [200, 100, 50][c]!).toColourspace('rgb16').png().toBuffer();
     expect((await sharp(png16).metadata()).depth).toBe('ushort');
@@ -215,7 +217,7 @@ describe('decodeImage', () => {
     expect(pixelAt(contain, 7, 7)).toEqual([0, 0, 0]);
   });
 
-  it('throws ImageDecodeError naming the file: corrupt, truncated, not an image, missing, empty', async () => {
+  it('throws ImageDecodeError naming the file: corrupt, truncated, not an image, a format it does not read (SVG, AVIF), missing, empty', async () => {
     const jpeg = await halves(64, 64).jpeg().toBuffer();
     const png = await halves(64, 64).png().toBuffer();
     // Already 8x8 RGB: the fast path (decode only) must catch truncation too.
@@ -227,6 +229,9 @@ describe('decodeImage', () => {
       'text.png': Buffer.from('this is not an image\n'),
       'empty.jpg': Buffer.alloc(0),
       'bad.bmp': Buffer.from('BM garbage that is not a bitmap'),
+      // libvips reads these too; decodeImage refuses them (an XML parser, a codec nobody asked for).
+      'vector.svg': Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="red"/></svg>'),
+      'photo.avif': await halves(16, 16).avif().toBuffer(),
     };
     const dir = join(tmp, 'bad');
     mkdirSync(dir);
@@ -250,6 +255,8 @@ describe('decodeImage', () => {
       'text.png': 'unsupported',
       'empty.jpg': 'corrupt',
       'bad.bmp': 'corrupt',
+      'vector.svg': 'unsupported',
+      'photo.avif': 'unsupported',
       'missing.png': 'unreadable',
     });
   });

@@ -101,6 +101,25 @@ function isBmp(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x42 && bytes[1] === 0x4d; // "BM"
 }
 
+/**
+ * Whether the bytes start as one of the formats of IMAGE_EXTENSIONS does (PNG, JPEG, GIF, WebP,
+ * TIFF, BMP). libvips would parse more (SVG, HEIF): those are refused, so bytes from a request
+ * to `exp serve` never reach an XML parser or a codec nobody asked for.
+ */
+function isReadableFormat(bytes: Uint8Array): boolean {
+  const startsWith = (at: number, ...values: number[]) => bytes.length >= at + values.length && values.every((v, i) => bytes[at + i] === v);
+  const ascii = (at: number, text: string) => startsWith(at, ...Array.from(text, (ch) => ch.charCodeAt(0)));
+  return (
+    startsWith(0, 0x89, 0x50, 0x4e, 0x47) || // PNG
+    startsWith(0, 0xff, 0xd8, 0xff) || // JPEG
+    ascii(0, 'GIF8') ||
+    (ascii(0, 'RIFF') && ascii(8, 'WEBP')) ||
+    startsWith(0, 0x49, 0x49, 0x2a, 0x00) || // TIFF, little-endian
+    startsWith(0, 0x4d, 0x4d, 0x00, 0x2a) || // TIFF, big-endian
+    isBmp(bytes)
+  );
+}
+
 /** A BMP as a sharp pipeline over its raw RGB(A) pixels. */
 function bmpPipeline(bytes: Buffer, file: string): Sharp {
   let bmp;
@@ -287,6 +306,7 @@ export async function decodeImage(input: string | Uint8Array, options: DecodeOpt
     bytes = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   }
   if (bytes.length === 0) throw new ImageDecodeError(file, 'corrupt', 'empty file (0 bytes)');
+  if (!isReadableFormat(bytes)) throw new ImageDecodeError(file, 'unsupported', 'not a readable image (unknown format; PNG, JPEG, WebP, GIF, TIFF and BMP are read)');
 
   try {
     if (pngNeedsNoWork(bytes, options)) {
