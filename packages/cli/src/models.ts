@@ -107,6 +107,18 @@ async function mlflowClientFor(runDir: string): Promise<import('@tessera/mlflow'
 }
 
 /**
+ * MLflow's rules for a registered model's name and an alias, checked before anything is sent
+ * (before training, for `exp run --register`): a version made and then refused its alias would
+ * be half a registration.
+ */
+export function checkRegistrationNames(name: string, alias: string | undefined, command: string): void {
+  if (name.trim() === '' || /[/:]/.test(name)) throw new UsageError(`"${name}" cannot name a registered model: it must be non-empty, without / or :`, command);
+  if (alias === undefined) return;
+  if (!/^[\w-]{1,255}$/.test(alias)) throw new UsageError(`--alias "${alias}": an alias is letters, digits, _ and - (at most 255)`, command);
+  if (/^(latest|v\d+)$/i.test(alias)) throw new UsageError(`--alias "${alias}": "latest" and v<number> are reserved by MLflow (models:/NAME/latest, versions)`, command);
+}
+
+/**
  * Registers RUN's model as a new version of NAME in MLflow's Model Registry. A sweep's run
  * stands for its best trial (tag best_run_id), so the winner is registered in one command.
  */
@@ -116,6 +128,7 @@ export async function registerRun(
   context: CommandContext,
   options: { which: WhichModel; alias?: string | undefined; runsDir?: string | undefined; tags?: Record<string, string> | undefined },
 ): Promise<void> {
+  checkRegistrationNames(name, options.alias, 'register');
   const { findRunDir, readRunMeta, readRunTags, registerRunModel } = await import('@tessera/core');
   const root = await runsRoot(context, options.runsDir);
   let runDir = await findRunDir(resolve(context.cwd, spec), root).catch(() => findRunDir(spec, root)).catch(() => {

@@ -378,6 +378,21 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     const missing = await exp('predict', `models:/${NAME}-nope/1`, '--input', 'images.bin');
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/not found in MLflow/);
+    const noAlias = await exp('predict', `models:/${NAME}@nope`, '--input', 'images.bin');
+    expect(noAlias.code).toBe(2);
+    expect(noAlias.err).toMatch(new RegExp(`^models:/${NAME}@nope: not found in MLflow .*alias nope not found`));
+    // Names MLflow would refuse are refused before anything is registered: no version without its alias.
+    for (const [args, message] of [
+      [[NAME, '--alias', 'v7'], /--alias "v7": "latest" and v<number> are reserved by MLflow/],
+      [[NAME, '--alias', 'the champion'], /--alias "the champion": an alias is letters, digits, _ and -/],
+      [['a/b'], /"a\/b" cannot name a registered model: it must be non-empty, without \/ or :/],
+    ] as const) {
+      const refused = await exp('register', runId, ...args);
+      expect(refused.code).toBe(2);
+      expect(refused.err).toMatch(message);
+    }
+    await client.getModelVersion(NAME, '2'); // the earlier tests made versions 1 and 2; no third
+    await expect(client.getModelVersion(NAME, '3')).rejects.toThrow(/RESOURCE_DOES_NOT_EXIST|not found/i);
     const badHost = await exp('serve', runId, '--host', 'no-such-host.invalid', '--port', '0', '--backend', 'cpu');
     expect(badHost.code).toBe(2);
     expect(badHost.err).toMatch(/^exp serve: cannot listen on no-such-host\.invalid:0: (ENOTFOUND|EAI_AGAIN)$/m);

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { defineCommand, setOption, UsageError, type CommandContext } from '../command.ts';
 import { abortOnSignals, stopDeadlineSeconds } from '../interrupt.ts';
-import { registerRun, runsRoot } from '../models.ts';
+import { checkRegistrationNames, registerRun, runsRoot } from '../models.ts';
 
 function integerOption(name: string, value: string | undefined, minimum: number): number | undefined {
   if (value === undefined) return undefined;
@@ -142,6 +142,7 @@ export default defineCommand({
       throw new UsageError('--resume trains the run\'s saved config: only --epochs and --backend may be given with it', 'run');
     }
     if (options.alias && !options.register) throw new UsageError('--alias goes with --register NAME', 'run');
+    if (options.register) checkRegistrationNames(options.register, options.alias, 'run');
     const seed = integerOption('seed', options.seed, 0);
     const epochs = integerOption('epochs', options.epochs, 1);
     const tags = tagOptions(options.tag);

@@ -166,7 +166,8 @@ export async function fetchMlflowModel(uri: string, options: { client?: MlflowCl
       };
     }
   } catch (error) {
-    if ((error as Error).name === 'MlflowError' && /RESOURCE_DOES_NOT_EXIST|not found/i.test(String((error as { errorCode?: string }).errorCode ?? (error as Error).message))) {
+    // A missing version is RESOURCE_DOES_NOT_EXIST; a missing alias, INVALID_PARAMETER_VALUE "... alias nope not found".
+    if ((error as Error).name === 'MlflowError' && /RESOURCE_DOES_NOT_EXIST|not found/i.test(`${(error as { errorCode?: string }).errorCode} ${(error as Error).message}`)) {
       throw new ConfigError({ message: `${uri}: not found in MLflow (${client.trackingUri}): ${(error as Error).message}` });
     }
     throw error;
