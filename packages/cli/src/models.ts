@@ -1,4 +1,5 @@
-import { resolve } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { ImageDecoder, Predictor, Registries, ResolvedModel, WhichModel } from '@tessera/core';
 import { pluginOption, registriesWithPlugins, UsageError, type CommandContext, type OptionSpec } from './command.ts';
 
@@ -33,6 +34,23 @@ export function whichOption(value: string, command: string): WhichModel {
 export function positiveInteger(name: string, value: string, command: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} expects a positive integer, got "${value}"`, command);
   return Number(value);
+}
+
+/**
+ * `--out` checked before any work: `folder` must be a folder this process can write in, or with
+ * `create`, a folder it can make (its nearest existing ancestor a writable folder).
+ */
+export function assertWritableFolder(folder: string, out: string, command: string, options: { create?: boolean } = {}): void {
+  let existing = folder;
+  while (options.create && !existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  let isFolder = false;
+  try {
+    isFolder = statSync(existing).isDirectory();
+    if (isFolder) accessSync(existing, constants.W_OK);
+  } catch {
+    throw new UsageError(`--out ${out}: ${isFolder ? 'cannot write in' : 'no such folder'} ${existing}`, command);
+  }
+  if (!isFolder) throw new UsageError(`--out ${out}: ${existing} is not a folder`, command);
 }
 
 /** The one image decoder (packages/data, sharp-based) and the file extensions it reads. */

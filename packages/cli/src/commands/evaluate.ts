@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { defineCommand, UsageError } from '../command.ts';
-import { MODEL_ARGUMENT, modelOptions, openPredictor, positiveInteger } from '../models.ts';
+import { assertWritableFolder, MODEL_ARGUMENT, modelOptions, openPredictor, positiveInteger } from '../models.ts';
 
 const SPLITS = ['train', 'validation', 'test'] as const;
 
@@ -32,6 +32,7 @@ export default defineCommand({
     const split = options.split as (typeof SPLITS)[number];
     if (!SPLITS.includes(split)) throw new UsageError(`--split is ${SPLITS.join(', ')}; got "${options.split}"`, 'evaluate');
     const batchSize = positiveInteger('batch-size', options['batch-size'], 'evaluate');
+    if (options.out) assertWritableFolder(resolve(context.cwd, options.out), options.out, 'evaluate', { create: true });
     const core = await import('@tessera/core');
     const registries = await context.registries();
     const { predictor, resolved } = await openPredictor(positionals[0]!, context, { which: options.which, runsDir: options['runs-dir'], backend: options.backend, plugin: options.plugin }, 'evaluate');

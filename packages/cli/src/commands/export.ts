@@ -1,6 +1,6 @@
 import { relative, resolve } from 'node:path';
 import { defineCommand, registriesWithPlugins, setOption, UsageError } from '../command.ts';
-import { loadResolvedModel, MODEL_ARGUMENT, modelOptions, resolveModelArgument, whichOption } from '../models.ts';
+import { assertWritableFolder, loadResolvedModel, MODEL_ARGUMENT, modelOptions, resolveModelArgument, whichOption } from '../models.ts';
 
 export default defineCommand({
   name: 'export',
@@ -28,6 +28,7 @@ export default defineCommand({
   ],
   async run({ positionals, options }, context) {
     if (!options.out) throw new UsageError('--out DIR is required', 'export');
+    assertWritableFolder(resolve(context.cwd, options.out), options.out, 'export', { create: true });
     const spec = positionals[0]!;
     const out = resolve(context.cwd, options.out);
     const shown = relative(context.cwd, out);

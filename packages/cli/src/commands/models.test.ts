@@ -405,6 +405,14 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     expect(noFinal.code).toBe(2);
     expect(noFinal.err).toMatch(/run 20261205-000001-k111ed \(status KILLED\) has no final model .*; it has a best model: --which best/);
     expect(existsSync(join(killed, 'mlflow.json'))).toBe(false);
+    // An --out that cannot be a folder is exit 2 before any work.
+    writeFileSync(join(work, 'a-file'), '');
+    for (const command of ['export', 'evaluate']) {
+      const badOut = await exp(command, runId, '--out', 'a-file/sub');
+      expect(badOut.code).toBe(2);
+      expect(badOut.err).toMatch(new RegExp(`^exp ${command}: --out a-file/sub: .*a-file is not a folder$`, 'm'));
+      expect(badOut.out).toBe('');
+    }
     const noRun = await exp('evaluate', '20990101-000000-ffffff');
     expect(noRun.code).toBe(2);
     expect(noRun.err).toMatch(/no such run id/);

@@ -1,8 +1,7 @@
-import { accessSync, constants, statSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
 import type { Prediction } from '@tessera/core';
 import { defineCommand, UsageError } from '../command.ts';
-import { imageCodec, MODEL_ARGUMENT, modelOptions, openPredictor, positiveInteger } from '../models.ts';
+import { assertWritableFolder, imageCodec, MODEL_ARGUMENT, modelOptions, openPredictor, positiveInteger } from '../models.ts';
 
 const OUT_FORMATS = ['.json', '.csv', '.npy'];
 
@@ -41,7 +40,7 @@ export default defineCommand({
       throw new UsageError(`--out FILE must end in ${OUT_FORMATS.join(', ')}, got "${options.out}"`, 'predict');
     }
     // Before the model loads and the images are classified: a bad --out is a mistake to report now.
-    if (options.out) assertWritableFolder(dirname(resolve(context.cwd, options.out)), options.out);
+    if (options.out) assertWritableFolder(dirname(resolve(context.cwd, options.out)), options.out, 'predict');
     const core = await import('@tessera/core');
     const { decode, extensions } = await imageCodec();
     const files = core.expandInputs(inputs, { cwd: context.cwd, imageExtensions: extensions });
@@ -84,14 +83,3 @@ export default defineCommand({
     }
   },
 });
-
-function assertWritableFolder(folder: string, out: string): void {
-  let isFolder = false;
-  try {
-    isFolder = statSync(folder).isDirectory();
-    if (isFolder) accessSync(folder, constants.W_OK);
-  } catch {
-    throw new UsageError(`--out ${out}: ${isFolder ? 'cannot write in' : 'no such folder'} ${folder}`, 'predict');
-  }
-  if (!isFolder) throw new UsageError(`--out ${out}: ${folder} is not a folder`, 'predict');
-}
