@@ -6,6 +6,7 @@ export {
   redactingTracker,
   defaultRunName,
   RUN_NAME_TAG,
+  OBJECTIVE_TAG,
   type Tracker,
   type StartRunOptions,
   type RunInfo,
