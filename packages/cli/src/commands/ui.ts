@@ -87,13 +87,15 @@ export default defineCommand({
 
     let stopping = false;
     let wake: (() => void) | undefined;
-    // Ctrl-C (or SIGTERM) stops the server; a second one ends the process at once.
+    // Ctrl-C (or SIGTERM) stops the server. The handlers stay until it is stopped: a wrapper's
+    // relayed copy of the same keypress (pnpm, tsx) must not end the process half-way.
     const interrupt = abortOnSignals({
       first: () => {
         out('\nStopping MLflow (the store stays in place; exp ui opens it again).');
         stopping = true;
         wake?.();
       },
+      again: () => {},
     });
     const syncStarted = new Map<string, number>();
     const pass = async () => {
@@ -121,8 +123,8 @@ export default defineCommand({
         if (result && result.synced.some((r) => r.created)) await markTrainingExperiments(client).catch(() => undefined);
       }
     } finally {
-      interrupt.release();
       await server.stop();
+      interrupt.release();
     }
     return 0;
   },
