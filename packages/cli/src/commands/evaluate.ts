@@ -58,6 +58,8 @@ export default defineCommand({
         const source = resolve(context.cwd, metadata.source);
         configDir = (resolved.runDir ? await core.runConfigDir(resolved.runDir) : undefined) ?? (existsSync(source) ? dirname(source) : configDir);
       }
+      // The best epoch's model is another model: its evaluation is recorded beside the final one's.
+      if (metadata.which === 'best') name = `${name}-best`;
       const dataset = await core.rawDataset(data, { registries, configDir, seed: metadata.seed, log });
       if (dataset.info.numClasses !== predictor.numClasses) {
         throw new UsageError(`the model predicts ${predictor.numClasses} classes, the dataset ${dataset.info.name} has ${dataset.info.numClasses}`, 'evaluate');
@@ -85,7 +87,7 @@ export default defineCommand({
         const { mlflow } = await core.recordEvaluation(resolved.runDir, evaluation, files, { name, log });
         const dir = join(resolved.runDir, 'artifacts', 'eval', name);
         const where = relative(context.cwd, dir).startsWith('..') ? dir : relative(context.cwd, dir);
-        context.stdout.write(`recorded in run ${metadata.runId ?? resolved.label}: eval_* metrics and ${where}/${mlflow ? ' (and in MLflow)' : ''}\n`);
+        context.stdout.write(`recorded in run ${metadata.runId ?? resolved.label}: ${core.evaluationMetricPrefix(name)}* metrics and ${where}/${mlflow ? ' (and in MLflow)' : ''}\n`);
       }
     } finally {
       predictor.dispose();

@@ -140,7 +140,18 @@ describe.skipIf(!mlflow.binary)('a run\'s model: evaluate, predict, serve, regis
     const other = await exp('evaluate', runId, '--data', 'other-data.yaml', '--split', 'validation', '--backend', 'cpu');
     expect(other.code, other.err).toBe(0);
     expect(other.out).toMatch(/128 examples \(validation\): loss/);
+    expect(other.out).toMatch(/recorded in run \S+: eval_synthetic_validation_\* metrics and /);
     expect(existsSync(join(runDir, 'artifacts', 'eval', 'synthetic-validation', 'confusion_matrix.png'))).toBe(true);
+    // Another split, another model: recorded under their own names, the test split's eval_* untouched.
+    const best = await exp('evaluate', runId, '--which', 'best', '--backend', 'cpu');
+    expect(best.code, best.err).toBe(0);
+    expect(existsSync(join(runDir, 'artifacts', 'eval', 'test-best', 'report.json'))).toBe(true);
+    const latest: Record<string, number> = Object.assign({}, ...readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line)));
+    expect(latest.eval_accuracy).toBe(report.metrics.accuracy);
+    const otherReport = JSON.parse(readFileSync(join(runDir, 'artifacts', 'eval', 'synthetic-validation', 'report.json'), 'utf8'));
+    expect(latest.eval_synthetic_validation_accuracy).toBe(otherReport.metrics.accuracy);
+    const bestReport = JSON.parse(readFileSync(join(runDir, 'artifacts', 'eval', 'test-best', 'report.json'), 'utf8'));
+    expect(latest.eval_test_best_accuracy).toBe(bestReport.metrics.accuracy);
   }, 120_000);
 
   it('exp predict RUN classifies records with the top-k table, JSON and the training preprocessing', async () => {

@@ -175,8 +175,18 @@ export function formatEvaluation(evaluation: Evaluation, rows = 10): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** `eval_` for the run's own test split (final model), `eval_<name>_` for any other evaluation (RecordEvaluationOptions.name). */
+export function evaluationMetricPrefix(name: string): string {
+  return name === 'test' ? 'eval_' : `eval_${name.replace(/[^A-Za-z0-9_]/g, '_')}_`;
+}
+
 export interface RecordEvaluationOptions {
-  /** Artifacts go under eval/<name>/ (e.g. `test`, `cifar100-test`). */
+  /**
+   * Artifacts go under eval/<name>/ (e.g. `test`, `validation`, `cifar100-test`, `test-best`), and
+   * the metrics are `eval_<name>_<metric>` (`eval_validation_accuracy`), except for `test`: the run's
+   * own test split, final model, is plain `eval_<metric>`. So evaluating another split, dataset or
+   * model never overwrites another evaluation's numbers.
+   */
   name: string;
   /** A client for each MLflow server the run was recorded in (default: from the environment, for that URI). */
   clientFor?: (trackingUri: string) => MlflowClient;
@@ -191,7 +201,8 @@ export interface RecordEvaluationOptions {
 export async function recordEvaluation(runDir: string, evaluation: Evaluation, files: Map<string, Uint8Array | string>, options: RecordEvaluationOptions): Promise<{ mlflow: boolean }> {
   const store = await LocalRunStore.attach(runDir);
   const step = (await readMetrics(runDir)).at(-1)?.step ?? 0;
-  const metrics = Object.fromEntries(Object.entries(evaluation.metrics).filter(([, v]) => Number.isFinite(v)).map(([key, value]) => [`eval_${key}`, value]));
+  const prefix = evaluationMetricPrefix(options.name);
+  const metrics = Object.fromEntries(Object.entries(evaluation.metrics).filter(([, v]) => Number.isFinite(v)).map(([key, value]) => [`${prefix}${key}`, value]));
   await store.logMetrics(metrics, step);
   for (const [file, bytes] of files) await store.logArtifact(`eval/${options.name}/${file}`, { bytes });
   await store.setTags({ 'tessera.eval.last': options.name, [`tessera.eval.${options.name}.count`]: String(evaluation.count) });

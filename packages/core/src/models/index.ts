@@ -10,6 +10,7 @@ export { predictionsOf, formatPredictionTable, predictionsJson, predictionsCsv, 
 export {
   evaluatePredictor,
   evaluationArtifacts,
+  evaluationMetricPrefix,
   formatEvaluation,
   recordEvaluation,
   rawDataset,
