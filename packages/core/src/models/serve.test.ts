@@ -74,10 +74,13 @@ describe('exp serve (startModelServer)', () => {
     const answer = await json(await post({ instances: [{ b64: encoded }, encoded], top_k: 2 }));
     expect(answer.predictions).toHaveLength(2);
     expect(answer.predictions[0].top_k).toHaveLength(2);
+    expect(answer.predictions.map((p: { input: string }) => p.input)).toEqual(['instances[0]', 'instances[1]']);
     const form = new FormData();
     form.append('image', new Blob([Buffer.from('IMG\x10')]), 'a.png');
+    form.append('image', new Blob([Buffer.from('IMG\x20')]), 'b.png');
     const multipart = await json(await fetch(`${server.url}/predict`, { method: 'POST', body: form }));
     expect(multipart.predictions[0].probabilities).toEqual(answer.predictions[0].probabilities);
+    expect(multipart.predictions.map((p: { input: string }) => p.input)).toEqual(['a.png', 'b.png']);
   });
 
   it('answers bad input with 400 and a one-line reason, never crashing', async () => {

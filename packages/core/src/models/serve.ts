@@ -240,9 +240,11 @@ export async function startModelServer(options: ServeOptions): Promise<ModelServ
       if (error instanceof QueueFullError) throw new HttpError(503, error.message);
       throw error;
     }
-    const predictions = results.map((probabilities) => {
+    const predictions = results.map((probabilities, i) => {
       const top = predictor.topK(probabilities, 0, topK);
       return {
+        // Which image: a multipart file's name, else its place in the request (instances[i]).
+        input: instances[i]!.name,
         top_k: top.indices.map((index, j) => ({ class: top.classes[j], index, probability: top.probabilities[j] })),
         probabilities: Array.from(probabilities),
       };
