@@ -14,6 +14,7 @@ import {
   MlflowTracker,
   createMlflowTracker,
   readMetrics,
+  readMetricPoints,
   readSystemMetrics,
   readRunMeta,
   readSyncStates,
@@ -164,6 +165,9 @@ describe.skipIf(!mlflow.binary)('runs in a real mlflow server', () => {
     const loss = await client.getMetricHistory(runId, 'loss');
     expect(loss.map((m) => [m.step, m.value])).toEqual(local.map((r) => [r.step, r.loss]));
     expect(loss.map((m) => m.step)).toEqual([1, 2]);
+    // One timestamp per point in both stores: a point sent again by exp sync is an exact duplicate, which MLflow keeps once.
+    const points = (await readMetricPoints(summary.runDir)).filter((p) => p.key === 'loss');
+    expect(loss.map((m) => [m.step, m.timestamp])).toEqual(points.map((p) => [p.step, Date.parse(p.time)]));
     for (const key of ['val_loss', 'val_accuracy', 'top5_accuracy', 'images_per_second', 'epoch_time']) {
       expect((await client.getMetricHistory(runId, key)).map((m) => m.step), key).toEqual([1, 2]);
     }

@@ -178,8 +178,9 @@ export class MlflowTracker implements Tracker {
     return this.#send('logParams', (runId, options) => this.client.logBatch(runId, { params }, options));
   }
 
-  logMetrics(metrics: Record<string, number>, step: number): Promise<void> {
-    const timestamp = Date.now();
+  logMetrics(metrics: Record<string, number>, step: number, time?: number): Promise<void> {
+    // The local line's time (see Tracker.logMetrics): `exp sync` sends a missed point with it too.
+    const timestamp = time ?? Date.now();
     return this.#send(`logMetrics step ${step}`, (runId, options) =>
       this.client.logBatch(runId, { metrics: Object.entries(metrics).map(([key, value]) => ({ key, value, step, timestamp })) }, options),
     );

@@ -4,7 +4,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isMlflowError, type DatasetInput as MlflowDatasetInput, type MetricInput, type MlflowClient, type Run } from '@tessera/mlflow';
 import { ensureRunLoggedModels } from '../models/logged-model.ts';
-import { defaultRunsDir, findRunDir, readAllMetrics, readRunMeta, type RunMeta } from './local-store.ts';
+import { defaultRunsDir, findRunDir, readMetricPoints, readRunMeta, type MetricPoint, type RunMeta } from './local-store.ts';
 import { writeJsonAtomic } from '../safety/atomic-write.ts';
 import { acquireRunLock } from './run-lock.ts';
 import type { DatasetInput } from './tracker.ts';
@@ -342,19 +342,24 @@ async function syncRunLocked(runDir: string, options: SyncOptions): Promise<Sync
   const unresolved = linked.unresolved;
   const changedTags = Object.fromEntries(Object.entries(linked.tags).filter(([key, value]) => run!.data.tags[key] !== value));
 
-  // Metrics: every (key, step) MLflow has no value for; the local line's time is the timestamp.
+  // Metrics: every (key, step) MLflow has no value for, timestamped with its own line's time: the
+  // live tracker sent it with that time too, so a point that reached MLflow after all (a call past
+  // its deadline that a thawed server still answers) is an exact duplicate, which MLflow keeps once.
   // Per-epoch, system and per-step metrics (their keys differ; each file has its own steps).
-  const records = await readAllMetrics(runDir);
+  const byKey = new Map<string, MetricPoint[]>();
+  for (const point of await readMetricPoints(runDir)) {
+    const points = byKey.get(point.key);
+    if (points) points.push(point);
+    else byKey.set(point.key, [point]);
+  }
   const remoteKeys = new Set(run.data.metrics.map((m) => m.key));
-  const localKeys = new Set(records.flatMap((r) => Object.keys(r).filter((k) => k !== 'step' && k !== 'time')));
   const metrics: MetricInput[] = [];
-  for (const key of localKeys) {
+  for (const [key, points] of byKey) {
     const have = remoteKeys.has(key) ? new Set((await client.getMetricHistory(runId, key)).map((m) => m.step)) : new Set<number>();
-    for (const record of records) {
-      if (!(key in record) || have.has(record.step)) continue;
-      const value = record[key];
+    for (const point of points) {
+      if (have.has(point.step)) continue;
       // JSON has no NaN: the local store wrote it as null.
-      metrics.push({ key, value: typeof value === 'number' ? value : NaN, step: record.step, timestamp: Date.parse(record.time) });
+      metrics.push({ key, value: point.value ?? NaN, step: point.step, timestamp: Date.parse(point.time) });
     }
   }
   if (Object.keys(missingParams).length + Object.keys(changedTags).length + metrics.length > 0) {
