@@ -3,7 +3,7 @@
 // exp runs. Needs `bash scripts/setup-mlflow.sh`; skipped locally without it, fails under CI=true.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,7 @@ import {
   createMlflowTracker,
   readMetrics,
   readMetricPoints,
+  bytesDigest,
   readSystemMetrics,
   readRunMeta,
   readSyncStates,
@@ -408,7 +409,7 @@ describe.skipIf(!mlflow.binary)('runs in a real mlflow server', () => {
     expect(Object.keys(run!.data.params).sort()).toEqual(Object.keys(localParams).sort());
     for (const path of ['plots/loss.png', 'plots/accuracy.png', 'model/weights.bin', 'config.yaml']) {
       const remote = await client.downloadArtifact(run!.info.runId, path);
-      expect(remote.byteLength, path).toBe(statSync(join(summary.runDir, 'artifacts', path)).size);
+      expect(bytesDigest(remote), path).toBe(bytesDigest(readFileSync(join(summary.runDir, 'artifacts', path))));
     }
     expect((await readSyncStates(summary.runDir))[server.uri]).toMatchObject({ pending: false, outbox: [] });
 
