@@ -97,12 +97,36 @@ export async function readSyncStates(runDir: string): Promise<SyncStates> {
   }
 }
 
-/** Read-modify-write of one server's entry (one process writes a run's state at a time). */
+/** The updates of mlflow.json this process has in flight, by file: they go one after another. */
+const stateUpdates = new Map<string, Promise<unknown>>();
+
+/**
+ * Read-modify-write of one server's entry. Several processes may update one run's state at once
+ * (the run's own tracker noting what MLflow missed, `exp sync` or `exp ui` recording what they
+ * sent, to the same server or another): each update holds `mlflow.json.lock` (the run lock's lease,
+ * briefly), so none loses another's notes, a `pending` above all (a run MLflow lacks part of would
+ * then read as complete). Within a process the updates queue without touching the lock file twice.
+ */
 export async function updateSyncState(runDir: string, trackingUri: string, update: (state: SyncState | undefined) => SyncState): Promise<SyncState> {
-  const states = await readSyncStates(runDir);
-  const next = update(states[trackingUri]);
-  await writeJsonAtomic(join(runDir, SYNC_STATE_FILE), { ...states, [trackingUri]: next });
-  return next;
+  const file = join(runDir, SYNC_STATE_FILE);
+  const previous = stateUpdates.get(file) ?? Promise.resolve();
+  const mine = previous.catch(() => undefined).then(async () => {
+    const lock = await acquireRunLock(runDir, { name: `${SYNC_STATE_FILE}.lock`, purpose: 'mlflow.json update', waitMs: 60_000 });
+    try {
+      const states = await readSyncStates(runDir);
+      const next = update(states[trackingUri]);
+      await writeJsonAtomic(file, { ...states, [trackingUri]: next });
+      return next;
+    } finally {
+      await lock.release();
+    }
+  });
+  stateUpdates.set(file, mine);
+  try {
+    return await mine;
+  } finally {
+    if (stateUpdates.get(file) === mine) stateUpdates.delete(file);
+  }
 }
 
 /** The MLflow experiment of a run: tracking.experiment, else MLFLOW_EXPERIMENT_NAME, else the experiment's name. */
