@@ -50,6 +50,28 @@ describe.skipIf(!mlflow.binary)('fault: sync duplicates or goes stale', () => {
     }
   });
 
+  it('a recorded MLflow run that was deleted (a create race\'s loser) is not written to: the surviving run is found by its tag', async () => {
+    const store = join(work, 'deleted');
+    cpSync(offlineStore, store, { recursive: true });
+    const runDir = join(store, 'smoke', offlineRun);
+    const env = { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: 'deleted' };
+    const first = await spawnExp(['sync', offlineRun, '--runs-dir', store], { env }).exit;
+    expect(first.code, first.output).toBe(0);
+    const survivor = (await readSyncStates(runDir))[server.uri]!.runId!;
+    // A live run's tracker created a second run for the same local run and recorded it; a concurrent
+    // sync's race resolution deleted it (the larger id loses).
+    const experiment = await client.getExperimentByName('deleted');
+    const loser = await client.createRun({ experimentId: experiment!.experimentId, runName: 'loser', startTime: Date.now(), tags: { 'tessera.run_id': offlineRun } });
+    await client.deleteRun(loser.info.runId);
+    await updateSyncState(runDir, server.uri, (state) => ({ ...state!, runId: loser.info.runId, pending: true }));
+    const again = await spawnExp(['sync', '--runs-dir', store], { env }).exit;
+    expect(again.code, again.output).toBe(0);
+    expect(again.output).toContain(`${offlineRun} -> MLflow run ${survivor}:`);
+    expect((await readSyncStates(runDir))[server.uri]).toMatchObject({ runId: survivor, pending: false });
+    const active = await client.searchAllRuns({ experimentIds: [experiment!.experimentId], runViewType: 'ACTIVE_ONLY' });
+    expect(active.map((r) => r.info.runId)).toEqual([survivor]);
+  });
+
   it('a best model rewritten at the same size is sent again; MLflow ends byte-identical to local by digest', async () => {
     const store = join(work, 'stale');
     cpSync(offlineStore, store, { recursive: true });

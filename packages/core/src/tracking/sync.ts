@@ -222,9 +222,15 @@ async function remoteFiles(client: MlflowClient, runId: string, path = ''): Prom
   return files;
 }
 
+/**
+ * The MLflow run, unless it is gone or deleted: a deleted one is the loser of a create race (the
+ * live tracker's run, deleted by a concurrent `exp sync`'s resolveCreateRace) or was deleted by
+ * hand; either way the run is looked for again by its tessera.run_id tag, or sent anew.
+ */
 async function getRunIfExists(client: MlflowClient, runId: string): Promise<Run | undefined> {
   try {
-    return await client.getRun(runId);
+    const run = await client.getRun(runId);
+    return run.info.lifecycleStage === 'deleted' ? undefined : run;
   } catch (error) {
     if (isMlflowError(error, 'RESOURCE_DOES_NOT_EXIST')) return undefined;
     throw error;
