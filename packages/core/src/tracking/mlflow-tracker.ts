@@ -154,13 +154,15 @@ export class MlflowTracker implements Tracker {
         });
         this.#runId = run.info.runId;
         this.#log(`MLflow run: ${trackingUri}/#/experiments/${experimentId}/runs/${run.info.runId}`);
-        await updateSyncState(dir, trackingUri, () => ({
+        // Merged, not replaced: an `exp sync` racing this start may have noted something already.
+        await updateSyncState(dir, trackingUri, (old) => ({
+          pending: false,
+          outbox: [],
+          ...old,
           trackingUri,
           experimentName: this.experiment,
           experimentId,
           runId: run.info.runId,
-          pending: false,
-          outbox: [],
         }));
       }
     } catch (error) {
