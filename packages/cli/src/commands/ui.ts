@@ -1,6 +1,7 @@
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { defineCommand, UsageError } from '../command.ts';
+import { abortOnSignals } from '../interrupt.ts';
 
 /** MLflow 3's UI opens on its GenAI view unless told otherwise; this query opens the training runs. */
 const TRAINING_VIEW = 'workflowType=machine_learning';
@@ -86,13 +87,16 @@ export default defineCommand({
 
     let stopping = false;
     let wake: (() => void) | undefined;
-    const stop = () => {
-      if (!stopping) out('\nStopping MLflow (the store stays in place; exp ui opens it again).');
-      stopping = true;
-      wake?.();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    // Ctrl-C (or SIGTERM) stops the server. The handlers stay until it is stopped: a wrapper's
+    // relayed copy of the same keypress (pnpm, tsx) must not end the process half-way.
+    const interrupt = abortOnSignals({
+      first: () => {
+        out('\nStopping MLflow (the store stays in place; exp ui opens it again).');
+        stopping = true;
+        wake?.();
+      },
+      again: () => {},
+    });
     const syncStarted = new Map<string, number>();
     const pass = async () => {
       const result = await syncChangedRuns(client, root, { syncStarted });
@@ -119,9 +123,8 @@ export default defineCommand({
         if (result && result.synced.some((r) => r.created)) await markTrainingExperiments(client).catch(() => undefined);
       }
     } finally {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
       await server.stop();
+      interrupt.release();
     }
     return 0;
   },

@@ -4,7 +4,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isMlflowError, type DatasetInput as MlflowDatasetInput, type MetricInput, type MlflowClient, type Run } from '@tessera/mlflow';
 import { ensureRunLoggedModels } from '../models/logged-model.ts';
-import { defaultRunsDir, findRunDir, readMetricPoints, readRunMeta, type MetricPoint, type RunMeta } from './local-store.ts';
+import { defaultRunsDir, findRunDir, isSampleMetric, readMetricPoints, readRunMeta, type MetricPoint, type RunMeta } from './local-store.ts';
 import { writeJsonAtomic } from '../safety/atomic-write.ts';
 import { acquireRunLock } from './run-lock.ts';
 import type { DatasetInput } from './tracker.ts';
@@ -376,13 +376,17 @@ async function syncRunLocked(runDir: string, options: SyncOptions): Promise<Sync
   // live tracker sent it with that time too, so a point that reached MLflow after all (a call past
   // its deadline that a thawed server still answers) is an exact duplicate, which MLflow keeps once.
   // Per-epoch, system and per-step metrics (their keys differ; each file has its own steps).
+  // The epochs' metrics go first (a sweep trial's objective first of all): MLflow's compare page
+  // plots a run's first metric. A running run without any yet sends its samples with its first epoch.
+  const remoteKeys = new Set(run.data.metrics.map((m) => m.key));
+  const localPoints = await readMetricPoints(runDir);
+  const beforeFirstEpoch = meta.status === 'RUNNING' && remoteKeys.size === 0 && localPoints.every((p) => isSampleMetric(p.key));
   const byKey = new Map<string, MetricPoint[]>();
-  for (const point of await readMetricPoints(runDir)) {
+  for (const point of beforeFirstEpoch ? [] : localPoints) {
     const points = byKey.get(point.key);
     if (points) points.push(point);
     else byKey.set(point.key, [point]);
   }
-  const remoteKeys = new Set(run.data.metrics.map((m) => m.key));
   const metrics: MetricInput[] = [];
   for (const [key, points] of byKey) {
     const have = remoteKeys.has(key) ? new Set((await client.getMetricHistory(runId, key)).map((m) => m.step)) : new Set<number>();
