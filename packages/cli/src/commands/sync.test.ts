@@ -3,7 +3,7 @@
 // exp runs. Needs `bash scripts/setup-mlflow.sh`; skipped locally without it, fails under CI=true.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -278,6 +278,44 @@ describe.skipIf(!mlflow.binary)('runs in a real mlflow server', () => {
     expect(runs.map((r) => [r.info.runId, r.info.status])).toEqual([[first!.info.runId, 'FINISHED']]);
     expect((await client.getMetricHistory(first!.info.runId, 'loss')).map((m) => m.step).sort((a, b) => a - b)).toEqual([1, 2, 3]);
     expect((await readSyncStates(resumed.runDir))[server.uri]).toMatchObject({ runId: first!.info.runId, pending: false });
+  });
+
+  it('a run killed between an epoch\'s metrics and its checkpoint, resumed: the repeated epoch reaches MLflow once', async () => {
+    const experimentName = unique('repeat');
+    const stop = new AbortController();
+    const tracking = [`tracking.uri=${server.uri}`, `tracking.experiment=${experimentName}`];
+    let runDir = '';
+    // When epoch 2's metrics are logged its checkpoint is not written yet (trainer.ts: metrics first):
+    // keep the epoch-1 checkpoint as a hard kill at that moment would leave it, and stop there.
+    const createTracker: typeof createMlflowTracker = (config, experiment, context) => {
+      const tracker = createMlflowTracker(config, experiment, context)!;
+      const logMetrics = tracker.logMetrics.bind(tracker);
+      tracker.logMetrics = async (metrics, step, time) => {
+        if (step === 2 && 'loss' in metrics) {
+          runDir = context.local.runDir;
+          cpSync(join(runDir, 'checkpoint'), join(runDir, 'checkpoint-epoch-1'), { recursive: true });
+          stop.abort();
+        }
+        return logMetrics(metrics, step, time);
+      };
+      return tracker;
+    };
+    const stopped = await runExperiment(SMOKE, { registries, runsDir, output: silent, signal: stop.signal, createTracker, overrides: [...TINY, 'train.epochs=3', ...tracking] });
+    expect(stopped.status).toBe('KILLED');
+    rmSync(join(runDir, 'checkpoint'), { recursive: true });
+    rmSync(join(runDir, 'checkpoint.old'), { recursive: true, force: true });
+    renameSync(join(runDir, 'checkpoint-epoch-1'), join(runDir, 'checkpoint'));
+
+    const resumed = await runExperiment(undefined, { registries, runsDir, resume: stopped.runId, output: silent });
+    expect(resumed.status).toBe('FINISHED');
+    // Locally epoch 2 has two lines (the later one supersedes); in MLflow each epoch is one point.
+    const lines = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss?: number });
+    expect(lines.filter((l) => l.loss !== undefined).map((l) => l.step)).toEqual([1, 2, 2, 3]);
+    const [run, ...others] = await runByLocalId(client, experimentName, stopped.runId);
+    expect(others).toEqual([]);
+    for (const key of ['loss', 'val_loss', 'accuracy']) {
+      expect((await client.getMetricHistory(run!.info.runId, key)).map((m) => m.step).sort((a, b) => a - b), key).toEqual([1, 2, 3]);
+    }
   });
 
   it('exp sync sends a run recorded offline, >1000 metric values in chunks, and `exp runs` shows its state', async () => {
