@@ -77,6 +77,29 @@ describe('fault: torn and failed writes', () => {
     expect((await readRunMeta(run.dir!)).status).toBe('FAILED');
   });
 
+  it('a real exp run that fills its disk (100 KB tmpfs): exit 1 without a stack, every record whole; resumed once there is room, it finishes', async (context) => {
+    const fs = tmpfs('100k');
+    if ('reason' in fs) return context.skip(fs.reason);
+    const run = await spawnExp(['run', SMOKE, '--runs-dir', fs.dir, '--set', 'train.epochs=2']).exit;
+    expect(run.code, run.output).toBe(1);
+    expect(run.output).toMatch(/exp run: .*ENOSPC: no space left on device/);
+    expect(run.output).not.toMatch(/\n\s+at /);
+    const runId = /Run (\d{8}-\d{6}-[0-9a-f]{6}):/.exec(run.output)![1]!;
+    const runDir = join(fs.dir, 'smoke', runId);
+    // Whatever was written is whole: JSON records parse, metric lines are whole, no artifact is empty.
+    for (const file of filesUnder(runDir)) {
+      const text = readFileSync(file);
+      if (file.endsWith('.json') && !file.includes('checkpoint.writing')) expect(() => JSON.parse(text.toString()), file).not.toThrow();
+      if (file.includes('/artifacts/')) expect(text.length, file).toBeGreaterThan(0);
+    }
+    expect(readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')).toMatch(/^(\{[^\n]*\}\n)*$/);
+    execFileSync('mount', ['-o', 'remount,size=2m', fs.dir]);
+    const resumed = await spawnExp(['run', '--resume', runId, '--runs-dir', fs.dir]).exit;
+    expect(resumed.code, resumed.output).toBe(0);
+    expect((await readRunMeta(runDir)).status).toBe('FINISHED');
+    expect((await readMetrics(runDir)).map((r) => r.step)).toEqual([1, 2]);
+  });
+
   it('a read-only store is still listed; a run into it fails with a clear message, exit 1, no stack', async (context) => {
     const fs = tmpfs('1m');
     if ('reason' in fs) return context.skip(fs.reason);
