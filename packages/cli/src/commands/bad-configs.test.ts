@@ -117,7 +117,14 @@ describe('bad experiment files exit 2 with a located error', () => {
   });
 });
 
-describe('bad data files exit 2 like a bad config, naming the file, before anything is recorded', () => {
+describe('bad data and input files exit 2 like a bad config, naming the file, before anything is recorded', () => {
+  it('exp predict with an --input that does not exist: exit 2 before any model is loaded, no raw ENOENT', async () => {
+    const result = await runCli(['predict', 'no-such-model', '--input', 'no-such-photo.png'], { cwd: FIXTURES });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/no-such-photo\.png: no such file or folder/);
+    expect(result.stderr).not.toMatch(/ENOENT|no-such-model|\n\s+at /);
+  });
+
   it('a truncated CIFAR-100 train.bin', async () => {
     const work = mkdtempSync(join(tmpdir(), 'tessera-bad-data-'));
     try {
