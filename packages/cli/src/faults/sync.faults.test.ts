@@ -36,6 +36,16 @@ describe.skipIf(!mlflow.binary)('fault: sync duplicates or goes stale', () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
+  /** A copy of the offline run's store, synced once to MLflow experiment `name`. */
+  async function syncedCopy(name: string): Promise<{ store: string; runDir: string; env: Record<string, string> }> {
+    const store = join(work, name);
+    cpSync(offlineStore, store, { recursive: true });
+    const env = { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: name };
+    const first = await spawnExp(['sync', offlineRun, '--runs-dir', store], { env }).exit;
+    expect(first.code, first.output).toBe(0);
+    return { store, runDir: join(store, 'smoke', offlineRun), env };
+  }
+
   it('two exp sync at once, 10 times: exactly one MLflow run each time', async () => {
     for (let round = 0; round < 10; round++) {
       const store = join(work, `round-${round}`);
@@ -51,12 +61,7 @@ describe.skipIf(!mlflow.binary)('fault: sync duplicates or goes stale', () => {
   });
 
   it('a recorded MLflow run that was deleted (a create race\'s loser) is not written to: the surviving run is found by its tag', async () => {
-    const store = join(work, 'deleted');
-    cpSync(offlineStore, store, { recursive: true });
-    const runDir = join(store, 'smoke', offlineRun);
-    const env = { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: 'deleted' };
-    const first = await spawnExp(['sync', offlineRun, '--runs-dir', store], { env }).exit;
-    expect(first.code, first.output).toBe(0);
+    const { store, runDir, env } = await syncedCopy('deleted');
     const survivor = (await readSyncStates(runDir))[server.uri]!.runId!;
     // A live run's tracker created a second run for the same local run and recorded it; a concurrent
     // sync's race resolution deleted it (the larger id loses).
@@ -73,12 +78,7 @@ describe.skipIf(!mlflow.binary)('fault: sync duplicates or goes stale', () => {
   });
 
   it('a best model rewritten at the same size is sent again; MLflow ends byte-identical to local by digest', async () => {
-    const store = join(work, 'stale');
-    cpSync(offlineStore, store, { recursive: true });
-    const runDir = join(store, 'smoke', offlineRun);
-    const env = { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: 'stale' };
-    const first = await spawnExp(['sync', offlineRun, '--runs-dir', store], { env }).exit;
-    expect(first.code, first.output).toBe(0);
+    const { store, runDir, env } = await syncedCopy('stale');
     // A later epoch's best model, recorded while MLflow was unreachable: same size, other bytes.
     const weights = join(runDir, 'artifacts', 'best_model', 'weights.bin');
     const bytes = readFileSync(weights);
