@@ -3,7 +3,7 @@
 // run each time. A best model rewritten at the same size while MLflow was unreachable: `exp sync`
 // sends it again, and afterwards every artifact in MLflow is byte-identical to the local one.
 import { createHash } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -99,5 +99,11 @@ describe.skipIf(!mlflow.binary)('fault: sync duplicates or goes stale', () => {
     }
     const third = await spawnExp(['sync', offlineRun, '--runs-dir', store], { env }).exit;
     expect(third.output).toContain('already up to date');
+    // Cut short on the server (a disk filled there, a hand edit): MLflow lists another size, so it is sent again.
+    const onServer = filesUnder(server.artifactsDir).find((file) => file.endsWith(`${mlflowRunId}/artifacts/best_model/weights.bin`))!;
+    truncateSync(onServer, 10);
+    const fourth = await spawnExp(['sync', offlineRun, '--runs-dir', store], { env }).exit;
+    expect(fourth.output).toMatch(/sent 1 artifacts/);
+    expect(sha256(await client.downloadArtifact(mlflowRunId, 'best_model/weights.bin'))).toBe(sha256(changed));
   });
 });

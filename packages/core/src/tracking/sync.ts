@@ -407,14 +407,17 @@ async function syncRunLocked(runDir: string, options: SyncOptions): Promise<Sync
   const missingInputs = inputs.map(toMlflowDataset).filter((d) => !remoteInputs.has(key(d)));
   if (missingInputs.length > 0) await client.logInputs(runId, missingInputs);
 
-  // Artifacts: missing in MLflow's listing, or not known to have been sent with this content.
+  // Artifacts: missing in MLflow's listing, listed there at another size (changed or cut short on
+  // the server), or not known to have been sent with this content.
   const artifactsDir = join(runDir, 'artifacts');
   const local = await localFiles(artifactsDir);
   const remote = local.size > 0 ? await remoteFiles(client, runId) : new Map<string, number | undefined>();
   const sentDigests = { ...(await readSyncStates(runDir))[trackingUri]?.artifacts };
   let artifacts = 0;
   for (const [path, digest] of local) {
-    if (remote.has(path) && sentDigests[path] === digest) continue;
+    const remoteSize = remote.get(path);
+    const sameSize = remoteSize === undefined || remoteSize === (await stat(join(artifactsDir, ...path.split('/')))).size;
+    if (remote.has(path) && sameSize && sentDigests[path] === digest) continue;
     await client.uploadFile(runId, join(artifactsDir, ...path.split('/')), path);
     await recordUploadedArtifact(runDir, trackingUri, path, digest);
     artifacts++;
