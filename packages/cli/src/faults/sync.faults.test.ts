@@ -9,8 +9,8 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MlflowClient } from '@tessera/mlflow';
 import { locateMlflowForTests, startMlflowServer, type MlflowServerHandle } from '@tessera/mlflow/testing';
-import { readSyncStates, updateSyncState } from '@tessera/core';
-import { filesUnder, SMOKE, spawnExp } from './helpers.ts';
+import { readMetricPoints, readSyncStates, updateSyncState } from '@tessera/core';
+import { filesUnder, SMOKE, spawnExp, waitForOutput } from './helpers.ts';
 
 const mlflow = locateMlflowForTests();
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -75,6 +75,37 @@ describe.skipIf(!mlflow.binary)('fault: sync duplicates or goes stale', () => {
     expect((await readSyncStates(runDir))[server.uri]).toMatchObject({ runId: survivor, pending: false });
     const active = await client.searchAllRuns({ experimentIds: [experiment!.experimentId], runViewType: 'ACTIVE_ONLY' });
     expect(active.map((r) => r.info.runId)).toEqual([survivor]);
+  });
+
+  it('exp sync of a run while it trains and tracks live (as exp ui does): one run, every point once, FINISHED, nothing pending', async () => {
+    const store = join(work, 'live');
+    const env = { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: 'live' };
+    const run = spawnExp(['run', SMOKE, '--runs-dir', store, '--set', 'train.epochs=30', '--set', 'train.batch_size=8'], { env });
+    await waitForOutput(run, (out) => /Run \d{8}-\d{6}-[0-9a-f]{6}:/.test(out), 180_000);
+    const runId = /Run (\d{8}-\d{6}-[0-9a-f]{6}):/.exec(run.output())![1]!;
+    let syncs = 0;
+    while (run.child.exitCode === null) {
+      const sync = await spawnExp(['sync', runId, '--runs-dir', store], { env }).exit;
+      expect(sync.code, sync.output).toBe(0);
+      syncs++;
+    }
+    const { code, output } = await run.exit;
+    expect(code, output).toBe(0);
+    expect(syncs).toBeGreaterThan(0);
+    // After the end, the run is complete in MLflow: by its own tracker, or by the next exp sync if one overlapped its end.
+    const after = await spawnExp(['sync', '--runs-dir', store], { env }).exit;
+    expect(after.code, after.output).toBe(0);
+    const runDir = join(store, 'smoke', runId);
+    expect((await readSyncStates(runDir))[server.uri]).toMatchObject({ pending: false, outbox: [] });
+    const experiment = await client.getExperimentByName('live');
+    const runs = await client.searchAllRuns({ experimentIds: [experiment!.experimentId], runViewType: 'ALL' });
+    expect(runs).toHaveLength(1);
+    expect(runs[0]!.info.status).toBe('FINISHED');
+    const points = await readMetricPoints(runDir);
+    for (const key of [...new Set(points.map((p) => p.key))]) {
+      const remote = (await client.getMetricHistory(runs[0]!.info.runId, key)).map((m) => [m.step, m.timestamp]).sort((a, b) => a[0]! - b[0]!);
+      expect(remote, key).toEqual(points.filter((p) => p.key === key).map((p) => [p.step, Date.parse(p.time)]).sort((a, b) => a[0]! - b[0]!));
+    }
   });
 
   it('a best model rewritten at the same size is sent again; MLflow ends byte-identical to local by digest', async () => {

@@ -300,6 +300,8 @@ async function syncRunLocked(runDir: string, options: SyncOptions): Promise<Sync
   const { client } = options;
   const env = options.env ?? process.env;
   const trackingUri = client.trackingUri;
+  // What this sync sends is what the store holds now; a run still training adds to it meanwhile.
+  const startedAt = new Date().toISOString();
   const meta = await readRunMeta(runDir);
   const state = (await readSyncStates(runDir))[trackingUri];
   let run = state?.runId ? await getRunIfExists(client, state.runId) : undefined;
@@ -427,18 +429,26 @@ async function syncRunLocked(runDir: string, options: SyncOptions): Promise<Sync
   // those MLflow lacks (the run was offline when they were saved), linked to the metrics of their epoch.
   const models = meta.status === 'RUNNING' ? 0 : (await ensureRunLoggedModels(runDir, { client, runId, experimentId: run.info.experimentId })).created;
 
-  // Status and end time, last: a FINISHED run in MLflow has everything.
+  // Status and end time, last: a FINISHED run in MLflow has everything. A run that ended (or was
+  // resumed) while this sync ran is left to its writer, which records its end locally before it
+  // tells MLflow: this sync must not set back the status the writer just sent (a live run synced
+  // by `exp ui`), and it did not send what the end added; it stays pending for the next sync.
+  const endedMeanwhile = (await readRunMeta(runDir)).status !== meta.status;
   const endTime = meta.endTime ? Date.parse(meta.endTime) : undefined;
-  const statusChanged = run.info.status !== meta.status || (endTime !== undefined && run.info.endTime !== endTime);
+  const statusChanged = !endedMeanwhile && (run.info.status !== meta.status || (endTime !== undefined && run.info.endTime !== endTime));
   if (statusChanged) await client.updateRun(runId, { status: meta.status, ...(endTime !== undefined ? { endTime } : {}) });
 
-  await updateSyncState(runDir, trackingUri, ({ lastError: _fixed, ...old } = { trackingUri, experimentName, pending: false, outbox: [] }) => ({
-    ...old,
-    runId,
-    pending: unresolved,
-    outbox: [],
-    lastSync: new Date().toISOString(),
-  }));
+  await updateSyncState(runDir, trackingUri, ({ lastError: _fixed, ...old } = { trackingUri, experimentName, pending: false, outbox: [] }) => {
+    // What the run's own tracker noted as missed while this sync ran is not in this sync's snapshot.
+    const notedMeanwhile = old.outbox.filter((entry) => entry.time >= startedAt);
+    return {
+      ...old,
+      runId,
+      pending: unresolved || endedMeanwhile || notedMeanwhile.length > 0,
+      outbox: notedMeanwhile,
+      lastSync: new Date().toISOString(),
+    };
+  });
   return {
     localRunId: meta.runId,
     runDir,
