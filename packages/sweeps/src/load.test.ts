@@ -94,6 +94,16 @@ describe('loadSweep: defaults', () => {
   });
 });
 
+describe('loadSweep: the default name', () => {
+  it('is the file name, which must be a name (the one path check): a located error otherwise', () => {
+    const lines = [...header, 'method: grid', 'parameters:', '  train.optimizer.learning_rate: {values: [0.01]}'];
+    expect(errorsOf(sweepFile('.hidden', lines))).toEqual([
+      '.hidden.yaml:1:1 the file name ".hidden.yaml" cannot name the sweep: it starts with "."; add name: with letters, digits, _ . -',
+    ]);
+    expect(loadSweep(sweepFile('.named', ['name: visible', ...lines])).spec.name).toBe('visible');
+  });
+});
+
 describe('loadSweep: located errors', () => {
   const cases: { name: string; lines: string[]; expected: string[] }[] = [
     {

@@ -20,6 +20,7 @@ import {
   didYouMean,
   explainErrors,
   loadValidatedExperiment,
+  unsafeNameReason,
 } from '@tessera/core';
 import { defaultBrackets, type EarlyTerminate } from './early-stop.ts';
 import { gridSize } from './grid.ts';
@@ -134,6 +135,9 @@ export function loadSweep(file: string, options: LoadSweepOptions = {}): LoadedS
     if (raw[wandb] !== undefined && raw[own] !== undefined) fail([own], { message: `${own} and ${wandb} say the same thing (${wandb} is W&B's name, ${own} Tessera's earlier one); keep ${wandb}` }, true);
   }
   if (!raw.metric && !raw.objective) fail([], { message: 'missing required key "metric"', hint: 'e.g. metric: {name: val_loss, goal: minimize}' });
+  // The default name is the file's; it names a directory of the run store, so it must be a name (the one path check).
+  const unsafe = raw.name === undefined ? unsafeNameReason(basename(absolute, extname(absolute))) : undefined;
+  if (unsafe) fail([], { message: `the file name "${basename(absolute)}" cannot name the sweep: ${unsafe}`, hint: 'add name: with letters, digits, _ . -' });
   for (const key of ['program', 'command', 'project', 'entity'] as const) {
     if (raw[key] === undefined) continue;
     notes.push(

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { stringify } from 'yaml';
-import { ConfigError, OVERRIDE_PREFIX, parseOverride } from '@tessera/core';
+import { ConfigError, OVERRIDE_PREFIX, parseOverride, redactSecrets } from '@tessera/core';
 
 /**
  * Hydra's multirun (`exp run FILE -m --set a=1,2 --set b=x,y`): every override whose value is a
@@ -87,7 +87,8 @@ export function planMultirun(experiment: string, overrides: readonly string[], o
   const file = join(dir, 'multirun.yaml');
   const text = stringify({
     name,
-    description: `exp run -m: ${[...baseOverrides, ...Object.entries(swept).map(([k, v]) => `${k}=${v.map((x) => JSON.stringify(x)).join(',')}`)].join(' ')}`,
+    // The command as documentation, secrets masked (the run store keeps no secret).
+    description: redactSecrets(`exp run -m: ${[...baseOverrides, ...Object.entries(swept).map(([k, v]) => `${k}=${v.map((x) => JSON.stringify(x)).join(',')}`)].join(' ')}`),
     experiment,
     method: 'grid',
     metric: { name: options.metric ?? 'val_loss', goal: options.goal ?? 'minimize' },

@@ -165,6 +165,30 @@ describe('runSweep', () => {
     await expect(runSweep(spec({ maxTrials: 2 }), { executor: new FakeExecutor(1), statePath })).rejects.toThrow(/different sweep definition/);
   });
 
+  it('keeps secrets in the sweep-wide overrides out of the state file, and still launches (and relaunches) trials with them', async () => {
+    const statePath = join(dir, 'secret.json');
+    const s = spec({ maxTrials: 2, baseOverrides: ['vars.api_token=S3CRET-1', 'description=https://u:S3CRET-2@h/?token=S3CRET-3'] });
+    const launched: string[][] = [];
+    const executor = new FakeExecutor(1);
+    const start = executor.start.bind(executor);
+    executor.start = (t, sink) => (launched.push(t.overrides), start(t, sink));
+    const { state } = await runSweep(s, { executor, statePath });
+    expect(launched).toEqual(state.trials.map((t) => [...s.baseOverrides, ...toOverrides(t.params)]));
+    expect(readFileSync(statePath, 'utf8')).not.toMatch(/S3CRET/);
+    expect((await loadState(statePath))!.trials[0]!.overrides.slice(0, 2)).toEqual(['vars.api_token=****', 'description=https://u:****@h/?token=****']);
+    // A resumed trial gets the real values again (from the sweep command's --set), not the masked ones.
+    const saved = (await loadState(statePath))!;
+    saved.trials[1]!.state = 'KILLED';
+    await saveState(statePath, saved);
+    const relaunched: string[][] = [];
+    const again = new FakeExecutor(1);
+    const startAgain = again.start.bind(again);
+    again.start = (t, sink) => (relaunched.push(t.overrides), startAgain(t, sink));
+    await runSweep(s, { executor: again, statePath });
+    expect(again.started).toEqual(['trial-001']);
+    expect(relaunched).toEqual([[...s.baseOverrides, ...toOverrides(saved.trials[1]!.params)]]);
+  });
+
   it('never runs more than `parallel` trials at once', async () => {
     let live = 0;
     let peak = 0;

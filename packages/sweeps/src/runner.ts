@@ -172,7 +172,8 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
       index: trial.index,
       experiment: spec.experiment,
       params: trial.params,
-      overrides: trial.overrides,
+      // From the params and this command's --set, not from the state file: it keeps them with secrets masked.
+      overrides: [...spec.baseOverrides, ...toOverrides(trial.params)],
       attempt: trial.attempts,
       previousRunId,
       tags: {
@@ -186,7 +187,7 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
       },
       ...(sweepRun ? { parentRunId: sweepRun.runId } : {}),
     };
-    log(`${trial.id} started: ${trial.overrides.join(' ')}`);
+    log(`${trial.id} started: ${launch.overrides.join(' ')}`);
     const id = trial.id;
     await executor.start(launch, {
       started: (runId) => push({ kind: 'started', id, runId }),

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { writeJsonAtomic } from '@tessera/core';
+import { redactSecrets, writeJsonAtomic } from '@tessera/core';
 import type { Params } from './space.ts';
 
 /**
@@ -17,7 +17,7 @@ export interface Trial {
   id: string;
   index: number;
   params: Params;
-  /** `--set` arguments applying `params` to the base experiment. */
+  /** `--set` arguments applying `params` to the base experiment (in the state file: secrets masked). */
   overrides: string[];
   state: TrialState;
   attempts: number;
@@ -79,9 +79,14 @@ export function curveOf(trial: Trial, metric: string): number[] {
   return trial.epochs.map((e) => e[metric]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
 }
 
-/** Writes the state atomically: a crash leaves the old file or the new one, never half of one. */
+/**
+ * Writes the state atomically: a crash leaves the old file or the new one, never half of one.
+ * A trial's `--set` arguments are written with secrets masked (the one redaction function): the
+ * runner launches a trial with overrides made again from its params and the sweep command's own
+ * `--set`, never from this file.
+ */
 export async function saveState(file: string, state: SweepState): Promise<void> {
-  await writeJsonAtomic(file, state);
+  await writeJsonAtomic(file, { ...state, trials: state.trials.map((trial) => ({ ...trial, overrides: redactSecrets(trial.overrides) })) });
 }
 
 /** The saved state, or null when there is none yet. */

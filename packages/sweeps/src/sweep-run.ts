@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import {
   type RunOptions,
@@ -10,6 +11,7 @@ import {
   createMlflowTracker,
   userAndGitTags,
   combineTrackers,
+  redactingTracker,
   type ParamValue,
   type RunStatus,
   type Tracker,
@@ -76,7 +78,8 @@ export class SweepRun {
       log,
       ...(options.locate ? { locate: options.locate } : {}),
     });
-    const tracker = extra ? combineTrackers(local, extra) : local;
+    // As a run's: every recorded string passes the one redaction function (the sweep's --set may carry secrets).
+    const tracker = redactingTracker(extra ? combineTrackers(local, extra) : local);
     const previous = state.runId ? await findRunDir(state.runId, options.runsDir).catch(() => undefined) : undefined;
     if (state.runId && !previous) log(`note: the sweep's run ${state.runId} is not in ${options.runsDir} (moved?); recording a new one`);
     const run = await tracker.startRun({
@@ -87,7 +90,8 @@ export class SweepRun {
     });
     if (!previous) await tracker.logParams(sweepParams(spec));
     // Again on resume: the file may have changed where it does not change the trials (parallel, budget).
-    await tracker.logArtifact('sweep.yaml', { file: spec.file });
+    // As text, so that the redaction sees it (a file artifact is copied byte for byte).
+    await tracker.logArtifact('sweep.yaml', { bytes: await readFile(spec.file, 'utf8') });
     const history = previous ? await readMetrics(run.dir!) : [];
     log(`sweep run ${run.runId}${previous ? ' (continued)' : ''}: ${run.dir}`);
     // Steps of the ended-trials count, and (separately) the trials whose objective is already logged.

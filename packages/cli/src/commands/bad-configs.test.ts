@@ -1,3 +1,5 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../test-helpers.ts';
@@ -112,5 +114,33 @@ describe('bad experiment files exit 2 with a located error', () => {
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('ok good.yaml\n');
     expect(result.stderr).toMatch(/FAIL bad\/zero-size.yaml \(1 error\)\n.*\nFAIL bad\/empty.yaml \(1 error\)\n2 of 3 files failed\n$/);
+  });
+});
+
+describe('bad data and input files exit 2 like a bad config, naming the file, before anything is recorded', () => {
+  it('exp predict with an --input that does not exist: exit 2 before any model is loaded, no raw ENOENT', async () => {
+    const result = await runCli(['predict', 'no-such-model', '--input', 'no-such-photo.png'], { cwd: FIXTURES });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/no-such-photo\.png: no such file or folder/);
+    expect(result.stderr).not.toMatch(/ENOENT|no-such-model|\n\s+at /);
+  });
+
+  it('a truncated CIFAR-100 train.bin', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'tessera-bad-data-'));
+    try {
+      const data = join(work, 'cifar');
+      mkdirSync(data);
+      // Two whole 3074-byte records and 100 bytes of a third: a download or copy cut short.
+      writeFileSync(join(data, 'train.bin'), new Uint8Array(3074 * 2 + 100));
+      writeFileSync(join(data, 'test.bin'), new Uint8Array(3074));
+      const runsDir = join(work, 'runs');
+      const result = await runCli(['run', 'good.yaml', '--runs-dir', runsDir, '--set', 'vars.num_classes=100', '--set', `data={type: cifar100, dir: ${data}}`], { cwd: FIXTURES });
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr).toContain(`${join(data, 'train.bin')}: 6248 bytes is not a whole number of 3074-byte CIFAR-100 records`);
+      expect(result.stderr).not.toMatch(/\n\s+at |--debug/);
+      expect(existsSync(runsDir) ? readdirSync(runsDir) : []).toEqual([]);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 });

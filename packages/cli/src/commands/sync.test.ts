@@ -3,7 +3,7 @@
 // exp runs. Needs `bash scripts/setup-mlflow.sh`; skipped locally without it, fails under CI=true.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,8 @@ import {
   MlflowTracker,
   createMlflowTracker,
   readMetrics,
+  readMetricPoints,
+  bytesDigest,
   readSystemMetrics,
   readRunMeta,
   readSyncStates,
@@ -164,6 +166,9 @@ describe.skipIf(!mlflow.binary)('runs in a real mlflow server', () => {
     const loss = await client.getMetricHistory(runId, 'loss');
     expect(loss.map((m) => [m.step, m.value])).toEqual(local.map((r) => [r.step, r.loss]));
     expect(loss.map((m) => m.step)).toEqual([1, 2]);
+    // One timestamp per point in both stores: a point sent again by exp sync is an exact duplicate, which MLflow keeps once.
+    const points = (await readMetricPoints(summary.runDir)).filter((p) => p.key === 'loss');
+    expect(loss.map((m) => [m.step, m.timestamp])).toEqual(points.map((p) => [p.step, Date.parse(p.time)]));
     for (const key of ['val_loss', 'val_accuracy', 'top5_accuracy', 'images_per_second', 'epoch_time']) {
       expect((await client.getMetricHistory(runId, key)).map((m) => m.step), key).toEqual([1, 2]);
     }
@@ -273,6 +278,44 @@ describe.skipIf(!mlflow.binary)('runs in a real mlflow server', () => {
     expect(runs.map((r) => [r.info.runId, r.info.status])).toEqual([[first!.info.runId, 'FINISHED']]);
     expect((await client.getMetricHistory(first!.info.runId, 'loss')).map((m) => m.step).sort((a, b) => a - b)).toEqual([1, 2, 3]);
     expect((await readSyncStates(resumed.runDir))[server.uri]).toMatchObject({ runId: first!.info.runId, pending: false });
+  });
+
+  it('a run killed between an epoch\'s metrics and its checkpoint, resumed: the repeated epoch reaches MLflow once', async () => {
+    const experimentName = unique('repeat');
+    const stop = new AbortController();
+    const tracking = [`tracking.uri=${server.uri}`, `tracking.experiment=${experimentName}`];
+    let runDir = '';
+    // When epoch 2's metrics are logged its checkpoint is not written yet (trainer.ts: metrics first):
+    // keep the epoch-1 checkpoint as a hard kill at that moment would leave it, and stop there.
+    const createTracker: typeof createMlflowTracker = (config, experiment, context) => {
+      const tracker = createMlflowTracker(config, experiment, context)!;
+      const logMetrics = tracker.logMetrics.bind(tracker);
+      tracker.logMetrics = async (metrics, step, time) => {
+        if (step === 2 && 'loss' in metrics) {
+          runDir = context.local.runDir;
+          cpSync(join(runDir, 'checkpoint'), join(runDir, 'checkpoint-epoch-1'), { recursive: true });
+          stop.abort();
+        }
+        return logMetrics(metrics, step, time);
+      };
+      return tracker;
+    };
+    const stopped = await runExperiment(SMOKE, { registries, runsDir, output: silent, signal: stop.signal, createTracker, overrides: [...TINY, 'train.epochs=3', ...tracking] });
+    expect(stopped.status).toBe('KILLED');
+    rmSync(join(runDir, 'checkpoint'), { recursive: true });
+    rmSync(join(runDir, 'checkpoint.old'), { recursive: true, force: true });
+    renameSync(join(runDir, 'checkpoint-epoch-1'), join(runDir, 'checkpoint'));
+
+    const resumed = await runExperiment(undefined, { registries, runsDir, resume: stopped.runId, output: silent });
+    expect(resumed.status).toBe('FINISHED');
+    // Locally epoch 2 has two lines (the later one supersedes); in MLflow each epoch is one point.
+    const lines = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss?: number });
+    expect(lines.filter((l) => l.loss !== undefined).map((l) => l.step)).toEqual([1, 2, 2, 3]);
+    const [run, ...others] = await runByLocalId(client, experimentName, stopped.runId);
+    expect(others).toEqual([]);
+    for (const key of ['loss', 'val_loss', 'accuracy']) {
+      expect((await client.getMetricHistory(run!.info.runId, key)).map((m) => m.step).sort((a, b) => a - b), key).toEqual([1, 2, 3]);
+    }
   });
 
   it('exp sync sends a run recorded offline, >1000 metric values in chunks, and `exp runs` shows its state', async () => {
@@ -426,7 +469,7 @@ describe.skipIf(!mlflow.binary)('runs in a real mlflow server', () => {
     expect(Object.keys(run!.data.params).sort()).toEqual(Object.keys(localParams).sort());
     for (const path of ['plots/loss.png', 'plots/accuracy.png', 'model/weights.bin', 'config.yaml']) {
       const remote = await client.downloadArtifact(run!.info.runId, path);
-      expect(remote.byteLength, path).toBe(statSync(join(summary.runDir, 'artifacts', path)).size);
+      expect(bytesDigest(remote), path).toBe(bytesDigest(readFileSync(join(summary.runDir, 'artifacts', path))));
     }
     expect((await readSyncStates(summary.runDir))[server.uri]).toMatchObject({ pending: false, outbox: [] });
 

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../test-helpers.ts';
+import { SMOKE } from './helpers.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'tessera-fault-bombs-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -32,6 +33,38 @@ describe('fault: config bombs', () => {
     // loose so that a loaded CI machine starting Node slowly cannot fail it.
     expect(result.seconds).toBeLessThan(20);
   });
+
+  // Below the size limit, loading is linear in the file: 2 x 100,000 keys merged through extends took
+  // far longer when the location map copied and filtered the whole map per merged key, and 200,000
+  // keys in one mapping minutes when yaml's own duplicate-key check compared each key with every
+  // earlier one. Here they take seconds; the bound (and the test's timeout above it) only has to tell
+  // seconds from minutes on a loaded machine.
+  it('200,000 keys through extends load and validate (linear location mapping); TESSERA_MAX_CONFIG_BYTES moves the limit', async () => {
+    const keys = (prefix: string) => Array.from({ length: 100_000 }, (_, i) => `  ${prefix}${i}: ${i}\n`).join('');
+    writeFileSync(join(work, 'many-base.yaml'), `vars:\n${keys('b')}`);
+    const file = join(work, 'many.yaml');
+    writeFileSync(file, `extends: [${SMOKE}, many-base.yaml]\nvars:\n${keys('c')}`);
+    const result = await timed(['validate', file]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.seconds).toBeLessThan(100);
+    process.env.TESSERA_MAX_CONFIG_BYTES = '1000000';
+    try {
+      const limited = await runCli(['validate', file]);
+      expect(limited.code).toBe(2);
+      expect(limited.stderr).toMatch(/many\.yaml:1:1 ".*many\.yaml" is 1\.\d MB, over the 1\.0 MB limit for config files/);
+    } finally {
+      delete process.env.TESSERA_MAX_CONFIG_BYTES;
+    }
+  }, 300_000);
+
+  it('200,000 keys in one mapping with the last one written twice: located at that line, in seconds', async () => {
+    const file = join(work, 'duplicate.yaml');
+    writeFileSync(file, `name: x\nvars:\n${Array.from({ length: 200_000 }, (_, i) => `  v${i}: ${i}\n`).join('')}  v7: again\n`);
+    const result = await timed(['validate', file]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/duplicate\.yaml:200003:3 duplicate key "v7"; each key may appear once in a mapping/);
+    expect(result.seconds).toBeLessThan(100);
+  }, 300_000);
 
   it('20,000 nested parentheses in ${...}: a located error about the nesting depth', async () => {
     const file = join(work, 'parens.yaml');

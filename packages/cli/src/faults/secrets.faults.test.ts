@@ -1,9 +1,10 @@
 // Fault: planted secrets (issue 17, item 5). Secrets planted in every place a user can put one
 // (a secret-named variable, a secret-named tag, a URI with user info and a query token in a
 // plain value, a --set argument) must appear in no file the run writes, no line it prints, and
-// no field or file of the MLflow server it records to; an error that echoes a URI with a
-// password must not echo the password.
-import { mkdtempSync, rmSync } from 'node:fs';
+// no field or file of the MLflow server it records to; nor may a sweep's output, its own run,
+// its trial table or its trials' runs hold them; an error that echoes a URI with a password must
+// not echo the password.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,6 +58,41 @@ describe.skipIf(!mlflow.binary)('fault: planted secrets', () => {
     const config = new TextDecoder().decode(await client.downloadArtifact(mlflowRun!.info.runId, 'config.yaml'));
     expect(config).toContain('api_token: "****"');
     expect(filesContaining(server.dir, PLANTED)).toEqual([]);
+  });
+
+  it('a sweep: none in its output, its own run, its trial table, its trials\' runs or MLflow (a token inside a --set URL too)', async () => {
+    const [a, b, c, d] = PLANTED;
+    const sweepDir = mkdtempSync(join(tmpdir(), 'tessera-fault-secrets-sweep-'));
+    const sweepFile = join(sweepDir, 'planted.yaml');
+    writeFileSync(sweepFile, [`experiment: ${SMOKE}`, 'name: planted', 'method: grid', 'objective: {metric: val_loss, goal: minimize}',
+      'parameters:', '  train.optimizer.learning_rate: {values: [0.01, 0.003]}', ''].join('\n'));
+    try {
+      const sweep = spawnExp([
+        'sweep', sweepFile, '--runs-dir', runsDir,
+        '--set', 'train.epochs=1', '--set', 'train.steps_per_epoch=2',
+        '--set', `tracking.uri=${server.uri}`, '--set', 'tracking.experiment=secrets-sweep',
+        '--set', `vars.api_token=${a}`,
+        '--set', `tracking.tags={db_password: ${b}}`,
+        // No space before the URL: the query token sits inside the value of a --set pair.
+        '--set', `description=https://bob:${c}@data.example.com/x?token=${d}`,
+      ]);
+      const { code, output } = await sweep.exit;
+      expect(code, output).toBe(0);
+      expect(output).toMatch(/trial-001 +FINISHED/);
+      for (const secret of PLANTED) expect(output).not.toContain(secret);
+      expect(filesContaining(runsDir, PLANTED)).toEqual([]);
+      const client = new MlflowClient({ trackingUri: server.uri });
+      const experiment = await client.getExperimentByName('secrets-sweep');
+      const runs = await client.searchAllRuns({ experimentIds: [experiment!.experimentId] });
+      expect(runs).toHaveLength(3); // the sweep's run and its two trials
+      expect(JSON.stringify(runs)).not.toMatch(/PLANTED/);
+      const descriptions = runs.map((run) => run.data.params.description).filter(Boolean);
+      expect(descriptions.length).toBeGreaterThanOrEqual(2); // each trial's
+      for (const description of descriptions) expect(description).toBe('https://bob:****@data.example.com/x?token=****');
+      expect(filesContaining(server.dir, PLANTED)).toEqual([]);
+    } finally {
+      rmSync(sweepDir, { recursive: true, force: true });
+    }
   });
 
   it('an error that echoes a --set URI with a password prints the password masked', async () => {

@@ -4,7 +4,7 @@
 // leaves the previous artifact intact, never a truncated one, and no temp file; a read-only
 // store is still listed, and a run into it fails with a clear message.
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,11 @@ afterAll(() => {
   for (const dir of mounts) execFileSync('umount', [dir]);
   rmSync(runsDir, { recursive: true, force: true });
 });
+
+/** `dir` and every directory below it. */
+function dirsUnder(dir: string): string[] {
+  return [dir, ...readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => dirsUnder(join(dir, e.name)))];
+}
 
 /** A size-limited tmpfs at a fresh directory, or the reason it cannot be mounted here. */
 function tmpfs(size: string): { dir: string } | { reason: string } {
@@ -77,14 +82,42 @@ describe('fault: torn and failed writes', () => {
     expect((await readRunMeta(run.dir!)).status).toBe('FAILED');
   });
 
-  it('a read-only store is still listed; a run into it fails with a clear message, exit 1, no stack', async (context) => {
-    const fs = tmpfs('1m');
+  it('a real exp run that fills its disk (100 KB tmpfs): exit 1 without a stack, every record whole; resumed once there is room, it finishes', async (context) => {
+    const fs = tmpfs('100k');
     if ('reason' in fs) return context.skip(fs.reason);
+    const run = await spawnExp(['run', SMOKE, '--runs-dir', fs.dir, '--set', 'train.epochs=2']).exit;
+    expect(run.code, run.output).toBe(1);
+    expect(run.output).toMatch(/exp run: .*ENOSPC: no space left on device/);
+    expect(run.output).not.toMatch(/\n\s+at /);
+    const runId = /Run (\d{8}-\d{6}-[0-9a-f]{6}):/.exec(run.output)![1]!;
+    const runDir = join(fs.dir, 'smoke', runId);
+    // Whatever was written is whole: JSON records parse, metric lines are whole, no artifact is empty.
+    for (const file of filesUnder(runDir)) {
+      const text = readFileSync(file);
+      if (file.endsWith('.json') && !file.includes('checkpoint.writing')) expect(() => JSON.parse(text.toString()), file).not.toThrow();
+      if (file.includes('/artifacts/')) expect(text.length, file).toBeGreaterThan(0);
+    }
+    expect(readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')).toMatch(/^(\{[^\n]*\}\n)*$/);
+    execFileSync('mount', ['-o', 'remount,size=2m', fs.dir]);
+    const resumed = await spawnExp(['run', '--resume', runId, '--runs-dir', fs.dir]).exit;
+    expect(resumed.code, resumed.output).toBe(0);
+    expect((await readRunMeta(runDir)).status).toBe('FINISHED');
+    expect((await readMetrics(runDir)).map((r) => r.step)).toEqual([1, 2]);
+  });
+
+  it('a read-only store is still listed; a run into it fails with a clear message, exit 1, no stack', async (context) => {
+    // A read-only mount; where mounting is not allowed, file modes (which bind every user but root).
+    let fs = tmpfs('1m');
+    if ('reason' in fs) {
+      if (process.getuid?.() === 0) return context.skip(`${fs.reason}; and file modes cannot stop root`);
+      fs = { dir: mkdtempSync(join(runsDir, 'read-only-')) };
+    }
     const store = new LocalRunStore(fs.dir);
     await store.startRun({ experiment: 'ro' });
     await store.logMetrics({ loss: 1 }, 1);
     await store.endRun('FINISHED');
-    execFileSync('mount', ['-o', 'remount,ro', fs.dir]);
+    if (mounts.includes(fs.dir)) execFileSync('mount', ['-o', 'remount,ro', fs.dir]);
+    else for (const path of [...filesUnder(fs.dir), ...dirsUnder(fs.dir)]) chmodSync(path, statSync(path).isDirectory() ? 0o555 : 0o444);
     const runs = await runCli(['runs', '--runs-dir', fs.dir]);
     expect(runs.code).toBe(0);
     expect(runs.stdout).toMatch(/ro\s+FINISHED\s+1/);
@@ -93,5 +126,6 @@ describe('fault: torn and failed writes', () => {
     expect(run.stderr).toMatch(/cannot create run directory .* \(is the run store .* read-only, full or missing\?\)/);
     expect(run.stderr).not.toMatch(/\n\s+at /);
     expect(existsSync(join(fs.dir, 'smoke')) ? readdirSync(join(fs.dir, 'smoke')) : []).toEqual([]);
+    if (!mounts.includes(fs.dir)) for (const dir of dirsUnder(fs.dir)) chmodSync(dir, 0o755); // so that afterAll can remove it
   });
 });

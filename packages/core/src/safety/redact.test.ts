@@ -29,6 +29,12 @@ describe('redactSecrets (the one redaction function)', () => {
     expect(redactSecrets('exp: --set tracking.uri=http://user:SECRET@host failed')).toBe('exp: --set tracking.uri=http://user:****@host failed');
   });
 
+  it('masks a secret query parameter inside the value of a --set argument (no space before the URL)', () => {
+    expect(redactSecrets('description=https://bob:PW@h.example.com/?token=TOK')).toBe('description=https://bob:****@h.example.com/?token=****');
+    expect(redactSecrets(['data.url=http://h/x?page=2&api_key=K&sig=a=b'])).toEqual(['data.url=http://h/x?page=2&api_key=****&sig=a=b']);
+    expect(redactSecrets('a=b=c')).toBe('a=b=c');
+  });
+
   it('leaves non-secret values and non-plain objects untouched', () => {
     const date = new Date(0);
     expect(redactSecrets(date)).toBe(date);

@@ -49,7 +49,9 @@ function redactText(text: string): string {
     text
       .replace(USER_AND_PASSWORD, `$1${MASK}@`)
       .replace(TOKEN_AS_USER, `$1${MASK}@`)
-      .replace(ASSIGNMENT, (all, name: string) => (isSecretKey(name) ? `${name}=${MASK}` : all))
+      // A value may itself hold assignments (`--set description=https://h/?token=X`): a pair whose
+      // name is not a secret keeps its name and has its value redacted in turn.
+      .replace(ASSIGNMENT, (_all, name: string, value: string) => `${name}=${isSecretKey(name) ? MASK : redactText(value)}`)
       .replace(JSON_MEMBER, (all, name: string, colon: string) => (isSecretKey(name) ? `"${name}"${colon}"${MASK}"` : all))
       // Quoted: `****` alone would read as a YAML alias.
       .replace(YAML_MEMBER, (all, before: string, name: string, colon: string) => (isSecretKey(name) ? `${before}${name}${colon}"${MASK}"` : all))

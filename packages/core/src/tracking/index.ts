@@ -25,11 +25,13 @@ export {
   readMetrics,
   readSystemMetrics,
   readAllMetrics,
+  readMetricPoints,
   repairMetrics,
   SYSTEM_METRICS_FILE,
   STEP_METRICS_FILE,
   type RunMeta,
   type MetricRecord,
+  type MetricPoint,
   type TornLine,
   type LocalRunStoreOptions,
 } from './local-store.ts';

@@ -148,9 +148,39 @@ export interface TornLine {
  * the file (`repairMetrics`) before appending.
  */
 export async function readMetrics(dir: string, file = 'metrics.jsonl', onTorn?: (torn: TornLine) => void): Promise<MetricRecord[]> {
+  const byStep = new Map<number, MetricRecord>();
+  for (const record of await readMetricLines(dir, file, onTorn)) byStep.set(record.step, { ...byStep.get(record.step), ...record });
+  return [...byStep.values()].sort((a, b) => a.step - b.step);
+}
+
+/** One metric value as the line that last wrote it: its key, step, value (null: NaN) and that line's time. */
+export interface MetricPoint {
+  key: string;
+  step: number;
+  value: number | null;
+  time: string;
+}
+
+/**
+ * Every metric point of a run, in every metrics file, each with the time of its own line (the
+ * epoch's and the test metrics share a step but not a line): the timestamp MLflow got when the
+ * point was sent live, so that `exp sync` sends a missed point with the very same one.
+ */
+export async function readMetricPoints(dir: string): Promise<MetricPoint[]> {
+  const points = new Map<string, MetricPoint>();
+  for (const file of ['metrics.jsonl', SYSTEM_METRICS_FILE, STEP_METRICS_FILE]) {
+    for (const { step, time, ...values } of await readMetricLines(dir, file)) {
+      for (const [key, value] of Object.entries(values)) points.set(`${key}\u0000${step}`, { key, step, value: typeof value === 'number' ? value : null, time });
+    }
+  }
+  return [...points.values()];
+}
+
+/** The whole lines of a metrics file in file order (torn ones skipped and reported, as readMetrics). */
+async function readMetricLines(dir: string, file: string, onTorn?: (torn: TornLine) => void): Promise<MetricRecord[]> {
   const path = join(dir, file);
   const text = await readFile(path, 'utf8').catch(() => '');
-  const byStep = new Map<number, MetricRecord>();
+  const records: MetricRecord[] = [];
   let offset = 0;
   const lines = text.split('\n');
   for (const [index, line] of lines.entries()) {
@@ -165,9 +195,9 @@ export async function readMetrics(dir: string, file = 'metrics.jsonl', onTorn?: 
       onTorn?.({ file: path, line: index + 1, keepBytes: start, text: line.length > 80 ? `${line.slice(0, 77)}...` : line });
       continue;
     }
-    byStep.set(record.step, { ...byStep.get(record.step), ...record });
+    records.push(record);
   }
-  return [...byStep.values()].sort((a, b) => a.step - b.step);
+  return records;
 }
 
 /**
@@ -280,9 +310,9 @@ export class LocalRunStore implements Tracker {
    * (`system/...`) to system_metrics.jsonl, per-step ones (`step/...`) to step_metrics.jsonl, so
    * metrics.jsonl stays one line per epoch (the sweep's executors and `exp runs` read epochs from it).
    */
-  async logMetrics(metrics: Record<string, number>, step: number): Promise<void> {
+  async logMetrics(metrics: Record<string, number>, step: number, at?: number): Promise<void> {
     this.assertWriter();
-    const time = new Date().toISOString();
+    const time = new Date(at ?? Date.now()).toISOString();
     const byFile = new Map<string, Record<string, number>>();
     for (const [key, value] of Object.entries(metrics)) {
       const file = Object.entries(SEPARATE_METRICS).find(([prefix]) => key.startsWith(prefix))?.[1] ?? 'metrics.jsonl';

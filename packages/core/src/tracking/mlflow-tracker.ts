@@ -2,7 +2,7 @@ import { isMlflowError, MlflowClient, parseTrackingUri, type MetricInput } from 
 import { ConfigError, type ConfigPath } from '../errors.ts';
 import type { SourceLocation } from '../registry/kinds.ts';
 import type { TrackingConfig } from '../schema/types.ts';
-import { isSampleMetric, readRunMeta, type LocalRunStore } from './local-store.ts';
+import { isSampleMetric, readMetricPoints, readRunMeta, type LocalRunStore } from './local-store.ts';
 import {
   type OutboxEntry,
   bytesDigest,
@@ -100,6 +100,13 @@ export class MlflowTracker implements Tracker {
    * (see logMetrics), then undefined. The local store has them already.
    */
   #early: MetricInput[] | undefined = [];
+  /**
+   * On resume, the (key, step) points the local store had before this session: MLflow has them (from
+   * the earlier session or the catch-up). An epoch whose metrics were logged just before a hard kill
+   * and whose checkpoint was not (trainer.ts logs metrics first) is trained again: its points are not
+   * sent a second time (MLflow would keep both, with different timestamps).
+   */
+  #recorded = new Set<string>();
   readonly #catchUpClient: (signal: AbortSignal) => MlflowClient;
 
   constructor(options: MlflowTrackerOptions) {
@@ -145,6 +152,7 @@ export class MlflowTracker implements Tracker {
     const trackingUri = this.client.trackingUri;
     try {
       if (options.resumeRunId) {
+        for (const point of await readMetricPoints(dir)) this.#recorded.add(`${point.key}\u0000${point.step}`);
         // Catch MLflow up with everything before this session (creating the run if it never got there).
         this.#runId = (await this.#catchUp(dir)).mlflowRunId;
         // Its first metric is in MLflow already.
@@ -164,13 +172,15 @@ export class MlflowTracker implements Tracker {
         });
         this.#runId = run.info.runId;
         this.#log(`MLflow run: ${trackingUri}/#/experiments/${experimentId}/runs/${run.info.runId}`);
-        await updateSyncState(dir, trackingUri, () => ({
+        // Merged, not replaced: an `exp sync` racing this start may have noted something already.
+        await updateSyncState(dir, trackingUri, (old) => ({
+          pending: false,
+          outbox: [],
+          ...old,
           trackingUri,
           experimentName: this.experiment,
           experimentId,
           runId: run.info.runId,
-          pending: false,
-          outbox: [],
         }));
       }
     } catch (error) {
@@ -188,9 +198,13 @@ export class MlflowTracker implements Tracker {
     return this.#send('logParams', (runId, options) => this.client.logBatch(runId, { params }, options));
   }
 
-  logMetrics(metrics: Record<string, number>, step: number): Promise<void> {
-    const timestamp = Date.now();
-    const batch: MetricInput[] = Object.entries(metrics).map(([key, value]) => ({ key, value, step, timestamp }));
+  logMetrics(metrics: Record<string, number>, step: number, time?: number): Promise<void> {
+    // The local line's time (see Tracker.logMetrics): `exp sync` sends a missed point with it too.
+    const timestamp = time ?? Date.now();
+    const batch: MetricInput[] = Object.entries(metrics)
+      .filter(([key]) => !this.#recorded.has(`${key}\u0000${step}`))
+      .map(([key, value]) => ({ key, value, step, timestamp }));
+    if (batch.length === 0) return Promise.resolve();
     if (this.#early) {
       // MLflow's compare page plots a run's first metric: samples wait (with their own times) for
       // the first epoch's metrics, which come first (a sweep trial's objective first of all).

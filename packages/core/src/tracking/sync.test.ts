@@ -1,10 +1,11 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { MlflowClient, Run } from '@tessera/mlflow';
 import { findRunDir } from './local-store.ts';
-import { listRunDirs, resolveCreateRace, runsToSync } from './sync.ts';
+import { listRunDirs, readSyncStates, resolveCreateRace, runsToSync } from './sync.ts';
 
 let root: string;
 beforeEach(() => {
@@ -75,5 +76,28 @@ describe('resolveCreateRace (two hosts created a run for one local run at once)'
     const client = fakeClient(['x']);
     expect((await resolveCreateRace(client, '0', 'local', run('x'))).info.runId).toBe('x');
     expect(client.deleted).toEqual([]);
+  });
+});
+
+describe('updateSyncState', () => {
+  /** `count` updates of one run's mlflow.json by a process of its own, each adding one artifact digest. */
+  function updater(dir: string, uri: string, prefix: string, count: number): Promise<number | null> {
+    const module = new URL('./sync.ts', import.meta.url).href;
+    const code = `const { updateSyncState } = await import(${JSON.stringify(module)});
+      for (let i = 0; i < ${count}; i++) {
+        await updateSyncState(${JSON.stringify(dir)}, ${JSON.stringify(uri)}, (s) => ({ trackingUri: ${JSON.stringify(uri)}, experimentName: 'x', pending: false, outbox: [], ...s, artifacts: { ...s?.artifacts, ['${prefix}' + i]: 'd' } }));
+      }`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: 'inherit' });
+    return new Promise((done) => child.on('close', done));
+  }
+
+  it('two processes updating one run at once (two servers, or a live run and exp sync) lose none of each other\'s entries', async () => {
+    const dir = run(root, 'e', '20260101-000000-aaaaaa');
+    const codes = await Promise.all([updater(dir, 'http://a', 'a', 40), updater(dir, 'http://b', 'b', 40), updater(dir, 'http://a', 'c', 40)]);
+    expect(codes).toEqual([0, 0, 0]);
+    const states = await readSyncStates(dir);
+    expect(Object.keys(states['http://a']!.artifacts!).sort()).toEqual([...Array.from({ length: 40 }, (_, i) => `a${i}`), ...Array.from({ length: 40 }, (_, i) => `c${i}`)].sort());
+    expect(Object.keys(states['http://b']!.artifacts!)).toHaveLength(40);
+    expect(readdirSync(dir).sort()).toEqual(['meta.json', 'mlflow.json']); // no lock or temp file left
   });
 });

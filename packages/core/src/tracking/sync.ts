@@ -4,7 +4,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isMlflowError, type DatasetInput as MlflowDatasetInput, type MetricInput, type MlflowClient, type Run } from '@tessera/mlflow';
 import { ensureRunLoggedModels } from '../models/logged-model.ts';
-import { defaultRunsDir, findRunDir, isSampleMetric, matchDirs, readAllMetrics, readRunMeta, runStores, type RunMeta } from './local-store.ts';
+import { defaultRunsDir, findRunDir, isSampleMetric, matchDirs, readMetricPoints, readRunMeta, runStores, type MetricPoint, type RunMeta } from './local-store.ts';
 import { writeJsonAtomic } from '../safety/atomic-write.ts';
 import { acquireRunLock } from './run-lock.ts';
 import type { DatasetInput } from './tracker.ts';
@@ -97,12 +97,36 @@ export async function readSyncStates(runDir: string): Promise<SyncStates> {
   }
 }
 
-/** Read-modify-write of one server's entry (one process writes a run's state at a time). */
+/** The updates of mlflow.json this process has in flight, by file: they go one after another. */
+const stateUpdates = new Map<string, Promise<unknown>>();
+
+/**
+ * Read-modify-write of one server's entry. Several processes may update one run's state at once
+ * (the run's own tracker noting what MLflow missed, `exp sync` or `exp ui` recording what they
+ * sent, to the same server or another): each update holds `mlflow.json.lock` (the run lock's lease,
+ * briefly), so none loses another's notes, a `pending` above all (a run MLflow lacks part of would
+ * then read as complete). Within a process the updates queue without touching the lock file twice.
+ */
 export async function updateSyncState(runDir: string, trackingUri: string, update: (state: SyncState | undefined) => SyncState): Promise<SyncState> {
-  const states = await readSyncStates(runDir);
-  const next = update(states[trackingUri]);
-  await writeJsonAtomic(join(runDir, SYNC_STATE_FILE), { ...states, [trackingUri]: next });
-  return next;
+  const file = join(runDir, SYNC_STATE_FILE);
+  const previous = stateUpdates.get(file) ?? Promise.resolve();
+  const mine = previous.catch(() => undefined).then(async () => {
+    const lock = await acquireRunLock(runDir, { name: `${SYNC_STATE_FILE}.lock`, purpose: 'mlflow.json update', waitMs: 60_000 });
+    try {
+      const states = await readSyncStates(runDir);
+      const next = update(states[trackingUri]);
+      await writeJsonAtomic(file, { ...states, [trackingUri]: next });
+      return next;
+    } finally {
+      await lock.release();
+    }
+  });
+  stateUpdates.set(file, mine);
+  try {
+    return await mine;
+  } finally {
+    if (stateUpdates.get(file) === mine) stateUpdates.delete(file);
+  }
 }
 
 /** The MLflow experiment of a run: tracking.experiment, else MLFLOW_EXPERIMENT_NAME, else the experiment's name. */
@@ -198,9 +222,15 @@ async function remoteFiles(client: MlflowClient, runId: string, path = ''): Prom
   return files;
 }
 
+/**
+ * The MLflow run, unless it is gone or deleted: a deleted one is the loser of a create race (the
+ * live tracker's run, deleted by a concurrent `exp sync`'s resolveCreateRace) or was deleted by
+ * hand; either way the run is looked for again by its tessera.run_id tag, or sent anew.
+ */
 async function getRunIfExists(client: MlflowClient, runId: string): Promise<Run | undefined> {
   try {
-    return await client.getRun(runId);
+    const run = await client.getRun(runId);
+    return run.info.lifecycleStage === 'deleted' ? undefined : run;
   } catch (error) {
     if (isMlflowError(error, 'RESOURCE_DOES_NOT_EXIST')) return undefined;
     throw error;
@@ -270,6 +300,8 @@ async function syncRunLocked(runDir: string, options: SyncOptions): Promise<Sync
   const { client } = options;
   const env = options.env ?? process.env;
   const trackingUri = client.trackingUri;
+  // What this sync sends is what the store holds now; a run still training adds to it meanwhile.
+  const startedAt = new Date().toISOString();
   const meta = await readRunMeta(runDir);
   const state = (await readSyncStates(runDir))[trackingUri];
   let run = state?.runId ? await getRunIfExists(client, state.runId) : undefined;
@@ -342,22 +374,28 @@ async function syncRunLocked(runDir: string, options: SyncOptions): Promise<Sync
   const unresolved = linked.unresolved;
   const changedTags = Object.fromEntries(Object.entries(linked.tags).filter(([key, value]) => run!.data.tags[key] !== value));
 
-  // Metrics: every (key, step) MLflow has no value for; the local line's time is the timestamp.
+  // Metrics: every (key, step) MLflow has no value for, timestamped with its own line's time: the
+  // live tracker sent it with that time too, so a point that reached MLflow after all (a call past
+  // its deadline that a thawed server still answers) is an exact duplicate, which MLflow keeps once.
   // Per-epoch, system and per-step metrics (their keys differ; each file has its own steps).
   // The epochs' metrics go first (a sweep trial's objective first of all): MLflow's compare page
   // plots a run's first metric. A running run without any yet sends its samples with its first epoch.
   const remoteKeys = new Set(run.data.metrics.map((m) => m.key));
-  const records = await readAllMetrics(runDir);
-  const beforeFirstEpoch = meta.status === 'RUNNING' && remoteKeys.size === 0 && records.every((r) => Object.keys(r).every((k) => k === 'step' || k === 'time' || isSampleMetric(k)));
-  const localKeys = new Set(beforeFirstEpoch ? [] : records.flatMap((r) => Object.keys(r).filter((k) => k !== 'step' && k !== 'time')));
+  const localPoints = await readMetricPoints(runDir);
+  const beforeFirstEpoch = meta.status === 'RUNNING' && remoteKeys.size === 0 && localPoints.every((p) => isSampleMetric(p.key));
+  const byKey = new Map<string, MetricPoint[]>();
+  for (const point of beforeFirstEpoch ? [] : localPoints) {
+    const points = byKey.get(point.key);
+    if (points) points.push(point);
+    else byKey.set(point.key, [point]);
+  }
   const metrics: MetricInput[] = [];
-  for (const key of localKeys) {
+  for (const [key, points] of byKey) {
     const have = remoteKeys.has(key) ? new Set((await client.getMetricHistory(runId, key)).map((m) => m.step)) : new Set<number>();
-    for (const record of records) {
-      if (!(key in record) || have.has(record.step)) continue;
-      const value = record[key];
+    for (const point of points) {
+      if (have.has(point.step)) continue;
       // JSON has no NaN: the local store wrote it as null.
-      metrics.push({ key, value: typeof value === 'number' ? value : NaN, step: record.step, timestamp: Date.parse(record.time) });
+      metrics.push({ key, value: point.value ?? NaN, step: point.step, timestamp: Date.parse(point.time) });
     }
   }
   if (Object.keys(missingParams).length + Object.keys(changedTags).length + metrics.length > 0) {
@@ -371,14 +409,17 @@ async function syncRunLocked(runDir: string, options: SyncOptions): Promise<Sync
   const missingInputs = inputs.map(toMlflowDataset).filter((d) => !remoteInputs.has(key(d)));
   if (missingInputs.length > 0) await client.logInputs(runId, missingInputs);
 
-  // Artifacts: missing in MLflow's listing, or not known to have been sent with this content.
+  // Artifacts: missing in MLflow's listing, listed there at another size (changed or cut short on
+  // the server), or not known to have been sent with this content.
   const artifactsDir = join(runDir, 'artifacts');
   const local = await localFiles(artifactsDir);
   const remote = local.size > 0 ? await remoteFiles(client, runId) : new Map<string, number | undefined>();
   const sentDigests = { ...(await readSyncStates(runDir))[trackingUri]?.artifacts };
   let artifacts = 0;
   for (const [path, digest] of local) {
-    if (remote.has(path) && sentDigests[path] === digest) continue;
+    const remoteSize = remote.get(path);
+    const sameSize = remoteSize === undefined || remoteSize === (await stat(join(artifactsDir, ...path.split('/')))).size;
+    if (remote.has(path) && sameSize && sentDigests[path] === digest) continue;
     await client.uploadFile(runId, join(artifactsDir, ...path.split('/')), path);
     await recordUploadedArtifact(runDir, trackingUri, path, digest);
     artifacts++;
@@ -388,18 +429,26 @@ async function syncRunLocked(runDir: string, options: SyncOptions): Promise<Sync
   // those MLflow lacks (the run was offline when they were saved), linked to the metrics of their epoch.
   const models = meta.status === 'RUNNING' ? 0 : (await ensureRunLoggedModels(runDir, { client, runId, experimentId: run.info.experimentId })).created;
 
-  // Status and end time, last: a FINISHED run in MLflow has everything.
+  // Status and end time, last: a FINISHED run in MLflow has everything. A run that ended (or was
+  // resumed) while this sync ran is left to its writer, which records its end locally before it
+  // tells MLflow: this sync must not set back the status the writer just sent (a live run synced
+  // by `exp ui`), and it did not send what the end added; it stays pending for the next sync.
+  const endedMeanwhile = (await readRunMeta(runDir)).status !== meta.status;
   const endTime = meta.endTime ? Date.parse(meta.endTime) : undefined;
-  const statusChanged = run.info.status !== meta.status || (endTime !== undefined && run.info.endTime !== endTime);
+  const statusChanged = !endedMeanwhile && (run.info.status !== meta.status || (endTime !== undefined && run.info.endTime !== endTime));
   if (statusChanged) await client.updateRun(runId, { status: meta.status, ...(endTime !== undefined ? { endTime } : {}) });
 
-  await updateSyncState(runDir, trackingUri, ({ lastError: _fixed, ...old } = { trackingUri, experimentName, pending: false, outbox: [] }) => ({
-    ...old,
-    runId,
-    pending: unresolved,
-    outbox: [],
-    lastSync: new Date().toISOString(),
-  }));
+  await updateSyncState(runDir, trackingUri, ({ lastError: _fixed, ...old } = { trackingUri, experimentName, pending: false, outbox: [] }) => {
+    // What the run's own tracker noted as missed while this sync ran is not in this sync's snapshot.
+    const notedMeanwhile = old.outbox.filter((entry) => entry.time >= startedAt);
+    return {
+      ...old,
+      runId,
+      pending: unresolved || endedMeanwhile || notedMeanwhile.length > 0,
+      outbox: notedMeanwhile,
+      lastSync: new Date().toISOString(),
+    };
+  });
   return {
     localRunId: meta.runId,
     runDir,

@@ -74,8 +74,13 @@ export interface SavedModel {
 export interface Tracker {
   startRun(options: StartRunOptions): Promise<RunInfo>;
   logParams(params: Record<string, ParamValue>): Promise<void>;
-  /** `step` is the 1-based epoch for per-epoch metrics. */
-  logMetrics(metrics: Record<string, number>, step: number): Promise<void>;
+  /**
+   * `step` is the 1-based epoch for per-epoch metrics. `time` (ms since the epoch, default now) is
+   * when they were measured: combineTrackers gives every tracker the same one, so the local line
+   * and MLflow's point carry one timestamp, and a point sent twice (a call that landed after its
+   * deadline, then `exp sync`) is an exact duplicate, which MLflow keeps once.
+   */
+  logMetrics(metrics: Record<string, number>, step: number, time?: number): Promise<void>;
   setTags(tags: Record<string, string>): Promise<void>;
   /** Stores an artifact under `path` (relative, '/'-separated) in the run. */
   logArtifact(path: string, content: ArtifactContent): Promise<void>;
@@ -108,8 +113,8 @@ export function combineTrackers(primary: Tracker, ...others: Tracker[]): Tracker
     async logParams(params) {
       for (const t of all) await t.logParams(params);
     },
-    async logMetrics(metrics, step) {
-      for (const t of all) await t.logMetrics(metrics, step);
+    async logMetrics(metrics, step, time = Date.now()) {
+      for (const t of all) await t.logMetrics(metrics, step, time);
     },
     async setTags(tags) {
       for (const t of all) await t.setTags(tags);
@@ -171,7 +176,7 @@ export function redactingTracker(tracker: Tracker): Tracker {
   return {
     startRun: (options) => tracker.startRun(options.tags ? { ...options, tags: redactSecrets(options.tags) } : options),
     logParams: (params) => tracker.logParams(redactSecrets(params)),
-    logMetrics: (metrics, step) => tracker.logMetrics(metrics, step),
+    logMetrics: (metrics, step, time) => tracker.logMetrics(metrics, step, time),
     setTags: (tags) => tracker.setTags(redactSecrets(tags)),
     logArtifact: (path, content) => tracker.logArtifact(path, text(content)),
     ...(tracker.logInputs ? { logInputs: (datasets: DatasetInput[]) => tracker.logInputs!(redactSecrets(datasets)) } : {}),
