@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { ConfigError } from '../errors.ts';
+import { fingerprint } from '../random/fingerprint.ts';
 import type { DatasetInfo, TransformState } from '../registry/kinds.ts';
 import type { EntryConfig, ExperimentConfig } from '../schema/types.ts';
 
@@ -79,16 +79,12 @@ export function rawImageShape(data: Record<string, unknown>, inputShape: number[
   return Array.isArray(shape) && shape.every((d) => Number.isInteger(d)) ? (shape as number[]) : inputShape;
 }
 
-/** A stable digest of a config: keys sorted at every level, so key order does not matter. */
+/**
+ * A model's config digest: the first 12 hex digits of the one config fingerprint (sha256 of
+ * key-sorted JSON, random/fingerprint.ts), so key order does not matter.
+ */
 export function configDigest(config: unknown): string {
-  const canonical = (value: unknown): unknown => {
-    if (Array.isArray(value)) return value.map(canonical);
-    if (value !== null && typeof value === 'object') {
-      return Object.fromEntries(Object.keys(value).sort().map((key) => [key, canonical((value as Record<string, unknown>)[key])]));
-    }
-    return value;
-  };
-  return createHash('sha256').update(JSON.stringify(canonical(config))).digest('hex').slice(0, 12);
+  return fingerprint(config).slice(0, 12);
 }
 
 export interface ModelMetadataInit {
