@@ -154,4 +154,25 @@ describe('the import graph (docs/architecture.md)', () => {
     const queueUsers = all.filter((i) => /^(bullmq|ioredis)$/.test(i.specifier)).map((i) => packageOf(i.from));
     expect(new Set(queueUsers)).toEqual(new Set(['sweeps']));
   });
+  it('one validator: only the schema module of core imports ajv', () => {
+    const users = all.filter((i) => i.specifier === 'ajv' || i.specifier.startsWith('ajv/')).map((i) => i.from);
+    expect([...new Set(users)]).toEqual(['packages/core/src/schema/validate.ts']);
+  });
+
+  it('core never ends the process (no process.exit): a signal becomes an abort, and the caller decides', () => {
+    const exits: string[] = [];
+    for (const file of sources.keys()) {
+      if (packageOf(file) !== 'core') continue;
+      const source = ts.createSourceFile(file, readFileSync(join(ROOT, file), 'utf8'), ts.ScriptTarget.Latest, true);
+      const visit = (node: ts.Node) => {
+        if (ts.isPropertyAccessExpression(node) && node.name.text === 'exit' && node.expression.getText() === 'process') {
+          exits.push(`${file}:${source.getLineAndCharacterOfPosition(node.getStart()).line + 1}`);
+        }
+        ts.forEachChild(node, visit);
+      };
+      visit(source);
+    }
+    expect(sources.size).toBeGreaterThan(100);
+    expect(exits).toEqual([]);
+  });
 });
