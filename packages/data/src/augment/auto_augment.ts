@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Transform, TransformEntry } from '@tessera/core/registry';
 import { Rng } from '@tessera/core/random';
+import { randomTransform } from './random-transform.ts';
 import { applyOp, magnitudes, type Image, type OpName } from './image_ops.ts';
 
 /**
@@ -45,23 +46,18 @@ export function createRandAugment(params: RandAugmentParams): Transform {
   const bins = params.num_magnitude_bins ?? 31;
   const magnitude = params.magnitude ?? 9;
   if (magnitude >= bins) throw new RangeError(`rand_augment: magnitude ${magnitude} must be below num_magnitude_bins ${bins}`);
-  return {
-    random: true,
-    outputShape: (inputShape) => inputShape,
-    apply(x, { training, seed }) {
-      if (!training) return x.clone();
-      const table = magnitudes(bins, x.shape[1], x.shape[2]);
-      return perImageBatch(x, seed, (img, rng) => {
-        let out = img;
-        for (let k = 0; k < numOps; k++) {
-          const op = RAND_AUGMENT_OPS[rng.int(RAND_AUGMENT_OPS.length)]!;
-          const { values, signed } = table[op];
-          out = applyOp(out, op, values[magnitude]! * sign(rng, signed));
-        }
-        return out;
-      });
-    },
-  };
+  return randomTransform((x, seed) => {
+    const table = magnitudes(bins, x.shape[1], x.shape[2]);
+    return perImageBatch(x, seed, (img, rng) => {
+      let out = img;
+      for (let k = 0; k < numOps; k++) {
+        const op = RAND_AUGMENT_OPS[rng.int(RAND_AUGMENT_OPS.length)]!;
+        const { values, signed } = table[op];
+        out = applyOp(out, op, values[magnitude]! * sign(rng, signed));
+      }
+      return out;
+    });
+  });
 }
 
 type SubPolicy = [[OpName, number, number | null], [OpName, number, number | null]];
@@ -108,24 +104,19 @@ export interface AutoAugmentParams {
 export function createAutoAugment(params: AutoAugmentParams): Transform {
   const policy = params.policy ?? 'cifar10';
   if (policy !== 'cifar10') throw new RangeError(`auto_augment: unknown policy ${JSON.stringify(policy)} (known: cifar10)`);
-  return {
-    random: true,
-    outputShape: (inputShape) => inputShape,
-    apply(x, { training, seed }) {
-      if (!training) return x.clone();
-      const table = magnitudes(10, x.shape[1], x.shape[2]);
-      return perImageBatch(x, seed, (img, rng) => {
-        const subPolicy = CIFAR10_POLICY[rng.int(CIFAR10_POLICY.length)]!;
-        let out = img;
-        for (const [op, probability, bin] of subPolicy) {
-          const apply = rng.next() < probability;
-          const signed = sign(rng, table[op].signed);
-          if (apply) out = applyOp(out, op, bin === null ? 0 : table[op].values[bin]! * signed);
-        }
-        return out;
-      });
-    },
-  };
+  return randomTransform((x, seed) => {
+    const table = magnitudes(10, x.shape[1], x.shape[2]);
+    return perImageBatch(x, seed, (img, rng) => {
+      const subPolicy = CIFAR10_POLICY[rng.int(CIFAR10_POLICY.length)]!;
+      let out = img;
+      for (const [op, probability, bin] of subPolicy) {
+        const apply = rng.next() < probability;
+        const signed = sign(rng, table[op].signed);
+        if (apply) out = applyOp(out, op, bin === null ? 0 : table[op].values[bin]! * signed);
+      }
+      return out;
+    });
+  });
 }
 
 export const randAugmentEntry: TransformEntry<RandAugmentParams> = {

@@ -1,7 +1,7 @@
-import type * as tf from '@tensorflow/tfjs';
 import type { Transform, TransformEntry } from '@tessera/core/registry';
 import { Rng } from '@tessera/core/random';
 import { affineBatch, fillModeSchema, type FillMode } from './affine.ts';
+import { randomTransform } from './random-transform.ts';
 
 export interface RandomCropParams {
   padding: number;
@@ -17,17 +17,13 @@ export interface RandomCropParams {
 export function createRandomCrop(params: RandomCropParams): Transform {
   const padding = params.padding;
   const options = { interpolation: 'nearest', fillMode: params.fill_mode ?? 'constant', fillValue: params.fill_value ?? 0 } as const;
-  return {
-    random: true,
-    outputShape: (inputShape) => inputShape,
-    apply(x: tf.Tensor4D, { training, seed }) {
-      if (!training || padding === 0) return x.clone();
-      const rng = new Rng(seed);
-      const shift = () => rng.int(2 * padding + 1) - padding;
-      const maps = Array.from({ length: x.shape[0] }, () => ({ scaleX: 1, scaleY: 1, shiftX: shift(), shiftY: shift() }));
-      return affineBatch(x, maps, options);
-    },
-  };
+  return randomTransform((x, seed) => {
+    if (padding === 0) return x.clone();
+    const rng = new Rng(seed);
+    const shift = () => rng.int(2 * padding + 1) - padding;
+    const maps = Array.from({ length: x.shape[0] }, () => ({ scaleX: 1, scaleY: 1, shiftX: shift(), shiftY: shift() }));
+    return affineBatch(x, maps, options);
+  });
 }
 
 export const randomCropEntry: TransformEntry<RandomCropParams> = {

@@ -1,7 +1,7 @@
-import type * as tf from '@tensorflow/tfjs';
 import type { Transform, TransformEntry } from '@tessera/core/registry';
 import { Rng } from '@tessera/core/random';
 import { factorBounds, projectiveBatch, samplingOptions, samplingSchema, type AffineRow, type Factor, type SamplingParams } from './affine.ts';
+import { randomTransform } from './random-transform.ts';
 
 export interface RandomRotationParams extends SamplingParams {
   /** f rotates by a random angle in [-f, f] * 2 pi; a pair [lower, upper] in the same unit (Keras). */
@@ -29,17 +29,12 @@ export function createRandomRotation(params: RandomRotationParams): Transform {
   const [lower, upper] = factorBounds(params.factor);
   if (!(lower <= upper)) throw new Error(`random_rotation: factor [${lower}, ${upper}] must have lower <= upper`);
   const options = samplingOptions(params);
-  return {
-    random: true,
-    outputShape: (inputShape) => inputShape,
-    apply(x: tf.Tensor4D, { training, seed }) {
-      if (!training) return x.clone();
-      const rng = new Rng(seed);
-      const [n, height, width] = x.shape;
-      const rows = Array.from({ length: n }, () => rotationRow(rng.uniform(lower, upper) * 2 * Math.PI, height, width));
-      return projectiveBatch(x, rows, options);
-    },
-  };
+  return randomTransform((x, seed) => {
+    const rng = new Rng(seed);
+    const [n, height, width] = x.shape;
+    const rows = Array.from({ length: n }, () => rotationRow(rng.uniform(lower, upper) * 2 * Math.PI, height, width));
+    return projectiveBatch(x, rows, options);
+  });
 }
 
 export const randomRotationEntry: TransformEntry<RandomRotationParams> = {

@@ -1,7 +1,7 @@
-import type * as tf from '@tensorflow/tfjs';
 import type { Transform, TransformEntry } from '@tessera/core/registry';
 import { Rng } from '@tessera/core/random';
 import { affineBatch, factorBounds, samplingOptions, samplingSchema, type AxisAffine, type Factor, type SamplingParams } from './affine.ts';
+import { randomTransform } from './random-transform.ts';
 
 export interface RandomZoomParams extends SamplingParams {
   height_factor: Factor;
@@ -25,21 +25,16 @@ export function createRandomZoom(params: RandomZoomParams): Transform {
   const [heightLow, heightHigh] = factorBounds(params.height_factor);
   const widthBounds = params.width_factor === undefined ? undefined : factorBounds(params.width_factor);
   const options = samplingOptions(params);
-  return {
-    random: true,
-    outputShape: (inputShape) => inputShape,
-    apply(x: tf.Tensor4D, { training, seed }) {
-      if (!training) return x.clone();
-      const rng = new Rng(seed);
-      const [, height, width] = x.shape;
-      const maps = Array.from({ length: x.shape[0] }, () => {
-        const zy = 1 + rng.uniform(heightLow, heightHigh);
-        const zx = widthBounds ? 1 + rng.uniform(widthBounds[0], widthBounds[1]) : zy;
-        return zoomMap(zx, zy, height, width);
-      });
-      return affineBatch(x, maps, options);
-    },
-  };
+  return randomTransform((x, seed) => {
+    const rng = new Rng(seed);
+    const [, height, width] = x.shape;
+    const maps = Array.from({ length: x.shape[0] }, () => {
+      const zy = 1 + rng.uniform(heightLow, heightHigh);
+      const zx = widthBounds ? 1 + rng.uniform(widthBounds[0], widthBounds[1]) : zy;
+      return zoomMap(zx, zy, height, width);
+    });
+    return affineBatch(x, maps, options);
+  });
 }
 
 const factor = {
