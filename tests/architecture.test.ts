@@ -175,4 +175,21 @@ describe('the import graph (docs/architecture.md)', () => {
     expect(sources.size).toBeGreaterThan(100);
     expect(exits).toEqual([]);
   });
+
+  it("every index.ts names what it offers; core's main entry only gathers its folders' curated lists", () => {
+    const barrels: string[] = [];
+    const indexes = [...sources.keys()].filter((file) => file.endsWith('/index.ts'));
+    for (const file of indexes) {
+      const source = ts.createSourceFile(file, readFileSync(join(ROOT, file), 'utf8'), ts.ScriptTarget.Latest, true);
+      for (const statement of source.statements) {
+        if (!ts.isExportDeclaration(statement) || statement.exportClause || !statement.moduleSpecifier) continue;
+        const target = (statement.moduleSpecifier as ts.StringLiteral).text;
+        // The one allowed form: core's index re-exporting a folder's index (itself checked here).
+        if (file === 'packages/core/src/index.ts' && /^\.\/[a-z]+\/index\.ts$/.test(target)) continue;
+        barrels.push(`${file}: export * from '${target}'`);
+      }
+    }
+    expect(indexes.length).toBeGreaterThan(15);
+    expect(barrels).toEqual([]);
+  });
 });
