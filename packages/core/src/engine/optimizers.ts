@@ -124,11 +124,21 @@ abstract class BaseOptimizer implements Optimizer {
   /** Tensors handed out by the last getState; kept alive until the next getState/setState/dispose. */
   private stateViews: tf.Tensor[] = [];
 
+  private readonly clipnorm: number | undefined;
+  private readonly globalClipnorm: number | undefined;
+  private readonly weightDecay: number;
+  private readonly excludeFromWeightDecay: readonly string[];
+
   constructor(
     readonly learningRate: number,
-    private readonly clip: ClipParams,
-    private readonly decay: WeightDecayParams,
-  ) {}
+    clip: ClipParams,
+    decay: WeightDecayParams,
+  ) {
+    this.clipnorm = clip.clipnorm;
+    this.globalClipnorm = clip.global_clipnorm;
+    this.weightDecay = decay.weight_decay ?? 0;
+    this.excludeFromWeightDecay = decay.exclude_from_weight_decay ?? [];
+  }
 
   get iterations(): number {
     return this.step;
@@ -148,9 +158,9 @@ abstract class BaseOptimizer implements Optimizer {
     this.ensureGroups(variables);
     tf.tidy(() => {
       let clipped = grads;
-      if (this.clip.global_clipnorm != null) clipped = clipByGlobalNorm(clipped, this.clip.global_clipnorm);
-      if (this.clip.clipnorm != null) clipped = clipped.map((g) => clipByNorm(g, this.clip.clipnorm!));
-      const wd = this.decay.weight_decay ?? 0;
+      if (this.globalClipnorm != null) clipped = clipByGlobalNorm(clipped, this.globalClipnorm);
+      if (this.clipnorm != null) clipped = clipped.map((g) => clipByNorm(g, this.clipnorm!));
+      const wd = this.weightDecay;
       for (const group of this.groups) {
         const grad = concatFlat(group.indices.map((i) => clipped[i]!));
         let variable = concatFlat(group.indices.map((i) => variables[i]!.variable));
@@ -171,7 +181,7 @@ abstract class BaseOptimizer implements Optimizer {
     const names = variables.map((v) => v.name);
     if (names.length === this.packedNames.length && names.every((name, i) => name === this.packedNames[i])) return;
     this.unpackSlots();
-    const excluded = this.decay.exclude_from_weight_decay ?? [];
+    const excluded = this.excludeFromWeightDecay;
     const decays = variables.map(({ name }) => !excluded.some((part) => name.includes(part)));
     const all = variables.map((_, i) => i);
     const partition = groupsAllVariables() ? (all.length > 0 ? [all] : []) : all.map((i) => [i]);
