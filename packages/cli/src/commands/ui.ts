@@ -1,6 +1,8 @@
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { defineCommand, UsageError } from '../command.ts';
+import { abortOnSignals } from '../interrupt.ts';
 
 /** MLflow 3's UI opens on its GenAI view unless told otherwise; this query opens the training runs. */
 const TRAINING_VIEW = 'workflowType=machine_learning';
@@ -84,15 +86,9 @@ export default defineCommand({
     const server = await startMlflowServer({ binary, dir: store, port: chosen });
     const client = MlflowClient.fromEnv({}, { trackingUri: server.uri, timeoutMs: 60_000 });
 
-    let stopping = false;
-    let wake: (() => void) | undefined;
-    const stop = () => {
-      if (!stopping) out('\nStopping MLflow (the store stays in place; exp ui opens it again).');
-      stopping = true;
-      wake?.();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    // Ctrl-C stops the watch loop (later ones are ignored while MLflow shuts down).
+    const shutdown = abortOnSignals({ first: () => out('\nStopping MLflow (the store stays in place; exp ui opens it again).'), again: () => undefined });
+    const stopping = shutdown.signal;
     const syncStarted = new Map<string, number>();
     const pass = async () => {
       const result = await syncChangedRuns(client, root, { syncStarted });
@@ -106,12 +102,10 @@ export default defineCommand({
       out(`MLflow UI: ${server.uri}  (${first.synced.length} run(s) synced from ${root})`);
       await experimentUrls(client);
       out(`Watching ${root} for new runs every ${interval} s. In MLflow 3, pick "Model training" at the top left if the GenAI view opens. Ctrl-C to stop.`);
-      while (!stopping) {
-        await new Promise<void>((resolveWait) => {
-          wake = resolveWait;
-          setTimeout(resolveWait, interval * 1000);
-        });
-        if (stopping) break;
+      while (!stopping.aborted) {
+        // Until the next pass, or at once on Ctrl-C.
+        await sleep(interval * 1000, undefined, { signal: stopping }).catch(() => undefined);
+        if (stopping.aborted) break;
         const result = await pass().catch((error: unknown) => {
           context.stderr.write(`exp ui: sync pass failed: ${(error as Error).message}\n`);
           return undefined;
@@ -119,8 +113,7 @@ export default defineCommand({
         if (result && result.synced.some((r) => r.created)) await markTrainingExperiments(client).catch(() => undefined);
       }
     } finally {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
+      shutdown.release();
       await server.stop();
     }
     return 0;
