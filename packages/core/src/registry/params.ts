@@ -18,7 +18,9 @@
  * - A layer class that programs may also construct directly (`new Dense({units})`) or that
  *   tfjs deserialises falls back to `DEFAULTS.x`, never to a literal of its own.
  * - The parametrised test over every registered primitive (models' primitives.test.ts) checks
- *   that a layer created from only the required params has exactly the schema's defaults.
+ *   that a layer created from only the required params has exactly the schema's defaults; the
+ *   same holds for core's optimizers, schedules and callbacks (engine/params.ts, checked by
+ *   engine/register.test.ts). Transforms are checked by behaviour (data's augment/defaults.test.ts).
  * - Descriptions and defaults therefore appear once, in the schema, which is also what
  *   `exp schema` emits for editors and `exp blocks` prints.
  */
