@@ -1,5 +1,4 @@
-import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
-import { defaultsOf } from '../registry/params.ts';
+import { defaultsOf, type ParamsOf } from '../registry/params.ts';
 
 /*
  * The params of core's optimizers, schedules and callbacks, declared once (registry/params.ts):
@@ -11,14 +10,6 @@ import { defaultsOf } from '../registry/params.ts';
 
 /** An entry's params schema: an object schema without `type` (the schema assembler adds it). */
 const object = <const P extends Record<string, unknown>>(properties: P) => ({ properties, additionalProperties: false }) as const;
-/**
- * The TS type of an entry's params. Defaulted ones stay optional: the validator fills them in a
- * config, but a program may construct an optimizer or callback with only some.
- */
-type ParamsOf<S extends { properties: Readonly<Record<string, JSONSchema>> }> = FromSchema<
-  { type: 'object'; additionalProperties: false; properties: S['properties'] },
-  { keepDefaultedPropertiesOptional: true }
->;
 
 const learningRate = <D extends number>(defaultValue: D) =>
   ({ type: 'number', exclusiveMinimum: 0, description: 'Base (peak) learning rate.', default: defaultValue }) as const;

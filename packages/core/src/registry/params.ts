@@ -1,3 +1,5 @@
+import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
+
 /**
  * One source of truth per parameter. An entry declares its params ONCE, as a JSON Schema object
  * literal with `as const`; everything else is derived from it:
@@ -24,6 +26,16 @@
  * - Descriptions and defaults therefore appear once, in the schema, which is also what
  *   `exp schema` emits for editors and `exp blocks` prints.
  */
+
+/**
+ * The TS type of an entry's params schema written, as the registries want it, without `type`
+ * (`{properties, required?, additionalProperties: false}`, `as const`). Defaulted params stay
+ * optional: the validator fills them in a config, but a program may construct with only some.
+ */
+export type ParamsOf<S extends { properties: Readonly<Record<string, JSONSchema>> }> = FromSchema<
+  { type: 'object'; additionalProperties: false; properties: S['properties']; required: S extends { required: infer R extends readonly string[] } ? R : [] },
+  { keepDefaultedPropertiesOptional: true }
+>;
 
 /** The `default` of every property of an object schema that has one, typed from the literal schema. */
 export type SchemaDefaults<S> = S extends { properties: infer P }

@@ -1,13 +1,30 @@
-import type { Transform, TransformEntry } from '@tessera/core/registry';
+import type { ParamsOf, Transform, TransformEntry } from '@tessera/core/registry';
 import { Rng } from '@tessera/core/random';
-import { affineBatch, factorBounds, samplingOptions, samplingSchema, type AxisAffine, type Factor, type SamplingParams } from './affine.ts';
+import { affineBatch, factorBounds, samplingOptions, samplingSchema, type AxisAffine } from './affine.ts';
 import { randomTransform } from './random-transform.ts';
 
-export interface RandomZoomParams extends SamplingParams {
-  height_factor: Factor;
-  /** Defaults to the height's zoom, keeping the aspect ratio (as Keras). */
-  width_factor?: Factor;
-}
+const factor = {
+  oneOf: [
+    { type: 'number', minimum: 0, maximum: 1 },
+    { type: 'array', items: { type: 'number', minimum: -1, maximum: 1 }, minItems: 2, maxItems: 2 },
+  ],
+  description: 'f zooms by a random amount in [-f, +f] (positive: out); or [lower, upper]',
+} as const;
+
+/**
+ * random_zoom's params, declared once (core's registry/params.ts). width_factor defaults to the
+ * height's zoom, keeping the aspect ratio (as Keras).
+ */
+export const randomZoomParams = {
+  properties: {
+    height_factor: factor,
+    width_factor: factor,
+    ...samplingSchema,
+  },
+  required: ['height_factor'],
+  additionalProperties: false,
+} as const;
+export type RandomZoomParams = ParamsOf<typeof randomZoomParams>;
 
 /**
  * The Keras RandomZoom map for zoom factors (zx, zy) (1 = identity, > 1 zooms out) about the
@@ -37,25 +54,10 @@ export function createRandomZoom(params: RandomZoomParams): Transform {
   });
 }
 
-const factor = {
-  oneOf: [
-    { type: 'number', minimum: 0, maximum: 1 },
-    { type: 'array', items: { type: 'number', minimum: -1, maximum: 1 }, minItems: 2, maxItems: 2 },
-  ],
-  description: 'f zooms by a random amount in [-f, +f] (positive: out); or [lower, upper]',
-};
 
 export const randomZoomEntry: TransformEntry<RandomZoomParams> = {
   type: 'random_zoom',
   description: 'Random zoom in/out per image and axis, like Keras RandomZoom (training only)',
-  params: {
-    properties: {
-      height_factor: factor,
-      width_factor: factor,
-      ...samplingSchema,
-    },
-    required: ['height_factor'],
-    additionalProperties: false,
-  },
+  params: randomZoomParams,
   create: createRandomZoom,
 };
