@@ -37,7 +37,7 @@ export interface TrialLaunch {
   attempt: number;
   /** The run of an earlier attempt, which an executor may continue from its checkpoint. */
   previousRunId: string | null;
-  /** Tags the run should carry from its start: `sweep.name`, `sweep.trial`, `sweep.attempt`. */
+  /** Tags the run should carry from its start: `sweep.name`, `sweep.trial`, `sweep.attempt`, `sweep.metric` (the objective), its name. */
   tags: Record<string, string>;
   /**
    * The local run id of the sweep's own run, when the sweep is tracked: the trial's run is its

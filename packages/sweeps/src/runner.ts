@@ -3,7 +3,7 @@ import { decide } from './early-stop.ts';
 import type { Executor, TrialLaunch } from './executor.ts';
 import { createSearcher, type Observation } from './searcher.ts';
 import type { SweepSpec } from './spec.ts';
-import { RUN_NAME_TAG } from '@tessera/core';
+import { OBJECTIVE_TAG, RUN_NAME_TAG } from '@tessera/core';
 import { toOverrides, trialRunName } from './space.ts';
 import { SweepRun, sweepRunStatus, type SweepTrackingOptions } from './sweep-run.ts';
 import {
@@ -181,6 +181,8 @@ export async function runSweep(spec: SweepSpec, options: RunSweepOptions): Promi
         'sweep.attempt': String(trial.attempts),
         // MLflow's run-name tag: the trial's run is named by what it tried (runExperiment reads it).
         [RUN_NAME_TAG]: trialRunName(trial.id, trial.params),
+        // The objective, which the run then logs first (MLflow's parallel coordinates default to it).
+        [OBJECTIVE_TAG]: spec.objective.metric,
       },
       ...(sweepRun ? { parentRunId: sweepRun.runId } : {}),
     };

@@ -95,12 +95,11 @@ export function trialRunName(trialId: string, params: Params): string {
     const last = segments.at(-1)!;
     return SHORT_NAMES[last] ?? last;
   });
-  for (let i = 0; i < names.length; i++) {
-    if (names.filter((n) => n === names[i]).length > 1) {
-      // Two parameters end alike (layers.1.units, layers.3.units): name them by the whole path.
-      names[i] = split[i]!.join('.');
-    }
-  }
+  // Two parameters that end alike (layers.1.units, layers.3.units): each by its whole path.
+  const alike = names.map((name) => names.filter((n) => n === name).length > 1);
+  alike.forEach((same, i) => {
+    if (same) names[i] = split[i]!.join('.');
+  });
   const parts = paths.map((path, i) => {
     const value = params[path]!;
     return `${names[i]}=${typeof value === 'number' ? String(Number(value.toPrecision(4))) : String(value)}`;

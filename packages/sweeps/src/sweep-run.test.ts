@@ -1,5 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MlflowClient } from '@tessera/mlflow';
@@ -64,7 +64,7 @@ describe('the sweep run (local store)', () => {
     for (const trial of first.state.trials) {
       const trialDir = join(dir, 'trials', trial.id, 'attempt-1/fake', trial.runId!);
       expect((await readRunMeta(trialDir)).parentRunId).toBe(runId);
-      expect(json(join(trialDir, 'tags.json'))).toMatchObject({ 'sweep.name': 'fake-grid', 'sweep.trial': trial.id, 'sweep.attempt': '1' });
+      expect(json(join(trialDir, 'tags.json'))).toMatchObject({ 'sweep.name': 'fake-grid', 'sweep.trial': trial.id, 'sweep.attempt': '1', 'sweep.metric': 'val_loss' });
       expect(json(join(trialDir, 'tags.json'))['fake.args']).toContain(`--parent-run ${runId} --tag sweep.name=fake-grid`);
     }
 
@@ -84,6 +84,8 @@ describe('the sweep run (local store)', () => {
       'tessera.sweep.metric': 'val_loss',
       'tessera.sweep.goal': 'minimize',
       'mlflow.source.name': spec.file,
+      // The user tag every run carries, so the sweep's run is filtered like its trials.
+      'mlflow.user': userInfo().username,
       // scale 1: val_loss 1/3 after 3 epochs, against 1 and 2/3.
       best_trial: 'trial-001',
       best_run_id: first.state.trials[1]!.runId,
@@ -101,6 +103,8 @@ describe('the sweep run (local store)', () => {
     expect(metrics.map((m) => m.step)).toEqual([1, 2, 3]);
     expect(metrics.map((m) => m.trials_finished)).toEqual([1, 2, 3]);
     expect(metrics[2]!.best_val_loss).toBeCloseTo(1 / 3, 12);
+    // Each finished trial's objective, step = trial number: the search's progress as a chart.
+    expect(metrics.map((m) => m.trial_val_loss)).toEqual([1, 1 / 3, 2 / 3]);
 
     const again = await runSweep(spec, { executor: executor(), statePath, tracking: localTracking() });
     expect(again.state.runId).toBe(runId);

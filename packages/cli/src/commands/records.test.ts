@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readMetrics, readRunMeta, readSystemMetrics, runExperiment, STEP_METRICS_FILE, type RunSummary } from '@tessera/core';
+import { effectiveConfig, loadExperiment, loadValidatedExperiment, readMetrics, readRunMeta, readSystemMetrics, runExperiment, runParams, STEP_METRICS_FILE, type ExperimentConfig, type RunSummary } from '@tessera/core';
 import { builtinRegistries } from '@tessera/builtins';
 
 /*
@@ -79,5 +79,24 @@ describe('the record of a run', () => {
     // The last step's running means are the epoch's training metrics.
     const epoch2 = (await readMetrics(summary.runDir))[1]!;
     expect(steps.at(-1)!['step/loss']).toBeCloseTo(epoch2.loss as number, 6);
+  });
+});
+
+describe('docs/tracking.md\u2019s params per reference run', () => {
+  it('are what a run of each committed experiment records, as written and with the defaults that ran', () => {
+    const registries = builtinRegistries();
+    // run.ts adds `backend` (the one the run got) and `seed` (also a config key) to the config's params.
+    const count = (config: ExperimentConfig) => new Set([...Object.keys(runParams(config, { countParams: () => 0 })), 'seed', 'backend']).size;
+    const rows = readFileSync(join(ROOT, 'docs/tracking.md'), 'utf8')
+      .split('\n')
+      .filter((line) => /^\| experiments\/\w+\.yaml \|/.test(line))
+      .map((line) => line.split('|').map((cell) => cell.trim()).slice(1, -1));
+    expect(rows.map((row) => row[0])).toEqual(['experiments/smoke.yaml', 'experiments/mixer.yaml', 'experiments/fnet.yaml', 'experiments/gmlp.yaml']);
+    for (const [file, , , written, withDefaults, added] of rows) {
+      const path = join(ROOT, file!);
+      const asWritten = count(loadExperiment(path).config as unknown as ExperimentConfig);
+      const ran = count(effectiveConfig(loadValidatedExperiment(path, registries).config, registries));
+      expect([file, Number(written), Number(withDefaults), Number(added)]).toEqual([file, asWritten, ran, ran - asWritten]);
+    }
   });
 });

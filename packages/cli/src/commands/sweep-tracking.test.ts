@@ -26,7 +26,7 @@ describe('exp run --tag / --parent-run', () => {
     }
   });
 
-  it('hands the tags and the parent to the trackers at the start of the run; they win over tracking.tags', async () => {
+  it('hands the tags and the parent to the trackers at the start of the run; they win over tracking.tags; tracking.run_name wins over the trial\u2019s name', async () => {
     const calls: { call: string; args: unknown }[] = [];
     const recorder: Tracker = {
       startRun: async (options: StartRunOptions) => (calls.push({ call: 'startRun', args: options }), { runId: 'x', experiment: options.experiment }),
@@ -40,9 +40,9 @@ describe('exp run --tag / --parent-run', () => {
       registries: builtinRegistries(),
       epochs: 1,
       backend: 'cpu',
-      overrides: ['tracking.tags={team: file, sweep.trial: from-file}'],
+      overrides: ['tracking.tags={team: file, sweep.trial: from-file}', 'tracking.run_name=my-name'],
       runsDir: join(tmp, 'tagged'),
-      tags: { 'sweep.trial': 'trial-007' },
+      tags: { 'sweep.trial': 'trial-007', 'mlflow.runName': 'trial-007 lr=0.01' },
       parentRunId: '20261129-000000-abcdef',
       createTracker: () => recorder,
       progress: 'none',
@@ -51,12 +51,17 @@ describe('exp run --tag / --parent-run', () => {
     // The second tracker's first call is startRun, with the tags and the parent (MLflow creates the run with them).
     expect(calls[0]).toEqual({
       call: 'startRun',
-      args: expect.objectContaining({ tags: expect.objectContaining({ 'sweep.trial': 'trial-007' }), parentRunId: '20261129-000000-abcdef' }),
+      args: expect.objectContaining({
+        runName: 'my-name',
+        tags: expect.objectContaining({ 'sweep.trial': 'trial-007', 'mlflow.runName': 'my-name' }),
+        parentRunId: '20261129-000000-abcdef',
+      }),
     });
     const tags = Object.assign({}, ...calls.filter((c) => c.call === 'setTags').map((c) => c.args)) as Record<string, string>;
     expect(tags).toMatchObject({ team: 'file', 'sweep.trial': 'trial-007', 'tessera.parent_run_id': '20261129-000000-abcdef' });
     const meta = await readRunMeta(summary.runDir);
     expect(meta.parentRunId).toBe('20261129-000000-abcdef');
+    expect(meta.runName).toBe('my-name');
     expect(JSON.parse(readFileSync(join(summary.runDir, 'tags.json'), 'utf8'))['sweep.trial']).toBe('trial-007');
   }, 60_000);
 });
@@ -122,7 +127,10 @@ describe.skipIf(!mlflow.binary)('exp sweep tracked in MLflow (a real server)', (
           'tessera.run_id': trial.runId,
           'sweep.name': 'smoke-grid',
           'sweep.attempt': '1',
+          'sweep.metric': 'val_loss',
         });
+        // The objective first: MLflow's compare page draws parallel coordinates with a run's first metric.
+        expect(child.data.metrics[0]!.key).toBe('val_loss');
         expect(child.data.params['train.optimizer.learning_rate']).toBe(String(trial.params['train.optimizer.learning_rate']));
         expect(child.data.params['model.layers.1.units']).toBe(String(trial.params['model.layers.1.units']));
         expect(child.data.params['train.epochs']).toBe('1');
@@ -136,6 +144,18 @@ describe.skipIf(!mlflow.binary)('exp sweep tracked in MLflow (a real server)', (
       const best = [...children].sort((a, b) => valLoss(a) - valLoss(b))[0]!;
       expect(parent.data.metrics.find((m) => m.key === 'best_val_loss')!.value).toBeCloseTo(valLoss(best), 6);
       expect(parent.data.tags.best_trial).toBe(best.data.tags['sweep.trial']);
+      // In MLflow best_run_id is the best trial's MLflow run id (a run URL works); the local id is kept beside it.
+      expect(parent.data.tags.best_run_id).toBe(best.info.runId);
+      expect(parent.data.tags['tessera.best_run_id']).toBe(best.data.tags['tessera.run_id']);
+      // The sweep's run carries the user and the code's commit, as its trials do.
+      expect(parent.data.tags['mlflow.user']).toBe(best.data.tags['mlflow.user']);
+      expect(parent.data.tags['mlflow.source.git.commit']).toMatch(/^[0-9a-f]{40}$/);
+      expect(parent.data.tags['mlflow.source.git.commit']).toBe(best.data.tags['mlflow.source.git.commit']);
+      // Each finished trial's objective on the sweep's run, step = trial number.
+      const perTrial = await client.getMetricHistory(parent.info.runId, 'trial_val_loss');
+      expect(perTrial.map((m) => [m.step, m.value]).sort((a, b) => a[0]! - b[0]!)).toEqual(
+        [...children].map((c) => [Number(c.data.tags['sweep.trial']!.slice(6)) + 1, valLoss(c)]).sort((a, b) => a[0]! - b[0]!),
+      );
       expect(parent.data.tags['best.train.optimizer.learning_rate']).toBe(best.data.params['train.optimizer.learning_rate']);
       expect(parent.data.tags['best.model.layers.1.units']).toBe(best.data.params['model.layers.1.units']);
       expect((await client.getMetricHistory(parent.info.runId, 'trials_finished')).map((m) => [m.step, m.value])).toEqual([

@@ -303,6 +303,28 @@ describe.skipIf(!mlflow.binary)('runs in a real mlflow server', () => {
     });
   });
 
+  it('a running run synced before its first epoch sends its system samples with that epoch, after it: MLflow\u2019s first metric is the epoch\u2019s first', async () => {
+    const { LocalRunStore, syncRun } = await import('@tessera/core');
+    const local = new LocalRunStore(join(runsDir, 'first-metric'));
+    const info = await local.startRun({ experiment: 'first', runName: 'trial', tags: { 'sweep.metric': 'val_loss' } });
+    await local.logMetrics({ 'system/cpu_utilization_percentage': 50, 'system/system_memory_usage_megabytes': 900 }, 0);
+    const experiment = unique('first');
+    const before = await syncRun(info.dir!, { client, experiment });
+    expect((await client.getRun(before.mlflowRunId)).data.metrics).toEqual([]);
+    // The epoch's record as a sweep trial logs it: the objective first.
+    await local.logMetrics({ val_loss: 2, loss: 2.5 }, 1);
+    await syncRun(info.dir!, { client, experiment });
+    const run = await client.getRun(before.mlflowRunId);
+    expect(run.data.metrics.map((m) => m.key)).toEqual(['val_loss', 'loss', 'system/cpu_utilization_percentage', 'system/system_memory_usage_megabytes']);
+    // A run that ended before any epoch sends its samples all the same.
+    const other = new LocalRunStore(join(runsDir, 'first-metric'));
+    const early = await other.startRun({ experiment: 'first', runName: 'failed-early' });
+    await other.logMetrics({ 'system/cpu_utilization_percentage': 40 }, 0);
+    await other.endRun('FAILED', 'boom');
+    const ended = await syncRun(early.dir!, { client, experiment });
+    expect((await client.getRun(ended.mlflowRunId)).data.metrics.map((m) => m.key)).toEqual(['system/cpu_utilization_percentage']);
+  });
+
   it('exp sync without RUN finds a sweep recorded offline (its run, and its trials under runs/sweeps/) and nests the trials; exp runs lists them all', async () => {
     const { LocalRunStore } = await import('@tessera/core');
     const root = join(runsDir, 'sweep-offline');

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MlflowClient, freePort, type Run } from '@tessera/mlflow';
 import { locateMlflowForTests } from '@tessera/mlflow/testing';
 import { locateChromiumForTests, testArtifactsDir } from '../browser-testing.ts';
-import { runCli } from '../test-helpers.ts';
+import { runCli, runExpProcess } from '../test-helpers.ts';
 
 /*
  * `exp ui` end to end, as a user meets it: the real command in its own process, a real MLflow
@@ -145,12 +145,13 @@ describe('exp ui in a real browser', () => {
       expect(names).toContain('smoke-grid');
       await page.screenshot({ path: join(shots, 'runs.png') });
 
-      // The compare page of the 4 trials opens on a parallel-coordinates plot of the swept params.
+      // The compare page of the 4 trials opens on a parallel-coordinates plot of the swept params
+      // (and model_params, which the units change) against the sweep's objective, val_loss.
       const ids = JSON.stringify(trials.map((r) => r.info.runId));
-      await page.goto(`${uri}/#/compare-runs?runs=${encodeURIComponent(ids)}&experiments=${encodeURIComponent(JSON.stringify([experimentId]))}`);
+      await page.goto(`${uri}/#/compare-runs?runs=${encodeURIComponent(ids)}&experiments=${encodeURIComponent(JSON.stringify([experimentId]))}&workflowType=machine_learning`);
       await page.locator('.parcoords').first().waitFor({ timeout: 60_000 });
       const axes = await page.locator('.parcoords .axis-title').evaluateAll((titles) => titles.map((title) => title.textContent));
-      expect(axes).toEqual(expect.arrayContaining(['model.layers.1.units', 'train.optimizer.learning_rate']));
+      expect(axes).toEqual(['model.layers.1.units', 'model_params', 'train.optimizer.learning_rate', 'val_loss']);
       await page.screenshot({ path: join(shots, 'compare.png'), fullPage: true });
 
       // A trial's artifacts: the learning curve PNG renders.
@@ -162,6 +163,12 @@ describe('exp ui in a real browser', () => {
     } finally {
       await browser.close();
     }
+
+    // With MLFLOW_TRACKING_URI set, exp ui starts nothing and prints that server's URL of the experiment.
+    const remote = await runExpProcess(['ui', '--runs-dir', runsDir], { cwd: ROOT, env: { ...process.env, MLFLOW_TRACKING_URI: uri } });
+    expect(remote.code, remote.stderr).toBe(0);
+    expect(remote.stdout).toContain(`MLflow UI: ${uri}  (runs go there directly: MLFLOW_TRACKING_URI is set)`);
+    expect(remote.stdout).toContain(`  smoke: ${uri}/#/experiments/${experimentId}/runs?workflowType=machine_learning`);
 
     // 4. Ctrl-C stops the server; starting again finds everything synced and sends nothing.
     ui.child.kill('SIGINT');

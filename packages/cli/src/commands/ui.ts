@@ -1,6 +1,5 @@
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { defineCommand, UsageError } from '../command.ts';
 import { abortOnSignals } from '../interrupt.ts';
 
@@ -86,9 +85,18 @@ export default defineCommand({
     const server = await startMlflowServer({ binary, dir: store, port: chosen });
     const client = MlflowClient.fromEnv({}, { trackingUri: server.uri, timeoutMs: 60_000 });
 
-    // Ctrl-C stops the watch loop (later ones are ignored while MLflow shuts down).
-    const shutdown = abortOnSignals({ first: () => out('\nStopping MLflow (the store stays in place; exp ui opens it again).'), again: () => undefined });
-    const stopping = shutdown.signal;
+    let stopping = false;
+    let wake: (() => void) | undefined;
+    // Ctrl-C (or SIGTERM) stops the server. The handlers stay until it is stopped: a wrapper's
+    // relayed copy of the same keypress (pnpm, tsx) must not end the process half-way.
+    const interrupt = abortOnSignals({
+      first: () => {
+        out('\nStopping MLflow (the store stays in place; exp ui opens it again).');
+        stopping = true;
+        wake?.();
+      },
+      again: () => {},
+    });
     const syncStarted = new Map<string, number>();
     const pass = async () => {
       const result = await syncChangedRuns(client, root, { syncStarted });
@@ -102,10 +110,12 @@ export default defineCommand({
       out(`MLflow UI: ${server.uri}  (${first.synced.length} run(s) synced from ${root})`);
       await experimentUrls(client);
       out(`Watching ${root} for new runs every ${interval} s. In MLflow 3, pick "Model training" at the top left if the GenAI view opens. Ctrl-C to stop.`);
-      while (!stopping.aborted) {
-        // Until the next pass, or at once on Ctrl-C.
-        await sleep(interval * 1000, undefined, { signal: stopping }).catch(() => undefined);
-        if (stopping.aborted) break;
+      while (!stopping) {
+        await new Promise<void>((resolveWait) => {
+          wake = resolveWait;
+          setTimeout(resolveWait, interval * 1000);
+        });
+        if (stopping) break;
         const result = await pass().catch((error: unknown) => {
           context.stderr.write(`exp ui: sync pass failed: ${(error as Error).message}\n`);
           return undefined;
@@ -113,8 +123,8 @@ export default defineCommand({
         if (result && result.synced.some((r) => r.created)) await markTrainingExperiments(client).catch(() => undefined);
       }
     } finally {
-      shutdown.release();
       await server.stop();
+      interrupt.release();
     }
     return 0;
   },

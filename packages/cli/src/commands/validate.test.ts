@@ -1,4 +1,6 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../test-helpers.ts';
@@ -36,5 +38,29 @@ describe('exp validate builds each model', () => {
       'FAIL bad/template-unknown-type.yaml (1 error)',
       '2 of 3 files failed',
     ]);
+  });
+});
+
+describe('the README\u2019s error example', () => {
+  it('is what exp validate prints for `units: 256x` on FNet\u2019s patch embedding', async () => {
+    const example = readFileSync(join(ROOT, 'README.md'), 'utf8')
+      .split('\n')
+      .find((line) => line.startsWith('experiments/fnet.yaml:') && line.endsWith('"256x"'));
+    expect(example).toBeDefined();
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-readme-'));
+    try {
+      cpSync(join(ROOT, 'experiments'), join(dir, 'experiments'), { recursive: true });
+      const file = join(dir, 'experiments/fnet.yaml');
+      const lines = readFileSync(file, 'utf8').split('\n');
+      const at = lines.findIndex((line) => line.includes('name: patch_embedding'));
+      lines[at] = lines[at]!.replace(/units: "\$\{embedding_dim\}"/, 'units: 256x');
+      expect(lines[at]).toContain('units: 256x');
+      writeFileSync(file, lines.join('\n'));
+      const result = await runCli(['validate', 'experiments/fnet.yaml'], { cwd: dir });
+      expect(result.code).toBe(2);
+      expect(result.stderr.split('\n')[0]).toBe(example);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

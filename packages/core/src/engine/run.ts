@@ -14,7 +14,7 @@ import { disposeModel } from '../graph/build.ts';
 import { LocalRunStore, findRunDir, readMetrics, readRunMeta, readSystemMetrics } from '../tracking/local-store.ts';
 import { currentHolder, RunLockedError } from '../tracking/run-lock.ts';
 import { SystemMetricsMonitor } from '../tracking/system-metrics.ts';
-import { combineTrackers, redactingTracker, RUN_NAME_TAG, type RunStatus, type Tracker } from '../tracking/tracker.ts';
+import { combineTrackers, redactingTracker, OBJECTIVE_TAG, RUN_NAME_TAG, type RunStatus, type Tracker } from '../tracking/tracker.ts';
 import { redactSecrets } from '../safety/redact.ts';
 import { collectProvenance } from '../tracking/provenance.ts';
 import { createMlflowTracker, type TrackerContext } from '../tracking/mlflow-tracker.ts';
@@ -337,6 +337,7 @@ export async function runExperiment(fileOrConfig: string | Record<string, unknow
       history: resumeDir ? await readMetrics(runDir) : [],
       log,
       metadata: (epoch) => metadataFor('best', epoch),
+      ...(options.tags?.[OBJECTIVE_TAG] ? { first: options.tags[OBJECTIVE_TAG] } : {}),
     });
     // MLflow's system metrics: their own clock (every 10 s), their own steps (continued on resume).
     const previousSamples = resumeDir ? ((await readSystemMetrics(runDir)).at(-1)?.step ?? -1) + 1 : 0;

@@ -6,6 +6,7 @@ export {
   redactingTracker,
   defaultRunName,
   RUN_NAME_TAG,
+  OBJECTIVE_TAG,
   type Tracker,
   type StartRunOptions,
   type RunInfo,
@@ -58,4 +59,4 @@ export {
 export { listLocalRuns, formatRunsTable, queryRuns, parseRunFilter, runValue, type RunRow, type RunQuery, type RunFilter } from './run-list.ts';
 export { LOCAL_UI_DIR, runsChangedSinceSync, syncChangedRuns, markTrainingExperiments, type SyncPassResult } from './local-ui.ts';
 // The tags that say who ran what (a sweep's run carries them as its trials do).
-export { userAndGitTags } from './run-record.ts';
+export { runParams, userAndGitTags } from './run-record.ts';

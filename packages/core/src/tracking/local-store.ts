@@ -81,6 +81,11 @@ export const SYSTEM_METRICS_FILE = 'system_metrics.jsonl';
 export const STEP_METRICS_FILE = 'step_metrics.jsonl';
 const SEPARATE_METRICS: Record<string, string> = { 'system/': SYSTEM_METRICS_FILE, 'step/': STEP_METRICS_FILE };
 
+/** A system sample's or a per-step metric (`system/...`, `step/...`): kept apart from the epochs' metrics. */
+export function isSampleMetric(key: string): boolean {
+  return Object.keys(SEPARATE_METRICS).some((prefix) => key.startsWith(prefix));
+}
+
 /** Appends a JSON line and fsyncs it: a crash loses at most the line being written. */
 async function appendLine(path: string, record: Record<string, unknown>): Promise<void> {
   const handle = await open(path, 'a');

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors.ts';
-import { LocalRunStore, readMetrics, readRunMeta } from './local-store.ts';
+import type { MetricInput, MlflowClient } from '@tessera/mlflow';
+import { LocalRunStore, readMetrics, readRunMeta, readSystemMetrics } from './local-store.ts';
 import { MlflowTracker, createMlflowTracker } from './mlflow-tracker.ts';
 import { readSyncStates } from './sync.ts';
 import { combineTrackers } from './tracker.ts';
@@ -80,5 +81,51 @@ describe('MlflowTracker with the server down', () => {
     expect(state).toMatchObject({ trackingUri: uri, experimentName: 'offline', pending: true, lastError: expect.stringMatching(/NETWORK_ERROR|connect|ECONNREFUSED|fetch failed/i) });
     expect(state.runId).toBeUndefined();
     expect(state.outbox.map((entry) => entry.call)).toEqual(['startRun', 'logParams', 'logMetrics step 1', 'logMetrics step 2', 'logArtifact notes.txt', 'endRun FINISHED']);
+  });
+});
+
+describe('MlflowTracker: the first metric MLflow gets', () => {
+  /** A client that answers the calls of a run and records each logBatch's metrics as key@step. */
+  function recordingClient() {
+    const batches: MetricInput[][] = [];
+    const client = {
+      trackingUri: 'http://127.0.0.1:1',
+      getOrCreateExperiment: async () => '1',
+      createRun: async () => ({ info: { runId: 'mlflow-run' } }),
+      logBatch: async (_runId: string, batch: { metrics?: MetricInput[] }) => void (batch.metrics && batches.push(batch.metrics)),
+      setTag: async () => {},
+      updateRun: async () => {},
+    } as unknown as MlflowClient;
+    return { client, keys: () => batches.map((batch) => batch.map((m) => `${m.key}@${m.step}`)), batches };
+  }
+
+  it('is an epoch metric: system and per-step samples logged before the first epoch go after it, with their own times', async () => {
+    const { client, keys, batches } = recordingClient();
+    const local = new LocalRunStore(root);
+    const both = combineTrackers(local, new MlflowTracker({ client, experiment: 'e', local, log: () => {} }));
+    const run = await both.startRun({ experiment: 'e' });
+    await both.logMetrics({ 'system/cpu_utilization_percentage': 50 }, 0);
+    await both.logMetrics({ 'step/loss': 3 }, 4);
+    const sampledAt = Date.now();
+    await new Promise((r) => setTimeout(r, 20));
+    await both.logMetrics({ val_loss: 2, loss: 2.5 }, 1);
+    await both.logMetrics({ 'system/cpu_utilization_percentage': 60 }, 1);
+    await both.endRun('FINISHED');
+    // MLflow's compare page plots a run's first metric (a sweep trial logs its objective first).
+    expect(keys()).toEqual([['val_loss@1', 'loss@1', 'system/cpu_utilization_percentage@0', 'step/loss@4'], ['system/cpu_utilization_percentage@1']]);
+    expect(batches[0]![2]!.timestamp).toBeLessThanOrEqual(sampledAt);
+    expect(batches[0]![0]!.timestamp).toBeGreaterThan(sampledAt);
+    // The local store wrote each at once.
+    expect((await readSystemMetrics(run.dir!)).map((r) => r.step)).toEqual([0, 1]);
+  });
+
+  it('a run that ends before its first epoch still sends its samples', async () => {
+    const { client, keys } = recordingClient();
+    const local = new LocalRunStore(root);
+    const both = combineTrackers(local, new MlflowTracker({ client, experiment: 'e', local, log: () => {} }));
+    await both.startRun({ experiment: 'e' });
+    await both.logMetrics({ 'system/cpu_utilization_percentage': 50 }, 0);
+    await both.endRun('FAILED', 'boom');
+    expect(keys()).toEqual([['system/cpu_utilization_percentage@0']]);
   });
 });

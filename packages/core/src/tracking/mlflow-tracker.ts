@@ -1,8 +1,8 @@
-import { isMlflowError, MlflowClient, parseTrackingUri } from '@tessera/mlflow';
+import { isMlflowError, MlflowClient, parseTrackingUri, type MetricInput } from '@tessera/mlflow';
 import { ConfigError, type ConfigPath } from '../errors.ts';
 import type { SourceLocation } from '../registry/kinds.ts';
 import type { TrackingConfig } from '../schema/types.ts';
-import { readRunMeta, type LocalRunStore } from './local-store.ts';
+import { isSampleMetric, readRunMeta, type LocalRunStore } from './local-store.ts';
 import {
   type OutboxEntry,
   bytesDigest,
@@ -66,6 +66,9 @@ function after(ms: number): Promise<'deadline'> {
   return new Promise((resolve) => setTimeout(() => resolve('deadline'), ms).unref());
 }
 
+/** At most this many samples wait for the first epoch (a very long first epoch sends them as they come). */
+const MAX_EARLY_SAMPLES = 10_000;
+
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -92,6 +95,11 @@ export class MlflowTracker implements Tracker {
   #missed: OutboxEntry[] = [];
   /** MLflow went offline because it did not answer in time (hung), not because it refused. */
   #hung = false;
+  /**
+   * System and per-step samples logged before the run's first epoch metrics; sent with them
+   * (see logMetrics), then undefined. The local store has them already.
+   */
+  #early: MetricInput[] | undefined = [];
   readonly #catchUpClient: (signal: AbortSignal) => MlflowClient;
 
   constructor(options: MlflowTrackerOptions) {
@@ -139,6 +147,8 @@ export class MlflowTracker implements Tracker {
       if (options.resumeRunId) {
         // Catch MLflow up with everything before this session (creating the run if it never got there).
         this.#runId = (await this.#catchUp(dir)).mlflowRunId;
+        // Its first metric is in MLflow already.
+        this.#early = undefined;
       } else {
         const experimentId = await this.client.getOrCreateExperiment(this.experiment, { tags: { ...MLFLOW_EXPERIMENT_TAGS }, ...this.#requestOptions() });
         this.#experimentId = experimentId;
@@ -180,9 +190,18 @@ export class MlflowTracker implements Tracker {
 
   logMetrics(metrics: Record<string, number>, step: number): Promise<void> {
     const timestamp = Date.now();
-    return this.#send(`logMetrics step ${step}`, (runId, options) =>
-      this.client.logBatch(runId, { metrics: Object.entries(metrics).map(([key, value]) => ({ key, value, step, timestamp })) }, options),
-    );
+    const batch: MetricInput[] = Object.entries(metrics).map(([key, value]) => ({ key, value, step, timestamp }));
+    if (this.#early) {
+      // MLflow's compare page plots a run's first metric: samples wait (with their own times) for
+      // the first epoch's metrics, which come first (a sweep trial's objective first of all).
+      if (batch.every((m) => isSampleMetric(m.key)) && this.#early.length < MAX_EARLY_SAMPLES) {
+        this.#early.push(...batch);
+        return Promise.resolve();
+      }
+      batch.push(...this.#early);
+      this.#early = undefined;
+    }
+    return this.#send(`logMetrics step ${step}`, (runId, options) => this.client.logBatch(runId, { metrics: batch }, options));
   }
 
   setTags(tags: Record<string, string>): Promise<void> {
@@ -237,6 +256,10 @@ export class MlflowTracker implements Tracker {
 
   async endRun(status: 'FINISHED' | 'FAILED' | 'KILLED', error?: string): Promise<void> {
     const dir = this.#local.runDir;
+    // A run that ended before its first epoch: its samples go now.
+    const early = this.#early ?? [];
+    this.#early = undefined;
+    if (early.length > 0) void this.#send('logMetrics (samples before the first epoch)', (runId, options) => this.client.logBatch(runId, { metrics: early }, options));
     // The local store ended first: use its end time, so that both stores agree to the millisecond.
     const meta = await readRunMeta(dir);
     void this.#send(`endRun ${status}`, async (runId, options) => {

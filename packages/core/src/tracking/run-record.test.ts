@@ -97,6 +97,19 @@ describe('EpochRecorder', () => {
     model.dispose();
   });
 
+  it('logs the `first` metric (a sweep trial\u2019s objective) before the others, so MLflow\u2019s compare page defaults to it', async () => {
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3] })] });
+    const { tracker, calls } = recordingTracker();
+    await new EpochRecorder(tracker, model, { first: 'val_accuracy' }).epochEnd(1, { loss: 1, accuracy: 0.5, val_loss: 2, val_accuracy: 0.25 });
+    await new EpochRecorder(tracker, model, { first: 'test_accuracy' }).epochEnd(1, { loss: 1, val_loss: 2 });
+    const logged = calls.filter(([kind]) => kind === 'logMetrics').map(([, , metrics]) => Object.keys(metrics as object));
+    expect(logged).toEqual([
+      ['val_accuracy', 'loss', 'accuracy', 'val_loss'],
+      ['loss', 'val_loss'],
+    ]);
+    model.dispose();
+  });
+
   it('a model that cannot be saved: one note, no best_model/, training records go on', async () => {
     const unsavable = { save: async () => Promise.reject(new Error('layer X has no getConfig')) } as unknown as tf.LayersModel;
     const { tracker, calls } = recordingTracker();

@@ -184,6 +184,8 @@ export interface EpochRecorderOptions {
   history?: readonly Record<string, unknown>[];
   /** Lower is better; default val_loss when the epoch has it, else loss. */
   monitor?: string;
+  /** A metric to log before the others in each epoch's record (a sweep trial's objective: OBJECTIVE_TAG). */
+  first?: string;
   /** Where a note goes when the model cannot be serialized (best_model/ is then skipped). */
   log?: (message: string) => void;
   /** What best_model/ records about itself (classes, preprocessing, run id) for the given epoch. */
@@ -221,7 +223,8 @@ export class EpochRecorder {
   }
 
   async epochEnd(epoch: number, logs: Record<string, number>): Promise<void> {
-    await this.tracker.logMetrics(logs, epoch);
+    const first = this.options.first;
+    await this.tracker.logMetrics(first !== undefined && first in logs ? { [first]: logs[first]!, ...logs } : logs, epoch);
     if (!this.#improves(logs) || this.#unserializable) return;
     let files;
     try {

@@ -4,7 +4,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isMlflowError, type DatasetInput as MlflowDatasetInput, type MetricInput, type MlflowClient, type Run } from '@tessera/mlflow';
 import { ensureRunLoggedModels } from '../models/logged-model.ts';
-import { defaultRunsDir, findRunDir, readAllMetrics, readRunMeta, type RunMeta } from './local-store.ts';
+import { defaultRunsDir, findRunDir, isSampleMetric, readAllMetrics, readRunMeta, type RunMeta } from './local-store.ts';
 import { writeJsonAtomic } from '../safety/atomic-write.ts';
 import { acquireRunLock } from './run-lock.ts';
 import type { DatasetInput } from './tracker.ts';
@@ -344,9 +344,12 @@ async function syncRunLocked(runDir: string, options: SyncOptions): Promise<Sync
 
   // Metrics: every (key, step) MLflow has no value for; the local line's time is the timestamp.
   // Per-epoch, system and per-step metrics (their keys differ; each file has its own steps).
-  const records = await readAllMetrics(runDir);
+  // The epochs' metrics go first (a sweep trial's objective first of all): MLflow's compare page
+  // plots a run's first metric. A running run without any yet sends its samples with its first epoch.
   const remoteKeys = new Set(run.data.metrics.map((m) => m.key));
-  const localKeys = new Set(records.flatMap((r) => Object.keys(r).filter((k) => k !== 'step' && k !== 'time')));
+  const records = await readAllMetrics(runDir);
+  const beforeFirstEpoch = meta.status === 'RUNNING' && remoteKeys.size === 0 && records.every((r) => Object.keys(r).every((k) => k === 'step' || k === 'time' || isSampleMetric(k)));
+  const localKeys = new Set(beforeFirstEpoch ? [] : records.flatMap((r) => Object.keys(r).filter((k) => k !== 'step' && k !== 'time')));
   const metrics: MetricInput[] = [];
   for (const key of localKeys) {
     const have = remoteKeys.has(key) ? new Set((await client.getMetricHistory(runId, key)).map((m) => m.step)) : new Set<number>();

@@ -13,6 +13,13 @@ export type ParamValue = string | number | boolean;
 /** MLflow's tag for a run's display name. */
 export const RUN_NAME_TAG = 'mlflow.runName';
 
+/**
+ * The metric a sweep judges a trial by (a tag of the trial's run, e.g. `val_loss`). The run logs
+ * it first in every epoch's record: MLflow's compare page draws its parallel-coordinates plot
+ * with the first metric the first compared run logged, so a sweep's trials open on their objective.
+ */
+export const OBJECTIVE_TAG = 'sweep.metric';
+
 /** A plain run's default name: `<experiment>-<the run id's random part>`, e.g. `smoke-ab12cd`. */
 export function defaultRunName(experiment: string, runId: string): string {
   return `${experiment}-${runId.split('-').at(-1)}`;
