@@ -154,4 +154,42 @@ describe('the import graph (docs/architecture.md)', () => {
     const queueUsers = all.filter((i) => /^(bullmq|ioredis)$/.test(i.specifier)).map((i) => packageOf(i.from));
     expect(new Set(queueUsers)).toEqual(new Set(['sweeps']));
   });
+  it('one validator: only the schema module of core imports ajv', () => {
+    const users = all.filter((i) => i.specifier === 'ajv' || i.specifier.startsWith('ajv/')).map((i) => i.from);
+    expect([...new Set(users)]).toEqual(['packages/core/src/schema/validate.ts']);
+  });
+
+  it('core never ends the process (no process.exit): a signal becomes an abort, and the caller decides', () => {
+    const exits: string[] = [];
+    for (const file of sources.keys()) {
+      if (packageOf(file) !== 'core') continue;
+      const source = ts.createSourceFile(file, readFileSync(join(ROOT, file), 'utf8'), ts.ScriptTarget.Latest, true);
+      const visit = (node: ts.Node) => {
+        if (ts.isPropertyAccessExpression(node) && node.name.text === 'exit' && node.expression.getText() === 'process') {
+          exits.push(`${file}:${source.getLineAndCharacterOfPosition(node.getStart()).line + 1}`);
+        }
+        ts.forEachChild(node, visit);
+      };
+      visit(source);
+    }
+    expect(sources.size).toBeGreaterThan(100);
+    expect(exits).toEqual([]);
+  });
+
+  it("every index.ts names what it offers; core's main entry only gathers its folders' curated lists", () => {
+    const barrels: string[] = [];
+    const indexes = [...sources.keys()].filter((file) => file.endsWith('/index.ts'));
+    for (const file of indexes) {
+      const source = ts.createSourceFile(file, readFileSync(join(ROOT, file), 'utf8'), ts.ScriptTarget.Latest, true);
+      for (const statement of source.statements) {
+        if (!ts.isExportDeclaration(statement) || statement.exportClause || !statement.moduleSpecifier) continue;
+        const target = (statement.moduleSpecifier as ts.StringLiteral).text;
+        // The one allowed form: core's index re-exporting a folder's index (itself checked here).
+        if (file === 'packages/core/src/index.ts' && /^\.\/[a-z]+\/index\.ts$/.test(target)) continue;
+        barrels.push(`${file}: export * from '${target}'`);
+      }
+    }
+    expect(indexes.length).toBeGreaterThan(15);
+    expect(barrels).toEqual([]);
+  });
 });

@@ -132,6 +132,13 @@ describe('batching', () => {
 });
 
 describe('transforms in the pipeline', () => {
+  it('the dataset reports the shape it stores (rawShape, what a saved model takes) besides the shape the model sees', async () => {
+    const params = { train_size: 4, num_classes: 2, image_shape: [6, 6, 1], transforms: [{ type: 'resize', height: 8, width: 8 }] };
+    const ds = await registries.datasets.get('synthetic').create(params, ctx());
+    expect(ds.info.rawShape).toEqual([6, 6, 1]);
+    expect(ds.info.inputShape).toEqual([8, 8, 1]);
+  });
+
   it('leak no tensors across epochs with every transform configured', async () => {
     const ds = await registries.datasets.get('synthetic').create(
       {

@@ -19,7 +19,7 @@ export interface ConfiguredTransform {
 }
 
 export interface PipelineSpec {
-  info: Omit<DatasetInfo, 'inputShape' | 'counts'>;
+  info: Omit<DatasetInfo, 'inputShape' | 'rawShape' | 'counts'>;
   splits: Record<Split, SplitView>;
   /**
    * Images that adaptive transforms learn from (the reference: all raw training images): in
@@ -75,7 +75,7 @@ export async function createPipeline(spec: PipelineSpec): Promise<Dataset> {
   const inputShape = spec.transforms.reduce((shape, { transform }) => transform.outputShape(shape), rawShape);
   const counts = { train: 0, validation: 0, test: 0 } as Record<Split, number>;
   for (const split of Object.keys(spec.splits) as Split[]) counts[split] = spec.streams?.[split]?.count ?? spec.splits[split].indices.length;
-  const info: DatasetInfo = { ...spec.info, inputShape, counts };
+  const info: DatasetInfo = { ...spec.info, rawShape, inputShape, counts };
 
   const transforms = spec.transforms.map(({ transform }) => transform);
   const applyTransforms = (x: tf.Tensor4D, labels: tf.Tensor1D | undefined, training: boolean, batchSeed: (i: number) => number) =>

@@ -1,6 +1,5 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, relative, resolve } from 'node:path';
-import { Ajv, type ValidateFunction } from 'ajv';
 import {
   loadExperiment,
   type LoadedConfig,
@@ -14,11 +13,10 @@ import {
   isConfigError,
   throwIfAny,
   type ConfigPath,
-  createRegistries,
   type Registries,
   type SourceLocation,
   didYouMean,
-  explainErrors,
+  validateDocument,
   loadValidatedExperiment,
   unsafeNameReason,
 } from '@tessera/core';
@@ -101,7 +99,8 @@ export interface LoadSweepOptions {
   overrides?: readonly string[];
 }
 
-let validator: ValidateFunction | undefined;
+/** The sweep file's schema (one object, so core compiles it once). */
+let schema: ReturnType<typeof sweepSchema> | undefined;
 
 /**
  * Loads and checks a sweep file: schema (located errors, did-you-mean), bounds, the base
@@ -118,11 +117,7 @@ export function loadSweep(file: string, options: LoadSweepOptions = {}): LoadedS
   const locateKey = (path: ConfigPath): SourceLocation => parsed.locations.key(path) ?? start;
   const located = { config: parsed.value, locate, locateKey };
 
-  validator ??= new Ajv({ allErrors: true, strict: true, verbose: true, allowUnionTypes: true }).compile(sweepSchema());
-  if (!validator(parsed.value)) {
-    // No registry-backed unions in this schema: an empty set of registries explains every error.
-    throwIfAny(explainErrors(validator.errors ?? [], located, createRegistries()));
-  }
+  validateDocument((schema ??= sweepSchema()), located);
   const raw = parsed.value as unknown as SweepFile;
   const errors: ConfigError[] = [];
   const fail = (path: ConfigPath, init: { message?: string; expected?: string; found?: string; hint?: string }, key = false): void => {

@@ -1,4 +1,5 @@
 import { defineCommand, UsageError } from '../command.ts';
+import { abortOnSignals } from '../interrupt.ts';
 import { imageCodec, MODEL_ARGUMENT, modelOptions, openPredictor, positiveInteger } from '../models.ts';
 
 export default defineCommand({
@@ -61,16 +62,10 @@ export default defineCommand({
       `Serving ${resolved.label} (${metadata.experiment}, ${metadata.classes.length} classes, input ${metadata.rawShape.join('x')}) at ${server.url}\n` +
         `  POST ${server.url}/predict   GET ${server.url}/metadata   GET ${server.url}/health   (Ctrl-C to stop)\n`,
     );
-    await new Promise<void>((resolve) => {
-      const stop = (signal: NodeJS.Signals) => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        log(`${signal}: finishing the requests in flight`);
-        server.close().then(resolve, resolve);
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    // The first Ctrl-C or SIGTERM finishes the requests in flight; a second one ends the process.
+    const shutdown = abortOnSignals({ first: (signal) => log(`${signal}: finishing the requests in flight`) });
+    await new Promise((resolve) => shutdown.signal.addEventListener('abort', resolve, { once: true }));
+    await server.close().catch(() => undefined);
     predictor.dispose();
     log('stopped');
   },

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { EARLY_STOPPING_DEFAULTS, REDUCE_LR_ON_PLATEAU_DEFAULTS, type EarlyStoppingParams, type ReduceLrOnPlateauParams } from './params.ts';
 
 /** What a callback may see and change in the running trainer. */
 export interface TrainerControl {
@@ -73,16 +74,6 @@ class Monitor {
   }
 }
 
-export interface ReduceLrOnPlateauParams {
-  monitor?: string;
-  factor?: number;
-  patience?: number;
-  mode?: Mode;
-  min_delta?: number;
-  cooldown?: number;
-  min_lr?: number;
-}
-
 /** keras.callbacks.ReduceLROnPlateau, same defaults and the same order of checks. */
 export class ReduceLrOnPlateau implements Callback {
   readonly type = 'reduce_lr_on_plateau';
@@ -96,13 +87,14 @@ export class ReduceLrOnPlateau implements Callback {
   private cooldownCounter = 0;
 
   constructor(params: ReduceLrOnPlateauParams = {}) {
-    this.monitor = new Monitor(this.type, params.monitor ?? 'val_loss', params.mode ?? 'auto');
-    this.factor = params.factor ?? 0.1;
+    const d = REDUCE_LR_ON_PLATEAU_DEFAULTS;
+    this.monitor = new Monitor(this.type, params.monitor ?? d.monitor, params.mode ?? d.mode);
+    this.factor = params.factor ?? d.factor;
     if (this.factor >= 1) throw new Error('reduce_lr_on_plateau: factor must be < 1');
-    this.patience = params.patience ?? 10;
-    this.minDelta = params.min_delta ?? 1e-4;
-    this.cooldown = params.cooldown ?? 0;
-    this.minLr = params.min_lr ?? 0;
+    this.patience = params.patience ?? d.patience;
+    this.minDelta = params.min_delta ?? d.min_delta;
+    this.cooldown = params.cooldown ?? d.cooldown;
+    this.minLr = params.min_lr ?? d.min_lr;
   }
 
   /** Keras' np.less(a, b - min_delta) (np.greater(a, b + min_delta) in max mode). */
@@ -150,16 +142,6 @@ export class ReduceLrOnPlateau implements Callback {
   dispose(): void {}
 }
 
-export interface EarlyStoppingParams {
-  monitor?: string;
-  patience?: number;
-  mode?: Mode;
-  min_delta?: number;
-  baseline?: number;
-  restore_best_weights?: boolean;
-  start_from_epoch?: number;
-}
-
 /**
  * keras.callbacks.EarlyStopping as in Keras 3: with restore_best_weights the best epoch's
  * weights are put back when training ends, whether or not it stopped early.
@@ -178,12 +160,13 @@ export class EarlyStopping implements Callback {
   private bestWeights: tf.Tensor[] | undefined;
 
   constructor(params: EarlyStoppingParams = {}) {
-    this.monitor = new Monitor(this.type, params.monitor ?? 'val_loss', params.mode ?? 'auto');
-    this.patience = params.patience ?? 0;
-    this.minDelta = Math.abs(params.min_delta ?? 0);
+    const d = EARLY_STOPPING_DEFAULTS;
+    this.monitor = new Monitor(this.type, params.monitor ?? d.monitor, params.mode ?? d.mode);
+    this.patience = params.patience ?? d.patience;
+    this.minDelta = Math.abs(params.min_delta ?? d.min_delta);
     this.baseline = params.baseline;
-    this.restoreBestWeights = params.restore_best_weights ?? false;
-    this.startFromEpoch = params.start_from_epoch ?? 0;
+    this.restoreBestWeights = params.restore_best_weights ?? d.restore_best_weights;
+    this.startFromEpoch = params.start_from_epoch ?? d.start_from_epoch;
   }
 
   /** Keras' monitor_op(value - min_delta, reference), min_delta negated in min mode. */

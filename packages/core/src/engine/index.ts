@@ -3,8 +3,9 @@ export { train, NonFiniteLossError, type TrainOptions, type TrainResult } from '
 export { registerEngine } from './register.ts';
 export { trainSectionSchema, type TrainConfig } from './train-schema.ts';
 export { Adam, AdamW, Sgd, clipByNorm, clipByGlobalNorm } from './optimizers.ts';
-export type { Optimizer, OptimizerState, NamedVariable, AdamParams, SgdParams, ClipParams, WeightDecayParams } from './optimizers.ts';
-export { constantSchedule, cosineSchedule, type Schedule, type ScheduleContext, type CosineParams } from './schedules.ts';
+export type { Optimizer, OptimizerState, NamedVariable } from './optimizers.ts';
+export type { AdamParams, SgdParams, ClipParams, WeightDecayParams, CosineParams, ReduceLrOnPlateauParams, EarlyStoppingParams } from './params.ts';
+export { constantSchedule, cosineSchedule, type Schedule, type ScheduleContext } from './schedules.ts';
 export { EarlyStopping, ReduceLrOnPlateau, type Callback, type CallbackState, type TrainerControl } from './callbacks.ts';
 export { crossEntropy, type CrossEntropyParams } from './losses.ts';
 export { countCorrect, countInTopK, epochMetricNames, METRIC_NAMES, type MetricName } from './metrics.ts';

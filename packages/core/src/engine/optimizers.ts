@@ -1,4 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
+import {
+  ADAM_DEFAULTS,
+  ADAMW_DEFAULTS,
+  SGD_DEFAULTS,
+  type AdamParams,
+  type ClipParams,
+  type SgdParams,
+  type WeightDecayParams,
+} from './params.ts';
 
 /**
  * Optimizers written out in full rather than taken from tf.train: TF.js has no AdamW, and a
@@ -6,14 +15,6 @@ import * as tf from '@tensorflow/tfjs';
  * exactly the same steps as an uninterrupted one. The update rules follow Keras 3 line by line
  * (keras/src/optimizers/{adam,adamw,sgd}.py and base_optimizer.py), so numbers match Keras.
  */
-
-/** Clipping options shared by every optimizer (Keras names). */
-export interface ClipParams {
-  /** Clip each gradient to this L2 norm on its own. */
-  clipnorm?: number;
-  /** Scale all gradients together so that their joint L2 norm is at most this. */
-  global_clipnorm?: number;
-}
 
 /**
  * A trainable variable with a name that is stable across processes (the model's own weight
@@ -66,17 +67,6 @@ export function clipByGlobalNorm(grads: tf.Tensor[], clipNorm: number): tf.Tenso
   });
 }
 
-export interface WeightDecayParams {
-  /** Decoupled weight decay: before each update, var -= learning_rate * weight_decay * var. */
-  weight_decay?: number;
-  /**
-   * Variable-name substrings that get no weight decay (Keras `exclude_from_weight_decay`).
-   * Empty by default: like Keras 3 AdamW, decay applies to every trainable variable,
-   * biases and normalisation scales included (the reference workload relies on that).
-   */
-  exclude_from_weight_decay?: string[];
-}
-
 /** Some of the variables, concatenated into one flat buffer per slot. */
 interface FlatGroup {
   /** Positions of the group's variables in the list the trainer passes. */
@@ -124,11 +114,22 @@ abstract class BaseOptimizer implements Optimizer {
   /** Tensors handed out by the last getState; kept alive until the next getState/setState/dispose. */
   private stateViews: tf.Tensor[] = [];
 
+  private readonly clipnorm: number | undefined;
+  private readonly globalClipnorm: number | undefined;
+  private readonly weightDecay: number;
+  private readonly excludeFromWeightDecay: readonly string[];
+
   constructor(
     readonly learningRate: number,
-    private readonly clip: ClipParams,
-    private readonly decay: WeightDecayParams,
-  ) {}
+    clip: ClipParams,
+    decay: WeightDecayParams,
+  ) {
+    this.clipnorm = clip.clipnorm;
+    this.globalClipnorm = clip.global_clipnorm;
+    // Adam's and SGD's defaults (AdamW passes its own weight_decay).
+    this.weightDecay = decay.weight_decay ?? ADAM_DEFAULTS.weight_decay;
+    this.excludeFromWeightDecay = decay.exclude_from_weight_decay ?? ADAM_DEFAULTS.exclude_from_weight_decay;
+  }
 
   get iterations(): number {
     return this.step;
@@ -148,9 +149,9 @@ abstract class BaseOptimizer implements Optimizer {
     this.ensureGroups(variables);
     tf.tidy(() => {
       let clipped = grads;
-      if (this.clip.global_clipnorm != null) clipped = clipByGlobalNorm(clipped, this.clip.global_clipnorm);
-      if (this.clip.clipnorm != null) clipped = clipped.map((g) => clipByNorm(g, this.clip.clipnorm!));
-      const wd = this.decay.weight_decay ?? 0;
+      if (this.globalClipnorm != null) clipped = clipByGlobalNorm(clipped, this.globalClipnorm);
+      if (this.clipnorm != null) clipped = clipped.map((g) => clipByNorm(g, this.clipnorm!));
+      const wd = this.weightDecay;
       for (const group of this.groups) {
         const grad = concatFlat(group.indices.map((i) => clipped[i]!));
         let variable = concatFlat(group.indices.map((i) => variables[i]!.variable));
@@ -171,7 +172,7 @@ abstract class BaseOptimizer implements Optimizer {
     const names = variables.map((v) => v.name);
     if (names.length === this.packedNames.length && names.every((name, i) => name === this.packedNames[i])) return;
     this.unpackSlots();
-    const excluded = this.decay.exclude_from_weight_decay ?? [];
+    const excluded = this.excludeFromWeightDecay;
     const decays = variables.map(({ name }) => !excluded.some((part) => name.includes(part)));
     const all = variables.map((_, i) => i);
     const partition = groupsAllVariables() ? (all.length > 0 ? [all] : []) : all.map((i) => [i]);
@@ -294,13 +295,6 @@ function splitSlot(slot: tf.Variable, group: FlatGroup): tf.Tensor[] {
 let nextSlotId = 0;
 const uniqueSlotName = (key: string) => `optimizer/${key}_${nextSlotId++}`;
 
-export interface AdamParams extends ClipParams, WeightDecayParams {
-  learning_rate?: number;
-  beta_1?: number;
-  beta_2?: number;
-  epsilon?: number;
-}
-
 /**
  * Adam as Keras 3 writes it: epsilon is added to sqrt(v) *without* bias correction and the
  * bias corrections are folded into the step size alpha.
@@ -313,10 +307,10 @@ export class Adam extends BaseOptimizer {
   private readonly epsilon: number;
 
   constructor(params: AdamParams = {}) {
-    super(params.learning_rate ?? 0.001, params, params);
-    this.beta1 = params.beta_1 ?? 0.9;
-    this.beta2 = params.beta_2 ?? 0.999;
-    this.epsilon = params.epsilon ?? 1e-7;
+    super(params.learning_rate ?? ADAM_DEFAULTS.learning_rate, params, params);
+    this.beta1 = params.beta_1 ?? ADAM_DEFAULTS.beta_1;
+    this.beta2 = params.beta_2 ?? ADAM_DEFAULTS.beta_2;
+    this.epsilon = params.epsilon ?? ADAM_DEFAULTS.epsilon;
   }
 
   protected update(variable: tf.Tensor, grad: tf.Tensor, [m, v]: tf.Variable[], lr: number, t: number): tf.Tensor {
@@ -331,14 +325,8 @@ export class Adam extends BaseOptimizer {
 export class AdamW extends Adam {
   override readonly type = 'adamw';
   constructor(params: AdamParams = {}) {
-    super({ ...params, weight_decay: params.weight_decay ?? 0.004 });
+    super({ ...params, weight_decay: params.weight_decay ?? ADAMW_DEFAULTS.weight_decay });
   }
-}
-
-export interface SgdParams extends ClipParams, WeightDecayParams {
-  learning_rate?: number;
-  momentum?: number;
-  nesterov?: boolean;
 }
 
 /** Keras 3 SGD: m = momentum*m - lr*g; var += m (nesterov: var += momentum*m - lr*g). */
@@ -349,9 +337,9 @@ export class Sgd extends BaseOptimizer {
   private readonly nesterov: boolean;
 
   constructor(params: SgdParams = {}) {
-    super(params.learning_rate ?? 0.01, params, params);
-    this.momentum = params.momentum ?? 0;
-    this.nesterov = params.nesterov ?? false;
+    super(params.learning_rate ?? SGD_DEFAULTS.learning_rate, params, params);
+    this.momentum = params.momentum ?? SGD_DEFAULTS.momentum;
+    this.nesterov = params.nesterov ?? SGD_DEFAULTS.nesterov;
     this.slotNames = this.momentum === 0 ? [] : ['momentum'];
   }
 

@@ -1,7 +1,11 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadExperiment } from '../config/load.ts';
+import { fingerprint } from '../random/fingerprint.ts';
 import { classReport, confusionMatrix, mostConfused } from './evaluate.ts';
 import { expandInputs, readInputBatches, readInputs, readRecords } from './inputs.ts';
 import { checkModelMetadata, configDigest } from './metadata.ts';
@@ -114,5 +118,19 @@ describe('model inputs and metadata', () => {
   it('digests configs independently of key order', () => {
     expect(configDigest({ a: 1, b: { c: [1, 2], d: 'x' } })).toBe(configDigest({ b: { d: 'x', c: [1, 2] }, a: 1 }));
     expect(configDigest({ a: 1 })).not.toBe(configDigest({ a: 2 }));
+  });
+
+  it("is the config fingerprint's first 12 digits: for a real experiment, the digest models saved before", () => {
+    // The digest as models recorded it before it became the one fingerprint: sha256 of JSON with keys sorted by hand.
+    const sorted = (value: unknown): unknown =>
+      Array.isArray(value)
+        ? value.map(sorted)
+        : value !== null && typeof value === 'object'
+          ? Object.fromEntries(Object.keys(value).sort().map((key) => [key, sorted((value as Record<string, unknown>)[key])]))
+          : value;
+    const { config } = loadExperiment(fileURLToPath(new URL('../../../../experiments/mixer.yaml', import.meta.url)));
+    const before = createHash('sha256').update(JSON.stringify(sorted(config))).digest('hex').slice(0, 12);
+    expect(configDigest(config)).toBe(before);
+    expect(configDigest(config)).toBe(fingerprint(config).slice(0, 12));
   });
 });

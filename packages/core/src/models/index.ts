@@ -1,6 +1,6 @@
 // What a program uses to work with a trained model (docs/models.md): its metadata, finding and
 // loading it, predicting, evaluating, serving, and MLflow's LoggedModel and Model Registry.
-export { MODEL_FORMAT, modelMetadata, checkModelMetadata, configDigest, recordFormat, rawImageShape } from './metadata.ts';
+export { MODEL_FORMAT, modelMetadata, checkModelMetadata, configDigest, recordFormat } from './metadata.ts';
 export type { ModelMetadata, ModelMetadataInit, ModelData, ModelWhich, RecordFormat } from './metadata.ts';
 export { isDownloadedModel, modelCacheDir, resolveModel, runModelDir, RUN_MODEL_PATHS, type ResolvedModel, type ResolveModelOptions, type WhichModel } from './resolve.ts';
 export { Predictor, loadModelDir, softmaxRows, type TopK } from './predictor.ts';

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { ConfigError } from '../errors.ts';
+import { fingerprint } from '../random/fingerprint.ts';
 import type { DatasetInfo, TransformState } from '../registry/kinds.ts';
 import type { EntryConfig, ExperimentConfig } from '../schema/types.ts';
 
@@ -72,23 +72,12 @@ export function recordFormat(data: Record<string, unknown>): RecordFormat {
   return { labelBytes: 1, labelIndex: 0 };
 }
 
-/** One raw image of the dataset: CIFAR's 32x32x3, else the config's `image_shape`, else the model input. */
-export function rawImageShape(data: Record<string, unknown>, inputShape: number[]): number[] {
-  if (data.type === 'cifar100' || data.type === 'cifar10') return [32, 32, 3];
-  const shape = data.image_shape;
-  return Array.isArray(shape) && shape.every((d) => Number.isInteger(d)) ? (shape as number[]) : inputShape;
-}
-
-/** A stable digest of a config: keys sorted at every level, so key order does not matter. */
+/**
+ * A model's config digest: the first 12 hex digits of the one config fingerprint (sha256 of
+ * key-sorted JSON, random/fingerprint.ts), so key order does not matter.
+ */
 export function configDigest(config: unknown): string {
-  const canonical = (value: unknown): unknown => {
-    if (Array.isArray(value)) return value.map(canonical);
-    if (value !== null && typeof value === 'object') {
-      return Object.fromEntries(Object.keys(value).sort().map((key) => [key, canonical((value as Record<string, unknown>)[key])]));
-    }
-    return value;
-  };
-  return createHash('sha256').update(JSON.stringify(canonical(config))).digest('hex').slice(0, 12);
+  return fingerprint(config).slice(0, 12);
 }
 
 export interface ModelMetadataInit {
@@ -113,7 +102,7 @@ export function modelMetadata(init: ModelMetadataInit): ModelMetadata {
     ...(init.runId ? { runId: init.runId } : {}),
     which: init.which,
     ...(init.epoch !== undefined ? { epoch: init.epoch } : {}),
-    rawShape: rawImageShape(config.data, info.inputShape),
+    rawShape: info.rawShape ?? info.inputShape,
     inputShape: info.inputShape,
     classes: info.labelNames ?? Array.from({ length: info.numClasses }, (_, i) => `class_${i}`),
     configDigest: configDigest(config),

@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 /**
  * A stable 16-hex-digit fingerprint of a JSON value: sha256 of its JSON with object keys sorted
  * (and undefined members left out), so two configs that differ only in key order match. The
- * one fingerprint for configs: a sweep's definition, a dataset's cache key.
+ * one fingerprint for configs: a sweep's definition, a dataset's cache key, a saved model's
+ * config digest (its first 12 digits).
  */
 export function fingerprint(value: unknown): string {
   return createHash('sha256').update(stableJson(value)).digest('hex').slice(0, 16);

@@ -2,7 +2,7 @@
 // to declare and register them, without loading the engine, the tracking or the schema assembly.
 export { Registry, RegistryError, didYouMean, type EntryBase, type JsonSchema } from './registry.ts';
 // An entry's params: declared once as a JSON Schema, the defaults read from it (params.ts).
-export { defaultsOf, type SchemaDefaults } from './params.ts';
+export { defaultsOf, type ParamsOf, type SchemaDefaults } from './params.ts';
 export {
   createRegistries,
   type Registries,

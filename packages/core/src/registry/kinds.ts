@@ -37,6 +37,11 @@ export interface DatasetInfo {
   numClasses: number;
   /** Shape of one example as the model sees it (after deterministic transforms), e.g. [64, 64, 3]. */
   inputShape: number[];
+  /**
+   * Shape of one example as the dataset stores it, before any transform, e.g. CIFAR's [32, 32, 3]:
+   * what a saved model's predictor takes. Absent: `inputShape` (a dataset without transforms).
+   */
+  rawShape?: number[];
   labelNames?: string[];
   /** Number of examples per split. */
   counts: Record<Split, number>;

@@ -1,3 +1,5 @@
+import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
+
 /**
  * One source of truth per parameter. An entry declares its params ONCE, as a JSON Schema object
  * literal with `as const`; everything else is derived from it:
@@ -18,10 +20,22 @@
  * - A layer class that programs may also construct directly (`new Dense({units})`) or that
  *   tfjs deserialises falls back to `DEFAULTS.x`, never to a literal of its own.
  * - The parametrised test over every registered primitive (models' primitives.test.ts) checks
- *   that a layer created from only the required params has exactly the schema's defaults.
+ *   that a layer created from only the required params has exactly the schema's defaults; the
+ *   same holds for core's optimizers, schedules and callbacks (engine/params.ts, checked by
+ *   engine/register.test.ts). Transforms are checked by behaviour (data's augment/defaults.test.ts).
  * - Descriptions and defaults therefore appear once, in the schema, which is also what
  *   `exp schema` emits for editors and `exp blocks` prints.
  */
+
+/**
+ * The TS type of an entry's params schema written, as the registries want it, without `type`
+ * (`{properties, required?, additionalProperties: false}`, `as const`). Defaulted params stay
+ * optional: the validator fills them in a config, but a program may construct with only some.
+ */
+export type ParamsOf<S extends { properties: Readonly<Record<string, JSONSchema>> }> = FromSchema<
+  { type: 'object'; additionalProperties: false; properties: S['properties']; required: S extends { required: infer R extends readonly string[] } ? R : [] },
+  { keepDefaultedPropertiesOptional: true }
+>;
 
 /** The `default` of every property of an object schema that has one, typed from the literal schema. */
 export type SchemaDefaults<S> = S extends { properties: infer P }

@@ -2,8 +2,8 @@ import { SAFE_NAME_PATTERN, unsafeNameReason } from '../safety/paths.ts';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { describeOrigin, type ValueOrigin } from '../config/resolve.ts';
 import { ConfigError, describeValue, OVERRIDE_PREFIX, throwIfAny, type ConfigPath } from '../errors.ts';
-import { didYouMean, type EntryBase, type Registry } from '../registry/registry.ts';
-import type { Registries, SourceLocation } from '../registry/kinds.ts';
+import { didYouMean, type EntryBase, type JsonSchema, type Registry } from '../registry/registry.ts';
+import { createRegistries, type Registries, type SourceLocation } from '../registry/kinds.ts';
 import { editorSchema, ENTRY_KINDS, experimentSchema, schemaOrigin } from './experiment-schema.ts';
 import type { ExperimentConfig } from './types.ts';
 
@@ -70,6 +70,24 @@ export function effectiveConfig(config: ExperimentConfig, registries: Registries
   const copy = structuredClone(config);
   cached.validate(copy);
   return copy;
+}
+
+const documentValidators = new WeakMap<JsonSchema, ValidateFunction>();
+
+/**
+ * Checks another YAML document of Tessera's (a sweep file) against its own schema, with the
+ * experiment validator's settings and `explainErrors`' wording, so a mistake there reads like
+ * one in an experiment. Throws ConfigError(s). The schema may not use the registries' `type`
+ * unions (the errors are explained with an empty set of registries); keep passing the same
+ * schema object: it is compiled once.
+ */
+export function validateDocument(schema: JsonSchema, loaded: Locator): void {
+  let validate = documentValidators.get(schema);
+  if (!validate) {
+    validate = new Ajv({ allErrors: true, strict: true, verbose: true, allowUnionTypes: true }).compile(schema);
+    documentValidators.set(schema, validate);
+  }
+  if (!validate(loaded.config)) throwIfAny(explainErrors(validate.errors ?? [], loaded, createRegistries()));
 }
 
 /** Checks a file as written (before extends and evaluation) the way an editor would. */

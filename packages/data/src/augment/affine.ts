@@ -1,46 +1,44 @@
 import * as tf from '@tensorflow/tfjs';
-
-export type FillMode = 'reflect' | 'constant' | 'wrap' | 'nearest';
-export type Interpolation = 'bilinear' | 'nearest';
+import { defaultsOf, type ParamsOf } from '@tessera/core/registry';
 
 export const fillModeSchema = {
   enum: ['reflect', 'constant', 'wrap', 'nearest'],
   description: 'how points outside the image are filled (reflect: d c b a | a b c d | d c b a)',
-};
+} as const;
+export type FillMode = (typeof fillModeSchema.enum)[number];
 
-/** The sampling params of Keras' random image layers (RandomZoom, RandomRotation), as written in YAML. */
-export interface SamplingParams {
-  fill_mode?: FillMode;
-  interpolation?: Interpolation;
-  fill_value?: number;
-}
-
-/** Keras' defaults for those layers: bilinear, reflect, fill value 0. */
-export function samplingOptions(params: SamplingParams) {
-  return {
-    interpolation: params.interpolation ?? 'bilinear',
-    fillMode: params.fill_mode ?? 'reflect',
-    fillValue: params.fill_value ?? 0,
-  } as const;
-}
-
-/** Their JSON Schema properties. */
+/**
+ * The sampling params of Keras' random image layers (RandomZoom, RandomRotation), as written in
+ * YAML: their JSON Schema properties, with Keras' defaults (bilinear, reflect, fill value 0).
+ */
 export const samplingSchema = {
   fill_mode: { ...fillModeSchema, default: 'reflect' },
   interpolation: { enum: ['bilinear', 'nearest'], default: 'bilinear' },
   fill_value: { type: 'number', default: 0 },
-};
+} as const;
+export type SamplingParams = ParamsOf<{ properties: typeof samplingSchema }>;
+export type Interpolation = (typeof samplingSchema.interpolation.enum)[number];
+const SAMPLING_DEFAULTS = defaultsOf({ properties: samplingSchema });
+
+/** The sampling options of those params, defaults filled in. */
+export function samplingOptions(params: SamplingParams) {
+  return {
+    interpolation: params.interpolation ?? SAMPLING_DEFAULTS.interpolation,
+    fillMode: params.fill_mode ?? SAMPLING_DEFAULTS.fill_mode,
+    fillValue: params.fill_value ?? SAMPLING_DEFAULTS.fill_value,
+  } as const;
+}
 
 /**
  * Per-image axis-aligned affine maps: output pixel (x, y) samples the input at
  * (scaleX * x + shiftX, scaleY * y + shiftY), the convention of tf.image.transform and of
  * Keras' random image layers.
  */
-/** A Keras-style random factor: f means [-f, f]; a pair is [lower, upper]. */
-export type Factor = number | [number, number];
+/** A Keras-style random factor: f means [-f, f]; a pair (the schema allows exactly two) is [lower, upper]. */
+export type Factor = number | readonly number[];
 
 export function factorBounds(factor: Factor): [number, number] {
-  return typeof factor === 'number' ? [-Math.abs(factor), Math.abs(factor)] : factor;
+  return typeof factor === 'number' ? [-Math.abs(factor), Math.abs(factor)] : [factor[0]!, factor[1]!];
 }
 
 export interface AxisAffine {

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Transform, TransformEntry } from '@tessera/core/registry';
+import { defaultsOf, type ParamsOf, type Transform, type TransformEntry } from '@tessera/core/registry';
 import { Rng } from '@tessera/core/random';
+import { randomTransform } from './random-transform.ts';
 import { applyOp, magnitudes, type Image, type OpName } from './image_ops.ts';
 
 /**
@@ -22,11 +23,17 @@ function perImageBatch(x: tf.Tensor4D, seed: number, perImage: (img: Image, rng:
 
 const sign = (rng: Rng, signed: boolean) => (signed && rng.next() < 0.5 ? -1 : 1);
 
-export interface RandAugmentParams {
-  num_ops?: number;
-  magnitude?: number;
-  num_magnitude_bins?: number;
-}
+/** rand_augment's params, declared once (core's registry/params.ts). */
+export const randAugmentParams = {
+  properties: {
+    num_ops: { type: 'integer', minimum: 0, default: 2, description: 'ops applied to each image, in sequence' },
+    magnitude: { type: 'integer', minimum: 0, default: 9, description: 'magnitude bin for every op, 0 .. num_magnitude_bins - 1' },
+    num_magnitude_bins: { type: 'integer', minimum: 2, default: 31, description: 'bins the magnitude ranges are cut into (torchvision: 31)' },
+  },
+  additionalProperties: false,
+} as const;
+export type RandAugmentParams = ParamsOf<typeof randAugmentParams>;
+const RAND_AUGMENT_DEFAULTS = defaultsOf(randAugmentParams);
 
 /** RandAugment's op list (torchvision's, which the paper's code follows). */
 export const RAND_AUGMENT_OPS: OpName[] = [
@@ -41,27 +48,22 @@ export const RAND_AUGMENT_OPS: OpName[] = [
  * `normalize`.
  */
 export function createRandAugment(params: RandAugmentParams): Transform {
-  const numOps = params.num_ops ?? 2;
-  const bins = params.num_magnitude_bins ?? 31;
-  const magnitude = params.magnitude ?? 9;
+  const numOps = params.num_ops ?? RAND_AUGMENT_DEFAULTS.num_ops;
+  const bins = params.num_magnitude_bins ?? RAND_AUGMENT_DEFAULTS.num_magnitude_bins;
+  const magnitude = params.magnitude ?? RAND_AUGMENT_DEFAULTS.magnitude;
   if (magnitude >= bins) throw new RangeError(`rand_augment: magnitude ${magnitude} must be below num_magnitude_bins ${bins}`);
-  return {
-    random: true,
-    outputShape: (inputShape) => inputShape,
-    apply(x, { training, seed }) {
-      if (!training) return x.clone();
-      const table = magnitudes(bins, x.shape[1], x.shape[2]);
-      return perImageBatch(x, seed, (img, rng) => {
-        let out = img;
-        for (let k = 0; k < numOps; k++) {
-          const op = RAND_AUGMENT_OPS[rng.int(RAND_AUGMENT_OPS.length)]!;
-          const { values, signed } = table[op];
-          out = applyOp(out, op, values[magnitude]! * sign(rng, signed));
-        }
-        return out;
-      });
-    },
-  };
+  return randomTransform((x, seed) => {
+    const table = magnitudes(bins, x.shape[1], x.shape[2]);
+    return perImageBatch(x, seed, (img, rng) => {
+      let out = img;
+      for (let k = 0; k < numOps; k++) {
+        const op = RAND_AUGMENT_OPS[rng.int(RAND_AUGMENT_OPS.length)]!;
+        const { values, signed } = table[op];
+        out = applyOp(out, op, values[magnitude]! * sign(rng, signed));
+      }
+      return out;
+    });
+  });
 }
 
 type SubPolicy = [[OpName, number, number | null], [OpName, number, number | null]];
@@ -95,9 +97,13 @@ export const CIFAR10_POLICY: SubPolicy[] = [
   [['TranslateY', 0.7, 9], ['AutoContrast', 0.9, null]],
 ];
 
-export interface AutoAugmentParams {
-  policy?: 'cifar10';
-}
+/** auto_augment's params, declared once (core's registry/params.ts). */
+export const autoAugmentParams = {
+  properties: { policy: { enum: ['cifar10'], default: 'cifar10', description: 'the learned policy (CIFAR-10)' } },
+  additionalProperties: false,
+} as const;
+export type AutoAugmentParams = ParamsOf<typeof autoAugmentParams>;
+const AUTO_AUGMENT_DEFAULTS = defaultsOf(autoAugmentParams);
 
 /**
  * AutoAugment with the CIFAR-10 policy: each image gets one of the 25 sub-policies at random;
@@ -106,48 +112,33 @@ export interface AutoAugmentParams {
  * pixels: put it before `normalize`.
  */
 export function createAutoAugment(params: AutoAugmentParams): Transform {
-  const policy = params.policy ?? 'cifar10';
+  const policy = params.policy ?? AUTO_AUGMENT_DEFAULTS.policy;
   if (policy !== 'cifar10') throw new RangeError(`auto_augment: unknown policy ${JSON.stringify(policy)} (known: cifar10)`);
-  return {
-    random: true,
-    outputShape: (inputShape) => inputShape,
-    apply(x, { training, seed }) {
-      if (!training) return x.clone();
-      const table = magnitudes(10, x.shape[1], x.shape[2]);
-      return perImageBatch(x, seed, (img, rng) => {
-        const subPolicy = CIFAR10_POLICY[rng.int(CIFAR10_POLICY.length)]!;
-        let out = img;
-        for (const [op, probability, bin] of subPolicy) {
-          const apply = rng.next() < probability;
-          const signed = sign(rng, table[op].signed);
-          if (apply) out = applyOp(out, op, bin === null ? 0 : table[op].values[bin]! * signed);
-        }
-        return out;
-      });
-    },
-  };
+  return randomTransform((x, seed) => {
+    const table = magnitudes(10, x.shape[1], x.shape[2]);
+    return perImageBatch(x, seed, (img, rng) => {
+      const subPolicy = CIFAR10_POLICY[rng.int(CIFAR10_POLICY.length)]!;
+      let out = img;
+      for (const [op, probability, bin] of subPolicy) {
+        const apply = rng.next() < probability;
+        const signed = sign(rng, table[op].signed);
+        if (apply) out = applyOp(out, op, bin === null ? 0 : table[op].values[bin]! * signed);
+      }
+      return out;
+    });
+  });
 }
 
 export const randAugmentEntry: TransformEntry<RandAugmentParams> = {
   type: 'rand_augment',
   description: 'RandAugment: num_ops random ops per image at one magnitude (training only; expects 0..255 pixels, so before normalize)',
-  params: {
-    properties: {
-      num_ops: { type: 'integer', minimum: 0, default: 2, description: 'ops applied to each image, in sequence' },
-      magnitude: { type: 'integer', minimum: 0, default: 9, description: 'magnitude bin for every op, 0 .. num_magnitude_bins - 1' },
-      num_magnitude_bins: { type: 'integer', minimum: 2, default: 31, description: 'bins the magnitude ranges are cut into (torchvision: 31)' },
-    },
-    additionalProperties: false,
-  },
+  params: randAugmentParams,
   create: createRandAugment,
 };
 
 export const autoAugmentEntry: TransformEntry<AutoAugmentParams> = {
   type: 'auto_augment',
   description: 'AutoAugment with the learned CIFAR-10 policy: one of 25 two-op sub-policies per image (training only; expects 0..255 pixels, so before normalize)',
-  params: {
-    properties: { policy: { enum: ['cifar10'], default: 'cifar10', description: 'the learned policy (CIFAR-10)' } },
-    additionalProperties: false,
-  },
+  params: autoAugmentParams,
   create: createAutoAugment,
 };

@@ -1,11 +1,22 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Transform, TransformEntry } from '@tessera/core/registry';
+import { defaultsOf, type ParamsOf, type Transform, type TransformEntry } from '@tessera/core/registry';
 import { Rng } from '@tessera/core/random';
 
-export interface MixParams {
-  /** Beta(alpha, alpha) draws the mixing weight of each batch. */
-  alpha?: number;
-}
+/** Beta(alpha, alpha) draws the mixing weight of each batch. */
+const alphaSchema = <D extends number>(fallback: D) =>
+  ({
+    type: 'number',
+    exclusiveMinimum: 0,
+    default: fallback,
+    description: 'the mixing weight is drawn from Beta(alpha, alpha)',
+  }) as const;
+
+/** mixup's and CutMix's params, declared once (core's registry/params.ts). */
+export const mixupParams = { properties: { alpha: alphaSchema(0.2) }, additionalProperties: false } as const;
+export const cutmixParams = { properties: { alpha: alphaSchema(1) }, additionalProperties: false } as const;
+export type MixParams = ParamsOf<typeof mixupParams>;
+const MIXUP_DEFAULTS = defaultsOf(mixupParams);
+const CUTMIX_DEFAULTS = defaultsOf(cutmixParams);
 
 /** A seeded permutation of [0, n): each image is mixed with partner[i]. */
 function partners(rng: Rng, n: number): tf.Tensor1D {
@@ -39,7 +50,7 @@ function labelMixingTransform(
 
 /** mixup (Zhang et al. 2018): x = w x + (1 - w) x[perm], same for the one-hot labels. */
 export function createMixup(params: MixParams): Transform {
-  const alpha = params.alpha ?? 0.2;
+  const alpha = params.alpha ?? MIXUP_DEFAULTS.alpha;
   return labelMixingTransform((x, yOneHot, rng) => {
     const weight = rng.beta(alpha, alpha);
     const partner = partners(rng, x.shape[0]);
@@ -71,7 +82,7 @@ export function cutmixBox(rng: Rng, height: number, width: number, weight: numbe
  * labels mix in proportion to the pasted area (after clipping to the image).
  */
 export function createCutmix(params: MixParams): Transform {
-  const alpha = params.alpha ?? 1;
+  const alpha = params.alpha ?? CUTMIX_DEFAULTS.alpha;
   return labelMixingTransform((x, yOneHot, rng) => {
     const [n, height, width] = x.shape;
     const box = cutmixBox(rng, height, width, rng.beta(alpha, alpha));
@@ -87,23 +98,16 @@ export function createCutmix(params: MixParams): Transform {
   });
 }
 
-const alphaSchema = (fallback: number) => ({
-  type: 'number',
-  exclusiveMinimum: 0,
-  default: fallback,
-  description: 'the mixing weight is drawn from Beta(alpha, alpha)',
-});
-
 export const mixupEntry: TransformEntry<MixParams> = {
   type: 'mixup',
   description: 'mixup: blend pairs of images and their labels (training only; gives soft labels)',
-  params: { properties: { alpha: alphaSchema(0.2) }, additionalProperties: false },
+  params: mixupParams,
   create: createMixup,
 };
 
 export const cutmixEntry: TransformEntry<MixParams> = {
   type: 'cutmix',
   description: 'CutMix: paste a box from a partner image, labels by area (training only; gives soft labels)',
-  params: { properties: { alpha: alphaSchema(1) }, additionalProperties: false },
+  params: cutmixParams,
   create: createCutmix,
 };

@@ -1,14 +1,25 @@
 import * as tf from '@tensorflow/tfjs';
-import type { RawImages, Transform, TransformEntry, TransformState } from '@tessera/core/registry';
+import { defaultsOf, type ParamsOf, type RawImages, type Transform, type TransformEntry, type TransformState } from '@tessera/core/registry';
 import { channelMoments } from '../store.ts';
 
-export interface NormalizeParams {
-  /** Fixed per-channel statistics; when absent they are adapted on the training images. */
-  mean?: number[];
-  variance?: number[];
-  /** Floor of the standard deviation, as in Keras' Normalization (backend epsilon 1e-7). */
-  epsilon?: number;
-}
+const numbers = { type: 'array', items: { type: 'number' }, minItems: 1 } as const;
+
+/**
+ * normalize's params, declared once (core's registry/params.ts): fixed per-channel statistics
+ * (when absent they are adapted on the training images) and the floor of the standard deviation,
+ * as in Keras' Normalization (backend epsilon 1e-7).
+ */
+export const normalizeParams = {
+  properties: {
+    mean: { ...numbers, description: 'fixed per-channel means (0..255 scale); default: adapted' },
+    variance: { ...numbers, description: 'fixed per-channel variances; default: adapted' },
+    epsilon: { type: 'number', exclusiveMinimum: 0, default: 1e-7, description: 'floor of the standard deviation' },
+  },
+  dependencies: { mean: ['variance'], variance: ['mean'] },
+  additionalProperties: false,
+} as const;
+export type NormalizeParams = ParamsOf<typeof normalizeParams>;
+const DEFAULTS = defaultsOf(normalizeParams);
 
 export interface NormalizeState extends TransformState {
   mean: number[];
@@ -27,7 +38,7 @@ export class Normalize implements Transform {
   private readonly epsilon: number;
 
   constructor(params: NormalizeParams = {}) {
-    this.epsilon = params.epsilon ?? 1e-7;
+    this.epsilon = params.epsilon ?? DEFAULTS.epsilon;
     if (params.mean && params.variance) this.fixed = this.stats = { mean: params.mean, variance: params.variance };
   }
 
@@ -70,19 +81,9 @@ export class Normalize implements Transform {
   }
 }
 
-const numbers = { type: 'array', items: { type: 'number' }, minItems: 1 };
-
 export const normalizeEntry: TransformEntry<NormalizeParams> = {
   type: 'normalize',
   description: 'Per-channel (x - mean) / sqrt(variance), statistics adapted on all raw training images',
-  params: {
-    properties: {
-      mean: { ...numbers, description: 'fixed per-channel means (0..255 scale); default: adapted' },
-      variance: { ...numbers, description: 'fixed per-channel variances; default: adapted' },
-      epsilon: { type: 'number', exclusiveMinimum: 0, default: 1e-7, description: 'floor of the standard deviation' },
-    },
-    dependencies: { mean: ['variance'], variance: ['mean'] },
-    additionalProperties: false,
-  },
+  params: normalizeParams,
   create: (params) => new Normalize(params),
 };

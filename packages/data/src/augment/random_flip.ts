@@ -1,12 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Transform, TransformEntry } from '@tessera/core/registry';
+import { defaultsOf, type ParamsOf, type Transform, type TransformEntry } from '@tessera/core/registry';
 import { Rng } from '@tessera/core/random';
+import { randomTransform } from './random-transform.ts';
 
 export type FlipMode = 'horizontal' | 'vertical' | 'horizontal_and_vertical';
 
-export interface RandomFlipParams {
-  mode?: FlipMode;
-}
+/** random_flip's params, declared once (core's registry/params.ts). */
+export const randomFlipParams = {
+  properties: { mode: { enum: ['horizontal', 'vertical', 'horizontal_and_vertical'], default: 'horizontal' } },
+  additionalProperties: false,
+} as const;
+export type RandomFlipParams = ParamsOf<typeof randomFlipParams>;
+const DEFAULTS = defaultsOf(randomFlipParams);
 
 /**
  * Flips the images whose `flip` entry is true along `axis` (2: columns, 1: rows).
@@ -25,30 +30,22 @@ export function flipWhere(x: tf.Tensor4D, flip: boolean[], axis: 1 | 2): tf.Tens
 
 /** Each image is flipped with probability 1/2 (per axis), like Keras' RandomFlip. */
 export function createRandomFlip(params: RandomFlipParams): Transform {
-  const mode = params.mode ?? 'horizontal';
-  return {
-    random: true,
-    outputShape: (inputShape) => inputShape,
-    apply(x, { training, seed }) {
-      if (!training) return x.clone();
-      const rng = new Rng(seed);
-      const draw = () => Array.from({ length: x.shape[0] }, () => rng.next() < 0.5);
-      return tf.tidy(() => {
-        let out = x;
-        if (mode !== 'vertical') out = flipWhere(out, draw(), 2);
-        if (mode !== 'horizontal') out = flipWhere(out, draw(), 1);
-        return out === x ? x.clone() : out;
-      });
-    },
-  };
+  const mode = params.mode ?? DEFAULTS.mode;
+  return randomTransform((x, seed) => {
+    const rng = new Rng(seed);
+    const draw = () => Array.from({ length: x.shape[0] }, () => rng.next() < 0.5);
+    return tf.tidy(() => {
+      let out = x;
+      if (mode !== 'vertical') out = flipWhere(out, draw(), 2);
+      if (mode !== 'horizontal') out = flipWhere(out, draw(), 1);
+      return out === x ? x.clone() : out;
+    });
+  });
 }
 
 export const randomFlipEntry: TransformEntry<RandomFlipParams> = {
   type: 'random_flip',
   description: 'Random horizontal and/or vertical flips (training only)',
-  params: {
-    properties: { mode: { enum: ['horizontal', 'vertical', 'horizontal_and_vertical'], default: 'horizontal' } },
-    additionalProperties: false,
-  },
+  params: randomFlipParams,
   create: createRandomFlip,
 };

@@ -1,12 +1,27 @@
-import type * as tf from '@tensorflow/tfjs';
-import type { Transform, TransformEntry } from '@tessera/core/registry';
+import type { ParamsOf, Transform, TransformEntry } from '@tessera/core/registry';
 import { Rng } from '@tessera/core/random';
-import { factorBounds, projectiveBatch, samplingOptions, samplingSchema, type AffineRow, type Factor, type SamplingParams } from './affine.ts';
+import { factorBounds, projectiveBatch, samplingOptions, samplingSchema, type AffineRow } from './affine.ts';
+import { randomTransform } from './random-transform.ts';
 
-export interface RandomRotationParams extends SamplingParams {
-  /** f rotates by a random angle in [-f, f] * 2 pi; a pair [lower, upper] in the same unit (Keras). */
-  factor: Factor;
-}
+/**
+ * random_rotation's params, declared once (core's registry/params.ts). A factor f rotates by a
+ * random angle in [-f, f] * 2 pi; a pair [lower, upper] is in the same unit (Keras).
+ */
+export const randomRotationParams = {
+  properties: {
+    factor: {
+      oneOf: [
+        { type: 'number', minimum: 0, maximum: 1 },
+        { type: 'array', items: { type: 'number', minimum: -1, maximum: 1 }, minItems: 2, maxItems: 2 },
+      ],
+      description: 'f rotates by a random angle in [-f * 2 pi, f * 2 pi]; or [lower, upper] (fractions of a full turn)',
+    },
+    ...samplingSchema,
+  },
+  required: ['factor'],
+  additionalProperties: false,
+} as const;
+export type RandomRotationParams = ParamsOf<typeof randomRotationParams>;
 
 /**
  * Keras' rotation about the image centre by `angle` radians (counter-clockwise for a positive
@@ -29,35 +44,17 @@ export function createRandomRotation(params: RandomRotationParams): Transform {
   const [lower, upper] = factorBounds(params.factor);
   if (!(lower <= upper)) throw new Error(`random_rotation: factor [${lower}, ${upper}] must have lower <= upper`);
   const options = samplingOptions(params);
-  return {
-    random: true,
-    outputShape: (inputShape) => inputShape,
-    apply(x: tf.Tensor4D, { training, seed }) {
-      if (!training) return x.clone();
-      const rng = new Rng(seed);
-      const [n, height, width] = x.shape;
-      const rows = Array.from({ length: n }, () => rotationRow(rng.uniform(lower, upper) * 2 * Math.PI, height, width));
-      return projectiveBatch(x, rows, options);
-    },
-  };
+  return randomTransform((x, seed) => {
+    const rng = new Rng(seed);
+    const [n, height, width] = x.shape;
+    const rows = Array.from({ length: n }, () => rotationRow(rng.uniform(lower, upper) * 2 * Math.PI, height, width));
+    return projectiveBatch(x, rows, options);
+  });
 }
 
 export const randomRotationEntry: TransformEntry<RandomRotationParams> = {
   type: 'random_rotation',
   description: 'Random rotation per image about its centre, like Keras RandomRotation (factor in fractions of 2 pi; training only)',
-  params: {
-    properties: {
-      factor: {
-        oneOf: [
-          { type: 'number', minimum: 0, maximum: 1 },
-          { type: 'array', items: { type: 'number', minimum: -1, maximum: 1 }, minItems: 2, maxItems: 2 },
-        ],
-        description: 'f rotates by a random angle in [-f * 2 pi, f * 2 pi]; or [lower, upper] (fractions of a full turn)',
-      },
-      ...samplingSchema,
-    },
-    required: ['factor'],
-    additionalProperties: false,
-  },
+  params: randomRotationParams,
   create: createRandomRotation,
 };

@@ -1,13 +1,30 @@
-import type * as tf from '@tensorflow/tfjs';
-import type { Transform, TransformEntry } from '@tessera/core/registry';
+import type { ParamsOf, Transform, TransformEntry } from '@tessera/core/registry';
 import { Rng } from '@tessera/core/random';
-import { affineBatch, factorBounds, samplingOptions, samplingSchema, type AxisAffine, type Factor, type SamplingParams } from './affine.ts';
+import { affineBatch, factorBounds, samplingOptions, samplingSchema, type AxisAffine } from './affine.ts';
+import { randomTransform } from './random-transform.ts';
 
-export interface RandomZoomParams extends SamplingParams {
-  height_factor: Factor;
-  /** Defaults to the height's zoom, keeping the aspect ratio (as Keras). */
-  width_factor?: Factor;
-}
+const factor = {
+  oneOf: [
+    { type: 'number', minimum: 0, maximum: 1 },
+    { type: 'array', items: { type: 'number', minimum: -1, maximum: 1 }, minItems: 2, maxItems: 2 },
+  ],
+  description: 'f zooms by a random amount in [-f, +f] (positive: out); or [lower, upper]',
+} as const;
+
+/**
+ * random_zoom's params, declared once (core's registry/params.ts). width_factor defaults to the
+ * height's zoom, keeping the aspect ratio (as Keras).
+ */
+export const randomZoomParams = {
+  properties: {
+    height_factor: factor,
+    width_factor: factor,
+    ...samplingSchema,
+  },
+  required: ['height_factor'],
+  additionalProperties: false,
+} as const;
+export type RandomZoomParams = ParamsOf<typeof randomZoomParams>;
 
 /**
  * The Keras RandomZoom map for zoom factors (zx, zy) (1 = identity, > 1 zooms out) about the
@@ -25,42 +42,22 @@ export function createRandomZoom(params: RandomZoomParams): Transform {
   const [heightLow, heightHigh] = factorBounds(params.height_factor);
   const widthBounds = params.width_factor === undefined ? undefined : factorBounds(params.width_factor);
   const options = samplingOptions(params);
-  return {
-    random: true,
-    outputShape: (inputShape) => inputShape,
-    apply(x: tf.Tensor4D, { training, seed }) {
-      if (!training) return x.clone();
-      const rng = new Rng(seed);
-      const [, height, width] = x.shape;
-      const maps = Array.from({ length: x.shape[0] }, () => {
-        const zy = 1 + rng.uniform(heightLow, heightHigh);
-        const zx = widthBounds ? 1 + rng.uniform(widthBounds[0], widthBounds[1]) : zy;
-        return zoomMap(zx, zy, height, width);
-      });
-      return affineBatch(x, maps, options);
-    },
-  };
+  return randomTransform((x, seed) => {
+    const rng = new Rng(seed);
+    const [, height, width] = x.shape;
+    const maps = Array.from({ length: x.shape[0] }, () => {
+      const zy = 1 + rng.uniform(heightLow, heightHigh);
+      const zx = widthBounds ? 1 + rng.uniform(widthBounds[0], widthBounds[1]) : zy;
+      return zoomMap(zx, zy, height, width);
+    });
+    return affineBatch(x, maps, options);
+  });
 }
 
-const factor = {
-  oneOf: [
-    { type: 'number', minimum: 0, maximum: 1 },
-    { type: 'array', items: { type: 'number', minimum: -1, maximum: 1 }, minItems: 2, maxItems: 2 },
-  ],
-  description: 'f zooms by a random amount in [-f, +f] (positive: out); or [lower, upper]',
-};
 
 export const randomZoomEntry: TransformEntry<RandomZoomParams> = {
   type: 'random_zoom',
   description: 'Random zoom in/out per image and axis, like Keras RandomZoom (training only)',
-  params: {
-    properties: {
-      height_factor: factor,
-      width_factor: factor,
-      ...samplingSchema,
-    },
-    required: ['height_factor'],
-    additionalProperties: false,
-  },
+  params: randomZoomParams,
   create: createRandomZoom,
 };

@@ -1,11 +1,18 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Transform, TransformEntry } from '@tessera/core/registry';
+import { defaultsOf, type ParamsOf, type Transform, type TransformEntry } from '@tessera/core/registry';
 
-export interface ResizeParams {
-  height: number;
-  width: number;
-  interpolation?: 'bilinear' | 'nearest';
-}
+/** resize's params, declared once (core's registry/params.ts). */
+export const resizeParams = {
+  properties: {
+    height: { type: 'integer', minimum: 1 },
+    width: { type: 'integer', minimum: 1 },
+    interpolation: { enum: ['bilinear', 'nearest'], default: 'bilinear' },
+  },
+  required: ['height', 'width'],
+  additionalProperties: false,
+} as const;
+export type ResizeParams = ParamsOf<typeof resizeParams>;
+const DEFAULTS = defaultsOf(resizeParams);
 
 /**
  * Resizes every image like tf.image.resize / Keras' Resizing: half-pixel centers, no corner
@@ -13,7 +20,7 @@ export interface ResizeParams {
  */
 export function createResize(params: ResizeParams): Transform {
   const { height, width } = params;
-  const interpolation = params.interpolation ?? 'bilinear';
+  const interpolation = params.interpolation ?? DEFAULTS.interpolation;
   return {
     random: false,
     outputShape: (inputShape) => [height, width, inputShape[2]!],
@@ -29,14 +36,6 @@ export function createResize(params: ResizeParams): Transform {
 export const resizeEntry: TransformEntry<ResizeParams> = {
   type: 'resize',
   description: 'Resize to height x width (bilinear with half-pixel centers, as tf.image.resize)',
-  params: {
-    properties: {
-      height: { type: 'integer', minimum: 1 },
-      width: { type: 'integer', minimum: 1 },
-      interpolation: { enum: ['bilinear', 'nearest'], default: 'bilinear' },
-    },
-    required: ['height', 'width'],
-    additionalProperties: false,
-  },
+  params: resizeParams,
   create: createResize,
 };

@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BlockEntry, JsonSchema } from '@tessera/core/registry';
 import type { FromSchema } from 'json-schema-to-ts';
-import { singleShape, singleTensor } from './common.ts';
-import { dropoutMask, stepSeed } from './dropout.ts';
+import { dropoutMask, SeededDrop } from './dropout.ts';
 
 export interface DropPathArgs {
   /** Probability that an example's whole branch is dropped in training, in [0, 1). */
@@ -17,31 +16,15 @@ export interface DropPathArgs {
  * last in a residual's layers to drop the whole branch. The per-example mask is dropout's mask
  * over [batch, 1, ...], drawn from the same seeded source as dropout.
  */
-export class DropPath extends tf.layers.Layer {
+export class DropPath extends SeededDrop {
   static className = 'TesseraDropPath';
-  readonly rate: number;
-  readonly seed: number;
 
   constructor(args: DropPathArgs) {
-    super(args);
-    if (!(args.rate >= 0 && args.rate < 1)) throw new Error(`drop_path: rate must be in [0, 1), got ${args.rate}`);
-    this.rate = args.rate;
-    this.seed = args.seed ?? 0;
+    super(args, 'drop_path');
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
-    const x = singleTensor(inputs);
-    if (!kwargs?.['training'] || this.rate === 0) return tf.clone(x);
-    const seed = stepSeed(this.seed);
-    return tf.tidy(() => tf.mul(x, dropoutMask([x.shape[0]!, ...x.shape.slice(1).map(() => 1)], this.rate, seed)));
-  }
-
-  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
-    return singleShape(inputShape, 'drop_path');
-  }
-
-  override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), rate: this.rate, seed: this.seed };
+  protected override drop(x: tf.Tensor, seed: number): tf.Tensor {
+    return tf.mul(x, dropoutMask([x.shape[0]!, ...x.shape.slice(1).map(() => 1)], this.rate, seed));
   }
 }
 

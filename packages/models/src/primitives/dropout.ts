@@ -34,7 +34,7 @@ export function dropoutMask(shape: number[], rate: number, seed: number): tf.Ten
  * sharing a stream. Every layer that draws randomness in training (dropout, drop_path, attention
  * dropout) takes its seed here.
  */
-export function stepSeed(layerSeed: number): number {
+export function dropoutMaskSeed(layerSeed: number): number {
   return childSeed(layerSeed, Math.floor(Math.random() * 2147483647));
 }
 
@@ -54,31 +54,53 @@ export function applyDropout(x: tf.Tensor, rate: number, seed: number): tf.Tenso
   return dropout(x);
 }
 
-/** Inverted dropout: in training zeroes `rate` of the values and scales the rest by 1/(1-rate). */
-export class Dropout extends tf.layers.Layer {
-  static className = 'TesseraDropout';
+/**
+ * What dropout and drop_path share: a rate in [0, 1), the layer's seed, the identity at inference
+ * (and at rate 0); in training, `drop` applies the mask of this call's seed (`dropoutMaskSeed`).
+ */
+export abstract class SeededDrop extends tf.layers.Layer {
   readonly rate: number;
   readonly seed: number;
+  /** The YAML type, for messages. */
+  readonly #what: string;
 
-  constructor(args: DropoutArgs) {
+  constructor(args: DropoutArgs, what: string) {
     super(args);
-    if (!(args.rate >= 0 && args.rate < 1)) throw new Error(`dropout: rate must be in [0, 1), got ${args.rate}`);
+    if (!(args.rate >= 0 && args.rate < 1)) throw new Error(`${what}: rate must be in [0, 1), got ${args.rate}`);
     this.rate = args.rate;
     this.seed = args.seed ?? 0;
+    this.#what = what;
   }
+
+  /** x times this call's mask, drawn from `seed`. */
+  protected abstract drop(x: tf.Tensor, seed: number): tf.Tensor;
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
     const x = singleTensor(inputs);
     if (!kwargs?.['training'] || this.rate === 0) return tf.clone(x);
-    return tf.tidy(() => applyDropout(x, this.rate, stepSeed(this.seed)));
+    const seed = dropoutMaskSeed(this.seed);
+    return tf.tidy(() => this.drop(x, seed));
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
-    return singleShape(inputShape, 'dropout');
+    return singleShape(inputShape, this.#what);
   }
 
   override getConfig(): tf.serialization.ConfigDict {
     return { ...super.getConfig(), rate: this.rate, seed: this.seed };
+  }
+}
+
+/** Inverted dropout: in training zeroes `rate` of the values and scales the rest by 1/(1-rate). */
+export class Dropout extends SeededDrop {
+  static className = 'TesseraDropout';
+
+  constructor(args: DropoutArgs) {
+    super(args, 'dropout');
+  }
+
+  protected override drop(x: tf.Tensor, seed: number): tf.Tensor {
+    return applyDropout(x, this.rate, seed);
   }
 }
 

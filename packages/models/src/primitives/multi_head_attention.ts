@@ -3,7 +3,7 @@ import { childSeed } from '@tessera/core/random';
 import { defaultsOf, type BlockEntry, type JsonSchema } from '@tessera/core/registry';
 import type { FromSchema } from 'json-schema-to-ts';
 import { initializerSchema, makeInitializer, matMul2dTransposed, singleShape, singleTensor, snakeCase, type InitializerName } from './common.ts';
-import { applyDropout, stepSeed } from './dropout.ts';
+import { applyDropout, dropoutMaskSeed } from './dropout.ts';
 
 export interface MultiHeadAttentionArgs {
   numHeads: number;
@@ -177,7 +177,7 @@ export class MultiHeadAttention extends tf.layers.Layer {
       const kernels = this.kernels.map((k, n) => k.read().reshape(n < 3 ? [dim, h * sizes[n]!] : [h * this.valueDim, dim]));
       const biases = this.biases.map((b, n) => (n < 3 ? b.read().reshape([h * sizes[n]!]) : b.read()));
       const rate = kwargs?.['training'] ? this.dropout : 0;
-      return selfAttention(x, kernels, biases, { numHeads: h, keyDim: this.keyDim, valueDim: this.valueDim, rate, seed: rate > 0 ? stepSeed(this.seed) : 0 });
+      return selfAttention(x, kernels, biases, { numHeads: h, keyDim: this.keyDim, valueDim: this.valueDim, rate, seed: rate > 0 ? dropoutMaskSeed(this.seed) : 0 });
     });
   }
 

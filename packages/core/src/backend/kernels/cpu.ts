@@ -16,8 +16,12 @@ interface CpuBackend {
   makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
 }
 
-function values(backend: CpuBackend, info: tf.TensorInfo): Float32Array {
-  return backend.data.get(info.dataId).values as Float32Array;
+/** What a kernel body sees: its inputs' values and shapes by name, its attrs, and a float32 output maker. */
+interface KernelIo {
+  input(name: string): Float32Array;
+  shape(name: string): number[];
+  attr(name: string): number;
+  output(shape: number[], values: Float32Array): tf.TensorInfo;
 }
 
 /**
@@ -25,71 +29,47 @@ function values(backend: CpuBackend, info: tf.TensorInfo): Float32Array {
  * a backend that is not initialised yet is allowed). Called by registerFusedKernels('cpu').
  */
 export function registerCpuFusedKernels(): void {
-  const register = (kernelName: string, kernelFunc: (inputs: tf.NamedTensorInfoMap, backend: CpuBackend, attrs: tf.NamedAttrMap) => tf.TensorInfo | tf.TensorInfo[]) =>
+  const register = (kernelName: string, kernelFunc: (io: KernelIo) => tf.TensorInfo | tf.TensorInfo[]) =>
     tf.getKernel(kernelName, 'cpu') ??
     tf.registerKernel({
       kernelName,
       backendName: 'cpu',
-      kernelFunc: ({ inputs, backend, attrs }) => kernelFunc(inputs, backend as CpuBackend, attrs as tf.NamedAttrMap),
+      kernelFunc: ({ inputs, backend, attrs }) => {
+        const cpu = backend as unknown as CpuBackend;
+        const info = (name: string) => inputs[name] as tf.TensorInfo;
+        return kernelFunc({
+          input: (name) => cpu.data.get(info(name).dataId).values as Float32Array,
+          shape: (name) => info(name).shape,
+          attr: (name) => (attrs as tf.NamedAttrMap)[name] as number,
+          output: (shape, values) => cpu.makeTensorInfo(shape, 'float32', values),
+        });
+      },
     });
-  register(FUSED_KERNELS.geluExact, (inputs, backend) => {
-    const x = inputs.x as tf.TensorInfo;
-    const { y, dydx } = referenceGeluExact(values(backend, x));
-    return [backend.makeTensorInfo(x.shape, 'float32', y), backend.makeTensorInfo(x.shape, 'float32', dydx)];
+  register(FUSED_KERNELS.geluExact, ({ input, shape, output }) => {
+    const { y, dydx } = referenceGeluExact(input('x'));
+    return [output(shape('x'), y), output(shape('x'), dydx)];
   });
-  register(FUSED_KERNELS.layerNorm, (inputs, backend, attrs) => {
-    const x = inputs.x as tf.TensorInfo;
-    const { y, mean, rstd } = referenceLayerNorm(
-      values(backend, x),
-      values(backend, inputs.gamma as tf.TensorInfo),
-      values(backend, inputs.beta as tf.TensorInfo),
-      attrs.epsilon as number,
-    );
-    const rows = [x.shape[0]!];
-    return [backend.makeTensorInfo(x.shape, 'float32', y), backend.makeTensorInfo(rows, 'float32', mean), backend.makeTensorInfo(rows, 'float32', rstd)];
+  register(FUSED_KERNELS.layerNorm, ({ input, shape, attr, output }) => {
+    const { y, mean, rstd } = referenceLayerNorm(input('x'), input('gamma'), input('beta'), attr('epsilon'));
+    const rows = [shape('x')[0]!];
+    return [output(shape('x'), y), output(rows, mean), output(rows, rstd)];
   });
-  register(FUSED_KERNELS.layerNormGrad, (inputs, backend) => {
-    const x = inputs.x as tf.TensorInfo;
-    const gamma = inputs.gamma as tf.TensorInfo;
-    const { dx, dgamma, dbeta } = referenceLayerNormGrad(
-      values(backend, inputs.dy as tf.TensorInfo),
-      values(backend, x),
-      values(backend, inputs.mean as tf.TensorInfo),
-      values(backend, inputs.rstd as tf.TensorInfo),
-      values(backend, gamma),
-    );
-    return [backend.makeTensorInfo(x.shape, 'float32', dx), backend.makeTensorInfo(gamma.shape, 'float32', dgamma), backend.makeTensorInfo(gamma.shape, 'float32', dbeta)];
+  register(FUSED_KERNELS.layerNormGrad, ({ input, shape, output }) => {
+    const { dx, dgamma, dbeta } = referenceLayerNormGrad(input('dy'), input('x'), input('mean'), input('rstd'), input('gamma'));
+    return [output(shape('x'), dx), output(shape('gamma'), dgamma), output(shape('gamma'), dbeta)];
   });
-  register(FUSED_KERNELS.dropout, (inputs, backend, attrs) => {
-    const x = inputs.x as tf.TensorInfo;
-    return backend.makeTensorInfo(x.shape, 'float32', referenceDropout(values(backend, x), attrs.rate as number, attrs.seed as number));
+  register(FUSED_KERNELS.dropout, ({ input, shape, attr, output }) => output(shape('x'), referenceDropout(input('x'), attr('rate'), attr('seed'))));
+  register(FUSED_KERNELS.batchNorm, ({ input, shape, attr, output }) => {
+    const { y, mean, variance } = referenceBatchNorm(input('x'), input('gamma'), input('beta'), attr('epsilon'));
+    return [output(shape('x'), y), output(shape('gamma'), mean), output(shape('gamma'), variance)];
   });
-  register(FUSED_KERNELS.batchNorm, (inputs, backend, attrs) => {
-    const x = inputs.x as tf.TensorInfo;
-    const gamma = inputs.gamma as tf.TensorInfo;
-    const { y, mean, variance } = referenceBatchNorm(values(backend, x), values(backend, gamma), values(backend, inputs.beta as tf.TensorInfo), attrs.epsilon as number);
-    return [backend.makeTensorInfo(x.shape, 'float32', y), backend.makeTensorInfo(gamma.shape, 'float32', mean), backend.makeTensorInfo(gamma.shape, 'float32', variance)];
+  register(FUSED_KERNELS.batchNormGrad, ({ input, shape, attr, output }) => {
+    const { dx, dgamma, dbeta } = referenceBatchNormGrad(input('dy'), input('x'), input('mean'), input('variance'), input('gamma'), attr('epsilon'));
+    return [output(shape('x'), dx), output(shape('gamma'), dgamma), output(shape('gamma'), dbeta)];
   });
-  register(FUSED_KERNELS.batchNormGrad, (inputs, backend, attrs) => {
-    const x = inputs.x as tf.TensorInfo;
-    const gamma = inputs.gamma as tf.TensorInfo;
-    const { dx, dgamma, dbeta } = referenceBatchNormGrad(
-      values(backend, inputs.dy as tf.TensorInfo),
-      values(backend, x),
-      values(backend, inputs.mean as tf.TensorInfo),
-      values(backend, inputs.variance as tf.TensorInfo),
-      values(backend, gamma),
-      attrs.epsilon as number,
-    );
-    return [backend.makeTensorInfo(x.shape, 'float32', dx), backend.makeTensorInfo(gamma.shape, 'float32', dgamma), backend.makeTensorInfo(gamma.shape, 'float32', dbeta)];
-  });
-  register(FUSED_KERNELS.biasAdd, (inputs, backend) => {
-    const x = inputs.x as tf.TensorInfo;
-    return backend.makeTensorInfo(x.shape, 'float32', referenceBiasAdd(values(backend, x), values(backend, inputs.bias as tf.TensorInfo)));
-  });
-  register(FUSED_KERNELS.biasAddGrad, (inputs, backend) => {
-    const dy = inputs.dy as tf.TensorInfo;
-    const columns = dy.shape[dy.shape.length - 1]!;
-    return backend.makeTensorInfo([columns], 'float32', referenceBiasAddGrad(values(backend, dy), columns));
+  register(FUSED_KERNELS.biasAdd, ({ input, shape, output }) => output(shape('x'), referenceBiasAdd(input('x'), input('bias'))));
+  register(FUSED_KERNELS.biasAddGrad, ({ input, shape, output }) => {
+    const columns = shape('dy').at(-1)!;
+    return output([columns], referenceBiasAddGrad(input('dy'), columns));
   });
 }
