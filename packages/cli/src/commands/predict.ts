@@ -55,12 +55,7 @@ export default defineCommand({
         predictions.push(...core.predictionsOf(predictor, images, batch, k));
         rows.push(batch);
       }
-      const probabilities = new Float32Array(predictions.length * predictor.numClasses);
-      let offset = 0;
-      for (const row of rows) {
-        probabilities.set(row, offset);
-        offset += row.length;
-      }
+      const probabilities = core.concatFloat32(rows);
       const labelled = predictions.filter((p) => p.label !== undefined);
       if (labelled.length > 0) {
         const correct = labelled.filter((p) => p.top.indices[0] === p.label).length;

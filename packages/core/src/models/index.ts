@@ -5,7 +5,7 @@ export type { ModelMetadata, ModelMetadataInit, ModelData, ModelWhich, RecordFor
 export { isDownloadedModel, modelCacheDir, resolveModel, runModelDir, RUN_MODEL_PATHS, type ResolvedModel, type ResolveModelOptions, type WhichModel } from './resolve.ts';
 export { Predictor, loadModelDir, softmaxRows, type TopK } from './predictor.ts';
 export { loadModelPlugins, modelPluginRefs, withRecordedPlugins } from './model-plugins.ts';
-export { expandInputs, readInputBatches, readInputs, readRecords, type ImageDecoder, type NamedImages, type ReadInputsOptions } from './inputs.ts';
+export { concatFloat32, expandInputs, readInputBatches, readInputs, readRecords, type ImageDecoder, type NamedImages, type ReadInputsOptions } from './inputs.ts';
 export { predictionsOf, formatPredictionTable, predictionsJson, predictionsCsv, npy, type Prediction } from './output.ts';
 export {
   evaluatePredictor,

@@ -110,13 +110,7 @@ export async function* readInputBatches(files: readonly string[], options: ReadI
   const recordSize = options.records.labelBytes + size;
   let batch: { parts: Float32Array[]; names: string[]; labels: (number | undefined)[] } = { parts: [], names: [], labels: [] };
   const take = (): NamedImages => {
-    const pixels = new Float32Array(batch.names.length * size);
-    let offset = 0;
-    for (const part of batch.parts) {
-      pixels.set(part, offset);
-      offset += part.length;
-    }
-    const images = { pixels, count: batch.names.length, shape: [height, width, channels], names: batch.names, labels: batch.labels };
+    const images = { pixels: concatFloat32(batch.parts), count: batch.names.length, shape: [height, width, channels], names: batch.names, labels: batch.labels };
     batch = { parts: [], names: [], labels: [] };
     return images;
   };
@@ -167,6 +161,17 @@ export async function* readInputBatches(files: readonly string[], options: ReadI
     if (batch.names.length >= options.batchSize) yield take();
   }
   if (batch.names.length > 0) yield take();
+}
+
+/** The arrays one after another in one array (a batch's pixels, a run of batches' probabilities). */
+export function concatFloat32(parts: readonly Float32Array[]): Float32Array {
+  const all = new Float32Array(parts.reduce((n, part) => n + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    all.set(part, offset);
+    offset += part.length;
+  }
+  return all;
 }
 
 /** Reads every file into one batch (readInputBatches without the bound on memory). */

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DynamicBatcher, QueueFullError } from './batcher.ts';
-import type { ImageDecoder } from './inputs.ts';
+import { concatFloat32, type ImageDecoder } from './inputs.ts';
 import type { Predictor } from './predictor.ts';
 
 /* ------------------------------------------------------------------------------------------ *
@@ -166,16 +166,13 @@ export async function startModelServer(options: ServeOptions): Promise<ModelServ
   const defaultTopK = options.topK ?? 5;
   const maxIncoming = options.maxIncoming ?? 32;
   const shape = predictor.rawShape;
-  const size = shape[0] * shape[1] * shape[2];
   /** /predict requests being read or decoded: the batcher waits for them only. */
   let incoming = 0;
   /** Set by close(): new requests get 503, and every answer closes its connection (no keep-alive to wait out). */
   let closing = false;
   const reply: typeof send = (res, status, body, headers = {}) => send(res, status, body, closing ? { ...headers, connection: 'close' } : headers);
   const batcher = new DynamicBatcher<Float32Array>({ maxBatch, maxWaitMs, maxQueue: options.maxQueue ?? 256, incoming: () => incoming }, async (images) => {
-    const pixels = new Float32Array(images.length * size);
-    images.forEach((image, i) => pixels.set(image, i * size));
-    const probabilities = await predictor.probabilities({ pixels, count: images.length, shape }, maxBatch);
+    const probabilities = await predictor.probabilities({ pixels: concatFloat32(images), count: images.length, shape }, maxBatch);
     const n = predictor.numClasses;
     return images.map((_, i) => probabilities.slice(i * n, (i + 1) * n));
   });

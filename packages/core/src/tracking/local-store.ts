@@ -106,9 +106,14 @@ export const SYSTEM_METRICS_FILE = 'system_metrics.jsonl';
 export const STEP_METRICS_FILE = 'step_metrics.jsonl';
 const SEPARATE_METRICS: Record<string, string> = { 'system/': SYSTEM_METRICS_FILE, 'step/': STEP_METRICS_FILE };
 
+/** The file of a system sample or a per-step metric (`system/...`, `step/...`); undefined for an epoch's metric. */
+function separateFileOf(key: string): string | undefined {
+  return Object.entries(SEPARATE_METRICS).find(([prefix]) => key.startsWith(prefix))?.[1];
+}
+
 /** A system sample's or a per-step metric (`system/...`, `step/...`): kept apart from the epochs' metrics. */
 export function isSampleMetric(key: string): boolean {
-  return Object.keys(SEPARATE_METRICS).some((prefix) => key.startsWith(prefix));
+  return separateFileOf(key) !== undefined;
 }
 
 /** Appends a JSON line and fsyncs it: a crash loses at most the line being written. */
@@ -315,7 +320,7 @@ export class LocalRunStore implements Tracker {
     const time = new Date(at ?? Date.now()).toISOString();
     const byFile = new Map<string, Record<string, number>>();
     for (const [key, value] of Object.entries(metrics)) {
-      const file = Object.entries(SEPARATE_METRICS).find(([prefix]) => key.startsWith(prefix))?.[1] ?? 'metrics.jsonl';
+      const file = separateFileOf(key) ?? 'metrics.jsonl';
       byFile.set(file, { ...byFile.get(file), [key]: value });
     }
     if (byFile.size === 0) byFile.set('metrics.jsonl', {});
